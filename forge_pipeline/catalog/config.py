@@ -1,0 +1,9 @@
+from pydantic import BaseModel, Field
+
+
+class CatalogSettings(BaseModel):
+    """Versioned dataset catalog."""
+
+    validation_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    split_salt: str = Field(default="forge", description="Changing it reshuffles which examples go to validation.")
+    min_validation_examples: int = Field(default=1, ge=0)

@@ -1,0 +1,174 @@
+"""The `forge` command. Heavy libraries are imported inside commands so `forge --help` starts fast.
+
+Each stage adds its own commands from `forge_pipeline/<stage>/commands.py` (a `register(app)` function),
+so this file stays a list of entry points, not a home for stage logic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Forge: fine-tune a local LLM on your own vault and conversations.", no_args_is_help=True)
+
+STAGES_WITH_COMMANDS = ("ingest", "prepare", "catalog", "curate", "train", "export", "serve")
+
+
+def _dagster_home(settings) -> Path:
+    """DAGSTER_HOME, defaulting to <data_root>/dagster_home with the repo's dagster.yaml copied in."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.root / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    repo_config = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    if not (home / "dagster.yaml").exists() and repo_config.exists():
+        (home / "dagster.yaml").write_text(repo_config.read_text())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@app.command()
+def demo(
+    data_root: Path = typer.Option(None, help="Where outputs go (default: settings' data_root)."),
+    select: str = typer.Option("*", help="Dagster asset selection, e.g. 'vault_notes+' or '*dataset_version'."),
+) -> None:
+    """Materialize the whole asset chain on the configured data (the sample data by default)."""
+    import dagster as dg
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from forge_pipeline.settings import load_settings
+
+    console = Console()
+    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    settings.paths.ensure()
+    home = _dagster_home(settings)
+
+    from forge_pipeline.definitions import build_definitions
+
+    definitions = build_definitions(str(settings.data_root))
+    job = definitions.resolve_implicit_global_asset_job_def()
+    selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
+    asset_graph = definitions.resolve_asset_graph()
+    selected = sorted(
+        key.to_user_string() for key in selection.resolve(asset_graph) if asset_graph.get(key).is_materializable
+    )
+    instance = dg.DagsterInstance.get()
+    console.print(f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}")
+
+    finished: dict[str, str] = {}
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                instance=instance, asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
+                raise_on_error=False,
+            )
+        except Exception as err:  # surfaced below, after the progress display closes
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("materializing", total=len(selected))
+        started = time.time()
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=1.0)
+            for record in instance.get_event_records(
+                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started),
+                limit=1000,
+            ):
+                key = record.asset_key.to_user_string()
+                if key in selected and key not in finished:
+                    finished[key] = "materialized"
+                    progress.console.print(f"  [green]✓[/green] {key}")
+            progress.update(task, completed=len(finished), description=f"materializing ({len(finished)} done)")
+
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    if not result.success:
+        failures = [event.step_key for event in result.all_events if event.is_step_failure]
+        console.print(f"[red]Run {result.run_id} failed at {failures}[/red]; see the Dagster UI (`dagster dev`).")
+        raise typer.Exit(1)
+    console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
+    _print_outputs(console, settings)
+
+
+def _print_outputs(console, settings) -> None:
+    paths = settings.paths
+    rows = [
+        ("tables (Parquet)", paths.tables),
+        ("quarantine (dropped records + reasons)", paths.quarantine),
+        ("dataset catalog", paths.catalog / "catalog.json"),
+        ("adapters", paths.adapters),
+        ("GGUF exports", paths.exports),
+        ("adapter manifest", paths.manifest),
+        ("MLflow store", settings.tracking_uri),
+    ]
+    for label, where in rows:
+        console.print(f"  {label:<42} {where}")
+
+
+@app.command()
+def status(data_root: Path = typer.Option(None)) -> None:
+    """Where things are and what is current: dataset versions, promoted model, quarantine counts."""
+    import json
+
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
+    from forge_pipeline.settings import load_settings
+
+    console = Console()
+    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    paths = settings.paths
+    console.print(f"data root: {paths.root}")
+    catalog_file = paths.catalog / "catalog.json"
+    if catalog_file.exists():
+        versions = json.loads(catalog_file.read_text()).get("versions", [])
+        table = Table("dataset version", "created", "train", "validation")
+        for version in versions[-10:]:
+            table.add_row(version["version_id"], str(version.get("created_at")),
+                          str(version.get("counts", {}).get("train")), str(version.get("counts", {}).get("validation")))
+        console.print(table)
+    else:
+        console.print("no dataset versions yet (run `forge demo`)")
+    if paths.manifest.exists():
+        manifest = json.loads(paths.manifest.read_text())
+        console.print(f"promoted model version: {manifest.get('current')} (of {len(manifest.get('versions', {}))})")
+    dropped = sorted(paths.quarantine.glob("*.parquet")) if paths.quarantine.exists() else []
+    for file in dropped:
+        console.print(f"quarantine {file.stem}: {pl.read_parquet(file).height} records")
+
+
+def _register_stage_commands() -> None:
+    for stage in STAGES_WITH_COMMANDS:
+        module_name = f"forge_pipeline.{stage}.commands"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(app)
+
+
+_register_stage_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as err:  # a clear one-line error for people; tracebacks with FORGE_DEBUG=1
+        if os.environ.get("FORGE_DEBUG"):
+            raise
+        print(f"forge: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

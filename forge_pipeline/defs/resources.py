@@ -1,0 +1,69 @@
+"""Resources shared by every stage: the settings and the table IO manager."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from forge_pipeline.settings import ForgeSettings, load_settings
+
+
+class ForgeSettingsResource(dg.ConfigurableResource):
+    """Forge's typed settings, loaded once per run (env vars and FORGE_CONFIG apply; fields here win)."""
+
+    data_root: str | None = None
+    config_file: str | None = None
+
+    def get(self) -> ForgeSettings:
+        if self.config_file:
+            import os
+
+            os.environ["FORGE_CONFIG"] = self.config_file
+        overrides = {"data_root": Path(self.data_root)} if self.data_root else {}
+        settings = load_settings(**overrides)
+        settings.paths.ensure()
+        return settings
+
+
+class ForgeTablesIOManager(dg.ConfigurableIOManager):
+    """Stores asset outputs under <data_root>/tables: Polars frames as Parquet, dicts as JSON.
+
+    Parquet keeps tables readable by any tool (polars, duckdb, pandas) outside Dagster.
+    """
+
+    forge: dg.ResourceDependency[ForgeSettingsResource]
+
+    def _base(self, context) -> Path:
+        key = "__".join(context.asset_key.path)
+        return self.forge.get().paths.tables / key
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        from forge_pipeline.atomic import atomic_path, write_json_atomic
+
+        base = self._base(context)
+        if obj is None:
+            return
+        if isinstance(obj, pl.DataFrame):
+            with atomic_path(base.with_suffix(".parquet")) as tmp:
+                obj.write_parquet(tmp)
+            context.add_output_metadata({"table_path": dg.MetadataValue.path(str(base.with_suffix(".parquet")))})
+        else:
+            write_json_atomic(base.with_suffix(".json"), obj)
+
+    def load_input(self, context: dg.InputContext):
+        base = self._base(context.upstream_output)
+        if base.with_suffix(".parquet").exists():
+            return pl.read_parquet(base.with_suffix(".parquet"))
+        if base.with_suffix(".json").exists():
+            return json.loads(base.with_suffix(".json").read_text())
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()} has no stored output under {base.parent}; materialize it first"
+        )
+
+
+def shared_resources(data_root: str | None = None) -> dict:
+    forge = ForgeSettingsResource(data_root=data_root or dg.EnvVar("FORGE_DATA_ROOT").get_value() or None)
+    return {"forge": forge, "io_manager": ForgeTablesIOManager(forge=forge)}

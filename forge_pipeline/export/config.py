@@ -1,0 +1,17 @@
+from pydantic import BaseModel, Field
+
+
+class EvalSettings(BaseModel):
+    """Base vs tuned evaluation and the promotion gate."""
+
+    max_new_tokens: int = Field(default=48, gt=0)
+    min_relative_improvement: float = Field(
+        default=0.0, description="Tuned validation loss must be below base * (1 - this) to be promoted."
+    )
+    max_eval_examples: int = Field(default=200, gt=0)
+
+
+class ExportSettings(BaseModel):
+    quant_type: str = Field(default="Q4_K_M", description="llama.cpp quantization type, e.g. Q4_K_M, Q8_0, Q5_K_M.")
+    keep_f16: bool = Field(default=False, description="Keep the unquantized f16 GGUF beside the quantized one.")
+    max_logit_gap: float = Field(default=1.0, gt=0.0, description="Asset-check bound on quantized vs f16 logits.")

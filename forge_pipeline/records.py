@@ -1,0 +1,101 @@
+"""The record formats that flow between stages (see DESIGN.md, "Records that flow").
+
+An example is a chat in the OpenAI/HF `messages` form plus provenance columns. Every record a step drops
+goes to a quarantine table with the file, line and reason, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+ROLES = ("system", "user", "assistant")
+
+MESSAGE_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+
+EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
+    "example_id": pl.String,
+    "messages": MESSAGE_DTYPE,
+    "source": pl.String,  # "vault" | "conversation" | "interaction" | "import"
+    "source_path": pl.String,
+    "conversation_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "tags": pl.List(pl.String),
+}
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "stage": pl.String,  # the asset that dropped it
+    "file": pl.String,
+    "line": pl.Int64,  # 1-based line in the file, null when not line-oriented
+    "record_id": pl.String,  # example_id / conversation_id when known
+    "reason": pl.String,  # short machine-friendly reason, e.g. "invalid_json"
+    "detail": pl.String,  # what exactly was wrong, for a person
+    "payload": pl.String,  # the dropped record (JSON) or a prefix of the raw text
+}
+
+
+def example_id_for(messages: Iterable[Mapping[str, str]]) -> str:
+    """A stable content hash of the conversation: same messages, same id, on every machine."""
+    canonical = json.dumps([{"role": m["role"], "content": m["content"]} for m in messages],
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def empty_examples() -> pl.DataFrame:
+    return pl.DataFrame(schema=EXAMPLE_SCHEMA)
+
+
+def examples_frame(rows: list[dict]) -> pl.DataFrame:
+    """Rows (dicts with EXAMPLE_SCHEMA keys) to a frame with exactly that schema and column order."""
+    if not rows:
+        return empty_examples()
+    return pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
+
+
+@dataclass
+class Quarantine:
+    """Collects dropped records for one stage."""
+
+    stage: str
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, *, reason: str, detail: str, file: str | None = None, line: int | None = None,
+            record_id: str | None = None, payload: object = None) -> None:
+        if payload is not None and not isinstance(payload, str):
+            payload = json.dumps(payload, ensure_ascii=False, default=str)
+        if isinstance(payload, str) and len(payload) > 4000:
+            payload = payload[:4000] + "…"
+        self.rows.append({"stage": self.stage, "file": file, "line": line, "record_id": record_id,
+                          "reason": reason, "detail": detail, "payload": payload})
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=QUARANTINE_SCHEMA) if self.rows else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+    def reason_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+        return counts
+
+
+def check_schema(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> list[str]:
+    """Differences between a frame's schema and the expected one (empty list when it matches)."""
+    problems = []
+    for name, dtype in schema.items():
+        if name not in frame.columns:
+            problems.append(f"missing column {name}")
+        elif frame.schema[name] != dtype:
+            problems.append(f"column {name} is {frame.schema[name]}, expected {dtype}")
+    extra = [c for c in frame.columns if c not in schema]
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    return problems
+
+
+def example_text(messages: Iterable[Mapping[str, str]]) -> str:
+    """All message contents joined; what dedup and filters look at."""
+    return "\n".join(m["content"] for m in messages)

@@ -1,0 +1,143 @@
+"""One typed settings object for every path and hyperparameter.
+
+Precedence (highest first): keyword arguments, environment variables (`FORGE_` prefix, `__` between
+nested fields, e.g. `FORGE_TRAIN__LEARNING_RATE=1e-4`), the YAML or TOML file named by `FORGE_CONFIG`
+(or `forge.yaml` / `forge.toml` in the working directory), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from forge_pipeline.catalog.config import CatalogSettings
+from forge_pipeline.curate.config import CurateSettings
+from forge_pipeline.export.config import EvalSettings, ExportSettings
+from forge_pipeline.ingest.config import IngestSettings
+from forge_pipeline.prepare.config import PrepareSettings
+from forge_pipeline.serve.config import ServeSettings
+from forge_pipeline.train.config import TrainSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "data"
+
+
+class SettingsError(ValueError):
+    """A settings value is wrong; the message names the field and the source file."""
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("FORGE_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(f"FORGE_CONFIG={named}: no such file")
+        return path
+    for candidate in (Path("forge.yaml"), Path("forge.yml"), Path("forge.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class ForgeSettings(BaseSettings):
+    """Everything Forge needs to know: where data lives and how each stage behaves."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FORGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_root: Path = Field(default=REPO_ROOT / ".forge_data", description="All outputs go under here.")
+    vault_dir: Path = SAMPLE_DATA / "sample_vault"
+    conversations_dir: Path = SAMPLE_DATA / "sample_conversations"
+    interactions_dir: Path | None = Field(
+        default=None, description="Where the server writes interactions; None means <data_root>/interactions."
+    )
+    eval_prompts: Path = SAMPLE_DATA / "eval_prompts.jsonl"
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="None: SQLite at <data_root>/mlflow/mlflow.db with local artifacts."
+    )
+    mlflow_experiment: str = "forge"
+
+    ingest: IngestSettings = IngestSettings()
+    prepare: PrepareSettings = PrepareSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    curate: CurateSettings = CurateSettings()
+    train: TrainSettings = TrainSettings()
+    eval: EvalSettings = EvalSettings()
+    export: ExportSettings = ExportSettings()
+    serve: ServeSettings = ServeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            if path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    # Derived locations: one place decides the layout under data_root.
+    @cached_property
+    def paths(self) -> "DataPaths":
+        return DataPaths(self.data_root.resolve(), self.interactions_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.paths.mlflow / 'mlflow.db'}"
+
+
+class DataPaths:
+    """The layout of the data root. Nothing writes outside it (and never into the shipped `data/`)."""
+
+    def __init__(self, root: Path, interactions_dir: Path | None = None):
+        self.root = root
+        self.tables = root / "tables"  # Parquet tables between assets
+        self.quarantine = root / "quarantine"  # dropped records with reasons, one Parquet per step
+        self.cache = root / "cache"  # parse caches, embedding caches
+        self.catalog = root / "catalog"  # versioned datasets + catalog.json
+        self.models = root / "models"  # base models (the tiny demo model is built here)
+        self.adapters = root / "adapters"  # trained LoRA adapters, one folder per run
+        self.exports = root / "exports"  # GGUF files, Modelfiles
+        self.manifest = root / "serve" / "adapter_manifest.json"
+        self.curation_db = root / "curation.sqlite"
+        self.mlflow = root / "mlflow"
+        self.interactions = interactions_dir.resolve() if interactions_dir else root / "interactions"
+
+    def ensure(self) -> "DataPaths":
+        for path in (self.tables, self.quarantine, self.cache, self.catalog, self.models, self.adapters,
+                     self.exports, self.manifest.parent, self.mlflow, self.interactions):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def load_settings(**overrides) -> ForgeSettings:
+    """Build settings, turning pydantic's error into one that names each wrong field and where it came from."""
+    try:
+        return ForgeSettings(**overrides)
+    except ValidationError as err:
+        source = os.environ.get("FORGE_CONFIG") or "environment/arguments"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
+        )
+        raise SettingsError(f"invalid Forge settings from {source}: {problems}") from None

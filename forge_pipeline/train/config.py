@@ -1,0 +1,43 @@
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class TinyModelSettings(BaseModel):
+    """The demo/test base model: a tiny random-init Llama with a tokenizer trained on the corpus."""
+
+    vocab_size: int = Field(default=2048, ge=300)
+    hidden_size: int = Field(default=256, ge=64)
+    intermediate_size: int = Field(default=512, ge=64)
+    num_hidden_layers: int = Field(default=2, ge=1)
+    num_attention_heads: int = Field(default=4, ge=1)
+    num_key_value_heads: int = Field(default=2, ge=1)
+    max_position_embeddings: int = Field(default=2048, ge=128)
+    seed: int = 0
+
+
+class TrainSettings(BaseModel):
+    """LoRA/QLoRA supervised fine-tuning hyperparameters (defaults from the project plan)."""
+
+    base_model: str | None = Field(
+        default=None, description="Local HF model directory or cached hub id; None builds the tiny demo Llama."
+    )
+    lora_r: int = Field(default=16, gt=0)
+    lora_alpha: int = Field(default=32, gt=0)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
+    learning_rate: float = Field(default=2e-4, gt=0.0)
+    num_train_epochs: float = Field(default=3.0, gt=0.0)
+    per_device_train_batch_size: int = Field(default=4, gt=0)
+    gradient_accumulation_steps: int = Field(default=4, gt=0)
+    save_steps: int = Field(default=500, gt=0)
+    eval_steps: int | None = Field(default=None, description="None evaluates once per epoch.")
+    logging_steps: int = Field(default=1, gt=0)
+    max_length: int = Field(default=1024, gt=16)
+    quantization: Literal["auto", "nf4", "none"] = Field(
+        default="auto", description="auto: NF4 on CUDA, plain LoRA on CPU (faster there)."
+    )
+    packing: bool = Field(default=False, description="Padding-free packing (only with flash-attention kernels).")
+    gradient_checkpointing: bool | None = Field(default=None, description="None: on for CUDA, off on CPU.")
+    seed: int = 42
+    tiny_model: TinyModelSettings = TinyModelSettings()
