@@ -121,6 +121,7 @@ class DataPaths:
         self.exports = root / "exports"  # GGUF files, Modelfiles
         self.manifest = root / "serve" / "adapter_manifest.json"
         self.curation_db = root / "curation.sqlite"
+        self.imports = root / "imports"  # JSONL files `forge curate validate --add` accepted; ingest reads them
         self.mlflow = root / "mlflow"
         self.interactions = interactions_dir.resolve() if interactions_dir else root / "interactions"
 

@@ -34,7 +34,7 @@ class ForgeTablesIOManager(dg.ConfigurableIOManager):
     Parquet keeps tables readable by any tool (polars, duckdb, pandas) outside Dagster.
     """
 
-    forge: dg.ResourceDependency[ForgeSettingsResource]
+    forge: ForgeSettingsResource  # a plain nested resource: ResourceDependency[...] fails validation under `from __future__ import annotations`
 
     def _base(self, context) -> Path:
         key = "__".join(context.asset_key.path)

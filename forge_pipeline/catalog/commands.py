@@ -1,0 +1,33 @@
+"""`forge datasets`: list the dataset catalog's versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def datasets(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+        """List dataset versions (oldest first): id, parent, train/validation counts, path."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from forge_pipeline.catalog.versions import CatalogError, catalog_file, list_versions
+        from forge_pipeline.settings import load_settings
+
+        settings = load_settings(**({"data_root": data_root} if data_root else {}))
+        try:
+            versions = list_versions(settings)
+        except CatalogError as err:
+            typer.echo(str(err), err=True)
+            raise typer.Exit(1) from None
+        if not versions:
+            typer.echo(f"no dataset versions in {catalog_file(settings)}; materialize dataset_version first")
+            return
+        table = Table("version", "created", "parent", "train", "validation", "path")
+        for v in versions:
+            table.add_row(v["version_id"], v["created_at"][:19], str(v["parent"]), str(v["counts"]["train"]),
+                          str(v["counts"]["validation"]), v["path"])
+        Console().print(table)

@@ -1,0 +1,234 @@
+"""The versioned dataset catalog: immutable train/validation snapshots of the curated examples.
+
+Split rule (deterministic, no randomness): an example goes to validation iff
+`int(sha256(salt + example_id), 16) % 10_000 < validation_ratio * 10_000`. When that puts fewer than
+`min_validation_examples` there (small datasets), the train examples with the smallest hash buckets move
+to validation until the minimum is met, as long as train keeps at least one example (train is never
+left empty: if every id hashes into validation, the one with the largest bucket goes to train). Same ids and same
+settings always give the same split; an example never changes split when others are added (unless the
+minimum kicks in).
+
+Version id: the first 12 hex digits of sha256 over the sorted example ids, the content hash of the
+examples (messages and provenance) and the split settings. Creating a version that exists returns the
+stored one unchanged, so re-materializing on the same input is a no-op.
+
+Layout under `<catalog>/`:
+- `<version_id>/dataset/`: HF `datasets.DatasetDict({"train", "validation"})` (save_to_disk);
+  `train.jsonl`, `validation.jsonl`: one example per line; `version.json`: this version's entry.
+  The folder is written atomically.
+- `catalog.json`: `{"versions": [entry, ...], "latest": version_id}`, rewritten atomically under a lock.
+
+Token statistics use an approximate token count: the number of words and punctuation marks
+(regex `\\w+|[^\\w\\s]`) over all message contents. It needs no tokenizer (the base model may not exist
+yet) and tracks BPE token counts within a small factor, which is what the statistics are for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
+from forge_pipeline.records import EXAMPLE_SCHEMA, check_schema
+from forge_pipeline.settings import ForgeSettings
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+SPLITS = ("train", "validation")
+
+
+class CatalogError(ValueError):
+    """The catalog or its input is not usable; the message says which file or field."""
+
+
+def approx_tokens(messages) -> int:
+    return sum(len(_TOKEN.findall(m["content"] or "")) for m in messages)
+
+
+def _bucket(salt: str, example_id: str) -> int:
+    return int(hashlib.sha256((salt + example_id).encode("utf-8")).hexdigest(), 16) % 10_000
+
+
+def assign_splits(example_ids: list[str], ratio: float, salt: str, min_validation: int) -> dict[str, str]:
+    """example_id → "train" | "validation" by the module's split rule."""
+    buckets = {eid: _bucket(salt, eid) for eid in example_ids}
+    threshold = ratio * 10_000
+    split = {eid: "validation" if b < threshold else "train" for eid, b in buckets.items()}
+    missing = min_validation - sum(1 for s in split.values() if s == "validation")
+    train_ids = sorted((b, eid) for eid, b in buckets.items() if split[eid] == "train")
+    while missing > 0 and len(train_ids) > 1:
+        _, eid = train_ids.pop(0)
+        split[eid] = "validation"
+        missing -= 1
+    if split and not train_ids:
+        # A tiny dataset whose ids all hash into validation would leave nothing to train on.
+        split[max((b, eid) for eid, b in buckets.items())[1]] = "train"
+    return split
+
+
+def _content_hash(examples: pl.DataFrame) -> str:
+    digest = hashlib.sha256()
+    for row in examples.sort("example_id").iter_rows(named=True):
+        digest.update(json.dumps(_jsonable(row), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _jsonable(row: dict) -> dict:
+    out = dict(row)
+    created = out.get("created_at")
+    out["created_at"] = created.isoformat() if isinstance(created, datetime) else created
+    out["messages"] = [{"role": m["role"], "content": m["content"]} for m in out["messages"]]
+    out["tags"] = list(out.get("tags") or [])
+    return out
+
+
+def token_stats(lengths: list[int]) -> dict:
+    if not lengths:
+        return {"count": 0, "min": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0}
+    ordered = sorted(lengths)
+
+    def pct(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    return {"count": len(ordered), "min": ordered[0], "mean": round(sum(ordered) / len(ordered), 1),
+            "p50": pct(0.5), "p95": pct(0.95), "max": ordered[-1]}
+
+
+def catalog_file(settings: ForgeSettings) -> Path:
+    return settings.paths.catalog / "catalog.json"
+
+
+def _read_catalog(settings: ForgeSettings) -> dict:
+    path = catalog_file(settings)
+    if not path.exists():
+        return {"versions": [], "latest": None}
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as err:
+        raise CatalogError(f"{path} line {err.lineno}: not valid JSON ({err.msg}); restore it from the "
+                           f"version folders' version.json files") from None
+
+
+def list_versions(settings: ForgeSettings) -> list[dict]:
+    """Every catalog entry, oldest first."""
+    return _read_catalog(settings)["versions"]
+
+
+def load_version(settings: ForgeSettings, version_id: str | None = None):
+    """The HF DatasetDict of a version (the latest when `version_id` is None)."""
+    import datasets
+
+    catalog = _read_catalog(settings)
+    version_id = version_id or catalog["latest"]
+    if version_id is None:
+        raise CatalogError(f"{catalog_file(settings)}: the catalog has no versions yet; materialize dataset_version")
+    entry = next((v for v in catalog["versions"] if v["version_id"] == version_id), None)
+    if entry is None:
+        raise CatalogError(f"{catalog_file(settings)}: no version {version_id!r}; known: "
+                           f"{[v['version_id'] for v in catalog['versions']]}")
+    return datasets.load_from_disk(str(Path(entry["path"]) / "dataset"))
+
+
+def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sources: dict | None = None) -> dict:
+    """Snapshot `examples` (EXAMPLE_SCHEMA) as a catalog version and return its entry (see module docstring).
+
+    Rows repeating an example_id are kept once (the first in example_id order): one id must map to one split.
+    Columns beyond EXAMPLE_SCHEMA (curation and scrubbing provenance) stay in the prepare/curate tables; a
+    version holds only the training record, so its content hash does not change with bookkeeping columns.
+    """
+    examples = examples.select([c for c in examples.columns if c in EXAMPLE_SCHEMA])
+    problems = check_schema(examples, EXAMPLE_SCHEMA)
+    if problems:
+        raise CatalogError(f"curated examples do not match EXAMPLE_SCHEMA: {'; '.join(problems)}")
+    if examples.is_empty():
+        raise CatalogError("no examples to version: the curated examples table is empty")
+    examples = examples.sort(["example_id", "source", "source_path"], nulls_last=True).unique(
+        "example_id", keep="first", maintain_order=True)
+    cat = settings.catalog
+    ids = examples["example_id"].to_list()
+    content_hash = _content_hash(examples)
+    split_settings = {"validation_ratio": cat.validation_ratio, "split_salt": cat.split_salt,
+                      "min_validation_examples": cat.min_validation_examples}
+    version_id = hashlib.sha256(json.dumps({"ids": ids, "content": content_hash, "split": split_settings},
+                                           sort_keys=True).encode()).hexdigest()[:12]
+    root = settings.paths.catalog
+    with locked(catalog_file(settings)):
+        catalog = _read_catalog(settings)
+        existing = next((v for v in catalog["versions"] if v["version_id"] == version_id), None)
+        if existing is not None and (Path(existing["path"]) / "version.json").exists():
+            return existing
+        split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples)
+        examples = examples.with_columns(pl.col("example_id").replace_strict(split).alias("split"))
+        parts = {name: examples.filter(pl.col("split") == name).drop("split") for name in SPLITS}
+        by_source = {name: _source_counts(parts[name]["source"]) for name in SPLITS}
+        entry = {
+            "version_id": version_id,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "content_hash": content_hash,
+            "counts": {"train": parts["train"].height, "validation": parts["validation"].height,
+                       "by_source": by_source},
+            "split": split_settings,
+            "token_stats": {name: token_stats([approx_tokens(m) for m in parts[name]["messages"].to_list()])
+                            for name in SPLITS},
+            "parent": catalog.get("latest"),
+            "sources": sources or {},
+            "path": str(root / version_id),
+        }
+        with atomic_directory(root / version_id) as staging:
+            _write_version(staging, parts, entry)
+        catalog["versions"] = [v for v in catalog["versions"] if v["version_id"] != version_id] + [entry]
+        catalog["latest"] = version_id
+        write_json_atomic(catalog_file(settings), catalog)
+        return entry
+
+
+def _source_counts(column: pl.Series) -> dict[str, int]:
+    return dict(sorted((str(k), int(v)) for k, v in column.value_counts().iter_rows()))
+
+
+def _write_version(folder: Path, parts: dict[str, pl.DataFrame], entry: dict) -> None:
+    import datasets
+
+    records = {name: [_jsonable(row) for row in frame.iter_rows(named=True)] for name, frame in parts.items()}
+    features = datasets.Features({
+        "example_id": datasets.Value("string"),
+        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
+        "source": datasets.Value("string"),
+        "source_path": datasets.Value("string"),
+        "conversation_id": datasets.Value("string"),
+        "created_at": datasets.Value("string"),
+        "tags": [datasets.Value("string")],
+    })
+    dataset = datasets.DatasetDict({
+        name: datasets.Dataset.from_list(rows, features=features) if rows else
+        datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+        for name, rows in records.items()
+    })
+    # The per-split progress bars only clutter Dagster's logs for a save that takes milliseconds.
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        dataset.save_to_disk(str(folder / "dataset"))
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+    for name, rows in records.items():
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_json_atomic(folder / "version.json", entry)
+
+
+def read_split_ids(version_path: Path) -> dict[str, list[str]]:
+    """example_ids of each split as written on disk (the JSONL exports), for leakage checks."""
+    out = {}
+    for name in SPLITS:
+        path = Path(version_path) / f"{name}.jsonl"
+        with open(path, encoding="utf-8") as handle:
+            out[name] = [json.loads(line)["example_id"] for line in handle if line.strip()]
+    return out

@@ -1,0 +1,50 @@
+"""Catalog: the curated examples frozen as an immutable, versioned train/validation dataset."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from forge_pipeline.catalog.versions import create_dataset_version
+from forge_pipeline.defs.common import markdown_preview
+from forge_pipeline.defs.curate.metadata import dataset_version_metadata
+from forge_pipeline.defs.resources import ForgeSettingsResource
+
+
+def _upstream_source(context: dg.AssetExecutionContext, key: str, rows: int) -> dict:
+    """What this version was built from: the upstream's Dagster data version and run (when Dagster has a
+    materialization or observation of it) and its row count."""
+    record = context.instance.get_latest_data_version_record(dg.AssetKey(key))
+    event = (record.asset_materialization or record.asset_observation) if record else None
+    tags = (event.tags or {}) if event else {}
+    return {"rows": rows, "data_version": tags.get("dagster/data_version"),
+            "run_id": record.run_id if record else None, "storage_id": record.storage_id if record else None}
+
+
+def _token_stats_md(stats: dict) -> str:
+    lines = ["| split | count | min | mean | p50 | p95 | max |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {s['count']} | {s['min']} | {s['mean']} | {s['p50']} | {s['p95']} | {s['max']} |"
+              for name, s in stats.items()]
+    return "\n".join(lines)
+
+
+@dg.asset(group_name="catalog", kinds={"huggingface", "json"})
+def dataset_version(context: dg.AssetExecutionContext, forge: ForgeSettingsResource,
+                    curated_examples: pl.DataFrame) -> dg.MaterializeResult:
+    """A catalog version of the curated examples: a deterministic, disjoint train/validation split saved as
+    an HF DatasetDict plus JSONL, listed in catalog.json with its parent version. Same input, same version."""
+    settings = forge.get()
+    sources = {"curated_examples": _upstream_source(context, "curated_examples", curated_examples.height)}
+    entry = create_dataset_version(curated_examples, settings, sources)
+    preview = curated_examples.select("example_id", "source", "source_path").sort("example_id")
+    return dg.MaterializeResult(value={**entry, "version": entry["version_id"]}, metadata={
+        "version_id": entry["version_id"], "parent": str(entry["parent"]),
+        "train": entry["counts"]["train"], "validation": entry["counts"]["validation"],
+        "by_source": dg.MetadataValue.json(entry["counts"]["by_source"]),
+        "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
+        "path": dg.MetadataValue.path(entry["path"]),
+        "preview": dg.MetadataValue.md(markdown_preview(preview)),
+        # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the
+        # version in the UI before spending GPU time on it.
+        **dataset_version_metadata(Path(entry["path"]), settings),
+    })

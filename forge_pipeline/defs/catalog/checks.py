@@ -1,0 +1,35 @@
+"""Contracts of a dataset version, verified on the files written to disk (what training will read)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from forge_pipeline.catalog.versions import SPLITS, read_split_ids
+from forge_pipeline.defs.catalog.assets import dataset_version
+
+
+@dg.asset_check(asset=dataset_version, blocking=True)
+def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResult:
+    """No example_id appears in both train and validation."""
+    ids = read_split_ids(Path(dataset_version["path"]))
+    leaked = sorted(set(ids["train"]) & set(ids["validation"]))
+    return dg.AssetCheckResult(passed=not leaked, metadata={
+        "train": len(ids["train"]), "validation": len(ids["validation"]),
+        "leaked": len(leaked), "leaked_ids": dg.MetadataValue.json(leaked[:20])})
+
+
+@dg.asset_check(asset=dataset_version, blocking=True)
+def dataset_version_has_user_and_assistant_turns(dataset_version: dict) -> dg.AssetCheckResult:
+    """Every example in every split has at least one user and one assistant message."""
+    bad: list[str] = []
+    for name in SPLITS:
+        with open(Path(dataset_version["path"]) / f"{name}.jsonl", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                roles = {m["role"] for m in json.loads(line)["messages"]}
+                if not {"user", "assistant"} <= roles:
+                    bad.append(f"{name}.jsonl:{number}")
+    return dg.AssetCheckResult(passed=not bad, metadata={"examples_missing_a_turn": dg.MetadataValue.json(bad[:20]),
+                                                         "count": len(bad)})

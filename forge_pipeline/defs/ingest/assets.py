@@ -1,0 +1,73 @@
+"""Ingest: notes and conversations read from disk, then turned into chat training examples."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+
+from forge_pipeline.defs.common import keep_quarantine, markdown_preview
+from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.ingest.conversations import read_conversations
+from forge_pipeline.ingest.examples import build_training_examples
+from forge_pipeline.ingest.vault import VaultReadStats, read_vault
+
+
+def _counts_md(counts: dict, label: str) -> str:
+    rows = [f"| {k} | {v} |" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return "\n".join([f"| {label} | count |", "| --- | --- |", *rows]) if rows else "_(none)_"
+
+
+@dg.asset(group_name="ingest", kinds={"obsidian", "polars"})
+def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
+    """One row per readable note of the Obsidian vault: clean text, tags, links, headings, dates.
+    Unreadable notes (broken frontmatter, not UTF-8, empty, too large) are kept in quarantine/vault_notes."""
+    settings = forge.get()
+    stats = VaultReadStats()
+    notes, quarantine = read_vault(settings.vault_dir, settings.ingest, settings.paths.cache, stats)
+    tag_counts = Counter(tag for tags in notes["tags"].to_list() for tag in tags)
+    return dg.MaterializeResult(value=notes, metadata={
+        "notes": notes.height, "files_seen": stats.files_seen, "parsed": stats.parsed, "from_cache": stats.cached,
+        "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
+        "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "tag")),
+        # Before scrubbing, previews show structure only: note text may hold PII, and Dagster's event log
+        # keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
+        "preview": dg.MetadataValue.md(markdown_preview(notes, ["path", "tags", "created"])),
+        **keep_quarantine(settings, quarantine),
+    })
+
+
+@dg.asset(group_name="ingest", kinds={"polars"})
+def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
+    """One row per conversation from messages JSONL, ChatGPT exports and the server's interaction logs,
+    roles normalized; bad lines and broken conversation trees are kept in quarantine/conversations."""
+    settings = forge.get()
+    frame, quarantine = read_conversations(settings.conversations_dir, settings.paths.interactions,
+                                           settings.ingest.max_jsonl_line_bytes, settings.paths.imports)
+    by_format = dict(frame["source_format"].value_counts().iter_rows()) if frame.height else {}
+    return dg.MaterializeResult(value=frame, metadata={
+        "conversations": frame.height, "by_format": dg.MetadataValue.json(by_format),
+        "messages": int(frame["messages"].list.len().sum() or 0),
+        "preview": dg.MetadataValue.md(markdown_preview(
+            frame.with_columns(pl.col("messages").list.len().alias("turns")),
+            ["conversation_id", "source_format", "line", "turns", "rating"])),
+        **keep_quarantine(settings, quarantine),
+    })
+
+
+@dg.asset(group_name="prepare", kinds={"polars"})
+def training_examples(forge: ForgeSettingsResource, vault_notes: pl.DataFrame,
+                      conversations: pl.DataFrame) -> dg.MaterializeResult:
+    """Chat examples (EXAMPLE_SCHEMA): reflection notes as prompt/reply pairs in the person's own voice,
+    and conversations as multi-turn chats; conversations without a user or assistant turn are quarantined."""
+    settings = forge.get()
+    examples, quarantine = build_training_examples(vault_notes, conversations, settings)
+    by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
+    return dg.MaterializeResult(value=examples, metadata={
+        "examples": examples.height, "by_source": dg.MetadataValue.json(by_source),
+        "preview": dg.MetadataValue.md(markdown_preview(
+            examples.with_columns(pl.col("messages").list.len().alias("turns")),
+            ["example_id", "source", "source_path", "turns"], width=120)),
+        **keep_quarantine(settings, quarantine),
+    })

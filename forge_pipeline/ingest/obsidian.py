@@ -1,0 +1,202 @@
+"""Pure text functions for Obsidian Markdown: frontmatter, tags, links, headings and clean body text.
+
+Nothing here touches the file system, so every rule is testable on a string.
+
+Cleaning rules (what the model should read, not Obsidian's markup):
+- `[[Note]]` → `Note`, `[[Note|alias]]` → `alias`, `[[Note#Heading]]` → `Note` (the reader sees the name).
+- Embeds `![[...]]` are removed: they pull in an image or another note's section that is not this note's text.
+- `%% comments %%` are removed (private scratch text, possibly multi-line).
+- `==highlight==` → `highlight`.
+- Callout markers `> [!note] Title` become the plain line `Title`; the `> ` quote prefix of the callout
+  body is dropped so it reads as ordinary text.
+- Task lines `- [ ] x` / `- [x] x` stay readable as `- TODO: x` / `- DONE: x`.
+- Fenced code blocks are kept verbatim (the filter stage decides whether code is training text), and no
+  rule above is applied inside them.
+- Inline `#tags` inside a sentence are left as written; a line that holds nothing but tags is dropped
+  (it is metadata, already captured in `tags`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+
+class FrontmatterError(ValueError):
+    """The note's YAML frontmatter cannot be read; the message says what is wrong."""
+
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_WIKILINK = re.compile(r"(!?)\[\[([^\]\n]+?)\]\]")
+_INLINE_TAG = re.compile(r"(?<![\w/#&])#([A-Za-z0-9_][\w\-/]*)")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_COMMENT = re.compile(r"%%.*?%%", re.DOTALL)
+_HIGHLIGHT = re.compile(r"==([^=\n]+)==")
+_CALLOUT = re.compile(r"^>\s*\[!(\w+)\][+-]?\s*(.*)$")
+_TASK = re.compile(r"^(\s*)[-*+]\s+\[([ xX])\]\s+(.*)$")
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def split_frontmatter(text: str) -> tuple[dict, str]:
+    """Return (frontmatter dict, body). A note without frontmatter gives ({}, text).
+
+    Raises FrontmatterError for an unclosed block, invalid YAML, or YAML that is not a mapping.
+    """
+    text = text.lstrip("\ufeff")
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return {}, text
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            raw = "\n".join(lines[1:index])
+            body = "\n".join(lines[index + 1:])
+            break
+    else:
+        raise FrontmatterError("frontmatter starts with '---' on line 1 but is never closed by a '---' line")
+    try:
+        data = yaml.safe_load(raw) if raw.strip() else {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at frontmatter line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise FrontmatterError(f"invalid YAML in frontmatter{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FrontmatterError(f"frontmatter is a {type(data).__name__}, expected a mapping of fields")
+    return data, body
+
+
+def _prose_lines(body: str):
+    """Yield (line, in_code) pairs; fence lines themselves count as code."""
+    in_code = False
+    for line in body.split("\n"):
+        if _FENCE.match(line):
+            yield line, True
+            in_code = not in_code
+            continue
+        yield line, in_code
+
+
+def _expand_tag(tag: str) -> list[str]:
+    tag = tag.strip().lstrip("#").strip("/")
+    if not tag:
+        return []
+    parts = tag.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def extract_tags(frontmatter: dict, body: str) -> list[str]:
+    """Frontmatter `tags` (list or comma/space string) plus inline `#tags` outside code, nested tags expanded.
+
+    `#a/b` yields both `a` and `a/b`, so filtering on a parent tag finds its children. Sorted, unique.
+    """
+    found: list[str] = []
+    raw = frontmatter.get("tags", frontmatter.get("tag"))
+    if isinstance(raw, str):
+        raw = [t for t in re.split(r"[,\s]+", raw) if t]
+    if isinstance(raw, list):
+        for item in raw:
+            if item is not None:
+                found.extend(_expand_tag(str(item)))
+    for line, in_code in _prose_lines(body):
+        if in_code or _HEADING.match(line):
+            continue
+        for match in _INLINE_TAG.finditer(_INLINE_CODE.sub("", line)):
+            if not match.group(1).isdigit():  # `#1` is an issue number, not a tag
+                found.extend(_expand_tag(match.group(1)))
+    return sorted(set(found))
+
+
+def extract_links(body: str) -> list[str]:
+    """Target note names of `[[...]]` links (not embeds), without alias or heading, in order, unique."""
+    links: list[str] = []
+    for line, in_code in _prose_lines(body):
+        if in_code:
+            continue
+        for match in _WIKILINK.finditer(line):
+            if match.group(1):
+                continue
+            target = match.group(2).split("|", 1)[0].split("#", 1)[0].strip()
+            if target and target not in links:
+                links.append(target)
+    return links
+
+
+def extract_headings(body: str) -> list[str]:
+    """Markdown heading texts (levels 1-6) outside code blocks, in order."""
+    return [m.group(2).strip() for line, in_code in _prose_lines(body)
+            if not in_code and (m := _HEADING.match(line))]
+
+
+def _replace_link(match: re.Match) -> str:
+    if match.group(1):
+        return ""
+    target, _, alias = match.group(2).partition("|")
+    if alias.strip():
+        return alias.strip()
+    return target.split("#", 1)[0].strip() or target.strip()
+
+
+def clean_body(body: str) -> str:
+    """Obsidian Markdown → readable text by the rules in the module docstring."""
+    # Comments can span lines but never apply inside code; strip them per prose run.
+    out: list[str] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        if prose:
+            out.extend(_clean_prose("\n".join(prose)).split("\n"))
+            prose.clear()
+
+    for line, in_code in _prose_lines(body):
+        if in_code:
+            flush()
+            out.append(line)
+        else:
+            prose.append(line)
+    flush()
+    text = "\n".join(out)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def _clean_prose(text: str) -> str:
+    text = _COMMENT.sub("", text)
+    lines: list[str] = []
+    in_callout = False
+    for line in text.split("\n"):
+        callout = _CALLOUT.match(line)
+        if callout:
+            in_callout = True
+            title = callout.group(2).strip() or callout.group(1).capitalize()
+            lines.append(title)
+            continue
+        if in_callout and line.startswith(">"):
+            line = line[1:].lstrip()
+        else:
+            in_callout = False
+        task = _TASK.match(line)
+        if task:
+            state = "DONE" if task.group(2).lower() == "x" else "TODO"
+            line = f"{task.group(1)}- {state}: {task.group(3)}"
+        line = _WIKILINK.sub(_replace_link, line)
+        line = _HIGHLIGHT.sub(r"\1", line)
+        stripped = _INLINE_TAG.sub("", line).strip()
+        if not stripped and _INLINE_TAG.search(line):
+            continue  # a line of tags only is metadata, not prose
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def parse_note(text: str) -> dict:
+    """Everything the vault reader keeps from one note's text. Raises FrontmatterError."""
+    frontmatter, body = split_frontmatter(text)
+    return {
+        "frontmatter": frontmatter,
+        "tags": extract_tags(frontmatter, body),
+        "links": extract_links(body),
+        "headings": extract_headings(body),
+        "body": clean_body(body),
+    }

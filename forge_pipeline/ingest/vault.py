@@ -1,0 +1,194 @@
+"""Read an Obsidian vault into one row per note, quarantining what cannot be read.
+
+Walk rules: folders named in `ignored_dirs` and hidden folders are skipped, only `.md` files are read,
+a folder reached twice through symlinks (same device+inode) is skipped, and folders deeper than
+`max_folder_depth` are quarantined rather than followed (both guard against symlink loops).
+
+Incremental: parsed rows are cached in `<cache>/vault_notes.json`, keyed by relative path with the file's
+size and mtime_ns; an unchanged file is not re-read or re-parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from forge_pipeline.atomic import locked, write_json_atomic
+from forge_pipeline.ingest.config import IngestSettings
+from forge_pipeline.ingest.obsidian import FrontmatterError, parse_note
+from forge_pipeline.records import Quarantine
+
+NOTES_SCHEMA: dict[str, pl.DataType] = {
+    "path": pl.String,
+    "title": pl.String,
+    "frontmatter": pl.String,  # JSON object
+    "tags": pl.List(pl.String),
+    "links": pl.List(pl.String),
+    "headings": pl.List(pl.String),
+    "created": pl.Datetime("us", "UTC"),
+    "modified": pl.Datetime("us", "UTC"),
+    "body": pl.String,
+    "content_hash": pl.String,
+}
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class VaultReadStats:
+    files_seen: int = 0
+    parsed: int = 0  # notes actually parsed this run (not served from the cache)
+    cached: int = 0
+
+
+def _to_utc(value, fallback: datetime) -> datetime:
+    """Frontmatter dates come as date, datetime or string; anything unreadable falls back to the mtime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return fallback
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return fallback
+
+
+def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
+    """Yield .md files under `vault`, guarding against loops and excessive depth."""
+    ignored = set(settings.ignored_dirs)
+    seen_dirs: set[tuple[int, int]] = set()
+    stack: list[tuple[Path, int]] = [(vault, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            info = folder.stat()
+        except OSError as err:
+            quarantine.add(reason="unreadable_folder", detail=str(err), file=str(folder.relative_to(vault)))
+            continue
+        if (info.st_dev, info.st_ino) in seen_dirs:
+            quarantine.add(reason="symlink_loop", detail="folder already visited (symlink loop); skipped",
+                           file=str(folder.relative_to(vault)))
+            continue
+        seen_dirs.add((info.st_dev, info.st_ino))
+        if depth > settings.max_folder_depth:
+            quarantine.add(reason="too_deep",
+                           detail=f"folder depth {depth} exceeds ingest.max_folder_depth={settings.max_folder_depth}",
+                           file=str(folder.relative_to(vault)))
+            continue
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        for entry in entries:
+            if entry.is_dir():
+                if entry.name in ignored or entry.name.startswith("."):
+                    continue
+                stack.append((Path(entry.path), depth + 1))
+            elif entry.name.lower().endswith(".md") and entry.is_file():
+                yield Path(entry.path)
+
+
+def _load_cache(path: Path, fingerprint: dict) -> dict:
+    """Cached rows, or {} when the cache is missing, damaged, or built under other parse settings."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}  # a damaged cache only costs a re-parse
+    if data.get("version") != CACHE_VERSION or data.get("settings") != fingerprint:
+        return {}
+    return data.get("notes", {})
+
+
+def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSettings) -> dict | tuple[str, str]:
+    """A note row (JSON-able) or (reason, detail) when the file must be quarantined."""
+    if stat.st_size > settings.max_note_bytes:
+        return "too_large", f"{stat.st_size} bytes > ingest.max_note_bytes={settings.max_note_bytes}"
+    raw = file.read_bytes()
+    if not raw.strip():
+        return "empty", "file is empty"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return "not_utf8", f"not UTF-8 at byte {err.start}: {err.reason}; re-save the note as UTF-8"
+    try:
+        parsed = parse_note(text)
+    except FrontmatterError as err:
+        return "invalid_frontmatter", str(err)
+    mtime = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+    front = parsed["frontmatter"]
+    created = _to_utc(front.get("created", front.get("date")), mtime)
+    return {
+        "path": rel,
+        "title": str(front.get("title") or file.stem),
+        "frontmatter": json.dumps(front, ensure_ascii=False, default=str, sort_keys=True),
+        "tags": parsed["tags"],
+        "links": parsed["links"],
+        "headings": parsed["headings"],
+        "created": created.astimezone(timezone.utc).isoformat(),
+        "modified": mtime.isoformat(),
+        "body": parsed["body"],
+        "content_hash": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def read_vault(vault: Path, settings: IngestSettings, cache_dir: Path | None = None,
+               stats: VaultReadStats | None = None) -> tuple[pl.DataFrame, Quarantine]:
+    """All readable notes of `vault` as a frame with NOTES_SCHEMA (sorted by path), plus the quarantine."""
+    vault = Path(vault)
+    if not vault.is_dir():
+        raise FileNotFoundError(f"vault folder {vault} does not exist; set vault_dir / FORGE_VAULT_DIR")
+    stats = stats if stats is not None else VaultReadStats()
+    quarantine = Quarantine("vault_notes")
+    cache_path = cache_dir / "vault_notes.json" if cache_dir else None
+    # A changed size limit must re-judge notes the cache remembers as too large (or not).
+    fingerprint = {"max_note_bytes": settings.max_note_bytes}
+    cache = _load_cache(cache_path, fingerprint) if cache_path else {}
+    new_cache: dict[str, dict] = {}
+    rows: list[dict] = []
+    for file in _walk(vault, settings, quarantine):
+        rel = file.relative_to(vault).as_posix()
+        stats.files_seen += 1
+        try:
+            stat = file.stat()
+        except OSError as err:
+            quarantine.add(reason="unreadable", detail=str(err), file=rel)
+            continue
+        key = f"{stat.st_size}:{stat.st_mtime_ns}"
+        hit = cache.get(rel)
+        if hit and hit["key"] == key:
+            stats.cached += 1
+            result = hit["result"]
+        else:
+            stats.parsed += 1
+            result = _parse_file(file, rel, stat, settings)
+            if isinstance(result, tuple):
+                result = {"quarantine": list(result)}
+        new_cache[rel] = {"key": key, "result": result}
+        if "quarantine" in result:
+            reason, detail = result["quarantine"]
+            quarantine.add(reason=reason, detail=detail, file=rel, payload=None)
+        else:
+            rows.append(result)
+    if cache_path:
+        with locked(cache_path):
+            write_json_atomic(cache_path, {"version": CACHE_VERSION, "settings": fingerprint, "notes": new_cache})
+    return notes_frame(rows), quarantine
+
+
+def notes_frame(rows: list[dict]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=NOTES_SCHEMA)
+    frame = pl.DataFrame(rows, schema_overrides={"created": pl.String, "modified": pl.String}, infer_schema_length=None)
+    frame = frame.with_columns(
+        pl.col("created").str.to_datetime(time_zone="UTC", time_unit="us"),
+        pl.col("modified").str.to_datetime(time_zone="UTC", time_unit="us"),
+    )
+    return frame.select([pl.col(n).cast(t) for n, t in NOTES_SCHEMA.items()]).sort("path")

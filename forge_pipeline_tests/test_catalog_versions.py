@@ -1,0 +1,101 @@
+"""The dataset catalog: deterministic disjoint splits, content-addressed versions, a history in catalog.json."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from forge_pipeline.catalog.versions import (
+    CatalogError, approx_tokens, assign_splits, create_dataset_version, list_versions, load_version, read_split_ids,
+)
+from forge_pipeline.records import example_id_for, examples_frame
+
+
+def _examples(n: int, start: int = 0) -> pl.DataFrame:
+    rows = []
+    for i in range(start, start + n):
+        messages = [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": f"answer number {i}."}]
+        rows.append({"example_id": example_id_for(messages), "messages": messages,
+                     "source": "vault" if i % 2 else "conversation", "source_path": f"n{i}.md", "conversation_id": None,
+                     "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "tags": ["t"]})
+    return examples_frame(rows)
+
+
+def test_split_is_deterministic_disjoint_and_stable_when_data_grows():
+    ids = [f"id{i:04d}" for i in range(2000)]
+    split = assign_splits(ids, 0.1, "forge", 1)
+    assert split == assign_splits(list(reversed(ids)), 0.1, "forge", 1)
+    share = sum(s == "validation" for s in split.values()) / len(ids)
+    assert 0.08 < share < 0.12
+    grown = assign_splits(ids + [f"new{i}" for i in range(100)], 0.1, "forge", 1)
+    assert all(grown[i] == split[i] for i in ids)  # adding data never moves an example across splits
+    assert assign_splits(ids, 0.1, "other salt", 1) != split
+
+
+def test_minimum_validation_is_met_deterministically():
+    ids = [f"x{i}" for i in range(5)]
+    split = assign_splits(ids, 0.0, "forge", 2)
+    assert sum(s == "validation" for s in split.values()) == 2
+    assert split == assign_splits(ids[::-1], 0.0, "forge", 2)
+    assert assign_splits(["only"], 0.999, "forge", 1) == {"only": "train"}  # train is never left empty
+    two = assign_splits(["a", "b"], 0.999, "forge", 0)
+    assert sorted(two.values()) == ["train", "validation"]
+    assert assign_splits(["only"], 0.0, "forge", 1) == {"only": "train"}  # train keeps at least one
+
+
+def test_version_written_and_read_back(settings):
+    examples = _examples(40)
+    entry = create_dataset_version(examples, settings, {"curated_examples": {"rows": 40}})
+    folder = Path(entry["path"])
+    assert folder == settings.paths.catalog / entry["version_id"]
+    assert entry["counts"]["train"] + entry["counts"]["validation"] == 40 and entry["counts"]["validation"] >= 1
+    assert sum(entry["counts"]["by_source"]["train"].values()) == entry["counts"]["train"]
+    ids = read_split_ids(folder)
+    assert not set(ids["train"]) & set(ids["validation"])
+    assert sorted(ids["train"] + ids["validation"]) == sorted(examples["example_id"])
+    dataset = load_version(settings, entry["version_id"])
+    assert dataset["train"].num_rows == entry["counts"]["train"]
+    first = dataset["train"][0]
+    assert first["messages"][0]["role"] == "user" and first["created_at"].startswith("2026-01-01")
+    assert json.loads((folder / "version.json").read_text())["version_id"] == entry["version_id"]
+    stats = entry["token_stats"]["train"]
+    assert stats["min"] <= stats["p50"] <= stats["p95"] <= stats["max"] and stats["count"] == entry["counts"]["train"]
+    assert approx_tokens([{"role": "user", "content": "question 1?"}]) == 3
+    assert not list(settings.paths.catalog.glob(".*partial"))  # no staging folder left behind
+
+
+def test_same_input_same_version_and_changed_input_new_version(settings):
+    first = create_dataset_version(_examples(30), settings, {})
+    again = create_dataset_version(_examples(30).sample(fraction=1.0, shuffle=True, seed=1), settings, {})
+    assert again == first
+    assert len(list_versions(settings)) == 1
+    changed = create_dataset_version(_examples(31), settings, {})
+    assert changed["version_id"] != first["version_id"] and changed["parent"] == first["version_id"]
+    versions = list_versions(settings)
+    assert [v["version_id"] for v in versions] == [first["version_id"], changed["version_id"]]
+    assert Path(first["path"], "train.jsonl").exists()  # the old version stays on disk
+    assert load_version(settings)["train"].num_rows + load_version(settings)["validation"].num_rows == 31
+    # Same ids but an edited provenance column is different content.
+    edited = _examples(31).with_columns(pl.lit("elsewhere.md").alias("source_path"))
+    assert create_dataset_version(edited, settings, {})["version_id"] not in {v["version_id"] for v in versions}
+
+
+def test_duplicate_ids_are_versioned_once(settings):
+    examples = pl.concat([_examples(10), _examples(3)])
+    entry = create_dataset_version(examples, settings, {})
+    assert entry["counts"]["train"] + entry["counts"]["validation"] == 10
+
+
+def test_bad_input_gives_clear_errors(settings):
+    with pytest.raises(CatalogError, match="missing column tags"):
+        create_dataset_version(_examples(3).drop("tags"), settings, {})
+    with pytest.raises(CatalogError, match="empty"):
+        create_dataset_version(_examples(0), settings, {})
+    with pytest.raises(CatalogError, match="no versions yet"):
+        load_version(settings)
+    settings.paths.catalog.mkdir(parents=True)
+    (settings.paths.catalog / "catalog.json").write_text("{broken")
+    with pytest.raises(CatalogError, match="catalog.json line 1"):
+        list_versions(settings)

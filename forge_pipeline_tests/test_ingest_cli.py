@@ -1,0 +1,37 @@
+"""`forge check-inputs` and `forge datasets` on small inputs, through the real CLI app."""
+
+import json
+
+from typer.testing import CliRunner
+
+from forge_pipeline.catalog.versions import create_dataset_version
+from forge_pipeline.cli import app
+from forge_pipeline.ingest.conversations import read_conversations
+from forge_pipeline.ingest.examples import build_training_examples
+from forge_pipeline.ingest.vault import read_vault
+
+
+def test_check_inputs_lists_dropped_files_with_reasons(tmp_path):
+    vault, chats = tmp_path / "vault", tmp_path / "chats"
+    vault.mkdir()
+    chats.mkdir()
+    (vault / "ok.md").write_text("# Fine\ntext")
+    (vault / "bad.md").write_bytes(b"\xff\xfe not utf-8")
+    (chats / "c.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n{oops\n")
+    result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)])
+    assert result.exit_code == 2, result.output
+    assert "1 notes, 1 conversations readable" in result.output
+    assert "dropped bad.md: not_utf8" in result.output
+    assert f"dropped {chats / 'c.jsonl'}:2: invalid_json" in result.output
+
+
+def test_datasets_lists_versions(settings, tmp_path):
+    runner = CliRunner()
+    empty = runner.invoke(app, ["datasets", "--data-root", str(settings.data_root)])
+    assert empty.exit_code == 0 and "no dataset versions" in empty.output
+    notes, _ = read_vault(settings.vault_dir, settings.ingest)
+    conversations, _ = read_conversations(settings.conversations_dir, tmp_path / "none", 5_000_000)
+    examples, _ = build_training_examples(notes, conversations, settings)
+    entry = create_dataset_version(examples, settings, {})
+    listed = runner.invoke(app, ["datasets", "--data-root", str(settings.data_root)], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and entry["version_id"] in listed.output

@@ -1,0 +1,94 @@
+"""Building training examples: prompt rules for reflection notes, conversation handling, quarantine reasons."""
+
+from datetime import datetime, timezone
+
+import polars as pl
+
+from forge_pipeline.ingest.conversations import conversations_frame, read_conversations
+from forge_pipeline.ingest.examples import build_training_examples, note_prompt_and_reply
+from forge_pipeline.ingest.vault import notes_frame, read_vault
+from forge_pipeline.records import EXAMPLE_SCHEMA, example_id_for
+
+
+def _note(path, title, tags, body, headings=()):
+    return {"path": path, "title": title, "frontmatter": "{}", "tags": list(tags), "links": [], "headings": list(headings),
+            "created": "2026-03-02T00:00:00+00:00", "modified": "2026-03-05T00:00:00+00:00", "body": body,
+            "content_hash": "h"}
+
+
+def _conv(cid, messages, fmt="messages_jsonl", rating=None, corrected=None):
+    return {"conversation_id": cid, "source_format": fmt, "source_path": f"{cid}.jsonl", "line": 1, "title": None,
+            "created_at": datetime(2026, 4, 1, tzinfo=timezone.utc), "messages": messages, "rating": rating,
+            "feedback": None, "corrected_reply": corrected}
+
+
+DECISION = "# Decision: Move\n\n## Context\n\nThe queue is slow\n\n## Options\n\n- A\n- B\n\n## Why\n\nBecause B is simpler."
+
+
+def test_note_prompt_rules():
+    created = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    rule, prompt, reply = note_prompt_and_reply({"tags": ["decision"], "title": "Decision - Move", "body": DECISION,
+                                                 "created": created, "headings": []})
+    assert rule == "decision"
+    assert prompt == "I'm facing this decision: The queue is slow. What should I consider?"
+    assert reply == "## Options\n\n- A\n- B\n\n## Why\n\nBecause B is simpler."
+    rule, prompt, reply = note_prompt_and_reply({"tags": ["learning"], "title": "What I learned about burnout",
+                                                 "body": "# What I learned about burnout\nRest matters.", "created": created})
+    assert (rule, prompt, reply) == ("learning", "What did you learn about burnout?", "Rest matters.")
+    rule, prompt, _ = note_prompt_and_reply({"tags": ["journal", "reflection"], "title": "2026-03-02",
+                                             "body": "# Monday\nGood day.", "created": created})
+    assert (rule, prompt) == ("journal", "How did Monday, March 2, 2026 go? What's on your mind?")
+    rule, prompt, reply = note_prompt_and_reply({"tags": ["reflection/work"], "title": "Team health",
+                                                 "body": "# Why we stall\nWe stall.", "created": created,
+                                                 "headings": ["Why we stall"]})
+    assert rule == "generic" and prompt == "What are your thoughts on Team health? In particular: Why we stall."
+    assert reply == "We stall."
+    # A decision without a situation section falls back to the generic rule.
+    rule, _, _ = note_prompt_and_reply({"tags": ["decision"], "title": "D", "body": "## Options\nA", "created": created,
+                                        "headings": ["Options"]})
+    assert rule == "generic"
+
+
+def test_examples_from_notes_and_conversations(settings):
+    notes = notes_frame([
+        _note("Decisions/Move.md", "Decision - Move", ["decision"], DECISION),
+        _note("Meetings/m.md", "Sync", ["meeting"], "not a reflection"),
+        _note("Journal/empty.md", "2026-03-02", ["journal"], "# Only a title"),
+        _note("Journal/child.md", "Day", ["reflection/personal"], "Nested tags count."),
+    ])
+    conversations = conversations_frame([
+        _conv("c1", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "unanswered"}]),
+        _conv("c2", [{"role": "user", "content": "only a question"}]),
+        _conv("c3", [{"role": "assistant", "content": "monologue"}]),
+        _conv("i1", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down", "good"),
+        _conv("i2", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down"),
+    ])
+    examples, quarantine = build_training_examples(notes, conversations, settings)
+    assert examples.schema == pl.Schema(EXAMPLE_SCHEMA)
+    assert examples["example_id"].to_list() == sorted(examples["example_id"].to_list())
+    assert sorted(examples["source_path"].to_list()) == ["Decisions/Move.md", "Journal/child.md", "c1.jsonl", "i1.jsonl"]
+    reasons = {(r["record_id"] or r["file"]): r["reason"] for r in quarantine.rows}
+    assert reasons == {"Journal/empty.md": "empty_reply", "c2": "no_assistant_turn", "c3": "no_user_turn", "i2": "rated_down"}
+    for row in examples.iter_rows(named=True):
+        assert row["messages"][0] == {"role": "system", "content": settings.ingest.system_prompt}
+        assert row["messages"][-1]["role"] == "assistant"
+        assert row["example_id"] == example_id_for(row["messages"])
+    corrected = examples.filter(pl.col("conversation_id") == "i1").row(0, named=True)
+    assert corrected["source"] == "interaction" and corrected["messages"][-1]["content"] == "good"
+    vault_row = examples.filter(pl.col("source_path") == "Decisions/Move.md").row(0, named=True)
+    assert vault_row["source"] == "vault" and vault_row["tags"] == ["decision"]
+
+
+def test_sample_data_examples(settings, sample_data, tmp_path):
+    notes, _ = read_vault(settings.vault_dir, settings.ingest)
+    conversations, _ = read_conversations(settings.conversations_dir, tmp_path / "none", 5_000_000)
+    examples, quarantine = build_training_examples(notes, conversations, settings)
+    by_source = dict(examples["source"].value_counts().iter_rows())
+    # 12 journal + 8 decisions + 9 learnings + 3 archive copies; 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
+    assert by_source == {"vault": 32, "conversation": 24, "interaction": 12}
+    assert [(r["line"], r["reason"]) for r in quarantine.rows] == [(13, "no_assistant_turn")]
+    rust = examples.filter(pl.col("source_path") == "Decisions/Decision - Rewrite the sync client in Rust.md").row(0, named=True)
+    assert rust["messages"][1]["content"].startswith("I'm facing this decision: The desktop sync client")
+    assert "## What I decided" in rust["messages"][2]["content"]
+    again, _ = build_training_examples(notes, conversations, settings)
+    assert again.equals(examples)
