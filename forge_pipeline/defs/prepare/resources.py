@@ -1,0 +1,46 @@
+"""Heavy prepare objects (presidio analyzer, sentence encoder) as resources, built once per process, lazily."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import dagster as dg
+
+from forge_pipeline.prepare.config import DedupSettings, ScrubSettings
+
+
+@lru_cache(maxsize=4)
+def _analyzer(spacy_model: str):
+    from forge_pipeline.prepare.pii import build_analyzer
+
+    return build_analyzer(spacy_model)
+
+
+@lru_cache(maxsize=4)
+def _embedder(model_path: str | None, batch_size: int):
+    from forge_pipeline.prepare.embeddings import Embedder
+
+    return Embedder(model_path, batch_size)
+
+
+class PiiAnalyzerResource(dg.ConfigurableResource):
+    """presidio AnalyzerEngine with Forge's recognizers; spacy_model overrides settings.prepare.scrub."""
+
+    spacy_model: str | None = None
+
+    def get(self, settings: ScrubSettings):
+        # spaCy + presidio take seconds to load: cache per process so every asset and check shares one engine
+        return _analyzer(self.spacy_model or settings.spacy_model)
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """Sentence-transformers encoder; model_path overrides settings.prepare.dedup.embedding_model."""
+
+    model_path: str | None = None
+
+    def get(self, settings: DedupSettings):
+        return _embedder(self.model_path or settings.embedding_model, settings.batch_size)
+
+
+def prepare_resources() -> dict:
+    return {"pii_analyzer": PiiAnalyzerResource(), "embedder": EmbedderResource()}
