@@ -1,0 +1,192 @@
+"""`forge curate`, `forge dataset show VERSION` and `forge dataset validate FILE.jsonl`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+
+import typer
+
+
+def _settings(data_root: Path | None):
+    from forge_pipeline.settings import load_settings
+
+    return load_settings(**({"data_root": data_root} if data_root else {}))
+
+
+def _reviewer(settings, given: str | None) -> str | None:
+    if given or settings.curate.reviewer:
+        return given or settings.curate.reviewer
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _dataset_group(app: typer.Typer) -> typer.Typer:
+    """Reuse a `dataset` group another stage (the catalog) registered, so both add commands to one group."""
+    for group in app.registered_groups:
+        if group.name == "dataset" and group.typer_instance is not None:
+            return group.typer_instance
+    group = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
+    app.add_typer(group, name="dataset")
+    return group
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def curate(
+        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+        source: str = typer.Option(None, help="Only examples from this source (vault, conversation, interaction, import)."),
+        tag: str = typer.Option(None, help="Only examples with this tag."),
+        status: str = typer.Option("unreviewed", help="Only examples whose decision is this "
+                                   "(unreviewed, approved, rejected, edited, skipped, all)."),
+        search: str = typer.Option(None, help="Only examples whose text contains this (case-insensitive)."),
+        approve_all: bool = typer.Option(False, "--approve-all", help="Approve every selected example, no questions."),
+        export: Path = typer.Option(None, "--export", help="Write all decisions to this JSONL file and exit."),
+        import_: Path = typer.Option(None, "--import", help="Read decisions from this JSONL file and exit."),
+        reviewer: str = typer.Option(None, help="Name stored with decisions (default: curate.reviewer or $USER)."),
+    ) -> None:
+        """Review examples one at a time (a approve, r reject, e edit, s skip, u undo, q quit); decisions are
+        kept in <data_root>/curation.sqlite and apply to every later dataset version."""
+        from rich.console import Console
+
+        from forge_pipeline.curate.decisions import DecisionError, DecisionStore
+        from forge_pipeline.curate.review import ReviewError, load_examples, run_review, select_examples
+
+        console = Console()
+        settings = _settings(data_root)
+        who = _reviewer(settings, reviewer)
+        with DecisionStore(settings.paths.curation_db) as store:
+            if export or import_:
+                try:
+                    if import_:
+                        n = store.import_jsonl(import_)
+                        console.print(f"imported {n} decisions from {import_}")
+                    if export:
+                        n = store.export_jsonl(export)
+                        console.print(f"exported {n} decisions to {export}")
+                except (DecisionError, OSError) as err:
+                    typer.echo(f"curate: {err}", err=True)
+                    raise typer.Exit(1) from None
+                return
+            try:
+                frame = load_examples(settings)
+                examples = select_examples(frame, store.all(), source=source, tag=tag, status=status, search=search)
+            except ReviewError as err:
+                typer.echo(f"curate: {err}", err=True)
+                raise typer.Exit(1) from None
+            if approve_all:
+                n = store.approve_all([e["example_id"] for e in examples], reviewer=who)
+                console.print(f"approved {n} of {len(examples)} selected examples "
+                              f"(existing approvals, rejections and edits kept)")
+                return
+            if not examples:
+                console.print(f"nothing to review with these filters (status={status}); "
+                              f"decisions so far: {store.counts()}")
+                return
+            actions = run_review(examples, store, reviewer=who, console=console)
+            console.print(f"this session: {actions}; all decisions: {store.counts()}")
+
+    dataset = _dataset_group(app)
+
+    @dataset.command("show")
+    def show(
+        version: str = typer.Argument(..., help="Version id from the catalog, `latest`, or a version folder."),
+        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+        hardware: str = typer.Option(None, help="Estimate for cpu or gpu (default: curate.estimate_hardware)."),
+    ) -> None:
+        """Counts by source and tag, token lengths (with a histogram PNG), PII replaced, duplicates removed,
+        a sample, and an estimate of training time and memory."""
+        from forge_pipeline.curate.inspect import DatasetNotFound, dataset_stats, resolve_version, write_histogram
+
+        settings = _settings(data_root)
+        if hardware not in (None, "cpu", "gpu"):
+            typer.echo("dataset show: --hardware must be cpu or gpu", err=True)
+            raise typer.Exit(2)
+        try:
+            folder = resolve_version(settings, version)
+            stats = dataset_stats(folder, settings, hardware=hardware)
+        except (DatasetNotFound, ValueError) as err:
+            typer.echo(f"dataset show: {err}", err=True)
+            raise typer.Exit(1) from None
+        stats["histogram_png"] = str(write_histogram(folder, settings, stats["version_id"]))
+        if as_json:
+            typer.echo(json.dumps(stats, indent=2, ensure_ascii=False, default=str))
+            return
+        _print_stats(stats, settings)
+
+    @dataset.command("validate")
+    def validate(
+        file: Path = typer.Argument(..., help="A chat JSONL file: one {\"messages\": [...]} per line."),
+        add: bool = typer.Option(False, "--add", help="When valid, copy it to <data_root>/imports/ for ingest."),
+        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+    ) -> None:
+        """Check a chat JSONL the way hosted fine-tuning APIs do; every problem is listed with its line."""
+        from forge_pipeline.curate.validate import add_import, validate_jsonl
+
+        settings = _settings(data_root)
+        report = validate_jsonl(file, settings.train.max_length)
+        for line, problem in report.problems:
+            typer.echo(f"{file}:{line}: {problem}" if line else f"{file}: {problem}")
+        if not report.ok:
+            typer.echo(f"{file}: INVALID: {len(report.problems)} problem(s) in {report.examples} example(s)")
+            raise typer.Exit(1)
+        tokens = report.tokens
+        typer.echo(f"{file}: valid: {report.examples} examples, about {sum(tokens)} tokens "
+                   f"(longest {max(tokens)}, limit {settings.train.max_length})")
+        if add:
+            target = add_import(file, settings.paths.imports)
+            typer.echo(f"added as {target} (ingested as source \"import\" on the next `forge demo`)")
+
+
+def _print_stats(stats: dict, settings) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from forge_pipeline.curate.inspect import format_duration
+
+    console = Console()
+    console.print(f"dataset {stats['version_id']}  {stats['path']}", style="bold", markup=False)
+    console.print(f"examples: train {stats['counts']['train']}, validation {stats['counts']['validation']}")
+
+    def table(title: str, counts: dict) -> None:
+        t = Table(title=title)
+        t.add_column("name")
+        t.add_column("examples", justify="right")
+        for name, n in counts.items():
+            t.add_row(Text(str(name)), str(n))
+        console.print(t if counts else f"{title}: none")
+
+    table("by source", stats["by_source"])
+    table("by tag", stats["by_tag"])
+    if stats["by_curation_status"]:
+        table("by curation status", stats["by_curation_status"])
+    tokens = stats["tokens"]
+    console.print(f"tokens ({tokens['counting']}): total {tokens['total']}, mean {tokens['mean']}, "
+                  f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}, "
+                  f"over max_length {tokens['over_max_length']}")
+    console.print(f"token-length histogram: {stats['histogram_png']}")
+    table("PII replaced", stats["pii_replaced"])
+    console.print(f"  (PII counts from {stats['pii_replaced_from']})", markup=False)
+    console.print(f"duplicates removed upstream: {stats['duplicates_removed']}")
+    for stage, reasons in stats["dropped_by_stage"].items():
+        console.print(f"  dropped by {stage}: {reasons}")
+    for example in stats["sample"]:
+        last = (example["messages"] or [{}])[-1].get("content", "")
+        console.print(f"- [{example['source']}] {', '.join(example['tags'] or [])}: {last[:100]!r}", markup=False)
+    estimate = stats["estimate"]
+    console.print(f"[bold]training estimate[/bold] ({estimate['hardware']}): {estimate['total_tokens']} tokens "
+                  f"({estimate['tokens_per_epoch']} per epoch × {estimate['epochs']})")
+    if "note" in estimate:
+        console.print(estimate["note"])
+        return
+    memory = estimate["memory_gb"]
+    console.print(f"  model {estimate['model']} ({estimate['params']:,} parameters) at ~{estimate['tokens_per_s']:,.0f} tok/s "
+                  f"({estimate['throughput_basis']})", markup=False)
+    console.print(f"  time ≈ {format_duration(estimate['seconds'])}; memory ≈ {memory['total']} GB "
+                  f"(weights {memory['weights']}, LoRA+optimizer {memory['lora_and_optimizer']}, activations "
+                  f"{memory['activations']}, logits {memory['logits']}; {memory['assumes']}). Estimates, not promises.")
