@@ -37,7 +37,22 @@ class TrainSettings(BaseModel):
     quantization: Literal["auto", "nf4", "none"] = Field(
         default="auto", description="auto: NF4 on CUDA, plain LoRA on CPU (faster there)."
     )
-    packing: bool = Field(default=False, description="Padding-free packing (only with flash-attention kernels).")
+    packing: bool = Field(
+        default=False,
+        description="Padding-free packing (bfd); position ids keep examples apart (flash-attention or sdpa/eager/flex).",
+    )
     gradient_checkpointing: bool | None = Field(default=None, description="None: on for CUDA, off on CPU.")
     seed: int = 42
+    max_steps: int = Field(default=-1, description="-1: train for num_train_epochs; > 0 stops after that many steps.")
+    warmup_steps: float = Field(default=0.0, ge=0.0, description="Below 1: a fraction of all steps; else a count.")
+    lr_scheduler_type: str = "linear"
+    optim: str | None = Field(default=None, description="None: adamw_torch on CPU, paged_adamw_8bit with NF4 on CUDA.")
+    attn_implementation: str | None = Field(
+        default=None, description="None: sdpa, or flash_attention_2 when packing on CUDA with flash-attn installed."
+    )
+    use_liger_kernel: bool = Field(default=False, description="Liger fused kernels (CUDA, needs liger-kernel).")
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Where `mlflow ui --backend-store-uri <tracking uri>` serves runs (used for asset links).",
+    )
     tiny_model: TinyModelSettings = TinyModelSettings()

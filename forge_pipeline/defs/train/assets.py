@@ -1,0 +1,72 @@
+"""The base model and the LoRA adapter: thin assets over forge_pipeline.train."""
+
+
+import sys
+
+import dagster as dg
+
+from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.train.config import TrainSettings
+from forge_pipeline.train.outputs import write_lora_adapter
+from forge_pipeline.train.plan import dataset_dir_of, finished_result, mlflow_run_url, plan_training, png_markdown
+
+
+class LoraAdapterConfig(dg.Config):
+    """Per-run overrides of `train.*` settings from the launchpad (unset fields keep the settings' values)."""
+
+    learning_rate: float | None = None
+    num_train_epochs: float | None = None
+    max_steps: int | None = None
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
+    per_device_train_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    save_steps: int | None = None
+    eval_steps: int | None = None
+    max_length: int | None = None
+    quantization: str | None = None  # auto | nf4 | none (validated by TrainSettings)
+    packing: bool | None = None
+    seed: int | None = None
+
+    def merged(self, train: TrainSettings) -> TrainSettings:
+        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        return TrainSettings.model_validate({**train.model_dump(), **overrides})
+
+
+@dg.asset(group_name="train", kinds={"pytorch"})
+def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
+    """The model to fine-tune: `train.base_model` from settings, or the tiny DEMO Llama (random weights) with a
+    tokenizer trained on this dataset version's train split."""
+    from forge_pipeline.train.sft import corpus_texts
+    from forge_pipeline.train.tiny_model import resolve_base_model
+
+    settings = forge.get()
+    resolved = resolve_base_model(settings, corpus_texts(dataset_dir_of(dataset_version)))
+    return dg.MaterializeResult(value=resolved, metadata={
+        "path": dg.MetadataValue.path(resolved["path"]), "name": resolved["name"],
+        "is_demo_model": resolved["is_demo_model"],
+    })
+
+
+@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training")
+def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, forge: ForgeSettingsResource,
+                 pipes_subprocess_client: dg.PipesSubprocessClient, base_model: dict,
+                 dataset_version: dict) -> dg.MaterializeResult:
+    """A LoRA adapter fine-tuned on the dataset version (trl SFT, assistant tokens only), tracked in MLflow.
+    Trained in a subprocess through Dagster Pipes; a retry with the same data and config resumes from the
+    last checkpoint. Downstream code reads it from tables/lora_adapter.json (`read_lora_adapter`)."""
+    settings = forge.get()
+    job = plan_training(settings, config.merged(settings.train), base_model, dataset_version)
+    run = pipes_subprocess_client.run(
+        command=[sys.executable, "-m", "forge_pipeline.train.pipes_entry"], context=context, extras=job)
+    result = finished_result(job["output_dir"])
+    write_lora_adapter(settings, result)
+    reported = run.get_materialize_result()
+    return dg.MaterializeResult(asset_key=reported.asset_key, metadata={
+        **(reported.metadata or {}),
+        "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
+        "adapter_dir": dg.MetadataValue.path(result["adapter_dir"]),
+        "loss_curve": dg.MetadataValue.md(png_markdown(result["loss_curve_png"])),
+        "is_demo_model": result["is_demo_model"], "dataset_version": result["dataset_version"] or "",
+    })

@@ -1,0 +1,43 @@
+"""The training subprocess launched by the `lora_adapter` asset through Dagster Pipes.
+
+Run as `python -m forge_pipeline.train.pipes_entry` by `dg.PipesSubprocessClient`; its parameters arrive as
+Pipes extras: dataset_dir, base_model_dir, output_dir, hp (TrainSettings as a dict), tracking_uri, experiment,
+dataset_version, base_model_name, is_demo_model. Progress is streamed back as Pipes log lines and the
+result as the asset materialization's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from dagster_pipes import open_dagster_pipes
+
+    from forge_pipeline.train.config import TrainSettings
+    from forge_pipeline.train.sft import train_lora
+
+    with open_dagster_pipes() as pipes:
+        extras = pipes.extras
+        hp = TrainSettings.model_validate(extras["hp"])
+
+        def progress(entry: dict) -> None:
+            pipes.log.info(json.dumps(entry, default=str))
+
+        result = train_lora(
+            extras["dataset_dir"], extras["base_model_dir"], extras["output_dir"], hp, extras["tracking_uri"],
+            extras.get("experiment", "forge"), progress=progress, dataset_version=extras.get("dataset_version"),
+            base_model_name=extras.get("base_model_name"), is_demo_model=bool(extras.get("is_demo_model")),
+        )
+        metrics = {k: v for k, v in result["metrics"].items() if v is not None}
+        pipes.report_asset_materialization(metadata={
+            "mlflow_run_id": result["mlflow_run_id"], "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
+            "run_key": result["run_key"], "resumed_from": result.get("resumed_from") or "",
+            "reused_finished_run": bool(result.get("reused")), **metrics,
+        })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""What one training run needs, decided before launching it (Dagster-free, used by the asset and the CLI)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from forge_pipeline.train.config import TrainSettings
+from forge_pipeline.train.sft import dataset_content_hash, run_key
+
+
+def dataset_dir_of(dataset_version: dict) -> Path:
+    path = dataset_version.get("path") if isinstance(dataset_version, dict) else None
+    if not path:
+        raise ValueError(f"dataset_version: field 'path' missing (got keys {sorted(dataset_version or {})}); "
+                         "re-materialize dataset_version")
+    path = Path(path)
+    if not (path / "train.jsonl").is_file():
+        raise FileNotFoundError(f"dataset_version.path={path}: no train.jsonl there; re-materialize dataset_version")
+    return path
+
+
+def version_id_of(dataset_version: dict) -> str:
+    return str(dataset_version.get("version_id") or dataset_version.get("version") or Path(dataset_version["path"]).name)
+
+
+def plan_training(settings, hp: TrainSettings, base_model: dict, dataset_version: dict) -> dict:
+    """The Pipes extras of one run; `output_dir` is keyed by data + hyperparameters + base model, so a retry
+    of the same run lands in the same folder and resumes from its checkpoints."""
+    dataset_dir = dataset_dir_of(dataset_version)
+    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"])
+    return {
+        "dataset_dir": str(dataset_dir), "base_model_dir": str(base_model["path"]),
+        "output_dir": str(settings.paths.adapters / key), "hp": hp.model_dump(mode="json"),
+        "tracking_uri": settings.tracking_uri, "experiment": settings.mlflow_experiment,
+        "dataset_version": version_id_of(dataset_version), "base_model_name": base_model.get("name"),
+        "is_demo_model": bool(base_model.get("is_demo_model")),
+    }
+
+
+def finished_result(output_dir: Path) -> dict:
+    state_path = Path(output_dir) / "run_state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state.get("status") != "finished":
+        raise RuntimeError(f"{state_path}: training did not finish (status {state.get('status')!r})")
+    return state["result"]
+
+
+def mlflow_run_url(ui_url: str, result: dict) -> str:
+    return f"{ui_url.rstrip('/')}/#/experiments/{result['mlflow_experiment_id']}/runs/{result['mlflow_run_id']}"
+
+
+def png_markdown(path: str | Path, alt: str = "loss curve") -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"![{alt}](data:image/png;base64,{data})"

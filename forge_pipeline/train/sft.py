@@ -1,0 +1,436 @@
+"""LoRA / QLoRA supervised fine-tuning with trl's SFTTrainer and peft, tracked in MLflow, resumable.
+
+Layout of one run's `output_dir` (one folder per run key, so a retry finds its own checkpoints):
+    run_state.json   run key, MLflow run id, status, and the result once finished
+    checkpoints/     Trainer checkpoints (`checkpoint-<step>`), removed when the run finishes
+    adapter/         the final peft adapter + tokenizer files (written atomically)
+    loss_curve.png   training/validation loss per step
+
+The run key hashes the dataset content, the hyperparameters and the base model: a re-run with the same
+three resumes from the latest checkpoint (and the same MLflow run); anything else is a new run.
+
+Packing and correctness: packing concatenates examples into one row. trl's padding-free packing (bfd) emits
+`position_ids` that restart at 0 for each example and no attention mask. Flash-attention's varlen kernels turn
+those resets into per-example boundaries (cu_seqlens); transformers >= 5 does the same for mask-based
+attention (sdpa, eager, flex): with no attention mask it reads the resets (`find_packed_sequence_indices`)
+and builds a block-diagonal causal mask. Either way no token attends across examples; the test
+`test_train_packing.py` checks that packed logits equal each example's logits computed alone. Packing is
+refused with any other attention implementation, or a transformers without that detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from forge_pipeline.atomic import atomic_directory, atomic_path, write_json_atomic
+from forge_pipeline.train.config import TrainSettings
+
+FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn",
+                   "kernels-community/flash-attn3", "kernels-community/vllm-flash-attn3")
+MASKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # packed via position-id detection in masking_utils
+ProgressFn = Callable[[dict], None]
+
+
+# ---------------------------------------------------------------- dataset and run identity
+def dataset_content_hash(dataset_dir: Path) -> str:
+    """sha256 over the split files: the identity of the data, whatever the version id says."""
+    digest = hashlib.sha256()
+    for name in ("train.jsonl", "validation.jsonl"):
+        path = Path(dataset_dir) / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def run_key(dataset_hash: str, hp: TrainSettings, base_model: str) -> str:
+    # The UI link and the tiny-model settings (already in the base model path) do not change the training.
+    params = hp.model_dump(mode="json", exclude={"tiny_model", "base_model", "mlflow_ui_url"})
+    payload = json.dumps({"dataset": dataset_hash, "hp": params, "base_model": str(base_model)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _read_jsonl_messages(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            messages = record.get("messages") if isinstance(record, dict) else None
+            if not isinstance(messages, list) or not messages:
+                raise ValueError(f"{path}:{line_no}: field 'messages' must be a non-empty list of chat turns")
+            for turn in messages:
+                if not isinstance(turn, dict) or not isinstance(turn.get("content"), str) or turn.get("role") not in (
+                        "system", "user", "assistant"):
+                    raise ValueError(f"{path}:{line_no}: field 'messages' has a turn without role/content: {turn!r}")
+            if not any(t["role"] == "assistant" for t in messages):
+                raise ValueError(f"{path}:{line_no}: no assistant turn: nothing to train on")
+            rows.append({"messages": [{"role": t["role"], "content": t["content"]} for t in messages]})
+    return rows
+
+
+def load_splits(dataset_dir: Path):
+    """The train/validation splits as a `datasets.DatasetDict` with one `messages` column.
+
+    The catalog's JSONL exports are the source of truth (they are what the content hash covers); they are
+    validated here so a bad line fails with its file and line rather than deep inside the trainer.
+    """
+    from datasets import Dataset, DatasetDict
+
+    dataset_dir = Path(dataset_dir)
+    splits = {}
+    for split in ("train", "validation"):
+        path = dataset_dir / f"{split}.jsonl"
+        if not path.is_file():
+            if split == "validation":
+                continue
+            raise FileNotFoundError(f"{path}: missing; the dataset version folder must hold train.jsonl")
+        rows = _read_jsonl_messages(path)
+        if rows:
+            splits[split] = Dataset.from_list(rows)
+    if "train" not in splits:
+        raise ValueError(f"{dataset_dir / 'train.jsonl'}: no examples to train on")
+    return DatasetDict(splits)
+
+
+def corpus_texts(dataset_dir: Path) -> list[str]:
+    """All message texts of the train split (what the demo tokenizer is trained on)."""
+    return [t["content"] for row in _read_jsonl_messages(Path(dataset_dir) / "train.jsonl") for t in row["messages"]]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ---------------------------------------------------------------- checkpoints and state
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest complete checkpoint; the Trainer writes trainer_state.json last, so a folder without it
+    was cut short by a kill and is ignored."""
+    if not checkpoint_dir.is_dir():
+        return None
+    complete = [p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                and _parses(p / "trainer_state.json")]
+    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _read_state(output_dir: Path) -> dict:
+    path = output_dir / "run_state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ---------------------------------------------------------------- metrics
+class _ForgeCallback:
+    """Per-step metrics to MLflow (loss, eval_loss, learning rate, tokens/s, GPU memory) and to `progress`."""
+
+    def __init__(self, mlflow_module, progress: ProgressFn | None, cuda: bool):
+        self.mlflow, self.progress, self.cuda = mlflow_module, progress, cuda
+        self.history: list[dict] = []
+        self._last: tuple[float, float] | None = None  # (time, num_tokens) at the previous log
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        now = time.perf_counter()
+        # trl counts real (non-padding) tokens seen so far in `num_tokens`; the rate between two logs is
+        # what the benchmark compares, so padding never inflates it.
+        if "num_tokens" in metrics and "loss" in metrics:
+            if self._last is not None and metrics["num_tokens"] > self._last[1]:
+                metrics["tokens_per_s"] = (metrics["num_tokens"] - self._last[1]) / max(now - self._last[0], 1e-9)
+            self._last = (now, metrics["num_tokens"])
+        if self.cuda:
+            import torch
+
+            metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        self.mlflow.log_metrics(metrics, step=state.global_step)
+        entry = {"step": state.global_step, **metrics}
+        self.history.append(entry)
+        if self.progress:
+            self.progress(entry)
+
+
+def loss_curve_png(history: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- model
+def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantize = hp.quantization == "nf4" or (hp.quantization == "auto" and cuda)
+    attn = hp.attn_implementation or ("flash_attention_2" if (hp.packing and cuda and _has_flash_attn()) else "sdpa")
+    if hp.packing:
+        check_packing_attention(attn)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    kwargs = {"dtype": dtype, "attn_implementation": attn}
+    if quantize:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+    if cuda:
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir, **kwargs)
+    gradient_checkpointing = cuda if hp.gradient_checkpointing is None else hp.gradient_checkpointing
+    if quantize:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hp.use_liger_kernel:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=model)
+    model.config.use_cache = False
+    return model, {"quantization": "nf4" if quantize else "none", "attn_implementation": attn,
+                   "gradient_checkpointing": gradient_checkpointing, "dtype": str(dtype).replace("torch.", "")}
+
+
+def check_packing_attention(attn: str) -> None:
+    """Refuse packing where packed examples could attend to each other."""
+    if attn in FLASH_ATTENTION:
+        return
+    if attn in MASKED_ATTENTION:
+        import transformers.masking_utils as masking
+
+        if hasattr(masking, "find_packed_sequence_indices"):
+            return
+    raise ValueError(
+        f"train.packing=True with attn_implementation={attn!r}: packed examples could attend to each other. "
+        f"Use one of {', '.join(FLASH_ATTENTION + MASKED_ATTENTION)} (mask-based ones need transformers >= 5) "
+        "or set train.packing=false.")
+
+
+def lora_config(hp: TrainSettings):
+    from peft import LoraConfig
+
+    # Embeddings and lm_head stay frozen: llama.cpp's LoRA converter and runtime adapters cannot take them.
+    bad = [m for m in hp.target_modules if m in ("lm_head", "embed_tokens")]
+    if bad:
+        raise ValueError(f"train.target_modules: {bad} cannot be LoRA targets (GGUF LoRA export supports "
+                         "attention/MLP projections only)")
+    return LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                      target_modules=list(hp.target_modules), task_type="CAUSAL_LM", bias="none")
+
+
+def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, has_eval: bool):
+    from trl import SFTConfig
+
+    optim = hp.optim or ("paged_adamw_8bit" if cuda and hardware["quantization"] == "nf4" else "adamw_torch")
+    eval_kwargs = {}
+    if has_eval:
+        eval_kwargs = ({"eval_strategy": "steps", "eval_steps": hp.eval_steps} if hp.eval_steps
+                       else {"eval_strategy": "epoch"})
+    return SFTConfig(
+        output_dir=str(output_dir / "checkpoints"), learning_rate=hp.learning_rate,
+        num_train_epochs=hp.num_train_epochs, max_steps=hp.max_steps,
+        per_device_train_batch_size=hp.per_device_train_batch_size,
+        per_device_eval_batch_size=hp.per_device_train_batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps, warmup_steps=hp.warmup_steps,
+        lr_scheduler_type=hp.lr_scheduler_type, optim=optim, seed=hp.seed, data_seed=hp.seed,
+        logging_steps=hp.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=hp.save_steps,
+        save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
+        max_length=hp.max_length, assistant_only_loss=True,
+        packing=hp.packing, padding_free=hp.packing, **({"packing_strategy": "bfd"} if hp.packing else {}),
+        bf16=cuda, fp16=False, use_cpu=not cuda,
+        gradient_checkpointing=hardware["gradient_checkpointing"],
+        gradient_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
+        report_to=[], dataloader_num_workers=0, disable_tqdm=True, **eval_kwargs,
+    )
+
+
+# ---------------------------------------------------------------- the run
+def train_lora(
+    dataset_dir: Path,
+    base_model_dir: Path,
+    output_dir: Path,
+    hp: TrainSettings,
+    tracking_uri: str,
+    experiment: str = "forge",
+    progress: ProgressFn | None = None,
+    dataset_version: str | None = None,
+    base_model_name: str | None = None,
+    is_demo_model: bool = False,
+) -> dict:
+    """Train a LoRA adapter on `dataset_dir` (train.jsonl/validation.jsonl) and return a result dict.
+
+    Re-running with the same data, hyperparameters and base model resumes from the latest checkpoint in
+    `output_dir` (same MLflow run); when that run already finished, its stored result is returned.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import mlflow
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    dataset_dir, base_model_dir, output_dir = Path(dataset_dir), Path(base_model_dir), Path(output_dir)
+    content_hash = dataset_content_hash(dataset_dir)
+    key = run_key(content_hash, hp, str(base_model_dir))
+    state = _read_state(output_dir)
+    if state.get("run_key") != key:
+        # Another configuration left files here: its checkpoints must not be resumed into this run.
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        state = {}
+    if state.get("status") == "finished" and (output_dir / "adapter" / "adapter_config.json").is_file():
+        return {**state["result"], "reused": True}
+
+    splits = load_splits(dataset_dir)
+    cuda = torch.cuda.is_available()
+    from accelerate import PartialState
+
+    main = PartialState().is_main_process
+    if main:  # under `accelerate launch` only rank 0 talks to MLflow (no races creating the experiment)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(experiment)
+    tags = {"dataset_version": dataset_version or content_hash[:12], "base_model": base_model_name or base_model_dir.name,
+            "forge_version": _forge_version(), "run_key": key, "is_demo_model": str(is_demo_model).lower()}
+    run = mlflow.start_run(run_id=state.get("mlflow_run_id"), run_name=None if state else f"lora-{key[:8]}",
+                           tags=None if state else tags) if main else None
+    try:
+        if main:
+            write_json_atomic(output_dir / "run_state.json",
+                              {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"})
+        model, hardware = _load_model(str(base_model_dir), hp, cuda)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        resume_from = latest_checkpoint(output_dir / "checkpoints")
+        if main and not state:
+            params = {**hp.model_dump(mode="json", exclude={"tiny_model"}), **hardware,
+                      "target_modules": ",".join(hp.target_modules), "base_model": base_model_name or base_model_dir.name,
+                      "base_model_dir": str(base_model_dir), "dataset_version": dataset_version,
+                      "dataset_content_hash": content_hash, "git_commit": git_commit(), "run_key": key,
+                      "train_examples": len(splits["train"]),
+                      "validation_examples": len(splits["validation"]) if "validation" in splits else 0,
+                      "device": "cuda" if cuda else "cpu"}
+            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+
+        forge_cb = _ForgeCallback(mlflow if main else _NoMlflow(), progress, cuda)
+        callback = type("ForgeCallback", (TrainerCallback,), {"on_log": forge_cb.on_log})()
+        trainer = SFTTrainer(
+            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in splits),
+            train_dataset=splits["train"], eval_dataset=splits.get("validation"), processing_class=tokenizer,
+            peft_config=lora_config(hp), callbacks=[callback],
+        )
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # our callback reports progress; no duplicate dict prints
+        if progress and resume_from:
+            progress({"event": "resume", "checkpoint": str(resume_from)})
+        started = time.perf_counter()
+        train_out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        wall_s = time.perf_counter() - started
+        eval_metrics = trainer.evaluate() if "validation" in splits else {}
+        if main:
+            mlflow.log_metrics({k: float(v) for k, v in eval_metrics.items() if isinstance(v, (int, float))},
+                               step=trainer.state.global_step)
+        trainer.accelerator.wait_for_everyone()
+        if not main:
+            return {}
+
+        adapter_dir = output_dir / "adapter"
+        with atomic_directory(adapter_dir) as staging:
+            trainer.model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        history = trainer.state.log_history  # restored from the checkpoint on resume: the whole curve
+        curve = loss_curve_png([{"step": h.get("step", 0), **h} for h in history], output_dir / "loss_curve.png")
+        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+        mlflow.log_artifact(str(curve))
+        losses = [h["loss"] for h in history if "loss" in h]
+        rates = [h["tokens_per_s"] for h in forge_cb.history if "tokens_per_s" in h]
+        metrics = {
+            "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+            "train_loss": train_out.training_loss, "eval_loss": eval_metrics.get("eval_loss"),
+            "tokens_per_s": sum(rates) / len(rates) if rates else None, "global_step": trainer.state.global_step,
+            "wall_s": round(wall_s, 2),
+        }
+        if cuda:
+            metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        result = {
+            "adapter_dir": str(adapter_dir), "base_model_dir": str(base_model_dir),
+            "base_model_name": base_model_name or base_model_dir.name, "is_demo_model": is_demo_model,
+            "mlflow_run_id": run.info.run_id, "mlflow_experiment_id": run.info.experiment_id,
+            "tracking_uri": tracking_uri, "dataset_version": dataset_version, "dataset_content_hash": content_hash,
+            "run_key": key, "resumed_from": str(resume_from) if resume_from else None, "hardware": hardware,
+            "loss_curve_png": str(curve), "metrics": metrics,
+        }
+        write_json_atomic(output_dir / "run_state.json",
+                          {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "finished", "result": result})
+        # The adapter is safe in adapter/; optimizer states are the bulk of the checkpoints.
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        mlflow.end_run("FINISHED")
+        run = None
+        return result
+    finally:
+        if run is not None:
+            # An exception: mark the run failed (a kill leaves it RUNNING; both resume into the same run).
+            mlflow.end_run("FAILED")
+
+
+class _NoMlflow:
+    """Non-main processes under `accelerate launch` log nothing."""
+
+    def log_metrics(self, *args, **kwargs):
+        pass
+
+
+def _has_flash_attn() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def _forge_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("forge_pipeline")
+    except Exception:  # not installed as a distribution (a plain checkout)
+        return "dev"

@@ -1,0 +1,128 @@
+"""train_lora with the real trl/peft trainer on the tiny model, tracked in a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forge_pipeline.settings import load_settings
+from forge_pipeline.train.sft import corpus_texts, load_splits, lora_config, sft_config, train_lora
+from forge_pipeline.train.testing import write_tiny_dataset_version
+from forge_pipeline.train.tiny_model import resolve_base_model
+
+HP = {"max_steps": 12, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 5e-3,
+      "save_steps": 6, "eval_steps": 6, "lora_r": 8, "lora_alpha": 16, "max_length": 128,
+      "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+      "tiny_model": {"vocab_size": 400}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    version = write_tiny_dataset_version(root / "dataset", version_id="v-sft")
+    settings = load_settings(data_root=root / "data", train=HP)
+    settings.paths.ensure()
+    base = resolve_base_model(settings, corpus_texts(version["path"]))
+    seen = []
+    result = train_lora(version["path"], base["path"], settings.paths.adapters / "run", settings.train,
+                        settings.tracking_uri, settings.mlflow_experiment, progress=seen.append,
+                        dataset_version="v-sft", base_model_name=base["name"], is_demo_model=True)
+    return settings, version, base, result, seen
+
+
+@pytest.mark.slow
+def test_training_reduces_loss_and_saves_adapter(trained):
+    settings, version, base, result, seen = trained
+    metrics = result["metrics"]
+    assert metrics["global_step"] == 12
+    assert metrics["final_loss"] < 0.8 * metrics["first_loss"], metrics
+    assert metrics["eval_loss"] is not None and metrics["tokens_per_s"] > 0
+    adapter = settings.paths.adapters / "run" / "adapter"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == set(HP["target_modules"]) and config["r"] == 8
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "tokenizer.json").is_file()
+    assert not (settings.paths.adapters / "run" / "checkpoints").exists()  # cleaned, adapter kept
+    assert [e["step"] for e in seen if "loss" in e] == list(range(1, 13))  # progress on every step
+
+    # The adapter changes the model's predictions (peft initialises B to zero, so an untrained one would not).
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base["path"])
+    ids = torch.tensor([[1, 5, 6, 7]])
+    before = model(ids).logits
+    tuned = PeftModel.from_pretrained(model, str(adapter))
+    assert (tuned(ids).logits - before).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_mlflow_run_has_params_metrics_artifacts_and_tags(trained):
+    from mlflow.tracking import MlflowClient
+
+    settings, version, base, result, _ = trained
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["learning_rate"] == "0.005" and params["lora_r"] == "8" and params["max_steps"] == "12"
+    assert params["dataset_version"] == "v-sft" and params["dataset_content_hash"] == result["dataset_content_hash"]
+    assert params["base_model"] == base["name"] and params["target_modules"] == ",".join(HP["target_modules"])
+    assert "git_commit" in params
+    assert run.data.tags["dataset_version"] == "v-sft" and run.data.tags["base_model"] == base["name"]
+    assert "forge_version" in run.data.tags
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert sorted(m.step for m in losses) == list(range(1, 13))
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "eval_loss")} >= {6, 12}
+    assert client.get_metric_history(run.info.run_id, "learning_rate")
+    assert client.get_metric_history(run.info.run_id, "tokens_per_s")
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"adapter", "loss_curve.png"} <= top
+    assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
+
+
+@pytest.mark.slow
+def test_finished_run_is_reused_not_retrained(trained):
+    settings, version, base, result, _ = trained
+    again = train_lora(version["path"], base["path"], settings.paths.adapters / "run", settings.train,
+                       settings.tracking_uri, settings.mlflow_experiment, dataset_version="v-sft",
+                       base_model_name=base["name"], is_demo_model=True)
+    assert again["reused"] and again["mlflow_run_id"] == result["mlflow_run_id"]
+
+
+@pytest.mark.slow
+def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
+    """The collator's labels are -100 everywhere except the assistant reply and its <|im_end|>."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    settings, version, base, _, _ = trained
+    tokenizer = AutoTokenizer.from_pretrained(base["path"])
+    hardware = {"quantization": "none", "gradient_checkpointing": False}
+    splits = load_splits(version["path"])
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base["path"]),
+                         args=sft_config(tmp_path, settings.train, False, hardware, False),
+                         train_dataset=splits["train"], processing_class=tokenizer, peft_config=lora_config(settings.train))
+    example = trainer.train_dataset[0]
+    labels = trainer.data_collator([example])["labels"][0].tolist()
+    kept = [t for t in labels if t != -100]
+    reply = splits["train"][0]["messages"][-1]["content"]
+    assert tokenizer.decode(kept) == reply + "<|im_end|>"
+    assert len(kept) < len(labels) / 2  # the system and user turns are masked out
+
+
+def test_bad_dataset_line_names_file_line_and_field(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
+                                          '{"role": "assistant", "content": "yo"}]}\n{"messages": "oops"}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl:2: field 'messages'"):
+        load_splits(tmp_path)
+    with pytest.raises(ValueError, match="packed examples could attend to each other"):
+        from forge_pipeline.train.config import TrainSettings
+        from forge_pipeline.train.sft import _load_model
+
+        _load_model("unused", TrainSettings(packing=True, attn_implementation="some_other_kernel"), cuda=False)
+    with pytest.raises(ValueError, match="cannot be LoRA targets"):
+        from forge_pipeline.train.config import TrainSettings
+
+        lora_config(TrainSettings(target_modules=["q_proj", "lm_head"]))
