@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -15,3 +17,9 @@ class ExportSettings(BaseModel):
     quant_type: str = Field(default="Q4_K_M", description="llama.cpp quantization type, e.g. Q4_K_M, Q8_0, Q5_K_M.")
     keep_f16: bool = Field(default=False, description="Keep the unquantized f16 GGUF beside the quantized one.")
     max_logit_gap: float = Field(default=1.0, gt=0.0, description="Asset-check bound on quantized vs f16 logits.")
+    converter_dir: Path | None = Field(
+        default=None,
+        description="Folder with llama.cpp's convert_hf_to_gguf.py, convert_lora_to_gguf.py, conversion/ and gguf-py/ "
+        "matching the installed llama-cpp-python; None means <repo>/.cache/llama_cpp_convert.",
+    )
+    converter_timeout_s: float = Field(default=1800.0, gt=0.0, description="A converter run longer than this is killed.")

@@ -1,0 +1,96 @@
+"""Asset checks on the exports: each GGUF loads and generates (and stops), quantization stays close to f16,
+and the manifest's sha256 values match the files on disk."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from forge_pipeline.defs.export.assets import adapter_manifest, gguf_adapter, gguf_model
+from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
+from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.export import gguf, publish, verify
+from forge_pipeline.export.evaluate import load_eval_prompts
+from forge_pipeline.export.manifest import ManifestError, read_manifest, verify_version
+
+CHECK_PROMPTS = 8  # enough to see a broken model; the full set runs in adapter_evaluation
+
+
+def _prompts(settings) -> list[list[dict]]:
+    return [p["messages"] for p in load_eval_prompts(settings.eval_prompts)[:CHECK_PROMPTS]]
+
+
+@dg.asset_check(asset=gguf_model, blocking=True)
+def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.AssetCheckResult:
+    """The merged and base GGUFs load in llama-cpp-python and generate, ending at <|im_end|> or max tokens."""
+    settings = forge.get()
+    merged = verify.generation_check(Path(gguf_model["merged_gguf"]), _prompts(settings))
+    base = verify.generation_check(Path(gguf_model["base_gguf"]), _prompts(settings)[:2])
+    return dg.AssetCheckResult(passed=merged["ok"] and base["ok"], metadata={
+        "merged_prompts": merged["prompts"], "merged_stopped_at_im_end": merged["stopped_at_im_end"],
+        "base_ok": base["ok"], "outcomes": dg.MetadataValue.json(merged["outcomes"]),
+    })
+
+
+@dg.asset_check(asset=gguf_model, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
+def gguf_model_quantization_gap(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource,
+                                lora_adapter: dict, gguf_model: dict) -> dg.AssetCheckResult:
+    """Quantized vs f16 next-token logits on the prompt set (max abs gap, argmax agreement); the merged f16
+    is rebuilt in a temporary folder when the settings do not keep it."""
+    settings = forge.get()
+    prompts = _prompts(settings)
+    base_gap = verify.logit_gap(Path(gguf_model["base_gguf"]), Path(gguf_model["base_f16_gguf"]), prompts)
+    if gguf_model.get("merged_f16_gguf"):
+        merged_gap = verify.logit_gap(Path(gguf_model["merged_gguf"]), Path(gguf_model["merged_f16_gguf"]), prompts)
+    else:
+        info = publish.adapter_info(lora_adapter)
+        with tempfile.TemporaryDirectory(dir=settings.paths.cache) as scratch:
+            merged_dir = gguf.merge_adapter(info["base_model_dir"], info["adapter_dir"], Path(scratch) / "merged")
+            f16 = llama_cpp_toolchain.get(settings.export).convert_model(merged_dir, Path(scratch) / "merged-f16.gguf").path
+            merged_gap = verify.logit_gap(Path(gguf_model["merged_gguf"]), f16, prompts)
+    bound = settings.export.max_logit_gap
+    return dg.AssetCheckResult(
+        passed=merged_gap["max_abs_gap"] <= bound and base_gap["max_abs_gap"] <= bound,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"merged_max_abs_gap": merged_gap["max_abs_gap"], "merged_argmax_agreement": merged_gap["argmax_agreement"],
+                  "base_max_abs_gap": base_gap["max_abs_gap"], "base_argmax_agreement": base_gap["argmax_agreement"],
+                  "bound": bound, "quant_type": gguf_model["quant_type"]},
+    )
+
+
+@dg.asset_check(asset=gguf_adapter, blocking=True)
+def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg.AssetCheckResult:
+    """The adapter GGUF applies to the base GGUF, generates and stops, and changes the base's logits."""
+    settings = forge.get()
+    prompts = _prompts(settings)
+    base, adapter = Path(gguf_adapter["base_f16_gguf"]), Path(gguf_adapter["adapter_gguf"])
+    generated = verify.generation_check(base, prompts[:2], lora_path=adapter)
+    texts = [verify.render_chatml(m) for m in prompts[:4]]
+    change = float(abs(verify.next_token_logits(base, texts, adapter) - verify.next_token_logits(base, texts)).max())
+    return dg.AssetCheckResult(passed=generated["ok"] and change > 0.0, metadata={
+        "max_logit_change_vs_base": change, "generation_ok": generated["ok"],
+    })
+
+
+@dg.asset_check(asset=adapter_manifest, blocking=True)
+def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
+    """Every file of the current version and of the newest version exists and matches its sha256."""
+    path = forge.get().paths.manifest
+    manifest = read_manifest(path)
+    newest = max(manifest["versions"], key=lambda v: int(v[1:]) if v[1:].isdigit() else -1, default=None)
+    problems, checked = [], []
+    for version in {manifest["current"], newest} - {None}:
+        try:
+            verify_version(manifest, version, path)
+            checked.append(version)
+        except ManifestError as err:
+            problems.append(str(err))
+    return dg.AssetCheckResult(passed=not problems and bool(checked), metadata={
+        "verified_versions": ", ".join(sorted(checked)), "problems": dg.MetadataValue.json(problems),
+        "current": str(manifest["current"]),
+    })
+
+
+export_checks = [gguf_model_generates, gguf_model_quantization_gap, gguf_adapter_applies, manifest_files_match]

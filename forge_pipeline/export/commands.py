@@ -1,0 +1,56 @@
+"""`forge rollback` and `forge models`: inspect and re-point the adapter manifest serving watches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _settings(data_root: Path | None):
+    from forge_pipeline.settings import load_settings
+
+    return load_settings(**({"data_root": data_root} if data_root else {}))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def rollback(
+        version: str = typer.Argument(None, help="Version to make current (default: the previously promoted one)."),
+        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+    ) -> None:
+        """Re-point the adapter manifest's current version (files are verified against their sha256 first)."""
+        from forge_pipeline.export.manifest import ManifestError
+        from forge_pipeline.export.manifest import rollback as do_rollback
+
+        settings = _settings(data_root)
+        try:
+            manifest = do_rollback(settings.paths.manifest, version)
+        except ManifestError as err:
+            typer.echo(f"rollback failed: {err}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"current: {manifest['current']}")
+
+    @app.command()
+    def models(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+        """List the manifest's versions: promoted, current, evaluation loss and files."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from forge_pipeline.export.manifest import read_manifest
+        from forge_pipeline.export.publish import models_table
+
+        settings = _settings(data_root)
+        rows = models_table(read_manifest(settings.paths.manifest))
+        if not rows:
+            typer.echo(f"no versions in {settings.paths.manifest}")
+            return
+        table = Table(title=str(settings.paths.manifest))
+        for column in ("version", "current", "promoted", "tuned loss", "base loss", "dataset", "files"):
+            table.add_column(column)
+        for row in rows:
+            loss = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+            table.add_row(row["version"], "*" if row["current"] else "", "yes" if row["promoted"] else "no",
+                          loss(row["tuned_loss"]), loss(row["base_loss"]), str(row["dataset_version"] or "-"),
+                          "\n".join(f"{role}: {path}" for role, path in row["files"].items() if path))
+        Console(width=200).print(table)

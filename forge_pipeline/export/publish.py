@@ -1,0 +1,88 @@
+"""From a trained adapter's description and the export outputs to a manifest version (Dagster-free)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forge_pipeline.export.manifest import ManifestError, describe_file, publish_version
+
+REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
+EVALUATION_FIELDS = ("base_loss", "tuned_loss", "base_perplexity", "tuned_perplexity", "relative_improvement",
+                     "validation_examples", "prompts", "promoted", "reason")
+
+
+def adapter_info(lora_adapter: dict, source: str = "lora_adapter") -> dict:
+    """Validate the `lora_adapter` description (from the train stage) and fill optional fields."""
+    if not isinstance(lora_adapter, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(lora_adapter).__name__}")
+    missing = [f for f in REQUIRED_ADAPTER_FIELDS if not lora_adapter.get(f)]
+    if missing:
+        raise ValueError(f"{source}: missing field(s) {', '.join(missing)}; re-materialize lora_adapter")
+    for field in REQUIRED_ADAPTER_FIELDS:
+        if not Path(lora_adapter[field]).is_dir():
+            raise ValueError(f"{source}: field {field!r} points at {lora_adapter[field]}, which is not a folder")
+    if not (Path(lora_adapter["adapter_dir"]) / "adapter_config.json").is_file():
+        raise ValueError(f"{source}: {lora_adapter['adapter_dir']} has no adapter_config.json (not a peft adapter)")
+    return {
+        "adapter_dir": str(lora_adapter["adapter_dir"]), "base_model_dir": str(lora_adapter["base_model_dir"]),
+        "base_model_name": lora_adapter.get("base_model_name") or Path(lora_adapter["base_model_dir"]).name,
+        "is_demo_model": bool(lora_adapter.get("is_demo_model", False)),
+        "mlflow_run_id": lora_adapter.get("mlflow_run_id"), "dataset_version": lora_adapter.get("dataset_version"),
+        "metrics": lora_adapter.get("metrics") or {},
+    }
+
+
+def export_key(info: dict) -> str:
+    """Export folder name: the MLflow run id ties files to the run; the adapter folder name otherwise."""
+    return info.get("mlflow_run_id") or Path(info["adapter_dir"]).name
+
+
+def validation_file(dataset_version: dict) -> Path:
+    path = dataset_version.get("path") if isinstance(dataset_version, dict) else None
+    if not path:
+        raise ValueError("dataset_version: missing field 'path' (the catalog folder with validation.jsonl)")
+    target = Path(path) / "validation.jsonl"
+    if not target.is_file():
+        raise ValueError(f"dataset_version: {target} does not exist; re-materialize dataset_version")
+    return target
+
+
+def publish(manifest_path: Path, info: dict, evaluation: dict, gguf_model: dict, gguf_adapter: dict,
+            dataset_version: str | None = None) -> dict:
+    """Hash the files that exist now and add a version; promote only if the evaluation gate passed."""
+    files = {}
+    for role, path in (("base_gguf", gguf_model["base_gguf"]), ("merged_gguf", gguf_model["merged_gguf"]),
+                       ("adapter_gguf", gguf_adapter["adapter_gguf"])):
+        if not Path(path).is_file():
+            raise ManifestError(f"{role} {path} does not exist; re-materialize the export assets before the manifest")
+        files[role] = describe_file(Path(path), manifest_path)
+    entry = {
+        "dataset_version": dataset_version or info.get("dataset_version"), "mlflow_run_id": info.get("mlflow_run_id"),
+        "base_model": {"name": info["base_model_name"], "is_demo_model": info["is_demo_model"]},
+        "files": files, "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
+        "quant_type": gguf_model.get("quant_type"),
+    }
+    manifest = publish_version(manifest_path, entry, promote=bool(evaluation.get("promoted")))
+    # publish_version numbers versions v0001, v0002, ... under its lock: the highest is the one just added.
+    version = max(manifest["versions"], key=lambda v: int(v[1:]) if v[1:].isdigit() else -1)
+    return {"version": version, "current": manifest["current"], "promoted": bool(evaluation.get("promoted")),
+            "manifest_path": str(manifest_path), "versions": len(manifest["versions"])}
+
+
+def models_table(manifest: dict) -> list[dict]:
+    """One row per version, for `forge models`."""
+    rows = []
+    for version, entry in sorted(manifest["versions"].items()):
+        evaluation = entry.get("evaluation") or {}
+        rows.append({
+            "version": version, "current": version == manifest["current"], "promoted": entry.get("promoted", False),
+            "created_at": entry.get("created_at"), "dataset_version": entry.get("dataset_version"),
+            "tuned_loss": evaluation.get("tuned_loss"), "base_loss": evaluation.get("base_loss"),
+            "files": {role: (f or {}).get("path") for role, f in entry.get("files", {}).items()},
+        })
+    return rows
+
+
+def dumps(payload: dict) -> str:
+    return json.dumps(payload, indent=2, default=str)
