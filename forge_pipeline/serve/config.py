@@ -10,3 +10,7 @@ class ServeSettings(BaseModel):
     max_request_bytes: int = Field(default=1_000_000, gt=0)
     retrain_threshold: int = Field(default=20, gt=0, description="New interactions that request a retrain.")
     dagster_url: str = "http://127.0.0.1:3000"
+    dagster_location: str = Field(default="forge", description="Code location name (workspace.yaml's location_name).")
+    dagster_timeout_s: float = Field(default=10.0, gt=0)
+    embeddings: bool = Field(default=True, description="Load a second llama.cpp context for /v1/embeddings.")
+    manifest_poll_s: float = Field(default=0.5, gt=0, description="How often the server checks the manifest.")

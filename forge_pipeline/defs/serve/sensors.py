@@ -1,0 +1,57 @@
+"""Retraining triggers: new interactions refresh the dataset; enough of them (or the nightly schedule)
+retrain the model."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import dagster as dg
+
+from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.serve.retrain import ScanState, changed_since, interaction_dirs, scan
+
+# Selected by group so this stage never names other stages' assets; the lead's groups decide membership.
+DATA_GROUPS = ("ingest", "prepare", "curate", "catalog")
+
+forge_data_job = dg.define_asset_job(
+    "forge_data_job", selection=dg.AssetSelection.groups(*DATA_GROUPS),
+    description="Ingest → prepare → curate → new dataset version (no training).",
+)
+forge_retrain_job = dg.define_asset_job(
+    "forge_retrain_job", selection=dg.AssetSelection.all(),
+    description="The whole chain: data, training, evaluation, GGUF export, manifest.",
+)
+
+
+@dg.sensor(jobs=[forge_data_job, forge_retrain_job], minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.STOPPED)
+def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSettingsResource):
+    """New interaction records → refresh the dataset; >= serve.retrain_threshold since the last retrain →
+    run the whole chain. The cursor keeps per-file byte offsets, so each record is counted once."""
+    settings = forge.get()
+    state = ScanState.from_cursor(context.cursor)
+    result = scan(interaction_dirs(settings), state, settings.serve.retrain_threshold)
+    context.update_cursor(result.state.to_cursor())
+    if not result.new_records:
+        return dg.SkipReason("no new interaction records")
+    tags = {"forge/new_interactions": str(result.new_records)}
+    # The cursor after this tick identifies the batch of records; hashlib, as str hashes vary per process.
+    key = hashlib.sha256(result.state.to_cursor().encode()).hexdigest()[:16]
+    if result.retrain:
+        return dg.RunRequest(run_key=f"retrain-{key}", job_name=forge_retrain_job.name, tags=tags)
+    return dg.RunRequest(run_key=f"data-{key}", job_name=forge_data_job.name, tags=tags)
+
+
+@dg.schedule(job=forge_retrain_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def nightly_retrain(context: dg.ScheduleEvaluationContext, forge: ForgeSettingsResource):
+    """03:00 UTC: retrain on the full chain, skipped when no vault note or interaction changed in the last
+    24 h (an unchanged input would produce the same dataset version, so the run would only cost time)."""
+    settings = forge.get()
+    since = (context.scheduled_execution_time - timedelta(days=1)).timestamp()
+    changed = changed_since([*interaction_dirs(settings), settings.vault_dir, settings.conversations_dir], since)
+    if not changed:
+        return dg.SkipReason("no vault or interaction file changed in the last 24 h")
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"nightly-{day}", tags={"forge/changed_files": str(len(changed))})

@@ -1,0 +1,361 @@
+"""The real server (uvicorn subprocess) on a tiny real GGUF base with two real LoRA adapter GGUFs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from forge_pipeline.export.manifest import sha256_of
+from forge_pipeline_tests.gguf_fixtures import build_serve_models, write_manifest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+MAX_BYTES = 50_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_models(tmp_path_factory):
+    return build_serve_models(tmp_path_factory.mktemp("serve_models"))
+
+
+@pytest.fixture(scope="module")
+def server(serve_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve_root")
+    manifest_path = root / "serve" / "adapter_manifest.json"
+    write_manifest(manifest_path, serve_models, "v0001")
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "FORGE_SERVE__N_CTX": "512",
+           "FORGE_SERVE__MANIFEST_POLL_S": "0.2", "FORGE_SERVE__MAX_REQUEST_BYTES": str(MAX_BYTES),
+           "FORGE_SERVE__LOG_SERVED_CHATS": "true",
+           # Nothing listens here: the fine-tune routes must turn that into a clear 502.
+           "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{_free_port()}"}
+    log = open(root / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "forge_pipeline.serve.app:app_from_env",
+         "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield {"client": client, "root": root, "manifest": manifest_path, "models": serve_models, "port": port}
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+            raise AssertionError("server did not shut down within 20 s of SIGTERM")
+        finally:
+            log.close()
+
+
+def _wait_for_version(client, version: str, timeout: float = 10) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        health = client.get("/health").json()
+        if health["model_version"] == version:
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"server still on {health['model_version']}, expected {version}: {health}")
+
+
+def _greedy(client, prompt="The migration plan") -> tuple[str, str]:
+    response = client.post("/v1/completions", json={"prompt": prompt, "max_tokens": 12, "temperature": 0})
+    assert response.status_code == 200, response.text
+    return response.headers["x-forge-model-version"], response.json()["choices"][0]["text"]
+
+
+def test_chat_completion_names_its_version_and_is_logged(server):
+    client = server["client"]
+    body = {"messages": [{"role": "user", "content": "How should I plan a migration?"}], "max_tokens": 8,
+            "temperature": 0}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    payload = response.json()
+    assert payload["model"] == "v0001" and response.headers["x-forge-model-version"] == "v0001"
+    assert payload["object"] == "chat.completion" and payload["choices"][0]["message"]["role"] == "assistant"
+    assert payload["usage"]["completion_tokens"] <= 8
+    # Served chats are logged (setting on) unless the reply is empty.
+    if payload["choices"][0]["message"]["content"].strip():
+        lines = [json.loads(l) for f in (server["root"] / "interactions").glob("*.jsonl") for l in f.read_text().splitlines()]
+        assert any(r["messages"][0]["content"] == "How should I plan a migration?" and r["model_version"] == "v0001"
+                   for r in lines)
+
+
+def test_chat_streaming_sends_sse_chunks_and_done(server):
+    body = {"messages": [{"role": "user", "content": "Reflect on this week."}], "max_tokens": 6, "stream": True,
+            "temperature": 0}
+    with server["client"].stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-forge-model-version"] == "v0001"
+        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert chunks and all(c["object"] == "chat.completion.chunk" and c["model"] == "v0001" for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_completion_is_deterministic_at_temperature_zero(server):
+    assert _greedy(server["client"]) == _greedy(server["client"])
+
+
+def test_embeddings_have_the_models_width(server):
+    response = server["client"].post("/v1/embeddings", json={"input": ["read replicas", "team lead"]})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert len(data) == 2 and len(data[0]["embedding"]) == 256
+    assert data[0]["embedding"] != data[1]["embedding"]
+
+
+def test_models_routes_list_and_describe_manifest_versions(server):
+    client = server["client"]
+    listing = client.get("/v1/models").json()
+    assert {m["id"] for m in listing["data"]} == {"v0001", "v0002"} and listing["serving"] == "v0001"
+    entry = client.get("/v1/models/v0002").json()
+    assert entry["files"]["adapter_gguf"]["sha256"] == sha256_of(server["models"].adapters[1])
+    assert client.get("/v1/models/v9999").status_code == 404
+
+
+def test_downloads_serve_only_manifest_files(server):
+    client = server["client"]
+    adapter = client.get("/v1/models/v0002/adapter")
+    assert adapter.status_code == 200 and adapter.content == server["models"].adapters[1].read_bytes()
+    gguf = client.get("/v1/models/v0001/gguf")
+    assert gguf.status_code == 200 and gguf.content[:4] == b"GGUF"
+    assert len(gguf.content) == server["models"].base_gguf.stat().st_size
+    for hostile in ("/v1/models/..%2F..%2Fetc/gguf", "/v1/models/..%2F..%2Fetc%2Fpasswd/adapter",
+                    "/v1/models/%2Fetc%2Fpasswd/gguf", "/v1/models/v9999/gguf"):
+        response = client.get(hostile)
+        assert response.status_code == 404, (hostile, response.status_code)
+        assert b"root:" not in response.content
+
+
+def test_interactions_are_durable_and_invalid_ones_rejected(server):
+    client = server["client"]
+    good = {"messages": [{"role": "user", "content": "Is this note useful?"},
+                         {"role": "assistant", "content": "Yes, link it from Home."}],
+            "rating": "up", "model_version": "v0001"}
+    response = client.post("/v1/interactions", json=good)
+    assert response.status_code == 201, response.text
+    stored_in = Path(response.json()["stored_in"])
+    records = [json.loads(line) for line in stored_in.read_text().splitlines()]
+    assert any(r["interaction_id"] == response.json()["interaction_id"] and r["rating"] == "up" for r in records)
+    bad_bodies = [
+        {"messages": []},
+        {"messages": [{"role": "assistant", "content": "no user"}]},
+        {"messages": [{"role": "user", "content": "   "}]},
+        {"messages": [{"role": "robot", "content": "hi"}]},
+        {"messages": [{"role": "user", "content": "hi"}], "rating": "meh"},
+    ]
+    for bad in bad_bodies:
+        response = client.post("/v1/interactions", json=bad)
+        assert response.status_code == 422, bad
+        assert response.json()["detail"], bad
+    assert client.post("/v1/interactions", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_body_over_the_limit_is_413(server):
+    huge = {"messages": [{"role": "user", "content": "x" * (MAX_BYTES + 10)}]}
+    assert server["client"].post("/v1/interactions", json=huge).status_code == 413
+
+    def chunks():  # no content-length: the server must count
+        for _ in range(10):
+            yield b"y" * (MAX_BYTES // 5)
+
+    assert server["client"].post("/v1/interactions", content=chunks()).status_code == 413
+
+    def small():  # a chunked body under the limit must still reach the route intact
+        yield json.dumps({"messages": [{"role": "user", "content": "chunked hello"}]}).encode()
+
+    response = server["client"].post("/v1/interactions", content=small(), headers={"content-type": "application/json"})
+    assert response.status_code == 201, response.text
+
+
+def test_abandoned_stream_does_not_block_later_requests(server):
+    client = server["client"]
+    body = {"messages": [{"role": "user", "content": "Write a long reflection."}], "max_tokens": 200, "stream": True}
+    with httpx.Client(base_url=client.base_url, timeout=60) as other:  # its own connection, closed on exit
+        with other.stream("POST", "/v1/chat/completions", json=body) as response:
+            next(response.iter_lines())  # read one event, then hang up mid-stream
+    with httpx.Client(base_url=client.base_url, timeout=15) as fresh:
+        for _ in range(3):
+            assert _greedy(fresh)[0] == "v0001"
+
+
+def test_fine_tunes_without_dagster_answer_502_with_the_reason(server):
+    response = server["client"].post("/v1/fine-tunes", json={})
+    assert response.status_code == 502
+    assert "unreachable" in response.json()["detail"]
+    assert server["client"].get("/v1/fine-tunes/abc").status_code == 502
+
+
+def test_hot_swap_changes_version_and_output_without_restart(server):
+    client, manifest = server["client"], server["manifest"]
+    before = _greedy(client)
+    write_manifest(manifest, server["models"], "v0002")
+    health = _wait_for_version(client, "v0002")
+    assert health["recent_swaps"][-1]["kind"] == "adapter_swap" and health["recent_swaps"][-1]["swap_ms"] < 50
+    after = _greedy(client)
+    assert after[0] == "v0002" and after[1] != before[1]
+    write_manifest(manifest, server["models"], "v0001")
+    _wait_for_version(client, "v0001")
+    assert _greedy(client) == before
+
+
+def test_corrupt_manifest_is_refused_and_old_version_keeps_serving(server, tmp_path):
+    client, manifest_path = server["client"], server["manifest"]
+    original = manifest_path.read_text()
+    # v0002's adapter replaced by a file with a different sha256.
+    manifest = json.loads(original)
+    fake = tmp_path / "tampered.gguf"
+    fake.write_bytes(b"GGUF" + b"\0" * 100)
+    entry = manifest["versions"]["v0002"]["files"]["adapter_gguf"]
+    entry["path"] = str(fake)
+    entry["size_bytes"] = fake.stat().st_size
+    manifest["current"] = "v0002"
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        deadline = time.time() + 10
+        while not (health := client.get("/health").json())["error"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert "sha256" in health["error"] and health["model_version"] == "v0001" and health["status"] == "degraded"
+        assert _greedy(client)[0] == "v0001"
+        manifest_path.write_text("{ truncated")
+        deadline = time.time() + 10
+        while "not valid JSON" not in (client.get("/health").json()["error"] or "") and time.time() < deadline:
+            time.sleep(0.1)
+        assert "not valid JSON" in client.get("/health").json()["error"]
+        assert _greedy(client)[0] == "v0001"
+    finally:
+        manifest_path.write_text(original)
+    deadline = time.time() + 10
+    while client.get("/health").json()["error"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_concurrent_requests_during_swaps_all_succeed(server):
+    client, manifest, models = server["client"], server["manifest"], server["models"]
+    expected = {}
+    for version in ("v0002", "v0001"):
+        write_manifest(manifest, models, version)
+        _wait_for_version(client, version)
+        expected[version] = _greedy(client)[1]
+
+    def one(i: int):
+        response = client.post("/v1/completions", json={"prompt": "The migration plan", "max_tokens": 12,
+                                                        "temperature": 0})
+        return response.status_code, response.headers.get("x-forge-model-version"), response.json()
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(one, i) for i in range(36)]
+        for step in range(6):
+            write_manifest(manifest, models, ("v0002", "v0001")[step % 2])
+            time.sleep(0.25)
+        results = [f.result() for f in futures]
+    assert all(status == 200 for status, _, _ in results)
+    # Each answer matches the version it claims: no request saw a half-swapped model or stale KV cache.
+    for _, version, payload in results:
+        assert payload["choices"][0]["text"] == expected[version]
+    write_manifest(manifest, models, "v0001")
+    _wait_for_version(client, "v0001")
+
+
+def test_new_base_loads_beside_the_old_one_and_serves_identically(serve_models, tmp_path):
+    """A version on a different base GGUF path is a full load (not an adapter swap); the same weights must
+    give the same greedy output as the adapter swap did, and requests during the load keep working."""
+    import shutil
+    import threading
+
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.export.manifest import describe_file, read_manifest
+    from forge_pipeline.serve.models import ModelHost
+
+    manifest_path = tmp_path / "serve" / "adapter_manifest.json"
+    write_manifest(manifest_path, serve_models, "v0002")
+    host = ModelHost(manifest_path, n_ctx=512)
+
+    def greedy() -> tuple[str, str]:
+        with host.session() as session:
+            text = session.llm.create_completion("The migration plan", max_tokens=12, temperature=0)
+            return session.version, text["choices"][0]["text"]
+
+    try:
+        assert host.reload()["kind"] == "base_load"
+        on_swapped_adapter = greedy()
+        copy = tmp_path / "base-copy.gguf"
+        shutil.copyfile(serve_models.base_gguf, copy)
+        manifest = read_manifest(manifest_path)
+        entry = json.loads(json.dumps(manifest["versions"]["v0002"]))
+        entry["version"] = "v0003"
+        entry["files"]["base_gguf"] = describe_file(copy, manifest_path)
+        manifest["versions"]["v0003"] = entry
+        manifest["current"] = "v0003"
+        write_json_atomic(manifest_path, manifest)
+        results, stop = [], threading.Event()
+
+        def traffic():
+            while not stop.is_set():
+                results.append(greedy())
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        try:
+            outcome = host.reload()
+        finally:
+            stop.set()
+            worker.join()
+        assert outcome["kind"] == "base_load" and outcome["from"] == "v0002" and outcome["to"] == "v0003"
+        assert host.health()["base_gguf"] == str(copy.resolve())
+        assert greedy() == ("v0003", on_swapped_adapter[1])
+        assert results and all(text == on_swapped_adapter[1] for _, text in results)
+    finally:
+        host.close()
+
+
+def test_forge_serve_command_serves_the_manifest(serve_models, tmp_path):
+    write_manifest(tmp_path / "serve" / "adapter_manifest.json", serve_models, "v0002")
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forge_pipeline.cli", "serve", "--port", str(port), "--data-root", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_SERVE__N_CTX": "512"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert health.json()["model_version"] == "v0002" and health.json()["status"] == "ok"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
