@@ -2,26 +2,28 @@
 
 import dagster as dg
 
-from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
-from forge_pipeline.defs.curate.definitions import defs as curate_defs
-from forge_pipeline.defs.export.definitions import defs as export_defs
-from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
-from forge_pipeline.defs.prepare.definitions import defs as prepare_defs
+# Stage modules, not their `defs` objects: Dagster refuses a module with more than one Definitions at
+# module scope, so only `defs` below may be one.
+from forge_pipeline.defs.catalog import definitions as catalog_definitions
+from forge_pipeline.defs.curate import definitions as curate_definitions
+from forge_pipeline.defs.export import definitions as export_definitions
+from forge_pipeline.defs.ingest import definitions as ingest_definitions
+from forge_pipeline.defs.prepare import definitions as prepare_definitions
 from forge_pipeline.defs.resources import shared_resources
-from forge_pipeline.defs.serve.definitions import defs as serve_defs
-from forge_pipeline.defs.train.definitions import defs as train_defs
+from forge_pipeline.defs.serve import definitions as serve_definitions
+from forge_pipeline.defs.train import definitions as train_definitions
 
 
 def build_definitions(data_root: str | None = None) -> dg.Definitions:
     """All of Forge; `data_root` overrides the settings' data root (tests use a temporary one)."""
     return dg.Definitions.merge(
-        ingest_defs,
-        prepare_defs,
-        curate_defs,
-        catalog_defs,
-        train_defs,
-        export_defs,
-        serve_defs,
+        ingest_definitions.defs,
+        prepare_definitions.defs,
+        curate_definitions.defs,
+        catalog_definitions.defs,
+        train_definitions.defs,
+        export_definitions.defs,
+        serve_definitions.defs,
         dg.Definitions(resources=shared_resources(data_root)),
     )
 
