@@ -54,6 +54,13 @@ FORGE_RECIPES = {
                                        "gradient_checkpointing": True, "attn_implementation": "flex_attention"},
     "forge_packed_liger_flex_gc_bs8": {"packing": True, "use_liger_kernel": True, "per_device_train_batch_size": 8,
                                        "gradient_checkpointing": True, "attn_implementation": "flex_attention"},
+    # the same with every batch padded to one shape (bs * max_length): flex kernels compile once, not per length
+    "forge_packed_liger_flex_fixed_gc_bs4": {"packing": True, "use_liger_kernel": True, "per_device_train_batch_size": 4,
+                                             "gradient_checkpointing": True, "attn_implementation": "flex_attention",
+                                             "pad_to_multiple_of": 4 * MAX_LEN},
+    "forge_packed_liger_flex_fixed_gc_bs8": {"packing": True, "use_liger_kernel": True, "per_device_train_batch_size": 8,
+                                             "gradient_checkpointing": True, "attn_implementation": "flex_attention",
+                                             "pad_to_multiple_of": 8 * MAX_LEN},
     "forge_packed_liger_gc_bs16": {"packing": True, "use_liger_kernel": True, "per_device_train_batch_size": 16,
                                    "gradient_checkpointing": True},
 }
@@ -199,6 +206,9 @@ def run_forge(paths: dict, name: str, overrides: dict) -> dict:
     return {"wall_s": result["metrics"]["wall_s"], "steps": result["metrics"]["global_step"],
             "train_loss": result["metrics"]["train_loss"], "peak_gpu_gb": result["metrics"].get("peak_gpu_memory_gb"),
             "steady_tok_per_s": steady_rate(history), "hardware": result["hardware"],
+            # trl's num_tokens counts padding in padding-free batches: with pad_to_multiple_of the steady rate
+            # must be scaled by real_tokens / num_tokens_seen to count real tokens only
+            "num_tokens_seen": max((h.get("num_tokens", 0) for h in history), default=None),
             "loss_curve": [(h.get("num_tokens"), h["loss"]) for h in history if "loss" in h]}
 
 

@@ -48,6 +48,31 @@ def test_packed_rows_give_each_example_its_own_logits(tiny, attn):
     assert (mixed[a:b] - model(input_ids=ids[:, a:b]).logits[0]).abs().max() > 1e-3
 
 
+def test_pad_to_multiple_of_gives_one_shape_without_changing_real_tokens(tiny):
+    """The GPU recipe pads packed batches to one length (flex compiles once); padding must change nothing."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    root, version, base = tiny
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
+    hp = load_settings(data_root=root, train={"packing": True, "max_length": 160, "pad_to_multiple_of": 512}).train
+    args = sft_config(root / "out-padded", hp, False, {"quantization": "none", "gradient_checkpointing": False}, False)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=load_splits(version["path"])["train"],
+                         processing_class=tokenizer)
+    rows = [trainer.train_dataset[i] for i in range(2)]
+    padded = trainer.data_collator(rows)
+    real_length = sum(len(r["input_ids"]) for r in rows)
+    assert padded["input_ids"].shape[1] == 512 > real_length
+    assert (padded["labels"][0, real_length:] == -100).all(), "padding must never be trained on"
+    with torch.no_grad():
+        logits = model(input_ids=padded["input_ids"], position_ids=padded["position_ids"]).logits[0, :real_length]
+        unpadded = model(input_ids=padded["input_ids"][:, :real_length],
+                         position_ids=padded["position_ids"][:, :real_length]).logits[0]
+    assert (logits - unpadded).abs().max() < 1e-4
+
+
 @pytest.mark.slow
 def test_packed_training_runs_on_cpu(tiny):
     root, version, base = tiny

@@ -41,6 +41,11 @@ class TrainSettings(BaseModel):
         default=False,
         description="Padding-free packing (bfd); position ids keep examples apart (flash-attention or sdpa/eager/flex).",
     )
+    pad_to_multiple_of: int | None = Field(
+        default=None, gt=0,
+        description="Pad each (packed) batch to a multiple of this many tokens. With packing and flex attention, "
+        "per_device_train_batch_size * max_length gives every batch one shape, so the kernels compile once.",
+    )
     gradient_checkpointing: bool | None = Field(default=None, description="None: on for CUDA, off on CPU.")
     seed: int = 42
     max_steps: int = Field(default=-1, description="-1: train for num_train_epochs; > 0 stops after that many steps.")

@@ -277,6 +277,7 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
         save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
         max_length=hp.max_length, assistant_only_loss=True,
         packing=hp.packing, padding_free=hp.packing, **({"packing_strategy": "bfd"} if hp.packing else {}),
+        pad_to_multiple_of=hp.pad_to_multiple_of,
         bf16=cuda, fp16=False, use_cpu=not cuda,
         gradient_checkpointing=hardware["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
