@@ -18,7 +18,7 @@ import typer
 
 app = typer.Typer(help="Forge: fine-tune a local LLM on your own vault and conversations.", no_args_is_help=True)
 
-STAGES_WITH_COMMANDS = ("ingest", "prepare", "catalog", "curate", "train", "export", "serve")
+STAGES_WITH_COMMANDS = ("ingest", "prepare", "catalog", "curate", "train", "export", "serve", "embed", "feedback")
 
 
 def _dagster_home(settings) -> Path:
@@ -79,7 +79,8 @@ def demo(
         task = progress.add_task("materializing", total=len(selected))
         started = time.time()
         worker.start()
-        while worker.is_alive():
+        while True:
+            was_alive = worker.is_alive()  # read before polling: the last poll always follows the run's end
             worker.join(timeout=1.0)
             for record in instance.get_event_records(
                 dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started),
@@ -90,6 +91,8 @@ def demo(
                     finished[key] = "materialized"
                     progress.console.print(f"  [green]✓[/green] {key}")
             progress.update(task, completed=len(finished), description=f"materializing ({len(finished)} done)")
+            if not was_alive:
+                break
 
     if "error" in outcome:
         raise outcome["error"]
@@ -103,6 +106,8 @@ def demo(
 
 
 def _print_outputs(console, settings) -> None:
+    from forge_pipeline.embed.store import index_root
+
     paths = settings.paths
     rows = [
         ("tables (Parquet)", paths.tables),
@@ -111,10 +116,11 @@ def _print_outputs(console, settings) -> None:
         ("adapters", paths.adapters),
         ("GGUF exports", paths.exports),
         ("adapter manifest", paths.manifest),
+        ("embedding index (forge search)", index_root(settings.data_root)),
         ("MLflow store", settings.tracking_uri),
     ]
     for label, where in rows:
-        console.print(f"  {label:<42} {where}")
+        console.print(f"  {label:<42} {where}", soft_wrap=True)  # a path split over two lines cannot be copied
 
 
 @app.command()

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -36,6 +37,20 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String,  # what exactly was wrong, for a person
     "payload": pl.String,  # the dropped record (JSON) or a prefix of the raw text
 }
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every non-blank line of a JSONL file Forge wrote itself; a broken line is an error naming file and line
+    (these files are outputs, not user input: user input is quarantined line by line by the ingest readers)."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return rows
 
 
 def example_id_for(messages: Iterable[Mapping[str, str]]) -> str:

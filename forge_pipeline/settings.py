@@ -16,13 +16,16 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError as PydanticSettingsError,
     TomlConfigSettingsSource,
     YamlConfigSettingsSource,
 )
 
 from forge_pipeline.catalog.config import CatalogSettings
 from forge_pipeline.curate.config import CurateSettings
+from forge_pipeline.embed.config import EmbedSettings
 from forge_pipeline.export.config import EvalSettings, ExportSettings
+from forge_pipeline.feedback.config import FeedbackSettings
 from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.prepare.config import PrepareSettings
 from forge_pipeline.serve.config import ServeSettings
@@ -76,6 +79,8 @@ class ForgeSettings(BaseSettings):
     eval: EvalSettings = EvalSettings()
     export: ExportSettings = ExportSettings()
     serve: ServeSettings = ServeSettings()
+    embed: EmbedSettings = EmbedSettings()  # embedding index and search (forge_pipeline/embed)
+    feedback: FeedbackSettings = FeedbackSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -137,8 +142,29 @@ def load_settings(**overrides) -> ForgeSettings:
     try:
         return ForgeSettings(**overrides)
     except ValidationError as err:
-        source = os.environ.get("FORGE_CONFIG") or "environment/arguments"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
-        )
+        config = _config_file()  # forge.yaml found in the working directory counts too, not only FORGE_CONFIG
+        source = str(config) if config else "environment/arguments"
+        problems = "; ".join(_describe_error(e) for e in err.errors())
         raise SettingsError(f"invalid Forge settings from {source}: {problems}") from None
+    except SettingsError:
+        raise
+    except PydanticSettingsError as err:
+        # pydantic-settings' own error: a FORGE_* variable holding a whole section that is not valid JSON.
+        raise SettingsError(f"invalid Forge settings: {err}; check the FORGE_* environment variables") from None
+    except Exception as err:
+        # A config file that is not YAML/TOML (or not a mapping at the top) used to surface as a bare parser
+        # traceback (the TOML one without the file's name); say which file and what the parser saw.
+        config = _config_file()
+        if config is None:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SettingsError(f"{config}: cannot read the settings file ({type(err).__name__}: {first}); "
+                            f"it must be a YAML/TOML mapping of fields. Details: {err}") from None
+
+
+def _describe_error(error: dict) -> str:
+    """'field.path: message (got value)', plus the environment variable when that is where the value came from."""
+    path = ".".join(str(p) for p in error["loc"])
+    variable = "FORGE_" + "__".join(str(p) for p in error["loc"]).upper()
+    where = f" [from {variable}]" if variable in os.environ else ""
+    return f"{path}: {error['msg']} (got {error.get('input')!r}){where}"

@@ -41,7 +41,8 @@ def test_materialize_dataset_version_twice_then_with_new_data(tmp_path):
         assert first["parent"] == "None" and "| train |" in first["approx_token_stats"]
         evaluations = result.get_asset_check_evaluations()
         assert {e.check_name for e in evaluations} == {"dataset_version_no_split_leakage",
-                                                       "dataset_version_has_user_and_assistant_turns"}
+                                                       "dataset_version_has_user_and_assistant_turns",
+                                                       "embedding_index_covers_the_dataset_version"}
         assert all(e.passed for e in evaluations)
         same, _ = _run(tmp_path, instance)
         assert same["version_id"] == first["version_id"]

@@ -11,18 +11,23 @@ EXPECTED_EDGES = {
     "deduplicated_examples": {"filtered_examples"},
     "curated_examples": {"deduplicated_examples"},
     "dataset_version": {"curated_examples"},
+    "embedding_index": {"dataset_version"},
     "lora_adapter": {"dataset_version", "base_model"},
     "adapter_evaluation": {"lora_adapter"},
     "gguf_model": {"adapter_evaluation"},
     "gguf_adapter": {"adapter_evaluation"},
     "adapter_manifest": {"gguf_model", "gguf_adapter"},
+    "preference_adapter": {"preference_pairs", "lora_adapter"},
+    "preference_candidate": {"preference_adapter", "dataset_version", "adapter_manifest"},
 }
 
 EXPECTED_GROUPS = {
     "vault_notes": "ingest", "conversations": "ingest",
     "scrubbed_examples": "prepare", "filtered_examples": "prepare", "deduplicated_examples": "prepare",
     "dataset_version": "catalog", "lora_adapter": "train",
+    "embedding_index": "catalog",
     "gguf_model": "export", "gguf_adapter": "export",
+    "preference_pairs": "prepare", "preference_adapter": "train", "preference_candidate": "serve",
 }
 
 

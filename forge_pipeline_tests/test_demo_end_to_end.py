@@ -6,7 +6,6 @@ llama-cpp-python loading what the manifest points at. It then checks that no pla
 reached the dataset, the MLflow store or the Dagster event log.
 """
 
-import json
 import os
 import subprocess
 import sys

@@ -42,6 +42,8 @@ def server(serve_models, tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "FORGE_SERVE__N_CTX": "512",
            "FORGE_SERVE__MANIFEST_POLL_S": "0.2", "FORGE_SERVE__MAX_REQUEST_BYTES": str(MAX_BYTES),
            "FORGE_SERVE__LOG_SERVED_CHATS": "true",
+           # gguf backend without a file: /v1/embeddings embeds with the served model (test_embeddings_have_the_models_width)
+           "FORGE_EMBED__BACKEND": "gguf",
            # Nothing listens here: the fine-tune routes must turn that into a clear 502.
            "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{_free_port()}"}
     log = open(root / "server.log", "wb")

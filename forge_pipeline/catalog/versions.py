@@ -25,6 +25,7 @@ yet) and tracks BPE token counts within a small factor, which is what the statis
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -179,11 +180,19 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
             "sources": sources or {},
             "path": str(root / version_id),
         }
-        with atomic_directory(root / version_id) as staging:
-            _write_version(staging, parts, entry)
-        catalog["versions"] = [v for v in catalog["versions"] if v["version_id"] != version_id] + [entry]
-        catalog["latest"] = version_id
-        write_json_atomic(catalog_file(settings), catalog)
+        try:
+            with atomic_directory(root / version_id) as staging:
+                _write_version(staging, parts, entry)
+            catalog["versions"] = [v for v in catalog["versions"] if v["version_id"] != version_id] + [entry]
+            catalog["latest"] = version_id
+            write_json_atomic(catalog_file(settings), catalog)
+        except OSError as err:
+            # Disk full (or quota, or I/O error) mid-write: the staging folder and temp file are already gone
+            # and catalog.json still lists only complete versions; say so instead of a bare errno traceback.
+            what = "no space left on the device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else err.strerror or str(err)
+            raise CatalogError(f"{root / version_id}: writing dataset version {version_id} failed ({what}); nothing "
+                               f"was added to {catalog_file(settings)}, the previous versions are intact. Free space "
+                               "under the data root and re-materialize dataset_version.") from err
         return entry
 
 

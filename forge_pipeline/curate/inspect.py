@@ -40,6 +40,7 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.curate.validate import approx_tokens
+from forge_pipeline.records import read_jsonl
 from forge_pipeline.settings import ForgeSettings, load_settings
 from forge_pipeline.train.config import TrainSettings
 
@@ -85,14 +86,7 @@ def resolve_version(settings: ForgeSettings, version: str) -> Path:
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    return rows
+    return read_jsonl(path)
 
 
 # -- model shape, throughput and memory ----------------------------------------------------------------

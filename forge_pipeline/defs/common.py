@@ -39,7 +39,11 @@ def keep_quarantine(settings: ForgeSettings, quarantine: Quarantine) -> dict[str
         "quarantine_path": dg.MetadataValue.path(str(target)),
     }
     if frame.height:
+        # Dagster keeps metadata forever and this runs before the PII scrub: a detail may quote the offending
+        # value ("messages[0].role is 'Jonas Berg'", a bad timestamp string), so the event log gets the detail
+        # with quoted values masked. The full detail stays in the quarantine file (`forge check-inputs`).
+        masked = frame.with_columns(pl.col("detail").str.replace_all(r"'[^'\n]*'|\"[^\"\n]*\"", "'…'"))
         metadata["dropped_preview"] = dg.MetadataValue.md(
-            markdown_preview(frame, ["file", "line", "reason", "detail"], rows=20)
+            markdown_preview(masked, ["file", "line", "reason", "detail"], rows=20)
         )
     return metadata

@@ -53,6 +53,19 @@ def modelfile(from_path: str, adapter_path: str | None = None, demo: bool = Fals
     return "\n".join(lines) + "\n"
 
 
+def _remove_leftovers(out_dir: Path, prefix: str) -> None:
+    """Temp files `.<prefix>*.partial` (and, for the merged export, staging folders) of an export that was killed.
+    Call only under the lock of the export that owns `prefix`: gguf_model and gguf_adapter may run at the same
+    time in the same folder, and one must never delete the other's file in progress."""
+    if not out_dir.is_dir():
+        return
+    if prefix == "merged-":
+        for leftover in out_dir.glob(".staging.*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out_dir.glob(f".{prefix}*.partial"):
+        leftover.unlink(missing_ok=True)
+
+
 def _staging(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Staging beside the outputs (same filesystem) keeps the final renames atomic; the dot hides it from globbing.
@@ -69,6 +82,7 @@ def export_base_model(base_dir: Path, exports_dir: Path, settings: ExportSetting
     f16 = out_dir / "base-f16.gguf"
     timings: dict[str, float] = {}
     with locked(out_dir / "build"):
+        _remove_leftovers(out_dir, "base-")  # temp files of a build that was killed (the lock says none is running)
         cached = quantized.is_file() and f16.is_file()
         if not f16.is_file():
             timings["convert_base_s"] = round(toolchain.convert_model(base_dir, f16).seconds, 3)
@@ -107,9 +121,9 @@ def export_merged_model(base_dir: Path, adapter_dir: Path, out_dir: Path, settin
     timings: dict[str, float] = {}
     # The lock sits beside the run folder so the folder holds only exported files.
     with locked(out_dir.parent / f".{out_dir.name}.export"):
-        # A killed earlier run (SIGKILL skips `finally`) can leave a staging folder: nothing points at it.
-        for leftover in out_dir.glob(".staging.*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        # A killed earlier run (SIGKILL skips `finally`) can leave a staging folder, and a kill inside the
+        # quantizer a `.merged-*.gguf.*.partial` temp file beside the outputs: nothing points at either.
+        _remove_leftovers(out_dir, "merged-")
         stats = _merge_convert_quantize(base_dir, adapter_dir, out_dir, settings, toolchain, timings)
     base = export_base_model(base_dir, exports_dir or out_dir.parent, settings, toolchain)
     write_text_atomic(out_dir / "Modelfile", modelfile(f"./{merged_gguf.name}", demo=demo))
@@ -167,7 +181,11 @@ def export_adapter(adapter_dir: Path, base_dir: Path, out_dir: Path, settings: E
     check_adapter_convertible(adapter_dir)
     toolchain = toolchain or LlamaCppToolchain.from_settings(settings)
     out_dir = Path(out_dir)
-    result = toolchain.convert_adapter(adapter_dir, base_dir, out_dir / "adapter-f16.gguf", outtype="f16")
+    # Own lock (not the merged export's: both may run at once in this folder) so that a killed earlier
+    # conversion's `.adapter-f16.gguf.*.partial` can be removed without racing a running one.
+    with locked(out_dir.parent / f".{out_dir.name}.adapter-export"):
+        _remove_leftovers(out_dir, "adapter-")
+        result = toolchain.convert_adapter(adapter_dir, base_dir, out_dir / "adapter-f16.gguf", outtype="f16")
     output = {"adapter_gguf": str(result.path), "timings": {"convert_adapter_s": round(result.seconds, 3)},
               "stats": {"adapter": gguf_stats(result.path)}}
     if base_gguf:

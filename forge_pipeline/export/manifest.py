@@ -103,19 +103,79 @@ def next_version_id(manifest: dict) -> str:
     return f"v{(max(numbers) + 1 if numbers else 1):04d}"
 
 
-def publish_version(manifest_path: Path, entry: dict, promote: bool) -> dict:
-    """Add a version (its files already written and hashed) and, if promoted, make it current."""
+def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_share: float | None = None) -> dict:
+    """Add a version (its files already written and hashed) and, if promoted, make it current; with
+    `candidate_share`, a promoted version becomes the A/B candidate getting that share of chat requests
+    instead (current when there is no current version yet)."""
     manifest_path = Path(manifest_path)
     with locked(manifest_path):
         manifest = read_manifest(manifest_path)
         version = entry.get("version") or next_version_id(manifest)
-        entry = {**entry, "version": version, "promoted": promote,
+        as_candidate = promote and candidate_share is not None and manifest["current"] is not None
+        entry = {**entry, "version": version, "promoted": promote and not as_candidate,
                  "created_at": entry.get("created_at") or datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
         manifest["versions"][version] = entry
-        if promote:
+        if as_candidate:
+            verify_version(manifest, version, manifest_path)
+            manifest["candidate"] = {"version": version, "traffic_share": _share(candidate_share, manifest_path)}
+        elif promote:  # (with no current version a candidate would have nothing to be compared with)
             verify_version(manifest, version, manifest_path)
             manifest["current"] = version
             manifest["history"].append(version)
+        write_json_atomic(manifest_path, manifest)
+        return manifest
+
+
+def _share(value, manifest_path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise ManifestError(f"{manifest_path}: candidate traffic_share {value!r} must be a number in (0, 1]")
+    return float(value)
+
+
+def candidate_of(manifest: dict, manifest_path: Path) -> dict | None:
+    """The A/B candidate {"version", "traffic_share"}, or None; a malformed one raises naming the field."""
+    candidate = manifest.get("candidate")
+    if candidate is None:
+        return None
+    if not isinstance(candidate, dict) or not isinstance(candidate.get("version"), str):
+        raise ManifestError(f"{manifest_path}: field 'candidate' must be null or "
+                            '{"version": str, "traffic_share": float}, got ' + repr(candidate))
+    if candidate["version"] not in manifest["versions"]:
+        raise ManifestError(f"{manifest_path}: candidate version {candidate['version']!r} is not in the manifest")
+    return {"version": candidate["version"], "traffic_share": _share(candidate.get("traffic_share"), manifest_path)}
+
+
+def set_candidate(manifest_path: Path, version: str | None, traffic_share: float = 0.1) -> dict:
+    """Name `version` the A/B candidate with `traffic_share` of chat requests (None clears the candidate)."""
+    manifest_path = Path(manifest_path)
+    with locked(manifest_path):
+        manifest = read_manifest(manifest_path)
+        if version is None:
+            manifest["candidate"] = None
+        else:
+            if version == manifest["current"]:
+                raise ManifestError(f"{manifest_path}: {version} is already current; a candidate must differ")
+            verify_version(manifest, version, manifest_path)
+            manifest["candidate"] = {"version": version, "traffic_share": _share(traffic_share, manifest_path)}
+        write_json_atomic(manifest_path, manifest)
+        return manifest
+
+
+def promote_candidate(manifest_path: Path, version: str | None = None) -> dict:
+    """Make the A/B candidate current (all traffic) and clear the candidate; `version`, when given, must be it."""
+    manifest_path = Path(manifest_path)
+    with locked(manifest_path):
+        manifest = read_manifest(manifest_path)
+        candidate = candidate_of(manifest, manifest_path)
+        if candidate is None:
+            raise ManifestError(f"{manifest_path}: no A/B candidate to promote (field 'candidate' is empty)")
+        if version is not None and version != candidate["version"]:
+            raise ManifestError(f"{manifest_path}: the candidate is {candidate['version']}, not {version}")
+        verify_version(manifest, candidate["version"], manifest_path)
+        manifest["current"] = candidate["version"]
+        manifest["versions"][candidate["version"]]["promoted"] = True
+        manifest["history"].append(candidate["version"])
+        manifest["candidate"] = None
         write_json_atomic(manifest_path, manifest)
         return manifest
 

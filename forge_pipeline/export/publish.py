@@ -49,8 +49,9 @@ def validation_file(dataset_version: dict) -> Path:
 
 
 def publish(manifest_path: Path, info: dict, evaluation: dict, gguf_model: dict, gguf_adapter: dict,
-            dataset_version: str | None = None) -> dict:
-    """Hash the files that exist now and add a version; promote only if the evaluation gate passed."""
+            dataset_version: str | None = None, candidate_share: float | None = None, kind: str = "sft") -> dict:
+    """Hash the files that exist now and add a version; promote only if the evaluation gate passed.
+    With `candidate_share`, a version that passed the gate becomes the A/B candidate instead of current."""
     files = {}
     for role, path in (("base_gguf", gguf_model["base_gguf"]), ("merged_gguf", gguf_model["merged_gguf"]),
                        ("adapter_gguf", gguf_adapter["adapter_gguf"])):
@@ -61,9 +62,10 @@ def publish(manifest_path: Path, info: dict, evaluation: dict, gguf_model: dict,
         "dataset_version": dataset_version or info.get("dataset_version"), "mlflow_run_id": info.get("mlflow_run_id"),
         "base_model": {"name": info["base_model_name"], "is_demo_model": info["is_demo_model"]},
         "files": files, "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
-        "quant_type": gguf_model.get("quant_type"),
+        "quant_type": gguf_model.get("quant_type"), "kind": kind,
     }
-    manifest = publish_version(manifest_path, entry, promote=bool(evaluation.get("promoted")))
+    manifest = publish_version(manifest_path, entry, promote=bool(evaluation.get("promoted")),
+                               candidate_share=candidate_share)
     # publish_version numbers versions v0001, v0002, ... under its lock: the highest is the one just added.
     version = max(manifest["versions"], key=lambda v: int(v[1:]) if v[1:].isdigit() else -1)
     return {"version": version, "current": manifest["current"], "promoted": bool(evaluation.get("promoted")),

@@ -92,8 +92,13 @@ def normalize_messages(raw) -> list[dict]:
 def _timestamp(value, what: str) -> datetime | None:
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise ConversationError("bad_timestamp", f"{what} is a bool, expected a string or number")
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, ValueError, OSError):  # 1e20, NaN, inf: one bad record, not a crashed run
+            raise ConversationError("bad_timestamp", f"{what} {value!r} is not a Unix time in range") from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -120,13 +125,19 @@ def _jsonl_records(path: Path, max_line_bytes: int, quarantine: Quarantine) -> I
                                detail=f"{len(raw)} bytes > ingest.max_jsonl_line_bytes={max_line_bytes}")
                 continue
             try:
-                record = json.loads(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
+                # Editors on Windows start files with a byte-order mark; it is not part of the first record.
+                record = json.loads(text.removeprefix("\ufeff") if number == 1 else text)
             except UnicodeDecodeError as err:
                 quarantine.add(reason="not_utf8", file=str(path), line=number, detail=str(err))
                 continue
             except json.JSONDecodeError as err:
                 quarantine.add(reason="invalid_json", file=str(path), line=number,
                                detail=f"{err.msg} (column {err.colno})", payload=raw.decode("utf-8", "replace"))
+                continue
+            except RecursionError:  # `[[[[...` thousands deep exhausts the parser's stack
+                quarantine.add(reason="invalid_json", file=str(path), line=number,
+                               detail="JSON nested too deeply to parse", payload=raw[:200].decode("utf-8", "replace"))
                 continue
             if not isinstance(record, dict):
                 quarantine.add(reason="wrong_shape", file=str(path), line=number,
@@ -160,20 +171,37 @@ def chatgpt_active_path(conversation: dict) -> list[dict]:
     current = conversation.get("current_node")
     if not isinstance(mapping, dict):
         raise ConversationError("broken_tree", "'mapping' is missing or not an object")
-    if current not in mapping:
+    # JSON object keys are strings, so a non-string id (a list, an object) can never be found; checking the
+    # type first also keeps an unhashable id from crashing the whole export with a TypeError.
+    if not isinstance(current, str) or current not in mapping:
         raise ConversationError("broken_tree", f"current_node {current!r} is not in the mapping")
     chain: list[dict] = []
     seen: set[str] = set()
     node_id = current
     while node_id is not None:
+        if not isinstance(node_id, str) or node_id not in mapping:
+            raise ConversationError("broken_tree", f"parent {node_id!r} is not in the mapping")
         if node_id in seen:
             raise ConversationError("broken_tree", f"cycle in the parent chain at node {node_id!r}")
-        if node_id not in mapping:
-            raise ConversationError("broken_tree", f"parent {node_id!r} is not in the mapping")
         seen.add(node_id)
         node = mapping[node_id]
-        if node.get("message"):
-            chain.append(node["message"])
+        if not isinstance(node, dict):
+            raise ConversationError("broken_tree", f"mapping[{node_id!r}] is a {type(node).__name__}, expected an object")
+        message = node.get("message")
+        if message:
+            if not isinstance(message, dict):
+                raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message is a {type(message).__name__}, "
+                                        "expected an object")
+            for field, kind in (("author", dict), ("content", dict)):
+                if message.get(field) is not None and not isinstance(message[field], kind):
+                    raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message.{field} is a "
+                                            f"{type(message[field]).__name__}, expected an object")
+            parts = (message.get("content") or {}).get("parts")
+            if parts is not None and not isinstance(parts, list):
+                # A string here used to be iterated character by character into the text.
+                raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message.content.parts is a "
+                                        f"{type(parts).__name__}, expected a list")
+            chain.append(message)
         node_id = node.get("parent")
     chain.reverse()
     return chain
@@ -192,6 +220,12 @@ def read_chatgpt_export(path: Path, quarantine: Quarantine) -> list[dict]:
         data = json.loads(Path(path).read_text("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         quarantine.add(reason="invalid_json", file=str(path), detail=f"cannot read ChatGPT export: {err}")
+        return []
+    except RecursionError:
+        quarantine.add(reason="invalid_json", file=str(path), detail="cannot read ChatGPT export: JSON nested too deeply")
+        return []
+    except OSError as err:
+        quarantine.add(reason="unreadable", file=str(path), detail=f"cannot read ChatGPT export: {err.strerror or err}")
         return []
     if not isinstance(data, list):
         quarantine.add(reason="wrong_shape", file=str(path), detail="a ChatGPT export is a JSON list of conversations")

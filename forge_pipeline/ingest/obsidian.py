@@ -61,11 +61,38 @@ def split_frontmatter(text: str) -> tuple[dict, str]:
         where = f" at frontmatter line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise FrontmatterError(f"invalid YAML in frontmatter{where}: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as err:
+        # PyYAML's constructors raise plain Python errors for values its resolvers accept, e.g.
+        # `created: 2026-13-45` (matches the timestamp pattern, then datetime() refuses month 13).
+        raise FrontmatterError(f"invalid value in frontmatter: {err}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise FrontmatterError(f"frontmatter is a {type(data).__name__}, expected a mapping of fields")
-    return data, body
+    return _string_keys(data), body
+
+
+MAX_FRONTMATTER_VALUES = 100_000
+MAX_FRONTMATTER_DEPTH = 100
+
+
+def _string_keys(value, budget: list[int] | None = None, depth: int = 0):
+    """Keys as strings at every level: YAML allows `1: x` or `2026-01-01: y`, but the frontmatter is stored as
+    sorted JSON, which cannot compare an int key with a str key (it crashed the whole vault read).
+
+    Aliases are expanded here (as JSON would), so a "billion laughs" alias bomb or a self-referencing
+    alias (`a: &a [*a]`) is refused by a value budget and a depth limit instead of hanging or crashing."""
+    budget = budget if budget is not None else [MAX_FRONTMATTER_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise FrontmatterError(f"frontmatter expands to more than {MAX_FRONTMATTER_VALUES} values (YAML aliases?)")
+    if depth > MAX_FRONTMATTER_DEPTH:
+        raise FrontmatterError(f"frontmatter nests deeper than {MAX_FRONTMATTER_DEPTH} levels (recursive alias?)")
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v, budget, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v, budget, depth + 1) for v in value]
+    return value
 
 
 def _prose_lines(body: str):

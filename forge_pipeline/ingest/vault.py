@@ -37,7 +37,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "content_hash": pl.String,
 }
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: binary files and frontmatter value errors are quarantined; re-judge cached notes
 
 
 @dataclass
@@ -72,26 +72,50 @@ def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
         try:
             info = folder.stat()
         except OSError as err:
-            quarantine.add(reason="unreadable_folder", detail=str(err), file=str(folder.relative_to(vault)))
+            quarantine.add(reason="unreadable_folder", detail=str(err), file=_printable(str(folder.relative_to(vault))))
             continue
         if (info.st_dev, info.st_ino) in seen_dirs:
             quarantine.add(reason="symlink_loop", detail="folder already visited (symlink loop); skipped",
-                           file=str(folder.relative_to(vault)))
+                           file=_printable(str(folder.relative_to(vault))))
             continue
         seen_dirs.add((info.st_dev, info.st_ino))
         if depth > settings.max_folder_depth:
             quarantine.add(reason="too_deep",
                            detail=f"folder depth {depth} exceeds ingest.max_folder_depth={settings.max_folder_depth}",
-                           file=str(folder.relative_to(vault)))
+                           file=_printable(str(folder.relative_to(vault))))
             continue
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:  # a folder that stat()s but cannot be listed must not stop the run
+            quarantine.add(reason="unreadable_folder", detail=str(err), file=_printable(str(folder.relative_to(vault))))
+            continue
         for entry in entries:
-            if entry.is_dir():
+            if _safe(entry.is_dir):
                 if entry.name in ignored or entry.name.startswith("."):
                     continue
                 stack.append((Path(entry.path), depth + 1))
-            elif entry.name.lower().endswith(".md") and entry.is_file():
-                yield Path(entry.path)
+            elif entry.name.lower().endswith(".md"):
+                if _safe(entry.is_file):
+                    yield Path(entry.path)
+                elif entry.is_symlink():
+                    # A dangling (or self-referencing) link used to vanish without a trace.
+                    quarantine.add(reason="broken_symlink", file=_printable(Path(entry.path).relative_to(vault).as_posix()),
+                                   detail=f"symlink to {_printable(os.readlink(entry.path))} does not lead to a file")
+
+
+def _safe(check) -> bool:
+    """DirEntry.is_dir()/is_file() raise ELOOP for a symlink that points at itself (`x -> x`); that crashed the
+    whole walk. Such an entry is neither a folder nor a file."""
+    try:
+        return check()
+    except OSError:
+        return False
+
+
+def _printable(name: str) -> str:
+    """A file name that can be stored: names that are not UTF-8 come back from the OS with surrogate escapes,
+    which Parquet and JSON writers refuse; show the bad bytes as U+FFFD instead."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _load_cache(path: Path, fingerprint: dict) -> dict:
@@ -111,9 +135,16 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
     """A note row (JSON-able) or (reason, detail) when the file must be quarantined."""
     if stat.st_size > settings.max_note_bytes:
         return "too_large", f"{stat.st_size} bytes > ingest.max_note_bytes={settings.max_note_bytes}"
-    raw = file.read_bytes()
+    try:
+        raw = file.read_bytes()
+    except OSError as err:  # permission denied, I/O error: quarantine the note, not the run
+        return "unreadable", f"cannot read the file: {err.strerror or err}"
     if not raw.strip():
         return "empty", "file is empty"
+    if b"\0" in raw:
+        # NUL never occurs in Markdown; a binary file (image, PDF, database) named .md decodes as "UTF-8" when
+        # its bytes are low, and used to become a note full of control characters.
+        return "binary", f"binary content (NUL byte at offset {raw.find(0)}); not a Markdown note"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -156,6 +187,10 @@ def read_vault(vault: Path, settings: IngestSettings, cache_dir: Path | None = N
     for file in _walk(vault, settings, quarantine):
         rel = file.relative_to(vault).as_posix()
         stats.files_seen += 1
+        if _printable(rel) != rel:
+            quarantine.add(reason="bad_filename", file=_printable(rel),
+                           detail="the file name is not valid UTF-8; rename the note")
+            continue
         try:
             stat = file.stat()
         except OSError as err:
@@ -171,7 +206,9 @@ def read_vault(vault: Path, settings: IngestSettings, cache_dir: Path | None = N
             result = _parse_file(file, rel, stat, settings)
             if isinstance(result, tuple):
                 result = {"quarantine": list(result)}
-        new_cache[rel] = {"key": key, "result": result}
+        if result.get("quarantine", [None])[0] != "unreadable":
+            # Not cached: fixing a permission does not change size or mtime, so it would stay quarantined.
+            new_cache[rel] = {"key": key, "result": result}
         if "quarantine" in result:
             reason, detail = result["quarantine"]
             quarantine.add(reason=reason, detail=detail, file=rel, payload=None)

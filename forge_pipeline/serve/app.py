@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.export.manifest import ManifestError, read_manifest, verify_version
 from forge_pipeline.serve.dagster_client import DagsterClient, DagsterError
-from forge_pipeline.serve.interactions import ChatMessage, InteractionIn, InteractionStore
+from forge_pipeline.serve.interactions import ChatMessage, InteractionIn, InteractionStore, ServedLog, served_log_dir
 from forge_pipeline.serve.models import ModelHost, NoModelError
 from forge_pipeline.settings import ForgeSettings
 
@@ -92,10 +93,11 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
                 return await self._reject(send, f"request body of {int(declared)} bytes")
             return await self.app(scope, receive, send)
+        # A Content-Length that is not a number used to let the body through uncounted; count it like a chunked one.
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         chunks, size = [], 0
@@ -132,7 +134,9 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     serve = settings.serve
     paths = settings.paths
     store = InteractionStore(paths.interactions)
-    model_host = host or ModelHost(paths.manifest, n_ctx=serve.n_ctx, embeddings=serve.embeddings)
+    served = ServedLog(served_log_dir(settings))  # per-response version, latency, tokens (for `forge compare`)
+    model_host = host or ModelHost(paths.manifest, n_ctx=serve.n_ctx, embeddings=serve.embeddings,
+                                   router_seed=settings.feedback.router_seed)
     dagster = DagsterClient(serve.dagster_url, serve.dagster_location, timeout_s=serve.dagster_timeout_s)
 
     @asynccontextmanager
@@ -146,6 +150,7 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     app = FastAPI(title="Forge", lifespan=lifespan)
     app.state.host = model_host
     app.state.store = store
+    app.state.served = served
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_request_bytes)
 
@@ -174,11 +179,15 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         if body.stream:
             return _stream_chat(messages, options)
         try:
-            with model_host.session() as session:
+            with model_host.session(ab=True) as session:  # A/B: the router may pick the candidate
+                started = time.perf_counter()
                 result = session.llm.create_chat_completion(messages=messages, **options)
-                version = session.version
+                latency_ms = (time.perf_counter() - started) * 1000
+                version, route = session.version, session.route
         except NoModelError as err:
             raise no_model(err) from None
+        usage = result.get("usage") or {}
+        served.append(result["id"], version, route, latency_ms, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         if serve.log_served_chats:
             reply = result["choices"][0]["message"]["content"] or ""
             if reply.strip():
@@ -188,20 +197,26 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
 
     def _stream_chat(messages: list[dict], options: dict) -> StreamingResponse:
         # The session is entered here (not inside the generator) so a missing model is a 503, not a broken stream.
-        session_cm = model_host.session()
+        session_cm = model_host.session(ab=True)
         try:
             session = session_cm.__enter__()
         except NoModelError as err:
             raise no_model(err) from None
 
         def events():
+            started, response_id, chunks = time.perf_counter(), None, 0
             try:
                 for chunk in session.llm.create_chat_completion(messages=messages, stream=True, **options):
                     chunk["model"] = session.version
+                    response_id = response_id or chunk.get("id")
+                    chunks += bool(chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content"))
                     yield f"data: {json.dumps(chunk)}\n\n"
                 yield "data: [DONE]\n\n"
             finally:
                 session_cm.__exit__(None, None, None)
+                if response_id:  # a stream has no usage block: one content chunk is one token
+                    served.append(response_id, session.version, session.route,
+                                  (time.perf_counter() - started) * 1000, None, chunks)
 
         async def stream():
             # Drive the generator ourselves: when a client hangs up, Starlette cancels this task, and the
@@ -230,14 +245,10 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         except NoModelError as err:
             raise no_model(err) from None
 
-    @app.post("/v1/embeddings")
-    def embeddings(body: EmbeddingRequest):
-        try:
-            with model_host.session("embed") as session:
-                result = session.llm.create_embedding(body.input)
-                return versioned(result, session.version)
-        except NoModelError as err:
-            raise no_model(err) from None
+    # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
+    from forge_pipeline.serve.embedding_routes import embedding_router
+
+    app.include_router(embedding_router(settings, model_host))
 
     # -- models and downloads -----------------------------------------------------------------------
     def manifest_or_500() -> dict:
@@ -273,6 +284,9 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         for role in roles:
             if role in resolved:
                 path = Path(resolved[role])
+                if path.suffix.lower() != ".gguf":
+                    # Defence in depth: a hand-edited manifest must not turn this route into a file server.
+                    raise HTTPException(404, f"model version {version!r} names a {role} that is not a .gguf file")
                 return FileResponse(path, filename=f"{version}-{path.name}", media_type="application/octet-stream",
                                     headers={VERSION_HEADER: version})
         raise HTTPException(404, f"model version {version!r} has no {' or '.join(roles)} file")
@@ -293,6 +307,17 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
             record = InteractionIn.model_validate_json(raw)
         except ValidationError as err:
             return JSONResponse({"error": "invalid interaction", "detail": json.loads(err.json())}, status_code=422)
+        if record.response_id is not None:
+            # The server knows which version produced a response: a rating lands on that version.
+            version = await run_in_threadpool(served.version_of, record.response_id)
+            if version is None:
+                return JSONResponse({"error": f"response_id {record.response_id!r} was not served by this server"},
+                                    status_code=422)
+            if record.model_version not in (None, version):
+                return JSONResponse({"error": f"model_version {record.model_version!r} does not match {version!r}, "
+                                              f"the version that produced response_id {record.response_id!r}"},
+                                    status_code=422)
+            record = record.model_copy(update={"model_version": version})
         stored = await run_in_threadpool(store.append, record)
         return {"interaction_id": stored.interaction_id, "received_at": stored.received_at,
                 "stored_in": str(store.path_for_id(stored))}

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_pipeline.atomic import locked
+from forge_pipeline.records import read_jsonl
 
 
 class ChatMessage(BaseModel):
@@ -33,8 +34,33 @@ class ChatMessage(BaseModel):
         return value
 
 
+class ReplyChoice(BaseModel):
+    """Two candidate replies to the conversation's last user turn and which one the person preferred."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replies: list[str] = Field(min_length=2, max_length=2)
+    chosen: Literal[0, 1]
+    # Which model version wrote each reply (A/B side by side); lets `forge compare` count wins per version.
+    model_versions: list[str | None] | None = Field(default=None, min_length=2, max_length=2)
+
+    @field_validator("replies")
+    @classmethod
+    def _distinct_non_empty(cls, value: list[str]) -> list[str]:
+        if any(not reply.strip() for reply in value):
+            raise ValueError("replies must not be empty")
+        if value[0].strip() == value[1].strip():
+            raise ValueError("the two replies are identical: there is nothing to choose between")
+        return value
+
+
 class InteractionIn(BaseModel):
-    """What a client posts to /v1/interactions."""
+    """What a client posts to /v1/interactions.
+
+    Feedback forms: `rating` (up/down) on the last assistant reply; `corrected_reply` replacing it (a
+    correction is a preference: corrected over original); `choice` between two replies to the last user turn.
+    `response_id` is the `id` of the chat completion rated: the server then fills `model_version` itself.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,12 +68,21 @@ class InteractionIn(BaseModel):
     rating: Literal["up", "down"] | None = None
     feedback: str | None = None
     corrected_reply: str | None = None
+    choice: ReplyChoice | None = None
     model_version: str | None = None
+    response_id: str | None = None
 
     @model_validator(mode="after")
     def _has_user_message(self) -> "InteractionIn":
         if not any(message.role == "user" for message in self.messages):
             raise ValueError("messages need at least one message with role 'user'")
+        if self.choice is not None:
+            if self.messages[-1].role != "user":
+                raise ValueError("choice: messages must end with the user turn the two replies answer")
+            if self.corrected_reply is not None or self.rating is not None:
+                raise ValueError("choice: send a choice on its own, without rating or corrected_reply")
+        if self.corrected_reply is not None and not self.corrected_reply.strip():
+            raise ValueError("corrected_reply must not be empty")
         return self
 
 
@@ -71,7 +106,11 @@ class InteractionStore:
         when = when or _now()
         stored = Interaction(**record.model_dump(), interaction_id=uuid.uuid4().hex,
                              received_at=when.isoformat().replace("+00:00", "Z"))
-        line = (json.dumps(stored.model_dump(), ensure_ascii=False) + "\n").encode("utf-8")
+        payload = stored.model_dump()
+        for optional in ("choice", "response_id"):  # newer fields, written only when given: older lines unchanged
+            if payload[optional] is None:
+                del payload[optional]
+        line = (json.dumps(payload, ensure_ascii=False) + "\n").encode("utf-8")
         path = self.path_for(when)
         self.directory.mkdir(parents=True, exist_ok=True)
         with locked(path):
@@ -98,3 +137,52 @@ class InteractionStore:
                 except ValueError as err:
                     raise ValueError(f"{path}:{number}: invalid interaction record: {err}") from None
         return records
+
+
+def served_log_dir(settings) -> "Path":
+    """Where the server logs per-response statistics (next to the manifest it serves from)."""
+    return settings.paths.manifest.parent / "served"
+
+
+class ServedLog:
+    """Per-response statistics, one JSONL line each (no message text: this log is for comparing versions):
+    response_id, model_version, route (current/candidate), latency_ms, prompt/completion tokens, served_at.
+
+    Recent response ids are kept in memory so a rating posted with `response_id` lands on the version that
+    produced the response, whatever the client claims.
+    """
+
+    def __init__(self, directory: Path, remember: int = 50_000):
+        self.directory = Path(directory)
+        self.remember = remember
+        self._versions: dict[str, str] = {}
+
+    def append(self, response_id: str, model_version: str, route: str, latency_ms: float,
+               prompt_tokens: int | None, completion_tokens: int | None, when: datetime | None = None) -> dict:
+        when = when or _now()
+        record = {"response_id": response_id, "model_version": model_version, "route": route,
+                  "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt_tokens,
+                  "completion_tokens": completion_tokens, "served_at": when.isoformat().replace("+00:00", "Z")}
+        path = self.directory / f"{when.astimezone(timezone.utc):%Y-%m-%d}.jsonl"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with locked(path):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+        self._versions[response_id] = model_version
+        if len(self._versions) > self.remember:
+            del self._versions[next(iter(self._versions))]
+        return record
+
+    def version_of(self, response_id: str) -> str | None:
+        if response_id in self._versions:
+            return self._versions[response_id]
+        for record in self.read_all():  # served before this process started
+            if record.get("response_id") == response_id:
+                return record.get("model_version")
+        return None
+
+    def read_all(self) -> list[dict]:
+        return [record for path in sorted(self.directory.glob("*.jsonl")) for record in read_jsonl(path)]

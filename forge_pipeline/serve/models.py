@@ -7,6 +7,11 @@
   and the pointer switches only once it is ready; the old one is closed after its last request ends.
 * A manifest that is unreadable or names a missing/corrupt file (sha256 mismatch) is refused: the old
   version keeps serving and the error is kept for /health.
+* A/B: when the manifest names a `candidate` with a traffic share, chat sessions opened with `ab=True` go to
+  the candidate with that probability (feedback.routing.TrafficRouter). A candidate on the same base GGUF
+  is an adapter set on the shared context for that request (a swap costs well under a millisecond; the
+  context lock already serializes requests); on another base it gets its own loaded model. A broken
+  candidate is dropped (the error is in /health) and the current version keeps all traffic.
 
 A llama.cpp context is not thread-safe, so each loaded model has a lock that a request holds for its whole
 generation (streaming included). Swaps take the same lock: a request finishes on the model it started on,
@@ -25,7 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forge_pipeline.export.manifest import ManifestError, read_manifest, verify_version
+from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, verify_version
+from forge_pipeline.feedback.routing import TrafficRouter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,18 @@ class _Engine:
     adapters: dict[str, object] = field(default_factory=dict)
     active: str | None = None
 
+    def load_adapter(self, path: Path) -> object:
+        """Load an adapter GGUF for this model once (without activating it)."""
+        import llama_cpp
+
+        key = str(path)
+        if key not in self.adapters:
+            pointer = llama_cpp.llama_adapter_lora_init(self.llm.model, key.encode("utf-8"))
+            if not pointer:
+                raise ManifestError(f"llama.cpp could not load the adapter GGUF {key} for this base model")
+            self.adapters[key] = pointer
+        return self.adapters[key]
+
     def set_adapter(self, path: Path | None) -> None:
         import llama_cpp
 
@@ -60,11 +78,7 @@ class _Engine:
         if key is None:
             status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
         else:
-            if key not in self.adapters:
-                pointer = llama_cpp.llama_adapter_lora_init(self.llm.model, key.encode("utf-8"))
-                if not pointer:
-                    raise ManifestError(f"llama.cpp could not load the adapter GGUF {key} for this base model")
-                self.adapters[key] = pointer
+            self.load_adapter(path)
             adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapters[key])
             scales = (ctypes.c_float * 1)(1.0)
             status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, adapters, 1, scales)
@@ -125,22 +139,38 @@ class _Loaded:
 
 
 @dataclass
+class _Candidate:
+    """The manifest's A/B candidate; `own` is its separately loaded model when it does not share the base."""
+
+    version: str
+    share: float
+    base_path: Path
+    adapter_path: Path | None
+    entry: dict
+    own: _Loaded | None = None
+
+
+@dataclass
 class Session:
     """What a request gets: the engine it may use until the session ends, and the version it serves."""
 
     version: str
     llm: object
+    route: str = "current"  # "current" | "candidate" (A/B)
 
 
 class ModelHost:
     def __init__(self, manifest_path: Path, n_ctx: int = 2048, n_threads: int | None = None,
-                 embeddings: bool = True, seed: int = 0):
+                 embeddings: bool = True, seed: int = 0, router_seed: int | None = None):
         self.manifest_path = Path(manifest_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.embeddings = embeddings
         self.seed = seed
         self._current: _Loaded | None = None
+        self._candidate: _Candidate | None = None
+        self.candidate_error: str | None = None
+        self.router = TrafficRouter(router_seed)
         self._reload_lock = threading.Lock()  # one reload at a time
         self._pointer_lock = threading.Lock()  # guards self._current
         self.last_error: str | None = None
@@ -161,24 +191,43 @@ class ModelHost:
         current = self._current
         return current.entry if current else None
 
+    @property
+    def candidate(self) -> dict | None:
+        candidate = self._candidate
+        return None if candidate is None else {"version": candidate.version, "traffic_share": candidate.share,
+                                               "shared_base": candidate.own is None}
+
     @contextlib.contextmanager
-    def session(self, kind: str = "chat") -> Iterator[Session]:
+    def session(self, kind: str = "chat", ab: bool = False) -> Iterator[Session]:
+        """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate."""
+        to_candidate = None  # drawn once per request, even if a swap makes us look again
         while True:
             loaded = self._current
             if loaded is None:
                 raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
-            loaded.lock.acquire()
-            # A base switch may have happened while we waited; then go to the new model instead.
-            if loaded is self._current:
+            candidate = self._candidate if ab and kind == "chat" else None
+            if candidate is not None and to_candidate is None:
+                to_candidate = self.router.to_candidate(candidate.share)
+            use = candidate if candidate is not None and to_candidate else None
+            if use is not None and use.own is None and use.base_path != loaded.base_path:
+                use = None  # the current base just changed; the candidate is re-checked by the reload
+            holder = use.own if use is not None and use.own is not None else loaded
+            holder.lock.acquire()
+            # A base switch or candidate change may have happened while we waited; then look again.
+            if loaded is self._current and (use is None or use is self._candidate):
                 break
-            loaded.lock.release()
+            holder.lock.release()
         try:
-            engine = loaded.embed if kind == "embed" else loaded.chat
+            engine = loaded.embed if kind == "embed" else holder.chat
             if engine is None:
                 raise NoModelError("embeddings are disabled on this server")
-            yield Session(loaded.version, engine.llm)
+            if kind != "embed" and holder is loaded:
+                # Shared context: the adapter of the version this request goes to (no-op when already set).
+                engine.set_adapter(use.adapter_path if use is not None else loaded.adapter_path)
+            yield Session(use.version if use is not None else loaded.version, engine.llm,
+                          "candidate" if use is not None else "current")
         finally:
-            loaded.lock.release()
+            holder.lock.release()
 
     # -- loading ------------------------------------------------------------------------------------
     def _new_engine(self, base_path: Path, embedding: bool) -> _Engine:
@@ -212,6 +261,12 @@ class ModelHost:
         self._sha_cache[cache_key] = tuple((role, str(path)) for role, path in resolved.items())
         return resolved
 
+    def _serving_paths(self, resolved: dict[str, Path]) -> tuple[Path, Path | None]:
+        # A version with an adapter is served as base + hot-swappable adapter; otherwise as the merged model.
+        if "adapter_gguf" in resolved and "base_gguf" in resolved:
+            return resolved["base_gguf"], resolved["adapter_gguf"]
+        return resolved.get("merged_gguf") or resolved["base_gguf"], None
+
     def reload(self) -> dict:
         """Load the manifest's current version if it differs from what is served. Never raises for a bad
         manifest: the error is recorded and returned, and the old version keeps serving."""
@@ -225,16 +280,67 @@ class ModelHost:
 
     def _reload(self) -> dict:
         manifest = read_manifest(self.manifest_path)
+        result = self._reload_current(manifest)
+        result["candidate"] = self._sync_candidate(manifest)
+        return result
+
+    def _sync_candidate(self, manifest: dict) -> dict | None:
+        """Load, update or drop the A/B candidate. A bad candidate never affects the current version."""
+        wanted = None
+        try:
+            spec = candidate_of(manifest, self.manifest_path)
+            if spec is not None and spec["version"] != self.version:
+                base_path, adapter_path = self._serving_paths(self._verify(manifest, spec["version"]))
+                wanted = (spec["version"], spec["traffic_share"], base_path, adapter_path,
+                          manifest["versions"][spec["version"]])
+            self.candidate_error = None
+        except Exception as err:  # the current version keeps all traffic
+            self.candidate_error = f"{type(err).__name__}: {err}"
+            log.error("A/B candidate refused: %s", self.candidate_error)
+        old, current = self._candidate, self._current
+        if wanted is None:
+            fresh = None
+        else:
+            version, share, base_path, adapter_path, entry = wanted
+            shares_base = current is not None and adapter_path is not None and base_path == current.base_path
+            if old is not None and (old.version, old.base_path, old.adapter_path, old.own is None) == (
+                    version, base_path, adapter_path, shares_base):
+                old.share = share  # only the share changed
+                return self.candidate
+            fresh = _Candidate(version, share, base_path, adapter_path, entry)
+            try:
+                if shares_base:
+                    with current.lock:  # load it now, so a broken adapter fails here and not in a request
+                        current.chat.load_adapter(adapter_path)
+                else:
+                    chat = self._new_engine(base_path, embedding=False)
+                    try:
+                        chat.set_adapter(adapter_path)
+                    except Exception:
+                        chat.close()
+                        raise
+                    fresh.own = _Loaded(version, base_path, adapter_path, entry, chat, None)
+            except Exception as err:  # the current version keeps all traffic
+                self.candidate_error = f"{type(err).__name__}: {err}"
+                log.error("A/B candidate %s could not be loaded: %s", version, self.candidate_error)
+                fresh = None
+        with self._pointer_lock:
+            self._candidate = fresh
+        if old is not None and old.own is not None:
+            with old.own.lock:  # waits for its in-flight request
+                old.own.chat.close()
+        if fresh is not None:
+            log.info("A/B: %s gets %.0f%% of chat requests (%s)", fresh.version, fresh.share * 100,
+                     "shared base" if fresh.own is None else "own model")
+        return self.candidate
+
+    def _reload_current(self, manifest: dict) -> dict:
         version = manifest.get("current")
         if version is None:
             raise ManifestError(f"{self.manifest_path}: no current version promoted")
         resolved = self._verify(manifest, version)
         entry = manifest["versions"][version]
-        # A version with an adapter is served as base + hot-swappable adapter; otherwise as the merged model.
-        if "adapter_gguf" in resolved and "base_gguf" in resolved:
-            base_path, adapter_path = resolved["base_gguf"], resolved["adapter_gguf"]
-        else:
-            base_path, adapter_path = resolved.get("merged_gguf") or resolved["base_gguf"], None
+        base_path, adapter_path = self._serving_paths(resolved)
         current = self._current
         if current and current.version == version and current.base_path == base_path and current.adapter_path == adapter_path:
             self.last_error = None
@@ -321,6 +427,10 @@ class ModelHost:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         loaded, self._current = self._current, None
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and candidate.own is not None:
+            with candidate.own.lock:
+                candidate.own.chat.close()
         if loaded is not None:
             with loaded.lock:
                 loaded.chat.close()
@@ -334,6 +444,7 @@ class ModelHost:
                 "base_gguf": str(current.base_path) if current else None,
                 "adapter_gguf": str(current.adapter_path) if current and current.adapter_path else None,
                 "error": self.last_error, "manifest": str(self.manifest_path), "recent_swaps": self.swaps[-10:],
+                "candidate": self.candidate, "candidate_error": self.candidate_error,
                 "adapter_swap_ms": sorted(s["swap_ms"] for s in self.swaps if s["kind"] == "adapter_swap"),
                 "swap_waited_for_requests_ms": sorted(s["waited_for_requests_ms"] for s in self.swaps
                                                       if s["kind"] == "adapter_swap")}

@@ -9,6 +9,7 @@ from datetime import timedelta
 import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.feedback.plan import stored_pairs_ready as preference_pairs_ready
 from forge_pipeline.serve.retrain import ScanState, changed_since, interaction_dirs, scan
 
 # Selected by group so this stage never names other stages' assets; the lead's groups decide membership.
@@ -18,22 +19,33 @@ forge_data_job = dg.define_asset_job(
     "forge_data_job", selection=dg.AssetSelection.groups(*DATA_GROUPS),
     description="Ingest → prepare → curate → new dataset version (no training).",
 )
+forge_feedback_job = dg.define_asset_job(
+    "forge_feedback_job", selection=dg.AssetSelection.assets("preference_adapter", "preference_candidate"),
+    description="DPO on the stored preference pairs, then evaluation, export and the A/B candidate.",
+)
 forge_retrain_job = dg.define_asset_job(
     "forge_retrain_job", selection=dg.AssetSelection.all(),
     description="The whole chain: data, training, evaluation, GGUF export, manifest.",
 )
 
 
-@dg.sensor(jobs=[forge_data_job, forge_retrain_job], minimum_interval_seconds=60,
+@dg.sensor(jobs=[forge_data_job, forge_retrain_job, forge_feedback_job], minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.STOPPED)
 def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSettingsResource):
     """New interaction records → refresh the dataset; >= serve.retrain_threshold since the last retrain →
-    run the whole chain. The cursor keeps per-file byte offsets, so each record is counted once."""
+    run the whole chain; a quiet tick with >= feedback.min_pairs stored preference pairs → DPO
+    (forge_feedback_job). The cursor keeps per-file byte offsets, so each record is counted once."""
     settings = forge.get()
     state = ScanState.from_cursor(context.cursor)
     result = scan(interaction_dirs(settings), state, settings.serve.retrain_threshold)
     context.update_cursor(result.state.to_cursor())
     if not result.new_records:
+        # Once a data refresh has settled, enough stored preference pairs request DPO, once per set of pairs
+        # (Dagster drops a repeated run_key); with new records pending, the refresh recomputes the pairs first.
+        pairs_ready = preference_pairs_ready(settings)
+        if pairs_ready:
+            return dg.RunRequest(run_key=f"feedback-{pairs_ready}", job_name=forge_feedback_job.name,
+                                 tags={"forge/pairs_version": pairs_ready})
         return dg.SkipReason("no new interaction records")
     tags = {"forge/new_interactions": str(result.new_records)}
     # The cursor after this tick identifies the batch of records; hashlib, as str hashes vary per process.

@@ -1,0 +1,52 @@
+"""`forge search "query"`: the nearest notes and interactions in the current embedding index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def search(query: str = typer.Argument(..., help="What to look for, in plain words."),
+               k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many results."),
+               source: str = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
+               data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+        """Search your notes and interactions (embedding_index) and print a table of the best matches."""
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from rich.console import Console
+        from rich.table import Table
+
+        from forge_pipeline.embed.backends import EmbedBackendError, shared_backend
+        from forge_pipeline.embed.search import ModelMismatchError
+        from forge_pipeline.embed.search import search as search_index
+        from forge_pipeline.embed.store import IndexNotFoundError, index_root, load_current
+        from forge_pipeline.settings import load_settings
+
+        settings = load_settings(**({"data_root": data_root} if data_root else {}))
+        try:
+            version = load_current(index_root(settings.data_root))
+            backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
+            results = search_index(version, backend, query, k, source)
+        except (IndexNotFoundError, EmbedBackendError, ModelMismatchError) as err:
+            typer.echo(str(err), err=True)
+            raise typer.Exit(1) from None
+        if not results:
+            typer.echo(f"no results in index version {version.meta['version_id']}")
+            return
+        table = Table("#", "score", "source", "where", "text",
+                      title=f"index {version.meta['version_id']} ({version.meta['model']}, {version.meta['chunks']} chunks)")
+        for hit in results:
+            where = hit["source_path"] or hit["conversation_id"] or hit["example_id"]
+            if hit["heading"]:
+                where += f" # {hit['heading']}"
+            text = hit["text"]
+            if text.startswith("system: "):  # a short example's chunk is the dedup text, system prompt first
+                text = text.split("\n", 1)[-1]
+            text = " ".join(text.split())
+            table.add_row(str(hit["rank"]), f"{hit['score']:.3f}", hit["source"] or "", where,
+                          text if len(text) <= 100 else text[:99] + "…")
+        Console().print(table)
