@@ -92,3 +92,26 @@ def test_sample_data_examples(settings, sample_data, tmp_path):
     assert "## What I decided" in rust["messages"][2]["content"]
     again, _ = build_training_examples(notes, conversations, settings)
     assert again.equals(examples)
+
+
+def test_a_choice_between_two_replies_trains_on_the_chosen_one(settings, tmp_path):
+    """The server stores a choice with messages ending in the user turn; the chosen reply answers it."""
+    import json
+
+    from forge_pipeline.ingest.conversations import read_interactions
+    from forge_pipeline.records import Quarantine
+
+    path = tmp_path / "interactions.jsonl"
+    question = [{"role": "user", "content": "Which migration plan?"}]
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"interaction_id": "good", "messages": question, "choice": {"replies": ["Plan A.", "Plan B."], "chosen": 1}},
+        {"interaction_id": "bad", "messages": question, "choice": {"replies": ["only one"], "chosen": 3}},
+    ]) + "\n")
+    quarantine = Quarantine("conversations")
+    rows = read_interactions(path, 5_000_000, quarantine)
+    assert [r["conversation_id"] for r in rows] == ["good"]
+    assert [(q["record_id"], q["reason"]) for q in quarantine.rows] == [("bad", "wrong_shape")]
+    examples, dropped = build_training_examples(notes_frame([]), conversations_frame(rows), settings)
+    assert examples.height == 1 and not dropped.rows
+    assert examples["messages"][0].to_list()[-2:] == [
+        {"role": "user", "content": "Which migration plan?"}, {"role": "assistant", "content": "Plan B."}]

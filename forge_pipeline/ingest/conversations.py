@@ -264,14 +264,28 @@ def read_interactions(path: Path, max_line_bytes: int, quarantine: Quarantine) -
             rating = record.get("rating")
             if rating not in (None, "up", "down"):
                 raise ConversationError("wrong_shape", f"rating is {rating!r}; expected 'up', 'down' or null")
+            corrected_reply = record.get("corrected_reply") or _chosen_reply(record.get("choice"))
         except ConversationError as err:
             quarantine.add(reason=err.reason, detail=str(err), file=str(path), line=number,
                            record_id=conversation_id, payload=record)
             continue
         rows.append(_row(conversation_id=conversation_id, source_format="interaction", source_path=str(path),
                          line=number, created_at=created, messages=messages, rating=rating,
-                         feedback=record.get("feedback"), corrected_reply=record.get("corrected_reply")))
+                         feedback=record.get("feedback"), corrected_reply=corrected_reply))
     return rows
+
+
+def _chosen_reply(choice) -> str | None:
+    """The reply a person picked out of two answers the last user turn like a correction would: the
+    messages end with that user turn, and the chosen reply becomes the example's assistant turn (the pair
+    itself goes to preference_pairs)."""
+    if choice is None:
+        return None
+    replies, chosen = (choice.get("replies"), choice.get("chosen")) if isinstance(choice, dict) else (None, None)
+    if (not isinstance(replies, list) or len(replies) != 2 or chosen not in (0, 1) or isinstance(chosen, bool)
+            or not isinstance(replies[chosen], str)):
+        raise ConversationError("wrong_shape", f"choice must be {{'replies': [a, b], 'chosen': 0 or 1}}, got {choice!r}"[:300])
+    return replies[chosen]
 
 
 def read_conversations(conversations_dir: Path, interactions_dir: Path | None, max_line_bytes: int,

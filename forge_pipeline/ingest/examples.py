@@ -19,7 +19,7 @@ the prompt). A reply that ends up empty is quarantined (`empty_reply`).
 
 Conversations: the messages as read, with `ingest.system_prompt` put first when there is no system
 message. Interaction records: a `corrected_reply` replaces the last assistant message (the person said
-what it should have been); a `down` rating without a correction is quarantined (`rated_down`), so the
+what it should have been), and the reply chosen in a `choice` between two answers the trailing user turn; a `down` rating without a correction is quarantined (`rated_down`), so the
 model is not trained on a reply its user rejected. Trailing user messages after the last assistant reply
 are trimmed (nothing answers them). Examples with no user turn or no assistant turn are quarantined
 (`no_user_turn` / `no_assistant_turn`).
