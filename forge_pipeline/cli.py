@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import threading
+import warnings
 import time
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def demo(
             outcome["result"] = job.execute_in_process(
                 instance=instance, asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
                 raise_on_error=False,
+                # The stages' own INFO logs, not Dagster's per-event DEBUG lines (the progress display and the
+                # UI's run view show those).
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
         except Exception as err:  # surfaced below, after the progress display closes
             outcome["error"] = err
@@ -82,10 +86,13 @@ def demo(
         while True:
             was_alive = worker.is_alive()  # read before polling: the last poll always follows the run's end
             worker.join(timeout=1.0)
-            for record in instance.get_event_records(
-                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started),
-                limit=1000,
-            ):
+            with warnings.catch_warnings():
+                # Its replacement (fetch_materializations) takes one asset key; this polls all of them, once a
+                # second, and the deprecation warning would otherwise bury the progress display.
+                warnings.simplefilter("ignore")
+                records = instance.get_event_records(dg.EventRecordsFilter(
+                    event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started), limit=1000)
+            for record in records:
                 key = record.asset_key.to_user_string()
                 if key in selected and key not in finished:
                     finished[key] = "materialized"
