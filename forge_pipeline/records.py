@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,17 +39,42 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Every non-blank line of a JSONL file Forge wrote itself; a broken line is an error naming file and line
-    (these files are outputs, not user input: user input is quarantined line by line by the ingest readers)."""
-    rows = []
+def iter_jsonl(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, object]]:
+    """(line number, value) for every non-blank line of a JSONL file Forge wrote itself; a broken line raises
+    `error` naming file and line (these files are outputs, not user input: user input is quarantined line by
+    line by the ingest readers)."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    yield number, json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                    raise error(f"{path}:{number}: not valid JSON ({err.msg})") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
+
+
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = ValueError) -> list[dict]:
+    """Rows of a JSONL file of `{"messages": [{"role", "content"}, ...]}` (catalog splits, eval prompts),
+    checked line by line so a bad row fails with its file, line and field, not deep inside a trainer."""
+    rows = []
+    for number, row in iter_jsonl(path, error):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list) or not messages:
+            raise error(f"{path}:{number}: field 'messages' must be a non-empty list of chat turns")
+        for index, message in enumerate(messages):
+            if (not isinstance(message, dict) or message.get("role") not in CHAT_ROLES
+                    or not isinstance(message.get("content"), str)):
+                raise error(f"{path}:{number}: messages[{index}] needs 'role' in {list(CHAT_ROLES)} "
+                            "and a string 'content'")
+        if need_assistant and not any(m["role"] == "assistant" for m in messages):
+            raise error(f"{path}:{number}: field 'messages' has no assistant turn")
+        rows.append(row)
     return rows
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 from forge_pipeline.export.config import EvalSettings
-
-VALID_ROLES = {"system", "user", "assistant"}
+from forge_pipeline.records import read_chat_jsonl
 
 
 class EvaluationInputError(ValueError):
@@ -20,26 +18,7 @@ def _read_jsonl_messages(path: Path, need_assistant: bool) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise EvaluationInputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        messages = row.get("messages") if isinstance(row, dict) else None
-        if not isinstance(messages, list) or not messages:
-            raise EvaluationInputError(f"{path}:{number}: field 'messages' must be a non-empty list")
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in VALID_ROLES or not isinstance(message.get("content"), str):
-                raise EvaluationInputError(
-                    f"{path}:{number}: messages[{index}] needs 'role' in {sorted(VALID_ROLES)} and a string 'content'"
-                )
-        if need_assistant and not any(m["role"] == "assistant" for m in messages):
-            raise EvaluationInputError(f"{path}:{number}: field 'messages' has no assistant turn to score")
-        rows.append(row)
-    return rows
+    return read_chat_jsonl(path, need_assistant, error=EvaluationInputError)
 
 
 def load_validation_examples(path: Path) -> list[dict]:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from forge_pipeline.atomic import atomic_directory, atomic_path, write_json_atomic
+from forge_pipeline.records import read_chat_jsonl
 from forge_pipeline.train.config import TrainSettings
 
 FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn",
@@ -59,26 +60,9 @@ def run_key(dataset_hash: str, hp: TrainSettings, base_model: str) -> str:
 
 
 def _read_jsonl_messages(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            messages = record.get("messages") if isinstance(record, dict) else None
-            if not isinstance(messages, list) or not messages:
-                raise ValueError(f"{path}:{line_no}: field 'messages' must be a non-empty list of chat turns")
-            for turn in messages:
-                if not isinstance(turn, dict) or not isinstance(turn.get("content"), str) or turn.get("role") not in (
-                        "system", "user", "assistant"):
-                    raise ValueError(f"{path}:{line_no}: field 'messages' has a turn without role/content: {turn!r}")
-            if not any(t["role"] == "assistant" for t in messages):
-                raise ValueError(f"{path}:{line_no}: no assistant turn: nothing to train on")
-            rows.append({"messages": [{"role": t["role"], "content": t["content"]} for t in messages]})
-    return rows
+    # Only the messages, and only role/content in each turn: what the chat template and the trainer read.
+    return [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]}
+            for row in read_chat_jsonl(path, need_assistant=True)]
 
 
 def load_splits(dataset_dir: Path):
