@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import pytest
 
 from forge_pipeline.export.manifest import sha256_of
 from forge_pipeline_tests.gguf_fixtures import build_serve_models, write_manifest
+from forge_pipeline_tests.ui_support import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 MAX_BYTES = 50_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +32,14 @@ def server(serve_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_root")
     manifest_path = root / "serve" / "adapter_manifest.json"
     write_manifest(manifest_path, serve_models, "v0001")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "FORGE_SERVE__N_CTX": "512",
            "FORGE_SERVE__MANIFEST_POLL_S": "0.2", "FORGE_SERVE__MAX_REQUEST_BYTES": str(MAX_BYTES),
            "FORGE_SERVE__LOG_SERVED_CHATS": "true",
            # gguf backend without a file: /v1/embeddings embeds with the served model (test_embeddings_have_the_models_width)
            "FORGE_EMBED__BACKEND": "gguf",
            # Nothing listens here: the fine-tune routes must turn that into a clear 502.
-           "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{_free_port()}"}
+           "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{free_port()}"}
     log = open(root / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "forge_pipeline.serve.app:app_from_env",
@@ -343,7 +337,7 @@ def test_new_base_loads_beside_the_old_one_and_serves_identically(serve_models, 
 
 def test_forge_serve_command_serves_the_manifest(serve_models, tmp_path):
     write_manifest(tmp_path / "serve" / "adapter_manifest.json", serve_models, "v0002")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "forge_pipeline.cli", "serve", "--port", str(port), "--data-root", str(tmp_path)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_SERVE__N_CTX": "512"},
