@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import DPOTrainer
 
-    from forge_pipeline.train.sft import _ForgeCallback, git_commit, loss_curve_png
+    from forge_pipeline.train.sft import _ForgeCallback, git_commit, loss_curve_png, record_finished_run
 
     if not rows:
         raise ValueError("train_preference_adapter: no preference pairs to train on")
@@ -129,9 +128,7 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
             "parent_mlflow_run_id": sft.get("mlflow_run_id"), "sft_adapter_dir": str(sft_adapter_dir), "run_key": key,
             "loss_curve_png": str(curve), "metrics": metrics,
         }
-        write_json_atomic(state_path, {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "finished",
-                                       "result": result})
-        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        record_finished_run(output_dir, key, run.info.run_id, result)  # state_path, as SFT runs write it
         mlflow.end_run("FINISHED")
         run = None
         return result

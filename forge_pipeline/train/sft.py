@@ -386,10 +386,7 @@ def train_lora(
             "run_key": key, "resumed_from": str(resume_from) if resume_from else None, "hardware": hardware,
             "loss_curve_png": str(curve), "metrics": metrics,
         }
-        write_json_atomic(output_dir / "run_state.json",
-                          {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "finished", "result": result})
-        # The adapter is safe in adapter/; optimizer states are the bulk of the checkpoints.
-        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        record_finished_run(output_dir, key, run.info.run_id, result)
         mlflow.end_run("FINISHED")
         run = None
         return result
@@ -397,6 +394,14 @@ def train_lora(
         if run is not None:
             # An exception: mark the run failed (a kill leaves it RUNNING; both resume into the same run).
             mlflow.end_run("FAILED")
+
+
+def record_finished_run(output_dir: Path, key: str, mlflow_run_id: str, result: dict) -> None:
+    """run_state.json says finished (a re-materialization reuses the result instead of retraining), then the
+    checkpoints go: the adapter is safe in adapter/, and optimizer states are their bulk."""
+    write_json_atomic(output_dir / "run_state.json",
+                      {"run_key": key, "mlflow_run_id": mlflow_run_id, "status": "finished", "result": result})
+    shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
 
 
 class _NoMlflow:
