@@ -11,8 +11,8 @@ import importlib.util
 import os
 import sys
 import threading
-import warnings
 import time
+import uuid
 from pathlib import Path
 
 import typer
@@ -62,17 +62,18 @@ def demo(
     instance = dg.DagsterInstance.get()
     console.print(f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}")
 
-    finished: dict[str, str] = {}
+    finished: set[str] = set()
     outcome: dict[str, object] = {}
+    run_id = str(uuid.uuid4())
 
     def run() -> None:
         try:
             outcome["result"] = job.execute_in_process(
                 instance=instance, asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
-                raise_on_error=False,
-                # The stages' own INFO logs, not Dagster's per-event DEBUG lines (the progress display and the
-                # UI's run view show those).
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                raise_on_error=False, run_id=run_id,
+                # Every log line, a failing step's trace included, goes to the run's event log (the Dagster UI
+                # shows it); the terminal gets the progress display and, on failure, one line per failed step.
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             )
         except Exception as err:  # surfaced below, after the progress display closes
             outcome["error"] = err
@@ -86,17 +87,12 @@ def demo(
         while True:
             was_alive = worker.is_alive()  # read before polling: the last poll always follows the run's end
             worker.join(timeout=1.0)
-            with warnings.catch_warnings():
-                # Its replacement (fetch_materializations) takes one asset key; this polls all of them, once a
-                # second, and the deprecation warning would otherwise bury the progress display.
-                warnings.simplefilter("ignore")
-                records = instance.get_event_records(dg.EventRecordsFilter(
-                    event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started), limit=1000)
-            for record in records:
-                key = record.asset_key.to_user_string()
-                if key in selected and key not in finished:
-                    finished[key] = "materialized"
-                    progress.console.print(f"  [green]✓[/green] {key}")
+            for key in selected:
+                if key not in finished:
+                    event = instance.get_latest_materialization_event(dg.AssetKey.from_user_string(key))
+                    if event is not None and event.run_id == run_id:
+                        finished.add(key)
+                        progress.console.print(f"  [green]✓[/green] {key}")
             progress.update(task, completed=len(finished), description=f"materializing ({len(finished)} done)")
             if not was_alive:
                 break
@@ -105,11 +101,26 @@ def demo(
         raise outcome["error"]
     result = outcome["result"]
     if not result.success:
-        failures = [event.step_key for event in result.all_events if event.is_step_failure]
-        console.print(f"[red]Run {result.run_id} failed at {failures}[/red]; see the Dagster UI (`dagster dev`).")
+        for event in result.all_events:
+            if event.is_step_failure:
+                console.print(_failure_line(event, result.run_id, home), markup=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
     _print_outputs(console, settings)
+
+
+def _failure_line(event, run_id: str, home: Path) -> str:
+    """One line for a failed step: which step, the error's own first line (stage errors name their file and
+    what to do) and where the full trace is."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",
+                                                                                "DagsterUserCodeExecutionError"):
+        error = error.cause  # Dagster's wrapper says only "Error occurred while executing op ..."
+    message = (error.message.strip().splitlines() or [""])[0] if error else "failed"
+    from forge_pipeline.records import escape_control
+
+    return escape_control(f"forge demo: step {event.step_key} failed: {message} (full trace: run {run_id} in "
+                          f"the Dagster UI, DAGSTER_HOME={home}; fix it and rerun with --select '{event.step_key}*')")
 
 
 def _print_outputs(console, settings) -> None:
@@ -133,34 +144,37 @@ def _print_outputs(console, settings) -> None:
 @app.command()
 def status(data_root: Path = typer.Option(None)) -> None:
     """Where things are and what is current: dataset versions, promoted model, quarantine counts."""
-    import json
-
     import polars as pl
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from forge_pipeline.catalog.versions import list_versions
+    from forge_pipeline.export.manifest import read_manifest
+    from forge_pipeline.records import escape_control as shown
     from forge_pipeline.settings import load_settings
 
     console = Console()
     settings = load_settings(**({"data_root": data_root} if data_root else {}))
     paths = settings.paths
-    console.print(f"data root: {paths.root}")
-    catalog_file = paths.catalog / "catalog.json"
-    if catalog_file.exists():
-        versions = json.loads(catalog_file.read_text()).get("versions", [])
+    console.print(shown(f"data root: {paths.root}"), markup=False)
+    versions = list_versions(settings)  # a damaged catalog.json fails naming the file
+    if versions:
         table = Table("dataset version", "created", "train", "validation")
         for version in versions[-10:]:
-            table.add_row(version["version_id"], str(version.get("created_at")),
-                          str(version.get("counts", {}).get("train")), str(version.get("counts", {}).get("validation")))
+            counts = version.get("counts", {})
+            table.add_row(*(Text(shown(cell)) for cell in (version["version_id"], version.get("created_at"),
+                                                           counts.get("train"), counts.get("validation"))))
         console.print(table)
     else:
         console.print("no dataset versions yet (run `forge demo`)")
     if paths.manifest.exists():
-        manifest = json.loads(paths.manifest.read_text())
-        console.print(f"promoted model version: {manifest.get('current')} (of {len(manifest.get('versions', {}))})")
+        manifest = read_manifest(paths.manifest)
+        console.print(shown(f"promoted model version: {manifest.get('current')} (of {len(manifest['versions'])})"),
+                      markup=False)
     dropped = sorted(paths.quarantine.glob("*.parquet")) if paths.quarantine.exists() else []
     for file in dropped:
-        console.print(f"quarantine {file.stem}: {pl.read_parquet(file).height} records")
+        console.print(shown(f"quarantine {file.stem}: {pl.read_parquet(file).height} records"), markup=False)
 
 
 def _register_stage_commands() -> None:

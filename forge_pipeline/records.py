@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,22 @@ def examples_frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
 
 
+# C0 controls except tab and newline, DEL and C1 controls: what a terminal obeys (ESC sequences retitle or clear
+# it, BEL rings, CR overwrites a line). Text from notes and chats never needs them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    """`text` without control characters (CRLF and lone CR become newlines first), for training data."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def escape_control(value: object) -> str:
+    """`str(value)` with control characters written as visible escapes (`\\x1b`): for quarantine details and
+    for anything a command prints from data, so a crafted record cannot drive the reader's terminal."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
+
+
 @dataclass
 class Quarantine:
     """Collects dropped records for one stage."""
@@ -109,8 +126,11 @@ class Quarantine:
             payload = json.dumps(payload, ensure_ascii=False, default=str)
         if isinstance(payload, str) and len(payload) > 4000:
             payload = payload[:4000] + "…"
+        # Dropped records keep what was wrong with them, escaped: a detail or raw payload quoting an ESC
+        # sequence must not act on the terminal of whoever reads the quarantine.
         self.rows.append({"stage": self.stage, "file": file, "line": line, "record_id": record_id,
-                          "reason": reason, "detail": detail, "payload": payload})
+                          "reason": reason, "detail": escape_control(detail),
+                          "payload": escape_control(payload) if isinstance(payload, str) else payload})
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(self.rows, schema=QUARANTINE_SCHEMA) if self.rows else pl.DataFrame(schema=QUARANTINE_SCHEMA)

@@ -8,10 +8,12 @@ nested fields, e.g. `FORGE_TRAIN__LEARNING_RATE=1e-4`), the YAML or TOML file na
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,8 +41,22 @@ class SettingsError(ValueError):
     """A settings value is wrong; the message names the field and the source file."""
 
 
+# The settings file a caller named explicitly (load_settings(config_file=...)); it wins over FORGE_CONFIG
+# without touching os.environ, which is shared by every thread of a Dagster run.
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("forge_config_file", default=None)
+
+
+@contextmanager
+def _named_config(config_file: str | Path | None):
+    token = _CONFIG_FILE.set(str(config_file) if config_file else None)
+    try:
+        yield
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
 def _config_file() -> Path | None:
-    named = os.environ.get("FORGE_CONFIG")
+    named = _CONFIG_FILE.get() or os.environ.get("FORGE_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
@@ -56,7 +72,7 @@ class ForgeSettings(BaseSettings):
     """Everything Forge needs to know: where data lives and how each stage behaves."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FORGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="FORGE_", env_nested_delimiter="__", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
     data_root: Path = Field(default=REPO_ROOT / ".forge_data", description="All outputs go under here.")
@@ -81,6 +97,14 @@ class ForgeSettings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     embed: EmbedSettings = EmbedSettings()  # embedding index and search (forge_pipeline/embed)
     feedback: FeedbackSettings = FeedbackSettings()
+
+    @field_validator("data_root", "vault_dir", "conversations_dir", "interactions_dir", "eval_prompts", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value):
+        # Path("") is the current directory: an empty FORGE_DATA_ROOT= would write outputs wherever forge runs.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (unset the variable to use the default)")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -137,8 +161,28 @@ class DataPaths:
         return self
 
 
-def load_settings(**overrides) -> ForgeSettings:
-    """Build settings, turning pydantic's error into one that names each wrong field and where it came from."""
+def load_settings(config_file: str | Path | None = None, **overrides) -> ForgeSettings:
+    """Build settings, turning pydantic's error into one that names each wrong field and where it came from.
+
+    `config_file` names the YAML/TOML file to read instead of FORGE_CONFIG / ./forge.yaml."""
+    with _named_config(config_file):
+        return _load(overrides)
+
+
+def _unknown_nested_variables() -> list[str]:
+    """FORGE_A__B variables whose section A is not a settings field (`FORGE_TRAINING__LORA_R`): pydantic-settings
+    reads only the variables of known fields, so these would be ignored without a word. Unknown keys inside a
+    known section (`FORGE_TRAIN__NUM_EPOCHS`) are refused by the sections themselves (extra="forbid")."""
+    sections = set(ForgeSettings.model_fields)
+    return sorted(name for name in os.environ if name.startswith("FORGE_") and "__" in name
+                  and name[len("FORGE_"):].split("__", 1)[0].lower() not in sections)
+
+
+def _load(overrides: dict) -> ForgeSettings:
+    unknown = _unknown_nested_variables()
+    if unknown:
+        raise SettingsError(f"unknown Forge settings variable(s) {', '.join(unknown)}: no such section; known "
+                            f"sections: {', '.join(sorted(ForgeSettings.model_fields))}")
     try:
         return ForgeSettings(**overrides)
     except ValidationError as err:
@@ -167,4 +211,5 @@ def _describe_error(error: dict) -> str:
     path = ".".join(str(p) for p in error["loc"])
     variable = "FORGE_" + "__".join(str(p) for p in error["loc"]).upper()
     where = f" [from {variable}]" if variable in os.environ else ""
-    return f"{path}: {error['msg']} (got {error.get('input')!r}){where}"
+    message = "unknown setting (misspelt?)" if error["type"] == "extra_forbidden" else error["msg"]
+    return f"{path}: {message} (got {error.get('input')!r}){where}"

@@ -104,3 +104,20 @@ def test_cli_models_and_rollback(tmp_path, info):
 
     unknown = runner.invoke(app, ["rollback", "v0099", "--data-root", str(tmp_path)])
     assert unknown.exit_code == 1 and "v0099" in unknown.output
+
+
+def test_rollback_twice_walks_back_through_history_and_says_so(tmp_path, info):
+    path = load_settings(data_root=tmp_path).paths.manifest
+    for name in ("one", "two", "three"):
+        publish(path, info, _evaluation(True), *_version_files(tmp_path, name))
+    runner = CliRunner()
+    first = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    assert first.exit_code == 0 and "current: v0002 (was v0003" in first.output
+    assert "again goes back to v0001" in first.output
+    second = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    assert second.exit_code == 0 and "current: v0001 (was v0002" in second.output, second.output
+    assert read_manifest(path)["history"] == ["v0001"]
+    third = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    assert third.exit_code == 1 and "no earlier promoted version" in third.output
+    # Naming a version is a new promotion: it goes on top of the history.
+    assert rollback(path, "v0003")["history"] == ["v0001", "v0003"]

@@ -91,3 +91,35 @@ def test_write_json_atomic_round_trips(tmp_path):
     assert json.loads(target.read_text()) == {"current": "v0001", "path": "a"}
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".partial")]
     assert os.stat(target).st_size > 0
+
+
+@pytest.mark.parametrize("variable, value, named", [
+    ("FORGE_TRAIN__NUM_EPOCHS", "3", "train.num_epochs"),  # misspelt key inside a known section
+    ("FORGE_TRAINING__LORA_R", "8", "FORGE_TRAINING__LORA_R"),  # misspelt section
+    ("FORGE_TRAIN__NUM_TRAIN_EPOCHS", "inf", "train.num_train_epochs"),
+    ("FORGE_PREPARE__DEDUP__COSINE_THRESHOLD", "nan", "prepare.dedup.cosine_threshold"),
+    ("FORGE_DATA_ROOT", "", "data_root"),  # would make the working directory the data root
+])
+def test_unknown_non_finite_and_empty_variables_are_refused_naming_the_field(monkeypatch, variable, value, named):
+    monkeypatch.delenv("FORGE_CONFIG", raising=False)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=named.replace(".", r"\.")):
+        load_settings()
+
+
+def test_unknown_key_in_a_config_file_section_is_refused(tmp_path, monkeypatch):
+    config = tmp_path / "forge.yaml"
+    config.write_text("train:\n  learnin_rate: 1\n")
+    monkeypatch.setenv("FORGE_CONFIG", str(config))
+    with pytest.raises(SettingsError, match=r"train\.learnin_rate: unknown setting") as err:
+        load_settings(data_root=tmp_path)
+    assert str(config) in str(err.value)
+
+
+def test_a_named_config_file_is_read_without_touching_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("FORGE_CONFIG", raising=False)
+    config = tmp_path / "forge.yaml"
+    config.write_text("train:\n  lora_r: 4\n")
+    assert load_settings(config_file=config, data_root=tmp_path).train.lora_r == 4
+    assert "FORGE_CONFIG" not in os.environ
+    assert load_settings(data_root=tmp_path).train.lora_r == 16

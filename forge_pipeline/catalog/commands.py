@@ -13,8 +13,10 @@ def register(app: typer.Typer) -> None:
         """List dataset versions (oldest first): id, parent, train/validation counts, path."""
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         from forge_pipeline.catalog.versions import CatalogError, catalog_file, list_versions
+        from forge_pipeline.records import escape_control
         from forge_pipeline.settings import load_settings
 
         settings = load_settings(**({"data_root": data_root} if data_root else {}))
@@ -28,6 +30,7 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("version", "created", "parent", "train", "validation", "path")
         for v in versions:
-            table.add_row(v["version_id"], v["created_at"][:19], str(v["parent"]), str(v["counts"]["train"]),
-                          str(v["counts"]["validation"]), v["path"])
+            cells = (v["version_id"], str(v["created_at"])[:19], v["parent"], v["counts"]["train"],
+                     v["counts"]["validation"], v["path"])
+            table.add_row(*(Text(escape_control(cell)) for cell in cells))  # shown as written, never as markup
         Console().print(table)

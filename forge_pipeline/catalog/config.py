@@ -1,7 +1,9 @@
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class CatalogSettings(BaseModel):
+class CatalogSettings(Section):
     """Versioned dataset catalog."""
 
     validation_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)

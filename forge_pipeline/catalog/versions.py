@@ -17,6 +17,9 @@ Layout under `<catalog>/`:
   `train.jsonl`, `validation.jsonl`: one example per line; `version.json`: this version's entry.
   The folder is written atomically.
 - `catalog.json`: `{"versions": [entry, ...], "latest": version_id}`, rewritten atomically under a lock.
+  Each entry's `path` is relative to the data root (`catalog/<version_id>`), so a copied or moved data root
+  keeps working; readers get it back absolute. Entries written before that (absolute paths) are read as
+  `<catalog>/<version_id>`, where every version folder has always been.
 
 Token statistics use an approximate token count: the number of words and punctuation marks
 (regex `\\w+|[^\\w\\s]`) over all message contents. It needs no tokenizer (the base model may not exist
@@ -28,6 +31,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,27 +108,49 @@ def catalog_file(settings: ForgeSettings) -> Path:
     return settings.paths.catalog / "catalog.json"
 
 
-def _read_catalog(settings: ForgeSettings) -> dict:
+def read_catalog(settings: ForgeSettings) -> dict:
+    """catalog.json with every entry's `path` absolute (see the module docstring)."""
     path = catalog_file(settings)
     if not path.exists():
         return {"versions": [], "latest": None}
     try:
-        return json.loads(path.read_text("utf-8"))
+        catalog = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as err:
         raise CatalogError(f"{path} line {err.lineno}: not valid JSON ({err.msg}); restore it from the "
                            f"version folders' version.json files") from None
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("versions"), list):
+        raise CatalogError(f"{path}: expected an object with a 'versions' list; restore it from the version "
+                           "folders' version.json files")
+    catalog["versions"] = [_absolute(entry, settings) for entry in catalog["versions"]]
+    return catalog
+
+
+def _absolute(entry: dict, settings: ForgeSettings) -> dict:
+    stored = Path(entry.get("path") or "")
+    folder = settings.paths.catalog / entry["version_id"] if stored.is_absolute() or not entry.get("path") \
+        else settings.paths.root / stored
+    return {**entry, "path": str(folder)}
+
+
+def _relative(entry: dict, settings: ForgeSettings) -> dict:
+    return {**entry, "path": Path(os.path.relpath(entry["path"], settings.paths.root)).as_posix()}
+
+
+def _write_catalog(settings: ForgeSettings, catalog: dict) -> None:
+    write_json_atomic(catalog_file(settings),
+                      {**catalog, "versions": [_relative(v, settings) for v in catalog["versions"]]})
 
 
 def list_versions(settings: ForgeSettings) -> list[dict]:
     """Every catalog entry, oldest first."""
-    return _read_catalog(settings)["versions"]
+    return read_catalog(settings)["versions"]
 
 
 def load_version(settings: ForgeSettings, version_id: str | None = None):
     """The HF DatasetDict of a version (the latest when `version_id` is None)."""
     import datasets
 
-    catalog = _read_catalog(settings)
+    catalog = read_catalog(settings)
     version_id = version_id or catalog["latest"]
     if version_id is None:
         raise CatalogError(f"{catalog_file(settings)}: the catalog has no versions yet; materialize dataset_version")
@@ -159,7 +185,7 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
                                            sort_keys=True).encode()).hexdigest()[:12]
     root = settings.paths.catalog
     with locked(catalog_file(settings)):
-        catalog = _read_catalog(settings)
+        catalog = read_catalog(settings)
         existing = next((v for v in catalog["versions"] if v["version_id"] == version_id), None)
         if existing is not None and (Path(existing["path"]) / "version.json").exists():
             return existing
@@ -182,10 +208,10 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         }
         try:
             with atomic_directory(root / version_id) as staging:
-                _write_version(staging, parts, entry)
+                _write_version(staging, parts, _relative(entry, settings))
             catalog["versions"] = [v for v in catalog["versions"] if v["version_id"] != version_id] + [entry]
             catalog["latest"] = version_id
-            write_json_atomic(catalog_file(settings), catalog)
+            _write_catalog(settings, catalog)
         except OSError as err:
             # Disk full (or quota, or I/O error) mid-write: the staging folder and temp file are already gone
             # and catalog.json still lists only complete versions; say so instead of a bare errno traceback.

@@ -148,9 +148,10 @@ def _print_stats(stats: dict, settings) -> None:
     from rich.text import Text
 
     from forge_pipeline.curate.inspect import format_duration
+    from forge_pipeline.records import escape_control as shown
 
     console = Console()
-    console.print(f"dataset {stats['version_id']}  {stats['path']}", style="bold", markup=False)
+    console.print(shown(f"dataset {stats['version_id']}  {stats['path']}"), style="bold", markup=False)
     console.print(f"examples: train {stats['counts']['train']}, validation {stats['counts']['validation']}")
 
     def table(title: str, counts: dict) -> None:
@@ -158,7 +159,7 @@ def _print_stats(stats: dict, settings) -> None:
         t.add_column("name")
         t.add_column("examples", justify="right")
         for name, n in counts.items():
-            t.add_row(Text(str(name)), str(n))
+            t.add_row(Text(shown(name)), str(n))
         console.print(t if counts else f"{title}: none")
 
     table("by source", stats["by_source"])
@@ -171,13 +172,14 @@ def _print_stats(stats: dict, settings) -> None:
                   f"over max_length {tokens['over_max_length']}")
     console.print(f"token-length histogram: {stats['histogram_png']}")
     table("PII replaced", stats["pii_replaced"])
-    console.print(f"  (PII counts from {stats['pii_replaced_from']})", markup=False)
+    console.print(shown(f"  (PII counts from {stats['pii_replaced_from']})"), markup=False)
     console.print(f"duplicates removed upstream: {stats['duplicates_removed']}")
     for stage, reasons in stats["dropped_by_stage"].items():
-        console.print(f"  dropped by {stage}: {reasons}")
+        console.print(shown(f"  dropped by {stage}: {reasons}"), markup=False)
     for example in stats["sample"]:
         last = (example["messages"] or [{}])[-1].get("content", "")
-        console.print(f"- [{example['source']}] {', '.join(example['tags'] or [])}: {last[:100]!r}", markup=False)
+        console.print(shown(f"- [{example['source']}] {', '.join(example['tags'] or [])}: {last[:100]!r}"),
+                      markup=False)
     estimate = stats["estimate"]
     console.print(f"[bold]training estimate[/bold] ({estimate['hardware']}): {estimate['total_tokens']} tokens "
                   f"({estimate['tokens_per_epoch']} per epoch × {estimate['epochs']})")

@@ -1,9 +1,11 @@
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class CurateSettings(BaseModel):
+class CurateSettings(Section):
     include_unreviewed: bool = Field(default=True, description="Unreviewed examples go into the dataset (demo default).")
     reviewer: str | None = Field(default=None, description="Name stored with each decision; None uses $USER.")
     estimate_hardware: Literal["auto", "cpu", "gpu"] = Field(

@@ -59,24 +59,21 @@ def resolve_version(settings: ForgeSettings, version: str) -> Path:
     as_path = Path(version)
     if as_path.is_dir() and (as_path / "train.jsonl").exists():
         return as_path
+    from forge_pipeline.catalog.versions import read_catalog
+
     catalog_dir = settings.paths.catalog
-    catalog_file = catalog_dir / "catalog.json"
-    known: list[str] = []
-    if catalog_file.exists():
-        catalog = json.loads(catalog_file.read_text())
-        versions = catalog.get("versions", [])
-        known = [str(v.get("version_id")) for v in versions]
-        if version == "latest" and versions:
-            version = str(catalog.get("latest") or known[-1])
-        # Version ids are content hashes: a unique prefix is enough, as with git.
-        matches = [v for v in versions if str(v.get("version_id")) == version] or \
-                  [v for v in versions if str(v.get("version_id")).startswith(version)]
-        if len(matches) > 1:
-            raise DatasetNotFound(f"dataset version {version!r} is ambiguous: {[m['version_id'] for m in matches]}")
-        if matches:
-            entry = matches[0]
-            path = Path(entry.get("path") or catalog_dir / entry["version_id"])
-            return path if path.is_absolute() else catalog_dir / path
+    catalog = read_catalog(settings)  # raises CatalogError naming catalog.json when it is damaged
+    versions = catalog["versions"]
+    known = [str(v.get("version_id")) for v in versions]
+    if version == "latest" and versions:
+        version = str(catalog.get("latest") or known[-1])
+    # Version ids are content hashes: a unique prefix is enough, as with git.
+    matches = [v for v in versions if str(v.get("version_id")) == version] or \
+              [v for v in versions if str(v.get("version_id")).startswith(version)]
+    if len(matches) > 1:
+        raise DatasetNotFound(f"dataset version {version!r} is ambiguous: {[m['version_id'] for m in matches]}")
+    if matches:
+        return Path(matches[0]["path"])
     if (catalog_dir / version / "train.jsonl").exists():
         return catalog_dir / version
     hint = f"known versions: {', '.join(known)}" if known else "no versions yet: run `forge demo` first"

@@ -19,6 +19,7 @@ import polars as pl
 
 from forge_pipeline.curate.decisions import Decision, DecisionStore
 from forge_pipeline.curate.validate import message_problems
+from forge_pipeline.records import escape_control
 from forge_pipeline.settings import ForgeSettings
 
 FILTER_STATUSES = ("unreviewed", "approved", "rejected", "edited", "skipped", "all")
@@ -69,7 +70,9 @@ def render(example: dict, decision: Decision | None, position: int, total: int):
     head.add_column(style="bold")
     head.add_column()
     def row(label: str, value: str) -> None:
-        head.add_row(label, Text(value))  # Text: a path or tag with [brackets] is shown, not parsed as markup
+        # Text: a path or tag with [brackets] is shown, not parsed as markup; escape_control: an ESC sequence
+        # in the data is shown as \x1b, not obeyed by the reviewer's terminal.
+        head.add_row(label, Text(escape_control(value)))
 
     row("example", f"{example['example_id']}  ({position}/{total})")
     row("source", str(example.get("source")))
@@ -86,7 +89,7 @@ def render(example: dict, decision: Decision | None, position: int, total: int):
         row("PII replaced", "; ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items()))
     messages = decision.messages if decision and decision.status == "edited" and decision.messages else example["messages"]
     styles = {"system": "magenta", "user": "cyan", "assistant": "green"}
-    panels = [Panel(Text(m["content"]), title=m["role"], title_align="left", border_style=styles.get(m["role"], "white"))
+    panels = [Panel(Text(escape_control(m["content"])), title=escape_control(m["role"]), title_align="left", border_style=styles.get(m["role"], "white"))
               for m in messages]
     return Group(head, *panels, Text(KEY_HELP, style="bold"))
 

@@ -7,25 +7,29 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from pydantic import Field, PrivateAttr
 
 from forge_pipeline.settings import ForgeSettings, load_settings
 
 
 class ForgeSettingsResource(dg.ConfigurableResource):
-    """Forge's typed settings, loaded once per run (env vars and FORGE_CONFIG apply; fields here win)."""
+    """Forge's typed settings, loaded once per run (env vars and FORGE_CONFIG apply; fields here win).
+
+    Dagster builds the resource afresh for each run (and each sensor tick), so caching on the instance means
+    one read per run: every asset of the run sees the same settings, and nothing in os.environ changes."""
 
     data_root: str | None = None
-    config_file: str | None = None
+    config_file: str | None = Field(default=None, description="YAML/TOML settings file; None: FORGE_CONFIG.")
+
+    _settings: ForgeSettings | None = PrivateAttr(default=None)
 
     def get(self) -> ForgeSettings:
-        if self.config_file:
-            import os
-
-            os.environ["FORGE_CONFIG"] = self.config_file
-        overrides = {"data_root": Path(self.data_root)} if self.data_root else {}
-        settings = load_settings(**overrides)
-        settings.paths.ensure()
-        return settings
+        if self._settings is None:
+            overrides = {"data_root": Path(self.data_root)} if self.data_root else {}
+            settings = load_settings(config_file=self.config_file, **overrides)
+            settings.paths.ensure()
+            self._settings = settings
+        return self._settings
 
 
 class ForgeTablesIOManager(dg.ConfigurableIOManager):

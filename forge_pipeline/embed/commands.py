@@ -19,11 +19,13 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         from forge_pipeline.embed.backends import EmbedBackendError, shared_backend
         from forge_pipeline.embed.search import ModelMismatchError
         from forge_pipeline.embed.search import search as search_index
         from forge_pipeline.embed.store import IndexNotFoundError, index_root, load_current
+        from forge_pipeline.records import escape_control
         from forge_pipeline.settings import load_settings
 
         settings = load_settings(**({"data_root": data_root} if data_root else {}))
@@ -47,6 +49,8 @@ def register(app: typer.Typer) -> None:
             if text.startswith("system: "):  # a short example's chunk is the dedup text, system prompt first
                 text = text.split("\n", 1)[-1]
             text = " ".join(text.split())
-            table.add_row(str(hit["rank"]), f"{hit['score']:.3f}", hit["source"] or "", where,
-                          text if len(text) <= 100 else text[:99] + "…")
+            text = text if len(text) <= 100 else text[:99] + "…"
+            # Text cells: "[bold]" in a note is shown, not parsed as markup; escape_control: ESC is shown, not obeyed.
+            table.add_row(str(hit["rank"]), f"{hit['score']:.3f}",
+                          *(Text(escape_control(cell)) for cell in (hit["source"] or "", where, text)))
         Console().print(table)

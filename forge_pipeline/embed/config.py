@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class EmbedSettings(BaseModel):
+class EmbedSettings(Section):
     """Which model embeds, how notes are chunked and which FAISS index is built."""
 
     backend: Literal["sentence-transformers", "gguf"] = Field(

@@ -20,16 +20,20 @@ def register(app: typer.Typer) -> None:
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Re-point the adapter manifest's current version (files are verified against their sha256 first)."""
-        from forge_pipeline.export.manifest import ManifestError
+        from forge_pipeline.export.manifest import ManifestError, read_manifest
         from forge_pipeline.export.manifest import rollback as do_rollback
 
         settings = _settings(data_root)
         try:
+            before = read_manifest(settings.paths.manifest)["current"]
             manifest = do_rollback(settings.paths.manifest, version)
         except ManifestError as err:
             typer.echo(f"rollback failed: {err}", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"current: {manifest['current']}")
+        earlier = manifest["history"][:-1]
+        further = f"`forge rollback` again goes back to {earlier[-1]}" if earlier else "no earlier version left"
+        typer.echo(f"current: {manifest['current']} (was {before}; promotion history "
+                   f"{' -> '.join(manifest['history'])}; {further})")
 
     @app.command()
     def models(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:

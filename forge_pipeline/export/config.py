@@ -1,9 +1,11 @@
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class EvalSettings(BaseModel):
+class EvalSettings(Section):
     """Base vs tuned evaluation and the promotion gate."""
 
     max_new_tokens: int = Field(default=48, gt=0)
@@ -13,7 +15,7 @@ class EvalSettings(BaseModel):
     max_eval_examples: int = Field(default=200, gt=0)
 
 
-class ExportSettings(BaseModel):
+class ExportSettings(Section):
     quant_type: str = Field(default="Q4_K_M", description="llama.cpp quantization type, e.g. Q4_K_M, Q8_0, Q5_K_M.")
     keep_f16: bool = Field(default=False, description="Keep the unquantized f16 GGUF beside the quantized one.")
     max_logit_gap: float = Field(default=1.0, gt=0.0, description="Asset-check bound on quantized vs f16 logits.")

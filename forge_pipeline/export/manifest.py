@@ -181,18 +181,28 @@ def promote_candidate(manifest_path: Path, version: str | None = None) -> dict:
 
 
 def rollback(manifest_path: Path, version: str | None = None) -> dict:
-    """Re-point `current` at `version` (default: the previously promoted one), after verifying its files."""
+    """Re-point `current` at `version`, after verifying its files.
+
+    Without `version`, walk back: the current version leaves `history` and the one promoted before it becomes
+    current, so rolling back twice goes two promotions back (not forth between the last two). A named version
+    is a new promotion and is appended to `history`."""
     manifest_path = Path(manifest_path)
     with locked(manifest_path):
         manifest = read_manifest(manifest_path)
+        history = manifest["history"]
         if version is None:
-            earlier = [v for v in manifest["history"] if v != manifest["current"]]
+            earlier = list(history)
+            while earlier and earlier[-1] == manifest["current"]:
+                earlier.pop()
             if not earlier:
-                raise ManifestError(f"{manifest_path}: no earlier promoted version to roll back to")
-            version = earlier[-1]
+                raise ManifestError(f"{manifest_path}: no earlier promoted version to roll back to "
+                                    f"(history: {history or 'empty'})")
+            version, history = earlier[-1], earlier
+        else:
+            history = [*history, version]
         verify_version(manifest, version, manifest_path)
         manifest["current"] = version
         manifest["versions"][version]["promoted"] = True
-        manifest["history"].append(version)
+        manifest["history"] = history
         write_json_atomic(manifest_path, manifest)
         return manifest

@@ -1,7 +1,9 @@
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class FeedbackSettings(BaseModel):
+class FeedbackSettings(Section):
     """Preference pairs, DPO and A/B serving."""
 
     min_pairs: int = Field(default=16, gt=0, description="preference_adapter trains only with at least this many pairs.")

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         """Parse notes and conversations and list every file/line that would be quarantined, and why."""
         from forge_pipeline.ingest.conversations import read_conversations
         from forge_pipeline.ingest.vault import read_vault
+        from forge_pipeline.records import escape_control
         from forge_pipeline.settings import load_settings
 
         settings = load_settings()
@@ -25,6 +26,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{notes.height} notes, {chats.height} conversations readable")
         for row in note_quarantine.rows + chat_quarantine.rows:
             where = row["file"] + (f":{row['line']}" if row["line"] else "")
-            typer.echo(f"  dropped {where}: {row['reason']}: {row['detail']}")
-        if note_quarantine.rows or chat_quarantine.rows:
-            raise typer.Exit(2)
+            typer.echo(escape_control(f"  dropped {where}: {row['reason']}: {row['detail']}"))
+        # Dropping a record with its reason is normal operation, not a failure: the exit status stays 0.
+        # Unreadable folders or settings raise and exit non-zero.

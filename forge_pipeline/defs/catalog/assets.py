@@ -12,11 +12,11 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
 def _upstream_source(context: dg.AssetExecutionContext, key: str, rows: int) -> dict:
-    """What this version was built from: the upstream's Dagster data version and run (when Dagster has a
-    materialization or observation of it) and its row count."""
-    record = context.instance.get_latest_data_version_record(dg.AssetKey(key))
-    event = (record.asset_materialization or record.asset_observation) if record else None
-    tags = (event.tags or {}) if event else {}
+    """What this version was built from: the upstream's latest Dagster materialization (its data version and
+    run, when Dagster has one) and its row count."""
+    records = context.instance.fetch_materializations(dg.AssetKey(key), limit=1, ascending=False).records
+    record = records[0] if records else None
+    tags = (record.asset_materialization.tags or {}) if record and record.asset_materialization else {}
     return {"rows": rows, "data_version": tags.get("dagster/data_version"),
             "run_id": record.run_id if record else None, "storage_id": record.storage_id if record else None}
 
