@@ -1,8 +1,16 @@
 """The code location loads and its asset graph is the one DESIGN.md promises (asset keys are a contract)."""
 
+import shutil
+import threading
+import time
+from pathlib import Path
+
 import dagster as dg
 
 from forge_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parent.parent
+TRAINING_POOL = "forge/training"
 
 EXPECTED_EDGES = {
     "training_examples": {"vault_notes", "conversations"},
@@ -59,3 +67,44 @@ def test_sensor_schedule_and_checks_are_defined():
     assert defs.resolve_schedule_def("nightly_retrain") is not None
     checked = {key.asset_key.to_user_string() for key in defs.resolve_asset_graph().asset_check_keys}
     assert {"scrubbed_examples", "dataset_version", "adapter_manifest", "gguf_model"} <= checked
+
+
+def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
+    """With the repo's dagster.yaml, a second run's step in the training pool waits for the first one's."""
+    assert {defs.get_assets_def(key).op.pool for key in ("lora_adapter", "preference_adapter")} == {TRAINING_POOL}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    release, started, results = threading.Event(), [], {}
+
+    @dg.asset(pool=TRAINING_POOL)
+    def first_training() -> None:
+        started.append("first")
+        release.wait(60)
+
+    @dg.asset(pool=TRAINING_POOL)
+    def second_training() -> None:
+        started.append("second")
+
+    def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    with dg.DagsterInstance.get() as instance:
+        runs = [threading.Thread(target=lambda a=asset: results.update({a.key.to_user_string(): dg.materialize(
+            [a], instance=instance, raise_on_error=False)})) for asset in (first_training, second_training)]
+        runs[0].start()
+        until(lambda: started == ["first"], "the first run to start")
+        runs[1].start()
+        # What `dagster instance concurrency info` reads: the pool's slots and the steps waiting for one.
+        info = lambda: instance.event_log_storage.get_concurrency_info(TRAINING_POOL)  # noqa: E731
+        until(lambda: info().pending_step_count == 1, "the second run to queue for the pool")
+        assert info().slot_count == 1 and started == ["first"]
+        release.set()
+        for thread in runs:
+            thread.join(120)
+    assert started == ["first", "second"]
+    assert all(result.success for result in results.values()) and len(results) == 2
