@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from forge_pipeline.curate.apply import apply_decisions
-from forge_pipeline.curate.decisions import DecisionError, DecisionStore
+from forge_pipeline.curate.decisions import DecisionConflict, DecisionError, DecisionStore
 from forge_pipeline.records import EXAMPLE_SCHEMA, example_id_for, examples_frame
 from forge_pipeline.settings import load_settings
 
@@ -62,7 +62,50 @@ def test_decisions_survive_reopening_the_database(tmp_path):
         first.decide("def", "approved")
     with DecisionStore(path) as second:  # a later review session resumes from here
         assert {k: d.status for k, d in second.all().items()} == {"abc": "skipped", "def": "approved"}
-        assert second.undo() == "def"  # undo history persists too
+        assert second.undo() is None  # undo steps back this session's own changes only
+        assert second.history_length() == 2  # the history itself is kept
+
+
+def test_two_sessions_at_once_neither_overwrites_nor_undoes_the_other(tmp_path):
+    path = load_settings(data_root=tmp_path).paths.curation_db
+    with DecisionStore(path) as ann, DecisionStore(path) as bob:
+        seen_by_ann = ann.get("x")  # both look at the unreviewed example x
+        seen_by_bob = bob.get("x")
+        bob.decide("x", "rejected", reason="private", reviewer="bob", expected=seen_by_bob)
+        with pytest.raises(DecisionConflict, match="x was changed by another session meanwhile .*rejected by bob"):
+            ann.decide("x", "approved", reviewer="ann", expected=seen_by_ann)
+        assert ann.get("x").status == "rejected"  # bob's decision stands
+        ann.decide("y", "approved", reviewer="ann")
+        assert ann.undo() == "y" and ann.undo() is None  # ann's own change only; bob's rejection stays
+        assert bob.get("x").status == "rejected"
+        ann.decide("x", "approved", reviewer="ann", expected=ann.get("x"))  # having seen it, ann may overrule
+        with pytest.raises(DecisionConflict, match="not undone"):
+            bob.undo()  # bob's undo would silently erase ann's newer decision
+        assert bob.get("x").status == "approved"
+
+
+def test_a_locked_or_damaged_database_fails_fast_naming_the_file(tmp_path):
+    import sqlite3
+    import time
+
+    path = load_settings(data_root=tmp_path).paths.curation_db
+    DecisionStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        with DecisionStore(path) as store:
+            started = time.monotonic()
+            with pytest.raises(DecisionError, match=f"{path}: the curation database is locked"):
+                store.decide("x", "approved")
+            assert time.monotonic() - started < 10  # not the 30 s sqlite3 wait it used to be
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DecisionError, match=f"{damaged}: not a readable curation database"):
+        DecisionStore(damaged)
 
 
 def test_invalid_decisions_are_refused_with_the_field_named(store):

@@ -156,6 +156,8 @@ def test_an_edit_that_breaks_the_format_is_not_saved_and_the_example_stays(revie
     term.press("e")
     term.expect("edit not saved")
     term.expect("messages[0].content is empty")
+    term.expect("any other key to discard the edit")
+    term.press("d")
     term.expect("(1/4)")  # still on the same example
     term.press("q")
     assert term.finish() == 0
@@ -198,3 +200,69 @@ def test_non_interactive_approve_all_filters_export_and_import(review_root, tmp_
 def test_curate_without_examples_says_to_run_the_demo(tmp_path):
     result = CliRunner().invoke(app, ["curate", "--data-root", str(tmp_path)])
     assert result.exit_code == 1 and "forge demo" in result.output
+
+
+def test_a_json_typo_in_an_edit_reopens_the_editor_with_the_text_as_typed(review_root, tmp_path):
+    settings, rows, env = review_root
+    typo_editor = tmp_path / "typo_editor.py"
+    # First opening: the person changes the reply but leaves a trailing comma. Second: they see their own
+    # text again (not the original) and fix the comma.
+    typo_editor.write_text("import sys\n"
+                           "path = sys.argv[1]\n"
+                           "text = open(path).read()\n"
+                           "if 'Fixed by hand' in text:\n"
+                           "    text = text.replace('\"Fixed by hand\",', '\"Fixed by hand\"')\n"
+                           "else:\n"
+                           "    text = text.replace('\"A folder of Markdown notes.\"', '\"Fixed by hand\",')\n"
+                           "open(path, 'w').write(text)\n")
+    env = {**env, "EDITOR": f"{sys.executable} {typo_editor}"}
+    term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
+    term.expect("(1/4)")
+    term.press("e")
+    term.expect("not valid JSON")
+    term.expect("press e to fix it in the editor (your text is kept)")
+    term.press("e")
+    term.expect("(2/4)")
+    term.press("q")
+    assert term.finish() == 0
+    with DecisionStore(settings.paths.curation_db) as store:
+        edited = store.get(rows[0]["example_id"])
+        assert edited.status == "edited" and edited.messages[-1]["content"] == "Fixed by hand"
+
+
+def test_ctrl_c_at_the_reject_reason_prompt_quits_at_once(review_root):
+    settings, rows, env = review_root
+    term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
+    term.expect("(1/4)")
+    term.press("a")
+    term.expect("(2/4)")
+    term.press("r")
+    term.expect("reason for rejecting")
+    term.press("half a reas\x03")  # no Enter
+    assert term.finish(timeout=15) == 0
+    with DecisionStore(settings.paths.curation_db) as store:
+        assert {k: d.status for k, d in store.all().items()} == {rows[0]["example_id"]: "approved"}
+
+
+def test_at_80x24_the_header_and_user_turn_stay_on_screen_and_v_shows_everything(tmp_path, capsys):
+    import io
+
+    from rich.console import Console
+
+    from forge_pipeline.curate.review import run_review
+
+    reply = "\n".join(f"line {i} of a long reply" for i in range(200))
+    example = {**example_rows()[0], "messages": [{"role": "user", "content": "What is a vault?"},
+                                                 {"role": "assistant", "content": reply}]}
+    screen = io.StringIO()
+    console = Console(file=screen, width=80, height=24, force_terminal=True, color_system=None)
+    keys = iter(["v", "q"])
+    with DecisionStore(tmp_path / "curation.sqlite") as store:
+        run_review([example], store, reviewer=None, console=console, key_reader=lambda: next(keys))
+    first_screen = screen.getvalue().split("\x1b")[0] if "\x1b" in screen.getvalue() else screen.getvalue()
+    shown = first_screen.split("[q]uit")[0].splitlines()
+    assert len(shown) <= 24, "\n".join(shown)
+    assert any("(1/1)" in line for line in shown) and any("What is a vault?" in line for line in shown)
+    assert any("more lines: press v to view all" in line for line in shown)
+    paged = capsys.readouterr().out + screen.getvalue()
+    assert "line 199 of a long reply" in paged  # v shows the whole reply

@@ -48,46 +48,23 @@ def register(app: typer.Typer) -> None:
         import_: Path = typer.Option(None, "--import", help="Read decisions from this JSONL file and exit."),
         reviewer: str = typer.Option(None, help="Name stored with decisions (default: curate.reviewer or $USER)."),
     ) -> None:
-        """Review examples one at a time (a approve, r reject, e edit, s skip, u undo, q quit); decisions are
+        """Review examples one at a time (a approve, r reject, e edit, s skip, u undo, v view all, q quit); decisions are
         kept in <data_root>/curation.sqlite and apply to every later dataset version."""
         from rich.console import Console
 
         from forge_pipeline.curate.decisions import DecisionError, DecisionStore
-        from forge_pipeline.curate.review import ReviewError, load_examples, run_review, select_examples
+        from forge_pipeline.curate.review import ReviewError
 
         console = Console()
         settings = _settings(data_root)
         who = _reviewer(settings, reviewer)
-        with DecisionStore(settings.paths.curation_db) as store:
-            if export or import_:
-                try:
-                    if import_:
-                        n = store.import_jsonl(import_)
-                        console.print(f"imported {n} decisions from {import_}")
-                    if export:
-                        n = store.export_jsonl(export)
-                        console.print(f"exported {n} decisions to {export}")
-                except (DecisionError, OSError) as err:
-                    typer.echo(f"curate: {err}", err=True)
-                    raise typer.Exit(1) from None
-                return
-            try:
-                frame = load_examples(settings)
-                examples = select_examples(frame, store.all(), source=source, tag=tag, status=status, search=search)
-            except ReviewError as err:
-                typer.echo(f"curate: {err}", err=True)
-                raise typer.Exit(1) from None
-            if approve_all:
-                n = store.approve_all([e["example_id"] for e in examples], reviewer=who)
-                console.print(f"approved {n} of {len(examples)} selected examples "
-                              f"(existing approvals, rejections and edits kept)")
-                return
-            if not examples:
-                console.print(f"nothing to review with these filters (status={status}); "
-                              f"decisions so far: {store.counts()}")
-                return
-            actions = run_review(examples, store, reviewer=who, console=console)
-            console.print(f"this session: {actions}; all decisions: {store.counts()}")
+        try:
+            with DecisionStore(settings.paths.curation_db) as store:
+                _curate(store, settings, console, who, source=source, tag=tag, status=status, search=search,
+                        approve_all=approve_all, export=export, import_=import_)
+        except (DecisionError, ReviewError, OSError) as err:
+            typer.echo(f"curate: {err}", err=True)
+            raise typer.Exit(1) from None
 
     dataset = _dataset_group(app)
 
@@ -140,6 +117,33 @@ def register(app: typer.Typer) -> None:
         if add:
             target = add_import(file, settings.paths.imports)
             typer.echo(f"added as {target} (ingested as source \"import\" on the next `forge demo`)")
+
+
+def _curate(store, settings, console, who: str | None, *, source, tag, status, search, approve_all, export,
+            import_) -> None:
+    from forge_pipeline.curate.review import load_examples, run_review, select_examples
+
+    if export or import_:
+        if import_:
+            n = store.import_jsonl(import_)
+            console.print(f"imported {n} decisions from {import_}", markup=False)
+        if export:
+            n = store.export_jsonl(export)
+            console.print(f"exported {n} decisions to {export}", markup=False)
+        return
+    examples = select_examples(load_examples(settings), store.all(), source=source, tag=tag, status=status,
+                               search=search)
+    if approve_all:
+        n = store.approve_all([e["example_id"] for e in examples], reviewer=who)
+        console.print(f"approved {n} of {len(examples)} selected examples "
+                      f"(existing approvals, rejections and edits kept)")
+        return
+    if not examples:
+        console.print(f"nothing to review with these filters (status={status}); decisions so far: {store.counts()}",
+                      markup=False)
+        return
+    actions = run_review(examples, store, reviewer=who, console=console)
+    console.print(f"this session: {actions}; all decisions: {store.counts()}", markup=False)
 
 
 def _print_stats(stats: dict, settings) -> None:

@@ -6,13 +6,18 @@ An edit stores the new messages beside the original ones; the curated dataset th
 example a new id and records the original id as `edited_from`.
 
 Every change appends the previous state to `history`, so `undo()` can step back any number of times.
+Several reviewers (or two terminals) may work on one database at once: each store is a session, `undo()`
+steps back only that session's own changes, and a decision made on a stale view (someone else decided the
+example since it was shown) is refused with `DecisionConflict` instead of silently overwriting theirs.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +27,16 @@ STATUSES = ("approved", "rejected", "edited", "skipped")
 
 class DecisionError(ValueError):
     """A decision (or a line of a decisions file) is invalid; the message says where and why."""
+
+
+class DecisionConflict(DecisionError):
+    """Someone else changed the example's decision since this session read it."""
+
+
+# How long a write waits for another process's transaction. Decisions commit in milliseconds, so waiting
+# longer only means something holds the database for good: say so instead of hanging.
+BUSY_TIMEOUT_S = 2.0
+UNSET = object()  # `expected` not given: no check against a concurrent change
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,8 @@ CREATE TABLE IF NOT EXISTS history (
     changed_at TEXT NOT NULL
 );
 """
+# Added after the first release: databases created before get the column (NULL: belongs to no live session).
+_HISTORY_SESSION = "ALTER TABLE history ADD COLUMN session TEXT"
 
 
 def _now() -> str:
@@ -79,15 +96,47 @@ def _validate(decision: Decision, where: str) -> None:
             raise DecisionError(f"{where}: edited messages are invalid: " + "; ".join(problems))
 
 
+def _conflict(example_id: str, now: Decision | None, undoing: bool = False) -> str:
+    state = f"{now.status} by {now.reviewer or 'someone'} at {now.decided_at}" if now else "reset to unreviewed"
+    what = "not undone" if undoing else "your decision was not saved"
+    return f"{example_id} was changed by another session meanwhile (now {state}); {what}"
+
+
 class DecisionStore:
     """The curation database (one SQLite file in WAL mode so a review and a Dagster run can share it)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.session = uuid.uuid4().hex  # undo() touches only what this store changed
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            with self._errors_named():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(history)")}
+                if "session" not in columns:
+                    self._db.execute(_HISTORY_SESSION)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @contextmanager
+    def _errors_named(self):
+        """sqlite3's errors say neither which file nor what to do; these do."""
+        try:
+            yield
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise DecisionError(
+                    f"{self.path}: the curation database is locked by another process (a `forge curate` in the "
+                    f"middle of a write, or a Dagster run reading it) for over {BUSY_TIMEOUT_S:.0f} s; try again "
+                    "when it has finished") from None
+            raise DecisionError(f"{self.path}: cannot use the curation database ({err})") from None
+        except sqlite3.DatabaseError as err:
+            raise DecisionError(
+                f"{self.path}: not a readable curation database ({err}); move it aside to start afresh, and "
+                "re-import decisions from an earlier `forge curate --export` file with --import") from None
 
     def close(self) -> None:
         self._db.close()
@@ -106,82 +155,92 @@ class DecisionStore:
                         json.loads(original) if original else None, reviewer, decided_at)
 
     def get(self, example_id: str) -> Decision | None:
-        row = self._db.execute(
+        with self._errors_named():
+            row = self._db.execute(
             "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
-            "FROM decisions WHERE example_id = ?", (example_id,)).fetchone()
+                "FROM decisions WHERE example_id = ?", (example_id,)).fetchone()
         return self._row_to_decision(row) if row else None
 
     def all(self) -> dict[str, Decision]:
-        rows = self._db.execute(
-            "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
-            "FROM decisions ORDER BY decided_at, example_id").fetchall()
+        with self._errors_named():
+            rows = self._db.execute(
+                "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
+                "FROM decisions ORDER BY decided_at, example_id").fetchall()
         return {row[0]: self._row_to_decision(row) for row in rows}
 
     def counts(self) -> dict[str, int]:
         counts = {status: 0 for status in STATUSES}
-        for status, n in self._db.execute("SELECT status, COUNT(*) FROM decisions GROUP BY status"):
-            counts[status] = n
+        with self._errors_named():
+            for status, n in self._db.execute("SELECT status, COUNT(*) FROM decisions GROUP BY status"):
+                counts[status] = n
         return counts
 
     def history_length(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
 
     # -- writing -----------------------------------------------------------------------------------
-    def _put(self, decision: Decision | None, example_id: str) -> None:
-        """Replace the decision for example_id (None removes it) and record the change in history."""
-        self._db.execute("BEGIN IMMEDIATE")  # read the previous state under the write lock: history stays exact
-        try:
-            previous = self.get(example_id)
-            if decision is None:
-                self._db.execute("DELETE FROM decisions WHERE example_id = ?", (example_id,))
-            else:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (decision.example_id, decision.status, decision.reason,
-                     json.dumps(decision.messages, ensure_ascii=False) if decision.messages else None,
-                     json.dumps(decision.original_messages, ensure_ascii=False) if decision.original_messages else None,
-                     decision.reviewer, decision.decided_at or _now()))
+    def _write(self, decision: Decision | None, example_id: str) -> None:
+        if decision is None:
+            self._db.execute("DELETE FROM decisions WHERE example_id = ?", (example_id,))
+        else:
             self._db.execute(
-                "INSERT INTO history (example_id, previous, current, changed_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (decision.example_id, decision.status, decision.reason,
+                 json.dumps(decision.messages, ensure_ascii=False) if decision.messages else None,
+                 json.dumps(decision.original_messages, ensure_ascii=False) if decision.original_messages else None,
+                 decision.reviewer, decision.decided_at or _now()))
+
+    @contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE: the previous state is read under the write lock, so history and checks stay exact."""
+        with self._errors_named():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _put(self, decision: Decision | None, example_id: str, expected: object = UNSET) -> None:
+        """Replace the decision for example_id (None removes it) and record the change in history.
+
+        `expected`: the decision this session saw (None: none); a different current one raises DecisionConflict."""
+        with self._transaction():
+            previous = self.get(example_id)
+            if expected is not UNSET and previous != expected:
+                raise DecisionConflict(_conflict(example_id, previous))
+            self._write(decision, example_id)
+            self._db.execute(
+                "INSERT INTO history (example_id, previous, current, changed_at, session) VALUES (?, ?, ?, ?, ?)",
                 (example_id, json.dumps(previous.to_json()) if previous else None,
-                 json.dumps(decision.to_json()) if decision else None, _now()))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                 json.dumps(decision.to_json()) if decision else None, _now(), self.session))
 
     def decide(self, example_id: str, status: str, *, reason: str | None = None,
                messages: list[dict] | None = None, original_messages: list[dict] | None = None,
-               reviewer: str | None = None) -> Decision:
+               reviewer: str | None = None, expected: object = UNSET) -> Decision:
+        """Store a decision; with `expected` (the decision shown to the reviewer, or None), only when nobody
+        changed it since (DecisionConflict otherwise)."""
         decision = Decision(example_id, status, reason, messages, original_messages, reviewer, _now())
         _validate(decision, f"decision for {example_id}")
-        self._put(decision, example_id)
+        self._put(decision, example_id, expected)
         return decision
 
     def undo(self) -> str | None:
-        """Revert the most recent change; returns the example_id it touched (None when nothing to undo)."""
-        row = self._db.execute("SELECT seq, example_id, previous FROM history ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        seq, example_id, previous = row
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if previous is None:
-                self._db.execute("DELETE FROM decisions WHERE example_id = ?", (example_id,))
-            else:
-                d = Decision(**json.loads(previous))
-                self._db.execute(
-                    "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (d.example_id, d.status, d.reason,
-                     json.dumps(d.messages, ensure_ascii=False) if d.messages else None,
-                     json.dumps(d.original_messages, ensure_ascii=False) if d.original_messages else None,
-                     d.reviewer, d.decided_at))
+        """Revert this session's most recent change; returns the example_id it touched (None when nothing to
+        undo). Other sessions' changes are never undone: when one changed the example since, DecisionConflict."""
+        with self._transaction():
+            row = self._db.execute("SELECT seq, example_id, previous, current FROM history WHERE session = ? "
+                                   "ORDER BY seq DESC LIMIT 1", (self.session,)).fetchone()
+            if row is None:
+                return None
+            seq, example_id, previous, current = row
+            now = self.get(example_id)
+            if (now.to_json() if now else None) != (json.loads(current) if current else None):
+                raise DecisionConflict(_conflict(example_id, now, undoing=True))
+            self._write(Decision(**json.loads(previous)) if previous else None, example_id)
             # The undone change leaves history, so a second undo steps further back.
             self._db.execute("DELETE FROM history WHERE seq = ?", (seq,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return example_id
 
     # -- JSONL import/export -------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 
 Keys are read from a raw terminal (termios/tty) so a person presses a key without Enter; when stdin is not
 a terminal (a pipe), keys are read one character at a time from it, which keeps scripted use possible.
+The reject reason is read the same way, so Ctrl-C there quits at once (decisions so far are kept).
+
+An example taller than the terminal is shown shortened, each message cut to its share of the lines, so the
+header and the user's turn stay on screen; `v` shows all of it in a pager.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import shlex
@@ -13,17 +18,19 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
-from forge_pipeline.curate.decisions import Decision, DecisionStore
+from forge_pipeline.curate.decisions import Decision, DecisionConflict, DecisionStore
 from forge_pipeline.curate.validate import message_problems
 from forge_pipeline.records import escape_control
 from forge_pipeline.settings import ForgeSettings
 
 FILTER_STATUSES = ("unreviewed", "approved", "rejected", "edited", "skipped", "all")
-KEY_HELP = "[a]pprove  [r]eject  [e]dit  [s]kip  [u]ndo  [q]uit"
+KEY_HELP = "[a]pprove  [r]eject  [e]dit  [s]kip  [u]ndo  [v]iew all  [q]uit"
+INTERRUPT_KEYS = ("\x03", "\x04")  # Ctrl-C, Ctrl-D: quit (in raw mode they arrive as characters, not signals)
 
 
 class ReviewError(RuntimeError):
@@ -59,8 +66,37 @@ def select_examples(frame: pl.DataFrame, decisions: dict[str, Decision], *, sour
     return rows
 
 
-def render(example: dict, decision: Decision | None, position: int, total: int):
-    """A rich renderable for one example (edited content shown when there is an edit)."""
+def fit_lines(needs: list[int], budget: int) -> list[int]:
+    """Lines to show of each message: all of a short one, an equal share of what is left for the long ones
+    (at least one line each)."""
+    shares = [0] * len(needs)
+    pending = sorted(range(len(needs)), key=lambda i: needs[i])
+    left = budget
+    while pending:
+        share = max(1, left // len(pending))
+        i = pending.pop(0)
+        shares[i] = min(needs[i], share)
+        left -= shares[i]
+    return shares
+
+
+def _wrapped(content: str, width: int) -> list[str]:
+    import textwrap
+
+    return [piece for line in content.split("\n") for piece in (textwrap.wrap(line, width) or [""])]
+
+
+def _shorten(content: str, width: int, lines: int) -> str:
+    wrapped = _wrapped(content, width)
+    if len(wrapped) <= lines:
+        return content
+    keep = max(lines - 1, 1)
+    return "\n".join(wrapped[:keep]) + f"\n… {len(wrapped) - keep} more lines: press v to view all"
+
+
+def render(example: dict, decision: Decision | None, position: int, total: int, size: tuple[int, int] | None = None):
+    """A rich renderable for one example (edited content shown when there is an edit); `size` (width, height)
+    shortens the messages so everything fits on one screen."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -88,18 +124,22 @@ def render(example: dict, decision: Decision | None, position: int, total: int):
             counts[label] = counts.get(label, 0) + 1
         row("PII replaced", "; ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items()))
     messages = decision.messages if decision and decision.status == "edited" and decision.messages else example["messages"]
+    contents = [escape_control(m["content"]) for m in messages]
+    if size is not None:
+        width, height = size[0] - 4, size[1]  # panel borders and padding take 4 columns
+        # Rows left for message text: the header, 2 border lines per panel, the key help, the rule and a prompt.
+        budget = height - head.row_count - 2 * len(messages) - 3
+        shares = fit_lines([len(_wrapped(c, width)) for c in contents], max(budget, len(messages)))
+        contents = [_shorten(c, width, lines) for c, lines in zip(contents, shares)]
     styles = {"system": "magenta", "user": "cyan", "assistant": "green"}
-    panels = [Panel(Text(escape_control(m["content"])), title=escape_control(m["role"]), title_align="left", border_style=styles.get(m["role"], "white"))
-              for m in messages]
+    panels = [Panel(Text(content), title=escape_control(m["role"]), title_align="left",
+                    border_style=styles.get(m["role"], "white"))
+              for m, content in zip(messages, contents)]
     return Group(head, *panels, Text(KEY_HELP, style="bold"))
 
 
-def read_key() -> str:
-    """One key press, without Enter on a terminal."""
-    fd = sys.stdin.fileno()
-    if not os.isatty(fd):
-        char = sys.stdin.read(1)
-        return char or "q"  # end of input quits
+@contextmanager
+def _raw_terminal(fd: int):
     import termios
     import tty
 
@@ -108,45 +148,85 @@ def read_key() -> str:
         # TCSANOW, not setraw's default TCSAFLUSH: a key typed while the example was still being drawn
         # must count, not be thrown away.
         tty.setraw(fd, termios.TCSANOW)
-        char = os.read(fd, 1).decode("utf-8", errors="replace")
+        yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-    return "q" if char in ("\x03", "\x04") else char  # Ctrl-C / Ctrl-D quit cleanly
 
 
-def read_line(prompt: str) -> str:
+def read_key() -> str:
+    """One key press, without Enter on a terminal."""
+    fd = sys.stdin.fileno()
+    if not os.isatty(fd):
+        char = sys.stdin.read(1)
+        return char or "q"  # end of input quits
+    with _raw_terminal(fd):
+        char = os.read(fd, 1).decode("utf-8", errors="replace")
+    return "q" if char in INTERRUPT_KEYS else char  # Ctrl-C / Ctrl-D quit cleanly
+
+
+def read_line(prompt: str) -> str | None:
+    """A line typed after `prompt`; None when the person pressed Ctrl-C or Ctrl-D (or input ended): quit.
+
+    On a terminal the line is read key by key in raw mode (with backspace), so Ctrl-C acts at once instead of
+    waiting for Enter, whether or not it would have raised a signal."""
     sys.stdout.write(prompt)
     sys.stdout.flush()
-    line = sys.stdin.readline()
-    return line.rstrip("\r\n")
+    fd = sys.stdin.fileno()
+    if not os.isatty(fd):
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    typed: list[str] = []
+    with _raw_terminal(fd):
+        while True:
+            for char in decoder.decode(os.read(fd, 1)):
+                if char in INTERRUPT_KEYS or char in "\r\n":
+                    sys.stdout.write("\r\n")  # raw mode: no automatic carriage return
+                    sys.stdout.flush()
+                    return None if char in INTERRUPT_KEYS else "".join(typed)
+                if char in ("\x7f", "\x08"):
+                    if typed:
+                        typed.pop()
+                        sys.stdout.write("\b \b")
+                elif char.isprintable():
+                    typed.append(char)
+                    sys.stdout.write(char)
+                sys.stdout.flush()
 
 
-def edit_in_editor(messages: list[dict]) -> tuple[list[dict] | None, list[str]]:
-    """Open $VISUAL/$EDITOR on the messages as JSON; returns (messages, problems) after parsing back."""
+def edit_in_editor(text: str) -> tuple[list[dict] | None, list[str], str | None]:
+    """Open $VISUAL/$EDITOR on `text` (messages as JSON); returns (messages, problems, the text as saved).
+
+    The saved text comes back even when it is not valid, so a typo can be fixed in the editor again instead of
+    losing the whole edit; it is None when the editor could not run."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
-        json.dump([{"role": m["role"], "content": m["content"]} for m in messages], handle, indent=2, ensure_ascii=False)
+        handle.write(text)
         path = Path(handle.name)
     try:
         try:
             result = subprocess.run([*shlex.split(editor), str(path)])
         except OSError as err:
-            return None, [f"could not start the editor {editor!r} ({err}); set $EDITOR"]
+            return None, [f"could not start the editor {editor!r} ({err}); set $EDITOR"], None
         if result.returncode != 0:
-            return None, [f"editor {editor!r} exited with status {result.returncode}; nothing changed"]
+            return None, [f"editor {editor!r} exited with status {result.returncode}; nothing changed"], None
         text = path.read_text(encoding="utf-8")
     finally:
         path.unlink(missing_ok=True)
     try:
         edited = json.loads(text)
     except json.JSONDecodeError as err:
-        return None, [f"the edited text is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"]
+        return None, [f"the edited text is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"], text
     problems = message_problems(edited)
-    return (None, problems) if problems else (edited, [])
+    return (None, problems, text) if problems else (edited, [], text)
+
+
+def as_editable(messages: list[dict]) -> str:
+    return json.dumps([{"role": m["role"], "content": m["content"]} for m in messages], indent=2, ensure_ascii=False)
 
 
 def run_review(examples: list[dict], store: DecisionStore, *, reviewer: str | None, console,
-               key_reader: Callable[[], str] = read_key, line_reader: Callable[[str], str] = read_line) -> dict:
+               key_reader: Callable[[], str] = read_key, line_reader: Callable[[str], str | None] = read_line) -> dict:
     """The review loop; returns what happened (counts of actions in this session)."""
     from rich.markup import escape
 
@@ -155,47 +235,75 @@ def run_review(examples: list[dict], store: DecisionStore, *, reviewer: str | No
     position = 0
     while position < len(examples):
         example = examples[position]
-        console.rule()
-        console.print(render(example, store.get(example["example_id"]), position + 1, len(examples)))
-        key = key_reader().lower()
         example_id = example["example_id"]
-        if key == "q":
-            break
-        if key == "a":
-            store.decide(example_id, "approved", reviewer=reviewer)
-        elif key == "s":
-            store.decide(example_id, "skipped", reviewer=reviewer)
-        elif key == "r":
-            reason = line_reader("reason for rejecting (Enter alone cancels): ").strip()
-            if not reason:
-                console.print("not rejected (no reason given)")
+        shown = store.get(example_id)  # what the reviewer decides on; a decision made since by others wins
+        console.rule()
+        # Shortened to the screen on a terminal; piped output gets everything.
+        size = (console.width, console.height) if console.is_terminal else None
+        console.print(render(example, shown, position + 1, len(examples), size=size))
+        key = key_reader().lower()
+        try:
+            if key == "q":
+                break
+            if key == "a":
+                store.decide(example_id, "approved", reviewer=reviewer, expected=shown)
+            elif key == "s":
+                store.decide(example_id, "skipped", reviewer=reviewer, expected=shown)
+            elif key == "r":
+                reason = line_reader("reason for rejecting (Enter alone cancels, Ctrl-C quits): ")
+                if reason is None:
+                    break
+                if not reason.strip():
+                    console.print("not rejected (no reason given)")
+                    continue
+                store.decide(example_id, "rejected", reason=reason.strip(), reviewer=reviewer, expected=shown)
+            elif key == "e":
+                edited = _edit(example, shown, console, key_reader)
+                if edited is None:
+                    continue
+                store.decide(example_id, "edited", messages=edited,
+                             original_messages=[{"role": m["role"], "content": m["content"]} for m in example["messages"]],
+                             reviewer=reviewer, expected=shown)
+            elif key == "u":
+                undone = store.undo()
+                if undone is None:
+                    console.print("nothing of yours to undo in this session")
+                    continue
+                actions["undone"] += 1
+                console.print(f"undid the last decision for {undone}")
+                if undone in ids:
+                    position = ids.index(undone)
                 continue
-            store.decide(example_id, "rejected", reason=reason, reviewer=reviewer)
-        elif key == "e":
-            current = store.get(example_id)
-            start = current.messages if current and current.status == "edited" else example["messages"]
-            edited, problems = edit_in_editor(start)
-            if edited is None:
-                console.print("[red]edit not saved:[/red] " + escape("; ".join(problems)))
+            elif key == "v":
+                with console.pager(styles=True):
+                    console.print(render(example, shown, position + 1, len(examples)))
                 continue
-            store.decide(example_id, "edited", messages=edited,
-                         original_messages=[{"role": m["role"], "content": m["content"]} for m in example["messages"]],
-                         reviewer=reviewer)
-        elif key == "u":
-            undone = store.undo()
-            if undone is None:
-                console.print("nothing to undo")
+            else:
+                console.print(escape(f"unknown key {escape_control(repr(key))}: {KEY_HELP}"))
                 continue
-            actions["undone"] += 1
-            console.print(f"undid the last decision for {undone}")
-            if undone in ids:
-                position = ids.index(undone)
-            continue
-        else:
-            console.print(escape(f"unknown key {key!r}: {KEY_HELP}"))
+        except DecisionConflict as err:
+            console.print(f"[yellow]{escape(str(err))}[/yellow]; here it is again")
             continue
         actions[store.get(example_id).status] += 1
         position += 1
     else:
         console.print(f"reviewed all {len(examples)} selected examples")
     return actions
+
+
+def _edit(example: dict, shown: Decision | None, console, key_reader: Callable[[], str]) -> list[dict] | None:
+    """The edited messages, or None when the person gave up; a broken edit can be reopened as it was saved."""
+    from rich.markup import escape
+
+    start = shown.messages if shown and shown.status == "edited" and shown.messages else example["messages"]
+    text: str | None = as_editable(start)
+    while True:
+        edited, problems, text = edit_in_editor(text)
+        if edited is not None:
+            return edited
+        console.print("[red]edit not saved:[/red] " + escape(escape_control("; ".join(problems))))
+        if text is None:
+            return None
+        console.print("press e to fix it in the editor (your text is kept), any other key to discard the edit")
+        if key_reader().lower() != "e":
+            return None
