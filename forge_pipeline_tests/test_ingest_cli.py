@@ -19,10 +19,27 @@ def test_check_inputs_lists_dropped_files_with_reasons(tmp_path):
     (vault / "bad.md").write_bytes(b"\xff\xfe not utf-8")
     (chats / "c.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n{oops\n")
     result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)])
-    assert result.exit_code == 2, result.output
-    assert "1 notes, 1 conversations readable" in result.output
+    assert result.exit_code == 0, result.output  # quarantining is normal work, not a failure
+    assert "1 notes, 1 conversations readable; 2 record(s) would be quarantined" in result.output
     assert "dropped bad.md: not_utf8" in result.output
     assert f"dropped {chats / 'c.jsonl'}:2: invalid_json" in result.output
+
+
+def test_check_inputs_fails_only_when_it_cannot_read_the_inputs(tmp_path):
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and f"{tmp_path / 'nope'} is not a folder" in result.output
+
+
+def test_check_inputs_shows_control_characters_escaped(tmp_path):
+    vault, chats = tmp_path / "vault", tmp_path / "chats"
+    vault.mkdir()
+    chats.mkdir()
+    (chats / "c.jsonl").write_text(json.dumps({"messages": [{"role": "\x1b]0;owned\x07", "content": "q"}]}) + "\n")
+    result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\\x1b]0;owned\\x07" in result.output
 
 
 def test_datasets_lists_versions(settings, tmp_path):

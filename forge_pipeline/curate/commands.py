@@ -105,9 +105,11 @@ def register(app: typer.Typer) -> None:
         from forge_pipeline.curate.validate import add_import, validate_jsonl
 
         settings = _settings(data_root)
-        report = validate_jsonl(file, settings.train.max_length)
+        report = validate_jsonl(file, settings.train.max_length, settings.prepare.filter.languages)
         for line, problem in report.problems:
             typer.echo(f"{file}:{line}: {problem}" if line else f"{file}: {problem}")
+        for line, note in report.warnings:
+            typer.echo(f"{file}:{line}: warning: {note}")
         if not report.ok:
             typer.echo(f"{file}: INVALID: {len(report.problems)} problem(s) in {report.examples} example(s)")
             raise typer.Exit(1)

@@ -9,6 +9,10 @@ ceil(characters / 4) per message content plus 4 tokens per message for the chat 
 plus 3 for the reply primer. OpenAI documents ~4 characters per token for English; ChatML spends
 ~4 tokens per message on `<|im_start|>role\\n ... <|im_end|>\\n`. It over-counts code and under-counts
 non-Latin scripts, so files near the limit are worth checking with the real tokenizer.
+
+Beyond the hosted APIs' rules: NaN/Infinity (not JSON, though Python's parser takes them) and control
+characters such as NUL or ESC in content are refused, and an example the language filter
+(`prepare.filter.languages`) will drop is reported as a warning, since it would vanish without a word later.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from forge_pipeline.records import ROLES
+from forge_pipeline.records import ROLES, escape_control, strip_control
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
@@ -59,6 +63,9 @@ def message_problems(messages: object, max_tokens: int | None = None) -> list[st
             problems.append(f"messages[{i}].content must be a string, got {type(content).__name__}")
         elif not content.strip():
             problems.append(f"messages[{i}].content is empty")
+        elif strip_control(content) != content.replace("\r\n", "\n").replace("\r", "\n"):
+            bad = sorted({escape_control(c) for c in content if strip_control(c) == "" and c != "\r"})
+            problems.append(f"messages[{i}].content holds control character(s) {', '.join(bad)}; remove them")
     for i, role in enumerate(roles):
         if role == "system" and i != 0:
             problems.append(f"messages[{i}].role is system, but a system message may only come first")
@@ -85,32 +92,64 @@ class ValidationReport:
     examples: int
     problems: list[tuple[int, str]]  # (1-based line, problem)
     tokens: list[int]
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, note): valid, but worth knowing
 
     @property
     def ok(self) -> bool:
         return not self.problems and self.examples > 0
 
 
-def validate_jsonl(path: Path, max_tokens: int | None = None) -> ValidationReport:
-    path = Path(path)
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON (use a number or null)")
+
+
+def _not_a_file(path: Path) -> str | None:
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "this is a folder; give a .jsonl file inside it"
     if not path.is_file():
-        return ValidationReport(path, 0, [(0, f"{path}: no such file")], [])
+        return "not a regular file (a device or pipe); give a .jsonl file"
+    return None
+
+
+def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[str] | None = None) -> ValidationReport:
+    """Every problem of a chat JSONL file by line; `languages` (prepare.filter.languages) adds a warning for
+    each example the language filter would drop."""
+    path = Path(path)
+    wrong = _not_a_file(path)
+    if wrong:
+        return ValidationReport(path, 0, [(0, wrong)], [])
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as err:
+        return ValidationReport(path, 0, [(0, f"not UTF-8 text ({err})")], [])
+    if text.lstrip().startswith("["):
+        try:
+            whole = json.loads(text)
+        except (ValueError, RecursionError):
+            whole = None
+        if isinstance(whole, list):
+            return ValidationReport(path, 0, [(0, f"this is one JSON array of {len(whole)} item(s), not JSONL: "
+                                                  "write one object per line (e.g. jq -c '.[]' FILE > FILE.jsonl)")], [])
     problems: list[tuple[int, str]] = []
+    warnings: list[tuple[int, str]] = []
     tokens: list[int] = []
     examples = 0
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        try:
-            lines = list(handle)
-        except UnicodeDecodeError as err:
-            return ValidationReport(path, 0, [(0, f"not UTF-8 text ({err})")], [])
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         examples += 1
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as err:
             problems.append((number, f"not valid JSON: {err.msg} at column {err.colno}"))
+            continue
+        except ValueError as err:
+            problems.append((number, f"not valid JSON: {err}"))
+            continue
+        except RecursionError:
+            problems.append((number, "JSON nested too deeply to parse"))
             continue
         if not isinstance(record, dict):
             problems.append((number, f"expected a JSON object, got {type(record).__name__}"))
@@ -122,9 +161,25 @@ def validate_jsonl(path: Path, max_tokens: int | None = None) -> ValidationRepor
         problems.extend((number, p) for p in line_problems)
         if not line_problems:
             tokens.append(approx_tokens(record["messages"]))
+            language = _dropped_language(record["messages"], languages)
+            if language:
+                warnings.append((number, f"detected language {language!r} is not in prepare.filter.languages "
+                                         f"{languages}: the filter will drop this example"))
     if examples == 0:
         problems.append((0, "the file has no examples"))
-    return ValidationReport(path, examples, problems, tokens)
+    return ValidationReport(path, examples, problems, tokens, warnings)
+
+
+def _dropped_language(messages: list[dict], languages: list[str] | None) -> str | None:
+    """The detected language when the quality filter's language check would drop these messages."""
+    if not languages:
+        return None
+    from forge_pipeline.prepare.quality import PLACEHOLDER_RE, detect_language, line_stats
+    from forge_pipeline.records import example_text
+
+    _, _, prose = line_stats(example_text(messages))
+    language = detect_language(PLACEHOLDER_RE.sub(" ", prose))
+    return language if language is not None and language not in languages else None
 
 
 def add_import(path: Path, imports_dir: Path) -> Path:

@@ -32,7 +32,7 @@ from forge_pipeline.records import MESSAGE_DTYPE, Quarantine
 
 CONVERSATIONS_SCHEMA: dict[str, pl.DataType] = {
     "conversation_id": pl.String,
-    "source_format": pl.String,  # "messages_jsonl" | "chatgpt_export" | "interaction"
+    "source_format": pl.String,  # "messages_jsonl" | "chatgpt_export" | "interaction" | "import"
     "source_path": pl.String,
     "line": pl.Int64,  # 1-based line for JSONL sources, null for the ChatGPT export
     "title": pl.String,
@@ -146,8 +146,10 @@ def _jsonl_records(path: Path, max_line_bytes: int, quarantine: Quarantine) -> I
             yield number, record
 
 
-def read_messages_jsonl(path: Path, max_line_bytes: int, quarantine: Quarantine) -> list[dict]:
-    """`{"messages": [...], "conversation_id"?, "created_at"?, "title"?}` per line."""
+def read_messages_jsonl(path: Path, max_line_bytes: int, quarantine: Quarantine,
+                        source_format: str = "messages_jsonl") -> list[dict]:
+    """`{"messages": [...], "conversation_id"?, "created_at"?, "title"?}` per line; `source_format` "import"
+    for files `forge dataset validate --add` accepted."""
     rows = []
     for number, record in _jsonl_records(path, max_line_bytes, quarantine):
         conversation_id = str(record.get("conversation_id") or record.get("id") or f"{path.name}:{number}")
@@ -160,7 +162,7 @@ def read_messages_jsonl(path: Path, max_line_bytes: int, quarantine: Quarantine)
             quarantine.add(reason=err.reason, detail=str(err), file=str(path), line=number,
                            record_id=conversation_id, payload=record)
             continue
-        rows.append(_row(conversation_id=conversation_id, source_format="messages_jsonl", source_path=str(path),
+        rows.append(_row(conversation_id=conversation_id, source_format=source_format, source_path=str(path),
                          line=number, title=record.get("title"), created_at=created, messages=messages))
     return rows
 
@@ -308,7 +310,7 @@ def read_conversations(conversations_dir: Path, interactions_dir: Path | None, m
             rows += read_chatgpt_export(path, quarantine)
     if imports_dir is not None and Path(imports_dir).is_dir():
         for path in sorted(Path(imports_dir).glob("*.jsonl")):
-            rows += read_messages_jsonl(path, max_line_bytes, quarantine)
+            rows += read_messages_jsonl(path, max_line_bytes, quarantine, source_format="import")
     interaction_dirs = [conversations_dir / "interactions"]
     if interactions_dir is not None and Path(interactions_dir).resolve() != interaction_dirs[0].resolve():
         interaction_dirs.append(Path(interactions_dir))

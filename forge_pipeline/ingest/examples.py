@@ -18,7 +18,7 @@ The note's first heading is dropped from the reply when it is the note's title l
 the prompt). A reply that ends up empty is quarantined (`empty_reply`).
 
 Conversations: the messages as read, with `ingest.system_prompt` put first when there is no system
-message. Interaction records: a `corrected_reply` replaces the last assistant message (the person said
+message; their source is "conversation", or "import" for files `forge dataset validate --add` accepted. Interaction records: a `corrected_reply` replaces the last assistant message (the person said
 what it should have been), and the reply chosen in a `choice` between two answers the trailing user turn; a `down` rating without a correction is quarantined (`rated_down`), so the
 model is not trained on a reply its user rejected. Trailing user messages after the last assistant reply
 are trimmed (nothing answers them). Examples with no user turn or no assistant turn are quarantined
@@ -158,8 +158,8 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame,
                            payload=conv["messages"], **where)
             continue
         messages = _with_system(_clean(messages), ingest.system_prompt)
-        rows.append({"example_id": example_id_for(messages), "messages": messages,
-                     "source": "interaction" if is_interaction else "conversation",
+        source = {"interaction": "interaction", "import": "import"}.get(conv["source_format"], "conversation")
+        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": source,
                      "source_path": conv["source_path"], "conversation_id": conv["conversation_id"],
                      "created_at": conv["created_at"], "tags": []})
     frame = examples_frame(rows)
