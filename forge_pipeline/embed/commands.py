@@ -16,6 +16,10 @@ def register(app: typer.Typer) -> None:
         """Search your notes and interactions (embedding_index) and print a table of the best matches."""
         import os
 
+        if not query.strip():
+            typer.echo('search: the query is empty; say what to look for, e.g. forge search "sourdough starter"',
+                       err=True)
+            raise typer.Exit(2)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from rich.console import Console
         from rich.table import Table
@@ -30,9 +34,13 @@ def register(app: typer.Typer) -> None:
 
         settings = load_settings(**({"data_root": data_root} if data_root else {}))
         try:
-            version = load_current(index_root(settings.data_root))
+            version = load_current(index_root(settings.data_root))  # before the model: no index, no wait
             backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
-            results = search_index(version, backend, query, k, source)
+            # Loading the model (torch and sentence-transformers, or llama.cpp) is most of a search's time: say
+            # so on stderr instead of showing the libraries' progress bars and load reports.
+            with Console(stderr=True).status(f"loading the embedding model {backend.name} (a few seconds)…"):
+                _quiet_model_loading(backend)
+                results = search_index(version, backend, query, k, source)
         except (IndexNotFoundError, EmbedBackendError, ModelMismatchError) as err:
             typer.echo(str(err), err=True)
             raise typer.Exit(1) from None
@@ -54,3 +62,12 @@ def register(app: typer.Typer) -> None:
             table.add_row(str(hit["rank"]), f"{hit['score']:.3f}",
                           *(Text(escape_control(cell)) for cell in (hit["source"] or "", where, text)))
         Console().print(table)
+
+
+def _quiet_model_loading(backend) -> None:
+    """transformers' "Loading weights" bar and load report are for people debugging models, not for a search."""
+    if getattr(backend, "backend", None) == "sentence-transformers":
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
