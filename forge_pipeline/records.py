@@ -100,11 +100,15 @@ def examples_frame(rows: list[dict]) -> pl.DataFrame:
 # C0 controls except tab and newline, DEL and C1 controls: what a terminal obeys (ESC sequences retitle or clear
 # it, BEL rings, CR overwrites a line). Text from notes and chats never needs them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Whole ANSI sequences (CSI like ESC[2J, OSC like ESC]0;title BEL), so no "[2J" debris is left behind.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 
 
 def strip_control(text: str) -> str:
-    """`text` without control characters (CRLF and lone CR become newlines first), for training data."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """`text` without ANSI escape sequences and control characters (CRLF and lone CR become newlines first),
+    for training data."""
+    text = _ESCAPE_SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _CONTROL.sub("", text)
 
 
 def escape_control(value: object) -> str:

@@ -266,3 +266,20 @@ def test_at_80x24_the_header_and_user_turn_stay_on_screen_and_v_shows_everything
     assert any("more lines: press v to view all" in line for line in shown)
     paged = capsys.readouterr().out + screen.getvalue()
     assert "line 199 of a long reply" in paged  # v shows the whole reply
+
+
+def test_an_example_holding_escape_sequences_is_shown_inert():
+    import io
+
+    from rich.console import Console
+
+    from forge_pipeline.curate.review import render
+
+    example = {**example_rows()[0], "source_path": "notes/[bold]x[/bold]\x1b[31m.md", "tags": ["\x1b]0;t\x07"],
+               "messages": [{"role": "user", "content": "hi"},
+                            {"role": "assistant", "content": "ok\x1b]0;TITLE\x07\x1b[2J"}]}
+    screen = io.StringIO()
+    Console(file=screen, width=120, color_system=None).print(render(example, None, 1, 1))
+    text = screen.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "ok\\x1b]0;TITLE\\x07\\x1b[2J" in text and "notes/[bold]x[/bold]\\x1b[31m.md" in text

@@ -115,3 +115,20 @@ def test_a_choice_between_two_replies_trains_on_the_chosen_one(settings, tmp_pat
     assert examples.height == 1 and not dropped.rows
     assert examples["messages"][0].to_list()[-2:] == [
         {"role": "user", "content": "Which migration plan?"}, {"role": "assistant", "content": "Plan B."}]
+
+
+def test_terminal_control_characters_never_reach_an_example_and_stay_escaped_in_quarantine(settings):
+    attack = "Sure.\x1b]0;TITLE\x07\x1b[2J Done\r\nnext line\x00"
+    notes = notes_frame([_note("evil.md", "Evil", ["reflection"], f"# Evil\n{attack}")])
+    conversations = conversations_frame([
+        _conv("c1", [{"role": "user", "content": "hi\x1b[31m"}, {"role": "assistant", "content": attack}]),
+        _conv("c2", [{"role": "user", "content": "\x1b]0;x\x07 only a question"}]),  # quarantined: no reply
+        _conv("c3", [{"role": "user", "content": "q"}], fmt="interaction", corrected=attack),
+    ])
+    examples, quarantine = build_training_examples(notes, conversations, settings)
+    contents = [m["content"] for row in examples.iter_rows(named=True) for m in row["messages"]]
+    assert len(examples) == 3
+    assert not any(c < " " and c not in "\n\t" or "\x7f" <= c <= "\x9f" for text in contents for c in text)
+    assert "Sure. Done\nnext line" in contents and "hi" in contents
+    payload = quarantine.frame()["payload"].to_list()[0]
+    assert "\x1b" not in payload and "\\u001b]0;x\\u0007" in payload  # kept, escaped, for the person fixing it
