@@ -149,7 +149,7 @@ def status(data_root: Path = typer.Option(None)) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from forge_pipeline.catalog.versions import list_versions
+    from forge_pipeline.catalog.versions import CatalogError, list_versions
     from forge_pipeline.export.manifest import read_manifest
     from forge_pipeline.records import escape_control as shown
     from forge_pipeline.settings import load_settings
@@ -157,8 +157,12 @@ def status(data_root: Path = typer.Option(None)) -> None:
     console = Console()
     settings = load_settings(**({"data_root": data_root} if data_root else {}))
     paths = settings.paths
-    console.print(shown(f"data root: {paths.root}"), markup=False)
-    versions = list_versions(settings)  # a damaged catalog.json fails naming the file
+    console.print(shown(f"data root: {paths.root}"), markup=False, soft_wrap=True)
+    try:
+        versions = list_versions(settings)
+    except CatalogError as err:  # a damaged catalog.json: its name, the line and what to do
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
     if versions:
         table = Table("dataset version", "created", "train", "validation")
         for version in versions[-10:]:

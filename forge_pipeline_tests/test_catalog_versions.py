@@ -99,3 +99,50 @@ def test_bad_input_gives_clear_errors(settings):
     (settings.paths.catalog / "catalog.json").write_text("{broken")
     with pytest.raises(CatalogError, match="catalog.json line 1"):
         list_versions(settings)
+
+
+def test_a_copied_data_root_keeps_its_catalog_working(tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from forge_pipeline.cli import app
+    from forge_pipeline.settings import load_settings
+
+    old = load_settings(data_root=tmp_path / "old")
+    entry = create_dataset_version(_examples(20), old, {})
+    stored = json.loads((old.paths.catalog / "catalog.json").read_text())["versions"][0]["path"]
+    assert stored == f"catalog/{entry['version_id']}"  # relative to the data root
+    shutil.copytree(tmp_path / "old", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "old")
+    moved = load_settings(data_root=tmp_path / "moved")
+    assert list_versions(moved)[0]["path"] == str(moved.paths.catalog / entry["version_id"])
+    assert load_version(moved)["train"].num_rows == entry["counts"]["train"]
+    shown = CliRunner().invoke(app, ["dataset", "show", "latest", "--data-root", str(tmp_path / "moved")])
+    assert shown.exit_code == 0, shown.output
+    assert f"examples: train {entry['counts']['train']}" in shown.output
+
+
+def test_catalogs_written_with_absolute_paths_are_still_read(settings):
+    entry = create_dataset_version(_examples(12), settings, {})
+    catalog_path = settings.paths.catalog / "catalog.json"
+    catalog = json.loads(catalog_path.read_text())
+    catalog["versions"][0]["path"] = "/somewhere/that/moved/" + entry["version_id"]  # as older releases wrote
+    catalog_path.write_text(json.dumps(catalog))
+    assert list_versions(settings)[0]["path"] == str(settings.paths.catalog / entry["version_id"])
+    assert load_version(settings)["train"].num_rows == entry["counts"]["train"]
+
+
+def test_status_names_a_truncated_catalog_and_what_to_do(settings):
+    from typer.testing import CliRunner
+
+    from forge_pipeline.cli import app
+
+    create_dataset_version(_examples(12), settings, {})
+    catalog_path = settings.paths.catalog / "catalog.json"
+    catalog_path.write_text(catalog_path.read_text()[:40])
+    for command in (["status"], ["datasets"], ["dataset", "show", "latest"]):
+        result = CliRunner().invoke(app, [*command, "--data-root", str(settings.data_root)])
+        assert result.exit_code == 1, (command, result.output)
+        assert f"{catalog_path} line " in result.output and ": not valid JSON" in result.output, command
+        assert "restore it from the version folders' version.json files" in result.output, command

@@ -44,7 +44,7 @@ def version(tmp_path):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "version.json").write_text(json.dumps({"version_id": "v0001", "counts": {"train": 3, "validation": 1}}))
     (settings.paths.catalog / "catalog.json").write_text(json.dumps(
-        {"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "v0001"}]}))
+        {"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "catalog/v0001"}]}))
     dedup = Quarantine("deduplicated_examples")
     dedup.add(reason="near_duplicate", detail="cosine 0.97 to x")
     dedup.add(reason="exact_duplicate", detail="same hash as y")
