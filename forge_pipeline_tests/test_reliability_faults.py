@@ -380,3 +380,29 @@ def test_gguf_corrupted_after_the_manifest_is_refused_and_the_old_model_keeps_se
         assert greedy()[0] == "v0002"
     finally:
         host.close()
+
+
+def test_a_failing_demo_step_prints_one_line_naming_it_and_keeps_the_trace_in_the_run_log(tmp_path, monkeypatch):
+    import dagster as dg
+    from typer.testing import CliRunner
+
+    from forge_pipeline.cli import app
+
+    missing = tmp_path / "no_vault_here"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("FORGE_VAULT_DIR", str(missing))
+    result = CliRunner().invoke(app, ["demo", "--select", "vault_notes", "--data-root", str(tmp_path / "data")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and 'File "' not in result.output
+    failures = [line for line in result.output.splitlines() if "failed" in line]
+    assert len(failures) == 1, result.output
+    line = failures[0]
+    assert line.startswith("forge demo: step vault_notes failed: FileNotFoundError: vault folder")
+    assert str(missing) in line and "FORGE_VAULT_DIR" in line and "--select 'vault_notes*'" in line
+    run_id = line.split("full trace: run ")[1].split()[0]
+    with dg.DagsterInstance.get() as instance:
+        # What the Dagster UI's run view shows: the step failure with its stack trace.
+        logged = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    error = logged[0].dagster_event.step_failure_data.error
+    assert "vault folder" in error.to_string() and len(error.to_string().splitlines()) > 10
