@@ -108,3 +108,28 @@ def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
             thread.join(120)
     assert started == ["first", "second"]
     assert all(result.success for result in results.values()) and len(results) == 2
+
+
+def test_the_settings_resource_reads_settings_once_per_run_and_leaves_the_environment_alone(tmp_path, monkeypatch):
+    import os
+
+    from forge_pipeline.defs.resources import ForgeSettingsResource
+
+    monkeypatch.delenv("FORGE_CONFIG", raising=False)
+    config = tmp_path / "forge.yaml"
+    config.write_text("train:\n  lora_r: 4\n")
+    seen = []
+
+    @dg.asset
+    def first(forge: ForgeSettingsResource) -> None:
+        seen.extend([forge.get(), forge.get()])
+
+    @dg.asset(deps=[first])
+    def second(forge: ForgeSettingsResource) -> None:
+        seen.append(forge.get())
+
+    forge = ForgeSettingsResource(data_root=str(tmp_path), config_file=str(config))
+    assert dg.materialize([first, second], resources={"forge": forge}).success
+    assert len(seen) == 3 and all(settings is seen[0] for settings in seen)  # one read for the whole run
+    assert seen[0].train.lora_r == 4 and seen[0].data_root == tmp_path
+    assert "FORGE_CONFIG" not in os.environ  # the config file was passed, not planted in the environment
