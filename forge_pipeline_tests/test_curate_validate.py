@@ -81,8 +81,9 @@ def test_a_pretty_printed_json_array_gets_one_message_saying_so(tmp_path):
     result = _validate_cli(array, tmp_path)
     assert result.exit_code == 1
     problems = [line for line in result.output.splitlines() if line.startswith(str(array)) and "INVALID" not in line]
-    assert problems == [f"{array}: this is one JSON array of 2 item(s), not JSONL: write one object per line "
-                        "(e.g. jq -c '.[]' FILE > FILE.jsonl)"]
+    expected = (f"{array}: this is one JSON array of 2 item(s), not JSONL: write one object per line "
+                "(e.g. jq -c '.[]' FILE > FILE.jsonl)")
+    assert problems == [expected]
 
 
 def test_deep_nesting_nan_and_control_characters_are_refused_by_line(tmp_path):

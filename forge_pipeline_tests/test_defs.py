@@ -94,15 +94,18 @@ def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
             time.sleep(0.1)
 
     with dg.DagsterInstance.get() as instance:
-        runs = [threading.Thread(target=lambda a=asset: results.update({a.key.to_user_string(): dg.materialize(
-            [a], instance=instance, raise_on_error=False)})) for asset in (first_training, second_training)]
+        def pool():  # what `dagster instance concurrency info` reads: the pool's slots and its waiting steps
+            return instance.event_log_storage.get_concurrency_info(TRAINING_POOL)
+
+        def run(asset) -> None:
+            results[asset.key.to_user_string()] = dg.materialize([asset], instance=instance, raise_on_error=False)
+
+        runs = [threading.Thread(target=run, args=(asset,)) for asset in (first_training, second_training)]
         runs[0].start()
         until(lambda: started == ["first"], "the first run to start")
         runs[1].start()
-        # What `dagster instance concurrency info` reads: the pool's slots and the steps waiting for one.
-        info = lambda: instance.event_log_storage.get_concurrency_info(TRAINING_POOL)  # noqa: E731
-        until(lambda: info().pending_step_count == 1, "the second run to queue for the pool")
-        assert info().slot_count == 1 and started == ["first"]
+        until(lambda: pool().pending_step_count == 1, "the second run to queue for the pool")
+        assert pool().slot_count == 1 and started == ["first"]
         release.set()
         for thread in runs:
             thread.join(120)

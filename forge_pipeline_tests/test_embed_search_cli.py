@@ -7,14 +7,14 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from forge_pipeline.cli import app  # noqa: E402
-from forge_pipeline.embed.backends import build_backend  # noqa: E402
-from forge_pipeline.embed.config import EmbedSettings  # noqa: E402
-from forge_pipeline.embed.index import build_embedding_index  # noqa: E402
-from forge_pipeline.embed.store import index_root  # noqa: E402
-from forge_pipeline_tests.embed_fixtures import note, records  # noqa: E402
+from forge_pipeline.cli import app
+from forge_pipeline.embed.backends import build_backend
+from forge_pipeline.embed.config import EmbedSettings
+from forge_pipeline.embed.index import build_embedding_index
+from forge_pipeline.embed.store import index_root
+from forge_pipeline_tests.embed_fixtures import note, records
 
 
 def test_an_empty_query_is_refused_before_anything_loads(tmp_path):

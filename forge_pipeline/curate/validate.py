@@ -130,8 +130,9 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
         except (ValueError, RecursionError):
             whole = None
         if isinstance(whole, list):
-            return ValidationReport(path, 0, [(0, f"this is one JSON array of {len(whole)} item(s), not JSONL: "
-                                                  "write one object per line (e.g. jq -c '.[]' FILE > FILE.jsonl)")], [])
+            problem = (f"this is one JSON array of {len(whole)} item(s), not JSONL: write one object per line "
+                       "(e.g. jq -c '.[]' FILE > FILE.jsonl)")
+            return ValidationReport(path, 0, [(0, problem)], [])
     problems: list[tuple[int, str]] = []
     warnings: list[tuple[int, str]] = []
     tokens: list[int] = []
@@ -163,8 +164,9 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
             tokens.append(approx_tokens(record["messages"]))
             language = _dropped_language(record["messages"], languages)
             if language:
-                warnings.append((number, f"detected language {language!r} is not in prepare.filter.languages "
-                                         f"{languages}: the filter will drop this example"))
+                note = (f"detected language {language!r} is not in prepare.filter.languages {languages}: "
+                        "the filter will drop this example")
+                warnings.append((number, note))
     if examples == 0:
         problems.append((0, "the file has no examples"))
     return ValidationReport(path, examples, problems, tokens, warnings)
@@ -174,7 +176,11 @@ def _dropped_language(messages: list[dict], languages: list[str] | None) -> str 
     """The detected language when the quality filter's language check would drop these messages."""
     if not languages:
         return None
-    from forge_pipeline.prepare.quality import PLACEHOLDER_RE, detect_language, line_stats
+    from forge_pipeline.prepare.quality import (
+        PLACEHOLDER_RE,
+        detect_language,
+        line_stats,
+    )
     from forge_pipeline.records import example_text
 
     _, _, prose = line_stats(example_text(messages))

@@ -38,7 +38,12 @@ from datetime import datetime
 
 import polars as pl
 
-from forge_pipeline.records import Quarantine, example_id_for, examples_frame, strip_control
+from forge_pipeline.records import (
+    Quarantine,
+    example_id_for,
+    examples_frame,
+    strip_control,
+)
 from forge_pipeline.settings import ForgeSettings
 
 SITUATION_HEADINGS = {"situation", "context", "background", "problem"}
