@@ -136,3 +136,5 @@ def test_the_settings_resource_reads_settings_once_per_run_and_leaves_the_enviro
     assert len(seen) == 3 and all(settings is seen[0] for settings in seen)  # one read for the whole run
     assert seen[0].train.lora_r == 4 and seen[0].data_root == tmp_path
     assert "FORGE_CONFIG" not in os.environ  # the config file was passed, not planted in the environment
+    assert dg.materialize([first], resources={"forge": forge}).success
+    assert seen[3] is not seen[0]  # the next run reads the settings afresh (an edited forge.yaml counts)
