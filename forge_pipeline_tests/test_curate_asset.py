@@ -69,3 +69,21 @@ def test_decisions_carry_over_to_a_new_upstream_table(tmp_path):
     assert (metadata["approved"].value, metadata["rejected"].value, metadata["unreviewed"].value) == (1, 1, 1)
     stored = pl.read_parquet(settings.paths.tables / "curated_examples.parquet")
     assert set(stored["example_id"]) == {rows[3]["example_id"], rows[2]["example_id"]}
+
+
+def test_the_decisions_check_reads_curated_examples_through_the_io_manager(tmp_path):
+    """With another IO manager (here in memory) nothing is written under tables/, and the check still works."""
+    rows = example_rows()
+    with DecisionStore(load_settings(data_root=tmp_path).paths.curation_db) as store:
+        store.decide(rows[1]["example_id"], "rejected", reason="private")
+
+    @dg.asset(name="deduplicated_examples")
+    def upstream() -> pl.DataFrame:
+        return examples_frame(rows)
+
+    resources = {**shared_resources(str(tmp_path)), "io_manager": dg.InMemoryIOManager()}
+    result = dg.materialize([upstream, curated_examples, curated_examples_respect_decisions], resources=resources)
+    assert result.success
+    assert not (tmp_path / "tables" / "curated_examples.parquet").exists()
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["checked"].value == 3
