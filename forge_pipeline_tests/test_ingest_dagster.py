@@ -27,8 +27,10 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         conversations = _metadata(result, "conversations")
         assert conversations["conversations"] == 37 and conversations["dropped"] == 6
         examples = _metadata(result, "training_examples")
-        assert examples["examples"] == 68 and examples["by_source"] == {"vault": 32, "conversation": 24, "interaction": 12}
-        assert examples["dropped_by_reason"] == {"no_assistant_turn": 1}
+        assert examples["examples"] == 82 and examples["by_source"] == {"vault": 46, "conversation": 24, "interaction": 12}
+        assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 14}
+        assert examples["extraction"]["strategies"] == ["reflection_tags", "journal", "sections"]
+        assert examples["dropped_by_reason"] == {"no_assistant_turn": 1, "no_long_section": 5}
         checks_run = result.get_asset_check_evaluations()
         assert len(checks_run) == 3 and all(c.passed for c in checks_run)
 
@@ -41,7 +43,7 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
             ("2026-11-20.jsonl", 4), ("2026-11-21.jsonl", 3), ("chats.jsonl", 6), ("chats.jsonl", 9),
             ("chats.jsonl", 15), ("conversations.json", 0)]
         stored = pl.read_parquet(tmp_path / "tables" / "training_examples.parquet")
-        assert stored.height == 68
+        assert stored.height == 82
 
         # A second run reads every note from the parse cache.
         again = dg.materialize(assets[:1], resources=shared_resources(str(tmp_path)), instance=instance)

@@ -42,7 +42,7 @@ def test_note_prompt_rules():
                                                  "body": "# Why we stall\nWe stall.", "created": created,
                                                  "headings": ["Why we stall"]})
     assert rule == "generic" and prompt == "What are your thoughts on Team health? In particular: Why we stall."
-    assert reply == "We stall."
+    assert reply == "# Why we stall\nWe stall."  # an H1 that is not the note's title is the person's text
     # A decision without a situation section falls back to the generic rule.
     rule, _, _ = note_prompt_and_reply({"tags": ["decision"], "title": "D", "body": "## Options\nA", "created": created,
                                         "headings": ["Options"]})
@@ -63,6 +63,7 @@ def test_examples_from_notes_and_conversations(settings):
         _conv("i1", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down", "good"),
         _conv("i2", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down"),
     ])
+    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"extraction": ["reflection_tags"]})})
     examples, quarantine = build_training_examples(notes, conversations, settings)
     assert examples.schema == pl.Schema(EXAMPLE_SCHEMA)
     assert examples["example_id"].to_list() == sorted(examples["example_id"].to_list())
@@ -84,9 +85,14 @@ def test_sample_data_examples(settings, sample_data, tmp_path):
     conversations, _ = read_conversations(settings.conversations_dir, tmp_path / "none", 5_000_000)
     examples, quarantine = build_training_examples(notes, conversations, settings)
     by_source = dict(examples["source"].value_counts().iter_rows())
-    # 12 journal + 8 decisions + 9 learnings + 3 archive copies; 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
-    assert by_source == {"vault": 32, "conversation": 24, "interaction": 12}
-    assert [(r["line"], r["reason"]) for r in quarantine.rows] == [(13, "no_assistant_turn")]
+    # reflection_tags: 12 journal + 8 decisions + 9 learnings + 3 archive copies; sections: 14 sections of the
+    # untagged meeting, reference and home notes; 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
+    assert by_source == {"vault": 46, "conversation": 24, "interaction": 12}
+    assert [(r["line"], r["reason"]) for r in quarantine.rows if r["line"]] == [(13, "no_assistant_turn")]
+    # Reference notes that are only tables, code or short lists give no section of prose.
+    assert {r["file"] for r in quarantine.rows if r["reason"] == "no_long_section"} == {
+        "Reference/Contacts.md", "Reference/Git recipes.md", "Reference/Home admin.md",
+        "Reference/Keyboard shortcuts.md", "Reference/Postgres indexing cheatsheet.md"}
     rust = examples.filter(pl.col("source_path") == "Decisions/Decision - Rewrite the sync client in Rust.md").row(0, named=True)
     assert rust["messages"][1]["content"].startswith("I'm facing this decision: The desktop sync client")
     assert "## What I decided" in rust["messages"][2]["content"]

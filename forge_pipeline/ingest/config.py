@@ -1,15 +1,35 @@
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from forge_pipeline.section import Section
+
+Strategy = Literal["reflection_tags", "journal", "sections"]
+_SELECTOR_KINDS = ("folder", "tag", "frontmatter")
 
 
 class IngestSettings(Section):
     """How notes and conversations are read."""
 
+    extraction: list[Strategy] = Field(
+        default=["reflection_tags", "journal", "sections"], min_length=1,
+        description="How notes become training examples, tried in this order for each note; the first strategy "
+                    "that applies claims the note. reflection_tags: one example per note carrying a reflection "
+                    "tag. journal: date-named notes, the prompt taken from the entry's opening. sections: one "
+                    "example per heading section of any note, the prompt from the note title and heading path.",
+    )
     reflection_tags: list[str] = Field(
         default=["reflection", "decision", "learning", "journal"],
-        description="Notes carrying one of these tags (or a nested child such as reflection/work) become training examples.",
+        description="Notes carrying one of these tags (or a nested child such as reflection/work) are claimed by "
+                    "the reflection_tags strategy.",
     )
+    include: list[str] = Field(
+        default=[], description="When set, only notes matching one of these selectors become examples: "
+                                "'folder:Journal', 'tag:reflection', 'frontmatter:publish=true' (or 'frontmatter:key').")
+    exclude: list[str] = Field(
+        default=[], description="Notes matching any of these selectors never become examples (same forms as include).")
+    min_section_words: int = Field(default=25, ge=1,
+                                   description="sections strategy: shorter sections are skipped (headings, stubs).")
     ignored_dirs: list[str] = Field(default=[".obsidian", ".trash", "attachments", ".git"])
     max_note_bytes: int = Field(default=2_000_000, gt=0, description="Larger notes are quarantined, not parsed.")
     max_jsonl_line_bytes: int = Field(default=5_000_000, gt=0)
@@ -17,3 +37,13 @@ class IngestSettings(Section):
     system_prompt: str = Field(
         default="You are the user's personal assistant. Answer in their own voice, drawing on their notes and reflections.",
     )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _selectors(cls, values: list[str]) -> list[str]:
+        for value in values:
+            kind, sep, rest = value.partition(":")
+            if not sep or kind not in _SELECTOR_KINDS or not rest.strip():
+                raise ValueError(f"selector {value!r} must be 'folder:<path>', 'tag:<tag>' or "
+                                 "'frontmatter:<key>[=<value>]'")
+        return values

@@ -59,13 +59,20 @@ def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
 @dg.asset(group_name="prepare", kinds={"polars"})
 def training_examples(forge: ForgeSettingsResource, vault_notes: pl.DataFrame,
                       conversations: pl.DataFrame) -> dg.MaterializeResult:
-    """Chat examples (EXAMPLE_SCHEMA): reflection notes as prompt/reply pairs in the person's own voice,
+    """Chat examples (EXAMPLE_SCHEMA): notes as prompt/reply pairs in the person's own voice (by the
+    `ingest.extraction` strategies: reflection tags, date-named journal entries, heading sections),
     and conversations as multi-turn chats; conversations without a user or assistant turn are quarantined."""
     settings = forge.get()
-    examples, quarantine = build_training_examples(vault_notes, conversations, settings)
+    by_strategy: dict[str, int] = {}
+    examples, quarantine = build_training_examples(vault_notes, conversations, settings, by_strategy)
     by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
     return dg.MaterializeResult(value=examples, metadata={
         "examples": examples.height, "by_source": dg.MetadataValue.json(by_source),
+        # Which settings turned notes into examples, and how many each strategy made (plus notes excluded).
+        "extraction": dg.MetadataValue.json({"strategies": list(settings.ingest.extraction),
+                                             "include": list(settings.ingest.include),
+                                             "exclude": list(settings.ingest.exclude)}),
+        "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
         "preview": dg.MetadataValue.md(markdown_preview(
             examples.with_columns(pl.col("messages").list.len().alias("turns")),
             ["example_id", "source", "source_path", "turns"], width=120)),

@@ -1,0 +1,113 @@
+"""Extraction strategies (ingest.extraction): sections and journal entries from untagged vaults, the
+reflection-tag rules, and include/exclude selectors."""
+
+import json
+
+import pytest
+
+from forge_pipeline.ingest.config import IngestSettings
+from forge_pipeline.ingest.conversations import conversations_frame
+from forge_pipeline.ingest.examples import build_training_examples
+from forge_pipeline.ingest.vault import read_vault
+
+PROSE = ("I keep coming back to this because the first attempt failed for reasons nobody wrote down, and the "
+         "second attempt only worked because we measured before changing anything at all.")
+
+
+def _write(root, rel, text):
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _examples(settings, vault, **ingest):
+    settings = settings.model_copy(update={"vault_dir": vault,
+                                           "ingest": settings.ingest.model_copy(update=ingest)})
+    notes, _ = read_vault(vault, settings.ingest)
+    counts: dict = {}
+    examples, quarantine = build_training_examples(notes, conversations_frame([]), settings, counts)
+    pairs = {(row["source_path"], row["messages"][1]["content"]): row["messages"][2]["content"]
+             for row in examples.iter_rows(named=True)}
+    return pairs, counts, quarantine
+
+
+@pytest.fixture
+def untagged_vault(tmp_path):
+    vault = tmp_path / "vault"
+    _write(vault, "Projects/Postgres locks.md",
+           f"---\naliases: [Locking notes]\n---\n# Postgres locks\n\n{PROSE}\n\n## Advisory locks\n\n{PROSE}\n\n"
+           f"### Pitfalls\n\n{PROSE}\n\n## Stub\n\nToo short.\n")
+    _write(vault, "Releases/1.11.1.md", f"# 1.11.1\n\n## Improvements\n\n{PROSE}\n\n## 2025-03-24\n\n"
+           f"Shipped on a Monday. {PROSE}\n")
+    _write(vault, "Journal/2026-03-02.md", f"# Monday, March 2\n\nBack at my desk after the long weekend. {PROSE}\n")
+    _write(vault, "Journal/2026_03_04.md", f"## The offsite\n\n{PROSE}\n")
+    _write(vault, "Reference/Shortcuts.md", "| Key | Action |\n|---|---|\n" + "| Ctrl-P | palette |\n" * 30)
+    return vault
+
+
+def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_vault(settings, untagged_vault):
+    pairs, counts, quarantine = _examples(settings, untagged_vault)
+    assert counts == {"sections": 5, "journal": 2}
+    assert pairs[("Projects/Postgres locks.md", "What are your thoughts on Postgres locks?")] == PROSE
+    assert pairs[("Projects/Postgres locks.md",
+                  "What are your thoughts on Postgres locks, specifically Advisory locks?")] == PROSE
+    assert ("Projects/Postgres locks.md",
+            "What are your thoughts on Postgres locks, specifically Advisory locks / Pitfalls?") in pairs
+    # A version-number title and a date heading never become the prompt; the first sentence does.
+    assert pairs[("Releases/1.11.1.md", "What are your thoughts on Improvements?")] == PROSE
+    assert pairs[("Releases/1.11.1.md", "Shipped on a Monday. Tell me more.")] == PROSE
+    # Journal: the date heading is skipped; the entry's opening sentence or its first heading is the prompt.
+    assert pairs[("Journal/2026-03-02.md",
+                  "Back at my desk after the long weekend. How did it go, and what's on your mind?")] == PROSE
+    assert pairs[("Journal/2026_03_04.md", "Tell me about your day: The offsite.")] == PROSE
+    for _, prompt in pairs:
+        assert "2026" not in prompt and "1.11" not in prompt and "2025" not in prompt
+    # A note that is only a table has no prose section: kept in quarantine with the reason.
+    assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Reference/Shortcuts.md", "no_long_section")]
+
+
+def test_strategy_order_and_choice(settings, untagged_vault):
+    _write(untagged_vault, "Journal/2026-03-05.md", f"---\ntags: [journal]\ncreated: 2026-03-05\n---\n{PROSE}\n")
+    _write(untagged_vault, "Log/2026-03-06.md", f"---\ntags: [reflection]\n---\nA short day. {PROSE}\n")
+    pairs, counts, _ = _examples(settings, untagged_vault, extraction=["reflection_tags"])
+    assert counts == {"reflection_tags": 2}  # today's behaviour: untagged notes give nothing
+    assert pairs == {("Journal/2026-03-05.md", "How did Thursday, March 5, 2026 go? What's on your mind?"): PROSE,
+                     # a reflection note titled by a date: the prompt is its opening, not "thoughts on 2026-03-06"
+                     ("Log/2026-03-06.md", "A short day. Tell me more."): PROSE}
+    _, counts, quarantine = _examples(settings, untagged_vault, extraction=["journal", "reflection_tags"])
+    assert counts == {"journal": 3}  # the first strategy that applies claims the note
+    # 2026-03-05 is one sentence: it becomes the prompt and leaves no reply.
+    assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Journal/2026-03-05.md", "empty_reply")]
+    _, counts, _ = _examples(settings, untagged_vault, extraction=["sections"])
+    assert counts == {"sections": 8}  # one per section; the one-sentence 2026-03-05 leaves no reply
+
+
+def test_include_and_exclude_by_folder_tag_and_frontmatter(settings, untagged_vault):
+    _write(untagged_vault, "Projects/Private.md", f"---\ntags: [private]\n---\n{PROSE}\n")
+    _write(untagged_vault, "Projects/Draft.md", f"---\npublish: false\n---\n{PROSE}\n")
+    pairs, counts, _ = _examples(settings, untagged_vault, include=["folder:Projects"],
+                                 exclude=["tag:private", "frontmatter:publish=false"])
+    assert {path for path, _ in pairs} == {"Projects/Postgres locks.md"}
+    assert counts["excluded"] == 6  # 3 notes outside Projects, 1 private, 1 draft, 1 table-only reference
+    pairs, _, _ = _examples(settings, untagged_vault, include=["tag:private"])
+    assert {path for path, _ in pairs} == {"Projects/Private.md"}
+
+
+def test_a_bad_selector_names_the_field_and_the_forms():
+    with pytest.raises(ValueError, match=r"selector 'Journal' must be 'folder:<path>', 'tag:<tag>'"):
+        IngestSettings(exclude=["Journal"])
+    with pytest.raises(ValueError, match="extraction"):
+        IngestSettings(extraction=["headings"])
+
+
+def test_first_h1_is_dropped_only_when_it_names_the_note(settings, tmp_path):
+    vault = tmp_path / "v"
+    _write(vault, "Titled.md", f"# Titled\n\n{PROSE}\n")
+    _write(vault, "Aliased.md", f"---\naliases: [Other name]\n---\n# Other name\n\n{PROSE}\n")
+    _write(vault, "Untitled.md", f"---\ntags: [reflection]\n---\n# A claim worth keeping\n\n{PROSE}\n")
+    pairs, _, _ = _examples(settings, vault)
+    assert pairs[("Titled.md", "What are your thoughts on Titled?")] == PROSE
+    assert pairs[("Aliased.md", "What are your thoughts on Aliased?")] == PROSE
+    reply = next(v for (path, _), v in pairs.items() if path == "Untitled.md")
+    assert reply == f"# A claim worth keeping\n\n{PROSE}"
+    assert json.dumps(list(pairs))  # prompts are plain strings
