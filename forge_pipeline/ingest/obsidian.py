@@ -3,15 +3,24 @@
 Nothing here touches the file system, so every rule is testable on a string.
 
 Cleaning rules (what the model should read, not Obsidian's markup):
-- `[[Note]]` → `Note`, `[[Note|alias]]` → `alias`, `[[Note#Heading]]` → `Note` (the reader sees the name).
+- `[[Note]]` → `Note`, `[[Note|alias]]` → `alias` (also `[[Note\\|alias]]` inside a table),
+  `[[Note#Heading]]` / `[[Note#^block]]` → `Note` (the reader sees the name); a link into the same note,
+  `[[#Heading]]`, → `Heading` (never `#Heading`, which would read as a tag); `[[#^block]]` → nothing.
+- Block ids (`^b15695` ending a line, or alone on a line) are removed: they are anchors, not words.
 - Embeds `![[...]]` are removed: they pull in an image or another note's section that is not this note's text.
 - `%% comments %%` are removed (private scratch text, possibly multi-line).
 - `==highlight==` → `highlight`.
-- Callout markers `> [!note] Title` become the plain line `Title`; the `> ` quote prefix of the callout
-  body is dropped so it reads as ordinary text.
-- Task lines `- [ ] x` / `- [x] x` stay readable as `- TODO: x` / `- DONE: x`.
-- Fenced code blocks are kept verbatim (the filter stage decides whether code is training text), and no
-  rule above is applied inside them.
+- Callout markers `> [!note] Title` (and the folding forms `[!note]-` / `[!note]+`) become the plain line
+  `Title`, cleaned by these same rules; the `> ` quote prefix of the callout body is dropped so it reads as
+  ordinary text.
+- Task lines `- [ ] x` / `- [x] x` / `- [-] x` / `- [/] x` stay readable as `- TODO: x` / `- DONE: x` /
+  `- CANCELLED: x` / `- IN PROGRESS: x`.
+- Footnote references `[^1]` are removed, a definition `[^1]: text` keeps its text, and an inline footnote
+  `^[text]` becomes ` (text)`.
+- Dataview inline fields: `key:: value` on its own line, `[key:: value]` and `(key:: value)` → `key: value`.
+- Fenced code blocks are kept verbatim (the filter stage decides whether code is training text), and so are
+  inline code spans and math (`$x$`, `$$...$$`): no rule above is applied inside them.
+- Tables stay as Markdown tables (readable as they are).
 - Inline `#tags` inside a sentence are left as written; a line that holds nothing but tags is dropped
   (it is metadata, already captured in `tags`).
 """
@@ -34,8 +43,17 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _COMMENT = re.compile(r"%%.*?%%", re.DOTALL)
 _HIGHLIGHT = re.compile(r"==([^=\n]+)==")
 _CALLOUT = re.compile(r"^>\s*\[!(\w+)\][+-]?\s*(.*)$")
-_TASK = re.compile(r"^(\s*)[-*+]\s+\[([ xX])\]\s+(.*)$")
+_TASK = re.compile(r"^(\s*)[-*+]\s+\[(.)\]\s+(.*)$")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
+# Spans no rule may rewrite: inline code (any number of backticks), display math, inline math.
+_PROTECTED = re.compile(r"(`+)[^\n]*?\1|\$\$.*?\$\$|\$[^$\n]+\$", re.DOTALL)
+_BLOCK_ID = re.compile(r"(?:^|\s)\^[A-Za-z0-9-]+\s*$")
+_FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:\s*")
+_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
+_INLINE_FOOTNOTE = re.compile(r"\^\[([^\]\n]+)\]")
+_FIELD_LINE = re.compile(r"^(\s*(?:[-*+]\s+)?)([\w][\w \-]*?)::\s*(.*)$")
+_FIELD_INLINE = re.compile(r"[\[(]([\w][\w \-]*?)::\s*([^\])\n]*)[\])]")
+_TASK_STATES = {" ": "TODO", "x": "DONE", "X": "DONE", "-": "CANCELLED", "/": "IN PROGRESS"}
 
 
 def split_frontmatter(text: str) -> tuple[dict, str]:
@@ -130,7 +148,8 @@ def extract_tags(frontmatter: dict, body: str) -> list[str]:
     for line, in_code in _prose_lines(body):
         if in_code or _HEADING.match(line):
             continue
-        for match in _INLINE_TAG.finditer(_INLINE_CODE.sub("", line)):
+        # `[[#Heading]]` is a link, `#x` in code or math is not a tag.
+        for match in _INLINE_TAG.finditer(_WIKILINK.sub(" ", _PROTECTED.sub(" ", line))):
             if not match.group(1).isdigit():  # `#1` is an issue number, not a tag
                 found.extend(_expand_tag(match.group(1)))
     return sorted(set(found))
@@ -160,10 +179,13 @@ def extract_headings(body: str) -> list[str]:
 def _replace_link(match: re.Match) -> str:
     if match.group(1):
         return ""
-    target, _, alias = match.group(2).partition("|")
+    target, _, alias = match.group(2).replace("\\|", "|").partition("|")
     if alias.strip():
         return alias.strip()
-    return target.split("#", 1)[0].strip() or target.strip()
+    note, _, anchor = target.partition("#")
+    if note.strip():
+        return note.strip()
+    return "" if anchor.startswith("^") else anchor.strip()  # [[#Heading]] reads as the heading
 
 
 def clean_body(body: str) -> str:
@@ -189,32 +211,52 @@ def clean_body(body: str) -> str:
     return text.strip()
 
 
+def _clean_inline(line: str) -> str:
+    line = _WIKILINK.sub(_replace_link, line)
+    line = _HIGHLIGHT.sub(r"\1", line)
+    line = _INLINE_FOOTNOTE.sub(r" (\1)", line)
+    line = _FOOTNOTE_REF.sub("", line)
+    return _FIELD_INLINE.sub(lambda m: f"{m.group(1).strip()}: {m.group(2).strip()}", line)
+
+
 def _clean_prose(text: str) -> str:
-    text = _COMMENT.sub("", text)
+    # Code spans and math are swapped for NUL-delimited placeholders (a note never holds NUL: such files are
+    # quarantined as binary) so no rule below can rewrite them, then put back verbatim.
+    kept: list[str] = []
+
+    def protect(match: re.Match) -> str:
+        kept.append(match.group(0))
+        return f"\0{len(kept) - 1}\0"
+
+    text = _COMMENT.sub("", _PROTECTED.sub(protect, text))
     lines: list[str] = []
     in_callout = False
     for line in text.split("\n"):
         callout = _CALLOUT.match(line)
         if callout:
             in_callout = True
-            title = callout.group(2).strip() or callout.group(1).capitalize()
-            lines.append(title)
+            lines.append(_clean_inline(callout.group(2)).strip() or callout.group(1).capitalize())
             continue
         if in_callout and line.startswith(">"):
             line = line[1:].lstrip()
         else:
             in_callout = False
+        line = _BLOCK_ID.sub("", line)
+        if _FOOTNOTE_DEF.match(line):
+            line = _FOOTNOTE_DEF.sub("", line)
         task = _TASK.match(line)
         if task:
-            state = "DONE" if task.group(2).lower() == "x" else "TODO"
+            state = _TASK_STATES.get(task.group(2), "TODO")
             line = f"{task.group(1)}- {state}: {task.group(3)}"
-        line = _WIKILINK.sub(_replace_link, line)
-        line = _HIGHLIGHT.sub(r"\1", line)
+        field = _FIELD_LINE.match(line)
+        if field and not _TASK.match(line):
+            line = f"{field.group(1)}{field.group(2).strip()}: {field.group(3)}"
+        line = _clean_inline(line)
         stripped = _INLINE_TAG.sub("", line).strip()
         if not stripped and _INLINE_TAG.search(line):
             continue  # a line of tags only is metadata, not prose
         lines.append(line.rstrip())
-    return "\n".join(lines)
+    return re.sub("\0(\\d+)\0", lambda m: kept[int(m.group(1))], "\n".join(lines))
 
 
 def parse_note(text: str) -> dict:

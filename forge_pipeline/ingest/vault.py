@@ -37,7 +37,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "content_hash": pl.String,
 }
 
-CACHE_VERSION = 2  # 2: binary files and frontmatter value errors are quarantined; re-judge cached notes
+CACHE_VERSION = 3  # 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
 
 
 @dataclass
