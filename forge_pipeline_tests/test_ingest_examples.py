@@ -5,15 +5,15 @@ from datetime import datetime, timezone
 import polars as pl
 
 from forge_pipeline.ingest.conversations import conversations_frame, read_conversations
-from forge_pipeline.ingest.examples import build_training_examples, note_prompt_and_reply
+from forge_pipeline.ingest.examples import TRAINING_EXAMPLES_SCHEMA, build_training_examples, note_prompt_and_reply
 from forge_pipeline.ingest.vault import notes_frame, read_vault
-from forge_pipeline.records import EXAMPLE_SCHEMA, example_id_for
+from forge_pipeline.records import example_id_for
 
 
 def _note(path, title, tags, body, headings=()):
     return {"path": path, "title": title, "frontmatter": "{}", "tags": list(tags), "links": [], "headings": list(headings),
             "created": "2026-03-02T00:00:00+00:00", "modified": "2026-03-05T00:00:00+00:00", "body": body,
-            "content_hash": "h"}
+            "content_hash": "h", "language": "en"}
 
 
 def _conv(cid, messages, fmt="messages_jsonl", rating=None, corrected=None):
@@ -65,7 +65,7 @@ def test_examples_from_notes_and_conversations(settings):
     ])
     settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"extraction": ["reflection_tags"]})})
     examples, quarantine = build_training_examples(notes, conversations, settings)
-    assert examples.schema == pl.Schema(EXAMPLE_SCHEMA)
+    assert examples.schema == pl.Schema(TRAINING_EXAMPLES_SCHEMA)
     assert examples["example_id"].to_list() == sorted(examples["example_id"].to_list())
     assert sorted(examples["source_path"].to_list()) == ["Decisions/Move.md", "Journal/child.md", "c1.jsonl", "i1.jsonl"]
     reasons = {(r["record_id"] or r["file"]): r["reason"] for r in quarantine.rows}

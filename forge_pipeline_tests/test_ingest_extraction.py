@@ -111,3 +111,17 @@ def test_first_h1_is_dropped_only_when_it_names_the_note(settings, tmp_path):
     reply = next(v for (path, _), v in pairs.items() if path == "Untitled.md")
     assert reply == f"# A claim worth keeping\n\n{PROSE}"
     assert json.dumps(list(pairs))  # prompts are plain strings
+
+
+def test_language_is_detected_once_per_note_and_carried_by_its_examples(settings, tmp_path):
+    vault = tmp_path / "v"
+    _write(vault, "English.md", f"# English\n\n{PROSE}\n")
+    _write(vault, "Deutsch.md", "# Deutsch\n\nIch habe heute lange über die Migration nachgedacht, und ich glaube, "
+           "dass wir zuerst messen müssen, bevor wir irgendetwas an der Datenbank ändern.\n")
+    _write(vault, "Short.md", "# Short\n\nOk.\n")
+    notes, _ = read_vault(vault, settings.ingest)
+    assert dict(zip(notes["path"], notes["language"], strict=True)) == {
+        "Deutsch.md": "de", "English.md": "en", "Short.md": None}
+    examples, _ = build_training_examples(notes, conversations_frame([]), settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"min_section_words": 1})}))
+    assert dict(zip(examples["source_path"], examples["language"], strict=True)) == {
+        "Deutsch.md": "de", "English.md": "en", "Short.md": None}

@@ -55,6 +55,11 @@ are trimmed (nothing answers them). Examples with no user turn or no assistant t
 Control characters (ESC, BEL, CR, ... everything but newline and tab) are removed from every message: a
 reply holding `\x1b]0;TITLE\x07` would otherwise be trained on and replayed into a reviewer's terminal.
 
+Language: every example has a `language` column (TRAINING_EXAMPLES_SCHEMA = EXAMPLE_SCHEMA + language): a
+note's examples take the note's language detected when the vault was read; a conversation's is detected on
+its user and assistant turns. Codes are langdetect's ISO 639-1 codes; null means too little text to tell.
+What happens to non-English text is the prepare stage's rule.
+
 Output order: by example_id (then source and path, so duplicates are ordered deterministically too).
 Duplicates are kept: removing them is the dedup stage's job.
 """
@@ -67,13 +72,16 @@ from datetime import datetime
 
 import polars as pl
 
+from forge_pipeline.prepare.quality import detect_language
 from forge_pipeline.records import (
+    EXAMPLE_SCHEMA,
     Quarantine,
     example_id_for,
-    examples_frame,
     strip_control,
 )
 from forge_pipeline.settings import ForgeSettings
+
+TRAINING_EXAMPLES_SCHEMA: dict[str, pl.DataType] = {**EXAMPLE_SCHEMA, "language": pl.String}
 
 SITUATION_HEADINGS = {"situation", "context", "background", "problem"}
 _H2_SPLIT = re.compile(r"^(#{2,6})\s+(.+?)\s*$", re.MULTILINE)
@@ -371,7 +379,7 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame, se
                         {"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
             rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "vault",
                          "source_path": note["path"], "conversation_id": None, "created_at": note["created"],
-                         "tags": list(note["tags"] or [])})
+                         "tags": list(note["tags"] or []), "language": note.get("language")})
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"
@@ -396,6 +404,7 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame, se
         source = {"interaction": "interaction", "import": "import"}.get(conv["source_format"], "conversation")
         rows.append({"example_id": example_id_for(messages), "messages": messages, "source": source,
                      "source_path": conv["source_path"], "conversation_id": conv["conversation_id"],
-                     "created_at": conv["created_at"], "tags": []})
-    frame = examples_frame(rows)
+                     "created_at": conv["created_at"], "tags": [],
+                     "language": detect_language("\n".join(m["content"] for m in messages if m["role"] != "system"))})
+    frame = pl.DataFrame(rows, schema=TRAINING_EXAMPLES_SCHEMA) if rows else pl.DataFrame(schema=TRAINING_EXAMPLES_SCHEMA)
     return frame.sort(["example_id", "source", "source_path", "conversation_id"], nulls_last=True), quarantine

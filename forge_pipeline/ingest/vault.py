@@ -4,6 +4,10 @@ Walk rules: folders named in `ignored_dirs` and hidden folders are skipped, only
 a folder reached twice through symlinks (same device+inode) is skipped, and folders deeper than
 `max_folder_depth` are quarantined rather than followed (both guard against symlink loops).
 
+Language: each note's clean text gets `language`, langdetect's ISO 639-1 code (seeded, so the same text
+always gives the same code), or null when it has too few letters to judge. It is detected here, once, so the
+prepare stage can route non-English text before any scrub runs; training examples carry it on.
+
 Incremental: parsed rows are cached in `<cache>/vault_notes.json`, keyed by relative path with the file's
 size and mtime_ns; an unchanged file is not re-read or re-parsed.
 """
@@ -22,6 +26,7 @@ import polars as pl
 from forge_pipeline.atomic import locked, write_json_atomic
 from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.ingest.obsidian import FrontmatterError, parse_note
+from forge_pipeline.prepare.quality import detect_language
 from forge_pipeline.records import Quarantine
 
 NOTES_SCHEMA: dict[str, pl.DataType] = {
@@ -35,6 +40,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "modified": pl.Datetime("us", "UTC"),
     "body": pl.String,
     "content_hash": pl.String,
+    "language": pl.String,  # ISO 639-1 code of the clean text (langdetect), null when too short to tell
 }
 
 CACHE_VERSION = 3  # 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
@@ -167,6 +173,8 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
         "modified": mtime.isoformat(),
         "body": parsed["body"],
         "content_hash": hashlib.sha256(raw).hexdigest(),
+        # Detected here, once per note content: the parse cache keeps it, so unchanged notes are not re-judged.
+        "language": detect_language(parsed["body"]),
     }
 
 

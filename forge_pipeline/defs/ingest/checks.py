@@ -7,8 +7,9 @@ import polars as pl
 
 from forge_pipeline.defs.ingest.assets import conversations, training_examples, vault_notes
 from forge_pipeline.ingest.conversations import CONVERSATIONS_SCHEMA
+from forge_pipeline.ingest.examples import TRAINING_EXAMPLES_SCHEMA
 from forge_pipeline.ingest.vault import NOTES_SCHEMA
-from forge_pipeline.records import EXAMPLE_SCHEMA, check_schema
+from forge_pipeline.records import check_schema
 
 
 def _schema_result(frame: pl.DataFrame, schema: dict) -> dg.AssetCheckResult:
@@ -31,5 +32,5 @@ def conversations_schema(conversations: pl.DataFrame) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=training_examples, blocking=True)
 def training_examples_schema(training_examples: pl.DataFrame) -> dg.AssetCheckResult:
-    """training_examples has exactly EXAMPLE_SCHEMA."""
-    return _schema_result(training_examples, EXAMPLE_SCHEMA)
+    """training_examples has exactly TRAINING_EXAMPLES_SCHEMA (EXAMPLE_SCHEMA plus the detected language)."""
+    return _schema_result(training_examples, TRAINING_EXAMPLES_SCHEMA)
