@@ -143,7 +143,8 @@ def _print_outputs(console, settings) -> None:
 
 @app.command()
 def status(data_root: Path = typer.Option(None)) -> None:
-    """Where things are and what is current: dataset versions, promoted model, quarantine counts."""
+    """Where things are and what is current: dataset versions, promoted model, quarantine counts, the embedding
+    index, the last run of each job and the asset checks that fail."""
     import polars as pl
     from rich.console import Console
     from rich.table import Table
@@ -179,6 +180,79 @@ def status(data_root: Path = typer.Option(None)) -> None:
     dropped = sorted(paths.quarantine.glob("*.parquet")) if paths.quarantine.exists() else []
     for file in dropped:
         console.print(shown(f"quarantine {file.stem}: {pl.read_parquet(file).height} records"), markup=False)
+    _print_embedding_index(console, settings)
+    _print_runs_and_checks(console, settings)
+
+
+def _print_embedding_index(console, settings) -> None:
+    from forge_pipeline.embed.store import IndexNotFoundError, index_root, read_versions
+    from forge_pipeline.records import escape_control as shown
+
+    root = index_root(settings.data_root)
+    try:
+        versions = read_versions(root)
+    except IndexNotFoundError as err:
+        console.print(shown(f"embedding index: {err}"), markup=False, soft_wrap=True)
+        return
+    current = next((v for v in versions["versions"] if v.get("version_id") == versions["current"]), None)
+    if current is None:
+        console.print(shown(f"embedding index: none yet in {root} (materialize embedding_index)"), markup=False,
+                      soft_wrap=True)
+        return
+    console.print(shown(f"embedding index: {current['version_id']} ({current.get('model')}, {current.get('chunks')} "
+                        f"chunks, dimension {current.get('dimension')}; {len(versions['versions'])} version(s)) "
+                        f"in {root}"), markup=False, soft_wrap=True)
+
+
+RECENT_RUNS = 50  # runs read from the Dagster instance for `forge status`
+
+
+def run_summary(instance) -> tuple[list[dict], list[dict]]:
+    """(the last run of each job, newest first; the asset checks whose latest evaluation failed), read from
+    a Dagster instance's run storage and event log."""
+    import dagster as dg
+
+    runs = instance.get_runs(limit=RECENT_RUNS)  # newest first
+    last_by_job: dict[str, dict] = {}
+    latest_checks: dict[tuple[str, str], dict] = {}
+    for run in runs:
+        last_by_job.setdefault(run.job_name, {"job": run.job_name, "run_id": run.run_id,
+                                              "status": run.status.value})
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = record.dagster_event.event_specific_data
+            key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+            # all_logs is oldest first within a run; runs come newest first, so the first run to name a
+            # check holds its latest evaluation.
+            if key not in latest_checks or latest_checks[key]["run_id"] == run.run_id:
+                latest_checks[key] = {"asset": key[0], "check": key[1], "passed": evaluation.passed,
+                                      "run_id": run.run_id}
+    failed = [c for c in latest_checks.values() if not c["passed"]]
+    return list(last_by_job.values()), sorted(failed, key=lambda c: (c["asset"], c["check"]))
+
+
+def _print_runs_and_checks(console, settings) -> None:
+    import dagster as dg
+    from rich.table import Table
+    from rich.text import Text
+
+    from forge_pipeline.records import escape_control as shown
+
+    home = _dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        jobs, failed = run_summary(instance)
+    if not jobs:
+        console.print(shown(f"no pipeline runs yet in DAGSTER_HOME={home}"), markup=False, soft_wrap=True)
+        return
+    table = Table("job", "last run", "status")
+    for job in jobs:
+        table.add_row(*(Text(shown(cell)) for cell in (job["job"], job["run_id"], job["status"])))
+    console.print(table)
+    if failed:
+        for check in failed:
+            console.print(shown(f"FAILED check {check['asset']}:{check['check']} (run {check['run_id']})"),
+                          markup=False, soft_wrap=True)
+    else:
+        console.print("asset checks: none failing")
 
 
 def _register_stage_commands() -> None:

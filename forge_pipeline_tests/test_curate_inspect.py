@@ -13,7 +13,7 @@ from forge_pipeline.curate.inspect import (
     CPU_REFERENCE, DatasetNotFound, GPU_REFERENCE, dataset_stats, estimate_training, model_shape, resolve_version,
     token_length_histogram_png,
 )
-from forge_pipeline.curate.validate import approx_tokens
+from forge_pipeline.catalog.versions import approx_tokens
 from forge_pipeline.records import Quarantine
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.config import TrainSettings

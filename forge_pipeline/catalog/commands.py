@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def datasets(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
-        """List dataset versions (oldest first): id, parent, train/validation counts, path."""
+        """List dataset versions (oldest first): id, parent, train/validation counts, then each version's path."""
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
@@ -28,9 +28,14 @@ def register(app: typer.Typer) -> None:
         if not versions:
             typer.echo(f"no dataset versions in {catalog_file(settings)}; materialize dataset_version first")
             return
-        table = Table("version", "created", "parent", "train", "validation", "path")
+        table = Table("version", "created", "parent", "train", "validation")
         for v in versions:
             cells = (v["version_id"], str(v["created_at"])[:19], v["parent"], v["counts"]["train"],
-                     v["counts"]["validation"], v["path"])
+                     v["counts"]["validation"])
             table.add_row(*(Text(escape_control(cell)) for cell in cells))  # shown as written, never as markup
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        # Paths go below the table, one whole line each: a table column is cut or folded to the terminal's
+        # width, and a path split over lines cannot be copied.
+        for v in versions:
+            console.print(escape_control(f"{v['version_id']}  {v['path']}"), markup=False, soft_wrap=True)

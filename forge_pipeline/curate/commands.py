@@ -160,10 +160,10 @@ def _print_stats(stats: dict, settings) -> None:
     console.print(shown(f"dataset {stats['version_id']}  {stats['path']}"), style="bold", markup=False)
     console.print(f"examples: train {stats['counts']['train']}, validation {stats['counts']['validation']}")
 
-    def table(title: str, counts: dict) -> None:
+    def table(title: str, counts: dict, unit: str = "examples") -> None:
         t = Table(title=title)
         t.add_column("name")
-        t.add_column("examples", justify="right")
+        t.add_column(unit, justify="right")
         for name, n in counts.items():
             t.add_row(Text(shown(name)), str(n))
         console.print(t if counts else f"{title}: none")
@@ -176,8 +176,11 @@ def _print_stats(stats: dict, settings) -> None:
     console.print(f"tokens ({tokens['counting']}): total {tokens['total']}, mean {tokens['mean']}, "
                   f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}, "
                   f"over max_length {tokens['over_max_length']}")
+    for split, split_stats in tokens["by_split"].items():
+        console.print(f"  {split}: mean {split_stats['mean']}, p50 {split_stats['p50']}, p95 {split_stats['p95']}, "
+                      f"max {split_stats['max']} (the catalog's token_stats)")
     console.print(f"token-length histogram: {stats['histogram_png']}")
-    table("PII replaced", stats["pii_replaced"])
+    table("PII replaced", stats["pii_replaced"], unit="replacements")  # a count of spans, not of examples
     console.print(shown(f"  (PII counts from {stats['pii_replaced_from']})"), markup=False)
     console.print(f"duplicates removed upstream: {stats['duplicates_removed']}")
     for stage, reasons in stats["dropped_by_stage"].items():

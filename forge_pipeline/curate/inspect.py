@@ -39,7 +39,8 @@ from pathlib import Path
 
 import polars as pl
 
-from forge_pipeline.curate.validate import approx_tokens
+# One token count for the whole project: the catalog stores token_stats with it, so `dataset show` must agree.
+from forge_pipeline.catalog.versions import approx_tokens, token_stats
 from forge_pipeline.records import read_jsonl
 from forge_pipeline.settings import ForgeSettings, load_settings
 from forge_pipeline.train.config import TrainSettings
@@ -245,9 +246,6 @@ def dataset_stats(version_dir: Path, settings: ForgeSettings | None = None, *, h
     tokens = {name: [approx_tokens(r.get("messages") or []) for r in rows] for name, rows in splits.items()}
     all_tokens = sorted(tokens["train"] + tokens["validation"])
 
-    def pct(q: float) -> int:
-        return all_tokens[min(len(all_tokens) - 1, int(q * len(all_tokens)))] if all_tokens else 0
-
     curate = settings.curate
     pii_replaced, pii_from = _pii_counts(every, settings)
     stats = {
@@ -257,10 +255,11 @@ def dataset_stats(version_dir: Path, settings: ForgeSettings | None = None, *, h
         "by_source": dict(by_source.most_common()),
         "by_tag": dict(by_tag.most_common()),
         "by_curation_status": dict(Counter(str(r.get("curation_status")) for r in every if "curation_status" in r)),
-        "tokens": {"total": sum(all_tokens), "mean": round(sum(all_tokens) / len(all_tokens), 1) if all_tokens else 0,
-                   "p50": pct(0.5), "p95": pct(0.95), "max": all_tokens[-1] if all_tokens else 0,
+        "tokens": {"total": sum(all_tokens), **token_stats(all_tokens),
                    "over_max_length": sum(n > settings.train.max_length for n in all_tokens),
-                   "counting": "approximate: ceil(chars/4) + 4 per message + 3"},
+                   # per split, by the same function that wrote the catalog's token_stats
+                   "by_split": {name: token_stats(lengths) for name, lengths in tokens.items()},
+                   "counting": "approximate: words and punctuation marks (as the catalog's token_stats)"},
         "pii_replaced": pii_replaced,
         "pii_replaced_from": pii_from,
         **quarantine_summary(settings),
