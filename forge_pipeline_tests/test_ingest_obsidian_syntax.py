@@ -22,6 +22,7 @@ CASES = [
     ("double-backtick code", "Use ``a ` b [[x]]`` here.", "Use ``a ` b [[x]]`` here."),
     ("fenced code untouched", "```md\n# not a heading\n[[link]] ==x== %%c%%\n```", "```md\n# not a heading\n[[link]] ==x== %%c%%\n```"),
     ("inline math", "Energy $E = mc^2 == x$ holds.", "Energy $E = mc^2 == x$ holds."),
+    ("dollar amounts are not math", "Paid $5 for [[Lunch]] and $6 for ==coffee==.", "Paid $5 for Lunch and $6 for coffee."),
     ("display math", "$$\n\\sum_{i} x_i ==y [[z]]\n$$", "$$\n\\sum_{i} x_i ==y [[z]]\n$$"),
     ("footnote reference and definition", "A claim.[^1]\n\n[^1]: The source.", "A claim.\n\nThe source."),
     ("inline footnote", "A claim.^[Said by Jonas.]", "A claim. (Said by Jonas.)"),

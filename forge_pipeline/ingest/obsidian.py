@@ -46,7 +46,8 @@ _CALLOUT = re.compile(r"^>\s*\[!(\w+)\][+-]?\s*(.*)$")
 _TASK = re.compile(r"^(\s*)[-*+]\s+\[(.)\]\s+(.*)$")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 # Spans no rule may rewrite: inline code (any number of backticks), display math, inline math.
-_PROTECTED = re.compile(r"(`+)[^\n]*?\1|\$\$.*?\$\$|\$[^$\n]+\$", re.DOTALL)
+# Inline math as Obsidian reads it: no space just inside either `$`, so "$5 and [[x]] $6" is not math.
+_PROTECTED = re.compile(r"(`+)[^\n]*?\1|\$\$.*?\$\$|\$[^\s$](?:[^$\n]*?[^\s$])?\$", re.DOTALL)
 _BLOCK_ID = re.compile(r"(?:^|\s)\^[A-Za-z0-9-]+\s*$")
 _FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:\s*")
 _FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
