@@ -114,7 +114,8 @@ HOSTILE = ["..", "../..", "..%2F..%2Fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt"
 def test_no_get_route_with_a_path_parameter_serves_a_file_outside_the_manifest(app):
     client = TestClient(app["app"], client=("127.0.0.1", 40000))  # loopback: even the trusted client gets nothing
     routes = [p for m, p in _routes(app["app"]) if m == "GET" and "{" in p and not p.startswith(ADMIN_PREFIXES)]
-    assert {"/v1/models/{version}/gguf", "/v1/models/{version}/adapter", "/v1/models/{version}"} <= set(routes)
+    assert {"/v1/models/{version}/gguf", "/v1/models/{version}/adapter", "/v1/models/{version}/base",
+            "/v1/models/{model}"} <= set(routes)
     for path in routes:
         for hostile in HOSTILE:
             response = client.get(_fill(path, hostile))
@@ -135,9 +136,9 @@ def test_a_tampered_manifest_cannot_make_downloads_serve_other_files(app):
     client = TestClient(app["app"], client=("127.0.0.1", 40000))
     response = client.get("/v1/models/v0002/gguf")
     assert response.status_code == 404 and SECRET not in response.content
-    assert "not a .gguf file" in response.json()["detail"]
+    assert "not a .gguf file" in response.json()["error"]["message"]
     corrupt = client.get("/v1/models/v0003/adapter")
-    assert corrupt.status_code == 409 and "sha256" in corrupt.json()["detail"]
+    assert corrupt.status_code == 409 and "sha256" in corrupt.json()["error"]["message"]
 
 
 def test_body_limit_on_every_post_route(app):
@@ -148,7 +149,7 @@ def test_body_limit_on_every_post_route(app):
         url = _fill(path)
         response = client.post(url, content=b"x" * (MAX_BYTES + 1), headers={"content-type": "application/json"})
         assert response.status_code == 413, (url, response.status_code)
-        assert f"serve.max_request_bytes ({MAX_BYTES})" in response.json()["error"]
+        assert f"serve.max_request_bytes ({MAX_BYTES})" in response.json()["error"]["message"]
 
         def chunks():  # no Content-Length at all: the middleware must count
             for _ in range(5):

@@ -45,7 +45,7 @@ def test_search_and_download_before_any_index_are_404_naming_the_asset(served):
         pytest.skip("index already built by another test in this module")
     client = served["client"]
     response = client.post("/v1/search", json={"query": "sourdough"})
-    assert response.status_code == 404 and "embedding_index" in response.json()["detail"]
+    assert response.status_code == 404 and "embedding_index" in response.json()["error"]["message"]
     assert client.get("/v1/embeddings/index").status_code == 404
 
 
@@ -62,7 +62,7 @@ def test_embeddings_route_has_the_openai_shape_and_minilm_width(served):
     np.testing.assert_allclose(vectors, served["backend"].encode(["read replicas", "team lead"]), atol=1e-5)
     single = served["client"].post("/v1/embeddings", json={"input": "one text"}).json()
     assert len(single["data"]) == 1
-    assert served["client"].post("/v1/embeddings", json={"input": []}).status_code == 422
+    assert served["client"].post("/v1/embeddings", json={"input": []}).status_code == 400
 
 
 def test_search_route_returns_the_planted_note_first_with_scores_and_provenance(served):
@@ -74,7 +74,7 @@ def test_search_route_returns_the_planted_note_first_with_scores_and_provenance(
     first = payload["data"][0]
     assert first["example_id"] == "sourdough" and first["source_path"] == "Kitchen/Sourdough.md"
     assert first["rank"] == 1 and 0 < first["score"] <= 1.0 and len(payload["data"]) == 3
-    assert served["client"].post("/v1/search", json={"query": ""}).status_code == 422
+    assert served["client"].post("/v1/search", json={"query": ""}).status_code == 400
 
 
 def test_index_download_is_a_zip_of_parquet_faiss_and_meta(served):

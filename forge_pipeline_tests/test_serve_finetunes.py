@@ -99,6 +99,6 @@ def test_cancel_a_running_retrain(client):
 
 def test_dagster_refusals_become_4xx(client):
     unknown_job = client.post("/v1/fine-tunes", json={"job": "no_such_job"})
-    assert unknown_job.status_code == 400 and "no_such_job" in unknown_job.json()["detail"]
+    assert unknown_job.status_code == 400 and "no_such_job" in unknown_job.json()["error"]["message"]
     assert client.get("/v1/fine-tunes/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert client.post("/v1/fine-tunes", json={"job": "forge_data_job", "unknown": 1}).status_code == 422
+    assert client.post("/v1/fine-tunes", json={"job": "forge_data_job", "unknown": 1}).status_code == 400

@@ -13,4 +13,6 @@ class ServeSettings(BaseModel):
     dagster_location: str = Field(default="forge", description="Code location name (workspace.yaml's location_name).")
     dagster_timeout_s: float = Field(default=10.0, gt=0)
     embeddings: bool = Field(default=True, description="Load a second llama.cpp context for /v1/embeddings.")
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, description="On SIGTERM, how long in-flight requests "
+                                      "may run before they are cut off (generation then stops at the next token).")
     manifest_poll_s: float = Field(default=0.5, gt=0, description="How often the server checks the manifest.")

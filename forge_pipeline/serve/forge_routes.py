@@ -1,0 +1,132 @@
+"""Forge's own routes (not part of OpenAI's API): interactions, model downloads, health, admin, and the older
+`/v1/fine-tunes` run routes. Errors use the same OpenAI-shaped helper as the OpenAI routes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from forge_pipeline.export.manifest import ManifestError, read_manifest
+from forge_pipeline.records import InteractionIn
+from forge_pipeline.serve.chat_routes import VERSION_HEADER
+from forge_pipeline.serve.dagster_client import DagsterError
+from forge_pipeline.serve.errors import APIError, invalid
+
+
+class FineTuneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job: str = "forge_retrain_job"
+    assets: list[str] | None = Field(default=None, description="Asset keys ('a/b' for multi-part); default: the job's.")
+
+
+def forge_router(*, model_host, store, served, dagster, manifest_path: Path, require_admin) -> APIRouter:
+    router = APIRouter()
+    admin = [Depends(require_admin)]
+
+    # -- downloads ----------------------------------------------------------------------------------
+    def download(version: str, roles: tuple[str, ...]):
+        try:
+            manifest = read_manifest(manifest_path)
+        except ManifestError as err:
+            raise APIError(500, str(err), code="manifest_unreadable") from None
+        # Only files the manifest names can be served, so no client-supplied path ever reaches the filesystem.
+        if version not in manifest["versions"]:
+            raise APIError(404, f"model version {version!r} is not in the manifest", param="version")
+        try:
+            resolved = model_host.verified_files(manifest, version)  # hashed once per (path, size, mtime)
+        except ManifestError as err:
+            raise APIError(409, str(err), code="manifest_file_mismatch") from None
+        for role in roles:
+            if role in resolved:
+                path = Path(resolved[role])
+                if path.suffix.lower() != ".gguf":
+                    # Defence in depth: a hand-edited manifest must not turn this route into a file server.
+                    raise APIError(404, f"model version {version!r} names a {role} that is not a .gguf file")
+                return FileResponse(path, filename=f"{version}-{path.name}", media_type="application/octet-stream",
+                                    headers={VERSION_HEADER: version})
+        raise APIError(404, f"model version {version!r} has no {' or '.join(roles)} file")
+
+    @router.api_route("/v1/models/{version}/gguf", methods=["GET", "HEAD"])
+    def download_gguf(version: str):
+        """The model to run on its own: the merged GGUF, or the base when the version has none."""
+        return download(version, ("merged_gguf", "base_gguf"))
+
+    @router.api_route("/v1/models/{version}/base", methods=["GET", "HEAD"])
+    def download_base(version: str):
+        return download(version, ("base_gguf",))
+
+    @router.api_route("/v1/models/{version}/adapter", methods=["GET", "HEAD"])
+    def download_adapter(version: str):
+        return download(version, ("adapter_gguf",))
+
+    # -- interactions -------------------------------------------------------------------------------
+    @router.post("/v1/interactions", status_code=201)
+    async def post_interaction(request: Request):
+        raw = await request.body()
+        try:
+            record = InteractionIn.model_validate_json(raw)
+        except ValidationError as err:
+            problem = json.loads(err.json())[0]
+            param = ".".join(str(p) for p in problem.get("loc", ())) or None
+            raise invalid(f"invalid interaction: {param or 'body'}: {problem.get('msg')}", param=param) from None
+        if record.response_id is not None:
+            # The server knows which version produced a response: a rating lands on that version.
+            version = await run_in_threadpool(served.version_of, record.response_id)
+            if version is None:
+                raise invalid(f"response_id {record.response_id!r} was not served by this server",
+                              param="response_id")
+            if record.model_version not in (None, version):
+                raise invalid(f"model_version {record.model_version!r} does not match {version!r}, the version "
+                              f"that produced response_id {record.response_id!r}", param="model_version")
+            record = record.model_copy(update={"model_version": version})
+        stored = await run_in_threadpool(store.append, record)
+        # The file is named relative to the interactions folder: the server's own paths are not the client's business.
+        return {"interaction_id": stored.interaction_id, "received_at": stored.received_at,
+                "stored_in": store.path_for_id(stored).name}
+
+    # -- fine-tune runs (Dagster) ---------------------------------------------------------------------
+    def dagster_call(fn, *args):
+        try:
+            return fn(*args)
+        except DagsterError as err:
+            raise APIError(err.status, str(err)) from None
+
+    @router.post("/v1/fine-tunes", dependencies=admin)
+    def create_fine_tune(body: FineTuneRequest | None = None):
+        body = body or FineTuneRequest()
+        run = dagster_call(dagster.launch, body.job, body.assets)
+        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"], "job": body.job}
+
+    @router.get("/v1/fine-tunes/{run_id}", dependencies=admin)
+    def get_fine_tune(run_id: str):
+        run = dagster_call(dagster.run, run_id)
+        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"], "job": run.get("jobName"),
+                "started_at": run.get("startTime"), "finished_at": run.get("endTime")}
+
+    @router.get("/v1/fine-tunes/{run_id}/events", dependencies=admin)
+    def fine_tune_events(run_id: str):
+        return {"object": "list", "data": dagster_call(dagster.events, run_id)}
+
+    @router.post("/v1/fine-tunes/{run_id}/cancel", dependencies=admin)
+    def cancel_fine_tune(run_id: str):
+        run = dagster_call(dagster.terminate, run_id)
+        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"]}
+
+    # -- health and admin ---------------------------------------------------------------------------
+    @router.get("/health")
+    def health():
+        report = model_host.health()
+        return JSONResponse(report, status_code=200 if report["model_version"] else 503)
+
+    @router.post("/admin/reload", dependencies=admin)
+    def admin_reload():
+        result = model_host.reload()
+        return JSONResponse(result, status_code=409 if result.get("error") else 200)
+
+    return router
