@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ROLES = ("system", "user", "assistant")
 
@@ -61,17 +61,20 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = ValueError) -> list[dict]:
     """Rows of a JSONL file of `{"messages": [{"role", "content"}, ...]}` (catalog splits, eval prompts),
-    checked line by line so a bad row fails with its file, line and field, not deep inside a trainer."""
+    checked line by line with ChatMessage so a bad row fails with its file, line and field, not deep inside a
+    trainer."""
     rows = []
     for number, row in iter_jsonl(path, error):
         messages = row.get("messages") if isinstance(row, dict) else None
         if not isinstance(messages, list) or not messages:
             raise error(f"{path}:{number}: field 'messages' must be a non-empty list of chat turns")
         for index, message in enumerate(messages):
-            if (not isinstance(message, dict) or message.get("role") not in ROLES
-                    or not isinstance(message.get("content"), str)):
+            try:
+                ChatMessage.model_validate(message)
+            except ValidationError as err:
+                reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in err.errors())
                 raise error(f"{path}:{number}: messages[{index}] needs 'role' in {list(ROLES)} "
-                            "and a string 'content'")
+                            f"and a non-empty string 'content' ({reason})") from None
         if need_assistant and not any(m["role"] == "assistant" for m in messages):
             raise error(f"{path}:{number}: field 'messages' has no assistant turn")
         rows.append(row)
@@ -81,6 +84,9 @@ def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = V
 # -- chat messages and interaction records (the one pydantic model of a chat turn) ----------------------------
 
 class ChatMessage(BaseModel):
+    """One chat turn as Forge stores and trains on it: every reader of chat data (interactions, user files in
+    `forge dataset validate`, catalog splits, eval prompts) checks turns with this model."""
+
     model_config = ConfigDict(extra="forbid")
 
     role: Literal[ROLES]

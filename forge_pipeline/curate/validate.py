@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from forge_pipeline.records import ROLES
+from pydantic import ValidationError
+
+from forge_pipeline.records import ROLES, ChatMessage
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
@@ -31,6 +33,23 @@ def approx_tokens(messages: Sequence[Mapping[str, str]]) -> int:
     return TOKENS_PER_REPLY + sum(
         TOKENS_PER_MESSAGE + math.ceil(len(str(m.get("content") or "")) / CHARS_PER_TOKEN) for m in messages
     )
+
+
+OPTIONAL_FIELDS = ("name", "weight")
+
+
+def _message_problem(index: int, turn: dict, error: dict) -> str:
+    """One pydantic error of ChatMessage in this checker's words (field path, what was wrong, what is expected)."""
+    field = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"messages[{index}] has unsupported field(s) {[field]}"
+    if error["type"] == "missing":
+        return f"messages[{index}].{field} is missing"
+    if field == "role":
+        return f"messages[{index}].role is {turn.get('role')!r}, expected one of {', '.join(ROLES)}"
+    if field == "content" and isinstance(turn.get("content"), str):
+        return f"messages[{index}].content is empty"
+    return f"messages[{index}].{field} must be a string, got {type(turn.get(field)).__name__}"
 
 
 def message_problems(messages: object, max_tokens: int | None = None) -> list[str]:
@@ -46,19 +65,14 @@ def message_problems(messages: object, max_tokens: int | None = None) -> list[st
             problems.append(f"messages[{i}] must be an object, got {type(message).__name__}")
             roles.append(None)
             continue
-        extra = set(message) - {"role", "content", "name", "weight"}
-        if extra:
-            problems.append(f"messages[{i}] has unsupported field(s) {sorted(extra)}")
-        role = message.get("role")
-        if role not in ROLES:
-            problems.append(f"messages[{i}].role is {role!r}, expected one of {', '.join(ROLES)}")
-            role = None
-        roles.append(role)
-        content = message.get("content")
-        if not isinstance(content, str):
-            problems.append(f"messages[{i}].content must be a string, got {type(content).__name__}")
-        elif not content.strip():
-            problems.append(f"messages[{i}].content is empty")
+        # name and weight are fields hosted fine-tuning formats allow; the turn itself is a ChatMessage.
+        turn = {key: value for key, value in message.items() if key not in OPTIONAL_FIELDS}
+        try:
+            roles.append(ChatMessage.model_validate(turn).role)
+        except ValidationError as err:
+            problems.extend(_message_problem(i, turn, e) for e in err.errors())
+            role = message.get("role")
+            roles.append(role if role in ROLES else None)
     for i, role in enumerate(roles):
         if role == "system" and i != 0:
             problems.append(f"messages[{i}].role is system, but a system message may only come first")

@@ -15,14 +15,17 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.serve.chat_routes import VERSION_HEADER, chat_router
 from forge_pipeline.serve.dagster_client import DagsterClient
 from forge_pipeline.serve.errors import APIError, install_error_handlers
+from forge_pipeline.serve.files_routes import FileStore, files_router
+from forge_pipeline.serve.fine_tuning_routes import fine_tuning_router
 from forge_pipeline.serve.forge_routes import forge_router
 from forge_pipeline.serve.interactions import InteractionStore, ServedLog, served_log_dir
+from forge_pipeline.serve.metrics import Metrics, RequestMetrics
 from forge_pipeline.serve.model_routes import models_router
 from forge_pipeline.serve.models import ModelHost
 from forge_pipeline.settings import ForgeSettings
@@ -110,7 +113,15 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     app.state.store = store
     app.state.served = served
     install_error_handlers(app)
+    metrics = Metrics(model_host)
+    app.state.metrics = metrics
     app.add_middleware(BodyLimit, max_bytes=serve.max_request_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: 413s are counted too
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics():
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     def require_admin(request: Request) -> None:
         if _is_loopback(request.client.host if request.client else None):
@@ -121,12 +132,18 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         raise APIError(403, "admin and fine-tune routes need a loopback client or "
                             "'Authorization: Bearer <serve.admin_token>'")
 
-    app.include_router(chat_router(model_host, served, store, serve.log_served_chats))
+    app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics))
     # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
     from forge_pipeline.serve.embedding_routes import embedding_router
 
     app.include_router(embedding_router(settings, model_host))
     app.include_router(models_router(model_host, paths.manifest))
+    serve_dir = paths.manifest.parent
+    files = FileStore(serve_dir / "files", paths.imports)
+    app.include_router(files_router(files, settings.train.max_length, require_admin))
+    app.include_router(fine_tuning_router(dagster=dagster, files=files, jobs_dir=serve_dir / "fine_tuning",
+                                          manifest_path=paths.manifest, model_host=model_host, settings=settings,
+                                          job_name=serve.fine_tuning_job, require_admin=require_admin))
     app.include_router(forge_router(model_host=model_host, store=store, served=served, dagster=dagster,
                                     manifest_path=paths.manifest, require_admin=require_admin))
     return app

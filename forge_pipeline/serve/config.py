@@ -11,6 +11,8 @@ class ServeSettings(BaseModel):
     retrain_threshold: int = Field(default=20, gt=0, description="New interactions that request a retrain.")
     dagster_url: str = "http://127.0.0.1:3000"
     dagster_location: str = Field(default="forge", description="Code location name (workspace.yaml's location_name).")
+    fine_tuning_job: str = Field(default="forge_retrain_job",
+                                 description="The Dagster job a POST /v1/fine_tuning/jobs launches.")
     dagster_timeout_s: float = Field(default=10.0, gt=0)
     embeddings: bool = Field(default=True, description="Load a second llama.cpp context for /v1/embeddings.")
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="On SIGTERM, how long in-flight requests "

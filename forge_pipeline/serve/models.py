@@ -183,6 +183,8 @@ class ModelHost:
         self._pointer_lock = threading.Lock()  # guards self._current
         self.last_error: str | None = None
         self.swaps: list[dict] = []
+        self.swap_counts: dict[str, int] = {}  # all swaps since start by kind (self.swaps keeps the last 200)
+        self.refusals = 0  # manifests refused since start (the old version kept serving)
         self._sha_cache: dict[tuple, str] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -332,6 +334,7 @@ class ModelHost:
             try:
                 return self._reload()
             except Exception as err:  # any failure must leave the old model serving
+                self.refusals += 1
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.error("manifest refused, still serving %s: %s", self.version, self.last_error)
                 return {"changed": False, "version": self.version, "error": self.last_error}
@@ -439,6 +442,7 @@ class ModelHost:
             record = {"kind": "base_load", "from": previous, "to": version, "swap_ms": round((time.perf_counter() - started) * 1000, 3)}
         record["at"] = time.time()
         self.swaps.append(record)
+        self.swap_counts[record["kind"]] = self.swap_counts.get(record["kind"], 0) + 1
         del self.swaps[:-200]
         self.last_error = None
         log.info("now serving %s (%s in %.2f ms)", version, record["kind"], record["swap_ms"])
