@@ -40,13 +40,15 @@ def _build_index(served) -> None:
                           settings.embed)
 
 
-def test_search_and_download_before_any_index_are_404_naming_the_asset(served):
-    if (index_root(served["settings"].data_root) / "versions.json").exists():
-        pytest.skip("index already built by another test in this module")
-    client = served["client"]
-    response = client.post("/v1/search", json={"query": "sourdough"})
-    assert response.status_code == 404 and "embedding_index" in response.json()["error"]["message"]
-    assert client.get("/v1/embeddings/index").status_code == 404
+def test_search_and_download_before_any_index_are_404_naming_the_asset(tmp_path):
+    # Its own data root, so the answer does not depend on whether another test built the index first.
+    settings = load_settings(data_root=tmp_path / "root")
+    settings.paths.ensure()
+    with TestClient(create_app(settings, watch=False)) as client:
+        response = client.post("/v1/search", json={"query": "sourdough"})
+        assert response.status_code == 404 and "embedding_index" in response.json()["error"]["message"]
+        assert client.get("/v1/embeddings/index").status_code == 404
+        assert client.get("/v1/embeddings/index/meta.json").status_code == 404
 
 
 def test_embeddings_route_has_the_openai_shape_and_minilm_width(served):

@@ -337,23 +337,31 @@ def test_forge_serve_shuts_down_within_its_bound_with_requests_in_flight(serve_m
         assert health["model_version"] == "v0002" and health["status"] == "ok"
         for _ in range(3):
             hang_up_before_first_byte(port, LONG_STREAM)
-        opened = threading.Barrier(4)
+        streaming = threading.Event()
 
-        def slow_reader():  # reads one event, then sits on the open stream
+        def slow_reader():  # reads one event, then sits on the open stream (the generation stays in flight)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
                 try:
                     with own.stream("POST", "/v1/chat/completions", content=LONG_STREAM,
                                     headers={"content-type": "application/json"}) as response:
                         next(response.iter_lines())
-                        opened.wait(timeout=30)
+                        streaming.set()
                         time.sleep(60)
-                except (httpx.TransportError, threading.BrokenBarrierError):
+                except httpx.TransportError:
                     pass  # the server went away: expected
 
-        readers = [threading.Thread(target=slow_reader, daemon=True) for _ in range(3)]
+        def long_request():  # a non-streamed generation queued behind the streams
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
+                try:
+                    own.post("/v1/completions", json={"prompt": "Once", "max_tokens": 400})
+                except httpx.TransportError:
+                    pass
+
+        readers = [threading.Thread(target=slow_reader, daemon=True) for _ in range(2)]
+        readers.append(threading.Thread(target=long_request, daemon=True))
         for reader in readers:
             reader.start()
-        opened.wait(timeout=30)
+        assert streaming.wait(timeout=60), "no stream started"
     finally:
         client.close()
         took = stop(process, within_s=20)

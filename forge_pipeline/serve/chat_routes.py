@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
+from jinja2 import TemplateError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -210,12 +211,15 @@ class CompletionRequest(SamplingFields):
         return prompts
 
 
-def _llama_error(err: ValueError, param: str) -> APIError:
-    """llama-cpp-python raises ValueError for a prompt over the context: OpenAI's 400 context_length_exceeded."""
+def _llama_error(err: Exception, param: str) -> APIError:
+    """llama-cpp-python raises ValueError for a prompt over the context (OpenAI's 400 context_length_exceeded)
+    and the chat template's own errors (jinja2) for conversations it cannot render: both are the request's fault."""
     text = str(err)
     if "exceed context window" in text:
         return APIError(400, f"This model's context is too small for the request: {text}. Shorten the {param} "
                              "or lower max_tokens.", param=param, code="context_length_exceeded")
+    if isinstance(err, TemplateError):
+        return APIError(400, f"the model's chat template cannot render these messages: {text}", param=param)
     return APIError(400, text, param=param)
 
 
@@ -286,8 +290,8 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         version = pick_version(body.model)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return EventStream(_chat_events(body, messages, options, version, include_usage),
-                               headers={VERSION_HEADER: version or model_host.version or ""})
+            headers: dict[str, str] = {}  # filled by the generator's first step, sent after it
+            return EventStream(_chat_events(body, messages, options, version, include_usage, headers), headers)
         try:
             with model_host.session(ab=True, version=version) as session:  # A/B: the router may pick the candidate
                 meter = _Meter(session.llm, model_host.stopping_event)
@@ -295,7 +299,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 try:
                     result = session.llm.create_chat_completion(messages=messages, logits_processor=meter.processors(),
                                                                 **options)
-                except ValueError as err:
+                except (ValueError, TemplateError) as err:
                     raise _llama_error(err, "messages") from None
                 latency_ms = (time.perf_counter() - started) * 1000
                 served_version, route = session.version, session.route
@@ -312,17 +316,18 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         return JSONResponse(result, headers={VERSION_HEADER: served_version})
 
     def _chat_events(body: ChatRequest, messages: list[dict], options: dict, version: str | None,
-                     include_usage: bool) -> Iterator[bytes]:
+                     include_usage: bool, headers: dict[str, str]) -> Iterator[bytes]:
         # The model lock is taken here, on the generator's first step, never in the request handler: see
         # serve/streaming.py for why. The `with` releases it whenever the generator is closed.
         try:
             with model_host.session(ab=True, version=version) as session:
+                headers[VERSION_HEADER] = session.version
                 meter = _Meter(session.llm, model_host.stopping_event)
                 started = time.perf_counter()
-                chunks = session.llm.create_chat_completion(messages=messages, stream=True,
-                                                            logits_processor=meter.processors(), **options)
                 response_id, pieces, last = None, [], None
                 try:
+                    chunks = session.llm.create_chat_completion(messages=messages, stream=True,
+                                                                logits_processor=meter.processors(), **options)
                     for chunk in chunks:
                         chunk["model"] = session.version
                         response_id = response_id or chunk.get("id")
@@ -330,7 +335,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                             pieces.append(chunk["choices"][0].get("delta", {}).get("content") or "")
                         last = chunk
                         yield sse(chunk)
-                except ValueError as err:
+                except (ValueError, TemplateError) as err:
                     raise _llama_error(err, "messages") from None
                 reply = "".join(pieces)
                 completion_tokens = meter.completion_tokens(reply)
@@ -363,8 +368,8 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
             if len(prompts) != 1:
                 raise unsupported("prompt", "streaming takes one prompt per request")
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return EventStream(_completion_events(body, prompts[0], options, version, include_usage),
-                               headers={VERSION_HEADER: version or model_host.version or ""})
+            headers = {}
+            return EventStream(_completion_events(body, prompts[0], options, version, include_usage, headers), headers)
         try:
             with model_host.session(version=version) as session:
                 results = []
@@ -392,9 +397,10 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         return JSONResponse(result, headers={VERSION_HEADER: served_version})
 
     def _completion_events(body: CompletionRequest, prompt, options: dict, version: str | None,
-                           include_usage: bool) -> Iterator[bytes]:
+                           include_usage: bool, headers: dict[str, str]) -> Iterator[bytes]:
         try:
             with model_host.session(version=version) as session:
+                headers[VERSION_HEADER] = session.version
                 meter = _Meter(session.llm, model_host.stopping_event)
                 started = time.perf_counter()
                 pieces, last = [], None

@@ -52,16 +52,19 @@ def forge_router(*, model_host, store, served, dagster, manifest_path: Path, req
                                     headers={VERSION_HEADER: version})
         raise APIError(404, f"model version {version!r} has no {' or '.join(roles)} file")
 
-    @router.api_route("/v1/models/{version}/gguf", methods=["GET", "HEAD"])
+    @router.get("/v1/models/{version}/gguf")
+    @router.head("/v1/models/{version}/gguf", include_in_schema=False)
     def download_gguf(version: str):
         """The model to run on its own: the merged GGUF, or the base when the version has none."""
         return download(version, ("merged_gguf", "base_gguf"))
 
-    @router.api_route("/v1/models/{version}/base", methods=["GET", "HEAD"])
+    @router.get("/v1/models/{version}/base")
+    @router.head("/v1/models/{version}/base", include_in_schema=False)
     def download_base(version: str):
         return download(version, ("base_gguf",))
 
-    @router.api_route("/v1/models/{version}/adapter", methods=["GET", "HEAD"])
+    @router.get("/v1/models/{version}/adapter")
+    @router.head("/v1/models/{version}/adapter", include_in_schema=False)
     def download_adapter(version: str):
         return download(version, ("adapter_gguf",))
 

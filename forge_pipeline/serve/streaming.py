@@ -14,33 +14,57 @@ An error after that is sent as one `data: {"error": ...}` event, which the OpenA
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Iterator
 
 import anyio
+from starlette.responses import Response
 
 from forge_pipeline.serve.errors import APIError
 
 _END = object()
+log = logging.getLogger(__name__)
 
 
 def sse(payload: dict | str) -> bytes:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
 
 
-class EventStream:
-    """An ASGI response: each item of `events` (bytes) is one SSE frame."""
+class EventStream(Response):
+    """An ASGI response: each item of `events` (bytes) is one SSE frame. `headers` is read after the first
+    frame is produced, so the generator can fill it in (the version that answers is known only then)."""
 
-    def __init__(self, events: Iterator[bytes], headers: dict[str, str] | None = None):
+    # A Response subclass only so FastAPI passes it through untouched; __call__ is all its own.
+    def __init__(self, events: Iterator[bytes], headers: dict[str, str] | None = None):  # noqa: D107
+        self.status_code = 200
+        self.background = None
         self.events = events
-        self.headers = headers or {}
+        self.extra_headers = headers if headers is not None else {}  # the same dict: the generator fills it
 
     async def __call__(self, scope, receive, send) -> None:
         generator = self.events
+        # Held by the worker thread while it runs a step. A native task.cancel() (uvicorn's shutdown) can
+        # interrupt our await of a step while the thread goes on; closing waits for the step to end here
+        # (a running generator cannot be closed), so the model lock is always released.
+        running = threading.Lock()
+
+        def advance():
+            with running:
+                return next(generator, _END)
+
+        def close():
+            with running:
+                generator.close()
 
         async def step():
-            # A worker thread: generation blocks. Not abandoned on cancel, so the thread's step always
-            # finishes before the generator is closed (a generator cannot be closed while it runs).
-            return await anyio.to_thread.run_sync(next, generator, _END)
+            try:
+                return await anyio.to_thread.run_sync(advance)
+            except APIError:
+                raise
+            except Exception as err:  # a bug or a llama.cpp failure: still an OpenAI-shaped answer
+                log.exception("stream failed")
+                raise APIError(500, f"generation failed: {type(err).__name__}: {err}") from err
 
         try:
             async with anyio.create_task_group() as group:
@@ -54,11 +78,11 @@ class EventStream:
                 try:
                     item = await step()
                 except APIError as err:
-                    await err.response(self.headers)(scope, receive, send)
+                    await err.response(self.extra_headers)(scope, receive, send)
                     group.cancel_scope.cancel()
                     return
                 headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                           *((k.lower().encode(), v.encode()) for k, v in self.headers.items())]
+                           *((k.lower().encode(), v.encode()) for k, v in self.extra_headers.items())]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 while item is not _END:
                     await send({"type": "http.response.body", "body": item, "more_body": True})
@@ -69,6 +93,9 @@ class EventStream:
                         break
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 group.cancel_scope.cancel()
+        except* OSError:  # the client hung up while we were sending (uvicorn's ClientDisconnected)
+            pass
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(generator.close)
+                # Even if this await is interrupted too, the thread runs close() to its end.
+                await anyio.to_thread.run_sync(close)
