@@ -129,8 +129,11 @@ def test_completions_stream_and_take_prompt_lists_and_token_arrays(sdk):
                                      temperature=0)
     assert [c.index for c in several.choices] == [0, 1] and several.choices[0].text == whole.choices[0].text[
         :len(several.choices[0].text)]
-    tokens = sdk.completions.create(model="forge", prompt=[1, 450, 1024], max_tokens=3)
+    tokens = sdk.completions.create(model="forge", prompt=[312, 406, 426], max_tokens=3)  # ids of the tiny vocabulary
     assert tokens.choices[0].text is not None and tokens.usage.prompt_tokens == 3
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.completions.create(model="forge", prompt=[1, 99999], max_tokens=3)
+    assert caught.value.param == "prompt"
 
 
 # -- embeddings and models --------------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def test_embeddings_with_the_sdks_base64_default_and_token_arrays(sdk):
     assert [len(d.embedding) for d in result.data] == [256, 256] and result.data[0].embedding != result.data[1].embedding
     as_float = sdk.embeddings.create(model="forge", input="read replicas", encoding_format="float")
     assert as_float.data[0].embedding == pytest.approx(result.data[0].embedding, abs=1e-6)
-    assert len(sdk.embeddings.create(model="forge", input=[[1, 450, 1024]]).data[0].embedding) == 256
+    assert len(sdk.embeddings.create(model="forge", input=[[312, 406, 426]]).data[0].embedding) == 256
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.embeddings.create(model="forge", input="x", dimensions=8)
     assert caught.value.param == "dimensions"
@@ -183,10 +186,10 @@ def test_langchain_chat_stream_and_embeddings(serve_server):
     from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
     base_url = f"http://127.0.0.1:{serve_server['port']}/v1"
-    chat = ChatOpenAI(model="v0002", base_url=base_url, api_key="unused", max_tokens=4, temperature=0,
-                      max_retries=0)
+    chat = ChatOpenAI(model="v0001", base_url=base_url, api_key="unused", max_tokens=4, temperature=0,
+                      max_retries=0)  # LangChain sends max_tokens as max_completion_tokens
     message = chat.invoke("How should I plan a migration?")
-    assert message.response_metadata["model_name"] == "v0002" and message.usage_metadata["output_tokens"] <= 4
+    assert message.response_metadata["model_name"] == "v0001" and message.usage_metadata["output_tokens"] == 4
     streamed = "".join(chunk.content for chunk in chat.stream("How should I plan a migration?"))
     assert streamed == message.content
     # check_embedding_ctx_length=False: LangChain would otherwise fetch a tiktoken vocabulary from the network.
@@ -194,3 +197,44 @@ def test_langchain_chat_stream_and_embeddings(serve_server):
                                   check_embedding_ctx_length=False, max_retries=0)
     vectors = embeddings.embed_documents(["read replicas", "team lead"])
     assert [len(v) for v in vectors] == [256, 256]
+
+
+# -- metrics ------------------------------------------------------------------------------------------------
+def _metrics(client) -> dict[tuple, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_count_requests_tokens_first_tokens_swaps_and_refusals(sdk, serve_server):
+    client, manifest = serve_server["client"], serve_server["manifest"]
+    before = _metrics(client)
+    sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=3, temperature=0)
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("v9999")
+    original = manifest.read_text()
+    manifest.write_text("{ truncated")
+    try:
+        deadline = time.time() + 10
+        while not client.get("/health").json()["error"] and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        manifest.write_text(original)
+    after = _metrics(client)
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("forge_http_requests_total", method="POST", route="/v1/chat/completions", status="200") == 1
+    assert grew("forge_http_requests_total", method="GET", route="/v1/models/{model}", status="404") == 1
+    assert grew("forge_http_request_duration_seconds_count", method="POST", route="/v1/chat/completions") == 1
+    assert grew("forge_tokens_total", kind="chat", direction="completion", version="v0001") == 3
+    assert grew("forge_tokens_total", kind="chat", direction="prompt", version="v0001") > 0
+    assert grew("forge_time_to_first_token_seconds_count", kind="chat") == 1
+    assert grew("forge_manifest_refusals_total") >= 1
+    assert after[("forge_served_version_info", (("version", "v0001"),))] == 1
+    assert ("forge_model_swaps_total", (("kind", "adapter_swap"),)) in after

@@ -211,6 +211,14 @@ class CompletionRequest(SamplingFields):
         return prompts
 
 
+def check_token_ids(llm, prompt, param: str) -> None:
+    """Token-id prompts must be ids of the served model's vocabulary (llama.cpp fails on others)."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+        vocabulary = llm.n_vocab()
+        if any(not 0 <= token < vocabulary for token in prompt):
+            raise invalid(f"token ids must be in 0..{vocabulary - 1}, the served model's vocabulary", param=param)
+
+
 def _llama_error(err: Exception, param: str) -> APIError:
     """llama-cpp-python raises ValueError for a prompt over the context (OpenAI's 400 context_length_exceeded)
     and the chat template's own errors (jinja2) for conversations it cannot render: both are the request's fault."""
@@ -374,6 +382,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
             with model_host.session(version=version) as session:
                 results = []
                 for prompt in prompts:
+                    check_token_ids(session.llm, prompt, "prompt")
                     meter = _Meter(session.llm, model_host.stopping_event)
                     started = time.perf_counter()
                     try:
@@ -401,6 +410,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         try:
             with model_host.session(version=version) as session:
                 headers[VERSION_HEADER] = session.version
+                check_token_ids(session.llm, prompt, "prompt")
                 meter = _Meter(session.llm, model_host.stopping_event)
                 started = time.perf_counter()
                 pieces, last = [], None

@@ -76,9 +76,17 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
     def served_embeddings(inputs: list) -> tuple[list, int, str]:
         from forge_pipeline.serve.models import NoModelError
 
+        from forge_pipeline.serve.chat_routes import check_token_ids
+
         try:
             with model_host.session("embed") as session:
-                result = session.llm.create_embedding(inputs)
+                texts = []
+                for item in inputs:
+                    if isinstance(item, list):  # token ids of the served model's vocabulary: back to its text
+                        check_token_ids(session.llm, item, "input")
+                        item = session.llm.detokenize(item).decode("utf-8", errors="replace")
+                    texts.append(item)
+                result = session.llm.create_embedding(texts)
                 version = session.version
         except NoModelError as err:
             raise no_model(err) from None
