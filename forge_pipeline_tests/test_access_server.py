@@ -23,7 +23,7 @@ from forge_pipeline.settings import load_settings
 TOKEN = "tok-3f9a1c"
 MAX_BYTES = 4096
 SECRET = b"TOP-SECRET-DO-NOT-SERVE"
-ADMIN_PREFIXES = ("/admin", "/v1/fine-tunes")
+ADMIN_PREFIXES = ("/admin", "/v1/files", "/v1/fine_tuning")
 
 
 def _closed_port() -> int:
@@ -70,8 +70,11 @@ def _fill(path: str, value: str = "x") -> str:
 
 def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_token(app):
     routes = [(m, p) for m, p in _routes(app["app"]) if p.startswith(ADMIN_PREFIXES)]
-    assert {("POST", "/admin/reload"), ("POST", "/v1/fine-tunes"), ("GET", "/v1/fine-tunes/{run_id}"),
-            ("GET", "/v1/fine-tunes/{run_id}/events"), ("POST", "/v1/fine-tunes/{run_id}/cancel")} <= set(routes)
+    assert {("POST", "/admin/reload"), ("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/{file_id}"),
+            ("GET", "/v1/files/{file_id}/content"), ("DELETE", "/v1/files/{file_id}"),
+            ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs/{job_id}"),
+            ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"), ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
+            ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints")} <= set(routes)
     remote = TestClient(app["app"], client=("203.0.113.7", 40000))
     refused_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},  # no scheme
                        {"Authorization": f"Bearer {TOKEN} "}, {"Authorization": f"bearer{TOKEN}"},
@@ -88,7 +91,11 @@ def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_toke
                                  json={} if method == "POST" else None)
         assert allowed.status_code not in (401, 403), (method, url, allowed.status_code)
     for loopback in ("127.0.0.1", "::1", "127.8.9.10"):
+        # A reverse proxy on the same machine makes every client loopback: no token, no admin.
         local = TestClient(app["app"], client=(loopback, 40000))
+        assert local.post("/admin/reload").status_code == 403, loopback
+        trusting = load_settings(data_root=app["tmp"] / "trusting", serve={"admin_loopback_without_token": True})
+        local = TestClient(create_app(trusting, watch=False), client=(loopback, 40000))
         assert local.post("/admin/reload").status_code != 403, loopback
 
 

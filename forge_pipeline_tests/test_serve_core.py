@@ -69,14 +69,18 @@ def test_admin_routes_refuse_non_loopback_clients_without_token(tmp_path):
     app = create_app(settings, watch=False)
     remote = TestClient(app, client=("203.0.113.7", 40000))
     assert remote.post("/admin/reload").status_code == 403
-    assert remote.post("/v1/fine-tunes", json={}).status_code == 403
-    assert remote.get("/v1/fine-tunes/x/events").status_code == 403
+    assert remote.post("/v1/fine_tuning/jobs", json={}).status_code == 403
+    assert remote.get("/v1/fine_tuning/jobs/x/events").status_code == 403
     assert remote.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
     # With the token the request gets through the guard (409: there is no manifest to load).
     allowed = remote.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
     assert allowed.status_code == 409 and "no current version" in allowed.json()["error"]
     local = TestClient(app, client=("127.0.0.1", 40000))
-    assert local.post("/admin/reload").status_code == 409
+    assert local.post("/admin/reload").status_code == 403  # loopback is not trusted unless configured
+    assert local.post("/admin/reload", headers={"Authorization": "Bearer s3cret"}).status_code == 409
+    trusting = load_settings(data_root=tmp_path, serve={"admin_token": "s3cret", "admin_loopback_without_token": True})
+    assert TestClient(create_app(trusting, watch=False), client=("127.0.0.1", 40000)).post(
+        "/admin/reload").status_code == 409
     # Without a model, inference says why instead of failing obscurely.
     assert local.post("/v1/completions", json={"prompt": "hi"}).status_code == 503
 

@@ -1,4 +1,5 @@
-"""Fine-tune routes against a real dagster-webserver subprocess (loopback, temporary DAGSTER_HOME)."""
+"""Files and fine-tuning routes, driven by the official openai SDK, against a real dagster-webserver subprocess
+(loopback, temporary DAGSTER_HOME) serving the serve stage's real jobs over two cheap stand-in assets."""
 
 from __future__ import annotations
 
@@ -61,51 +62,6 @@ def dagster_url(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def client(dagster_url, tmp_path):
-    settings = load_settings(data_root=tmp_path, serve={"dagster_url": dagster_url, "dagster_location": LOCATION,
-                                                        "dagster_timeout_s": 30})
-    return TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000))
-
-
-def _wait_status(client, run_id, statuses, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = client.get(f"/v1/fine-tunes/{run_id}").json()["status"]
-        if status in statuses:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} still {status}, expected one of {statuses}")
-
-
-def test_launch_status_events_of_a_data_job(client):
-    launched = client.post("/v1/fine-tunes", json={"job": "forge_data_job"})
-    assert launched.status_code == 200, launched.text
-    run_id = launched.json()["id"]
-    assert _wait_status(client, run_id, {"SUCCESS", "FAILURE"}) == "SUCCESS"
-    events = client.get(f"/v1/fine-tunes/{run_id}/events").json()["data"]
-    kinds = {e["type"] for e in events}
-    assert "RUN_SUCCESS" in kinds and "ASSET_MATERIALIZATION" in kinds
-    assert any(e["step"] == "quick_notes" for e in events)
-
-
-def test_cancel_a_running_retrain(client):
-    launched = client.post("/v1/fine-tunes", json={"job": "forge_retrain_job"})
-    assert launched.status_code == 200, launched.text
-    run_id = launched.json()["id"]
-    _wait_status(client, run_id, {"STARTED"})
-    cancelled = client.post(f"/v1/fine-tunes/{run_id}/cancel")
-    assert cancelled.status_code == 200, cancelled.text
-    assert _wait_status(client, run_id, {"CANCELED"}) == "CANCELED"
-
-
-def test_dagster_refusals_become_4xx(client):
-    unknown_job = client.post("/v1/fine-tunes", json={"job": "no_such_job"})
-    assert unknown_job.status_code == 400 and "no_such_job" in unknown_job.json()["error"]["message"]
-    assert client.get("/v1/fine-tunes/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert client.post("/v1/fine-tunes", json={"job": "forge_data_job", "unknown": 1}).status_code == 400
-
-
 # -- OpenAI's files and fine_tuning.jobs through the official SDK ---------------------------------------------
 GOOD = b"".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
                                           {"role": "assistant", "content": f"Answer {i}."}]}).encode() + b"\n"
@@ -114,9 +70,11 @@ GOOD = b"".join(json.dumps({"messages": [{"role": "user", "content": f"Question 
 
 def _sdk(dagster_url, root, job):
     settings = load_settings(data_root=root, serve={"dagster_url": dagster_url, "dagster_location": LOCATION,
-                                                    "dagster_timeout_s": 30, "fine_tuning_job": job})
+                                                    "dagster_timeout_s": 30, "fine_tuning_job": job,
+                                                    "admin_token": "ft-token"})
     http = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
-    return openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=http, max_retries=0), settings
+    # The SDK's api_key is sent as 'Authorization: Bearer ...': the admin token, as any OpenAI client sends it.
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0), settings
 
 
 def _wait_job(sdk, job_id, statuses, timeout=90):
@@ -189,6 +147,12 @@ def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
         assert caught.value.param == param, arguments
     with pytest.raises(openai.NotFoundError):
         sdk.fine_tuning.jobs.retrieve("ftjob-nope")
+    # Dagster's own refusal (a job name its code location does not have) is a 400 that names the job.
+    sdk_unknown_job, _ = _sdk(dagster_url, tmp_path / "other", "no_such_job")
+    training = sdk_unknown_job.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk_unknown_job.fine_tuning.jobs.create(model="forge", training_file=training.id)
+    assert "no_such_job" in caught.value.message
 
 
 def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model(dagster_url, tmp_path):

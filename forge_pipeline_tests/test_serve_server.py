@@ -100,6 +100,11 @@ def test_downloads_serve_only_manifest_files(server):
     gguf = client.get("/v1/models/v0001/gguf")
     assert gguf.status_code == 200 and gguf.content[:4] == b"GGUF"
     assert len(gguf.content) == server["models"].base_gguf.stat().st_size
+    base = client.get("/v1/models/v0002/base")
+    assert base.status_code == 200 and base.content == server["models"].base_gguf.read_bytes()
+    head = client.head("/v1/models/v0002/adapter")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == server["models"].adapters[1].stat().st_size
     for hostile in ("/v1/models/..%2F..%2Fetc/gguf", "/v1/models/..%2F..%2Fetc%2Fpasswd/adapter",
                     "/v1/models/%2Fetc%2Fpasswd/gguf", "/v1/models/v9999/gguf"):
         response = client.get(hostile)
@@ -160,11 +165,19 @@ def test_abandoned_stream_does_not_block_later_requests(server):
             assert _greedy(fresh)[0] == "v0001"
 
 
-def test_fine_tunes_without_dagster_answer_502_with_the_reason(server):
-    response = server["client"].post("/v1/fine-tunes", json={})
+def _uploaded(server) -> str:
+    line = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    response = server["client"].post("/v1/files", files={"file": ("t.jsonl", line.encode())},
+                                     data={"purpose": "fine-tune"})
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def test_fine_tuning_without_dagster_answers_502_with_the_reason(server):
+    response = server["client"].post("/v1/fine_tuning/jobs", json={"model": "forge", "training_file": _uploaded(server)})
     assert response.status_code == 502
     assert "unreachable" in response.json()["error"]["message"]
-    assert server["client"].get("/v1/fine-tunes/abc").status_code == 502
+    assert server["client"].get("/v1/fine_tuning/jobs").status_code == 200  # the job list needs no Dagster
 
 
 def test_hot_swap_changes_version_and_output_without_restart(server):
@@ -204,6 +217,9 @@ def test_corrupt_manifest_is_refused_and_old_version_keeps_serving(server, tmp_p
             time.sleep(0.1)
         assert "not valid JSON" in client.get("/health").json()["error"]
         assert _greedy(client)[0] == "v0001"
+        models = client.get("/v1/models")  # still answers with what is served, and says what is wrong
+        assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["v0001"]
+        assert "not valid JSON" in models.json()["manifest_error"]
     finally:
         manifest_path.write_text(original)
     deadline = time.time() + 10
@@ -313,7 +329,7 @@ def test_clients_gone_before_the_first_byte_do_not_lock_the_model(server):
 def test_clients_gone_during_a_swap_do_not_stall_the_swap_or_later_requests(server):
     client, manifest, models = server["client"], server["manifest"], server["models"]
     try:
-        for step, version in enumerate(("v0002", "v0001", "v0002")):
+        for version in ("v0002", "v0001", "v0002"):
             for _ in range(3):
                 hang_up_before_first_byte(server["port"], LONG_STREAM)
             write_manifest(manifest, models, version)  # the swap takes the model lock too

@@ -1,5 +1,6 @@
 """Forge's HTTP server: OpenAI's API shape for inference (chat and completions, embeddings, models) on the
-manifest's versions, plus Forge's own routes (interactions, search, downloads, fine-tune runs, admin).
+manifest's versions, files and fine-tuning jobs (Dagster runs), plus Forge's own routes (interactions,
+search, downloads, admin).
 
 One router module per resource (serve/*_routes.py), one error helper (serve/errors.py). Generation always goes
 through llama-cpp-python's `create_chat_completion` / `create_completion`; the routers only route, guard and
@@ -124,13 +125,14 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         return Response(body, media_type=content_type)
 
     def require_admin(request: Request) -> None:
-        if _is_loopback(request.client.host if request.client else None):
+        if serve.admin_loopback_without_token and _is_loopback(request.client.host if request.client else None):
             return
         supplied = request.headers.get("authorization", "")
         if serve.admin_token and hmac.compare_digest(supplied.encode(), f"Bearer {serve.admin_token}".encode()):
             return
-        raise APIError(403, "admin and fine-tune routes need a loopback client or "
-                            "'Authorization: Bearer <serve.admin_token>'")
+        raise APIError(403, "admin, files and fine-tuning routes need 'Authorization: Bearer <serve.admin_token>' "
+                            "(set serve.admin_token; or serve.admin_loopback_without_token=true to trust loopback "
+                            "clients on a single-user machine)")
 
     app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics))
     # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
@@ -144,8 +146,8 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     app.include_router(fine_tuning_router(dagster=dagster, files=files, jobs_dir=serve_dir / "fine_tuning",
                                           manifest_path=paths.manifest, model_host=model_host, settings=settings,
                                           job_name=serve.fine_tuning_job, require_admin=require_admin))
-    app.include_router(forge_router(model_host=model_host, store=store, served=served, dagster=dagster,
-                                    manifest_path=paths.manifest, require_admin=require_admin))
+    app.include_router(forge_router(model_host=model_host, store=store, served=served, manifest_path=paths.manifest,
+                                    require_admin=require_admin))
     return app
 
 

@@ -4,7 +4,10 @@ from pydantic import BaseModel, Field
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8077, ge=1, le=65535)
-    admin_token: str | None = Field(default=None, description="Needed for admin/fine-tune routes from non-loopback.")
+    admin_token: str | None = Field(default=None, description="Bearer token for the admin, files and fine-tuning routes.")
+    admin_loopback_without_token: bool = Field(
+        default=False, description="Let loopback clients use the admin routes without the token (a single-user "
+        "machine). Off by default: a local reverse proxy makes every remote client look like loopback.")
     log_served_chats: bool = False
     n_ctx: int = Field(default=2048, gt=0)
     max_request_bytes: int = Field(default=1_000_000, gt=0)

@@ -1,5 +1,5 @@
-"""Forge's own routes (not part of OpenAI's API): interactions, model downloads, health, admin, and the older
-`/v1/fine-tunes` run routes. Errors use the same OpenAI-shaped helper as the OpenAI routes."""
+"""Forge's own routes (not part of OpenAI's API): interactions, model downloads, health and admin. Errors use
+the same OpenAI-shaped helper as the OpenAI routes. (Fine-tuning runs: fine_tuning_routes.py.)"""
 
 from __future__ import annotations
 
@@ -8,24 +8,16 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.records import InteractionIn
 from forge_pipeline.serve.chat_routes import VERSION_HEADER
-from forge_pipeline.serve.dagster_client import DagsterError
 from forge_pipeline.serve.errors import APIError, invalid
 
 
-class FineTuneRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    job: str = "forge_retrain_job"
-    assets: list[str] | None = Field(default=None, description="Asset keys ('a/b' for multi-part); default: the job's.")
-
-
-def forge_router(*, model_host, store, served, dagster, manifest_path: Path, require_admin) -> APIRouter:
+def forge_router(*, model_host, store, served, manifest_path: Path, require_admin) -> APIRouter:
     router = APIRouter()
     admin = [Depends(require_admin)]
 
@@ -92,34 +84,6 @@ def forge_router(*, model_host, store, served, dagster, manifest_path: Path, req
         # The file is named relative to the interactions folder: the server's own paths are not the client's business.
         return {"interaction_id": stored.interaction_id, "received_at": stored.received_at,
                 "stored_in": store.path_for_id(stored).name}
-
-    # -- fine-tune runs (Dagster) ---------------------------------------------------------------------
-    def dagster_call(fn, *args):
-        try:
-            return fn(*args)
-        except DagsterError as err:
-            raise APIError(err.status, str(err)) from None
-
-    @router.post("/v1/fine-tunes", dependencies=admin)
-    def create_fine_tune(body: FineTuneRequest | None = None):
-        body = body or FineTuneRequest()
-        run = dagster_call(dagster.launch, body.job, body.assets)
-        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"], "job": body.job}
-
-    @router.get("/v1/fine-tunes/{run_id}", dependencies=admin)
-    def get_fine_tune(run_id: str):
-        run = dagster_call(dagster.run, run_id)
-        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"], "job": run.get("jobName"),
-                "started_at": run.get("startTime"), "finished_at": run.get("endTime")}
-
-    @router.get("/v1/fine-tunes/{run_id}/events", dependencies=admin)
-    def fine_tune_events(run_id: str):
-        return {"object": "list", "data": dagster_call(dagster.events, run_id)}
-
-    @router.post("/v1/fine-tunes/{run_id}/cancel", dependencies=admin)
-    def cancel_fine_tune(run_id: str):
-        run = dagster_call(dagster.terminate, run_id)
-        return {"id": run["runId"], "object": "fine_tuning.job", "status": run["status"]}
 
     # -- health and admin ---------------------------------------------------------------------------
     @router.get("/health")
