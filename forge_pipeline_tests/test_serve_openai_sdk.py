@@ -99,6 +99,8 @@ def test_bad_or_unsupported_parameters_are_400_naming_the_parameter(sdk, extra, 
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=2, **extra)
     assert caught.value.param == param and caught.value.type == "invalid_request_error", caught.value.body
+    if param == "not_an_openai_field":
+        assert "Unrecognized request argument supplied" in caught.value.message
 
 
 def test_image_parts_are_400_naming_the_content(sdk):
@@ -134,6 +136,9 @@ def test_completions_stream_and_take_prompt_lists_and_token_arrays(sdk):
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.completions.create(model="forge", prompt=[1, 99999], max_tokens=3)
     assert caught.value.param == "prompt"
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.completions.create(model="forge", prompt="x", max_tokens=3, logprobs=2)
+    assert caught.value.param == "logprobs"
 
 
 # -- embeddings and models --------------------------------------------------------------------------------

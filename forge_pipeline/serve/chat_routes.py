@@ -199,6 +199,8 @@ class CompletionRequest(SamplingFields):
         super().check_supported()
         if self.best_of not in (None, 1):
             raise unsupported("best_of")
+        if self.logprobs is not None:  # llama.cpp would need every token's logits kept (logits_all) for it
+            raise unsupported("logprobs", "the served models keep only the last token's logits")
 
     def prompts(self) -> list[str | list[int]]:
         prompt = self.prompt
@@ -370,8 +372,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         body.check_supported()
         prompts = body.prompts()
         version = pick_version(body.model)
-        options = {**body.sampling(), "max_tokens": body.max_tokens, "echo": body.echo, "suffix": body.suffix,
-                   "logprobs": body.logprobs}
+        options = {**body.sampling(), "max_tokens": body.max_tokens, "echo": body.echo, "suffix": body.suffix}
         if body.stream:
             if len(prompts) != 1:
                 raise unsupported("prompt", "streaming takes one prompt per request")

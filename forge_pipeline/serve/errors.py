@@ -75,6 +75,8 @@ def validation_error(err: RequestValidationError) -> APIError:
     param = _param_of(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         return invalid(f"the request body is not valid JSON: {first.get('msg')}")
+    if first.get("type") == "extra_forbidden":  # OpenAI's wording for a field it does not know
+        return invalid(f"Unrecognized request argument supplied: {param}", param=param)
     message = "; ".join(f"{_param_of(tuple(p.get('loc', ()))) or 'body'}: {p.get('msg')}" for p in problems[:5])
     return invalid(message, param=param)
 
