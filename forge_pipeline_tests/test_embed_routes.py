@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -90,6 +91,10 @@ def test_index_download_is_a_zip_of_parquet_faiss_and_meta(served):
     assert index.ntotal == table.height and "sourdough" in set(table["example_id"])
     single = served["client"].get("/v1/embeddings/index/meta.json")
     assert single.status_code == 200 and single.json()["dimension"] == 384
+    published = served["client"].get("/v1/embeddings/index/sha256").json()
+    for name in ("chunks.parquet", "index.faiss", "meta.json"):
+        assert hashlib.sha256(archive.read(name)).hexdigest() == published["files"][name]
+    assert single.headers["x-forge-sha256"] == published["files"]["meta.json"]
     assert served["client"].get("/v1/embeddings/index/..%2Fversions.json").status_code == 404
 
 

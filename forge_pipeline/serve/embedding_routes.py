@@ -5,7 +5,8 @@
   embed with exactly the runtime that serves.
 - `POST /v1/search`: the top-k notes/interactions of the current index version, with scores and provenance.
 - `GET /v1/embeddings/index`: the current index version as one zip (chunks.parquet with ids, provenance and
-  vectors; index.faiss; meta.json); `GET /v1/embeddings/index/{file}` for one of those files.
+  vectors; index.faiss; meta.json); `GET /v1/embeddings/index/{file}` for one of those files (with an
+  `x-forge-sha256` header); `GET /v1/embeddings/index/sha256` the sha256 of each, to check a download.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.background import BackgroundTask
 
 from forge_pipeline.embed.backends import EmbedBackendError, shared_backend
 from forge_pipeline.embed.search import IndexReader, ModelMismatchError, search
+from forge_pipeline.export.manifest import sha256_of
 from forge_pipeline.embed.store import INDEX_FILES, IndexNotFoundError, current_version_dir, index_root
 from forge_pipeline.serve.errors import APIError, invalid, no_model, unsupported
 from forge_pipeline.settings import ForgeSettings
@@ -144,6 +146,23 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
         except IndexNotFoundError as err:
             raise APIError(404, str(err)) from None
 
+    hashes: dict[tuple, str] = {}
+
+    def sha256(path) -> str:
+        # Hashed once per (path, size, mtime): the files of an index version never change once written.
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in hashes:
+            hashes[key] = sha256_of(path)
+        return hashes[key]
+
+    @router.get("/v1/embeddings/index/sha256")
+    def index_checksums():
+        """The sha256 of each file of the current index version, to check a download against."""
+        folder = current_folder()
+        return JSONResponse({"index_version": folder.name, "files": {f: sha256(folder / f) for f in INDEX_FILES}},
+                            headers={INDEX_VERSION_HEADER: folder.name})
+
     @router.get("/v1/embeddings/index")
     def download_index():
         folder = current_folder()
@@ -162,6 +181,6 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
             raise APIError(404, f"no index file {file!r}; one of {list(INDEX_FILES)}")
         folder = current_folder()
         return FileResponse(folder / file, filename=f"{folder.name}-{file}", media_type="application/octet-stream",
-                            headers={INDEX_VERSION_HEADER: folder.name})
+                            headers={INDEX_VERSION_HEADER: folder.name, "x-forge-sha256": sha256(folder / file)})
 
     return router
