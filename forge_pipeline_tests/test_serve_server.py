@@ -129,6 +129,8 @@ def test_interactions_are_durable_and_invalid_ones_rejected(server):
         {"messages": [{"role": "user", "content": "   "}]},
         {"messages": [{"role": "robot", "content": "hi"}]},
         {"messages": [{"role": "user", "content": "hi"}], "rating": "meh"},
+        {"messages": [{"role": "user", "content": "no reply to rate"}], "rating": "up"},
+        {"messages": [{"role": "user", "content": "no reply to correct"}], "corrected_reply": "better"},
     ]
     for bad in bad_bodies:
         response = client.post("/v1/interactions", json=bad)

@@ -70,6 +70,10 @@ def forge_router(*, model_host, store, served, manifest_path: Path, require_admi
             problem = json.loads(err.json())[0]
             param = ".".join(str(p) for p in problem.get("loc", ())) or None
             raise invalid(f"invalid interaction: {param or 'body'}: {problem.get('msg')}", param=param) from None
+        if (record.rating is not None or record.corrected_reply is not None) and record.messages[-1].role != "assistant":
+            # Checked here, not in the record model: files written before this check must stay readable.
+            raise invalid("a rating or corrected_reply is about the last assistant reply: end messages with it",
+                          param="messages")
         if record.response_id is not None:
             # The server knows which version produced a response: a rating lands on that version.
             version = await run_in_threadpool(served.version_of, record.response_id)
