@@ -30,14 +30,14 @@ def test_router_share_holds_within_tolerance_over_many_decisions(share):
 
 
 @pytest.fixture(scope="module")
-def ab_server(tmp_path_factory):
+def ab_server(serve_models, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from forge_pipeline.serve.app import create_app
     from forge_pipeline.settings import load_settings
-    from forge_pipeline_tests.gguf_fixtures import build_serve_models, write_manifest
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
 
-    models = build_serve_models(tmp_path_factory.mktemp("ab_models"))
+    models = serve_models  # the session's shared tiny GGUFs (conftest)
     root = tmp_path_factory.mktemp("ab_root")
     settings = load_settings(data_root=root, serve={"n_ctx": 256, "embeddings": False},
                              feedback={"router_seed": 3})
