@@ -151,3 +151,32 @@ def test_nightly_schedule_skips_when_nothing_changed(tmp_path, monkeypatch):
         os.utime(note, (recent, recent))
         request = nightly_retrain(context)
         assert isinstance(request, dg.RunRequest) and request.run_key == "nightly-2026-06-01"
+
+
+def test_downloads_hash_a_file_once_per_path_size_and_mtime(tmp_path):
+    """A model download must not re-read a multi-GB file per request: the sha256 check is remembered per
+    (path, size, mtime). Proof: bytes changed in place with size and mtime kept are still served (not
+    re-hashed); touching the file makes the next download check again and refuse it (409)."""
+    import os
+
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.export.manifest import describe_file, empty_manifest
+
+    settings = load_settings(data_root=tmp_path / "root", serve={"embeddings": False})
+    settings.paths.ensure()
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF" + b"\1" * 64)
+    manifest = empty_manifest()
+    manifest["versions"]["v0001"] = {"version": "v0001", "files": {
+        "merged_gguf": describe_file(gguf, settings.paths.manifest), "base_gguf": None, "adapter_gguf": None}}
+    manifest["current"] = "v0001"
+    write_json_atomic(settings.paths.manifest, manifest)
+    client = TestClient(create_app(settings, watch=False))
+    assert client.get("/v1/models/v0001/gguf").content == b"GGUF" + b"\1" * 64
+    stat = gguf.stat()
+    gguf.write_bytes(b"GGUF" + b"\2" * 64)
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert client.get("/v1/models/v0001/gguf").status_code == 200  # remembered: not hashed again
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    refused = client.get("/v1/models/v0001/gguf")
+    assert refused.status_code == 409 and "sha256" in refused.json()["error"]["message"]
