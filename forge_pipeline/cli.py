@@ -56,9 +56,10 @@ def demo(
     job = definitions.resolve_implicit_global_asset_job_def()
     selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
     asset_graph = definitions.resolve_asset_graph()
-    selected = sorted(
-        key.to_user_string() for key in selection.resolve(asset_graph) if asset_graph.get(key).is_materializable
-    )
+    chosen = selection.resolve(asset_graph)
+    # Upstream before downstream, so the progress list below reads in the order the chain runs.
+    selected = [key.to_user_string() for key in asset_graph.toposorted_asset_keys
+                if key in chosen and asset_graph.get(key).is_materializable]
     instance = dg.DagsterInstance.get()
     console.print(f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}")
 
@@ -92,11 +93,11 @@ def demo(
                 warnings.simplefilter("ignore")
                 records = instance.get_event_records(dg.EventRecordsFilter(
                     event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, after_timestamp=started), limit=1000)
-            for record in records:
-                key = record.asset_key.to_user_string()
-                if key in selected and key not in finished:
-                    finished[key] = "materialized"
-                    progress.console.print(f"  [green]✓[/green] {key}")
+            done_now = {record.asset_key.to_user_string() for record in records} & set(selected)
+            # One poll can see several materializations (returned newest first): print them upstream first.
+            for key in [k for k in selected if k in done_now and k not in finished]:
+                finished[key] = "materialized"
+                progress.console.print(f"  [green]✓[/green] {key}")
             progress.update(task, completed=len(finished), description=f"materializing ({len(finished)} done)")
             if not was_alive:
                 break
