@@ -10,15 +10,27 @@ from typer.testing import CliRunner
 
 from forge_pipeline.cli import app
 from forge_pipeline.curate.inspect import (
-    DatasetNotFound, dataset_stats, estimate_training, model_shape, resolve_version, token_length_histogram_png,
+    DatasetNotFound,
+    dataset_stats,
+    estimate_training,
+    model_shape,
+    resolve_version,
+    token_length_histogram_png,
 )
 from forge_pipeline.curate.validate import approx_tokens
 from forge_pipeline.records import Quarantine
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.config import TinyModelSettings, TrainSettings
 
-LLAMA_31_8B = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-               "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False}
+LLAMA_31_8B = {
+    "vocab_size": 128256,
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "tie_word_embeddings": False,
+}
 
 
 def chat(q: str, a: str) -> list[dict]:
@@ -33,20 +45,46 @@ def version(tmp_path):
     folder = settings.paths.catalog / "v0001"
     folder.mkdir(parents=True)
     train = [
-        {"example_id": "a", "messages": chat("Call <PERSON> at <PHONE_NUMBER>?", "Yes, tomorrow."), "source": "vault",
-         "tags": ["journal"], "pii_replacements": [{"entity_type": "PERSON", "placeholder": "<PERSON>"},
-                                                   {"entity_type": "PHONE_NUMBER", "placeholder": "<PHONE_NUMBER>"}]},
-        {"example_id": "b", "messages": chat("What is LoRA?", "Low-rank adapters. " * 40), "source": "vault",
-         "tags": ["learning", "journal"], "pii_replacements": []},
-        {"example_id": "c", "messages": chat("hi", "hello"), "source": "conversation", "tags": [], "pii_replacements": []},
+        {
+            "example_id": "a",
+            "messages": chat("Call <PERSON> at <PHONE_NUMBER>?", "Yes, tomorrow."),
+            "source": "vault",
+            "tags": ["journal"],
+            "pii_replacements": [
+                {"entity_type": "PERSON", "placeholder": "<PERSON>"},
+                {"entity_type": "PHONE_NUMBER", "placeholder": "<PHONE_NUMBER>"},
+            ],
+        },
+        {
+            "example_id": "b",
+            "messages": chat("What is LoRA?", "Low-rank adapters. " * 40),
+            "source": "vault",
+            "tags": ["learning", "journal"],
+            "pii_replacements": [],
+        },
+        {
+            "example_id": "c",
+            "messages": chat("hi", "hello"),
+            "source": "conversation",
+            "tags": [],
+            "pii_replacements": [],
+        },
     ]
-    validation = [{"example_id": "d", "messages": chat("Email <EMAIL_ADDRESS>", "Sent."), "source": "interaction",
-                   "tags": ["chat"], "pii_replacements": [{"entity_type": "EMAIL_ADDRESS", "placeholder": "<EMAIL_ADDRESS>"}]}]
+    validation = [
+        {
+            "example_id": "d",
+            "messages": chat("Email <EMAIL_ADDRESS>", "Sent."),
+            "source": "interaction",
+            "tags": ["chat"],
+            "pii_replacements": [{"entity_type": "EMAIL_ADDRESS", "placeholder": "<EMAIL_ADDRESS>"}],
+        }
+    ]
     for name, rows in (("train", train), ("validation", validation)):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "version.json").write_text(json.dumps({"version_id": "v0001", "counts": {"train": 3, "validation": 1}}))
-    (settings.paths.catalog / "catalog.json").write_text(json.dumps(
-        {"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "v0001"}]}))
+    (settings.paths.catalog / "catalog.json").write_text(
+        json.dumps({"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "v0001"}]})
+    )
     dedup = Quarantine("deduplicated_examples")
     dedup.add(reason="near_duplicate", detail="cosine 0.97 to x")
     dedup.add(reason="exact_duplicate", detail="same hash as y")
@@ -66,8 +104,10 @@ def test_dataset_stats_counts_sources_tags_pii_duplicates_and_tokens(version):
     assert stats["by_tag"] == {"journal": 2, "learning": 1, "chat": 1}
     assert stats["pii_replaced"] == {"EMAIL_ADDRESS": 1, "PERSON": 1, "PHONE_NUMBER": 1}
     assert stats["duplicates_removed"] == 2
-    assert stats["dropped_by_stage"] == {"deduplicated_examples": {"exact_duplicate": 1, "near_duplicate": 1},
-                                         "filtered_examples": {"too_short": 1}}
+    assert stats["dropped_by_stage"] == {
+        "deduplicated_examples": {"exact_duplicate": 1, "near_duplicate": 1},
+        "filtered_examples": {"too_short": 1},
+    }
     lengths = [approx_tokens(r["messages"]) for r in train + validation]
     assert stats["tokens"]["total"] == sum(lengths) and stats["tokens"]["max"] == max(lengths)
     estimate = stats["estimate"]
@@ -95,11 +135,19 @@ def _llama_8b(tmp_path, **train) -> TrainSettings:
 
 def test_model_shape_counts_the_parameters_transformers_builds():
     assert model_shape(TrainSettings())["params"] == _transformers_parameter_count(
-        **TinyModelSettings().model_dump(exclude={"seed"}), tie_word_embeddings=False)
-    tiny = TinyModelSettings(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                             num_attention_heads=4, num_key_value_heads=1)
+        **TinyModelSettings().model_dump(exclude={"seed"}), tie_word_embeddings=False
+    )
+    tiny = TinyModelSettings(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+    )
     assert model_shape(TrainSettings(tiny_model=tiny))["params"] == _transformers_parameter_count(
-        **tiny.model_dump(exclude={"seed"}), tie_word_embeddings=False)
+        **tiny.model_dump(exclude={"seed"}), tie_word_embeddings=False
+    )
 
 
 def test_estimate_of_the_8b_gpu_run_is_near_its_measured_peak_memory(tmp_path):
@@ -116,7 +164,8 @@ def test_estimate_grows_with_tokens_epochs_model_size_and_example_length(tmp_pat
     one = estimate_training([500] * 20, small, "cpu")
     assert estimate_training([500] * 40, small, "cpu")["seconds"] == pytest.approx(2 * one["seconds"], rel=0.01)
     assert estimate_training([500] * 20, TrainSettings(num_train_epochs=3), "cpu")["seconds"] == pytest.approx(
-        3 * one["seconds"], rel=0.01)
+        3 * one["seconds"], rel=0.01
+    )
     # Examples are cut at max_length: a longer one costs no more than one of max_length tokens.
     cut = TrainSettings(num_train_epochs=1, max_length=256)
     assert estimate_training([10_000], cut, "cpu")["tokens_per_epoch"] == 256
@@ -133,11 +182,14 @@ def test_estimate_grows_with_tokens_epochs_model_size_and_example_length(tmp_pat
 
 def test_estimate_memory_follows_quantization_and_gradient_checkpointing(tmp_path):
     lengths = [2048] * 4
-    nf4, bf16 = (estimate_training(lengths, _llama_8b(tmp_path, quantization=q), "gpu")["memory_gb"]
-                 for q in ("nf4", "none"))
+    nf4, bf16 = (
+        estimate_training(lengths, _llama_8b(tmp_path, quantization=q), "gpu")["memory_gb"] for q in ("nf4", "none")
+    )
     assert 3.5 < bf16["weights"] / nf4["weights"] < 4.0  # 2 bytes vs half a byte plus quantization constants
-    on, off = (estimate_training(lengths, _llama_8b(tmp_path, gradient_checkpointing=c), "gpu")["memory_gb"]
-               for c in (True, False))
+    on, off = (
+        estimate_training(lengths, _llama_8b(tmp_path, gradient_checkpointing=c), "gpu")["memory_gb"]
+        for c in (True, False)
+    )
     assert off["activations"] > 10 * on["activations"]
     assert on["weights"] == off["weights"]
 
@@ -155,7 +207,9 @@ def test_histogram_is_a_png():
 def test_dataset_show_prints_the_report_and_saves_the_histogram(version):
     settings, folder, _, _ = version
     runner = CliRunner()
-    result = runner.invoke(app, ["dataset", "show", "v0001", "--data-root", str(settings.data_root), "--hardware", "cpu"])
+    result = runner.invoke(
+        app, ["dataset", "show", "v0001", "--data-root", str(settings.data_root), "--hardware", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "train 3, validation 1" in out and "duplicates removed upstream: 2" in out
@@ -197,8 +251,9 @@ def test_stats_of_a_version_written_by_the_real_catalog_take_pii_from_the_curate
 
     settings = load_settings(data_root=tmp_path)
     settings.paths.ensure()
-    frame = examples_frame(example_rows()).with_columns(pl.Series(
-        "pii_replacements", [[], [{"entity_type": "PERSON", "placeholder": "<PERSON>"}], [], []]))
+    frame = examples_frame(example_rows()).with_columns(
+        pl.Series("pii_replacements", [[], [{"entity_type": "PERSON", "placeholder": "<PERSON>"}], [], []])
+    )
     curated, _, _ = apply_decisions(frame, {}, include_unreviewed=True)
     curated.write_parquet(settings.paths.tables / "curated_examples.parquet")
     create_dataset_version(curated.select(list(EXAMPLE_SCHEMA)), settings)

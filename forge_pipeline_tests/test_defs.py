@@ -1,8 +1,6 @@
 """The code location loads and its asset graph is exactly the documented one (docs/CONVENTIONS.md, "Asset
 graph"): asset keys, edges and groups are a contract that checks, jobs and users' selections rely on."""
 
-import dagster as dg
-
 from forge_pipeline.definitions import defs
 
 # Every asset and its complete set of upstream assets (inputs and `deps`).
@@ -29,8 +27,13 @@ EXPECTED_PARENTS = {
 
 EXPECTED_GROUPS = {
     "ingest": {"vault_notes", "conversations"},
-    "prepare": {"training_examples", "scrubbed_examples", "filtered_examples", "deduplicated_examples",
-                "preference_pairs"},
+    "prepare": {
+        "training_examples",
+        "scrubbed_examples",
+        "filtered_examples",
+        "deduplicated_examples",
+        "preference_pairs",
+    },
     "curate": {"curated_examples"},
     "catalog": {"dataset_version", "embedding_index"},
     "train": {"base_model", "lora_adapter", "adapter_evaluation", "preference_adapter"},
@@ -51,8 +54,10 @@ def test_definitions_load_with_exactly_the_contract_asset_keys_each_described():
 
 def test_asset_graph_edges_match_the_contract():
     graph = defs.resolve_asset_graph()
-    actual = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
-              for key in graph.get_all_asset_keys()}
+    actual = {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
     assert actual == EXPECTED_PARENTS
 
 
