@@ -10,7 +10,7 @@ from forge_pipeline.defs.resources import shared_resources
 from forge_pipeline.records import example_id_for, examples_frame
 from forge_pipeline.settings import load_settings
 
-curated_examples = dg.SourceAsset(key="curated_examples", io_manager_key="io_manager")
+curated_examples = dg.AssetSpec("curated_examples").with_io_manager_key("io_manager")
 
 
 def _write_curated(tmp_path, n: int) -> None:

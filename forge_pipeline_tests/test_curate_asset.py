@@ -15,7 +15,7 @@ from forge_pipeline_tests.test_curate_decisions import example_rows
 
 
 def _materialize(tmp_path, run_config=None):
-    upstream = dg.SourceAsset("deduplicated_examples")
+    upstream = dg.AssetSpec("deduplicated_examples")
     return dg.materialize([upstream, curated_examples, curated_examples_respect_decisions], resources=shared_resources(str(tmp_path)),
                           instance=dg.DagsterInstance.ephemeral(), run_config=run_config)
 

@@ -17,7 +17,7 @@ from forge_pipeline.embed.store import load_current, read_versions  # noqa: E402
 from forge_pipeline.records import examples_frame  # noqa: E402
 from forge_pipeline_tests.embed_fixtures import records  # noqa: E402
 
-curated_examples = dg.SourceAsset(key="curated_examples", io_manager_key="io_manager")
+curated_examples = dg.AssetSpec("curated_examples").with_io_manager_key("io_manager")
 
 
 def _write_curated(data_root, recs) -> None:

@@ -33,7 +33,7 @@ def test_materialize_prepare_chain(tmp_path):
     tables.mkdir()
     frame.write_parquet(tables / "training_examples.parquet")
     result = dg.materialize(
-        [dg.SourceAsset("training_examples"), scrubbed_examples, filtered_examples, deduplicated_examples,
+        [dg.AssetSpec("training_examples"), scrubbed_examples, filtered_examples, deduplicated_examples,
          no_residual_pii],
         resources=shared_resources(str(tmp_path)) | prepare_resources(),
         instance=dg.DagsterInstance.ephemeral(),

@@ -161,7 +161,7 @@ CHILD = textwrap.dedent("""
     versions._write_version = slow_write
     while not go.exists():
         time.sleep(0.01)
-    curated = dg.SourceAsset(key="curated_examples", io_manager_key="io_manager")
+    curated = dg.AssetSpec("curated_examples").with_io_manager_key("io_manager")
     result = dg.materialize([curated, *catalog_defs.assets], resources=shared_resources(data_root),
                             instance=dg.DagsterInstance.ephemeral())
     print(result.asset_materializations_for_node("dataset_version")[0].metadata["version_id"].value)
