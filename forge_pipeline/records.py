@@ -1,4 +1,4 @@
-"""The record formats that flow between stages (see DESIGN.md, "Records that flow").
+"""The record formats that flow between stages (docs/CONVENTIONS.md, "Shared pieces").
 
 An example is a chat in the OpenAI/HF `messages` form plus provenance columns. Every record a step drops
 goes to a quarantine table with the file, line and reason, so nothing is lost silently.
