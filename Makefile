@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup ui-deps demo test test-fast dev
+.PHONY: setup ui-deps demo lint test test-fast dev
 
 setup:
 	bash scripts/setup.sh
@@ -15,7 +15,12 @@ ui-deps: setup
 demo: setup
 	$(VENV)/bin/forge demo
 
-test: setup ui-deps
+# Lint and format check first: they take seconds, the suite takes minutes.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup ui-deps lint
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

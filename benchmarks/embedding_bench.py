@@ -120,7 +120,7 @@ def timed_build(records, version, root, backend, settings) -> dict:
             "index_type": meta["index_type"], "_overhead_s": total - encode}
 
 
-REFERENCE_MINILM_RATE = 103.0  # chunks/s, TOOLCHAIN.md: this VM quiet, 69-token texts, batch 64
+REFERENCE_MINILM_RATE = 103.0  # chunks/s, quiet VM, 69-token texts, batch 64 (benchmarks/README.md)
 
 
 def with_minilm_estimate(result: dict, rate: float) -> dict:

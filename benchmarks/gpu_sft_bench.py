@@ -7,12 +7,12 @@ is its own. Reported: real (non-padding) tokens per second over the whole train(
 (log intervals after the first), peak GPU memory, and the loss curve against tokens seen.
 
 Recipes:
-  plain            padded batches of 4, gradient checkpointing, SDPA (the baseline from /work/shared/bench)
+  plain            padded batches of 4, gradient checkpointing, SDPA (the pre-project baseline, benchmarks/README.md)
   forge_*          train_lora with padding-free packing (positions restart per example: no cross-example
                    attention), optionally Liger kernels, with/without gradient checkpointing, batch sizes below
 
 Run on the device machine (torch with CUDA is there; carry wheels for bitsandbytes, trl, datasets, dill,
-multiprocess, liger-kernel, mlflow and this project as in TOOLCHAIN.md):
+multiprocess, liger-kernel, mlflow and this project as wheels when the machine's image lacks them):
     SHAPE=8b NEX=128 python benchmarks/gpu_sft_bench.py            # JSON to $OUT/gpu_sft_bench_8b.json
     RECIPES=plain,forge_packed_liger_gc_bs4 python benchmarks/gpu_sft_bench.py
 CPU smoke test of the script itself (tiny shape, a few examples; numbers meaningless):
@@ -137,7 +137,7 @@ def steady_rate(history: list[dict]) -> float | None:
 
 
 def run_plain(paths: dict) -> dict:
-    """The recipe users write by hand (as in /work/shared/bench/qlora_baseline.py), on the same chats."""
+    """The recipe users write by hand with peft+trl (the pre-project baseline), on the same chats."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

@@ -56,9 +56,10 @@ def demo(
     job = definitions.resolve_implicit_global_asset_job_def()
     selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
     asset_graph = definitions.resolve_asset_graph()
-    selected = sorted(
-        key.to_user_string() for key in selection.resolve(asset_graph) if asset_graph.get(key).is_materializable
-    )
+    chosen = selection.resolve(asset_graph)
+    # Upstream before downstream, so the progress list below reads in the order the chain runs.
+    selected = [key.to_user_string() for key in asset_graph.toposorted_asset_keys
+                if key in chosen and asset_graph.get(key).is_materializable]
     instance = dg.DagsterInstance.get()
     console.print(f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}")
 

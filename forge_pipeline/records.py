@@ -1,4 +1,4 @@
-"""The record formats that flow between stages (see DESIGN.md, "Records that flow").
+"""The record formats that flow between stages (docs/CONVENTIONS.md, "Shared pieces").
 
 An example is a chat in the OpenAI/HF `messages` form plus provenance columns. Every record a step drops
 goes to a quarantine table with the file, line and reason, so nothing is lost silently.
@@ -13,7 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Literal
+
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ROLES = ("system", "user", "assistant")
 
@@ -57,26 +60,98 @@ def read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
 
 
-CHAT_ROLES = ("system", "user", "assistant")
-
-
 def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = ValueError) -> list[dict]:
     """Rows of a JSONL file of `{"messages": [{"role", "content"}, ...]}` (catalog splits, eval prompts),
-    checked line by line so a bad row fails with its file, line and field, not deep inside a trainer."""
+    checked line by line with ChatMessage so a bad row fails with its file, line and field, not deep inside a
+    trainer."""
     rows = []
     for number, row in iter_jsonl(path, error):
         messages = row.get("messages") if isinstance(row, dict) else None
         if not isinstance(messages, list) or not messages:
             raise error(f"{path}:{number}: field 'messages' must be a non-empty list of chat turns")
         for index, message in enumerate(messages):
-            if (not isinstance(message, dict) or message.get("role") not in CHAT_ROLES
-                    or not isinstance(message.get("content"), str)):
-                raise error(f"{path}:{number}: messages[{index}] needs 'role' in {list(CHAT_ROLES)} "
-                            "and a string 'content'")
+            try:
+                ChatMessage.model_validate(message)
+            except ValidationError as err:
+                reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in err.errors())
+                raise error(f"{path}:{number}: messages[{index}] needs 'role' in {list(ROLES)} "
+                            f"and a non-empty string 'content' ({reason})") from None
         if need_assistant and not any(m["role"] == "assistant" for m in messages):
             raise error(f"{path}:{number}: field 'messages' has no assistant turn")
         rows.append(row)
     return rows
+
+
+# -- chat messages and interaction records (the one pydantic model of a chat turn) ----------------------------
+
+class ChatMessage(BaseModel):
+    """One chat turn as Forge stores and trains on it: every reader of chat data (interactions, user files in
+    `forge dataset validate`, catalog splits, eval prompts) checks turns with this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal[ROLES]
+    content: str
+
+    @field_validator("content")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("content must not be empty")
+        return value
+
+
+class ReplyChoice(BaseModel):
+    """Two candidate replies to the conversation's last user turn and which one the person preferred."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replies: list[str] = Field(min_length=2, max_length=2)
+    chosen: Literal[0, 1]
+    # Which model version wrote each reply (A/B side by side); lets `forge compare` count wins per version.
+    model_versions: list[str | None] | None = Field(default=None, min_length=2, max_length=2)
+
+    @field_validator("replies")
+    @classmethod
+    def _distinct_non_empty(cls, value: list[str]) -> list[str]:
+        if any(not reply.strip() for reply in value):
+            raise ValueError("replies must not be empty")
+        if value[0].strip() == value[1].strip():
+            raise ValueError("the two replies are identical: there is nothing to choose between")
+        return value
+
+
+class InteractionIn(BaseModel):
+    """What a client posts to /v1/interactions.
+
+    Feedback forms: `rating` (up/down) on the last assistant reply; `corrected_reply` replacing it (a
+    correction is a preference: corrected over original); `choice` between two replies to the last user turn.
+    `response_id` is the `id` of the chat completion rated: the server then fills `model_version` itself.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    rating: Literal["up", "down"] | None = None
+    feedback: str | None = None
+    corrected_reply: str | None = None
+    choice: ReplyChoice | None = None
+    model_version: str | None = None
+    response_id: str | None = None
+
+    @model_validator(mode="after")
+    def _has_user_message(self) -> "InteractionIn":
+        if not any(message.role == "user" for message in self.messages):
+            raise ValueError("messages need at least one message with role 'user'")
+        if self.choice is not None:
+            if self.messages[-1].role != "user":
+                raise ValueError("choice: messages must end with the user turn the two replies answer")
+            if self.corrected_reply is not None or self.rating is not None:
+                raise ValueError("choice: send a choice on its own, without rating or corrected_reply")
+        if self.corrected_reply is not None and not self.corrected_reply.strip():
+            raise ValueError("corrected_reply must not be empty")
+        return self
+
 
 
 def example_id_for(messages: Iterable[Mapping[str, str]]) -> str:

@@ -16,3 +16,36 @@ def settings(tmp_path: Path):
 @pytest.fixture
 def sample_data() -> Path:
     return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
+def serve_models(tmp_path_factory):
+    """Tiny real GGUF base + two real LoRA adapter GGUFs (built once per session; the serving tests share them)."""
+    from forge_pipeline_tests.gguf_fixtures import build_serve_models
+
+    return build_serve_models(tmp_path_factory.mktemp("serve_models"))
+
+
+@pytest.fixture(scope="session")
+def serve_server(serve_models, tmp_path_factory):
+    """One real server subprocess (uvicorn) for every module that drives it over HTTP. Tests that swap the
+    manifest put v0001 back before they end."""
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
+    from forge_pipeline_tests.serve_fixtures import start_server, stop
+    from forge_pipeline_tests.ui_support import free_port
+
+    root = tmp_path_factory.mktemp("serve_root")
+    manifest_path = root / "serve" / "adapter_manifest.json"
+    write_manifest(manifest_path, serve_models, "v0001")
+    process, client, port, log_path = start_server(root, {
+        "FORGE_SERVE__LOG_SERVED_CHATS": "true", "FORGE_SERVE__ADMIN_LOOPBACK_WITHOUT_TOKEN": "true",
+        # gguf backend without a file: /v1/embeddings embeds with the served model
+        "FORGE_EMBED__BACKEND": "gguf",
+        # Nothing listens here: the fine-tune routes must turn that into a clear 502.
+        "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{free_port()}"})
+    try:
+        yield {"client": client, "root": root, "manifest": manifest_path, "models": serve_models, "port": port,
+               "log": log_path}
+    finally:
+        client.close()
+        stop(process)

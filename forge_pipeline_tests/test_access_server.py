@@ -23,7 +23,7 @@ from forge_pipeline.settings import load_settings
 TOKEN = "tok-3f9a1c"
 MAX_BYTES = 4096
 SECRET = b"TOP-SECRET-DO-NOT-SERVE"
-ADMIN_PREFIXES = ("/admin", "/v1/fine-tunes")
+ADMIN_PREFIXES = ("/admin", "/v1/files", "/v1/fine_tuning")
 
 
 def _closed_port() -> int:
@@ -70,8 +70,11 @@ def _fill(path: str, value: str = "x") -> str:
 
 def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_token(app):
     routes = [(m, p) for m, p in _routes(app["app"]) if p.startswith(ADMIN_PREFIXES)]
-    assert {("POST", "/admin/reload"), ("POST", "/v1/fine-tunes"), ("GET", "/v1/fine-tunes/{run_id}"),
-            ("GET", "/v1/fine-tunes/{run_id}/events"), ("POST", "/v1/fine-tunes/{run_id}/cancel")} <= set(routes)
+    assert {("POST", "/admin/reload"), ("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/{file_id}"),
+            ("GET", "/v1/files/{file_id}/content"), ("DELETE", "/v1/files/{file_id}"),
+            ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs/{job_id}"),
+            ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"), ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
+            ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints")} <= set(routes)
     remote = TestClient(app["app"], client=("203.0.113.7", 40000))
     refused_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},  # no scheme
                        {"Authorization": f"Bearer {TOKEN} "}, {"Authorization": f"bearer{TOKEN}"},
@@ -88,7 +91,11 @@ def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_toke
                                  json={} if method == "POST" else None)
         assert allowed.status_code not in (401, 403), (method, url, allowed.status_code)
     for loopback in ("127.0.0.1", "::1", "127.8.9.10"):
+        # A reverse proxy on the same machine makes every client loopback: no token, no admin.
         local = TestClient(app["app"], client=(loopback, 40000))
+        assert local.post("/admin/reload").status_code == 403, loopback
+        trusting = load_settings(data_root=app["tmp"] / "trusting", serve={"admin_loopback_without_token": True})
+        local = TestClient(create_app(trusting, watch=False), client=(loopback, 40000))
         assert local.post("/admin/reload").status_code != 403, loopback
 
 
@@ -114,7 +121,8 @@ HOSTILE = ["..", "../..", "..%2F..%2Fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt"
 def test_no_get_route_with_a_path_parameter_serves_a_file_outside_the_manifest(app):
     client = TestClient(app["app"], client=("127.0.0.1", 40000))  # loopback: even the trusted client gets nothing
     routes = [p for m, p in _routes(app["app"]) if m == "GET" and "{" in p and not p.startswith(ADMIN_PREFIXES)]
-    assert {"/v1/models/{version}/gguf", "/v1/models/{version}/adapter", "/v1/models/{version}"} <= set(routes)
+    assert {"/v1/models/{version}/gguf", "/v1/models/{version}/adapter", "/v1/models/{version}/base",
+            "/v1/models/{model}"} <= set(routes)
     for path in routes:
         for hostile in HOSTILE:
             response = client.get(_fill(path, hostile))
@@ -135,9 +143,9 @@ def test_a_tampered_manifest_cannot_make_downloads_serve_other_files(app):
     client = TestClient(app["app"], client=("127.0.0.1", 40000))
     response = client.get("/v1/models/v0002/gguf")
     assert response.status_code == 404 and SECRET not in response.content
-    assert "not a .gguf file" in response.json()["detail"]
+    assert "not a .gguf file" in response.json()["error"]["message"]
     corrupt = client.get("/v1/models/v0003/adapter")
-    assert corrupt.status_code == 409 and "sha256" in corrupt.json()["detail"]
+    assert corrupt.status_code == 409 and "sha256" in corrupt.json()["error"]["message"]
 
 
 def test_body_limit_on_every_post_route(app):
@@ -148,7 +156,7 @@ def test_body_limit_on_every_post_route(app):
         url = _fill(path)
         response = client.post(url, content=b"x" * (MAX_BYTES + 1), headers={"content-type": "application/json"})
         assert response.status_code == 413, (url, response.status_code)
-        assert f"serve.max_request_bytes ({MAX_BYTES})" in response.json()["error"]
+        assert f"serve.max_request_bytes ({MAX_BYTES})" in response.json()["error"]["message"]
 
         def chunks():  # no Content-Length at all: the middleware must count
             for _ in range(5):

@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from forge_pipeline.definitions import defs
 from forge_pipeline.export.manifest import read_manifest, verify_version
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,12 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     for asset in ("vault_notes", "dataset_version", "lora_adapter", "gguf_model", "adapter_manifest"):
         assert f"✓ {asset}" in completed.stdout
+    # The progress list reads upstream first: no asset is ticked before one of its parents.
+    ticked = [line.split("✓", 1)[1].strip() for line in completed.stdout.splitlines() if "✓" in line]
+    graph = defs.resolve_asset_graph()
+    for n, asset in enumerate(ticked):
+        parents = {key.to_user_string() for key in graph.get(dg.AssetKey(asset)).parent_keys}
+        assert parents.isdisjoint(ticked[n + 1:]), f"{asset} printed before its parents: {ticked}"
     assert str(root / "data") in completed.stdout
 
 
@@ -51,7 +59,9 @@ def test_demo_manifest_points_at_files_that_load_and_generate(demo_run):
     assert completed.returncode == 0
     manifest_path = root / "data" / "serve" / "adapter_manifest.json"
     manifest = read_manifest(manifest_path)
-    version = manifest["current"] or next(iter(manifest["versions"]))
+    # The default gate (tuned validation loss below base, nothing forced open) promotes the demo's adapter.
+    version = manifest["current"]
+    assert version is not None and manifest["versions"][version]["promoted"] is True, manifest["versions"]
     files = verify_version(manifest, version, manifest_path)
     assert {"base_gguf", "adapter_gguf", "merged_gguf"} <= set(files)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -40,13 +41,15 @@ def _build_index(served) -> None:
                           settings.embed)
 
 
-def test_search_and_download_before_any_index_are_404_naming_the_asset(served):
-    if (index_root(served["settings"].data_root) / "versions.json").exists():
-        pytest.skip("index already built by another test in this module")
-    client = served["client"]
-    response = client.post("/v1/search", json={"query": "sourdough"})
-    assert response.status_code == 404 and "embedding_index" in response.json()["detail"]
-    assert client.get("/v1/embeddings/index").status_code == 404
+def test_search_and_download_before_any_index_are_404_naming_the_asset(tmp_path):
+    # Its own data root, so the answer does not depend on whether another test built the index first.
+    settings = load_settings(data_root=tmp_path / "root")
+    settings.paths.ensure()
+    with TestClient(create_app(settings, watch=False)) as client:
+        response = client.post("/v1/search", json={"query": "sourdough"})
+        assert response.status_code == 404 and "embedding_index" in response.json()["error"]["message"]
+        assert client.get("/v1/embeddings/index").status_code == 404
+        assert client.get("/v1/embeddings/index/meta.json").status_code == 404
 
 
 def test_embeddings_route_has_the_openai_shape_and_minilm_width(served):
@@ -62,7 +65,7 @@ def test_embeddings_route_has_the_openai_shape_and_minilm_width(served):
     np.testing.assert_allclose(vectors, served["backend"].encode(["read replicas", "team lead"]), atol=1e-5)
     single = served["client"].post("/v1/embeddings", json={"input": "one text"}).json()
     assert len(single["data"]) == 1
-    assert served["client"].post("/v1/embeddings", json={"input": []}).status_code == 422
+    assert served["client"].post("/v1/embeddings", json={"input": []}).status_code == 400
 
 
 def test_search_route_returns_the_planted_note_first_with_scores_and_provenance(served):
@@ -74,7 +77,7 @@ def test_search_route_returns_the_planted_note_first_with_scores_and_provenance(
     first = payload["data"][0]
     assert first["example_id"] == "sourdough" and first["source_path"] == "Kitchen/Sourdough.md"
     assert first["rank"] == 1 and 0 < first["score"] <= 1.0 and len(payload["data"]) == 3
-    assert served["client"].post("/v1/search", json={"query": ""}).status_code == 422
+    assert served["client"].post("/v1/search", json={"query": ""}).status_code == 400
 
 
 def test_index_download_is_a_zip_of_parquet_faiss_and_meta(served):
@@ -88,6 +91,10 @@ def test_index_download_is_a_zip_of_parquet_faiss_and_meta(served):
     assert index.ntotal == table.height and "sourdough" in set(table["example_id"])
     single = served["client"].get("/v1/embeddings/index/meta.json")
     assert single.status_code == 200 and single.json()["dimension"] == 384
+    published = served["client"].get("/v1/embeddings/index/sha256").json()
+    for name in ("chunks.parquet", "index.faiss", "meta.json"):
+        assert hashlib.sha256(archive.read(name)).hexdigest() == published["files"][name]
+    assert single.headers["x-forge-sha256"] == published["files"]["meta.json"]
     assert served["client"].get("/v1/embeddings/index/..%2Fversions.json").status_code == 404
 
 

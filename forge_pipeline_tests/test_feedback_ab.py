@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from forge_pipeline.export.manifest import ManifestError, promote_candidate, read_manifest, set_candidate  # noqa: E402
-from forge_pipeline.feedback.routing import TrafficRouter  # noqa: E402
+from forge_pipeline.serve.routing import TrafficRouter  # noqa: E402
 
 
 @pytest.mark.parametrize("share", [0.05, 0.2, 0.5, 0.9])
@@ -30,14 +30,14 @@ def test_router_share_holds_within_tolerance_over_many_decisions(share):
 
 
 @pytest.fixture(scope="module")
-def ab_server(tmp_path_factory):
+def ab_server(serve_models, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from forge_pipeline.serve.app import create_app
     from forge_pipeline.settings import load_settings
-    from forge_pipeline_tests.gguf_fixtures import build_serve_models, write_manifest
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
 
-    models = build_serve_models(tmp_path_factory.mktemp("ab_models"))
+    models = serve_models  # the session's shared tiny GGUFs (conftest)
     root = tmp_path_factory.mktemp("ab_root")
     settings = load_settings(data_root=root, serve={"n_ctx": 256, "embeddings": False},
                              feedback={"router_seed": 3})
@@ -99,9 +99,9 @@ def test_ratings_land_on_the_version_that_served_the_response(ab_server):
     # The client's claim cannot move a rating to another version; unknown responses are refused.
     wrong = client.post("/v1/interactions", json={"messages": question, "rating": "up", "model_version": "v0002",
                                                   "response_id": by_version["v0001"][0]})
-    assert wrong.status_code == 422 and "does not match" in wrong.json()["error"]
+    assert wrong.status_code == 400 and "does not match" in wrong.json()["error"]["message"]
     unknown = client.post("/v1/interactions", json={"messages": question, "rating": "up", "response_id": "nope"})
-    assert unknown.status_code == 422
+    assert unknown.status_code == 400
     client.post("/v1/interactions", json={"messages": [question[0]], "choice": {
         "replies": ["a", "b"], "chosen": 1, "model_versions": ["v0001", "v0002"]}})
 

@@ -69,14 +69,18 @@ def test_admin_routes_refuse_non_loopback_clients_without_token(tmp_path):
     app = create_app(settings, watch=False)
     remote = TestClient(app, client=("203.0.113.7", 40000))
     assert remote.post("/admin/reload").status_code == 403
-    assert remote.post("/v1/fine-tunes", json={}).status_code == 403
-    assert remote.get("/v1/fine-tunes/x/events").status_code == 403
+    assert remote.post("/v1/fine_tuning/jobs", json={}).status_code == 403
+    assert remote.get("/v1/fine_tuning/jobs/x/events").status_code == 403
     assert remote.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
     # With the token the request gets through the guard (409: there is no manifest to load).
     allowed = remote.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
     assert allowed.status_code == 409 and "no current version" in allowed.json()["error"]
     local = TestClient(app, client=("127.0.0.1", 40000))
-    assert local.post("/admin/reload").status_code == 409
+    assert local.post("/admin/reload").status_code == 403  # loopback is not trusted unless configured
+    assert local.post("/admin/reload", headers={"Authorization": "Bearer s3cret"}).status_code == 409
+    trusting = load_settings(data_root=tmp_path, serve={"admin_token": "s3cret", "admin_loopback_without_token": True})
+    assert TestClient(create_app(trusting, watch=False), client=("127.0.0.1", 40000)).post(
+        "/admin/reload").status_code == 409
     # Without a model, inference says why instead of failing obscurely.
     assert local.post("/v1/completions", json={"prompt": "hi"}).status_code == 503
 
@@ -147,3 +151,32 @@ def test_nightly_schedule_skips_when_nothing_changed(tmp_path, monkeypatch):
         os.utime(note, (recent, recent))
         request = nightly_retrain(context)
         assert isinstance(request, dg.RunRequest) and request.run_key == "nightly-2026-06-01"
+
+
+def test_downloads_hash_a_file_once_per_path_size_and_mtime(tmp_path):
+    """A model download must not re-read a multi-GB file per request: the sha256 check is remembered per
+    (path, size, mtime). Proof: bytes changed in place with size and mtime kept are still served (not
+    re-hashed); touching the file makes the next download check again and refuse it (409)."""
+    import os
+
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.export.manifest import describe_file, empty_manifest
+
+    settings = load_settings(data_root=tmp_path / "root", serve={"embeddings": False})
+    settings.paths.ensure()
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF" + b"\1" * 64)
+    manifest = empty_manifest()
+    manifest["versions"]["v0001"] = {"version": "v0001", "files": {
+        "merged_gguf": describe_file(gguf, settings.paths.manifest), "base_gguf": None, "adapter_gguf": None}}
+    manifest["current"] = "v0001"
+    write_json_atomic(settings.paths.manifest, manifest)
+    client = TestClient(create_app(settings, watch=False))
+    assert client.get("/v1/models/v0001/gguf").content == b"GGUF" + b"\1" * 64
+    stat = gguf.stat()
+    gguf.write_bytes(b"GGUF" + b"\2" * 64)
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert client.get("/v1/models/v0001/gguf").status_code == 200  # remembered: not hashed again
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    refused = client.get("/v1/models/v0001/gguf")
+    assert refused.status_code == 409 and "sha256" in refused.json()["error"]["message"]

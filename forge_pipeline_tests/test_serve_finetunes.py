@@ -1,7 +1,9 @@
-"""Fine-tune routes against a real dagster-webserver subprocess (loopback, temporary DAGSTER_HOME)."""
+"""Files and fine-tuning routes, driven by the official openai SDK, against a real dagster-webserver subprocess
+(loopback, temporary DAGSTER_HOME) serving the serve stage's real jobs over two cheap stand-in assets."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
@@ -59,46 +62,122 @@ def dagster_url(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def client(dagster_url, tmp_path):
-    settings = load_settings(data_root=tmp_path, serve={"dagster_url": dagster_url, "dagster_location": LOCATION,
-                                                        "dagster_timeout_s": 30})
-    return TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000))
+# -- OpenAI's files and fine_tuning.jobs through the official SDK ---------------------------------------------
+GOOD = b"".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                          {"role": "assistant", "content": f"Answer {i}."}]}).encode() + b"\n"
+                for i in range(3))
 
 
-def _wait_status(client, run_id, statuses, timeout=90):
+def _sdk(dagster_url, root, job):
+    settings = load_settings(data_root=root, serve={"dagster_url": dagster_url, "dagster_location": LOCATION,
+                                                    "dagster_timeout_s": 30, "fine_tuning_job": job,
+                                                    "admin_token": "ft-token"})
+    http = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
+    # The SDK's api_key is sent as 'Authorization: Bearer ...': the admin token, as any OpenAI client sends it.
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0), settings
+
+
+def _wait_job(sdk, job_id, statuses, timeout=90):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        status = client.get(f"/v1/fine-tunes/{run_id}").json()["status"]
-        if status in statuses:
-            return status
+        job = sdk.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
         time.sleep(0.5)
-    raise AssertionError(f"run {run_id} still {status}, expected one of {statuses}")
+    raise AssertionError(f"job {job_id} still {job.status}, expected one of {statuses}")
 
 
-def test_launch_status_events_of_a_data_job(client):
-    launched = client.post("/v1/fine-tunes", json={"job": "forge_data_job"})
-    assert launched.status_code == 200, launched.text
-    run_id = launched.json()["id"]
-    assert _wait_status(client, run_id, {"SUCCESS", "FAILURE"}) == "SUCCESS"
-    events = client.get(f"/v1/fine-tunes/{run_id}/events").json()["data"]
-    kinds = {e["type"] for e in events}
-    assert "RUN_SUCCESS" in kinds and "ASSET_MATERIALIZATION" in kinds
-    assert any(e["step"] == "quick_notes" for e in events)
+def test_files_are_validated_listed_read_and_deleted_and_feed_the_next_dataset(dagster_url, tmp_path):
+    sdk, settings = _sdk(dagster_url, tmp_path, "forge_retrain_job")
+    uploaded = sdk.files.create(file=("mine.jsonl", GOOD), purpose="fine-tune")
+    assert uploaded.object == "file" and uploaded.status == "processed" and uploaded.bytes == len(GOOD)
+    assert uploaded.filename == "mine.jsonl" and uploaded.purpose == "fine-tune"
+    imported = settings.paths.imports / f"{uploaded.id}.jsonl"
+    assert imported.read_bytes() == GOOD  # where ingest reads imports from for the next dataset version
+    assert [f.id for f in sdk.files.list()] == [uploaded.id]
+    assert sdk.files.retrieve(uploaded.id).bytes == len(GOOD)
+    assert sdk.files.content(uploaded.id).read() == GOOD
+    assert sdk.files.delete(uploaded.id).deleted is True
+    assert not imported.exists()
+    with pytest.raises(openai.NotFoundError):
+        sdk.files.retrieve(uploaded.id)
+    bad = GOOD + b'{"messages": [{"role": "robot", "content": "hi"}]}\n{not json\n'
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.files.create(file=("bad.jsonl", bad), purpose="fine-tune")
+    message = caught.value.body["message"]
+    assert caught.value.param == "file" and caught.value.code == "invalid_file"
+    assert "line 4: messages[0].role is 'robot'" in message and "line 5: not valid JSON" in message
+    assert list(settings.paths.imports.glob("*.jsonl")) == [] and list(sdk.files.list()) == []
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.files.create(file=("mine.jsonl", GOOD), purpose="assistants")
+    assert caught.value.param == "purpose"
 
 
-def test_cancel_a_running_retrain(client):
-    launched = client.post("/v1/fine-tunes", json={"job": "forge_retrain_job"})
-    assert launched.status_code == 200, launched.text
-    run_id = launched.json()["id"]
-    _wait_status(client, run_id, {"STARTED"})
-    cancelled = client.post(f"/v1/fine-tunes/{run_id}/cancel")
-    assert cancelled.status_code == 200, cancelled.text
-    assert _wait_status(client, run_id, {"CANCELED"}) == "CANCELED"
+def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_url, tmp_path):
+    sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
+    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id, validation_file=training.id,
+                                      hyperparameters={"n_epochs": "auto"}, suffix="notes")
+    assert job.object == "fine_tuning.job" and job.status in ("queued", "running")
+    assert job.training_file == training.id and job.user_provided_suffix == "notes"
+    assert _wait_job(sdk, job.id, {"running"}).status == "running"
+    first = sdk.fine_tuning.jobs.list_events(job.id, limit=2)
+    assert len(first.data) == 2 and first.has_more and all(e.object == "fine_tuning.job.event" for e in first.data)
+    rest = sdk.fine_tuning.jobs.list_events(job.id, after=first.data[-1].id, limit=100)
+    assert {e.id for e in rest.data}.isdisjoint({e.id for e in first.data}) and rest.data
+    assert list(sdk.fine_tuning.jobs.checkpoints.list(job.id)) == []
+    assert [j.id for j in sdk.fine_tuning.jobs.list()] == [job.id]
+    assert sdk.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    assert sdk.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        sdk.fine_tuning.jobs.cancel(job.id)
 
 
-def test_dagster_refusals_become_4xx(client):
-    unknown_job = client.post("/v1/fine-tunes", json={"job": "no_such_job"})
-    assert unknown_job.status_code == 400 and "no_such_job" in unknown_job.json()["detail"]
-    assert client.get("/v1/fine-tunes/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert client.post("/v1/fine-tunes", json={"job": "forge_data_job", "unknown": 1}).status_code == 422
+def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
+    sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
+    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    cases = [({"model": "forge", "training_file": "file-000000000000000000000000"}, "training_file"),
+             ({"model": "gpt-4o-mini", "training_file": training.id}, "model"),
+             ({"model": "forge", "training_file": training.id, "hyperparameters": {"n_epochs": 7}},
+              "hyperparameters.n_epochs"),
+             ({"model": "forge", "training_file": training.id, "seed": 3}, "seed")]
+    for arguments, param in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.fine_tuning.jobs.create(**arguments)
+        assert caught.value.param == param, arguments
+    with pytest.raises(openai.NotFoundError):
+        sdk.fine_tuning.jobs.retrieve("ftjob-nope")
+    # Dagster's own refusal (a job name its code location does not have) is a 400 that names the job.
+    sdk_unknown_job, _ = _sdk(dagster_url, tmp_path / "other", "no_such_job")
+    training = sdk_unknown_job.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk_unknown_job.fine_tuning.jobs.create(model="forge", training_file=training.id)
+    assert "no_such_job" in caught.value.message
+
+
+def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model(dagster_url, tmp_path):
+    """forge_data_job finishes at once here; a version published after the job started (what the chain's
+    adapter_manifest asset does at its end) becomes the job's fine_tuned_model and its checkpoint."""
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.export.manifest import empty_manifest
+
+    sdk, settings = _sdk(dagster_url, tmp_path, "forge_data_job")
+    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
+    time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
+    manifest = empty_manifest()
+    manifest["versions"]["v0007"] = {"version": "v0007", "files": {},
+                                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json_atomic(settings.paths.manifest, manifest)
+    done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
+    assert done.status == "succeeded" and done.fine_tuned_model == "v0007" and done.finished_at
+    checkpoints = list(sdk.fine_tuning.jobs.checkpoints.list(job.id))
+    assert [c.fine_tuned_model_checkpoint for c in checkpoints] == ["v0007"]
+
+
+def test_a_finished_job_that_published_nothing_is_failed_with_the_reason(dagster_url, tmp_path):
+    sdk, _ = _sdk(dagster_url, tmp_path, "forge_data_job")
+    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
+    done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
+    assert done.status == "failed" and done.error.code == "no_model_published" and done.fine_tuned_model is None

@@ -16,7 +16,7 @@ per second comes from runs measured on this project's hardware:
   batch 4, AdamW: 13,600 tok/s at 128 tokens and 12,500 tok/s at 512 tokens per example (plain peft
   forward/backward loop, measured 2026-11-22); 12,500 is used.
 * GPU, one H100: Llama-3.1-8B shape, NF4, LoRA r=16 q/k/v/o, padded batches of 4, gradient checkpointing,
-  SDPA: 3,031 real tok/s at 14.6 GB peak (TOOLCHAIN.md).
+  SDPA: 3,031 real tok/s at 14.6 GB peak (benchmarks/README.md, reference measurements).
 
 Other model sizes scale the reference throughput by reference parameters / model parameters (compute per
 token is ~6 x parameters); that extrapolation is labelled as such.
@@ -48,7 +48,7 @@ from forge_pipeline.train.config import TrainSettings
 CPU_REFERENCE = {"tokens_per_s": 12_500, "params": 2_229_504,
                  "what": "tiny demo Llama, 2 CPU cores, LoRA r=16, batch 4, 2026-11-22"}
 GPU_REFERENCE = {"tokens_per_s": 3_031, "params": 8_030_261_248, "peak_gb": 14.6,
-                 "what": "Llama-3.1-8B shape on one H100, NF4, LoRA r=16, batch 4, gradient checkpointing (TOOLCHAIN.md)"}
+                 "what": "Llama-3.1-8B shape on one H100, NF4, LoRA r=16, batch 4, gradient checkpointing"}
 
 
 class DatasetNotFound(FileNotFoundError):

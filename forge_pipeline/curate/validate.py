@@ -23,7 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forge_pipeline.records import ROLES, escape_control, strip_control
+from pydantic import ValidationError
+
+from forge_pipeline.records import ROLES, ChatMessage, escape_control, strip_control
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
@@ -35,6 +37,23 @@ def approx_tokens(messages: Sequence[Mapping[str, str]]) -> int:
     return TOKENS_PER_REPLY + sum(
         TOKENS_PER_MESSAGE + math.ceil(len(str(m.get("content") or "")) / CHARS_PER_TOKEN) for m in messages
     )
+
+
+OPTIONAL_FIELDS = ("name", "weight")
+
+
+def _message_problem(index: int, turn: dict, error: dict) -> str:
+    """One pydantic error of ChatMessage in this checker's words (field path, what was wrong, what is expected)."""
+    field = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"messages[{index}] has unsupported field(s) {[field]}"
+    if error["type"] == "missing":
+        return f"messages[{index}].{field} is missing"
+    if field == "role":
+        return f"messages[{index}].role is {turn.get('role')!r}, expected one of {', '.join(ROLES)}"
+    if field == "content" and isinstance(turn.get("content"), str):
+        return f"messages[{index}].content is empty"
+    return f"messages[{index}].{field} must be a string, got {type(turn.get(field)).__name__}"
 
 
 def message_problems(messages: object, max_tokens: int | None = None) -> list[str]:
@@ -50,20 +69,17 @@ def message_problems(messages: object, max_tokens: int | None = None) -> list[st
             problems.append(f"messages[{i}] must be an object, got {type(message).__name__}")
             roles.append(None)
             continue
-        extra = set(message) - {"role", "content", "name", "weight"}
-        if extra:
-            problems.append(f"messages[{i}] has unsupported field(s) {sorted(extra)}")
-        role = message.get("role")
-        if role not in ROLES:
-            problems.append(f"messages[{i}].role is {role!r}, expected one of {', '.join(ROLES)}")
-            role = None
-        roles.append(role)
-        content = message.get("content")
-        if not isinstance(content, str):
-            problems.append(f"messages[{i}].content must be a string, got {type(content).__name__}")
-        elif not content.strip():
-            problems.append(f"messages[{i}].content is empty")
-        elif strip_control(content) != content.replace("\r\n", "\n").replace("\r", "\n"):
+        # name and weight are fields hosted fine-tuning formats allow; the turn itself is a ChatMessage.
+        turn = {key: value for key, value in message.items() if key not in OPTIONAL_FIELDS}
+        try:
+            roles.append(ChatMessage.model_validate(turn).role)
+        except ValidationError as err:
+            problems.extend(_message_problem(i, turn, e) for e in err.errors())
+            role = message.get("role")
+            roles.append(role if role in ROLES else None)
+            continue
+        content = turn["content"]
+        if strip_control(content) != content.replace("\r\n", "\n").replace("\r", "\n"):
             bad = sorted({escape_control(c) for c in content if strip_control(c) == "" and c != "\r"})
             problems.append(f"messages[{i}].content holds control character(s) {', '.join(bad)}; remove them")
     for i, role in enumerate(roles):

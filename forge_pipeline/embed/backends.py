@@ -37,7 +37,7 @@ class SentenceTransformerBackend(Embedder):
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:

@@ -1,2 +1,2 @@
 """The feedback loop: preference pairs from ratings, corrections and choices; DPO on top of the SFT adapter;
-A/B routing between the current and a candidate version; per-version comparison. Dagster-free."""
+per-version comparison of A/B traffic (the routing itself is the server's: serve/routing.py). Dagster-free."""

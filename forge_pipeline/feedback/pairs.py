@@ -46,7 +46,7 @@ def empty_pairs() -> pl.DataFrame:
 
 def read_interaction_records(dirs: list[Path], quarantine: Quarantine) -> list[dict]:
     """Every valid interaction under `dirs` as {record (InteractionIn), interaction_id, created_at, file, line}."""
-    from forge_pipeline.serve.interactions import InteractionIn
+    from forge_pipeline.records import InteractionIn
 
     rows = []
     for directory in dirs:

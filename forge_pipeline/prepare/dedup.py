@@ -33,7 +33,7 @@ from forge_pipeline.prepare.embeddings import Embedder, EmbeddingCache
 from forge_pipeline.records import Quarantine
 
 PLACEHOLDER_NUM_RE = re.compile(r"<([A-Z_]+?)_\d+>")
-SEARCH_BATCH = 4096  # faiss range_search allocates per query batch; TOOLCHAIN.md saw aborts above ~5,000
+SEARCH_BATCH = 4096  # faiss range_search allocates per query batch; it aborted above ~5,000 (benchmarks/README.md)
 STATE_SCHEMA = {"example_id": pl.String, "kept_id": pl.String, "similarity": pl.Float64, "signature": pl.String}
 
 

@@ -43,13 +43,22 @@ class Embedder:
 
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
 
-            self._model = SentenceTransformer(self.model_path, device="cpu")
+            # transformers 5 draws a "Loading weights" progress bar on every load; for a 90 MB local model it
+            # is only noise on the user's screen (and in Dagster's captured logs).
+            bars_were_on = transformers_logging.is_progress_bar_enabled()
+            transformers_logging.disable_progress_bar()
+            try:
+                self._model = SentenceTransformer(self.model_path, device="cpu")
+            finally:
+                if bars_were_on:
+                    transformers_logging.enable_progress_bar()
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
         self.texts_encoded += len(texts)
         vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
@@ -79,7 +88,7 @@ class EmbeddingCache:
                 known = {k: i for i, k in enumerate(cached["key"].to_list())}
             missing = list(dict.fromkeys(k for k in keys if k not in known))
             if missing:
-                first = {k: t for k, t in zip(keys, texts)}
+                first = dict(zip(keys, texts, strict=True))
                 fresh = embedder.encode([first[k] for k in missing])
                 dim = fresh.shape[1]
                 new_rows = pl.DataFrame({"key": missing, "vector": fresh}, schema={"key": pl.String, "vector": pl.Array(pl.Float32, dim)})

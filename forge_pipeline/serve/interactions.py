@@ -12,78 +12,9 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_pipeline.atomic import locked
-from forge_pipeline.records import read_jsonl
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-    @field_validator("content")
-    @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must not be empty")
-        return value
-
-
-class ReplyChoice(BaseModel):
-    """Two candidate replies to the conversation's last user turn and which one the person preferred."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    replies: list[str] = Field(min_length=2, max_length=2)
-    chosen: Literal[0, 1]
-    # Which model version wrote each reply (A/B side by side); lets `forge compare` count wins per version.
-    model_versions: list[str | None] | None = Field(default=None, min_length=2, max_length=2)
-
-    @field_validator("replies")
-    @classmethod
-    def _distinct_non_empty(cls, value: list[str]) -> list[str]:
-        if any(not reply.strip() for reply in value):
-            raise ValueError("replies must not be empty")
-        if value[0].strip() == value[1].strip():
-            raise ValueError("the two replies are identical: there is nothing to choose between")
-        return value
-
-
-class InteractionIn(BaseModel):
-    """What a client posts to /v1/interactions.
-
-    Feedback forms: `rating` (up/down) on the last assistant reply; `corrected_reply` replacing it (a
-    correction is a preference: corrected over original); `choice` between two replies to the last user turn.
-    `response_id` is the `id` of the chat completion rated: the server then fills `model_version` itself.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    messages: list[ChatMessage] = Field(min_length=1)
-    rating: Literal["up", "down"] | None = None
-    feedback: str | None = None
-    corrected_reply: str | None = None
-    choice: ReplyChoice | None = None
-    model_version: str | None = None
-    response_id: str | None = None
-
-    @model_validator(mode="after")
-    def _has_user_message(self) -> "InteractionIn":
-        if not any(message.role == "user" for message in self.messages):
-            raise ValueError("messages need at least one message with role 'user'")
-        if self.choice is not None:
-            if self.messages[-1].role != "user":
-                raise ValueError("choice: messages must end with the user turn the two replies answer")
-            if self.corrected_reply is not None or self.rating is not None:
-                raise ValueError("choice: send a choice on its own, without rating or corrected_reply")
-        if self.corrected_reply is not None and not self.corrected_reply.strip():
-            raise ValueError("corrected_reply must not be empty")
-        return self
+from forge_pipeline.records import ChatMessage, InteractionIn, ReplyChoice, read_jsonl  # noqa: F401 (re-exported)
 
 
 class Interaction(InteractionIn):

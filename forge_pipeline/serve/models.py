@@ -8,7 +8,7 @@
 * A manifest that is unreadable or names a missing/corrupt file (sha256 mismatch) is refused: the old
   version keeps serving and the error is kept for /health.
 * A/B: when the manifest names a `candidate` with a traffic share, chat sessions opened with `ab=True` go to
-  the candidate with that probability (feedback.routing.TrafficRouter). A candidate on the same base GGUF
+  the candidate with that probability (serve.routing.TrafficRouter). A candidate on the same base GGUF
   is an adapter set on the shared context for that request (a swap costs well under a millisecond; the
   context lock already serializes requests); on another base it gets its own loaded model. A broken
   candidate is dropped (the error is in /health) and the current version keeps all traffic.
@@ -31,13 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, verify_version
-from forge_pipeline.feedback.routing import TrafficRouter
+from forge_pipeline.serve.routing import TrafficRouter
 
 log = logging.getLogger(__name__)
+# `model` values that mean "whatever the server serves by default" (the current version, A/B included).
+DEFAULT_MODEL_NAMES = ("forge", "current")
 
 
 class NoModelError(RuntimeError):
     """Nothing is loaded yet (no promoted version, or the first one was refused)."""
+
+
+class UnknownVersionError(LookupError):
+    """A request named a model this server cannot answer with (not in the manifest, or not on the served base)."""
 
 
 def _clear_state(llm) -> None:
@@ -140,7 +146,8 @@ class _Loaded:
 
 @dataclass
 class _Candidate:
-    """The manifest's A/B candidate; `own` is its separately loaded model when it does not share the base."""
+    """The manifest's A/B candidate (or a version a request named, `pinned`); `own` is its separately loaded
+    model when it does not share the base."""
 
     version: str
     share: float
@@ -148,6 +155,7 @@ class _Candidate:
     adapter_path: Path | None
     entry: dict
     own: _Loaded | None = None
+    pinned: bool = False
 
 
 @dataclass
@@ -156,7 +164,7 @@ class Session:
 
     version: str
     llm: object
-    route: str = "current"  # "current" | "candidate" (A/B)
+    route: str = "current"  # "current" | "candidate" (A/B) | "pinned" (the request named this version)
 
 
 class ModelHost:
@@ -175,10 +183,14 @@ class ModelHost:
         self._pointer_lock = threading.Lock()  # guards self._current
         self.last_error: str | None = None
         self.swaps: list[dict] = []
+        self.swap_counts: dict[str, int] = {}  # all swaps since start by kind (self.swaps keeps the last 200)
+        self.refusals = 0  # manifests refused since start (the old version kept serving)
         self._sha_cache: dict[tuple, str] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._seen_manifest: tuple | None = None
+        # Set when the server shuts down: generations stop at their next token (see `stopping`).
+        self.stopping_event = threading.Event()
 
     # -- requests ---------------------------------------------------------------------------------
     @property
@@ -197,24 +209,71 @@ class ModelHost:
         return None if candidate is None else {"version": candidate.version, "traffic_share": candidate.share,
                                                "shared_base": candidate.own is None}
 
+    def stopping(self, input_ids, logits) -> bool:
+        """A llama-cpp-python stopping criterion: true once the server is shutting down, so an in-flight
+        generation ends at its next token instead of holding the model lock until max_tokens."""
+        return self.stopping_event.is_set()
+
+    def resolve(self, model: str | None) -> str | None:
+        """The version a request's `model` names: None for the default (A/B-routed current version), else a
+        manifest version this server can answer with. Raises UnknownVersionError naming why not."""
+        if model is None or model in DEFAULT_MODEL_NAMES:
+            return None
+        loaded, candidate = self._current, self._candidate
+        if loaded is None:
+            raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
+        if model == loaded.version or (candidate is not None and model == candidate.version):
+            return model
+        self._pinned(model, loaded)
+        return model
+
+    def _pinned(self, version: str, loaded: _Loaded) -> _Candidate:
+        """A manifest version that is neither current nor candidate, served by adapter swap on the shared base."""
+        try:
+            manifest = read_manifest(self.manifest_path)
+        except ManifestError as err:
+            raise UnknownVersionError(f"the manifest cannot be read ({err})") from None
+        if version not in manifest["versions"]:
+            raise UnknownVersionError("it is not a version in the adapter manifest")
+        try:
+            base_path, adapter_path = self._serving_paths(self.verified_files(manifest, version))
+        except ManifestError as err:
+            raise UnknownVersionError(f"its files cannot be served ({err})") from None
+        if adapter_path is None or base_path != loaded.base_path:
+            raise UnknownVersionError(f"it is not an adapter on the served base {loaded.base_path.name}; only "
+                                      "versions that an adapter swap can serve are selectable")
+        return _Candidate(version, 0.0, base_path, adapter_path, manifest["versions"][version], pinned=True)
+
     @contextlib.contextmanager
-    def session(self, kind: str = "chat", ab: bool = False) -> Iterator[Session]:
-        """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate."""
+    def session(self, kind: str = "chat", ab: bool = False, version: str | None = None) -> Iterator[Session]:
+        """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate;
+        `version` (from `resolve`) pins the request to that version instead."""
         to_candidate = None  # drawn once per request, even if a swap makes us look again
         while True:
             loaded = self._current
             if loaded is None:
                 raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
-            candidate = self._candidate if ab and kind == "chat" else None
-            if candidate is not None and to_candidate is None:
-                to_candidate = self.router.to_candidate(candidate.share)
-            use = candidate if candidate is not None and to_candidate else None
+            candidate = self._candidate
+            if version is not None and version != loaded.version:
+                if candidate is not None and candidate.version == version:
+                    use = candidate
+                else:
+                    use = self._pinned(version, loaded)
+            elif version is not None:
+                use = None
+            else:
+                candidate = candidate if ab and kind == "chat" else None
+                if candidate is not None and to_candidate is None:
+                    to_candidate = self.router.to_candidate(candidate.share)
+                use = candidate if candidate is not None and to_candidate else None
             if use is not None and use.own is None and use.base_path != loaded.base_path:
+                if use.pinned or version is not None:
+                    raise UnknownVersionError(f"{version} is no longer servable on the current base")
                 use = None  # the current base just changed; the candidate is re-checked by the reload
             holder = use.own if use is not None and use.own is not None else loaded
             holder.lock.acquire()
             # A base switch or candidate change may have happened while we waited; then look again.
-            if loaded is self._current and (use is None or use is self._candidate):
+            if loaded is self._current and (use is None or use.pinned or use is self._candidate):
                 break
             holder.lock.release()
         try:
@@ -224,8 +283,8 @@ class ModelHost:
             if kind != "embed" and holder is loaded:
                 # Shared context: the adapter of the version this request goes to (no-op when already set).
                 engine.set_adapter(use.adapter_path if use is not None else loaded.adapter_path)
-            yield Session(use.version if use is not None else loaded.version, engine.llm,
-                          "candidate" if use is not None else "current")
+            route = "current" if use is None else ("pinned" if use.pinned else "candidate")
+            yield Session(use.version if use is not None else loaded.version, engine.llm, route)
         finally:
             holder.lock.release()
 
@@ -238,8 +297,9 @@ class ModelHost:
                     verbose=False, **extra)
         return _Engine(llm)
 
-    def _verify(self, manifest: dict, version: str) -> dict[str, Path]:
-        # verify_version hashes every file; cache by (path, size, mtime) so polling a multi-GB base stays cheap.
+    def verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
+        """The files of `version`, sha256-checked once per (path, size, mtime): polling the manifest and every
+        download of a multi-GB base stay cheap."""
         entry = manifest["versions"].get(version)
         if entry is None:
             raise ManifestError(f"{self.manifest_path}: current version {version!r} is not in the manifest")
@@ -274,6 +334,7 @@ class ModelHost:
             try:
                 return self._reload()
             except Exception as err:  # any failure must leave the old model serving
+                self.refusals += 1
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.error("manifest refused, still serving %s: %s", self.version, self.last_error)
                 return {"changed": False, "version": self.version, "error": self.last_error}
@@ -290,7 +351,7 @@ class ModelHost:
         try:
             spec = candidate_of(manifest, self.manifest_path)
             if spec is not None and spec["version"] != self.version:
-                base_path, adapter_path = self._serving_paths(self._verify(manifest, spec["version"]))
+                base_path, adapter_path = self._serving_paths(self.verified_files(manifest, spec["version"]))
                 wanted = (spec["version"], spec["traffic_share"], base_path, adapter_path,
                           manifest["versions"][spec["version"]])
             self.candidate_error = None
@@ -338,7 +399,7 @@ class ModelHost:
         version = manifest.get("current")
         if version is None:
             raise ManifestError(f"{self.manifest_path}: no current version promoted")
-        resolved = self._verify(manifest, version)
+        resolved = self.verified_files(manifest, version)
         entry = manifest["versions"][version]
         base_path, adapter_path = self._serving_paths(resolved)
         current = self._current
@@ -381,6 +442,7 @@ class ModelHost:
             record = {"kind": "base_load", "from": previous, "to": version, "swap_ms": round((time.perf_counter() - started) * 1000, 3)}
         record["at"] = time.time()
         self.swaps.append(record)
+        self.swap_counts[record["kind"]] = self.swap_counts.get(record["kind"], 0) + 1
         del self.swaps[:-200]
         self.last_error = None
         log.info("now serving %s (%s in %.2f ms)", version, record["kind"], record["swap_ms"])
@@ -400,7 +462,8 @@ class ModelHost:
         try:
             stat = self.manifest_path.stat()
         except FileNotFoundError:
-            pass
+            if self._current is not None:  # keep serving, but /health must not claim all is well
+                self.last_error = f"{self.manifest_path} is missing; still serving {self.version}"
         quick = (stat.st_mtime_ns, stat.st_size) if stat else None
         if self._seen_manifest is not None and quick == self._seen_manifest[:2]:
             return None
@@ -423,6 +486,7 @@ class ModelHost:
         self._watcher.start()
 
     def close(self) -> None:
+        self.stopping_event.set()  # in-flight generations end at their next token, releasing their locks
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)

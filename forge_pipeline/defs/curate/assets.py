@@ -14,7 +14,7 @@ class CurateConfig(dg.Config):
     include_unreviewed: bool | None = None  # None: settings.curate.include_unreviewed
 
 
-@dg.asset(group_name="prepare", kinds={"polars", "sqlite"})
+@dg.asset(group_name="curate", kinds={"polars", "sqlite"})
 def curated_examples(config: CurateConfig, forge: ForgeSettingsResource,
                      deduplicated_examples: pl.DataFrame) -> dg.MaterializeResult:
     """The examples a person approved or edited in `forge curate` (edits replace the content under a new

@@ -1,0 +1,69 @@
+"""OpenAI's models resource: `GET /v1/models`, `GET /v1/models/{model}`.
+
+Every id listed can be sent as `model` in a chat or completion request: the served (current) version, the
+A/B candidate, and each manifest version an adapter swap on the served base can answer with. Forge's own
+fields (`current`, `serving`, the manifest entry) ride along beside OpenAI's `id`, `object`, `created`,
+`owned_by`; the SDK keeps unknown fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from forge_pipeline.export.manifest import ManifestError, read_manifest
+from forge_pipeline.serve.errors import model_not_found
+from forge_pipeline.serve.models import NoModelError, UnknownVersionError
+
+
+def _created(entry: dict) -> int:
+    try:
+        return int(datetime.fromisoformat(str(entry.get("created_at")).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+def models_router(model_host, manifest_path) -> APIRouter:
+    router = APIRouter()
+
+    def servable() -> tuple[dict[str, dict], str | None]:
+        """{version: manifest entry} for every version a request can name, and the manifest's problem if any."""
+        entries: dict[str, dict] = {}
+        problem = None
+        try:
+            manifest = read_manifest(manifest_path)
+        except ManifestError as err:  # keep answering with what is loaded
+            manifest, problem = {"versions": {}}, str(err)
+        for version, entry in manifest["versions"].items():
+            try:
+                model_host.resolve(version)
+            except (UnknownVersionError, NoModelError):
+                continue
+            entries[version] = entry
+        if model_host.version is not None and model_host.version not in entries:
+            entries[model_host.version] = model_host.entry or {}
+        return entries, problem
+
+    def describe(version: str, entry: dict) -> dict:
+        return {**entry, "id": version, "object": "model", "created": _created(entry), "owned_by": "forge",
+                "serving": version == model_host.version,
+                "candidate": (model_host.candidate or {}).get("version") == version}
+
+    @router.get("/v1/models")
+    def list_models():
+        entries, problem = servable()
+        listing = {"object": "list", "data": [describe(v, e) for v, e in entries.items()],
+                   "serving": model_host.version}
+        if problem:
+            listing["manifest_error"] = problem
+        return listing
+
+    @router.get("/v1/models/{model}")
+    def retrieve_model(model: str):
+        entries, _ = servable()
+        if model not in entries:
+            raise model_not_found(model)
+        return describe(model, entries[model])
+
+    return router
