@@ -1,7 +1,7 @@
 """`forge datasets`, `forge dataset show` and `forge status` on a real catalog and a real Dagster instance."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
@@ -20,7 +20,7 @@ def _examples(n: int) -> pl.DataFrame:
                     {"role": "assistant", "content": "A longer answer, with words. " * (1 + i % 7)}]
         rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "vault",
                      "source_path": f"n{i}.md", "conversation_id": None,
-                     "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "tags": ["t"]})
+                     "created_at": datetime(2026, 1, 1, tzinfo=UTC), "tags": ["t"]})
     return examples_frame(rows)
 
 

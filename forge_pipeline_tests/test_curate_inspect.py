@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from forge_pipeline.catalog.versions import approx_tokens
 from forge_pipeline.cli import app
 from forge_pipeline.curate.inspect import (
     DatasetNotFound,
@@ -17,7 +18,6 @@ from forge_pipeline.curate.inspect import (
     resolve_version,
     token_length_histogram_png,
 )
-from forge_pipeline.catalog.versions import approx_tokens
 from forge_pipeline.records import Quarantine
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.config import TinyModelSettings, TrainSettings
