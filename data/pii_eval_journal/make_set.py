@@ -41,7 +41,21 @@ def _digits(rng, n):
 
 
 def _phone(rng):
-    """(text, form) for a phone number in a country's local or international format."""
+    """(text, form) for a valid phone number (libphonenumber agrees) in a country's local or international
+    format; libphonenumber only checks the generator, the detector does not see this."""
+    import phonenumbers
+
+    while True:
+        text, form = _phone_candidate(rng)
+        region = form.split("_")[0]
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(text, region)):
+                return text, form
+        except phonenumbers.NumberParseException:
+            pass
+
+
+def _phone_candidate(rng):
     c = rng.choice(["GB", "FR", "DE", "US", "SE", "NL", "IN", "ES", "IT", "AU"])
     intl = rng.random() < 0.45
     if c == "GB":
@@ -175,7 +189,9 @@ def _iban(rng):
 
 
 def _card(rng):
-    digits = [rng.choice([4, 5])] + [rng.randrange(10) for _ in range(14)]
+    """A Luhn-valid Visa (4...) or Mastercard (51-55...) number."""
+    digits = [4, rng.randrange(10)] if rng.random() < 0.5 else [5, rng.randrange(1, 6)]
+    digits += [rng.randrange(10) for _ in range(13)]
     total = sum((d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 == 0 else d for i, d in enumerate(reversed(digits)))
     digits.append((10 - total % 10) % 10)
     s = "".join(map(str, digits))

@@ -18,7 +18,7 @@ class ScrubSettings(BaseModel):
     deny_list: list[str] = Field(default=[], description="Terms always redacted, in any letter case (e.g. names of "
                                                          "people you write about in lower case).")
     phone_regions: list[str] = Field(
-        default=["US", "GB", "FR", "DE", "SE", "NL", "ES", "IT", "IN", "AU", "CA", "IE", "NO", "DK", "FI", "BE",
+        default=["US", "GB", "FR", "DE", "SE", "NL", "ES", "IT", "IN", "AU", "CA", "IE", "FI", "BE",
                  "CH", "AT", "PL", "PT"],
         description="Countries whose national phone formats are recognised (presidio PhoneRecognizer regions); "
                     "international +CC numbers are found whatever the list.")

