@@ -422,8 +422,10 @@ def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[
     for d in raw:
         if d.entity_type in ORG_LOC and d.entity_type not in scrub.entities:
             cue = ORG_CUE_RE if d.entity_type == "ORGANIZATION" else LOC_CUE_RE
-            if not cue.search(text[max(0, d.start - 12):d.start]):
-                continue
+            span = text[d.start:d.end]
+            if (not cue.search(text[max(0, d.start - 12):d.start]) or not span[:1].isupper() or span.isupper()
+                    or any(ch.isdigit() for ch in span)):
+                continue  # a name is capitalised, not an acronym ("to IBAN ..."), and has no digits
             d = Detection("PERSON", d.start, d.end, scrub.score_threshold)
         elif d.score < scrub.score_threshold:
             continue
@@ -458,6 +460,7 @@ def _name_terms(value: str, scrub: ScrubSettings) -> set[str]:
         words = [w for w in words if w]
         if any(w[0].isupper() for w in words):
             words = [w for w in words if w[0].isupper()]
+        words = [w for w in words if not (w.isupper() and len(w) > 1)]  # acronyms ("IBAN", "SQL") name no one
         terms |= {w.casefold() for w in words}
         if len(words) > 1:
             terms.add(" ".join(words).casefold())
