@@ -82,7 +82,7 @@ FR_ADDRESS = (r"(?-i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulev
 # Addresses typed in lower case ("hauptstraße 112b, 10115 berlin", "42 commercial drive, vancouver, bc v5l 3x9"):
 # without capitals only the postcode tells an address from prose, so these need one.
 _W = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
-ANYCASE_EU_ADDRESS = (r"(?i:\b(?:(?:" + _W + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?" + _W + _EU_SUFFIX +
+ANYCASE_EU_ADDRESS = (r"(?i:\b(?:" + _W + _EU_SUFFIX +
                       r"|(?:via|viale|corso|piazza|calle|carrer|avenida|paseo|plaza|rua|lange|korte)\s+(?:" + _W +
                       r"\s){0,3}?" + _W + r"),?\s+\d{1,4}(?:\s?[a-z]\b)?,\s*(?:\d{4}\s?[a-z]{2}\b|\d{3}\s\d{2}\b|"
                       r"\d{4,5}\b)\s+" + _W + r"(?:\s(?:" + _W + r")){0,2}?(?=[\s.,;:!?)]|$))")
