@@ -5,7 +5,7 @@ check agreeing with the scrubber, and dataset_version refusing a table whose PII
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -13,13 +13,18 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from forge_pipeline.prepare.config import ScrubSettings  # noqa: E402
-from forge_pipeline.prepare.pii import (  # noqa: E402
-    Detection, analyze_texts, build_analyzer, find_residual_pii, merge_spans, scrub_examples,
+from forge_pipeline.prepare.config import ScrubSettings
+from forge_pipeline.prepare.pii import (
+    Detection,
+    analyze_texts,
+    build_analyzer,
+    find_residual_pii,
+    merge_spans,
+    scrub_examples,
 )
-from forge_pipeline.records import example_id_for, examples_frame  # noqa: E402
+from forge_pipeline.records import example_id_for, examples_frame
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def frame_of(chats: list[list[str]], tags: list[list[str]] | None = None, paths: list[str] | None = None) -> pl.DataFrame:

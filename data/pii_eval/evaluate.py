@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from forge_pipeline.prepare.config import ScrubSettings  # noqa: E402
+from forge_pipeline.prepare.config import ScrubSettings
 
 SETS = {"journal": ROOT / "data" / "pii_eval_journal" / "messages.jsonl",
         "regression": ROOT / "data" / "pii_eval" / "messages.jsonl"}
@@ -126,8 +126,8 @@ def main() -> None:
         runs = {"default": base} | ({k: base.model_copy(update=v) for k, v in ABLATIONS.items()}
                                     if args.ablation else {})
         for run, scrub in runs.items():
-            result = evaluate(analyzer if run != "no_forge_address_patterns" else build_analyzer(scrub.spacy_model, scrub),
-                              rows, scrub)
+            rebuild = (scrub.phone_regions, scrub.address_patterns) != (base.phone_regions, base.address_patterns)
+            result = evaluate(build_analyzer(scrub.spacy_model, scrub) if rebuild else analyzer, rows, scrub)
             results[f"{name}/{run}"] = result
             print(f"\n## {name} set ({len(rows)} messages), {run}\n")
             print(markdown(result) if run == "default" else "\n".join(markdown(result).split("\n\n")[0:1]))

@@ -76,7 +76,7 @@ def _phone_candidate(rng):
             rest = f"{rng.choice('23456789')}{_digits(rng, 7)}"
             return (f"+49 30 {rest}" if intl else f"030 {rest}"), f"DE_{'intl' if intl else 'local'}"
         pre = rng.choice(["151", "160", "170", "176"])
-        rest = _digits(rng, 8 if pre != "176" else 8)
+        rest = _digits(rng, 8)
         return (f"+49 {pre} {rest}" if intl else f"0{pre} {rest}"), f"DE_{'intl' if intl else 'local'}"
     if c == "US":
         area = rng.choice(["415", "212", "646", "312", "617", "503", "206", "737"])
@@ -402,7 +402,7 @@ def note(rng, cast):
         m.add("## Attendees\n- ")
         m.value(f"{first} {last}", "PERSON", "list_item")
         m.add("\n- ")
-        f2, l2 = cast.pick()
+        f2, _ = cast.pick()
         m.value(f2, "PERSON", "list_item")
         m.add("\n\n## Notes\n")
     else:

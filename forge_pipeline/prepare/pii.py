@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -382,8 +383,8 @@ def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -
     # ORG/LOC come back below the threshold (presidio scales them down as unreliable): fetch them at any
     # score and let _apply_rules decide; everything else is cut at the configured threshold as before.
     threshold = 0.0 if len(requested) > len(scrub.entities) else scrub.score_threshold
-    kwargs: dict[str, Any] = dict(language="en", entities=requested, score_threshold=threshold,
-                                  allow_list=scrub.allow_list or None)
+    kwargs: dict[str, Any] = {"language": "en", "entities": requested, "score_threshold": threshold,
+                              "allow_list": scrub.allow_list or None}
     results: list[list[Detection]] = [[] for _ in texts]
     if fast:
         # worker processes cost a fork and IPC per batch: only worth it for a few hundred texts per worker
@@ -493,7 +494,7 @@ class NameIndex:
             for n in range(min(self.longest, len(tokens) - i), 0, -1):
                 window = tokens[i:i + n]
                 if (tuple(w[2] for w in window) in self.terms and
-                        all(_NAME_SEPARATOR.fullmatch(text[x[1]:y[0]]) for x, y in zip(window, window[1:]))):
+                        all(_NAME_SEPARATOR.fullmatch(text[x[1]:y[0]]) for x, y in pairwise(window))):
                     spans.append((window[0][0], window[-1][1], tuple(w[2] for w in window)))
                     i += n
                     break
@@ -708,7 +709,7 @@ def language_gate(rows: list[dict], languages: list[str]) -> tuple[list[bool], Q
     The quarantine row names the language and keeps no text (the text was never scrubbed). Texts too short
     to judge, and an empty `languages`, let everything through.
     """
-    from forge_pipeline.prepare.quality import detect_language, line_stats
+    from forge_pipeline.prepare.quality import line_stats
     from forge_pipeline.records import example_text
 
     quarantine, keep = Quarantine("scrubbed_examples"), []
