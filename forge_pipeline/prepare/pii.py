@@ -700,25 +700,34 @@ def _replace(text: str, dets: list[Detection], mapping: PlaceholderMap, found: l
     return "".join(parts) + text[last:]
 
 
-def language_gate(rows: list[dict], languages: list[str]) -> tuple[list[bool], Quarantine]:
+def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tuple[list[bool], Quarantine]:
     """Which examples may go through the (English) NER, and the quarantine of the others.
 
-    Rule: an example whose prose (code, tables and links left out) is detected (langdetect, seeded) as a
-    language outside `languages` is held back here, before the scrub: English NER on other languages finds
-    "names" in ordinary words and misses real ones, and the quality filter would drop the example anyway.
-    The quarantine row names the language and keeps no text (the text was never scrubbed). Texts too short
-    to judge, and an empty `languages`, let everything through.
+    Rule: an example whose prose (code, tables and links left out) is detected as a language outside
+    `languages` is held back here, before the scrub: English NER on other languages finds "names" in ordinary
+    words and misses real ones, and the quality filter would drop the example anyway. The quarantine row
+    names the language and keeps no text (the text was never scrubbed). Texts too short to judge, and an
+    empty `languages`, let everything through. Verdicts are cached per example_id (a content hash).
     """
+    from pathlib import Path
+
     from forge_pipeline.prepare.quality import line_stats
     from forge_pipeline.records import example_text
 
     quarantine, keep = Quarantine("scrubbed_examples"), []
+    path = Path(cache_dir) / "pii" / f"languages-{LANGUAGE_RULE_VERSION}.parquet" if cache_dir is not None else None
+    cached = dict(pl.read_parquet(path).iter_rows()) if path is not None and path.exists() else {}
+    fresh = 0
     for row in rows:
         ok = True
         if languages:
-            prose = line_stats(example_text({"role": m["role"], "content": m.get("content") or ""}
-                                            for m in row["messages"] or [] if m["role"] != "system"))[2]
-            lang = _language_of(prose)
+            if row["example_id"] in cached:
+                lang = cached[row["example_id"]]
+            else:
+                prose = line_stats(example_text({"role": m["role"], "content": m.get("content") or ""}
+                                                for m in row["messages"] or [] if m["role"] != "system"))[2]
+                lang = cached[row["example_id"]] = _language_of(prose)
+                fresh += 1
             if lang is not None and lang not in languages:
                 ok = False
                 # no file: a path may hold a name, and this runs before the scrub (record_id finds it)
@@ -726,7 +735,17 @@ def language_gate(rows: list[dict], languages: list[str]) -> tuple[list[bool], Q
                                detail=f"detected language {lang!r} not in {languages}; held back before the "
                                       "PII scrub (English NER is not run on it), text not kept")
         keep.append(ok)
+    if path is not None and fresh:
+        from forge_pipeline.atomic import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            pl.DataFrame({"example_id": list(cached), "language": list(cached.values())},
+                         schema={"example_id": pl.String, "language": pl.String}).write_parquet(tmp)
     return keep, quarantine
+
+
+LANGUAGE_RULE_VERSION = "1"
 
 
 def _language_of(prose: str) -> str | None:
@@ -757,7 +776,7 @@ def scrub_examples(examples: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
     rows = frame.to_dicts()
     report = ScrubReport()
     if languages is not None:
-        keep, report.quarantine = language_gate(rows, languages)
+        keep, report.quarantine = language_gate(rows, languages, cache_dir)
         rows = [r for r, k in zip(rows, keep) if k]
     texts: list[str] = []
     for row in rows:
