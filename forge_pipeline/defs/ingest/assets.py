@@ -28,9 +28,9 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     notes, quarantine = read_vault(settings.vault_dir, settings.ingest, settings.paths.cache, stats)
     # Tags are the person's own words (a `people/<name>` tag is a name) and this runs before the scrub: count
     # only the configured reflection tags; the scrubbed tags are counted per version (dataset_version.by_tag).
-    reflection = settings.ingest.reflection_tags
+    reflection = set(settings.ingest.reflection_tags)
     all_tags = [tag for tags in notes["tags"].to_list() for tag in tags]
-    tag_counts = Counter(r for tag in all_tags for r in reflection if tag == r or tag.startswith(r + "/"))
+    tag_counts = Counter(tag for tag in all_tags if tag in reflection)
     return dg.MaterializeResult(value=notes, metadata={
         "notes": notes.height, "files_seen": stats.files_seen, "parsed": stats.parsed, "from_cache": stats.cached,
         "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
