@@ -78,7 +78,8 @@ def run_steps(frame, prepare, analyzer, embedder, cache_dir) -> dict:
 
     out = {}
     t = time.perf_counter()
-    scrubbed, rep = scrub_examples(frame, prepare.scrub, analyzer, cache_dir=cache_dir)
+    scrubbed, rep = scrub_examples(frame, prepare.scrub, analyzer, cache_dir=cache_dir,
+                                   languages=prepare.filter.languages)
     out["scrub_s"] = time.perf_counter() - t
     out["messages_analyzed"] = rep.messages_analyzed
     t = time.perf_counter()
@@ -112,7 +113,7 @@ def main() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     frame = generate(args.examples, seed=7, start=t0)
     t = time.perf_counter()
-    analyzer = build_analyzer(prepare.scrub.spacy_model)
+    analyzer = build_analyzer(prepare.scrub.spacy_model, prepare.scrub)
     embedder = Embedder(prepare.dedup.embedding_model, prepare.dedup.batch_size)
     _ = embedder.model
     result = {"examples": args.examples, "startup_s": round(time.perf_counter() - t, 1)}

@@ -1,35 +1,67 @@
-"""Recall/precision of the scrubber's analyzer on the labelled synthetic set data/pii_eval/messages.jsonl."""
+"""Recall/precision of the scrubber's detection on the labelled sets: the journal-style set
+(data/pii_eval_journal, the main one) and the older template set (data/pii_eval, a regression set).
+The full per-form report: `python data/pii_eval/evaluate.py`."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+import pytest
+
 from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii import build_analyzer
-from forge_pipeline.prepare.pii_eval import evaluate, load_eval_set, markdown_table
+
+_spec = importlib.util.spec_from_file_location(
+    "pii_evaluate", Path(__file__).resolve().parents[1] / "data" / "pii_eval" / "evaluate.py")
+ev = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ev)
 
 
-def test_pii_recall_and_precision_per_entity():
-    rows = load_eval_set()
+@pytest.fixture(scope="module")
+def analyzer():
+    return build_analyzer()
+
+
+def test_journal_set_recall_and_precision(analyzer):
+    rows = ev.load_eval_set(ev.SETS["journal"])
+    assert len(rows) >= 500 and sum(1 for r in rows if not r["spans"]) >= 80  # benign text included
+    result = ev.evaluate(analyzer, rows, ScrubSettings())
+    print("\n" + ev.markdown(result))
+    table = result["by_type"]
+    for entity in ("PERSON", "PHONE_NUMBER", "STREET_ADDRESS"):
+        assert table[entity]["recall"] >= 0.95, (entity, table[entity])
+    for entity in ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE"):
+        assert table[entity]["recall"] >= 0.95, (entity, table[entity])
+    # precision guards against "redact everything": benign text full of products and places stays mostly clean.
+    # Names: spaCy's small model itself calls some products and places people (Louvre, Firefox) every time it
+    # sees them; before issue 19 the name precision here was 0.59.
+    assert table["PERSON"]["precision"] >= 0.75, table["PERSON"]
+    for entity in ("PHONE_NUMBER", "STREET_ADDRESS"):
+        assert table[entity]["precision"] >= 0.95, (entity, table[entity])
+
+
+def test_regression_set_recall_and_precision(analyzer):
+    rows = ev.load_eval_set(ev.SETS["regression"])
     assert len(rows) >= 200 and sum(1 for r in rows if not r["spans"]) >= 40  # negatives included
-    table = evaluate(build_analyzer(), rows, ScrubSettings())
-    print("\n" + markdown_table(table))
+    table = ev.evaluate(analyzer, rows, ScrubSettings())["by_type"]
     for entity in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"):
         assert table[entity]["recall"] >= 0.9, (entity, table[entity])
     for entity in ("IBAN_CODE", "STREET_ADDRESS", "IP_ADDRESS"):
         assert table[entity]["labelled"] > 0 and table[entity]["recall"] >= 0.8, (entity, table[entity])
-    # precision guards against "redact everything": the negatives must stay mostly clean
     assert all(r["precision"] >= 0.8 for r in table.values() if r["precision"] is not None), table
 
 
-def test_batched_paths_match_plain_analyze_loop():
-    """The fast paths (nlp.pipe with parser off, one or two spaCy processes) detect exactly what presidio's
+def test_batched_paths_match_plain_analyze_loop(analyzer):
+    """The fast paths (presidio's batch NLP API, one or two spaCy processes) detect exactly what presidio's
     plain one-document-at-a-time analyze() loop detects."""
     from forge_pipeline.prepare.pii import analyze_texts
 
-    analyzer = build_analyzer()
-    texts = [r["text"] for r in load_eval_set()] * 3  # 744 texts: enough for two worker processes
-    one = analyze_texts(analyzer, texts, ScrubSettings(n_process=1))
-    two = analyze_texts(analyzer, texts, ScrubSettings(n_process=2))
-    plain = analyze_texts(analyzer, texts[:120], ScrubSettings(), fast=False)
+    texts = [r["text"] for r in ev.load_eval_set(ev.SETS["regression"])] * 3  # 744 texts: two worker processes
+    per_text = ScrubSettings(propagate_names=False)  # propagation depends on the corpus, not on the path
+    one = analyze_texts(analyzer, texts, per_text.model_copy(update={"n_process": 1}))
+    two = analyze_texts(analyzer, texts, per_text.model_copy(update={"n_process": 2}))
+    plain = analyze_texts(analyzer, texts[:120], per_text, fast=False)
     assert one == two
     assert one[:120] == plain
     assert sum(len(d) for d in one) > 400

@@ -6,8 +6,9 @@ and the Dagster home (event log, run storage, compute logs) and everything print
 planted values. Only the files that hold the person's raw input by design may contain them (the ingest
 tables, their quarantine and the vault parse cache); a new file anywhere else that carries PII fails the test.
 
-The values are generated per run (random digits, valid Luhn / IBAN checksums), so a hit cannot come from
-anything but this test's input. The training/MLflow half of the chain is covered by the demo test
+The values are generated per run from a seed (random digits, valid Luhn / IBAN checksums, an invented
+surname), so a hit cannot come from anything but this test's input; the seed is in every failure message and
+`FORGE_PRIVACY_SEED=<seed>` replays a run. The training/MLflow half of the chain is covered by the demo test
 (test_demo_end_to_end.py::test_no_planted_pii_reaches_dataset_mlflow_or_event_log, slow).
 """
 
@@ -51,6 +52,13 @@ def _iban(rng: random.Random) -> str:
     return " ".join(s[i:i + 4] for i in range(0, len(s), 4))
 
 
+def run_seed() -> int:
+    """FORGE_PRIVACY_SEED when set (to replay a failure), else a fresh one; printed so a run can be repeated."""
+    seed = int(os.environ.get("FORGE_PRIVACY_SEED") or random.SystemRandom().randrange(1, 2**32))
+    print(f"planted-PII seed: {seed} (replay: FORGE_PRIVACY_SEED={seed})")
+    return seed
+
+
 def planted_values(seed: int) -> dict[str, str]:
     rng = random.Random(seed)
     tok = "".join(rng.choice("bcdfghjkmnpqrstvwxz") for _ in range(8))
@@ -61,6 +69,8 @@ def planted_values(seed: int) -> dict[str, str]:
         "card": _luhn_card(rng), "iban": _iban(rng),
         "us_address": f"{rng.randrange(1000, 9999)} Maple Street", "eu_address": f"Storgatan {rng.randrange(20, 99)}",
         "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+        # a person known from a people/ tag and written in lower case in the text
+        "surname": tok.capitalize(),
     }
 
 
@@ -69,6 +79,7 @@ def _needles(values: dict[str, str]) -> dict[str, bytes]:
     the unique local part of each e-mail)."""
     out = {name: value.encode() for name, value in values.items()}
     out["card_digits"] = values["card"].replace(" ", "").encode()
+    out["surname_lower"] = values["surname"].lower().encode()
     out["iban_compact"] = values["iban"].replace(" ", "").encode()
     for name in ("email", "email2", "email3"):
         out[f"{name}_local"] = values[name].split("@")[0].encode()
@@ -80,7 +91,8 @@ def _build_inputs(root: Path, v: dict[str, str]) -> tuple[Path, Path, Path]:
     for folder in (vault / "Journal", vault / "Decisions", chats, interactions):
         folder.mkdir(parents=True, exist_ok=True)
     (vault / "Journal" / "2026-03-02.md").write_text(
-        f"---\ntags: [journal, reflection]\ncreated: 2026-03-02\ncontact: {v['email2']}\n---\n# Monday\n"
+        f"---\ntags: [journal, reflection, people/vera-{v['surname'].lower()}]\ncreated: 2026-03-02\n"
+        f"contact: {v['email2']}\n---\n# Monday\nlunch with vera {v['surname'].lower()} first, she is moving.\n"
         f"Long day. Vera wrote from {v['email']} asking me to call her back on {v['us_phone']} before Friday.\n"
         f"I finally paid the invoice with the card {v['card']} and moved the savings to {v['iban']}.\n"
         f"The new office at {v['us_address']} is quieter than I expected, which helps me focus.\n")
@@ -124,7 +136,8 @@ def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
     from forge_pipeline.defs.prepare.resources import prepare_resources
     from forge_pipeline.defs.resources import shared_resources
 
-    values = planted_values(random.SystemRandom().randrange(2**32))
+    seed = run_seed()
+    values = planted_values(seed)
     needles = _needles(values)
     vault, chats, _ = _build_inputs(tmp_path, values)
     root, home = tmp_path / "data_root", tmp_path / "dagster_home"
@@ -145,7 +158,7 @@ def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
 
     # The scrub really had something to do: the planted values were read, then replaced.
     version = json.loads((root / "catalog" / "catalog.json").read_text())["versions"][-1]
-    dataset_text = "".join((Path(version["path"]) / f"{s}.jsonl").read_text() for s in ("train", "validation"))
+    dataset_text = "".join(((root / version["path"]) / f"{s}.jsonl").read_text() for s in ("train", "validation"))
     assert version["counts"]["train"] + version["counts"]["validation"] >= 4
     assert "<EMAIL_ADDRESS_" in dataset_text and "<IBAN_CODE_" in dataset_text and "<CREDIT_CARD_" in dataset_text
     raw_table = (root / "tables" / "training_examples.parquet").read_bytes()
@@ -168,7 +181,7 @@ def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
     for name, needle in needles.items():
         if needle.decode() in event_text or needle.decode() in printed.out + printed.err:
             leaks.append(("dagster event log / console", [name]))
-    assert not leaks, f"planted PII outside the raw input files: {leaks}"
+    assert not leaks, f"planted PII outside the raw input files (seed {seed}): {leaks}"
     assert searched > 20 and any(p.name.endswith(".db") for p in home.rglob("*"))
     # The test searched where the values really are: the raw files do hold them.
     assert {"tables/training_examples.parquet", "quarantine/conversations.parquet"} <= raw_hits
@@ -192,7 +205,8 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     from forge_pipeline.defs.resources import shared_resources
     import polars as pl
 
-    values = planted_values(random.SystemRandom().randrange(2**32))
+    seed = run_seed()
+    values = planted_values(seed)
     name = "Vera " + values["email"].split("@")[0].split(".")[1].capitalize()  # a unique "speaker name"
     chats, vault = tmp_path / "conversations", tmp_path / "vault"
     chats.mkdir()
@@ -214,7 +228,7 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     stored = pl.read_parquet(root / "quarantine" / "conversations.parquet")
     assert name in " ".join(stored["detail"])  # the person still sees what was wrong, locally
     for secret in (name, values["us_phone"], values["email"]):
-        assert secret not in preview
+        assert secret not in preview, seed
         for path in home.rglob("*"):
             if path.is_file():
-                assert secret.encode() not in path.read_bytes(), (secret, path)
+                assert secret.encode() not in path.read_bytes(), (secret, path, seed)

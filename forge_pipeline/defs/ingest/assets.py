@@ -26,14 +26,21 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     settings = forge.get()
     stats = VaultReadStats()
     notes, quarantine = read_vault(settings.vault_dir, settings.ingest, settings.paths.cache, stats)
-    tag_counts = Counter(tag for tags in notes["tags"].to_list() for tag in tags)
+    # Tags are the person's own words (a `people/<name>` tag is a name) and this runs before the scrub: count
+    # only the configured reflection tags; the scrubbed tags are counted per version (dataset_version.by_tag).
+    reflection = set(settings.ingest.reflection_tags)
+    all_tags = [tag for tags in notes["tags"].to_list() for tag in tags]
+    tag_counts = Counter(tag for tag in all_tags if tag in reflection)
     return dg.MaterializeResult(value=notes, metadata={
         "notes": notes.height, "files_seen": stats.files_seen, "parsed": stats.parsed, "from_cache": stats.cached,
         "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
-        "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "tag")),
-        # Before scrubbing, previews show structure only: note text may hold PII, and Dagster's event log
-        # keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
-        "preview": dg.MetadataValue.md(markdown_preview(notes, ["path", "tags", "created"])),
+        "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "reflection tag")),
+        "distinct_tags": len(set(all_tags)),
+        # Before scrubbing, previews show structure only: note text, paths and tags may hold PII, and Dagster's
+        # event log keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
+        "preview": dg.MetadataValue.md(markdown_preview(notes.select(
+            "created", pl.col("tags").list.len().alias("tags"), pl.col("links").list.len().alias("links"),
+            pl.col("headings").list.len().alias("headings"), pl.col("body").str.len_chars().alias("chars")))),
         **keep_quarantine(settings, quarantine),
     })
 
@@ -75,6 +82,6 @@ def training_examples(forge: ForgeSettingsResource, vault_notes: pl.DataFrame,
         "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
         "preview": dg.MetadataValue.md(markdown_preview(
             examples.with_columns(pl.col("messages").list.len().alias("turns")),
-            ["example_id", "source", "source_path", "turns"], width=120)),
+            ["example_id", "source", "turns"], width=120)),  # no source_path: a path may hold a name
         **keep_quarantine(settings, quarantine),
     })

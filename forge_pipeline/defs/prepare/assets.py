@@ -20,15 +20,21 @@ def _preview(frame: pl.DataFrame) -> str:
 @dg.asset(group_name="prepare", kinds={"presidio", "polars"})
 def scrubbed_examples(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource,
                       training_examples: pl.DataFrame) -> dg.MaterializeResult:
-    """Training examples with personal data replaced by consistent placeholders (<EMAIL_ADDRESS_1>, ...)."""
+    """Training examples with personal data replaced by consistent placeholders (<EMAIL_ADDRESS_1>, ...) in
+    messages, tags and source paths; examples in a language outside prepare.filter.languages are held back
+    before the scrub (quarantine/scrubbed_examples, reason `language`, no text kept)."""
     from forge_pipeline.prepare.pii import scrub_examples
 
     settings = forge.get()
     scrub = settings.prepare.scrub
-    frame, report = scrub_examples(training_examples, scrub, pii_analyzer.get(scrub), cache_dir=settings.paths.cache)
+    frame, report = scrub_examples(training_examples, scrub, pii_analyzer.get(scrub), cache_dir=settings.paths.cache,
+                                   languages=settings.prepare.filter.languages)
     return dg.MaterializeResult(value=frame, metadata={
         "dagster/row_count": frame.height,
+        **keep_quarantine(settings, report.quarantine),
         "examples_changed": report.examples_changed,
+        "tags_changed": report.tags_changed,
+        "names_propagated": report.names_propagated,
         "messages": report.messages,
         "messages_analyzed": report.messages_analyzed,  # the rest reused cached detections
         "distinct_values_replaced": report.distinct_values,
