@@ -19,8 +19,10 @@ class TinyModelSettings(BaseModel):
 class TrainSettings(BaseModel):
     """LoRA/QLoRA supervised fine-tuning hyperparameters (defaults from the project plan)."""
 
-    base_model: str | None = Field(
-        default=None, description="Local HF model directory or cached hub id; None builds the tiny demo Llama."
+    base_model: str = Field(
+        default="smollm2-135m-instruct",
+        description="smollm2-135m-instruct (packaged SmolLM2, Apache-2.0), tiny-demo (random-init test Llama), a local "
+        "HF model folder or a hub id already in the local HF cache (see forge_pipeline.train.base_models).",
     )
     lora_r: int = Field(default=16, gt=0)
     lora_alpha: int = Field(default=32, gt=0)

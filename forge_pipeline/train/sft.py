@@ -89,6 +89,26 @@ def load_splits(dataset_dir: Path):
     return DatasetDict(splits)
 
 
+def tokenize_splits(splits, tokenizer, max_length: int) -> dict:
+    """Each split as `input_ids` + assistant-only `labels`, rendered with the base model's own chat template
+    (`chat_tokens`, shared with the evaluation). trl takes pre-tokenized rows as they are, so no chat format
+    is assumed here and templates without `{% generation %}` markers train on assistant tokens only too."""
+    from datasets import Dataset
+
+    from forge_pipeline.train.chat_tokens import tokenize_examples
+
+    out = {}
+    for name, split in splits.items():
+        rows, dropped = tokenize_examples(list(split), tokenizer, max_length)
+        if not rows:
+            if name == "train":
+                raise ValueError(f"no train example keeps an assistant token within train.max_length={max_length}; "
+                                 "raise train.max_length")
+            continue
+        out[name] = Dataset.from_list(rows)
+    return out
+
+
 def corpus_texts(dataset_dir: Path) -> list[str]:
     """All message texts of the train split (what the demo tokenizer is trained on)."""
     return [t["content"] for row in _read_jsonl_messages(Path(dataset_dir) / "train.jsonl") for t in row["messages"]]
@@ -206,10 +226,6 @@ def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
-    if hp.use_liger_kernel:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
-
-        _apply_liger_kernel_to_instance(model=model)
     model.config.use_cache = False
     return model, {"quantization": "nf4" if quantize else "none", "attn_implementation": attn,
                    "gradient_checkpointing": gradient_checkpointing, "dtype": str(dtype).replace("torch.", "")}
@@ -259,12 +275,14 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
         lr_scheduler_type=hp.lr_scheduler_type, optim=optim, seed=hp.seed, data_seed=hp.seed,
         logging_steps=hp.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=hp.save_steps,
         save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
-        max_length=hp.max_length, assistant_only_loss=True,
+        # Labels already keep assistant tokens only (tokenize_splits); trl uses them as they are.
+        max_length=hp.max_length,
         packing=hp.packing, padding_free=hp.packing, **({"packing_strategy": "bfd"} if hp.packing else {}),
         pad_to_multiple_of=hp.pad_to_multiple_of,
         bf16=cuda, fp16=False, use_cpu=not cuda,
         gradient_checkpointing=hardware["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
+        use_liger_kernel=hp.use_liger_kernel,  # the Trainer patches the model with Liger's kernels (public flag)
         report_to=[], dataloader_num_workers=0, disable_tqdm=True, **eval_kwargs,
     )
 
@@ -339,9 +357,10 @@ def train_lora(
 
         forge_cb = _ForgeCallback(mlflow if main else _NoMlflow(), progress, cuda)
         callback = type("ForgeCallback", (TrainerCallback,), {"on_log": forge_cb.on_log})()
+        tokenized = tokenize_splits(splits, tokenizer, hp.max_length)
         trainer = SFTTrainer(
-            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in splits),
-            train_dataset=splits["train"], eval_dataset=splits.get("validation"), processing_class=tokenizer,
+            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in tokenized),
+            train_dataset=tokenized["train"], eval_dataset=tokenized.get("validation"), processing_class=tokenizer,
             peft_config=lora_config(hp), callbacks=[callback],
         )
         from transformers import PrinterCallback

@@ -36,20 +36,25 @@ class LoraAdapterConfig(dg.Config):
 
 @dg.asset(group_name="train", kinds={"pytorch"})
 def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
-    """The model to fine-tune: `train.base_model` from settings, or the tiny DEMO Llama (random weights) with a
-    tokenizer trained on this dataset version's train split."""
+    """The model to fine-tune, from `train.base_model`: SmolLM2-135M-Instruct by default (packaged offline), the
+    tiny DEMO Llama (`tiny-demo`, random weights, tokenizer trained on this dataset version) or a local folder."""
+    from forge_pipeline.train.base_models import resolve_base_model
     from forge_pipeline.train.sft import corpus_texts
-    from forge_pipeline.train.tiny_model import resolve_base_model
 
     settings = forge.get()
     resolved = resolve_base_model(settings, corpus_texts(dataset_dir_of(dataset_version)))
     return dg.MaterializeResult(value=resolved, metadata={
         "path": dg.MetadataValue.path(resolved["path"]), "name": resolved["name"],
-        "is_demo_model": resolved["is_demo_model"],
+        "is_demo_model": resolved["is_demo_model"], "parameters": resolved["parameters"] or 0,
+        "licence": resolved["licence"], "source": resolved["source"],
     })
 
 
-@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training")
+# A retry re-launches the subprocess, which resumes from the newest checkpoint of the same run key (same data,
+# hyperparameters and base model); the backoff gives a machine short of memory time to recover. code_version
+# changes when the training recipe changes, so Dagster shows adapters trained by older code as stale.
+@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training", code_version="sft-2",
+          retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL))
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, forge: ForgeSettingsResource,
                  pipes_subprocess_client: dg.PipesSubprocessClient, base_model: dict,
                  dataset_version: dict) -> dg.MaterializeResult:
