@@ -61,7 +61,7 @@ def _examples(args) -> tuple[list[dict], list[dict], str]:
         data = rows(REPO / "data" / "sample_conversations" / "chats.jsonl")
         cut = max(1, len(data) * 4 // 5)
         train, validation, source = data[:cut], data[cut:], "data/sample_conversations/chats.jsonl"
-    return train[: args.examples], validation[:12], source
+    return train[: args.examples], validation[: args.heldout], source
 
 
 def run_recipe(args) -> dict:
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--recipes", default="plain,forge,forge_bf16")
     parser.add_argument("--examples", type=int, default=32, help="train examples (first N of the split)")
     parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--heldout", type=int, default=12, help="held-out examples scored after training")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--dataset-dir", default=None)
     parser.add_argument("--data-root", default=str(REPO / ".forge_data"))
@@ -140,7 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for name in args.recipes.split(","):
             command = [sys.executable, __file__, "--recipe", name, "--model-dir", model_dir, "--work-dir", work,
-                       "--examples", str(args.examples), "--epochs", str(args.epochs), "--threads", str(args.threads),
+                       "--examples", str(args.examples), "--epochs", str(args.epochs), "--heldout", str(args.heldout), "--threads", str(args.threads),
                        "--data-root", args.data_root, *(["--dataset-dir", args.dataset_dir] if args.dataset_dir else [])]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             if done.returncode != 0:

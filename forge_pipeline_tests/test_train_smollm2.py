@@ -42,7 +42,7 @@ def test_smollm2_trains_exports_and_serves_a_reply_that_stops(tmp_path):
     merged = gguf.export_merged_model(base["path"], result["adapter_dir"], exports / "run", ExportSettings(),
                                       exports_dir=exports)
     # SmolLM2's tokenizer is one llama.cpp knows: no gpt-2 fallback.
-    assert merged["declared_gpt2_pre_tokenizer"] is False and merged["pre_tokenizer"]
+    assert merged["declared_gpt2_pre_tokenizer"] is False and merged["pre_tokenizer"] == "smollm"
     adapter = gguf.export_adapter(result["adapter_dir"], base["path"], exports / "run", base_gguf=merged["base_gguf"])
     assert "TEMPLATE" not in (exports / "run" / "Modelfile").read_text()
 
