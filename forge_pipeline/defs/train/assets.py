@@ -7,7 +7,7 @@ import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.train.config import TrainSettings
-from forge_pipeline.train.outputs import write_lora_adapter
+from forge_pipeline.train.outputs import check_lora_adapter
 from forge_pipeline.train.plan import dataset_dir_of, finished_result, mlflow_run_url, plan_training, png_markdown
 
 
@@ -60,15 +60,15 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, f
                  dataset_version: dict) -> dg.MaterializeResult:
     """A LoRA adapter fine-tuned on the dataset version (trl SFT, assistant tokens only), tracked in MLflow.
     Trained in a subprocess through Dagster Pipes; a retry with the same data and config resumes from the
-    last checkpoint. Downstream code reads it from tables/lora_adapter.json (`read_lora_adapter`)."""
+    last checkpoint. Its value (the IO manager writes tables/lora_adapter.json) is what `read_lora_adapter` reads."""
     settings = forge.get()
     job = plan_training(settings, config.merged(settings.train), base_model, dataset_version)
     run = pipes_subprocess_client.run(
         command=[sys.executable, "-m", "forge_pipeline.train.pipes_entry"], context=context, extras=job)
-    result = finished_result(job["output_dir"])
-    write_lora_adapter(settings, result)
+    result = check_lora_adapter(finished_result(job["output_dir"]))
     reported = run.get_materialize_result()
-    return dg.MaterializeResult(asset_key=reported.asset_key, metadata={
+    # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
+    return dg.MaterializeResult(asset_key=reported.asset_key, value=result, metadata={
         **(reported.metadata or {}),
         "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
         "adapter_dir": dg.MetadataValue.path(result["adapter_dir"]),
