@@ -108,6 +108,37 @@ def demo(
         raise typer.Exit(1)
     console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
     _print_outputs(console, settings)
+    _print_evaluation(console, settings)
+
+
+def _print_evaluation(console, settings, answers: int = 2) -> None:
+    """What the fine-tune changed: base vs tuned held-out perplexity and two answers side by side."""
+    import json
+
+    from rich.table import Table
+
+    path = settings.paths.tables / "adapter_evaluation.json"
+    if not path.is_file():
+        return
+    evaluation = json.loads(path.read_text())
+    base_model = settings.paths.tables / "base_model.json"
+    name = json.loads(base_model.read_text()).get("name") if base_model.is_file() else "base"
+    table = Table(title=f"{name}: base vs fine-tuned on {evaluation['validation_examples']} held-out examples")
+    for column in ("", "base", "fine-tuned"):
+        table.add_column(column, overflow="fold")
+    table.add_row("held-out perplexity", f"{evaluation['base_perplexity']:.2f}", f"{evaluation['tuned_perplexity']:.2f} "
+                  f"({evaluation['perplexity_change']:+.0%})")
+    table.add_row("held-out loss", f"{evaluation['base_loss']:.4f}", f"{evaluation['tuned_loss']:.4f}")
+    # Held-out prompts first: they have the author's own answer to compare with.
+    rows = sorted(evaluation["generations"], key=lambda r: r.get("reference") is None)[:answers]
+    for row in rows:
+        prompt = row["messages"][-1]["content"] if row["messages"] else ""
+        label = f"{row['prompt_id']}: {prompt[:160]}"
+        if row.get("reference"):
+            label += f"\n[dim]reference: {row['reference'][:160]}[/dim]"
+        table.add_row(label, row["base"]["text"], row["tuned"]["text"])
+    console.print(table)
+    console.print(f"gate: {evaluation['reason']}", soft_wrap=True)
 
 
 def _failure_line(event, run_id: str, home: Path) -> str:

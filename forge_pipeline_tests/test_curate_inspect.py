@@ -134,7 +134,7 @@ def _llama_8b(tmp_path, **train) -> TrainSettings:
 
 
 def test_model_shape_counts_the_parameters_transformers_builds():
-    assert model_shape(TrainSettings())["params"] == _transformers_parameter_count(
+    assert model_shape(TrainSettings(base_model="tiny-demo"))["params"] == _transformers_parameter_count(
         **TinyModelSettings().model_dump(exclude={"seed"}), tie_word_embeddings=False
     )
     tiny = TinyModelSettings(
@@ -145,7 +145,7 @@ def test_model_shape_counts_the_parameters_transformers_builds():
         num_attention_heads=4,
         num_key_value_heads=1,
     )
-    assert model_shape(TrainSettings(tiny_model=tiny))["params"] == _transformers_parameter_count(
+    assert model_shape(TrainSettings(base_model="tiny-demo", tiny_model=tiny))["params"] == _transformers_parameter_count(
         **tiny.model_dump(exclude={"seed"}), tie_word_embeddings=False
     )
 
@@ -160,14 +160,14 @@ def test_estimate_of_the_8b_gpu_run_is_near_its_measured_peak_memory(tmp_path):
 
 
 def test_estimate_grows_with_tokens_epochs_model_size_and_example_length(tmp_path):
-    small = TrainSettings(num_train_epochs=1)
+    small = TrainSettings(base_model="tiny-demo", num_train_epochs=1)
     one = estimate_training([500] * 20, small, "cpu")
     assert estimate_training([500] * 40, small, "cpu")["seconds"] == pytest.approx(2 * one["seconds"], rel=0.01)
-    assert estimate_training([500] * 20, TrainSettings(num_train_epochs=3), "cpu")["seconds"] == pytest.approx(
+    assert estimate_training([500] * 20, TrainSettings(base_model="tiny-demo", num_train_epochs=3), "cpu")["seconds"] == pytest.approx(
         3 * one["seconds"], rel=0.01
     )
     # Examples are cut at max_length: a longer one costs no more than one of max_length tokens.
-    cut = TrainSettings(num_train_epochs=1, max_length=256)
+    cut = TrainSettings(base_model="tiny-demo", num_train_epochs=1, max_length=256)
     assert estimate_training([10_000], cut, "cpu")["tokens_per_epoch"] == 256
     assert estimate_training([10_000], cut, "cpu")["memory_gb"] == estimate_training([256], cut, "cpu")["memory_gb"]
     # A larger model is slower per token; the tiny one on a GPU is scaled from the 8B measurement and says so.

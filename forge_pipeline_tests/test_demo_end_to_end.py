@@ -51,6 +51,9 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
         parents = {key.to_user_string() for key in graph.get(dg.AssetKey(asset)).parent_keys}
         assert parents.isdisjoint(ticked[n + 1:]), f"{asset} printed before its parents: {ticked}"
     assert str(root / "data") in completed.stdout
+    # The final table: base vs tuned held-out perplexity, two answers side by side, the gate's decision.
+    assert "held-out perplexity" in completed.stdout and "gate: " in completed.stdout
+    assert completed.stdout.count("held-out-") >= 2  # held-out prompts come first in the side-by-side rows
 
 
 @pytest.mark.slow

@@ -75,6 +75,7 @@ def test_validation_loss_matches_transformers_own_loss(tiny):
 
 def test_gate_requires_the_configured_margin():
     assert gate(2.0, 1.9, 0.0)[0] is True
+    assert gate(2.0, 1.97, EvalSettings().min_relative_improvement)[0] is False  # 1.5% better is within the margin
     promoted, reason = gate(2.0, 1.9, 0.1)
     assert promoted is False and "1.8000" in reason and "kept but not current" in reason
     assert gate(2.0, 2.0, 0.0)[0] is False  # no improvement is not promoted
@@ -117,16 +118,25 @@ def test_evaluate_adapter_figures_generations_and_mlflow_artifact(tiny, tmp_path
     assert result["base_loss"] == pytest.approx(plain["loss"], rel=1e-5)  # the adapter was really off for "base"
     assert result["tuned_loss"] != pytest.approx(result["base_loss"], rel=1e-4)
     assert result["tuned_perplexity"] == pytest.approx(math.exp(result["tuned_loss"]))
-    assert result["promoted"] == (result["tuned_loss"] < result["base_loss"])
-    assert result["validation_examples"] == 3 and result["prompts"] == 2
+    margin = EvalSettings().min_relative_improvement
+    assert result["promoted"] == (result["tuned_loss"] < result["base_loss"] * (1 - margin))
+    # 2 eval prompts + the 3 held-out examples as prompts (their last reply is the reference, not shown to the model)
+    assert result["validation_examples"] == 3 and result["prompts"] == 5 and result["heldout_prompts"] == 3
+    heldout = [r for r in result["generations"] if r.get("reference")]
+    assert [r["reference"] for r in heldout] == [v["messages"][-1]["content"] for v in VALIDATION]
+    assert all(r["messages"][-1]["role"] == "user" for r in heldout)
     for row in result["generations"]:
         for side in ("base", "tuned"):
             assert 0 < row[side]["completion_tokens"] <= 6 and row[side]["seconds"] >= 0 and row[side]["prompt_tokens"] > 5
-    assert result["markdown"].count("\n") == 3 and "decision-01" in result["markdown"]
+    assert result["markdown"].count("\n") == 6 and "decision-01" in result["markdown"]  # header, rule, 5 rows
 
     assert result["mlflow_logged"] is True
     artifact = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/side_by_side.md",
                                                    tracking_uri=tracking_uri, dst_path=str(tmp_path / "dl"))
     assert open(artifact).read() == result["markdown"]
+    table = json.loads(open(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="evaluation/side_by_side.json", tracking_uri=tracking_uri,
+        dst_path=str(tmp_path / "dl2"))).read())
+    assert len(table["data"]) == 5 and {"prompt", "reference", "base", "tuned"} <= set(table["columns"])
     metrics = client.get_run(run_id).data.metrics
     assert metrics["eval_tuned_loss"] == pytest.approx(result["tuned_loss"])

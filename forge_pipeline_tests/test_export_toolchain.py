@@ -89,7 +89,7 @@ def test_quantized_gguf_loads_generates_and_stops(exported, tmp_path):
     f16 = LlamaCppToolchain().convert_model(stopper, tmp_path / "stopper-f16.gguf").path
     quantize(f16, tmp_path / "stopper-q4.gguf", "Q4_K_M")
     stopped = verify.generation_check(tmp_path / "stopper-q4.gguf", PROMPTS, max_tokens=16)
-    assert stopped["ok"] and stopped["stopped_at_im_end"] == 3
+    assert stopped["ok"] and stopped["stopped_at_end_token"] == 3 and stopped["end_token"] == "<|im_end|>"
     assert all(o["finish_reason"] == "stop" and o["completion_tokens"] < 16 for o in stopped["outcomes"])
     assert {o["finish_reason"] for o in check["outcomes"]} <= {"stop", "length"}
 
@@ -97,7 +97,7 @@ def test_quantized_gguf_loads_generates_and_stops(exported, tmp_path):
 @pytest.mark.slow
 def test_adapter_gguf_applies_to_base_and_matches_merged(exported):
     model, adapter = exported["model"], exported["adapter"]
-    texts = [verify.render_chatml(p) for p in PROMPTS]
+    texts = PROMPTS  # rendered with the GGUF's own template
     base = verify.next_token_logits(model["base_f16_gguf"], texts)
     with_adapter = verify.next_token_logits(model["base_f16_gguf"], texts, lora_path=adapter["adapter_gguf"])
     merged = verify.next_token_logits(model["merged_f16_gguf"], texts)

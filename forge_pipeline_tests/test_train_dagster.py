@@ -35,6 +35,9 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
 
     base = json.loads((settings.paths.tables / "base_model.json").read_text())
     assert base["is_demo_model"] and base["path"].startswith(str(settings.paths.models))
+    base_meta = result.asset_materializations_for_node("base_model")[-1].metadata
+    assert base_meta["name"].value == base["name"] and base_meta["parameters"].value > 0
+    assert base_meta["licence"].value and base_meta["source"].value
 
     lora = read_lora_adapter(settings)
     assert lora["dataset_version"] == "v-dagster" and lora["base_model_dir"] == base["path"]

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from forge_pipeline.settings import load_settings
-from forge_pipeline.train.sft import corpus_texts, load_splits, lora_config, sft_config, train_lora
+from forge_pipeline.train.sft import corpus_texts, load_splits, lora_config, sft_config, tokenize_splits, train_lora
 from forge_pipeline.train.testing import write_tiny_dataset_version
-from forge_pipeline.train.tiny_model import resolve_base_model
+from forge_pipeline.train.base_models import resolve_base_model
 
 HP = {"max_steps": 12, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 5e-3,
       "save_steps": 6, "eval_steps": 6, "lora_r": 8, "lora_alpha": 16, "max_length": 128,
       "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-      "tiny_model": {"vocab_size": 400}}
+      "base_model": "tiny-demo", "tiny_model": {"vocab_size": 400}}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_finished_run_is_reused_not_retrained(trained):
 
 @pytest.mark.slow
 def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
-    """The collator's labels are -100 everywhere except the assistant reply and its <|im_end|>."""
+    """The collator's labels are -100 everywhere except the assistant reply and its end of turn."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
@@ -103,12 +103,13 @@ def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
     splits = load_splits(version["path"])
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base["path"]),
                          args=sft_config(tmp_path, settings.train, False, hardware, False),
-                         train_dataset=splits["train"], processing_class=tokenizer, peft_config=lora_config(settings.train))
+                         train_dataset=tokenize_splits(splits, tokenizer, 128)["train"], processing_class=tokenizer,
+                         peft_config=lora_config(settings.train))
     example = trainer.train_dataset[0]
     labels = trainer.data_collator([example])["labels"][0].tolist()
     kept = [t for t in labels if t != -100]
     reply = splits["train"][0]["messages"][-1]["content"]
-    assert tokenizer.decode(kept) == reply + "<|im_end|>"
+    assert tokenizer.decode(kept) == reply + "<|im_end|>\n"  # the template's whole assistant turn, end token included
     assert len(kept) < len(labels) / 2  # the system and user turns are masked out
 
 

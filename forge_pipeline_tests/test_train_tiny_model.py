@@ -9,7 +9,8 @@ import pytest
 
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.config import TinyModelSettings
-from forge_pipeline.train.tiny_model import build_tiny_llama, resolve_base_model
+from forge_pipeline.train.base_models import resolve_base_model
+from forge_pipeline.train.tiny_model import build_tiny_llama
 
 TEXTS = ["Write the rollback step before touching production.", "Short linked notes beat long notes."] * 10
 CFG = TinyModelSettings(vocab_size=400)
@@ -56,7 +57,7 @@ def test_tiny_model_is_deterministic_and_generates_chatml(tmp_path):
 
 
 def test_resolve_base_model_builds_once_and_validates_configured_path(tmp_path):
-    settings = load_settings(data_root=tmp_path, train={"tiny_model": CFG.model_dump()})
+    settings = load_settings(data_root=tmp_path, train={"base_model": "tiny-demo", "tiny_model": CFG.model_dump()})
     resolved = resolve_base_model(settings, TEXTS)
     assert resolved["is_demo_model"] and resolved["name"].startswith("tiny-demo-llama-")
     mtime = (tmp_path / "models" / resolved["name"] / "model.safetensors").stat().st_mtime_ns
@@ -64,7 +65,9 @@ def test_resolve_base_model_builds_once_and_validates_configured_path(tmp_path):
     assert (tmp_path / "models" / resolved["name"] / "model.safetensors").stat().st_mtime_ns == mtime  # reused
 
     local = load_settings(data_root=tmp_path, train={"base_model": resolved["path"]})
-    assert resolve_base_model(local, []) == {"path": resolved["path"], "name": resolved["name"], "is_demo_model": False}
+    configured = resolve_base_model(local, [])
+    assert (configured["path"], configured["name"], configured["is_demo_model"]) == (resolved["path"], resolved["name"], False)
+    assert configured["parameters"] == resolved["parameters"] > 0
 
     missing = load_settings(data_root=tmp_path, train={"base_model": "nobody/not-a-cached-model"})
     with pytest.raises(FileNotFoundError, match="nobody/not-a-cached-model.*offline"):

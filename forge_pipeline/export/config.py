@@ -10,9 +10,14 @@ class EvalSettings(Section):
 
     max_new_tokens: int = Field(default=48, gt=0)
     min_relative_improvement: float = Field(
-        default=0.0, description="Tuned validation loss must be below base * (1 - this) to be promoted."
+        default=0.02,
+        description="Promotion margin: tuned held-out loss must be below base * (1 - this), i.e. 2% lower by default, "
+        "so a run that only matches the base (noise) is not promoted.",
     )
-    max_eval_examples: int = Field(default=200, gt=0)
+    max_eval_examples: int = Field(default=200, gt=0, description="Held-out examples scored for loss/perplexity.")
+    max_eval_prompts: int = Field(default=16, ge=0, description="Prompts of eval_prompts.jsonl answered side by side.")
+    max_heldout_prompts: int = Field(
+        default=4, ge=0, description="Held-out examples also answered side by side (their reply is the reference).")
 
 
 class ExportSettings(Section):

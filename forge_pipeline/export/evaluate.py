@@ -1,4 +1,15 @@
-"""Base vs fine-tuned: validation loss on assistant tokens, side-by-side generations, and the promotion gate."""
+"""Base vs fine-tuned on held-out data: loss and perplexity on assistant tokens, side-by-side greedy answers,
+and the promotion gate.
+
+Everything is rendered with the base model's own chat template (`tokenizer.apply_chat_template`), and
+generation stops at the model's own end-of-turn/EOS tokens (its generation config), so any template family
+is evaluated the same way. The held-out examples are the dataset version's validation split, disjoint from
+training by construction (the catalog's split rule).
+
+Promotion gate: the tuned adapter is promoted when its held-out loss is below
+`base_loss * (1 - eval.min_relative_improvement)`; the default margin, 0.02 (2% lower loss), keeps a run that
+merely matches the base (noise) from replacing the current model.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ from pathlib import Path
 
 from forge_pipeline.export.config import EvalSettings
 from forge_pipeline.records import read_chat_jsonl
+from forge_pipeline.train.chat_tokens import assistant_token_labels
 
 
 class EvaluationInputError(ValueError):
@@ -35,28 +47,6 @@ def load_eval_prompts(path: Path) -> list[dict]:
         prompts.append({"prompt_id": str(row.get("prompt_id") or f"prompt-{number}"),
                         "category": row.get("category"), "messages": messages})
     return prompts
-
-
-def assistant_token_labels(tokenizer, messages: list[dict], max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids of the rendered chat and labels that keep only assistant replies (others are -100).
-
-    Spans are found in characters (prefix rendered with the generation prompt vs through the reply), then
-    mapped to tokens through offsets, so it works for any chat template without a {% generation %} marker.
-    """
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        start = len(tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)) if index else 0
-        end = len(tokenizer.apply_chat_template(messages[: index + 1], tokenize=False))
-        spans.append((start, end))
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
-    labels = [
-        token if any(start <= offset[0] < end for start, end in spans) else -100
-        for token, offset in zip(encoded["input_ids"], encoded["offset_mapping"])
-    ]
-    return list(encoded["input_ids"]), labels
 
 
 def validation_loss(model, tokenizer, examples: list[dict], batch_size: int = 8, max_length: int = 1024) -> dict:
@@ -88,34 +78,70 @@ def validation_loss(model, tokenizer, examples: list[dict], batch_size: int = 8,
     return {"loss": mean, "perplexity": math.exp(min(mean, 50.0)), "tokens": total_tokens, "examples": len(encoded)}
 
 
-def generate(model, tokenizer, messages: list[dict], max_new_tokens: int) -> dict:
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Where a reply ends: the model's generation-config EOS ids plus the tokenizer's EOS (its template's end of turn)."""
+    configured = model.generation_config.eos_token_id
+    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    ids.append(tokenizer.eos_token_id)
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 8) -> list[dict]:
+    """Greedy replies to chat prompts, rendered with the model's template; left-padded batches (one forward per
+    new token for the whole batch, much faster on CPU than one prompt at a time)."""
     import torch
 
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True,
-                                        return_tensors="pt").to(model.device)
-    stop = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    eos = [t for t in {tokenizer.eos_token_id, stop if isinstance(stop, int) and stop >= 0 else None} if t is not None]
-    started = time.perf_counter()
-    with torch.no_grad():
-        output = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos or None,
-                                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0])
-    seconds = time.perf_counter() - started
-    new_tokens = output[0, ids["input_ids"].shape[1]:]
-    return {"text": tokenizer.decode(new_tokens, skip_special_tokens=True).strip(), "seconds": round(seconds, 3),
-            "prompt_tokens": int(ids["input_ids"].shape[1]), "completion_tokens": int(new_tokens.shape[0])}
+    eos = stop_token_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    outputs = []
+    try:
+        for offset in range(0, len(prompts), batch_size):
+            chunk = prompts[offset: offset + batch_size]
+            texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk]
+            batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
+            started = time.perf_counter()
+            with torch.no_grad():
+                generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
+                                           pad_token_id=pad)
+            seconds = (time.perf_counter() - started) / len(chunk)
+            prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+            for row, prompt_tokens in zip(generated[:, batch["input_ids"].shape[1]:].tolist(), prompt_lengths):
+                ended = next((i for i, t in enumerate(row) if t in eos), None)
+                new = row[: ended + 1] if ended is not None else row
+                outputs.append({"text": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                                "seconds": round(seconds, 3), "prompt_tokens": int(prompt_tokens),
+                                "completion_tokens": len(new), "stopped": ended is not None})
+    finally:
+        tokenizer.padding_side = side
+    return outputs
+
+
+def heldout_prompts(examples: list[dict], limit: int) -> list[dict]:
+    """Held-out examples as prompts: the conversation up to its last assistant reply, which is the reference."""
+    prompts = []
+    for number, example in enumerate(examples[:limit], start=1):
+        messages = example["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        prompts.append({"prompt_id": f"held-out-{number}", "category": "held-out", "messages": messages[:last],
+                        "reference": messages[last]["content"]})
+    return prompts
 
 
 def _cell(text: str, width: int = 120) -> str:
-    text = text.replace("\n", " ").replace("|", "\\|")
+    text = (text or "").replace("\n", " ").replace("|", "\\|")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def side_by_side_markdown(rows: list[dict]) -> str:
-    lines = ["| prompt | base | tuned | base s / tokens | tuned s / tokens |", "| --- | --- | --- | --- | --- |"]
+    """One row per prompt: the prompt, the held-out reference (if any), base and tuned answers, seconds/tokens."""
+    lines = ["| prompt | reference | base | tuned | base s / tokens | tuned s / tokens |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         prompt = row["messages"][-1]["content"] if row["messages"] else ""
         lines.append(
-            f"| {_cell(row['prompt_id'] + ': ' + prompt, 80)} | {_cell(row['base']['text'])} | {_cell(row['tuned']['text'])} "
+            f"| {_cell(row['prompt_id'] + ': ' + prompt, 80)} | {_cell(row.get('reference') or '', 80)} "
+            f"| {_cell(row['base']['text'])} | {_cell(row['tuned']['text'])} "
             f"| {row['base']['seconds']} / {row['base']['completion_tokens']} "
             f"| {row['tuned']['seconds']} / {row['tuned']['completion_tokens']} |"
         )
@@ -125,9 +151,9 @@ def side_by_side_markdown(rows: list[dict]) -> str:
 def gate(base_loss: float, tuned_loss: float, min_relative_improvement: float) -> tuple[bool, str]:
     threshold = base_loss * (1.0 - min_relative_improvement)
     if tuned_loss < threshold:
-        return True, (f"promoted: tuned validation loss {tuned_loss:.4f} < {threshold:.4f} "
+        return True, (f"promoted: tuned held-out loss {tuned_loss:.4f} < {threshold:.4f} "
                       f"(base {base_loss:.4f} minus {min_relative_improvement:.1%})")
-    return False, (f"not promoted: tuned validation loss {tuned_loss:.4f} is not below {threshold:.4f} "
+    return False, (f"not promoted: tuned held-out loss {tuned_loss:.4f} is not below {threshold:.4f} "
                    f"(base {base_loss:.4f} minus {min_relative_improvement:.1%}); the version is kept but not current")
 
 
@@ -141,7 +167,7 @@ def evaluate_adapter(
     tracking_uri: str | None = None,
     mlflow_run_id: str | None = None,
 ) -> dict:
-    """Score base and tuned on the same validation examples and prompts; decide promotion.
+    """Score base and tuned on the same held-out examples and prompts; decide promotion.
 
     One base model is loaded and the adapter is switched off for the base figures, so both sides share
     exactly the same weights apart from the LoRA delta.
@@ -153,7 +179,8 @@ def evaluate_adapter(
     examples = validation_examples[: settings.max_eval_examples]
     if not examples:
         raise EvaluationInputError("no validation examples: the dataset version's validation split is empty")
-    prompts = load_eval_prompts(eval_prompts_path)
+    prompts = load_eval_prompts(eval_prompts_path)[: settings.max_eval_prompts]
+    prompts += heldout_prompts(examples, settings.max_heldout_prompts)
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
     # fp32 on CPU (bf16 matmuls are slow there); bf16 on a GPU, where a real base model would not fit in fp32.
     on_gpu = torch.cuda.is_available()
@@ -162,29 +189,43 @@ def evaluate_adapter(
     model.eval()
 
     started = time.perf_counter()
+    messages = [p["messages"] for p in prompts]
     with model.disable_adapter():
         base_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
-        base_outputs = [generate(model, tokenizer, p["messages"], settings.max_new_tokens) for p in prompts]
+        base_outputs = generate_batch(model, tokenizer, messages, settings.max_new_tokens)
     tuned_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
-    tuned_outputs = [generate(model, tokenizer, p["messages"], settings.max_new_tokens) for p in prompts]
+    tuned_outputs = generate_batch(model, tokenizer, messages, settings.max_new_tokens)
     rows = [{**p, "base": b, "tuned": t} for p, b, t in zip(prompts, base_outputs, tuned_outputs)]
 
     promoted, reason = gate(base_figures["loss"], tuned_figures["loss"], settings.min_relative_improvement)
-    markdown = side_by_side_markdown(rows)
     result = {
         "base_loss": base_figures["loss"], "tuned_loss": tuned_figures["loss"],
         "base_perplexity": base_figures["perplexity"], "tuned_perplexity": tuned_figures["perplexity"],
         "relative_improvement": (base_figures["loss"] - tuned_figures["loss"]) / base_figures["loss"],
+        "perplexity_change": tuned_figures["perplexity"] / base_figures["perplexity"] - 1.0,
         "validation_examples": base_figures["examples"], "validation_tokens": base_figures["tokens"],
-        "prompts": len(rows),
+        "prompts": len(rows), "heldout_prompts": sum(1 for r in rows if r.get("reference") is not None),
         "mean_seconds_base": sum(r["base"]["seconds"] for r in rows) / max(len(rows), 1),
         "mean_seconds_tuned": sum(r["tuned"]["seconds"] for r in rows) / max(len(rows), 1),
-        "promoted": promoted, "reason": reason, "markdown": markdown, "generations": rows,
+        "promoted": promoted, "reason": reason, "min_relative_improvement": settings.min_relative_improvement,
+        "markdown": side_by_side_markdown(rows), "generations": rows,
         "seconds": round(time.perf_counter() - started, 3), "mlflow_logged": False,
     }
     if mlflow_run_id and tracking_uri:
         result["mlflow_logged"] = log_to_mlflow(tracking_uri, mlflow_run_id, result)
     return result
+
+
+def generations_table(rows: list[dict]) -> dict[str, list]:
+    """The side-by-side answers as columns (MLflow's table artifact, viewable in the run's Evaluation tab)."""
+    return {
+        "prompt_id": [r["prompt_id"] for r in rows], "category": [r.get("category") or "" for r in rows],
+        "prompt": [r["messages"][-1]["content"] if r["messages"] else "" for r in rows],
+        "reference": [r.get("reference") or "" for r in rows],
+        "base": [r["base"]["text"] for r in rows], "tuned": [r["tuned"]["text"] for r in rows],
+        "base_tokens": [r["base"]["completion_tokens"] for r in rows],
+        "tuned_tokens": [r["tuned"]["completion_tokens"] for r in rows],
+    }
 
 
 def log_to_mlflow(tracking_uri: str, run_id: str, result: dict) -> bool:
@@ -193,6 +234,7 @@ def log_to_mlflow(tracking_uri: str, run_id: str, result: dict) -> bool:
 
     client = MlflowClient(tracking_uri=tracking_uri)
     client.log_text(run_id, result["markdown"], "evaluation/side_by_side.md")
+    client.log_table(run_id, generations_table(result["generations"]), "evaluation/side_by_side.json")
     client.log_dict(run_id, result["generations"], "evaluation/generations.json")
     for key in ("base_loss", "tuned_loss", "base_perplexity", "tuned_perplexity", "relative_improvement"):
         client.log_metric(run_id, f"eval_{key}", float(result[key]))

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from forge_pipeline.atomic import locked, write_text_atomic
 from forge_pipeline.export.config import ExportSettings
-from forge_pipeline.export.llama_cpp import LlamaCppToolchain, gguf_n_params, gguf_stats, quantize
-
-CHATML_OLLAMA_TEMPLATE = """{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+from forge_pipeline.export.llama_cpp import (
+    LlamaCppToolchain,
+    gguf_metadata,
+    gguf_n_params,
+    gguf_stats,
+    gguf_token_text,
+    quantize,
+)
 
 
 def base_model_hash(base_dir: Path) -> str:
@@ -40,16 +42,22 @@ def base_model_hash(base_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def modelfile(from_path: str, adapter_path: str | None = None, demo: bool = False) -> str:
-    """An Ollama Modelfile with the ChatML template the tokenizer was trained with, stopping at <|im_end|>."""
+def modelfile(from_path: str, model_gguf: Path, adapter_path: str | None = None, demo: bool = False) -> str:
+    """An Ollama Modelfile that relies on the chat template stored in the GGUF (Ollama reads it from the file), so
+    it is right for any base model; the stop token is the GGUF's own end-of-turn/EOS token."""
+    meta = gguf_metadata(model_gguf)
     lines = []
     if demo:
         lines.append("# DEMO MODEL: a tiny random-init Llama built for Forge's demo; it does not produce useful text.")
+    if "tokenizer.chat_template" not in meta:
+        lines.append("# The GGUF carries no chat template: add a TEMPLATE line for chat use.")
     lines.append(f"FROM {from_path}")
     if adapter_path:
         lines.append(f"ADAPTER {adapter_path}")
-    lines += [f'TEMPLATE """{CHATML_OLLAMA_TEMPLATE}"""', 'PARAMETER stop "<|im_end|>"', 'PARAMETER stop "<|im_start|>"',
-              "PARAMETER temperature 0.7", "PARAMETER num_ctx 2048"]
+    if "tokenizer.ggml.eos_token_id" in meta:
+        stop = gguf_token_text(model_gguf, int(meta["tokenizer.ggml.eos_token_id"]))
+        lines.append(f"PARAMETER stop {json.dumps(stop)}")
+    lines += ["PARAMETER temperature 0.7", "PARAMETER num_ctx 2048"]
     return "\n".join(lines) + "\n"
 
 
@@ -126,10 +134,12 @@ def export_merged_model(base_dir: Path, adapter_dir: Path, out_dir: Path, settin
         _remove_leftovers(out_dir, "merged-")
         stats = _merge_convert_quantize(base_dir, adapter_dir, out_dir, settings, toolchain, timings)
     base = export_base_model(base_dir, exports_dir or out_dir.parent, settings, toolchain)
-    write_text_atomic(out_dir / "Modelfile", modelfile(f"./{merged_gguf.name}", demo=demo))
+    write_text_atomic(out_dir / "Modelfile", modelfile(f"./{merged_gguf.name}", merged_gguf, demo=demo))
     if not settings.keep_f16:
         stats["merged_f16"]["path"] = None
-    return {"merged_gguf": str(merged_gguf), "merged_f16_gguf": str(kept_f16) if settings.keep_f16 else None,
+    pre_tokenizer = stats.pop("pre_tokenizer")
+    return {"pre_tokenizer": pre_tokenizer["name"], "declared_gpt2_pre_tokenizer": pre_tokenizer["declared_gpt2_fallback"],
+            "merged_gguf": str(merged_gguf), "merged_f16_gguf": str(kept_f16) if settings.keep_f16 else None,
             "base_gguf": base["base_gguf"], "base_f16_gguf": base["base_f16_gguf"], "base_hash": base["base_hash"],
             "modelfile": str(out_dir / "Modelfile"), "quant_type": settings.quant_type,
             "timings": {**timings, **base["timings"]}, "stats": {**stats, **base["stats"]}}
@@ -145,13 +155,16 @@ def _merge_convert_quantize(base_dir, adapter_dir, out_dir: Path, settings: Expo
         merged_dir = merge_adapter(base_dir, adapter_dir, staging / "merged_hf")
         timings["merge_s"] = round(time.perf_counter() - started, 3)
         f16 = staging / "merged-f16.gguf"
-        timings["convert_s"] = round(toolchain.convert_model(merged_dir, f16).seconds, 3)
+        converted = toolchain.convert_model(merged_dir, f16)
+        timings["convert_s"] = round(converted.seconds, 3)
         timings["quantize_s"] = round(quantize(f16, merged_gguf, settings.quant_type), 3)
         n_params = gguf_n_params(f16)
         if settings.keep_f16:
             # Moved out of staging only after quantization worked: a failed export leaves no f16 behind either.
             f16 = f16.replace(kept_f16)
-        stats = {"merged": gguf_stats(merged_gguf, n_params), "merged_f16": gguf_stats(f16, n_params)}
+        stats = {"merged": gguf_stats(merged_gguf, n_params), "merged_f16": gguf_stats(f16, n_params),
+                 "pre_tokenizer": {"name": converted.pre_tokenizer,
+                                   "declared_gpt2_fallback": converted.declared_gpt2_pre_tokenizer}}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return stats
@@ -192,6 +205,7 @@ def export_adapter(adapter_dir: Path, base_dir: Path, out_dir: Path, settings: E
         import os
 
         relative_base = os.path.relpath(Path(base_gguf).resolve(), out_dir.resolve())
-        write_text_atomic(out_dir / "Modelfile.adapter", modelfile(relative_base, f"./{result.path.name}", demo=demo))
+        write_text_atomic(out_dir / "Modelfile.adapter",
+                          modelfile(relative_base, Path(base_gguf), f"./{result.path.name}", demo=demo))
         output["modelfile"] = str(out_dir / "Modelfile.adapter")
     return output

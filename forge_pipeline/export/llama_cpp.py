@@ -8,6 +8,7 @@ Every output is written under a temporary name and renamed into place only when 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from forge_pipeline.atomic import atomic_path
 from forge_pipeline.export.config import ExportSettings
 
+logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONVERTER_DIR = REPO_ROOT / ".cache" / "llama_cpp_convert"
 UNKNOWN_PRE_TOKENIZER = "BPE pre-tokenizer was not recognized"
@@ -33,6 +35,7 @@ class ConversionResult:
     path: Path
     seconds: float
     declared_gpt2_pre_tokenizer: bool
+    pre_tokenizer: str | None = None  # what the converter wrote as tokenizer.ggml.pre (None for adapters)
 
 
 class LlamaCppToolchain:
@@ -81,7 +84,11 @@ class LlamaCppToolchain:
                 raise ConversionError(f"{script} {' '.join(args)} failed (exit {done.returncode}):\n{tail}")
             if tmp.stat().st_size == 0:
                 raise ConversionError(f"{script} {' '.join(args)} exited 0 but wrote nothing")
-        return ConversionResult(out_path, time.perf_counter() - started, fallback)
+            pre = gguf_metadata(tmp).get("tokenizer.ggml.pre")
+        if pre is not None:
+            how = "declared gpt-2 after the converter did not recognise the tokenizer" if fallback else "recognised"
+            logger.info("%s: BPE pre-tokenizer %r (%s)", out_path.name, pre, how)
+        return ConversionResult(out_path, time.perf_counter() - started, fallback, pre)
 
     def convert_model(self, model_dir: Path, out_path: Path, outtype: str = "f16") -> ConversionResult:
         """A Hugging Face model folder → one GGUF file."""
@@ -136,3 +143,23 @@ def gguf_stats(path: Path, n_params: int | None = None) -> dict:
     size = path.stat().st_size
     n_params = n_params or gguf_n_params(path)
     return {"path": str(path), "size_bytes": size, "n_params": n_params, "bits_per_weight": round(size * 8 / n_params, 3)}
+
+
+def gguf_metadata(path: Path, keys: tuple[str, ...] = ("tokenizer.ggml.pre", "tokenizer.chat_template",
+                                                       "tokenizer.ggml.eos_token_id", "general.architecture")) -> dict:
+    """Selected scalar/string metadata of a GGUF file (absent keys are left out)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    out = {}
+    for key in keys:
+        field = reader.get_field(key)
+        if field is not None:
+            out[key] = field.contents()
+    return out
+
+
+def gguf_token_text(path: Path, token_id: int) -> str:
+    from gguf import GGUFReader
+
+    return GGUFReader(str(path)).get_field("tokenizer.ggml.tokens").contents(token_id)

@@ -33,7 +33,6 @@ from pathlib import Path
 from forge_pipeline.atomic import locked, write_json_atomic
 
 SCHEMA_VERSION = 1
-FILE_ROLES = ("base_gguf", "adapter_gguf", "merged_gguf")
 
 
 class ManifestError(ValueError):
@@ -98,9 +97,18 @@ def verify_version(manifest: dict, version: str, manifest_path: Path) -> dict[st
     return resolved
 
 
+def version_number(version: str) -> int:
+    """v0007 -> 7; anything not of the form v<digits> sorts before every numbered version (-1)."""
+    return int(version[1:]) if version.startswith("v") and version[1:].isdigit() else -1
+
+
+def newest_version(manifest: dict) -> str | None:
+    return max(manifest["versions"], key=version_number, default=None)
+
+
 def next_version_id(manifest: dict) -> str:
-    numbers = [int(v[1:]) for v in manifest["versions"] if v.startswith("v") and v[1:].isdigit()]
-    return f"v{(max(numbers) + 1 if numbers else 1):04d}"
+    newest = newest_version(manifest)
+    return f"v{max(version_number(newest) if newest else 0, 0) + 1:04d}"
 
 
 def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_share: float | None = None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forge_pipeline.export.manifest import ManifestError, describe_file, publish_version
+from forge_pipeline.export.manifest import ManifestError, describe_file, newest_version, publish_version
 
 REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
 EVALUATION_FIELDS = ("base_loss", "tuned_loss", "base_perplexity", "tuned_perplexity", "relative_improvement",
@@ -67,7 +67,7 @@ def publish(manifest_path: Path, info: dict, evaluation: dict, gguf_model: dict,
     manifest = publish_version(manifest_path, entry, promote=bool(evaluation.get("promoted")),
                                candidate_share=candidate_share)
     # publish_version numbers versions v0001, v0002, ... under its lock: the highest is the one just added.
-    version = max(manifest["versions"], key=lambda v: int(v[1:]) if v[1:].isdigit() else -1)
+    version = newest_version(manifest)
     return {"version": version, "current": manifest["current"], "promoted": bool(evaluation.get("promoted")),
             "manifest_path": str(manifest_path), "versions": len(manifest["versions"])}
 

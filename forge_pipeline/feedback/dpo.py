@@ -59,10 +59,10 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
     import torch
     from datasets import Dataset
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOTrainer
 
-    from forge_pipeline.train.sft import _ForgeCallback, git_commit, loss_curve_png, record_finished_run
+    from forge_pipeline.train.tracking import git_commit, loss_curve_png, metrics_callback, record_finished_run
 
     if not rows:
         raise ValueError("train_preference_adapter: no preference pairs to train on")
@@ -95,8 +95,7 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
             tokenizer.pad_token = tokenizer.eos_token
         base = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.bfloat16 if cuda else torch.float32)
         model = PeftModel.from_pretrained(base, str(sft_adapter_dir), is_trainable=True)
-        forge_cb = _ForgeCallback(mlflow, progress, cuda)
-        callback = type("ForgeCallback", (TrainerCallback,), {"on_log": forge_cb.on_log})()
+        callback, _ = metrics_callback(mlflow, progress, cuda)
         trainer = DPOTrainer(model=model, args=dpo_config(output_dir, fb, cuda), train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, callbacks=[callback])
         trainer.remove_callback(PrinterCallback)

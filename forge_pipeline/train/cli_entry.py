@@ -4,8 +4,8 @@
         [--output-dir DIR] [--set learning_rate=1e-4 --set max_steps=100 ...]
     accelerate launch --num_processes 2 -m forge_pipeline.train.cli_entry --dataset-dir ...
 
-Without --base-model, the base model comes from settings (train.base_model, else the tiny demo Llama built
-from the train split). Without --output-dir, the run goes to <data_root>/adapters/<run key>, so re-running
+Without --base-model, the base model comes from settings (train.base_model: smollm2-135m-instruct by default,
+tiny-demo, or a local folder; see forge_pipeline.train.base_models). Without --output-dir, the run goes to <data_root>/adapters/<run key>, so re-running
 the same command after a crash resumes from the latest checkpoint. Progress is printed as JSON lines,
 the result as one JSON object on the last line.
 """
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m forge_pipeline.train.cli_entry", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset-dir", required=True, type=Path, help="folder with train.jsonl / validation.jsonl")
     parser.add_argument("--dataset-version", default=None, help="version id recorded in MLflow (default: folder name)")
-    parser.add_argument("--base-model", default=None, help="local HF model folder (default: from settings)")
+    parser.add_argument("--base-model", default=None, help="short name (smollm2-135m-instruct, tiny-demo) or local HF model folder (default: from settings)")
     parser.add_argument("--output-dir", default=None, type=Path)
     parser.add_argument("--data-root", default=None, type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from forge_pipeline.settings import load_settings
     from forge_pipeline.train.sft import corpus_texts, dataset_content_hash, run_key, train_lora
-    from forge_pipeline.train.tiny_model import resolve_base_model
+    from forge_pipeline.train.base_models import resolve_base_model
 
     settings = load_settings(**({"data_root": args.data_root} if args.data_root else {}))
     overrides = _parse_overrides(args.overrides)
@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("--set: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()))
     settings.paths.ensure()
     if args.base_model:
-        base = {"path": str(Path(args.base_model).resolve()), "name": Path(args.base_model).name, "is_demo_model": False}
-    else:
-        base = resolve_base_model(settings.model_copy(update={"train": hp}), corpus_texts(args.dataset_dir))
+        hp = hp.model_copy(update={"base_model": args.base_model})
+    base = resolve_base_model(settings.model_copy(update={"train": hp}), corpus_texts(args.dataset_dir))
     output_dir = args.output_dir or settings.paths.adapters / run_key(dataset_content_hash(args.dataset_dir), hp, base["path"])
 
     def progress(entry: dict) -> None:

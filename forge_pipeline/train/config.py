@@ -21,21 +21,25 @@ class TinyModelSettings(Section):
 class TrainSettings(Section):
     """LoRA/QLoRA supervised fine-tuning hyperparameters (defaults from the project plan)."""
 
-    base_model: str | None = Field(
-        default=None, description="Local HF model directory or cached hub id; None builds the tiny demo Llama."
+    base_model: str = Field(
+        default="smollm2-135m-instruct",
+        description="smollm2-135m-instruct (packaged SmolLM2, Apache-2.0), tiny-demo (random-init test Llama), a local "
+        "HF model folder or a hub id already in the local HF cache (see forge_pipeline.train.base_models).",
     )
     lora_r: int = Field(default=16, gt=0)
     lora_alpha: int = Field(default=32, gt=0)
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
     learning_rate: float = Field(default=2e-4, gt=0.0)
-    num_train_epochs: float = Field(default=3.0, gt=0.0)
+    # Defaults sized for the default base (SmolLM2-135M) on the sample data on a 2-core CPU: two epochs of
+    # one optimizer step per batch of 4 (~30 steps) keep `forge demo` within minutes (docs/training.md).
+    num_train_epochs: float = Field(default=2.0, gt=0.0)
     per_device_train_batch_size: int = Field(default=4, gt=0)
-    gradient_accumulation_steps: int = Field(default=4, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
     save_steps: int = Field(default=500, gt=0)
     eval_steps: int | None = Field(default=None, description="None evaluates once per epoch.")
     logging_steps: int = Field(default=1, gt=0)
-    max_length: int = Field(default=1024, gt=16)
+    max_length: int = Field(default=512, gt=16)
     quantization: Literal["auto", "nf4", "none"] = Field(
         default="auto", description="auto: NF4 on CUDA, plain LoRA on CPU (faster there)."
     )

@@ -1,9 +1,9 @@
 """Where the training stage leaves its result for downstream stages (export, evaluation, serving).
 
-`lora_adapter` is a Dagster Pipes asset: the training subprocess reports the materialization, so no value
-passes through the IO manager. The asset therefore writes `<data_root>/tables/lora_adapter.json` itself
-(atomically, the same path the `io_manager` reads for an input named `lora_adapter`), and code outside
-Dagster reads it with `read_lora_adapter(settings)`.
+`lora_adapter` is a Dagster Pipes asset: the training subprocess reports the materialization's metadata and
+the asset returns the result as its value, which the `io_manager` writes to `<data_root>/tables/lora_adapter.json`
+(atomically; the same file it reads for an input named `lora_adapter`). Code outside Dagster reads it with
+`read_lora_adapter(settings)`.
 
 Fields: adapter_dir, base_model_dir, base_model_name, is_demo_model, mlflow_run_id, dataset_version, metrics
 (plus run_key, tracking_uri, mlflow_experiment_id, loss_curve_png, hardware, resumed_from).
@@ -24,11 +24,16 @@ def lora_adapter_path(settings) -> Path:
     return settings.paths.tables / "lora_adapter.json"
 
 
-def write_lora_adapter(settings, result: dict) -> Path:
+def check_lora_adapter(result: dict) -> dict:
     missing = [f for f in REQUIRED if f not in result]
     if missing:
         raise ValueError(f"lora_adapter result lacks field(s) {missing}")
-    return write_json_atomic(lora_adapter_path(settings), result)
+    return result
+
+
+def write_lora_adapter(settings, result: dict) -> Path:
+    """What the asset's IO manager writes, for code (and tests) that train outside Dagster."""
+    return write_json_atomic(lora_adapter_path(settings), check_lora_adapter(result))
 
 
 def read_lora_adapter(settings) -> dict:

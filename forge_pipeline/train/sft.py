@@ -22,22 +22,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
-import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from forge_pipeline.atomic import atomic_directory, atomic_path, write_json_atomic
+from forge_pipeline.atomic import atomic_directory, write_json_atomic
 from forge_pipeline.records import read_chat_jsonl
 from forge_pipeline.train.config import TrainSettings
+from forge_pipeline.train.tracking import (
+    NoMlflow,
+    ProgressFn,
+    forge_version,
+    git_commit,
+    loss_curve_png,
+    metrics_callback,
+    record_finished_run,
+)
 
 FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn",
                    "kernels-community/flash-attn3", "kernels-community/vllm-flash-attn3")
 MASKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # packed via position-id detection in masking_utils
-ProgressFn = Callable[[dict], None]
 
 
 # ---------------------------------------------------------------- dataset and run identity
@@ -89,18 +94,29 @@ def load_splits(dataset_dir: Path):
     return DatasetDict(splits)
 
 
+def tokenize_splits(splits, tokenizer, max_length: int) -> dict:
+    """Each split as `input_ids` + assistant-only `labels`, rendered with the base model's own chat template
+    (`chat_tokens`, shared with the evaluation). trl takes pre-tokenized rows as they are, so no chat format
+    is assumed here and templates without `{% generation %}` markers train on assistant tokens only too."""
+    from datasets import Dataset
+
+    from forge_pipeline.train.chat_tokens import tokenize_examples
+
+    out = {}
+    for name, split in splits.items():
+        rows, _dropped = tokenize_examples(list(split), tokenizer, max_length)
+        if not rows:
+            if name == "train":
+                raise ValueError(f"no train example keeps an assistant token within train.max_length={max_length}; "
+                                 "raise train.max_length")
+            continue
+        out[name] = Dataset.from_list(rows)
+    return out
+
+
 def corpus_texts(dataset_dir: Path) -> list[str]:
     """All message texts of the train split (what the demo tokenizer is trained on)."""
     return [t["content"] for row in _read_jsonl_messages(Path(dataset_dir) / "train.jsonl") for t in row["messages"]]
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # ---------------------------------------------------------------- checkpoints and state
@@ -127,61 +143,6 @@ def _read_state(output_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-# ---------------------------------------------------------------- metrics
-class _ForgeCallback:
-    """Per-step metrics to MLflow (loss, eval_loss, learning rate, tokens/s, GPU memory) and to `progress`."""
-
-    def __init__(self, mlflow_module, progress: ProgressFn | None, cuda: bool):
-        self.mlflow, self.progress, self.cuda = mlflow_module, progress, cuda
-        self.history: list[dict] = []
-        self._last: tuple[float, float] | None = None  # (time, num_tokens) at the previous log
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        now = time.perf_counter()
-        # trl counts real (non-padding) tokens seen so far in `num_tokens`; the rate between two logs is
-        # what the benchmark compares, so padding never inflates it.
-        if "num_tokens" in metrics and "loss" in metrics:
-            if self._last is not None and metrics["num_tokens"] > self._last[1]:
-                metrics["tokens_per_s"] = (metrics["num_tokens"] - self._last[1]) / max(now - self._last[0], 1e-9)
-            self._last = (now, metrics["num_tokens"])
-        if self.cuda:
-            import torch
-
-            metrics["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        self.mlflow.log_metrics(metrics, step=state.global_step)
-        entry = {"step": state.global_step, **metrics}
-        self.history.append(entry)
-        if self.progress:
-            self.progress(entry)
-
-
-def loss_curve_png(history: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    if train:
-        ax.plot(*zip(*train), label="train loss")
-    if evals:
-        ax.plot(*zip(*evals), marker="o", label="validation loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------- model
 def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
     import torch
@@ -206,10 +167,6 @@ def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
-    if hp.use_liger_kernel:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
-
-        _apply_liger_kernel_to_instance(model=model)
     model.config.use_cache = False
     return model, {"quantization": "nf4" if quantize else "none", "attn_implementation": attn,
                    "gradient_checkpointing": gradient_checkpointing, "dtype": str(dtype).replace("torch.", "")}
@@ -259,12 +216,14 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
         lr_scheduler_type=hp.lr_scheduler_type, optim=optim, seed=hp.seed, data_seed=hp.seed,
         logging_steps=hp.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=hp.save_steps,
         save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
-        max_length=hp.max_length, assistant_only_loss=True,
+        # Labels already keep assistant tokens only (tokenize_splits); trl uses them as they are.
+        max_length=hp.max_length,
         packing=hp.packing, padding_free=hp.packing, **({"packing_strategy": "bfd"} if hp.packing else {}),
         pad_to_multiple_of=hp.pad_to_multiple_of,
         bf16=cuda, fp16=False, use_cpu=not cuda,
         gradient_checkpointing=hardware["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
+        use_liger_kernel=hp.use_liger_kernel,  # the Trainer patches the model with Liger's kernels (public flag)
         report_to=[], dataloader_num_workers=0, disable_tqdm=True, **eval_kwargs,
     )
 
@@ -290,7 +249,6 @@ def train_lora(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import mlflow
     import torch
-    from transformers import TrainerCallback
     from trl import SFTTrainer
 
     dataset_dir, base_model_dir, output_dir = Path(dataset_dir), Path(base_model_dir), Path(output_dir)
@@ -313,7 +271,7 @@ def train_lora(
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_experiment(experiment)
     tags = {"dataset_version": dataset_version or content_hash[:12], "base_model": base_model_name or base_model_dir.name,
-            "forge_version": _forge_version(), "run_key": key, "is_demo_model": str(is_demo_model).lower()}
+            "forge_version": forge_version(), "run_key": key, "is_demo_model": str(is_demo_model).lower()}
     run = mlflow.start_run(run_id=state.get("mlflow_run_id"), run_name=None if state else f"lora-{key[:8]}",
                            tags=None if state else tags) if main else None
     try:
@@ -337,11 +295,11 @@ def train_lora(
                       "device": "cuda" if cuda else "cpu"}
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
 
-        forge_cb = _ForgeCallback(mlflow if main else _NoMlflow(), progress, cuda)
-        callback = type("ForgeCallback", (TrainerCallback,), {"on_log": forge_cb.on_log})()
+        callback, forge_cb = metrics_callback(mlflow if main else NoMlflow(), progress, cuda)
+        tokenized = tokenize_splits(splits, tokenizer, hp.max_length)
         trainer = SFTTrainer(
-            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in splits),
-            train_dataset=splits["train"], eval_dataset=splits.get("validation"), processing_class=tokenizer,
+            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in tokenized),
+            train_dataset=tokenized["train"], eval_dataset=tokenized.get("validation"), processing_class=tokenizer,
             peft_config=lora_config(hp), callbacks=[callback],
         )
         from transformers import PrinterCallback
@@ -396,31 +354,7 @@ def train_lora(
             mlflow.end_run("FAILED")
 
 
-def record_finished_run(output_dir: Path, key: str, mlflow_run_id: str, result: dict) -> None:
-    """run_state.json says finished (a re-materialization reuses the result instead of retraining), then the
-    checkpoints go: the adapter is safe in adapter/, and optimizer states are their bulk."""
-    write_json_atomic(output_dir / "run_state.json",
-                      {"run_key": key, "mlflow_run_id": mlflow_run_id, "status": "finished", "result": result})
-    shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-
-
-class _NoMlflow:
-    """Non-main processes under `accelerate launch` log nothing."""
-
-    def log_metrics(self, *args, **kwargs):
-        pass
-
-
 def _has_flash_attn() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("flash_attn") is not None
-
-
-def _forge_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("forge_pipeline")
-    except Exception:  # not installed as a distribution (a plain checkout)
-        return "dev"

@@ -18,8 +18,9 @@ def _timings_md(timings: dict, stats: dict) -> str:
 
 @dg.asset(group_name="train", kinds={"pytorch", "mlflow"})
 def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset_version: dict) -> dg.MaterializeResult:
-    """Base vs fine-tuned on the validation split and the fixed prompt set: losses, perplexities,
-    side-by-side generations, and the promotion gate's decision (a failed gate keeps the version unpromoted)."""
+    """Base vs fine-tuned on the held-out (validation) split: loss and perplexity on assistant tokens, greedy
+    answers side by side (eval prompts + held-out prompts, one table row per prompt), and the promotion gate on
+    held-out loss with the eval.min_relative_improvement margin (a failed gate keeps the version unpromoted)."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
     examples = evaluate.load_validation_examples(publish.validation_file(dataset_version))
@@ -33,7 +34,9 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
             "base_loss": result["base_loss"], "tuned_loss": result["tuned_loss"],
             "base_perplexity": result["base_perplexity"], "tuned_perplexity": result["tuned_perplexity"],
             "relative_improvement": result["relative_improvement"], "promoted": result["promoted"],
-            "gate": result["reason"], "validation_examples": result["validation_examples"],
+            "gate": result["reason"], "gate_margin": result["min_relative_improvement"],
+            "perplexity_change": result["perplexity_change"], "validation_examples": result["validation_examples"],
+            "validation_tokens": result["validation_tokens"], "side_by_side_prompts": result["prompts"],
             "mean_seconds_base": result["mean_seconds_base"], "mean_seconds_tuned": result["mean_seconds_tuned"],
             "side_by_side": dg.MetadataValue.md(result["markdown"]), "mlflow_logged": result["mlflow_logged"],
             "is_demo_model": info["is_demo_model"],
@@ -54,7 +57,10 @@ def gguf_model(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolch
         exports_dir=exports, toolchain=llama_cpp_toolchain.get(settings.export), demo=info["is_demo_model"],
     )
     stats = result["stats"]
+    result = {**result, "is_demo_model": info["is_demo_model"]}
     return dg.MaterializeResult(value=result, metadata={
+        "pre_tokenizer": str(result["pre_tokenizer"]),
+        "pre_tokenizer_fallback": result["declared_gpt2_pre_tokenizer"],
         "merged_gguf": dg.MetadataValue.path(result["merged_gguf"]), "base_gguf": dg.MetadataValue.path(result["base_gguf"]),
         "quant_type": result["quant_type"], "merged_size_bytes": stats["merged"]["size_bytes"],
         "merged_bits_per_weight": stats["merged"]["bits_per_weight"], "n_params": stats["merged"]["n_params"],

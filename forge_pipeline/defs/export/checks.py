@@ -13,9 +13,10 @@ from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import gguf, publish, verify
 from forge_pipeline.export.evaluate import load_eval_prompts
-from forge_pipeline.export.manifest import ManifestError, read_manifest, verify_version
+from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
 
 CHECK_PROMPTS = 8  # enough to see a broken model; the full set runs in adapter_evaluation
+CHECK_MAX_TOKENS = 96  # room for a short real answer to end by itself
 
 
 def _prompts(settings) -> list[list[dict]]:
@@ -24,13 +25,16 @@ def _prompts(settings) -> list[list[dict]]:
 
 @dg.asset_check(asset=gguf_model, blocking=True)
 def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.AssetCheckResult:
-    """The merged and base GGUFs load in llama-cpp-python and generate, ending at <|im_end|> or max tokens."""
+    """The merged and base GGUFs load in llama-cpp-python and generate with the GGUF's own chat template, each
+    reply ending at the template's end token or max tokens; a real (non-demo) model must end at least one reply
+    with its end token (finish reason `stop`), or it would never stop by itself when served."""
     settings = forge.get()
-    merged = verify.generation_check(Path(gguf_model["merged_gguf"]), _prompts(settings))
-    base = verify.generation_check(Path(gguf_model["base_gguf"]), _prompts(settings)[:2])
-    return dg.AssetCheckResult(passed=merged["ok"] and base["ok"], metadata={
-        "merged_prompts": merged["prompts"], "merged_stopped_at_im_end": merged["stopped_at_im_end"],
-        "base_ok": base["ok"], "outcomes": dg.MetadataValue.json(merged["outcomes"]),
+    merged = verify.generation_check(Path(gguf_model["merged_gguf"]), _prompts(settings), max_tokens=CHECK_MAX_TOKENS)
+    base = verify.generation_check(Path(gguf_model["base_gguf"]), _prompts(settings)[:2], max_tokens=CHECK_MAX_TOKENS)
+    stops = merged["stopped_at_end_token"] > 0 or bool(gguf_model.get("is_demo_model"))
+    return dg.AssetCheckResult(passed=merged["ok"] and base["ok"] and stops, metadata={
+        "merged_prompts": merged["prompts"], "merged_stopped_at_end_token": merged["stopped_at_end_token"],
+        "end_token": merged["end_token"], "base_ok": base["ok"], "outcomes": dg.MetadataValue.json(merged["outcomes"]),
     })
 
 
@@ -67,8 +71,8 @@ def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg
     prompts = _prompts(settings)
     base, adapter = Path(gguf_adapter["base_f16_gguf"]), Path(gguf_adapter["adapter_gguf"])
     generated = verify.generation_check(base, prompts[:2], lora_path=adapter)
-    texts = [verify.render_chatml(m) for m in prompts[:4]]
-    change = float(abs(verify.next_token_logits(base, texts, adapter) - verify.next_token_logits(base, texts)).max())
+    change = float(abs(verify.next_token_logits(base, prompts[:4], adapter)
+                       - verify.next_token_logits(base, prompts[:4])).max())
     return dg.AssetCheckResult(passed=generated["ok"] and change > 0.0, metadata={
         "max_logit_change_vs_base": change, "generation_ok": generated["ok"],
     })
@@ -79,7 +83,7 @@ def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
     """Every file of the current version and of the newest version exists and matches its sha256."""
     path = forge.get().paths.manifest
     manifest = read_manifest(path)
-    newest = max(manifest["versions"], key=lambda v: int(v[1:]) if v[1:].isdigit() else -1, default=None)
+    newest = newest_version(manifest)
     problems, checked = [], []
     for version in {manifest["current"], newest} - {None}:
         try:
