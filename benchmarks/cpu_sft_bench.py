@@ -38,21 +38,32 @@ RECIPES = {
     "forge": {"packing": True, "gradient_checkpointing": False, "bf16": False},
     "forge_bf16": {"packing": True, "gradient_checkpointing": False, "bf16": True},
 }
-HP = {"lora_r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "learning_rate": 2e-4,
-      "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 512}
+HP = {
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "learning_rate": 2e-4,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "max_length": 512,
+}
 
 
 def _examples(args) -> tuple[list[dict], list[dict], str]:
     from forge_pipeline.records import read_chat_jsonl
 
     def rows(path):
-        return [{"messages": [{"role": t["role"], "content": t["content"]} for t in r["messages"]]}
-                for r in read_chat_jsonl(path, need_assistant=True)]
+        return [
+            {"messages": [{"role": t["role"], "content": t["content"]} for t in r["messages"]]}
+            for r in read_chat_jsonl(path, need_assistant=True)
+        ]
 
     folder = Path(args.dataset_dir) if args.dataset_dir else None
     if folder is None:
         catalog = Path(args.data_root) / "catalog"
-        versions = sorted((p for p in catalog.glob("*") if (p / "train.jsonl").is_file()), key=lambda p: p.stat().st_mtime)
+        versions = sorted(
+            (p for p in catalog.glob("*") if (p / "train.jsonl").is_file()), key=lambda p: p.stat().st_mtime
+        )
         folder = versions[-1] if versions else None
     if folder is not None:
         train, validation = rows(folder / "train.jsonl"), rows(folder / "validation.jsonl")
@@ -87,27 +98,54 @@ def run_recipe(args) -> dict:
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32, attn_implementation="sdpa")
     hp = TrainSettings(**HP)
     config = SFTConfig(
-        output_dir=str(Path(args.work_dir) / args.recipe), learning_rate=hp.learning_rate, num_train_epochs=args.epochs,
-        per_device_train_batch_size=hp.per_device_train_batch_size, gradient_accumulation_steps=1,
-        max_length=hp.max_length, packing=recipe["packing"], padding_free=recipe["packing"],
+        output_dir=str(Path(args.work_dir) / args.recipe),
+        learning_rate=hp.learning_rate,
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=hp.per_device_train_batch_size,
+        gradient_accumulation_steps=1,
+        max_length=hp.max_length,
+        packing=recipe["packing"],
+        padding_free=recipe["packing"],
         **({"packing_strategy": "bfd"} if recipe["packing"] else {}),
-        gradient_checkpointing=recipe["gradient_checkpointing"], bf16=recipe["bf16"], fp16=False, use_cpu=True,
-        save_strategy="no", report_to=[], logging_steps=1, disable_tqdm=True, seed=42, data_seed=42,
+        gradient_checkpointing=recipe["gradient_checkpointing"],
+        bf16=recipe["bf16"],
+        fp16=False,
+        use_cpu=True,
+        save_strategy="no",
+        report_to=[],
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=42,
+        data_seed=42,
         dataloader_num_workers=0,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=lora_config(hp))
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(hp),
+    )
     started = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - started
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     heldout = validation_loss(trainer.model, tokenizer, validation, max_length=hp.max_length)
-    return {"recipe": args.recipe, **recipe, "train_seconds": round(seconds, 2), "real_tokens": real_tokens,
-            "tokens_per_s": round(real_tokens / seconds, 1), "steps": trainer.state.global_step,
-            "final_loss": round(losses[-1], 4) if losses else None, "train_loss": round(out.training_loss, 4),
-            "heldout_loss": round(heldout["loss"], 4), "peak_rss_mb": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "examples": len(rows), "data": source, "threads": torch.get_num_threads()}
+    return {
+        "recipe": args.recipe,
+        **recipe,
+        "train_seconds": round(seconds, 2),
+        "real_tokens": real_tokens,
+        "tokens_per_s": round(real_tokens / seconds, 1),
+        "steps": trainer.state.global_step,
+        "final_loss": round(losses[-1], 4) if losses else None,
+        "train_loss": round(out.training_loss, 4),
+        "heldout_loss": round(heldout["loss"], 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "examples": len(rows),
+        "data": source,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -140,21 +178,47 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as work:
         for name in args.recipes.split(","):
-            command = [sys.executable, __file__, "--recipe", name, "--model-dir", model_dir, "--work-dir", work,
-                       "--examples", str(args.examples), "--epochs", str(args.epochs), "--heldout", str(args.heldout), "--threads", str(args.threads),
-                       "--data-root", args.data_root, *(["--dataset-dir", args.dataset_dir] if args.dataset_dir else [])]
+            command = [
+                sys.executable,
+                __file__,
+                "--recipe",
+                name,
+                "--model-dir",
+                model_dir,
+                "--work-dir",
+                work,
+                "--examples",
+                str(args.examples),
+                "--epochs",
+                str(args.epochs),
+                "--heldout",
+                str(args.heldout),
+                "--threads",
+                str(args.threads),
+                "--data-root",
+                args.data_root,
+                *(["--dataset-dir", args.dataset_dir] if args.dataset_dir else []),
+            ]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             if done.returncode != 0:
                 raise SystemExit(f"recipe {name} failed:\n{done.stderr[-3000:]}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
     reference = next((r for r in results if r["recipe"] == "plain"), results[0])
-    print(f"\n{'recipe':<11} {'tok/s':>7} {'x plain':>7} {'peak RSS MB':>11} {'final loss':>10} {'held-out':>9} {'s':>6}")
+    print(
+        f"\n{'recipe':<11} {'tok/s':>7} {'x plain':>7} {'peak RSS MB':>11} {'final loss':>10} {'held-out':>9} {'s':>6}"
+    )
     for r in results:
-        print(f"{r['recipe']:<11} {r['tokens_per_s']:>7} {r['tokens_per_s'] / reference['tokens_per_s']:>7.2f} "
-              f"{r['peak_rss_mb']:>11} {r['final_loss']:>10} {r['heldout_loss']:>9} {r['train_seconds']:>6}")
-    record = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-              "model": DEFAULT_BASE_MODEL, "hp": HP, "results": results}
+        print(
+            f"{r['recipe']:<11} {r['tokens_per_s']:>7} {r['tokens_per_s'] / reference['tokens_per_s']:>7.2f} "
+            f"{r['peak_rss_mb']:>11} {r['final_loss']:>10} {r['heldout_loss']:>9} {r['train_seconds']:>6}"
+        )
+    record = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "model": DEFAULT_BASE_MODEL,
+        "hp": HP,
+        "results": results,
+    }
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
 

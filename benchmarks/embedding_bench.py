@@ -71,8 +71,11 @@ def vocabulary(rng: random.Random, n: int = 5000) -> list[str]:
     words (~70), like real notes; made-up words split into many word pieces and slow the model down."""
     from forge_pipeline.prepare.embeddings import default_model_path
 
-    words = [w for w in (Path(default_model_path()) / "vocab.txt").read_text("utf-8").split()
-             if w.isalpha() and w.isascii() and len(w) >= 3]
+    words = [
+        w
+        for w in (Path(default_model_path()) / "vocab.txt").read_text("utf-8").split()
+        if w.isalpha() and w.isascii() and len(w) >= 3
+    ]
     return rng.sample(words, min(n, len(words)))
 
 
@@ -81,10 +84,20 @@ def make_records(n: int, rng: random.Random, vocab: list[str], prefix: str = "n"
     records = []
     for i in range(n):
         words = rng.choices(vocab, cum_weights=cumulative, k=rng.randint(40, 80))
-        records.append({"example_id": f"{prefix}{i}", "source": "vault", "source_path": f"notes/{prefix}{i}.md",
-                        "conversation_id": None, "created_at": "2026-01-01T00:00:00+00:00", "tags": [],
-                        "messages": [{"role": "user", "content": f"Note {prefix}{i}"},
-                                     {"role": "assistant", "content": " ".join(words)}]})
+        records.append(
+            {
+                "example_id": f"{prefix}{i}",
+                "source": "vault",
+                "source_path": f"notes/{prefix}{i}.md",
+                "conversation_id": None,
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "tags": [],
+                "messages": [
+                    {"role": "user", "content": f"Note {prefix}{i}"},
+                    {"role": "assistant", "content": " ".join(words)},
+                ],
+            }
+        )
     return records
 
 
@@ -103,9 +116,12 @@ def minilm_rate(sample: int, rng: random.Random, vocab: list[str]) -> dict:
         t = time.perf_counter()
         backend.encode([text[:80]])
         latencies.append((time.perf_counter() - t) * 1000)
-    return {"chunks_per_s": round(rate, 1), "sample": sample,
-            "query_encode_ms_p50": round(float(np.percentile(latencies, 50)), 2),
-            "query_encode_ms_p99": round(float(np.percentile(latencies, 99)), 2)}
+    return {
+        "chunks_per_s": round(rate, 1),
+        "sample": sample,
+        "query_encode_ms_p50": round(float(np.percentile(latencies, 50)), 2),
+        "query_encode_ms_p99": round(float(np.percentile(latencies, 99)), 2),
+    }
 
 
 def timed_build(records, version, root, backend, settings) -> dict:
@@ -114,10 +130,17 @@ def timed_build(records, version, root, backend, settings) -> dict:
     _, meta, report = build_embedding_index(records, version, root / "embeddings", backend, root / "cache", settings)
     total = time.perf_counter() - started
     encode = backend.seconds - encode_before
-    return {"seconds": round(total, 2), "stand_in_encode_s": round(encode, 2), "chunks": report.chunks,
-            "texts_embedded": report.texts_embedded, "reused_from_previous": report.reused_from_previous,
-            "added_chunks": report.added_chunks, "removed_chunks": report.removed_chunks,
-            "index_type": meta["index_type"], "_overhead_s": total - encode}
+    return {
+        "seconds": round(total, 2),
+        "stand_in_encode_s": round(encode, 2),
+        "chunks": report.chunks,
+        "texts_embedded": report.texts_embedded,
+        "reused_from_previous": report.reused_from_previous,
+        "added_chunks": report.added_chunks,
+        "removed_chunks": report.removed_chunks,
+        "index_type": meta["index_type"],
+        "_overhead_s": total - encode,
+    }
 
 
 REFERENCE_MINILM_RATE = 103.0  # chunks/s, quiet VM, 69-token texts, batch 64 (benchmarks/README.md)
@@ -126,7 +149,9 @@ REFERENCE_MINILM_RATE = 103.0  # chunks/s, quiet VM, 69-token texts, batch 64 (b
 def with_minilm_estimate(result: dict, rate: float) -> dict:
     overhead = result.pop("_overhead_s")
     result["minilm_estimate_s"] = round(overhead + result["texts_embedded"] / rate, 1)
-    result["minilm_estimate_at_reference_rate_s"] = round(overhead + result["texts_embedded"] / REFERENCE_MINILM_RATE, 1)
+    result["minilm_estimate_at_reference_rate_s"] = round(
+        overhead + result["texts_embedded"] / REFERENCE_MINILM_RATE, 1
+    )
     return result
 
 
@@ -141,9 +166,13 @@ def query_latency(root: Path, backend, queries: list[str], k: int = 10, faiss_in
         started = time.perf_counter()
         search(version, backend, query, k)
         latencies.append((time.perf_counter() - started) * 1000)
-    return {"queries": len(queries), "k": k, "index_type": version.meta["index_type"],
-            "p50_ms": round(float(np.percentile(latencies, 50)), 3),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 3)}
+    return {
+        "queries": len(queries),
+        "k": k,
+        "index_type": version.meta["index_type"],
+        "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+    }
 
 
 def recall_at_10(vectors: np.ndarray, query_vectors: np.ndarray, settings: EmbedSettings, hnsw=None) -> dict:
@@ -184,7 +213,9 @@ def minilm_recall(sample: int, n_queries: int, rng: random.Random, vocab: list[s
     return recall_at_10(vectors, queries, settings)[0]
 
 
-def run_size(n: int, rate: float, rng: random.Random, vocab: list[str], settings: EmbedSettings, n_queries: int) -> dict:
+def run_size(
+    n: int, rate: float, rng: random.Random, vocab: list[str], settings: EmbedSettings, n_queries: int
+) -> dict:
     backend = HashingStandIn()
     records = make_records(n, rng, vocab)
     with tempfile.TemporaryDirectory(prefix="forge-embed-bench-") as tmp:
@@ -194,7 +225,10 @@ def run_size(n: int, rate: float, rng: random.Random, vocab: list[str], settings
         changed = max(1, n // 100)
         updated = [dict(r) for r in records[changed:]]
         for r in updated[:changed]:
-            r["messages"] = [r["messages"][0], {"role": "assistant", "content": r["messages"][1]["content"] + " edited"}]
+            r["messages"] = [
+                r["messages"][0],
+                {"role": "assistant", "content": r["messages"][1]["content"] + " edited"},
+            ]
         updated += make_records(changed, rng, vocab, prefix="new")
         update = with_minilm_estimate(timed_build(updated, "v2", root, backend, settings), rate)
         queries = [" ".join(rng.choices(vocab[:2000], k=8)) for _ in range(n_queries)]
@@ -205,11 +239,17 @@ def run_size(n: int, rate: float, rng: random.Random, vocab: list[str], settings
             recall, hnsw = recall_at_10(vectors, backend.encode(queries), settings)
             hnsw.hnsw.efSearch = settings.hnsw_ef_search
             latency["hnsw"] = query_latency(root, backend, queries, faiss_index=hnsw)
-    return {"chunks": n, "full_build": full, "incremental_update": update,
-            "update_share_of_full": round(update["seconds"] / full["seconds"], 3),
-            "update_share_of_full_minilm_estimate": round(update["minilm_estimate_at_reference_rate_s"]
-                                                          / full["minilm_estimate_at_reference_rate_s"], 4),
-            "query_latency": latency, "recall_vs_exact": recall}
+    return {
+        "chunks": n,
+        "full_build": full,
+        "incremental_update": update,
+        "update_share_of_full": round(update["seconds"] / full["seconds"], 3),
+        "update_share_of_full_minilm_estimate": round(
+            update["minilm_estimate_at_reference_rate_s"] / full["minilm_estimate_at_reference_rate_s"], 4
+        ),
+        "query_latency": latency,
+        "recall_vs_exact": recall,
+    }
 
 
 def main() -> None:
@@ -227,8 +267,12 @@ def main() -> None:
     print("minilm", minilm, flush=True)
     minilm["recall_vs_exact"] = minilm_recall(args.minilm_recall_sample, 300, rng, vocab, settings)
     print("minilm recall", minilm["recall_vs_exact"], flush=True)
-    results = {"machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
-               "embed_settings": settings.model_dump(mode="json"), "minilm": minilm, "sizes": []}
+    results = {
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        "embed_settings": settings.model_dump(mode="json"),
+        "minilm": minilm,
+        "sizes": [],
+    }
     for n in args.sizes:
         result = run_size(n, minilm["chunks_per_s"], rng, vocab, settings, args.queries)
         print(json.dumps(result), flush=True)

@@ -19,7 +19,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,9 +31,11 @@ import polars as pl  # noqa: E402
 from forge_pipeline.prepare.config import PrepareSettings  # noqa: E402
 from forge_pipeline.records import example_id_for, examples_frame  # noqa: E402
 
-WORDS = ("the a system note garden compiler meeting project budget travel recipe coffee weekend release "
-         "review idea question answer model data test deploy music book friend plan morning evening write "
-         "read improve quickly carefully because while after before during small large early late new old").split()
+WORDS = (
+    "the a system note garden compiler meeting project budget travel recipe coffee weekend release "
+    "review idea question answer model data test deploy music book friend plan morning evening write "
+    "read improve quickly carefully because while after before during small large early late new old"
+).split()
 
 
 def _load_generator():
@@ -61,9 +63,17 @@ def generate(n: int, seed: int, start: datetime, id_prefix: str = "") -> pl.Data
                 user = rng.choice(gen.NEGATIVES) + f" {id_prefix}{i}"
             answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))).capitalize() + "."
             messages = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "conversation",
-                     "source_path": f"bench:{id_prefix}{i}", "conversation_id": f"{id_prefix}{i}",
-                     "created_at": start + timedelta(seconds=i), "tags": []})
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "conversation",
+                "source_path": f"bench:{id_prefix}{i}",
+                "conversation_id": f"{id_prefix}{i}",
+                "created_at": start + timedelta(seconds=i),
+                "tags": [],
+            }
+        )
     return examples_frame(rows)
 
 
@@ -78,8 +88,9 @@ def run_steps(frame, prepare, analyzer, embedder, cache_dir) -> dict:
 
     out = {}
     t = time.perf_counter()
-    scrubbed, rep = scrub_examples(frame, prepare.scrub, analyzer, cache_dir=cache_dir,
-                                   languages=prepare.filter.languages)
+    scrubbed, rep = scrub_examples(
+        frame, prepare.scrub, analyzer, cache_dir=cache_dir, languages=prepare.filter.languages
+    )
     out["scrub_s"] = time.perf_counter() - t
     out["messages_analyzed"] = rep.messages_analyzed
     t = time.perf_counter()
@@ -110,7 +121,7 @@ def main() -> None:
 
     prepare = PrepareSettings()
     prepare.scrub.n_process = args.n_process
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     frame = generate(args.examples, seed=7, start=t0)
     t = time.perf_counter()
     analyzer = build_analyzer(prepare.scrub.spacy_model, prepare.scrub)
@@ -129,15 +140,20 @@ def main() -> None:
         fast = analyze_texts(analyzer, sample, prepare.scrub.model_copy(update={"n_process": n_proc}), fast=True)
         fast_s = time.perf_counter() - t
         result["plain_vs_batched"][f"n_process_{n_proc}"] = {
-            "batched_msgs_per_s": round(len(sample) / fast_s, 1), "speedup": round(plain_s / fast_s, 2),
-            "same_detections": plain == fast}
+            "batched_msgs_per_s": round(len(sample) / fast_s, 1),
+            "speedup": round(plain_s / fast_s, 2),
+            "same_detections": plain == fast,
+        }
 
     with tempfile.TemporaryDirectory() as tmp:
         full = run_steps(frame, prepare, analyzer, embedder, Path(tmp))
         new = generate(max(1, args.examples // 100), seed=8, start=t0 + timedelta(days=30), id_prefix="new")
         inc = run_steps(pl.concat([frame, new]), prepare, analyzer, embedder, Path(tmp))
     n = args.examples
-    result["full"] = {**full, **{f"{k}_examples_per_s": round(n / full[f"{k}_s"], 1) for k in ("scrub", "filter", "dedup")}}
+    result["full"] = {
+        **full,
+        **{f"{k}_examples_per_s": round(n / full[f"{k}_s"], 1) for k in ("scrub", "filter", "dedup")},
+    }
     result["full"]["pipeline_examples_per_s"] = round(n / full["total_s"], 1)
     # the full run's scrub throughput vs the plain loop (messages/s, 2 messages per example)
     result["scrub_vs_plain_loop"] = round((2 * n / full["scrub_s"]) / result["plain_vs_batched"]["plain_msgs_per_s"], 2)

@@ -35,8 +35,12 @@ MESSAGES = [{"role": "user", "content": "How should I plan a database migration?
 def percentiles(values: list[float]) -> dict:
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]  # noqa: E731
-    return {"p50_ms": round(pick(0.50) * 1000, 1), "p95_ms": round(pick(0.95) * 1000, 1),
-            "p99_ms": round(pick(0.99) * 1000, 1), "mean_ms": round(statistics.mean(ordered) * 1000, 1)}
+    return {
+        "p50_ms": round(pick(0.50) * 1000, 1),
+        "p95_ms": round(pick(0.95) * 1000, 1),
+        "p99_ms": round(pick(0.99) * 1000, 1),
+        "mean_ms": round(statistics.mean(ordered) * 1000, 1),
+    }
 
 
 def bare(models: ServeModels, requests: int, concurrency: int, max_tokens: int) -> dict:
@@ -44,8 +48,10 @@ def bare(models: ServeModels, requests: int, concurrency: int, max_tokens: int) 
     alternating between them, serialized by one lock as a single CPU-bound server would be."""
     from llama_cpp import Llama
 
-    llms = {version: Llama(model_path=str(models.base_gguf), lora_path=str(adapter), n_ctx=512, verbose=False)
-            for version, adapter in zip(("v0001", "v0002"), models.adapters)}
+    llms = {
+        version: Llama(model_path=str(models.base_gguf), lora_path=str(adapter), n_ctx=512, verbose=False)
+        for version, adapter in zip(("v0001", "v0002"), models.adapters)
+    }
     lock = threading.Lock()
     by_version: dict[str, list[float]] = {"v0001": [], "v0002": []}
     for llm in llms.values():  # warm-up, as the server has served /health and loaded before timing starts
@@ -66,23 +72,58 @@ def bare(models: ServeModels, requests: int, concurrency: int, max_tokens: int) 
     wall = time.perf_counter() - started
     for llm in llms.values():
         llm.close()
-    return {"requests": requests, "failed": 0, "wall_s": round(wall, 2), "req_per_s": round(requests / wall, 1),
-            **percentiles(latencies), "by_version": {v: percentiles(l) for v, l in by_version.items() if l}}
+    return {
+        "requests": requests,
+        "failed": 0,
+        "wall_s": round(wall, 2),
+        "req_per_s": round(requests / wall, 1),
+        **percentiles(latencies),
+        "by_version": {v: percentiles(lat) for v, lat in by_version.items() if lat},
+    }
 
 
-def served(models: ServeModels, root: Path, requests: int, concurrency: int, swaps: int, max_tokens: int,
-           timeout: float, swap_every_s: float) -> dict:
+def served(
+    models: ServeModels,
+    root: Path,
+    requests: int,
+    concurrency: int,
+    swaps: int,
+    max_tokens: int,
+    timeout: float,
+    swap_every_s: float,
+) -> dict:
     manifest = root / "serve" / "adapter_manifest.json"
     write_manifest(manifest, models, "v0001")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "FORGE_SERVE__N_CTX": "512",
-           "FORGE_SERVE__MANIFEST_POLL_S": "0.05"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "FORGE_DATA_ROOT": str(root),
+        "FORGE_SERVE__N_CTX": "512",
+        "FORGE_SERVE__MANIFEST_POLL_S": "0.05",
+    }
     log = open(root / "server.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "forge_pipeline.serve.app:app_from_env",
-                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "forge_pipeline.serve.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
     try:
         deadline = time.time() + 60
@@ -103,8 +144,10 @@ def served(models: ServeModels, root: Path, requests: int, concurrency: int, swa
         def one(_):
             started = time.perf_counter()
             try:
-                response = client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": max_tokens,
-                                                                      "temperature": 0.7, "seed": 1})
+                response = client.post(
+                    "/v1/chat/completions",
+                    json={"messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0.7, "seed": 1},
+                )
                 if response.status_code != 200:
                     failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
                 else:
@@ -131,14 +174,22 @@ def served(models: ServeModels, root: Path, requests: int, concurrency: int, swa
         time.sleep(0.5)  # let the watcher pick up the last switch
         health = client.get("/health").json()
         swap_ms = health["adapter_swap_ms"]
-        return {"requests": requests, "failed": len(failures), "failures": failures[:5], "wall_s": round(wall, 2),
-                "req_per_s": round(requests / wall, 1), "responses_by_version": versions,
-                "manifest_switches": switches, "adapter_swaps_seen": len(swap_ms),
-                "swap_ms_max": max(swap_ms) if swap_ms else None,
-                "swap_ms_median": statistics.median(swap_ms) if swap_ms else None,
-                "swap_ms_p95": swap_ms[min(len(swap_ms) - 1, int(0.95 * len(swap_ms)))] if swap_ms else None,
-                "swap_wait_for_inflight_ms_max": max(health["swap_waited_for_requests_ms"], default=None),
-                **percentiles(latencies), "by_version": {v: percentiles(l) for v, l in sorted(by_version.items())}}
+        return {
+            "requests": requests,
+            "failed": len(failures),
+            "failures": failures[:5],
+            "wall_s": round(wall, 2),
+            "req_per_s": round(requests / wall, 1),
+            "responses_by_version": versions,
+            "manifest_switches": switches,
+            "adapter_swaps_seen": len(swap_ms),
+            "swap_ms_max": max(swap_ms) if swap_ms else None,
+            "swap_ms_median": statistics.median(swap_ms) if swap_ms else None,
+            "swap_ms_p95": swap_ms[min(len(swap_ms) - 1, int(0.95 * len(swap_ms)))] if swap_ms else None,
+            "swap_wait_for_inflight_ms_max": max(health["swap_waited_for_requests_ms"], default=None),
+            **percentiles(latencies),
+            "by_version": {v: percentiles(lat) for v, lat in sorted(by_version.items())},
+        }
     finally:
         client.close()
         process.terminate()
@@ -159,12 +210,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="forge_serve_bench_") as tmp:
         work = args.models or Path(tmp) / "models"
         ready = (work / "base-f16.gguf").exists() and (work / "adapter2.gguf").exists()
-        models = (ServeModels(work / "base-f16.gguf", (work / "adapter1.gguf", work / "adapter2.gguf")) if ready
-                  else build_serve_models(work))
+        models = (
+            ServeModels(work / "base-f16.gguf", (work / "adapter1.gguf", work / "adapter2.gguf"))
+            if ready
+            else build_serve_models(work)
+        )
         root = Path(tmp) / "root"
-        report = {"bare_llama_cpp": bare(models, args.requests, args.concurrency, args.max_tokens),
-                  "forge_serve_with_swaps": served(models, root, args.requests, args.concurrency, args.swaps,
-                                                   args.max_tokens, args.timeout, args.swap_every)}
+        report = {
+            "bare_llama_cpp": bare(models, args.requests, args.concurrency, args.max_tokens),
+            "forge_serve_with_swaps": served(
+                models,
+                root,
+                args.requests,
+                args.concurrency,
+                args.swaps,
+                args.max_tokens,
+                args.timeout,
+                args.swap_every,
+            ),
+        }
     print(json.dumps(report, indent=2))
 
 

@@ -26,12 +26,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = ("the a system note garden compiler meeting project budget travel recipe coffee weekend release review "
-         "idea question answer model data test deploy music book friend plan morning evening write read improve "
-         "quickly carefully because while after before during small large early late new old team decided "
-         "learned worried hoped tried failed shipped moved asked waited slept walked cooked").split()
-TOPICS = ("Postgres locks", "Sourdough", "Team rituals", "Marathon training", "Home network", "Reading habits",
-          "Code review", "Hiring", "Gardening", "Budgeting", "Rust ownership", "Incident response")
+WORDS = (
+    "the a system note garden compiler meeting project budget travel recipe coffee weekend release review "
+    "idea question answer model data test deploy music book friend plan morning evening write read improve "
+    "quickly carefully because while after before during small large early late new old team decided "
+    "learned worried hoped tried failed shipped moved asked waited slept walked cooked"
+).split()
+TOPICS = (
+    "Postgres locks",
+    "Sourdough",
+    "Team rituals",
+    "Marathon training",
+    "Home network",
+    "Reading habits",
+    "Code review",
+    "Hiring",
+    "Gardening",
+    "Budgeting",
+    "Rust ownership",
+    "Incident response",
+)
 
 
 def _sentence(rng: random.Random) -> str:
@@ -45,24 +59,32 @@ def _paragraph(rng: random.Random, n: int | None = None) -> str:
 
 def _note(rng: random.Random, index: int) -> tuple[str, str]:
     kind = index % 10
-    extras = [f"See [[{rng.choice(TOPICS)}]] and [[#Details]] ^b{index:06x}",
-              f"> [!tip]- A ==tip== about [[{rng.choice(TOPICS)}|this]]\n> {_sentence(rng)}",
-              "Use `[[not a link]] ==x==` here. $E = mc^2$ holds.[^1]\n\n[^1]: " + _sentence(rng),
-              "```python\n# not a heading\nprint('hi')\n```", "- [ ] follow up\n- [x] done it %%private%%",
-              "| a | b |\n|---|---|\n| 1 | 2 |", f"mood:: calm\n![[{rng.choice(TOPICS)}#Details]]"]
+    extras = [
+        f"See [[{rng.choice(TOPICS)}]] and [[#Details]] ^b{index:06x}",
+        f"> [!tip]- A ==tip== about [[{rng.choice(TOPICS)}|this]]\n> {_sentence(rng)}",
+        "Use `[[not a link]] ==x==` here. $E = mc^2$ holds.[^1]\n\n[^1]: " + _sentence(rng),
+        "```python\n# not a heading\nprint('hi')\n```",
+        "- [ ] follow up\n- [x] done it %%private%%",
+        "| a | b |\n|---|---|\n| 1 | 2 |",
+        f"mood:: calm\n![[{rng.choice(TOPICS)}#Details]]",
+    ]
     if kind < 3:  # journal entry named by its date
         day = f"2025-{1 + index % 12:02d}-{1 + index % 28:02d}"
         body = f"# {day}\n\n{_paragraph(rng)}\n\n{rng.choice(extras)}\n\n{_paragraph(rng)}\n"
         return f"Journal/{index:06d}/{day}.md", body  # one folder per entry: the same date recurs
     if kind < 5:  # reflection-tagged note
         title = f"What I learned about {rng.choice(TOPICS).lower()} {index}"
-        body = (f"---\ntags: [learning, reflection/work]\ncreated: 2025-03-04\n---\n# {title}\n\n"
-                f"{_paragraph(rng)}\n\n{rng.choice(extras)}\n")
+        body = (
+            f"---\ntags: [learning, reflection/work]\ncreated: 2025-03-04\n---\n# {title}\n\n"
+            f"{_paragraph(rng)}\n\n{rng.choice(extras)}\n"
+        )
         return f"Learnings/{title}.md", body
     title = f"{rng.choice(TOPICS)} {index}"  # untagged topic note with nested headings
-    body = (f"---\naliases: [{title} notes]\n---\n# {title}\n\n{_paragraph(rng)}\n\n## Why it matters\n\n"
-            f"{_paragraph(rng)}\n\n### Details\n\n{_paragraph(rng)}\n\n{rng.choice(extras)}\n\n## 1.2.3\n\n"
-            f"{_paragraph(rng, 1)}\n")
+    body = (
+        f"---\naliases: [{title} notes]\n---\n# {title}\n\n{_paragraph(rng)}\n\n## Why it matters\n\n"
+        f"{_paragraph(rng)}\n\n### Details\n\n{_paragraph(rng)}\n\n{rng.choice(extras)}\n\n## 1.2.3\n\n"
+        f"{_paragraph(rng, 1)}\n"
+    )
     return f"Topics/{index % 50:02d}/{title}.md", body
 
 
@@ -95,18 +117,31 @@ def _phase(vault: str, data_root: str) -> dict:
     started = time.perf_counter()
     examples, dropped = build_training_examples(notes, conversations_frame([]), settings, counts)
     examples_s = time.perf_counter() - started
-    return {"read_s": round(read_s, 2), "examples_s": round(examples_s, 2), "total_s": round(read_s + examples_s, 2),
-            "notes": notes.height, "parsed": stats.parsed, "from_cache": stats.cached,
-            "quarantined_notes": len(quarantine.rows), "examples": examples.height, "by_strategy": counts,
-            "examples_dropped": dropped.reason_counts(),
-            "examples_per_note": round(examples.height / max(notes.height, 1), 2),
-            "languages": dict(notes["language"].value_counts().iter_rows()),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "read_s": round(read_s, 2),
+        "examples_s": round(examples_s, 2),
+        "total_s": round(read_s + examples_s, 2),
+        "notes": notes.height,
+        "parsed": stats.parsed,
+        "from_cache": stats.cached,
+        "quarantined_notes": len(quarantine.rows),
+        "examples": examples.height,
+        "by_strategy": counts,
+        "examples_dropped": dropped.reason_counts(),
+        "examples_per_note": round(examples.height / max(notes.height, 1), 2),
+        "languages": dict(notes["language"].value_counts().iter_rows()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def _run_phase(vault: Path, data_root: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", str(vault), str(data_root)], check=True,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", str(vault), str(data_root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -132,10 +167,17 @@ def main() -> None:
         for path in edited:
             path.write_text(path.read_text("utf-8") + f"\n{_sentence(rng)}\n", encoding="utf-8")
         incremental = _run_phase(vault, data_root)
-        result = {"notes": args.notes, "vault_mb": round(size_mb, 1), "generate_s": round(generate_s, 1),
-                  "edited_notes": len(edited), "full": full, "incremental": incremental,
-                  "incremental_over_full": round(incremental["total_s"] / full["total_s"], 3),
-                  "cpus": os.cpu_count(), "load_avg": os.getloadavg()}
+        result = {
+            "notes": args.notes,
+            "vault_mb": round(size_mb, 1),
+            "generate_s": round(generate_s, 1),
+            "edited_notes": len(edited),
+            "full": full,
+            "incremental": incremental,
+            "incremental_over_full": round(incremental["total_s"] / full["total_s"], 3),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+        }
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

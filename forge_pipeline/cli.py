@@ -58,10 +58,15 @@ def demo(
     asset_graph = definitions.resolve_asset_graph()
     chosen = selection.resolve(asset_graph)
     # Upstream before downstream, so the progress list below reads in the order the chain runs.
-    selected = [key.to_user_string() for key in asset_graph.toposorted_asset_keys
-                if key in chosen and asset_graph.get(key).is_materializable]
+    selected = [
+        key.to_user_string()
+        for key in asset_graph.toposorted_asset_keys
+        if key in chosen and asset_graph.get(key).is_materializable
+    ]
     instance = dg.DagsterInstance.get()
-    console.print(f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}")
+    console.print(
+        f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}"
+    )
 
     finished: set[str] = set()
     outcome: dict[str, object] = {}
@@ -70,8 +75,10 @@ def demo(
     def run() -> None:
         try:
             outcome["result"] = job.execute_in_process(
-                instance=instance, asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
-                raise_on_error=False, run_id=run_id,
+                instance=instance,
+                asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
+                raise_on_error=False,
+                run_id=run_id,
                 # Every log line, a failing step's trace included, goes to the run's event log (the Dagster UI
                 # shows it); the terminal gets the progress display and, on failure, one line per failed step.
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
@@ -80,8 +87,14 @@ def demo(
             outcome["error"] = err
 
     worker = threading.Thread(target=run, daemon=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("materializing", total=len(selected))
         started = time.time()
         worker.start()
@@ -126,8 +139,11 @@ def _print_evaluation(console, settings, answers: int = 2) -> None:
     table = Table(title=f"{name}: base vs fine-tuned on {evaluation['validation_examples']} held-out examples")
     for column in ("", "base", "fine-tuned"):
         table.add_column(column, overflow="fold")
-    table.add_row("held-out perplexity", f"{evaluation['base_perplexity']:.2f}", f"{evaluation['tuned_perplexity']:.2f} "
-                  f"({evaluation['perplexity_change']:+.0%})")
+    table.add_row(
+        "held-out perplexity",
+        f"{evaluation['base_perplexity']:.2f}",
+        f"{evaluation['tuned_perplexity']:.2f} ({evaluation['perplexity_change']:+.0%})",
+    )
     table.add_row("held-out loss", f"{evaluation['base_loss']:.4f}", f"{evaluation['tuned_loss']:.4f}")
     # Held-out prompts first: they have the author's own answer to compare with.
     rows = sorted(evaluation["generations"], key=lambda r: r.get("reference") is None)[:answers]
@@ -145,14 +161,19 @@ def _failure_line(event, run_id: str, home: Path) -> str:
     """One line for a failed step: which step, the error's own first line (stage errors name their file and
     what to do) and where the full trace is."""
     error = event.step_failure_data.error if event.step_failure_data else None
-    while error is not None and error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",
-                                                                                "DagsterUserCodeExecutionError"):
+    while (
+        error is not None
+        and error.cause is not None
+        and error.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
+    ):
         error = error.cause  # Dagster's wrapper says only "Error occurred while executing op ..."
     message = (error.message.strip().splitlines() or [""])[0] if error else "failed"
     from forge_pipeline.records import escape_control
 
-    return escape_control(f"forge demo: step {event.step_key} failed: {message} (full trace: run {run_id} in "
-                          f"the Dagster UI, DAGSTER_HOME={home}; fix it and rerun with --select '{event.step_key}*')")
+    return escape_control(
+        f"forge demo: step {event.step_key} failed: {message} (full trace: run {run_id} in "
+        f"the Dagster UI, DAGSTER_HOME={home}; fix it and rerun with --select '{event.step_key}*')"
+    )
 
 
 def _print_outputs(console, settings) -> None:
@@ -200,15 +221,25 @@ def status(data_root: Path = typer.Option(None)) -> None:
         table = Table("dataset version", "created", "train", "validation")
         for version in versions[-10:]:
             counts = version.get("counts", {})
-            table.add_row(*(Text(shown(cell)) for cell in (version["version_id"], version.get("created_at"),
-                                                           counts.get("train"), counts.get("validation"))))
+            table.add_row(
+                *(
+                    Text(shown(cell))
+                    for cell in (
+                        version["version_id"],
+                        version.get("created_at"),
+                        counts.get("train"),
+                        counts.get("validation"),
+                    )
+                )
+            )
         console.print(table)
     else:
         console.print("no dataset versions yet (run `forge demo`)")
     if paths.manifest.exists():
         manifest = read_manifest(paths.manifest)
-        console.print(shown(f"promoted model version: {manifest.get('current')} (of {len(manifest['versions'])})"),
-                      markup=False)
+        console.print(
+            shown(f"promoted model version: {manifest.get('current')} (of {len(manifest['versions'])})"), markup=False
+        )
     dropped = sorted(paths.quarantine.glob("*.parquet")) if paths.quarantine.exists() else []
     for file in dropped:
         console.print(shown(f"quarantine {file.stem}: {pl.read_parquet(file).height} records"), markup=False)
@@ -228,12 +259,19 @@ def _print_embedding_index(console, settings) -> None:
         return
     current = next((v for v in versions["versions"] if v.get("version_id") == versions["current"]), None)
     if current is None:
-        console.print(shown(f"embedding index: none yet in {root} (materialize embedding_index)"), markup=False,
-                      soft_wrap=True)
+        console.print(
+            shown(f"embedding index: none yet in {root} (materialize embedding_index)"), markup=False, soft_wrap=True
+        )
         return
-    console.print(shown(f"embedding index: {current['version_id']} ({current.get('model')}, {current.get('chunks')} "
-                        f"chunks, dimension {current.get('dimension')}; {len(versions['versions'])} version(s)) "
-                        f"in {root}"), markup=False, soft_wrap=True)
+    console.print(
+        shown(
+            f"embedding index: {current['version_id']} ({current.get('model')}, {current.get('chunks')} "
+            f"chunks, dimension {current.get('dimension')}; {len(versions['versions'])} version(s)) "
+            f"in {root}"
+        ),
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 RECENT_RUNS = 50  # runs read from the Dagster instance for `forge status`
@@ -248,16 +286,19 @@ def run_summary(instance) -> tuple[list[dict], list[dict]]:
     last_by_job: dict[str, dict] = {}
     latest_checks: dict[tuple[str, str], dict] = {}
     for run in runs:
-        last_by_job.setdefault(run.job_name, {"job": run.job_name, "run_id": run.run_id,
-                                              "status": run.status.value})
+        last_by_job.setdefault(run.job_name, {"job": run.job_name, "run_id": run.run_id, "status": run.status.value})
         for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             evaluation = record.dagster_event.event_specific_data
             key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
             # all_logs is oldest first within a run; runs come newest first, so the first run to name a
             # check holds its latest evaluation.
             if key not in latest_checks or latest_checks[key]["run_id"] == run.run_id:
-                latest_checks[key] = {"asset": key[0], "check": key[1], "passed": evaluation.passed,
-                                      "run_id": run.run_id}
+                latest_checks[key] = {
+                    "asset": key[0],
+                    "check": key[1],
+                    "passed": evaluation.passed,
+                    "run_id": run.run_id,
+                }
     failed = [c for c in latest_checks.values() if not c["passed"]]
     return list(last_by_job.values()), sorted(failed, key=lambda c: (c["asset"], c["check"]))
 
@@ -281,8 +322,11 @@ def _print_runs_and_checks(console, settings) -> None:
     console.print(table)
     if failed:
         for check in failed:
-            console.print(shown(f"FAILED check {check['asset']}:{check['check']} (run {check['run_id']})"),
-                          markup=False, soft_wrap=True)
+            console.print(
+                shown(f"FAILED check {check['asset']}:{check['check']} (run {check['run_id']})"),
+                markup=False,
+                soft_wrap=True,
+            )
     else:
         console.print("asset checks: none failing")
 

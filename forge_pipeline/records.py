@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Literal
 
 import polars as pl
@@ -74,8 +73,10 @@ def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = V
                 ChatMessage.model_validate(message)
             except ValidationError as err:
                 reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in err.errors())
-                raise error(f"{path}:{number}: messages[{index}] needs 'role' in {list(ROLES)} "
-                            f"and a non-empty string 'content' ({reason})") from None
+                raise error(
+                    f"{path}:{number}: messages[{index}] needs 'role' in {list(ROLES)} "
+                    f"and a non-empty string 'content' ({reason})"
+                ) from None
         if need_assistant and not any(m["role"] == "assistant" for m in messages):
             raise error(f"{path}:{number}: field 'messages' has no assistant turn")
         rows.append(row)
@@ -83,6 +84,7 @@ def read_chat_jsonl(path: Path, need_assistant: bool, error: type[Exception] = V
 
 
 # -- chat messages and interaction records (the one pydantic model of a chat turn) ----------------------------
+
 
 class ChatMessage(BaseModel):
     """One chat turn as Forge stores and trains on it: every reader of chat data (interactions, user files in
@@ -140,7 +142,7 @@ class InteractionIn(BaseModel):
     response_id: str | None = None
 
     @model_validator(mode="after")
-    def _has_user_message(self) -> "InteractionIn":
+    def _has_user_message(self) -> InteractionIn:
         if not any(message.role == "user" for message in self.messages):
             raise ValueError("messages need at least one message with role 'user'")
         if self.choice is not None:
@@ -153,11 +155,11 @@ class InteractionIn(BaseModel):
         return self
 
 
-
 def example_id_for(messages: Iterable[Mapping[str, str]]) -> str:
     """A stable content hash of the conversation: same messages, same id, on every machine."""
-    canonical = json.dumps([{"role": m["role"], "content": m["content"]} for m in messages],
-                           ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        [{"role": m["role"], "content": m["content"]} for m in messages], ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -199,20 +201,38 @@ class Quarantine:
     stage: str
     rows: list[dict] = field(default_factory=list)
 
-    def add(self, *, reason: str, detail: str, file: str | None = None, line: int | None = None,
-            record_id: str | None = None, payload: object = None) -> None:
+    def add(
+        self,
+        *,
+        reason: str,
+        detail: str,
+        file: str | None = None,
+        line: int | None = None,
+        record_id: str | None = None,
+        payload: object = None,
+    ) -> None:
         if payload is not None and not isinstance(payload, str):
             payload = json.dumps(payload, ensure_ascii=False, default=str)
         if isinstance(payload, str) and len(payload) > 4000:
             payload = payload[:4000] + "…"
         # Dropped records keep what was wrong with them, escaped: a detail or raw payload quoting an ESC
         # sequence must not act on the terminal of whoever reads the quarantine.
-        self.rows.append({"stage": self.stage, "file": file, "line": line, "record_id": record_id,
-                          "reason": reason, "detail": escape_control(detail),
-                          "payload": escape_control(payload) if isinstance(payload, str) else payload})
+        self.rows.append(
+            {
+                "stage": self.stage,
+                "file": file,
+                "line": line,
+                "record_id": record_id,
+                "reason": reason,
+                "detail": escape_control(detail),
+                "payload": escape_control(payload) if isinstance(payload, str) else payload,
+            }
+        )
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self.rows, schema=QUARANTINE_SCHEMA) if self.rows else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        return (
+            pl.DataFrame(self.rows, schema=QUARANTINE_SCHEMA) if self.rows else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        )
 
     def reason_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

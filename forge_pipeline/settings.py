@@ -18,9 +18,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError as PydanticSettingsError,
     TomlConfigSettingsSource,
     YamlConfigSettingsSource,
+)
+from pydantic_settings import (
+    SettingsError as PydanticSettingsError,
 )
 
 from forge_pipeline.catalog.config import CatalogSettings
@@ -126,7 +128,7 @@ class ForgeSettings(BaseSettings):
 
     # Derived locations: one place decides the layout under data_root.
     @cached_property
-    def paths(self) -> "DataPaths":
+    def paths(self) -> DataPaths:
         return DataPaths(self.data_root.resolve(), self.interactions_dir)
 
     @property
@@ -154,9 +156,19 @@ class DataPaths:
         self.mlflow = root / "mlflow"
         self.interactions = interactions_dir.resolve() if interactions_dir else root / "interactions"
 
-    def ensure(self) -> "DataPaths":
-        for path in (self.tables, self.quarantine, self.cache, self.catalog, self.models, self.adapters,
-                     self.exports, self.manifest.parent, self.mlflow, self.interactions):
+    def ensure(self) -> DataPaths:
+        for path in (
+            self.tables,
+            self.quarantine,
+            self.cache,
+            self.catalog,
+            self.models,
+            self.adapters,
+            self.exports,
+            self.manifest.parent,
+            self.mlflow,
+            self.interactions,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -174,15 +186,22 @@ def _unknown_nested_variables() -> list[str]:
     reads only the variables of known fields, so these would be ignored without a word. Unknown keys inside a
     known section (`FORGE_TRAIN__NUM_EPOCHS`) are refused by the sections themselves (extra="forbid")."""
     sections = set(ForgeSettings.model_fields)
-    return sorted(name for name in os.environ if name.startswith("FORGE_") and "__" in name
-                  and name[len("FORGE_"):].split("__", 1)[0].lower() not in sections)
+    return sorted(
+        name
+        for name in os.environ
+        if name.startswith("FORGE_")
+        and "__" in name
+        and name[len("FORGE_") :].split("__", 1)[0].lower() not in sections
+    )
 
 
 def _load(overrides: dict) -> ForgeSettings:
     unknown = _unknown_nested_variables()
     if unknown:
-        raise SettingsError(f"unknown Forge settings variable(s) {', '.join(unknown)}: no such section; known "
-                            f"sections: {', '.join(sorted(ForgeSettings.model_fields))}")
+        raise SettingsError(
+            f"unknown Forge settings variable(s) {', '.join(unknown)}: no such section; known "
+            f"sections: {', '.join(sorted(ForgeSettings.model_fields))}"
+        )
     try:
         return ForgeSettings(**overrides)
     except ValidationError as err:
@@ -202,8 +221,10 @@ def _load(overrides: dict) -> ForgeSettings:
         if config is None:
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SettingsError(f"{config}: cannot read the settings file ({type(err).__name__}: {first}); "
-                            f"it must be a YAML/TOML mapping of fields. Details: {err}") from None
+        raise SettingsError(
+            f"{config}: cannot read the settings file ({type(err).__name__}: {first}); "
+            f"it must be a YAML/TOML mapping of fields. Details: {err}"
+        ) from None
 
 
 def _describe_error(error: dict) -> str:

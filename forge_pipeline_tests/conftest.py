@@ -43,15 +43,26 @@ def serve_server(serve_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_root")
     manifest_path = root / "serve" / "adapter_manifest.json"
     write_manifest(manifest_path, serve_models, "v0001")
-    process, client, port, log_path = start_server(root, {
-        "FORGE_SERVE__LOG_SERVED_CHATS": "true", "FORGE_SERVE__ADMIN_LOOPBACK_WITHOUT_TOKEN": "true",
-        # gguf backend without a file: /v1/embeddings embeds with the served model
-        "FORGE_EMBED__BACKEND": "gguf",
-        # Nothing listens here: the fine-tune routes must turn that into a clear 502.
-        "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{free_port()}"})
+    process, client, port, log_path = start_server(
+        root,
+        {
+            "FORGE_SERVE__LOG_SERVED_CHATS": "true",
+            "FORGE_SERVE__ADMIN_LOOPBACK_WITHOUT_TOKEN": "true",
+            # gguf backend without a file: /v1/embeddings embeds with the served model
+            "FORGE_EMBED__BACKEND": "gguf",
+            # Nothing listens here: the fine-tune routes must turn that into a clear 502.
+            "FORGE_SERVE__DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+        },
+    )
     try:
-        yield {"client": client, "root": root, "manifest": manifest_path, "models": serve_models, "port": port,
-               "log": log_path}
+        yield {
+            "client": client,
+            "root": root,
+            "manifest": manifest_path,
+            "models": serve_models,
+            "port": port,
+            "log": log_path,
+        }
     finally:
         client.close()
         stop(process)

@@ -39,11 +39,17 @@ def write_manifest(manifest_path: Path, models: ServeModels, current: str = "v00
     manifest = empty_manifest()
     for index, version in enumerate(("v0001", "v0002")):
         manifest["versions"][version] = {
-            "version": version, "created_at": "2026-01-01T00:00:00Z", "promoted": version == current,
-            "dataset_version": "test", "mlflow_run_id": None,
+            "version": version,
+            "created_at": "2026-01-01T00:00:00Z",
+            "promoted": version == current,
+            "dataset_version": "test",
+            "mlflow_run_id": None,
             "base_model": {"name": "tiny-test-llama", "is_demo_model": True},
-            "files": {"base_gguf": describe_file(models.base_gguf, manifest_path),
-                      "adapter_gguf": describe_file(models.adapters[index], manifest_path), "merged_gguf": None},
+            "files": {
+                "base_gguf": describe_file(models.base_gguf, manifest_path),
+                "adapter_gguf": describe_file(models.adapters[index], manifest_path),
+                "merged_gguf": None,
+            },
         }
     manifest["current"] = current
     manifest["history"] = [current]

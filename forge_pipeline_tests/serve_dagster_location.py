@@ -20,5 +20,8 @@ def slow_training() -> None:
     time.sleep(60)
 
 
-defs = dg.Definitions(assets=[quick_notes, slow_training], jobs=[forge_data_job, forge_retrain_job],
-                      resources={"io_manager": dg.FilesystemIOManager()})
+defs = dg.Definitions(
+    assets=[quick_notes, slow_training],
+    jobs=[forge_data_job, forge_retrain_job],
+    resources={"io_manager": dg.FilesystemIOManager()},
+)

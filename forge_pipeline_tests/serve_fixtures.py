@@ -49,14 +49,34 @@ def stop(process: subprocess.Popen, within_s: float = 20) -> float:
 def start_server(root: Path, extra_env: dict[str, str] | None = None, cli: bool = False):
     """(process, client, port, log path) of a server on `root`'s manifest. `cli=True` runs `forge serve`."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "FORGE_SERVE__N_CTX": "512",
-           "FORGE_SERVE__MANIFEST_POLL_S": "0.2", "FORGE_SERVE__MAX_REQUEST_BYTES": str(MAX_BYTES),
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "FORGE_DATA_ROOT": str(root),
+        "FORGE_SERVE__N_CTX": "512",
+        "FORGE_SERVE__MANIFEST_POLL_S": "0.2",
+        "FORGE_SERVE__MAX_REQUEST_BYTES": str(MAX_BYTES),
+        **(extra_env or {}),
+    }
     log_path = root / f"server-{port}.log"
     log = open(log_path, "wb")
-    command = ([sys.executable, "-m", "forge_pipeline.cli", "serve", "--port", str(port)] if cli else
-               [sys.executable, "-m", "uvicorn", "--factory", "forge_pipeline.serve.app:app_from_env",
-                "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "5"])
+    command = (
+        [sys.executable, "-m", "forge_pipeline.cli", "serve", "--port", str(port)]
+        if cli
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "forge_pipeline.serve.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+    )
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
@@ -72,8 +92,10 @@ def start_server(root: Path, extra_env: dict[str, str] | None = None, cli: bool 
 
 def hang_up_before_first_byte(port: int, body: bytes, path: str = "/v1/chat/completions") -> None:
     """Send a whole request, then reset the connection at once: the client is gone before any response byte."""
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     sock.sendall(request)

@@ -35,10 +35,17 @@ def _closed_port() -> int:
 @pytest.fixture
 def app(tmp_path):
     root = tmp_path / "data_root"
-    settings = load_settings(data_root=root, serve={
-        "admin_token": TOKEN, "max_request_bytes": MAX_BYTES, "embeddings": False,
-        # Nothing listens: a request that gets past the guard fails fast with 502 instead of reaching Dagster.
-        "dagster_url": f"http://127.0.0.1:{_closed_port()}", "dagster_timeout_s": 2})
+    settings = load_settings(
+        data_root=root,
+        serve={
+            "admin_token": TOKEN,
+            "max_request_bytes": MAX_BYTES,
+            "embeddings": False,
+            # Nothing listens: a request that gets past the guard fails fast with 502 instead of reaching Dagster.
+            "dagster_url": f"http://127.0.0.1:{_closed_port()}",
+            "dagster_timeout_s": 2,
+        },
+    )
     settings.paths.ensure()
     # A manifest with one version whose files are small stand-ins: downloads do not load models.
     exports = settings.paths.exports / "run1"
@@ -46,9 +53,15 @@ def app(tmp_path):
     (exports / "merged-q4_k_m.gguf").write_bytes(b"GGUF" + b"\1" * 64)
     (exports / "adapter-f16.gguf").write_bytes(b"GGUF" + b"\2" * 64)
     manifest = empty_manifest()
-    manifest["versions"]["v0001"] = {"version": "v0001", "promoted": True, "files": {
-        "merged_gguf": describe_file(exports / "merged-q4_k_m.gguf", settings.paths.manifest),
-        "adapter_gguf": describe_file(exports / "adapter-f16.gguf", settings.paths.manifest), "base_gguf": None}}
+    manifest["versions"]["v0001"] = {
+        "version": "v0001",
+        "promoted": True,
+        "files": {
+            "merged_gguf": describe_file(exports / "merged-q4_k_m.gguf", settings.paths.manifest),
+            "adapter_gguf": describe_file(exports / "adapter-f16.gguf", settings.paths.manifest),
+            "base_gguf": None,
+        },
+    }
     manifest["current"], manifest["history"] = "v0001", ["v0001"]
     write_json_atomic(settings.paths.manifest, manifest)
     # Files a traversal would aim at: beside the data root and inside it, outside the manifest.
@@ -70,15 +83,30 @@ def _fill(path: str, value: str = "x") -> str:
 
 def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_token(app):
     routes = [(m, p) for m, p in _routes(app["app"]) if p.startswith(ADMIN_PREFIXES)]
-    assert {("POST", "/admin/reload"), ("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/{file_id}"),
-            ("GET", "/v1/files/{file_id}/content"), ("DELETE", "/v1/files/{file_id}"),
-            ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs/{job_id}"),
-            ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"), ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
-            ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints")} <= set(routes)
+    assert {
+        ("POST", "/admin/reload"),
+        ("POST", "/v1/files"),
+        ("GET", "/v1/files"),
+        ("GET", "/v1/files/{file_id}"),
+        ("GET", "/v1/files/{file_id}/content"),
+        ("DELETE", "/v1/files/{file_id}"),
+        ("POST", "/v1/fine_tuning/jobs"),
+        ("GET", "/v1/fine_tuning/jobs"),
+        ("GET", "/v1/fine_tuning/jobs/{job_id}"),
+        ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"),
+        ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
+        ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints"),
+    } <= set(routes)
     remote = TestClient(app["app"], client=("203.0.113.7", 40000))
-    refused_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},  # no scheme
-                       {"Authorization": f"Bearer {TOKEN} "}, {"Authorization": f"bearer{TOKEN}"},
-                       {"X-Forwarded-For": "127.0.0.1"}, {"Authorization": f"Basic {TOKEN}"}]
+    refused_headers = [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},  # no scheme
+        {"Authorization": f"Bearer {TOKEN} "},
+        {"Authorization": f"bearer{TOKEN}"},
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"Authorization": f"Basic {TOKEN}"},
+    ]
     for method, path in routes:
         url = _fill(path)
         for headers in refused_headers:
@@ -87,8 +115,9 @@ def test_every_admin_and_fine_tune_route_refuses_remote_clients_without_the_toke
         # The token in the query string is not a token either (it would end up in access logs).
         assert remote.request(method, url + f"?token={TOKEN}").status_code == 403
         # With the right token the guard lets the request through (to 502/409: no Dagster, no model here).
-        allowed = remote.request(method, url, headers={"Authorization": f"Bearer {TOKEN}"},
-                                 json={} if method == "POST" else None)
+        allowed = remote.request(
+            method, url, headers={"Authorization": f"Bearer {TOKEN}"}, json={} if method == "POST" else None
+        )
         assert allowed.status_code not in (401, 403), (method, url, allowed.status_code)
     for loopback in ("127.0.0.1", "::1", "127.8.9.10"):
         # A reverse proxy on the same machine makes every client loopback: no token, no admin.
@@ -113,16 +142,32 @@ def test_public_routes_stay_public(app):
     assert remote.post("/v1/interactions", json={"messages": [{"role": "user", "content": "hi"}]}).status_code == 201
 
 
-HOSTILE = ["..", "../..", "..%2F..%2Fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt", "..%5C..%5Csecret.txt",
-           "%2Fetc%2Fpasswd", "....%2F%2Fsecret.txt", "secret.gguf", "v0001%00", "v0001%2F..%2F..%2Fsecret.gguf",
-           "v0001/../../secret.gguf", "%252e%252e%252fsecret.txt", "x" * 5000]
+HOSTILE = [
+    "..",
+    "../..",
+    "..%2F..%2Fsecret.txt",
+    "%2e%2e%2f%2e%2e%2fsecret.txt",
+    "..%5C..%5Csecret.txt",
+    "%2Fetc%2Fpasswd",
+    "....%2F%2Fsecret.txt",
+    "secret.gguf",
+    "v0001%00",
+    "v0001%2F..%2F..%2Fsecret.gguf",
+    "v0001/../../secret.gguf",
+    "%252e%252e%252fsecret.txt",
+    "x" * 5000,
+]
 
 
 def test_no_get_route_with_a_path_parameter_serves_a_file_outside_the_manifest(app):
     client = TestClient(app["app"], client=("127.0.0.1", 40000))  # loopback: even the trusted client gets nothing
     routes = [p for m, p in _routes(app["app"]) if m == "GET" and "{" in p and not p.startswith(ADMIN_PREFIXES)]
-    assert {"/v1/models/{version}/gguf", "/v1/models/{version}/adapter", "/v1/models/{version}/base",
-            "/v1/models/{model}"} <= set(routes)
+    assert {
+        "/v1/models/{version}/gguf",
+        "/v1/models/{version}/adapter",
+        "/v1/models/{version}/base",
+        "/v1/models/{model}",
+    } <= set(routes)
     for path in routes:
         for hostile in HOSTILE:
             response = client.get(_fill(path, hostile))
@@ -134,8 +179,10 @@ def test_a_tampered_manifest_cannot_make_downloads_serve_other_files(app):
     settings = app["settings"]
     manifest = json.loads(settings.paths.manifest.read_text())
     # Someone points v0002 at a non-GGUF file outside the data root, with its correct sha256.
-    manifest["versions"]["v0002"] = {"version": "v0002", "files": {
-        "merged_gguf": describe_file(app["tmp"] / "secret.txt", settings.paths.manifest)}}
+    manifest["versions"]["v0002"] = {
+        "version": "v0002",
+        "files": {"merged_gguf": describe_file(app["tmp"] / "secret.txt", settings.paths.manifest)},
+    }
     # ...and v0003 at a GGUF whose content changed after the manifest was written.
     manifest["versions"]["v0003"] = json.loads(json.dumps(manifest["versions"]["v0001"]))
     write_json_atomic(settings.paths.manifest, manifest)
@@ -199,8 +246,12 @@ def test_non_numeric_content_length_is_counted_not_trusted():
     async def receive():
         return next(messages)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/interactions",
-             "headers": [(b"content-length", b"+1"), (b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/interactions",
+        "headers": [(b"content-length", b"+1"), (b"content-type", b"application/json")],
+    }
     import anyio
 
     anyio.run(BodyLimit(inner, MAX_BYTES), scope, receive, send)

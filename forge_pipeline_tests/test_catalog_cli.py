@@ -16,11 +16,21 @@ from forge_pipeline.records import example_id_for, examples_frame
 def _examples(n: int) -> pl.DataFrame:
     rows = []
     for i in range(n):
-        messages = [{"role": "user", "content": f"question {i}?"},
-                    {"role": "assistant", "content": "A longer answer, with words. " * (1 + i % 7)}]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "vault",
-                     "source_path": f"n{i}.md", "conversation_id": None,
-                     "created_at": datetime(2026, 1, 1, tzinfo=UTC), "tags": ["t"]})
+        messages = [
+            {"role": "user", "content": f"question {i}?"},
+            {"role": "assistant", "content": "A longer answer, with words. " * (1 + i % 7)},
+        ]
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "vault",
+                "source_path": f"n{i}.md",
+                "conversation_id": None,
+                "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                "tags": ["t"],
+            }
+        )
     return examples_frame(rows)
 
 
@@ -41,10 +51,13 @@ def test_dataset_show_token_stats_agree_with_the_catalog_and_label_replacements(
     rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
     rows[0]["pii_replacements"] = [{"entity_type": "PERSON", "placeholder": "<PERSON>"}] * 3
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = CliRunner().invoke(app, ["dataset", "show", entry["version_id"], "--data-root", str(settings.data_root),
-                                      "--hardware", "cpu"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        ["dataset", "show", entry["version_id"], "--data-root", str(settings.data_root), "--hardware", "cpu"],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
-    pii_table = result.output[result.output.index("PII replaced"):]
+    pii_table = result.output[result.output.index("PII replaced") :]
     assert "replacements" in pii_table.splitlines()[2] and "PERSON" in pii_table
     mean = entry["token_stats"]["train"]["mean"]
     assert f"train: mean {mean}," in result.output
@@ -69,13 +82,18 @@ def test_status_shows_last_run_per_job_failed_checks_and_embedding_index(setting
         second = dg.materialize([status_probe, probe_is_positive], instance=instance)
         jobs, failed = run_summary(instance)
     assert jobs == [{"job": "__ephemeral_asset_job__", "run_id": second.run_id, "status": "SUCCESS"}]
-    assert failed == [{"asset": "status_probe", "check": "probe_is_positive", "passed": False,
-                       "run_id": second.run_id}]
+    assert failed == [{"asset": "status_probe", "check": "probe_is_positive", "passed": False, "run_id": second.run_id}]
     assert first.run_id != second.run_id
     embeddings = settings.data_root / "embeddings"
     embeddings.mkdir(parents=True)
-    (embeddings / "versions.json").write_text(json.dumps({"current": "e0001", "versions": [
-        {"version_id": "e0001", "model": "all-MiniLM-L6-v2", "chunks": 96, "dimension": 384}]}))
+    (embeddings / "versions.json").write_text(
+        json.dumps(
+            {
+                "current": "e0001",
+                "versions": [{"version_id": "e0001", "model": "all-MiniLM-L6-v2", "chunks": 96, "dimension": 384}],
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["status", "--data-root", str(settings.data_root)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "embedding index: e0001 (all-MiniLM-L6-v2, 96 chunks, dimension 384; 1 version(s))" in result.output

@@ -1,6 +1,6 @@
 """A real Dagster materialization of dataset_version (and its checks) from a curated_examples table on disk."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -16,18 +16,32 @@ curated_examples = dg.AssetSpec("curated_examples")
 def _write_curated(tmp_path, n: int) -> None:
     rows = []
     for i in range(n):
-        messages = [{"role": "system", "content": "s"}, {"role": "user", "content": f"q{i}"},
-                    {"role": "assistant", "content": f"a{i} with several words."}]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "conversation",
-                     "source_path": "chats.jsonl", "conversation_id": f"c{i}",
-                     "created_at": datetime(2026, 4, 1, tzinfo=timezone.utc), "tags": []})
+        messages = [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": f"q{i}"},
+            {"role": "assistant", "content": f"a{i} with several words."},
+        ]
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "conversation",
+                "source_path": "chats.jsonl",
+                "conversation_id": f"c{i}",
+                "created_at": datetime(2026, 4, 1, tzinfo=UTC),
+                "tags": [],
+            }
+        )
     (tmp_path / "tables").mkdir(parents=True, exist_ok=True)
     examples_frame(rows).write_parquet(tmp_path / "tables" / "curated_examples.parquet")
 
 
 def _run(tmp_path, instance):
-    result = dg.materialize([curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
-                            resources=shared_resources(str(tmp_path)), instance=instance)
+    result = dg.materialize(
+        [curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
+        resources=shared_resources(str(tmp_path)),
+        instance=instance,
+    )
     assert result.success
     event = result.asset_materializations_for_node("dataset_version")[0]
     return {k: v.value for k, v in event.metadata.items()}, result
@@ -40,9 +54,11 @@ def test_materialize_dataset_version_twice_then_with_new_data(tmp_path):
         assert first["train"] + first["validation"] == 50 and first["validation"] >= 1
         assert first["parent"] == "None" and "| train |" in first["approx_token_stats"]
         evaluations = result.get_asset_check_evaluations()
-        assert {e.check_name for e in evaluations} == {"dataset_version_no_split_leakage",
-                                                       "dataset_version_has_user_and_assistant_turns",
-                                                       "embedding_index_covers_the_dataset_version"}
+        assert {e.check_name for e in evaluations} == {
+            "dataset_version_no_split_leakage",
+            "dataset_version_has_user_and_assistant_turns",
+            "embedding_index_covers_the_dataset_version",
+        }
         assert all(e.passed for e in evaluations)
         same, _ = _run(tmp_path, instance)
         assert same["version_id"] == first["version_id"]
@@ -62,9 +78,13 @@ def test_leakage_check_fails_when_an_example_is_in_both_splits(tmp_path):
         train_line = (folder / "train.jsonl").read_text().splitlines()[0]
         with open(folder / "validation.jsonl", "a") as handle:
             handle.write(train_line + "\n")
-        check = dg.materialize([curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
-                               resources=shared_resources(str(tmp_path)), instance=instance,
-                               selection=dg.AssetSelection.checks_for_assets("dataset_version"), raise_on_error=False)
+        check = dg.materialize(
+            [curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
+            resources=shared_resources(str(tmp_path)),
+            instance=instance,
+            selection=dg.AssetSelection.checks_for_assets("dataset_version"),
+            raise_on_error=False,
+        )
         evaluations = {e.check_name: e for e in check.get_asset_check_evaluations()}
         assert not evaluations["dataset_version_no_split_leakage"].passed
         assert evaluations["dataset_version_no_split_leakage"].metadata["leaked"].value == 1
@@ -82,8 +102,9 @@ def test_source_data_version_of_a_materialized_upstream_is_recorded(tmp_path):
         return frame
 
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([upstream, *catalog_defs.assets], resources=shared_resources(str(tmp_path)),
-                                instance=instance)
+        result = dg.materialize(
+            [upstream, *catalog_defs.assets], resources=shared_resources(str(tmp_path)), instance=instance
+        )
         assert result.success
         version = instance.get_latest_materialization_event(dg.AssetKey("curated_examples")).dagster_event
         data_version = version.step_materialization_data.materialization.tags["dagster/data_version"]

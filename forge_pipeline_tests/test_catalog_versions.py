@@ -1,14 +1,20 @@
 """The dataset catalog: deterministic disjoint splits, content-addressed versions, a history in catalog.json."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from forge_pipeline.catalog.versions import (
-    CatalogError, approx_tokens, assign_splits, create_dataset_version, list_versions, load_version, read_split_ids,
+    CatalogError,
+    approx_tokens,
+    assign_splits,
+    create_dataset_version,
+    list_versions,
+    load_version,
+    read_split_ids,
 )
 from forge_pipeline.records import example_id_for, examples_frame
 
@@ -16,10 +22,21 @@ from forge_pipeline.records import example_id_for, examples_frame
 def _examples(n: int, start: int = 0) -> pl.DataFrame:
     rows = []
     for i in range(start, start + n):
-        messages = [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": f"answer number {i}."}]
-        rows.append({"example_id": example_id_for(messages), "messages": messages,
-                     "source": "vault" if i % 2 else "conversation", "source_path": f"n{i}.md", "conversation_id": None,
-                     "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "tags": ["t"]})
+        messages = [
+            {"role": "user", "content": f"question {i}?"},
+            {"role": "assistant", "content": f"answer number {i}."},
+        ]
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "vault" if i % 2 else "conversation",
+                "source_path": f"n{i}.md",
+                "conversation_id": None,
+                "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                "tags": ["t"],
+            }
+        )
     return examples_frame(rows)
 
 

@@ -16,8 +16,12 @@ from forge_pipeline_tests.test_curate_decisions import example_rows
 
 def _materialize(tmp_path, run_config=None):
     upstream = dg.AssetSpec("deduplicated_examples")
-    return dg.materialize([upstream, curated_examples, curated_examples_respect_decisions], resources=shared_resources(str(tmp_path)),
-                          instance=dg.DagsterInstance.ephemeral(), run_config=run_config)
+    return dg.materialize(
+        [upstream, curated_examples, curated_examples_respect_decisions],
+        resources=shared_resources(str(tmp_path)),
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
+    )
 
 
 def test_curated_examples_applies_stored_decisions_and_reports_counts(tmp_path):
@@ -28,14 +32,22 @@ def test_curated_examples_applies_stored_decisions_and_reports_counts(tmp_path):
     with DecisionStore(settings.paths.curation_db) as store:
         store.decide(rows[0]["example_id"], "approved")
         store.decide(rows[1]["example_id"], "rejected", reason="private")
-        store.decide(rows[2]["example_id"], "edited", messages=[{"role": "user", "content": "Say hi"},
-                                                                {"role": "assistant", "content": "Hello!"}])
+        store.decide(
+            rows[2]["example_id"],
+            "edited",
+            messages=[{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hello!"}],
+        )
 
     result = _materialize(tmp_path)
     assert result.success
     metadata = result.asset_materializations_for_node("curated_examples")[0].metadata
     assert {k: metadata[k].value for k in ("approved", "rejected", "edited", "unreviewed", "included")} == {
-        "approved": 1, "rejected": 1, "edited": 1, "unreviewed": 1, "included": 3}
+        "approved": 1,
+        "rejected": 1,
+        "edited": 1,
+        "unreviewed": 1,
+        "included": 3,
+    }
     assert metadata["include_unreviewed"].value is True
     [check] = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["checked"].value == 3

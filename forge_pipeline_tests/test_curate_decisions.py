@@ -19,14 +19,25 @@ def chat(question: str, answer: str) -> list[dict]:
 
 
 def example_rows() -> list[dict]:
-    chats = [chat("What is a vault?", "A folder of Markdown notes."),
-             chat("Who is <PERSON>?", "A colleague from the lab."),
-             chat("Say hi", "Hi!"),
-             chat("What is LoRA?", "Low-rank adapters for fine-tuning.")]
+    chats = [
+        chat("What is a vault?", "A folder of Markdown notes."),
+        chat("Who is <PERSON>?", "A colleague from the lab."),
+        chat("Say hi", "Hi!"),
+        chat("What is LoRA?", "Low-rank adapters for fine-tuning."),
+    ]
     sources = ["vault", "conversation", "conversation", "vault"]
-    return [{"example_id": example_id_for(m), "messages": m, "source": s, "source_path": f"notes/{i}.md",
-             "conversation_id": f"c{i}", "created_at": datetime(2026, 1, i + 1, tzinfo=UTC), "tags": [s, "t"]}
-            for i, (m, s) in enumerate(zip(chats, sources))]
+    return [
+        {
+            "example_id": example_id_for(m),
+            "messages": m,
+            "source": s,
+            "source_path": f"notes/{i}.md",
+            "conversation_id": f"c{i}",
+            "created_at": datetime(2026, 1, i + 1, tzinfo=UTC),
+            "tags": [s, "t"],
+        }
+        for i, (m, s) in enumerate(zip(chats, sources))
+    ]
 
 
 @pytest.fixture
@@ -131,8 +142,12 @@ def test_export_then_import_reproduces_decisions_and_bad_lines_change_nothing(st
         assert other.get("b2").messages == chat("q", "better")
         assert other.get("b2").original_messages == chat("q", "worse")
         bad = tmp_path / "bad.jsonl"
-        bad.write_text(json.dumps({"example_id": "c3", "status": "approved"}) + "\n"
-                       + json.dumps({"example_id": "d4", "status": "rejected"}) + "\n")
+        bad.write_text(
+            json.dumps({"example_id": "c3", "status": "approved"})
+            + "\n"
+            + json.dumps({"example_id": "d4", "status": "rejected"})
+            + "\n"
+        )
         with pytest.raises(DecisionError, match=r"bad.jsonl:2: field reason is required"):
             other.import_jsonl(bad)
         assert other.get("c3") is None  # the whole file is checked before anything is written
@@ -149,7 +164,8 @@ def test_approve_all_keeps_existing_rejections(store):
 def test_apply_decisions_keeps_approved_edits_content_and_quarantines_rejections(store):
     rows = example_rows()
     frame = examples_frame(rows).with_columns(
-        pl.Series("pii_replacements", [[], [{"entity_type": "PERSON", "placeholder": "<PERSON>"}], [], []]))
+        pl.Series("pii_replacements", [[], [{"entity_type": "PERSON", "placeholder": "<PERSON>"}], [], []])
+    )
     ids = [r["example_id"] for r in rows]
     store.decide(ids[0], "approved")
     store.decide(ids[1], "rejected", reason="names a real person")
@@ -157,8 +173,15 @@ def test_apply_decisions_keeps_approved_edits_content_and_quarantines_rejections
     store.decide(ids[2], "edited", messages=new_messages, original_messages=rows[2]["messages"])
 
     curated, quarantine, counts = apply_decisions(frame, store.all(), include_unreviewed=True)
-    assert counts == {"approved": 1, "rejected": 1, "edited": 1, "skipped": 0, "unreviewed": 1,
-                      "included": 3, "excluded_unreviewed": 0}
+    assert counts == {
+        "approved": 1,
+        "rejected": 1,
+        "edited": 1,
+        "skipped": 0,
+        "unreviewed": 1,
+        "included": 3,
+        "excluded_unreviewed": 0,
+    }
     assert curated.schema["created_at"] == EXAMPLE_SCHEMA["created_at"]
     assert "pii_replacements" in curated.columns  # extra columns pass through
     by_status = {r["curation_status"]: r for r in curated.iter_rows(named=True)}

@@ -83,7 +83,9 @@ def version(tmp_path):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "version.json").write_text(json.dumps({"version_id": "v0001", "counts": {"train": 3, "validation": 1}}))
     (settings.paths.catalog / "catalog.json").write_text(
-        json.dumps({"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "catalog/v0001"}]})
+        json.dumps(
+            {"versions": [{"version_id": "v0001", "counts": {"train": 3, "validation": 1}, "path": "catalog/v0001"}]}
+        )
     )
     dedup = Quarantine("deduplicated_examples")
     dedup.add(reason="near_duplicate", detail="cosine 0.97 to x")
@@ -145,9 +147,9 @@ def test_model_shape_counts_the_parameters_transformers_builds():
         num_attention_heads=4,
         num_key_value_heads=1,
     )
-    assert model_shape(TrainSettings(base_model="tiny-demo", tiny_model=tiny))["params"] == _transformers_parameter_count(
-        **tiny.model_dump(exclude={"seed"}), tie_word_embeddings=False
-    )
+    assert model_shape(TrainSettings(base_model="tiny-demo", tiny_model=tiny))[
+        "params"
+    ] == _transformers_parameter_count(**tiny.model_dump(exclude={"seed"}), tie_word_embeddings=False)
 
 
 def test_estimate_of_the_8b_gpu_run_is_near_its_measured_peak_memory(tmp_path):
@@ -163,9 +165,9 @@ def test_estimate_grows_with_tokens_epochs_model_size_and_example_length(tmp_pat
     small = TrainSettings(base_model="tiny-demo", num_train_epochs=1)
     one = estimate_training([500] * 20, small, "cpu")
     assert estimate_training([500] * 40, small, "cpu")["seconds"] == pytest.approx(2 * one["seconds"], rel=0.01)
-    assert estimate_training([500] * 20, TrainSettings(base_model="tiny-demo", num_train_epochs=3), "cpu")["seconds"] == pytest.approx(
-        3 * one["seconds"], rel=0.01
-    )
+    assert estimate_training([500] * 20, TrainSettings(base_model="tiny-demo", num_train_epochs=3), "cpu")[
+        "seconds"
+    ] == pytest.approx(3 * one["seconds"], rel=0.01)
     # Examples are cut at max_length: a longer one costs no more than one of max_length tokens.
     cut = TrainSettings(base_model="tiny-demo", num_train_epochs=1, max_length=256)
     assert estimate_training([10_000], cut, "cpu")["tokens_per_epoch"] == 256

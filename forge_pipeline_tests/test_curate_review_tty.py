@@ -33,8 +33,9 @@ class Terminal:
     def __init__(self, args: list[str], env: dict):
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
-        self.process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True
+        )
         os.close(slave)
         self.screen = ""  # everything shown so far, escape codes removed
         self.seen = 0  # expect() looks only after what earlier expects consumed
@@ -57,8 +58,9 @@ class Terminal:
             if found >= 0:
                 self.seen = found + len(text)
                 return
-            if time.monotonic() > deadline or (not self._read(0.2) and self.process.poll() is not None
-                                               and not self._read(0.2)):
+            if time.monotonic() > deadline or (
+                not self._read(0.2) and self.process.poll() is not None and not self._read(0.2)
+            ):
                 raise AssertionError(f"{text!r} never appeared; screen tail:\n{self.screen[-3000:]}")
 
     def press(self, keys: str) -> None:
@@ -85,13 +87,20 @@ def review_root(tmp_path):
     pii = pl.Series("pii_replacements", [[], [{"entity_type": "PERSON", "placeholder": "<PERSON>"}], [], []])
     examples_frame(rows).with_columns(pii).write_parquet(settings.paths.tables / "deduplicated_examples.parquet")
     editor = tmp_path / "editor.py"
-    editor.write_text("import json, sys\n"
-                      "path = sys.argv[1]\n"
-                      "messages = json.load(open(path))\n"
-                      "messages[-1]['content'] = 'An edited, better reply.'\n"
-                      "json.dump(messages, open(path, 'w'))\n")
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "HF_HUB_OFFLINE": "1",
-           "EDITOR": f"{sys.executable} {editor}"}
+    editor.write_text(
+        "import json, sys\n"
+        "path = sys.argv[1]\n"
+        "messages = json.load(open(path))\n"
+        "messages[-1]['content'] = 'An edited, better reply.'\n"
+        "json.dump(messages, open(path, 'w'))\n"
+    )
+    env = {
+        **os.environ,
+        "TERM": "xterm",
+        "COLUMNS": "120",
+        "HF_HUB_OFFLINE": "1",
+        "EDITOR": f"{sys.executable} {editor}",
+    }
     env.pop("VISUAL", None)
     env.pop("FORGE_CONFIG", None)
     return settings, rows, env
@@ -148,8 +157,9 @@ def test_a_person_approves_rejects_undoes_skips_edits_and_resumes_later(review_r
 def test_an_edit_that_breaks_the_format_is_not_saved_and_the_example_stays(review_root, tmp_path):
     settings, rows, env = review_root
     bad_editor = tmp_path / "bad_editor.py"
-    bad_editor.write_text("import json, sys\n"
-                          "json.dump([{'role': 'assistant', 'content': ''}], open(sys.argv[1], 'w'))\n")
+    bad_editor.write_text(
+        "import json, sys\njson.dump([{'role': 'assistant', 'content': ''}], open(sys.argv[1], 'w'))\n"
+    )
     env = {**env, "EDITOR": f"{sys.executable} {bad_editor}"}
     term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
     term.expect("(1/4)")
@@ -180,7 +190,10 @@ def test_non_interactive_approve_all_filters_export_and_import(review_root, tmp_
     assert "approved 1 of 1" in result.output  # only "Say hi" matches, case-insensitively
     with DecisionStore(settings.paths.curation_db) as store:
         assert {k: d.status for k, d in store.all().items()} == {
-            ids[0]: "approved", ids[2]: "approved", ids[3]: "rejected"}
+            ids[0]: "approved",
+            ids[2]: "approved",
+            ids[3]: "rejected",
+        }
 
     exported = tmp_path / "decisions.jsonl"
     assert runner.invoke(app, ["curate", "--export", str(exported), *root]).exit_code == 0
@@ -207,14 +220,16 @@ def test_a_json_typo_in_an_edit_reopens_the_editor_with_the_text_as_typed(review
     typo_editor = tmp_path / "typo_editor.py"
     # First opening: the person changes the reply but leaves a trailing comma. Second: they see their own
     # text again (not the original) and fix the comma.
-    typo_editor.write_text("import sys\n"
-                           "path = sys.argv[1]\n"
-                           "text = open(path).read()\n"
-                           "if 'Fixed by hand' in text:\n"
-                           "    text = text.replace('\"Fixed by hand\",', '\"Fixed by hand\"')\n"
-                           "else:\n"
-                           "    text = text.replace('\"A folder of Markdown notes.\"', '\"Fixed by hand\",')\n"
-                           "open(path, 'w').write(text)\n")
+    typo_editor.write_text(
+        "import sys\n"
+        "path = sys.argv[1]\n"
+        "text = open(path).read()\n"
+        "if 'Fixed by hand' in text:\n"
+        "    text = text.replace('\"Fixed by hand\",', '\"Fixed by hand\"')\n"
+        "else:\n"
+        "    text = text.replace('\"A folder of Markdown notes.\"', '\"Fixed by hand\",')\n"
+        "open(path, 'w').write(text)\n"
+    )
     env = {**env, "EDITOR": f"{sys.executable} {typo_editor}"}
     term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
     term.expect("(1/4)")
@@ -252,8 +267,10 @@ def test_at_80x24_the_header_and_user_turn_stay_on_screen_and_v_shows_everything
     from forge_pipeline.curate.review import run_review
 
     reply = "\n".join(f"line {i} of a long reply" for i in range(200))
-    example = {**example_rows()[0], "messages": [{"role": "user", "content": "What is a vault?"},
-                                                 {"role": "assistant", "content": reply}]}
+    example = {
+        **example_rows()[0],
+        "messages": [{"role": "user", "content": "What is a vault?"}, {"role": "assistant", "content": reply}],
+    }
     screen = io.StringIO()
     console = Console(file=screen, width=80, height=24, force_terminal=True, color_system=None)
     keys = iter(["v", "q"])
@@ -275,9 +292,12 @@ def test_an_example_holding_escape_sequences_is_shown_inert():
 
     from forge_pipeline.curate.review import render
 
-    example = {**example_rows()[0], "source_path": "notes/[bold]x[/bold]\x1b[31m.md", "tags": ["\x1b]0;t\x07"],
-               "messages": [{"role": "user", "content": "hi"},
-                            {"role": "assistant", "content": "ok\x1b]0;TITLE\x07\x1b[2J"}]}
+    example = {
+        **example_rows()[0],
+        "source_path": "notes/[bold]x[/bold]\x1b[31m.md",
+        "tags": ["\x1b]0;t\x07"],
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok\x1b]0;TITLE\x07\x1b[2J"}],
+    }
     screen = io.StringIO()
     Console(file=screen, width=120, color_system=None).print(render(example, None, 1, 1))
     text = screen.getvalue()

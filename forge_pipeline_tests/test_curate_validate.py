@@ -10,10 +10,21 @@ from forge_pipeline.cli import app
 from forge_pipeline.curate.validate import approx_tokens, validate_jsonl
 
 GOOD = [
-    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                  {"role": "assistant", "content": "Hello."}]},
-    {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
-                  {"role": "user", "content": "and 3+3?"}, {"role": "assistant", "content": "6"}]},
+    {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "and 3+3?"},
+            {"role": "assistant", "content": "6"},
+        ]
+    },
 ]
 
 
@@ -33,19 +44,34 @@ def test_a_valid_file_passes_and_add_copies_it_into_imports(tmp_path):
 
 def test_every_problem_is_listed_with_its_line_and_the_exit_code_is_1(tmp_path):
     long_reply = "word " * 2000  # ~2,500 approximate tokens, over a max_length of 1024
-    bad = write_lines(tmp_path / "bad.jsonl", [
-        GOOD[0],                                                                              # 1 fine
-        "{not json",                                                                          # 2
-        {"prompt": "x"},                                                                      # 3
-        {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"},
-                      {"role": "assistant", "content": "c"}]},                                # 4 system later
-        {"messages": [{"role": "assistant", "content": "first"}]},                            # 5 starts with assistant
-        {"messages": [{"role": "user", "content": "only a question"}]},                       # 6 no assistant
-        {"messages": [{"role": "user", "content": ""}, {"role": "robot", "content": "x"}]},   # 7 empty + bad role
-        {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q2"},
-                      {"role": "assistant", "content": "a"}]},                                # 8 not alternating
-        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": long_reply}]},  # 9 too long
-    ])
+    bad = write_lines(
+        tmp_path / "bad.jsonl",
+        [
+            GOOD[0],  # 1 fine
+            "{not json",  # 2
+            {"prompt": "x"},  # 3
+            {
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "system", "content": "b"},
+                    {"role": "assistant", "content": "c"},
+                ]
+            },  # 4 system later
+            {"messages": [{"role": "assistant", "content": "first"}]},  # 5 starts with assistant
+            {"messages": [{"role": "user", "content": "only a question"}]},  # 6 no assistant
+            {"messages": [{"role": "user", "content": ""}, {"role": "robot", "content": "x"}]},  # 7 empty + bad role
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "user", "content": "q2"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },  # 8 not alternating
+            {
+                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": long_reply}]
+            },  # 9 too long
+        ],
+    )
     report = validate_jsonl(bad, max_tokens=1024)
     lines = {line for line, _ in report.problems}
     assert lines == {2, 3, 4, 5, 6, 7, 8, 9}
@@ -81,8 +107,10 @@ def test_a_pretty_printed_json_array_gets_one_message_saying_so(tmp_path):
     result = _validate_cli(array, tmp_path)
     assert result.exit_code == 1
     problems = [line for line in result.output.splitlines() if line.startswith(str(array)) and "INVALID" not in line]
-    expected = (f"{array}: this is one JSON array of 2 item(s), not JSONL: write one object per line "
-                "(e.g. jq -c '.[]' FILE > FILE.jsonl)")
+    expected = (
+        f"{array}: this is one JSON array of 2 item(s), not JSONL: write one object per line "
+        "(e.g. jq -c '.[]' FILE > FILE.jsonl)"
+    )
     assert problems == [expected]
 
 
@@ -111,9 +139,16 @@ def test_folders_and_devices_are_named_as_such(tmp_path):
 
 
 def test_an_example_the_language_filter_will_drop_is_a_warning_not_an_error(tmp_path):
-    german = {"messages": [{"role": "user", "content": "Wie war dein Tag heute im Büro?"},
-                           {"role": "assistant", "content": "Der Tag war lang, aber wir haben das Projekt endlich "
-                                                            "abgeschlossen und alle waren sehr zufrieden damit."}]}
+    german = {
+        "messages": [
+            {"role": "user", "content": "Wie war dein Tag heute im Büro?"},
+            {
+                "role": "assistant",
+                "content": "Der Tag war lang, aber wir haben das Projekt endlich "
+                "abgeschlossen und alle waren sehr zufrieden damit.",
+            },
+        ]
+    }
     mixed = write_lines(tmp_path / "mixed.jsonl", [GOOD[1], german])
     result = _validate_cli(mixed, tmp_path)
     assert result.exit_code == 0, result.output

@@ -111,6 +111,7 @@ def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
             time.sleep(0.1)
 
     with dg.DagsterInstance.get() as instance:
+
         def pool():  # what `dagster instance concurrency info` reads: the pool's slots and its waiting steps
             return instance.event_log_storage.get_concurrency_info(TRAINING_POOL)
 

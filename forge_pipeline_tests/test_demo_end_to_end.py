@@ -22,19 +22,38 @@ REPO = Path(__file__).resolve().parent.parent
 # Values planted in data/sample_vault and data/sample_conversations (see data/README.md) that the PII step
 # must remove before anything is written past scrubbed_examples.
 PLANTED_PII = [
-    "jonas.berg@gmail.com", "priya.raman@fastmail.com", "t.alvarez@example.org", "anna.holm@example.org",
-    "415 555 0132", "(212) 555-0198", "+44 20 7946 0958", "4111 1111 1111 1111",
-    "DE89 3704 0044 0532 0130 00", "221 Maple Street", "Storgatan 12",
+    "jonas.berg@gmail.com",
+    "priya.raman@fastmail.com",
+    "t.alvarez@example.org",
+    "anna.holm@example.org",
+    "415 555 0132",
+    "(212) 555-0198",
+    "+44 20 7946 0958",
+    "4111 1111 1111 1111",
+    "DE89 3704 0044 0532 0130 00",
+    "221 Maple Street",
+    "Storgatan 12",
 ]
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "FORGE_DATA_ROOT": str(root / "data"),
-           "HF_HUB_OFFLINE": "1", "FORGE_DEBUG": "1"}
-    completed = subprocess.run([sys.executable, "-m", "forge_pipeline.cli", "demo"], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=1500)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "FORGE_DATA_ROOT": str(root / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "FORGE_DEBUG": "1",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "forge_pipeline.cli", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     return root, completed
 
 
@@ -49,7 +68,7 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
     graph = defs.resolve_asset_graph()
     for n, asset in enumerate(ticked):
         parents = {key.to_user_string() for key in graph.get(dg.AssetKey(asset)).parent_keys}
-        assert parents.isdisjoint(ticked[n + 1:]), f"{asset} printed before its parents: {ticked}"
+        assert parents.isdisjoint(ticked[n + 1 :]), f"{asset} printed before its parents: {ticked}"
     assert str(root / "data") in completed.stdout
     # The final table: base vs tuned held-out perplexity, two answers side by side, the gate's decision.
     assert "held-out perplexity" in completed.stdout and "gate: " in completed.stdout
@@ -84,8 +103,9 @@ def test_demo_keeps_dropped_inputs_with_reasons(demo_run):
 
     root, completed = demo_run
     assert completed.returncode == 0
-    quarantine = pl.concat([pl.read_parquet(p) for p in (root / "data" / "quarantine").glob("*.parquet")],
-                           how="diagonal_relaxed")
+    quarantine = pl.concat(
+        [pl.read_parquet(p) for p in (root / "data" / "quarantine").glob("*.parquet")], how="diagonal_relaxed"
+    )
     files = " ".join(quarantine["file"].drop_nulls().to_list())
     for broken in ("bad frontmatter.md", "latin1 note.md", "empty.md", "chats.jsonl"):
         assert broken in files, f"{broken} was dropped without a quarantine record"
@@ -97,7 +117,12 @@ def test_no_planted_pii_reaches_dataset_mlflow_or_event_log(demo_run):
     root, completed = demo_run
     assert completed.returncode == 0
     searched = []
-    for folder in (root / "data" / "catalog", root / "data" / "mlflow", root / "data" / "adapters", root / "dagster_home"):
+    for folder in (
+        root / "data" / "catalog",
+        root / "data" / "mlflow",
+        root / "data" / "adapters",
+        root / "dagster_home",
+    ):
         for path in folder.rglob("*"):
             if path.is_file() and path.stat().st_size < 200_000_000:
                 data = path.read_bytes()

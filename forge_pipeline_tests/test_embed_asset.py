@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -21,17 +21,21 @@ curated_examples = dg.AssetSpec("curated_examples")
 
 
 def _write_curated(data_root, recs) -> None:
-    rows = [{**r, "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc)} for r in recs]
+    rows = [{**r, "created_at": datetime(2026, 1, 1, tzinfo=UTC)} for r in recs]
     (data_root / "tables").mkdir(parents=True, exist_ok=True)
     examples_frame(rows).write_parquet(data_root / "tables" / "curated_examples.parquet")
 
 
 def _materialize(data_root, instance) -> dict:
-    result = dg.materialize([curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
-                            resources=shared_resources(str(data_root)), instance=instance)
+    result = dg.materialize(
+        [curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
+        resources=shared_resources(str(data_root)),
+        instance=instance,
+    )
     assert result.success
-    check = next(e for e in result.get_asset_check_evaluations()
-                 if e.check_name == "embedding_index_covers_the_dataset_version")
+    check = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "embedding_index_covers_the_dataset_version"
+    )
     assert check.passed, check.metadata
     event = result.asset_materializations_for_node("embedding_index")[0]
     return {k: v.value for k, v in event.metadata.items()}
@@ -64,6 +68,7 @@ def test_coverage_check_fails_when_a_dataset_example_is_missing_from_the_index(t
     meta = {**read_versions(tmp_path / "embeddings")["versions"][-1], "path": str(tmp_path / "embeddings" / current)}
     with open(tmp_path / "catalog" / current / "validation.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps({**records()[0], "example_id": "not-indexed"}) + "\n")
-    result = embedding_index_covers_the_dataset_version(forge=ForgeSettingsResource(data_root=str(tmp_path)),
-                                                        embedding_index=meta)
+    result = embedding_index_covers_the_dataset_version(
+        forge=ForgeSettingsResource(data_root=str(tmp_path)), embedding_index=meta
+    )
     assert not result.passed and result.metadata["missing_examples"].value == ["not-indexed"]

@@ -49,16 +49,18 @@ def test_gguf_backend_gives_normalised_deterministic_vectors_of_the_models_width
 @pytest.mark.slow  # builds and converts a tiny Llama (~25 s on 2 shared cores)
 def test_index_built_with_gguf_records_the_model_and_finds_an_exact_text(tmp_path, gguf_backend):
     settings = EmbedSettings(backend="gguf", gguf_model=gguf_backend.model_path)
-    _, meta, report = build_embedding_index(records(), "v1", tmp_path / "embeddings", gguf_backend,
-                                            tmp_path / "cache", settings)
+    _, meta, report = build_embedding_index(
+        records(), "v1", tmp_path / "embeddings", gguf_backend, tmp_path / "cache", settings
+    )
     assert (meta["backend"], meta["dimension"], meta["model"]) == ("gguf", 256, "base-f16.gguf")
     assert report.texts_embedded == report.chunks
     version = load_current(tmp_path / "embeddings")
     # a random tiny model ranks by surface overlap at best, but a chunk's own text is always its nearest
     query = version.chunks.filter(version.chunks["example_id"] == "running")["text"][0]
     assert search(version, gguf_backend, query, k=1)[0]["example_id"] == "running"
-    _, _, again = build_embedding_index(records(), "v2", tmp_path / "embeddings", gguf_backend, tmp_path / "cache",
-                                        settings)
+    _, _, again = build_embedding_index(
+        records(), "v2", tmp_path / "embeddings", gguf_backend, tmp_path / "cache", settings
+    )
     assert again.texts_embedded == 0
 
 
@@ -81,7 +83,9 @@ def test_server_embeds_and_searches_with_the_configured_gguf(tmp_path, tiny_gguf
     settings = load_settings(data_root=tmp_path / "root", embed={"backend": "gguf", "gguf_model": str(tiny_gguf)})
     settings.paths.ensure()
     backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
-    build_embedding_index(records(), "v1", index_root(settings.data_root), backend, settings.paths.cache, settings.embed)
+    build_embedding_index(
+        records(), "v1", index_root(settings.data_root), backend, settings.paths.cache, settings.embed
+    )
     with TestClient(create_app(settings, watch=False)) as client:
         payload = client.post("/v1/embeddings", json={"input": ["team lead"]}).json()
         assert payload["model"] == "base-f16.gguf" and len(payload["data"][0]["embedding"]) == 256

@@ -68,9 +68,17 @@ def test_incremental_update_embeds_only_changed_chunks_and_deleted_notes_leave(t
     _, _, r1 = _build(tmp_path, backend, first, "v1")
     second = copy.deepcopy([r for r in first if r["example_id"] != "postgres"])  # postgres note deleted
     second[0]["messages"][2]["content"] += " Discard half before feeding."  # sourdough changed
-    second.append({**copy.deepcopy(first[2]), "example_id": "chess", "source_path": "Hobbies/Chess.md",
-                   "messages": [{"role": "user", "content": "Chess openings?"},
-                                {"role": "assistant", "content": "I play the Caro-Kann against e4."}]})
+    second.append(
+        {
+            **copy.deepcopy(first[2]),
+            "example_id": "chess",
+            "source_path": "Hobbies/Chess.md",
+            "messages": [
+                {"role": "user", "content": "Chess openings?"},
+                {"role": "assistant", "content": "I play the Caro-Kann against e4."},
+            ],
+        }
+    )
     _, meta, r2 = _build(tmp_path, backend, second, "v2")
     assert r2.texts_embedded == 2  # the changed sourdough chunk and the new chess note, nothing else
     assert r2.reused_from_previous == r1.chunks - 2  # everything but the old sourdough and postgres chunks

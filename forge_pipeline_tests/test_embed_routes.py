@@ -37,8 +37,9 @@ def served(tmp_path_factory):
 
 def _build_index(served) -> None:
     settings = served["settings"]
-    build_embedding_index(records(), "v1", index_root(settings.data_root), served["backend"], settings.paths.cache,
-                          settings.embed)
+    build_embedding_index(
+        records(), "v1", index_root(settings.data_root), served["backend"], settings.paths.cache, settings.embed
+    )
 
 
 def test_search_and_download_before_any_index_are_404_naming_the_asset(tmp_path):
@@ -53,8 +54,9 @@ def test_search_and_download_before_any_index_are_404_naming_the_asset(tmp_path)
 
 
 def test_embeddings_route_has_the_openai_shape_and_minilm_width(served):
-    response = served["client"].post("/v1/embeddings", json={"input": ["read replicas", "team lead"],
-                                                               "model": "whatever-the-client-sends"})
+    response = served["client"].post(
+        "/v1/embeddings", json={"input": ["read replicas", "team lead"], "model": "whatever-the-client-sends"}
+    )
     assert response.status_code == 200, response.text
     payload = response.json()
     assert payload["object"] == "list" and payload["usage"]["prompt_tokens"] == 4
@@ -100,9 +102,11 @@ def test_index_download_is_a_zip_of_parquet_faiss_and_meta(served):
 
 def test_forge_search_prints_a_table_with_the_planted_note_first(served):
     _build_index(served)
-    result = CliRunner().invoke(cli_app, ["search", "feeding my sourdough starter", "-k", "2",
-                                          "--data-root", str(served["settings"].data_root)],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        cli_app,
+        ["search", "feeding my sourdough starter", "-k", "2", "--data-root", str(served["settings"].data_root)],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if "│" in line and "score" not in line]
     assert "Kitchen/Sourdough.md" in rows[0] and len(rows) == 2

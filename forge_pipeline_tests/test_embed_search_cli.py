@@ -23,14 +23,22 @@ def test_an_empty_query_is_refused_before_anything_loads(tmp_path):
 
 
 def test_search_prints_its_table_without_progress_bars_and_shows_hostile_text_inert(tmp_path, monkeypatch):
-    hostile = note("evil", "S", "[bold red]loud[/bold red] \x1b]0;owned\x07\x1b[2J sourdough starter",
-                   "Evil/\x1b[31mred.md")
-    build_embedding_index([*records(), hostile], "v1", index_root(tmp_path), build_backend(EmbedSettings()),
-                          tmp_path / "cache", EmbedSettings())
+    hostile = note(
+        "evil", "S", "[bold red]loud[/bold red] \x1b]0;owned\x07\x1b[2J sourdough starter", "Evil/\x1b[31mred.md"
+    )
+    build_embedding_index(
+        [*records(), hostile],
+        "v1",
+        index_root(tmp_path),
+        build_backend(EmbedSettings()),
+        tmp_path / "cache",
+        EmbedSettings(),
+    )
     # Settings no other test uses: the command loads its own model instance, as a fresh `forge search` does.
     monkeypatch.setenv("FORGE_EMBED__BATCH_SIZE", "17")
-    result = CliRunner().invoke(app, ["search", "sourdough starter", "-k", "5", "--data-root", str(tmp_path)],
-                                env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        app, ["search", "sourdough starter", "-k", "5", "--data-root", str(tmp_path)], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 0, result.output
     assert "Loading weights" not in result.output and "%|" not in result.output
     assert "\x1b" not in result.output and "\x07" not in result.output

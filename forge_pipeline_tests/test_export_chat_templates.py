@@ -15,9 +15,13 @@ from forge_pipeline.train.chat_tokens import assistant_token_labels
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FAMILIES = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}
-CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Plan the migration?"},
-        {"role": "assistant", "content": "Rollback step first."}, {"role": "user", "content": "And then?"},
-        {"role": "assistant", "content": "Short notes, linked often."}]
+CHAT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Plan the migration?"},
+    {"role": "assistant", "content": "Rollback step first."},
+    {"role": "user", "content": "And then?"},
+    {"role": "assistant", "content": "Short notes, linked often."},
+]
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -26,8 +30,13 @@ def stopper(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"stopper_{request.param}")
     hf = build_tiny_llama_for_tests(root / "hf", eager_stop=True, template_family=request.param)
     converted = LlamaCppToolchain().convert_model(hf, root / "model-f16.gguf")
-    return {"family": request.param, "end": FAMILIES[request.param], "hf": hf, "gguf": converted.path,
-            "converted": converted}
+    return {
+        "family": request.param,
+        "end": FAMILIES[request.param],
+        "hf": hf,
+        "gguf": converted.path,
+        "converted": converted,
+    }
 
 
 def test_training_labels_are_the_assistant_turns_with_their_end_token(stopper):
@@ -73,4 +82,3 @@ def test_gguf_keeps_the_template_and_a_served_reply_stops_at_its_end_token(stopp
     modelfile = gguf.modelfile("./model-f16.gguf", stopper["gguf"])
     assert "TEMPLATE" not in modelfile  # Ollama takes the template stored in the GGUF
     assert f'PARAMETER stop "{stopper["end"]}"' in modelfile and modelfile.startswith("FROM ./model-f16.gguf")
-

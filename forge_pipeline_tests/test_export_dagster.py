@@ -34,20 +34,37 @@ def _write_upstream(root):
     catalog = settings.paths.catalog / "v0001"
     catalog.mkdir(parents=True)
     rows = [
-        [{"role": "user", "content": "How should I plan the migration?"},
-         {"role": "assistant", "content": "Write a rollback step before we touch production."}],
-        [{"role": "user", "content": "Reflect on the week."},
-         {"role": "assistant", "content": "What went well, and what drained your energy."}],
+        [
+            {"role": "user", "content": "How should I plan the migration?"},
+            {"role": "assistant", "content": "Write a rollback step before we touch production."},
+        ],
+        [
+            {"role": "user", "content": "Reflect on the week."},
+            {"role": "assistant", "content": "What went well, and what drained your energy."},
+        ],
     ]
     (catalog / "validation.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows))
-    (settings.paths.tables / "lora_adapter.json").write_text(json.dumps({
-        "adapter_dir": str(adapter), "base_model_dir": str(base), "base_model_name": "tiny-demo-llama",
-        "is_demo_model": True, "mlflow_run_id": None, "dataset_version": "v0001", "metrics": {},
-    }))
+    (settings.paths.tables / "lora_adapter.json").write_text(
+        json.dumps(
+            {
+                "adapter_dir": str(adapter),
+                "base_model_dir": str(base),
+                "base_model_name": "tiny-demo-llama",
+                "is_demo_model": True,
+                "mlflow_run_id": None,
+                "dataset_version": "v0001",
+                "metrics": {},
+            }
+        )
+    )
     (settings.paths.tables / "dataset_version.json").write_text(json.dumps({"version": "v0001", "path": str(catalog)}))
     prompts = root / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt_id": f"p{i}", "messages": [{"role": "user", "content": text}]}) + "\n"
-                               for i, text in enumerate(["Should I take the lead role?", "What drained me?"])))
+    prompts.write_text(
+        "".join(
+            json.dumps({"prompt_id": f"p{i}", "messages": [{"role": "user", "content": text}]}) + "\n"
+            for i, text in enumerate(["Should I take the lead role?", "What drained me?"])
+        )
+    )
     return settings, prompts
 
 
@@ -70,15 +87,22 @@ def test_export_chain_materializes_publishes_and_keeps_a_failed_gate_unpromoted(
     first = _materialize(tmp_path)
     assert first.success
     checks = {e.asset_check_key.name: e for e in first.get_asset_check_evaluations()}
-    assert set(checks) == {"gguf_model_generates", "gguf_model_quantization_gap", "gguf_adapter_applies",
-                           "manifest_files_match"}
+    assert set(checks) == {
+        "gguf_model_generates",
+        "gguf_model_quantization_gap",
+        "gguf_adapter_applies",
+        "manifest_files_match",
+    }
     assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
     gap = checks["gguf_model_quantization_gap"].metadata
     assert 0.0 < gap["merged_max_abs_gap"].value < settings.export.max_logit_gap
     assert checks["gguf_adapter_applies"].metadata["max_logit_change_vs_base"].value > 0.0
 
     evaluation = first.asset_materializations_for_node("adapter_evaluation")[0].metadata
-    assert evaluation["promoted"].value is True and "| p0: Should I take the lead role?" in evaluation["side_by_side"].value
+    assert (
+        evaluation["promoted"].value is True
+        and "| p0: Should I take the lead role?" in evaluation["side_by_side"].value
+    )
     model_meta = first.asset_materializations_for_node("gguf_model")[0].metadata
     assert 4.0 < model_meta["merged_bits_per_weight"].value < 6.0
     assert {"merge_s", "convert_s", "quantize_s"} <= set(model_meta["seconds_by_stage"].value)

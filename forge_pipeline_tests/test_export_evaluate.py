@@ -23,14 +23,27 @@ from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VALIDATION = [
-    {"messages": [{"role": "user", "content": "How should I plan the migration?"},
-                  {"role": "assistant", "content": "Write a rollback step before we touch production."}]},
-    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Reflect on the week."},
-                  {"role": "assistant", "content": "What went well, and what drained your energy."},
-                  {"role": "user", "content": "And my notes?"},
-                  {"role": "assistant", "content": "Short notes, linked often."}]},
-    {"messages": [{"role": "user", "content": "Read replica now or later?"},
-                  {"role": "assistant", "content": "Later: replication lag would confuse the migration checks."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "How should I plan the migration?"},
+            {"role": "assistant", "content": "Write a rollback step before we touch production."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Reflect on the week."},
+            {"role": "assistant", "content": "What went well, and what drained your energy."},
+            {"role": "user", "content": "And my notes?"},
+            {"role": "assistant", "content": "Short notes, linked often."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Read replica now or later?"},
+            {"role": "assistant", "content": "Later: replication lag would confuse the migration checks."},
+        ]
+    },
 ]
 
 
@@ -99,22 +112,40 @@ def test_evaluate_adapter_figures_generations_and_mlflow_artifact(tiny, tmp_path
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    prompts = _write_jsonl(tmp_path / "prompts.jsonl", [
-        {"prompt_id": "decision-01", "messages": [{"role": "user", "content": "Should I take the lead role?"}]},
-        {"prompt_id": "reflect-01", "messages": [{"role": "user", "content": "What drained me this week?"},
-                                                 {"role": "assistant", "content": "reference answer"}]},
-    ])
+    prompts = _write_jsonl(
+        tmp_path / "prompts.jsonl",
+        [
+            {"prompt_id": "decision-01", "messages": [{"role": "user", "content": "Should I take the lead role?"}]},
+            {
+                "prompt_id": "reflect-01",
+                "messages": [
+                    {"role": "user", "content": "What drained me this week?"},
+                    {"role": "assistant", "content": "reference answer"},
+                ],
+            },
+        ],
+    )
     assert load_eval_prompts(prompts)[1]["messages"][-1]["role"] == "user"  # the reference reply is not a prompt
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.create_experiment("forge-test", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(experiment).info.run_id
 
-    result = evaluate_adapter(tiny["base"], tiny["adapter"], VALIDATION, prompts, EvalSettings(max_new_tokens=6),
-                              tracking_uri=tracking_uri, mlflow_run_id=run_id)
+    result = evaluate_adapter(
+        tiny["base"],
+        tiny["adapter"],
+        VALIDATION,
+        prompts,
+        EvalSettings(max_new_tokens=6),
+        tracking_uri=tracking_uri,
+        mlflow_run_id=run_id,
+    )
 
-    plain = validation_loss(AutoModelForCausalLM.from_pretrained(tiny["base"], dtype=torch.float32),
-                            AutoTokenizer.from_pretrained(tiny["base"]), VALIDATION)
+    plain = validation_loss(
+        AutoModelForCausalLM.from_pretrained(tiny["base"], dtype=torch.float32),
+        AutoTokenizer.from_pretrained(tiny["base"]),
+        VALIDATION,
+    )
     assert result["base_loss"] == pytest.approx(plain["loss"], rel=1e-5)  # the adapter was really off for "base"
     assert result["tuned_loss"] != pytest.approx(result["base_loss"], rel=1e-4)
     assert result["tuned_perplexity"] == pytest.approx(math.exp(result["tuned_loss"]))
@@ -127,16 +158,29 @@ def test_evaluate_adapter_figures_generations_and_mlflow_artifact(tiny, tmp_path
     assert all(r["messages"][-1]["role"] == "user" for r in heldout)
     for row in result["generations"]:
         for side in ("base", "tuned"):
-            assert 0 < row[side]["completion_tokens"] <= 6 and row[side]["seconds"] >= 0 and row[side]["prompt_tokens"] > 5
+            assert (
+                0 < row[side]["completion_tokens"] <= 6 and row[side]["seconds"] >= 0 and row[side]["prompt_tokens"] > 5
+            )
     assert result["markdown"].count("\n") == 6 and "decision-01" in result["markdown"]  # header, rule, 5 rows
 
     assert result["mlflow_logged"] is True
-    artifact = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/side_by_side.md",
-                                                   tracking_uri=tracking_uri, dst_path=str(tmp_path / "dl"))
+    artifact = mlflow.artifacts.download_artifacts(
+        run_id=run_id,
+        artifact_path="evaluation/side_by_side.md",
+        tracking_uri=tracking_uri,
+        dst_path=str(tmp_path / "dl"),
+    )
     assert open(artifact).read() == result["markdown"]
-    table = json.loads(open(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="evaluation/side_by_side.json", tracking_uri=tracking_uri,
-        dst_path=str(tmp_path / "dl2"))).read())
+    table = json.loads(
+        open(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path="evaluation/side_by_side.json",
+                tracking_uri=tracking_uri,
+                dst_path=str(tmp_path / "dl2"),
+            )
+        ).read()
+    )
     assert len(table["data"]) == 5 and {"prompt", "reference", "base", "tuned"} <= set(table["columns"])
     metrics = client.get_run(run_id).data.metrics
     assert metrics["eval_tuned_loss"] == pytest.approx(result["tuned_loss"])

@@ -23,8 +23,10 @@ def _version_files(root, name: str) -> tuple[dict, dict]:
     base.parent.mkdir(parents=True, exist_ok=True)
     if not base.exists():
         base.write_bytes(b"GGUF base" * 100)
-    return ({"merged_gguf": str(folder / "merged.gguf"), "base_gguf": str(base), "quant_type": "Q4_K_M"},
-            {"adapter_gguf": str(folder / "adapter.gguf")})
+    return (
+        {"merged_gguf": str(folder / "merged.gguf"), "base_gguf": str(base), "quant_type": "Q4_K_M"},
+        {"adapter_gguf": str(folder / "adapter.gguf")},
+    )
 
 
 @pytest.fixture
@@ -32,8 +34,15 @@ def info(tmp_path):
     adapter = tmp_path / "adapters" / "run"
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
-    return adapter_info({"adapter_dir": str(adapter), "base_model_dir": str(tmp_path), "is_demo_model": True,
-                         "mlflow_run_id": "abc123", "dataset_version": "ds-0001"})
+    return adapter_info(
+        {
+            "adapter_dir": str(adapter),
+            "base_model_dir": str(tmp_path),
+            "is_demo_model": True,
+            "mlflow_run_id": "abc123",
+            "dataset_version": "ds-0001",
+        }
+    )
 
 
 def _evaluation(promoted: bool, tuned: float = 1.5) -> dict:
@@ -45,7 +54,13 @@ def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
     path = settings.paths.manifest
 
     first = publish(path, info, _evaluation(True), *_version_files(tmp_path, "one"))
-    assert first == {"version": "v0001", "current": "v0001", "promoted": True, "manifest_path": str(path), "versions": 1}
+    assert first == {
+        "version": "v0001",
+        "current": "v0001",
+        "promoted": True,
+        "manifest_path": str(path),
+        "versions": 1,
+    }
     second = publish(path, info, _evaluation(True, 1.2), *_version_files(tmp_path, "two"))
     assert second["current"] == "v0002"
 

@@ -35,8 +35,9 @@ def tiny(tmp_path_factory):
 def exported(tiny):
     """One export with the f16 kept, shared by the tests that only read its outputs."""
     out = tiny["root"] / "exports"
-    model = gguf.export_merged_model(tiny["base"], tiny["adapter"], out / "run1", ExportSettings(keep_f16=True),
-                                     exports_dir=out)
+    model = gguf.export_merged_model(
+        tiny["base"], tiny["adapter"], out / "run1", ExportSettings(keep_f16=True), exports_dir=out
+    )
     adapter = gguf.export_adapter(tiny["adapter"], tiny["base"], out / "run1", base_gguf=model["base_gguf"])
     return {"model": model, "adapter": adapter, "out": out}
 
@@ -55,14 +56,19 @@ def test_merged_model_converts_and_quantizes_to_q4_k_m(tiny, exported):
     assert stats["merged"]["size_bytes"] < stats["merged_f16"]["size_bytes"] / 2.5
     run_dir = exported["out"] / "run1"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "Modelfile", "Modelfile.adapter", "adapter-f16.gguf", "merged-f16.gguf", "merged-q4_k_m.gguf"
+        "Modelfile",
+        "Modelfile.adapter",
+        "adapter-f16.gguf",
+        "merged-f16.gguf",
+        "merged-q4_k_m.gguf",
     ]  # no staging folder, merged HF folder or partial file left behind
     modelfile = (run_dir / "Modelfile").read_text()
     assert "FROM ./merged-q4_k_m.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
     adapter_modelfile = (run_dir / "Modelfile.adapter").read_text()
     assert "ADAPTER ./adapter-f16.gguf" in adapter_modelfile
-    assert (run_dir / adapter_modelfile.split("\n")[0].removeprefix("FROM ")).resolve() == \
-        exported["out"].joinpath("base", model["base_hash"], "base-q4_k_m.gguf").resolve()
+    assert (run_dir / adapter_modelfile.split("\n")[0].removeprefix("FROM ")).resolve() == exported["out"].joinpath(
+        "base", model["base_hash"], "base-q4_k_m.gguf"
+    ).resolve()
 
 
 @pytest.mark.slow
@@ -72,11 +78,18 @@ def test_unknown_pre_tokenizer_declared_gpt2_and_llama_cpp_tokenizes_like_hf(tin
     result = LlamaCppToolchain().convert_model(tiny["base"], tmp_path / "base.gguf")
     assert result.declared_gpt2_pre_tokenizer  # the locally trained tokenizer's hash is unknown to llama.cpp
     hf = AutoTokenizer.from_pretrained(tiny["base"])
-    texts = ["Read replicas add lag.", "  two  spaces, tabs\tand\nnewlines!", "émoji 🚀 and 3333 numbers",
-             "<|im_start|>user\nhi<|im_end|>\n"]
+    texts = [
+        "Read replicas add lag.",
+        "  two  spaces, tabs\tand\nnewlines!",
+        "émoji 🚀 and 3333 numbers",
+        "<|im_start|>user\nhi<|im_end|>\n",
+    ]
     with verify.open_gguf(result.path) as llm:
         for text in texts:
-            assert llm.tokenize(text.encode(), add_bos=False, special=True) == hf(text, add_special_tokens=False)["input_ids"]
+            assert (
+                llm.tokenize(text.encode(), add_bos=False, special=True)
+                == hf(text, add_special_tokens=False)["input_ids"]
+            )
 
 
 @pytest.mark.slow
@@ -130,8 +143,13 @@ def test_failure_between_conversion_and_quantization_leaves_nothing(tiny, tmp_pa
     out = tmp_path / "exports"
     manifest = tmp_path / "serve" / "adapter_manifest.json"
     with pytest.raises(ConversionError, match="NOT_A_TYPE"):
-        gguf.export_merged_model(tiny["base"], tiny["adapter"], out / "run1",
-                                 ExportSettings(quant_type="NOT_A_TYPE", keep_f16=True), exports_dir=out)
+        gguf.export_merged_model(
+            tiny["base"],
+            tiny["adapter"],
+            out / "run1",
+            ExportSettings(quant_type="NOT_A_TYPE", keep_f16=True),
+            exports_dir=out,
+        )
     # The merged f16 GGUF was written in staging, then quantization failed: nothing reached the run folder.
     assert list((out / "run1").iterdir()) == []
     assert not list(out.rglob("*.gguf")) and not list(out.rglob("*.partial"))

@@ -39,8 +39,7 @@ def ab_server(serve_models, tmp_path_factory):
 
     models = serve_models  # the session's shared tiny GGUFs (conftest)
     root = tmp_path_factory.mktemp("ab_root")
-    settings = load_settings(data_root=root, serve={"n_ctx": 256, "embeddings": False},
-                             feedback={"router_seed": 3})
+    settings = load_settings(data_root=root, serve={"n_ctx": 256, "embeddings": False}, feedback={"router_seed": 3})
     settings.paths.ensure()
     write_manifest(settings.paths.manifest, models, "v0001")
     set_candidate(settings.paths.manifest, "v0002", 0.3)
@@ -67,8 +66,11 @@ def test_chat_requests_split_by_share_and_each_response_names_its_version(ab_ser
         version = response.headers["x-forge-model-version"]
         assert response.json()["model"] == version
         replies[version].add(response.json()["choices"][0]["message"]["content"])
-    served = [json.loads(line) for f in sorted((ab_server["settings"].paths.manifest.parent / "served").glob("*.jsonl"))
-              for line in f.read_text().splitlines()]
+    served = [
+        json.loads(line)
+        for f in sorted((ab_server["settings"].paths.manifest.parent / "served").glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     assert len(served) == n
     to_candidate = sum(r["route"] == "candidate" for r in served)
     assert abs(to_candidate / n - 0.3) <= 4 * math.sqrt(0.3 * 0.7 / n), to_candidate
@@ -93,23 +95,41 @@ def test_ratings_land_on_the_version_that_served_the_response(ab_server):
     question = [{"role": "user", "content": "Buy a flat next spring?"}, {"role": "assistant", "content": "..."}]
     for version, rating in (("v0002", "up"), ("v0002", "up"), ("v0001", "down"), ("v0001", "up")):
         response_id = by_version[version].pop()
-        posted = client.post("/v1/interactions", json={"messages": question, "rating": rating,
-                                                       "response_id": response_id})
+        posted = client.post(
+            "/v1/interactions", json={"messages": question, "rating": rating, "response_id": response_id}
+        )
         assert posted.status_code == 201, posted.text
     # The client's claim cannot move a rating to another version; unknown responses are refused.
-    wrong = client.post("/v1/interactions", json={"messages": question, "rating": "up", "model_version": "v0002",
-                                                  "response_id": by_version["v0001"][0]})
+    wrong = client.post(
+        "/v1/interactions",
+        json={"messages": question, "rating": "up", "model_version": "v0002", "response_id": by_version["v0001"][0]},
+    )
     assert wrong.status_code == 400 and "does not match" in wrong.json()["error"]["message"]
     unknown = client.post("/v1/interactions", json={"messages": question, "rating": "up", "response_id": "nope"})
     assert unknown.status_code == 400
-    client.post("/v1/interactions", json={"messages": [question[0]], "choice": {
-        "replies": ["a", "b"], "chosen": 1, "model_versions": ["v0001", "v0002"]}})
+    client.post(
+        "/v1/interactions",
+        json={
+            "messages": [question[0]],
+            "choice": {"replies": ["a", "b"], "chosen": 1, "model_versions": ["v0001", "v0002"]},
+        },
+    )
 
     stored = InteractionStore(settings.paths.interactions).read_all()
     assert sorted((r.model_version, r.rating) for r in stored if r.rating) == [
-        ("v0001", "down"), ("v0001", "up"), ("v0002", "up"), ("v0002", "up")]
-    figures = compare_versions("v0001", "v0002", read_manifest(settings.paths.manifest),
-                               ServedLog(served_log_dir(settings)).read_all(), stored, settings.tracking_uri)
+        ("v0001", "down"),
+        ("v0001", "up"),
+        ("v0002", "up"),
+        ("v0002", "up"),
+    ]
+    figures = compare_versions(
+        "v0001",
+        "v0002",
+        read_manifest(settings.paths.manifest),
+        ServedLog(served_log_dir(settings)).read_all(),
+        stored,
+        settings.tracking_uri,
+    )
     assert (figures["v0002"]["rated_up"], figures["v0002"]["rated_down"]) == (2, 0)
     assert (figures["v0001"]["rated_up"], figures["v0001"]["rated_down"], figures["v0001"]["up_share"]) == (1, 1, 0.5)
     assert figures["v0002"]["win_rate"] == 1.0 and figures["v0001"]["win_rate"] == 0.0
@@ -118,9 +138,14 @@ def test_ratings_land_on_the_version_that_served_the_response(ab_server):
 
     from forge_pipeline.cli import app
 
-    shown = CliRunner().invoke(app, ["compare", "v0001", "v0002", "--data-root", str(settings.data_root), "--json"],
-                               env={"FORGE_DATA_ROOT": str(settings.data_root),  # not the sample interactions:
-                                    "FORGE_CONVERSATIONS_DIR": str(settings.data_root / "no_conversations")})
+    shown = CliRunner().invoke(
+        app,
+        ["compare", "v0001", "v0002", "--data-root", str(settings.data_root), "--json"],
+        env={
+            "FORGE_DATA_ROOT": str(settings.data_root),  # not the sample interactions:
+            "FORGE_CONVERSATIONS_DIR": str(settings.data_root / "no_conversations"),
+        },
+    )
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["v0002"]["rated_up"] == 2
 

@@ -26,18 +26,38 @@ def test_pairs_materialize_and_dpo_skips_below_threshold_with_the_reason(tmp_pat
     settings = load_settings(data_root=root)
     settings.paths.ensure()
     store = InteractionStore(settings.paths.interactions)
-    store.append(InteractionIn(messages=[{"role": "user", "content": "Plan the migration?"},
-                                         {"role": "assistant", "content": "Migrate everything tonight."}],
-                               rating="down", corrected_reply="Write the rollback step first, then migrate one job."))
-    write_lora_adapter(settings, {"adapter_dir": str(tmp_path / "none"), "base_model_dir": str(tmp_path),
-                                  "base_model_name": "x", "is_demo_model": True, "mlflow_run_id": None,
-                                  "dataset_version": "v", "metrics": {}})
+    store.append(
+        InteractionIn(
+            messages=[
+                {"role": "user", "content": "Plan the migration?"},
+                {"role": "assistant", "content": "Migrate everything tonight."},
+            ],
+            rating="down",
+            corrected_reply="Write the rollback step first, then migrate one job.",
+        )
+    )
+    write_lora_adapter(
+        settings,
+        {
+            "adapter_dir": str(tmp_path / "none"),
+            "base_model_dir": str(tmp_path),
+            "base_model_name": "x",
+            "is_demo_model": True,
+            "mlflow_run_id": None,
+            "dataset_version": "v",
+            "metrics": {},
+        },
+    )
     (settings.paths.tables / "dataset_version.json").write_text('{"version_id": "v", "path": "nowhere"}')
     defs = build_definitions(str(root))
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=[dg.AssetKey("preference_pairs"), dg.AssetKey("preference_adapter"),
-                         dg.AssetKey("preference_candidate")])
+        asset_selection=[
+            dg.AssetKey("preference_pairs"),
+            dg.AssetKey("preference_adapter"),
+            dg.AssetKey("preference_candidate"),
+        ],
+    )
     assert result.success
     pairs_meta = result.asset_materializations_for_node("preference_pairs")[0].metadata
     assert pairs_meta["dagster/row_count"].value == 1 and pairs_meta["by_kind"].value == {"correction": 1}
@@ -50,19 +70,22 @@ def test_pairs_materialize_and_dpo_skips_below_threshold_with_the_reason(tmp_pat
 
 
 def test_sensor_requests_dpo_once_enough_pairs_are_stored(tmp_path, monkeypatch):
+    import polars as pl
+
     from forge_pipeline.defs.resources import ForgeSettingsResource
     from forge_pipeline.defs.serve.sensors import new_interactions_sensor
     from forge_pipeline.feedback.pairs import PAIR_SCHEMA
-
-    import polars as pl
 
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(tmp_path / "no_conversations"))
     monkeypatch.setenv("FORGE_FEEDBACK__MIN_PAIRS", "2")
     forge = ForgeSettingsResource(data_root=str(tmp_path / "root"))
     settings = forge.get()
     store = InteractionStore(settings.paths.interactions)
-    store.append(InteractionIn(messages=[{"role": "user", "content": "q"}], choice={"replies": ["a", "b"], "chosen": 0}))
+    store.append(
+        InteractionIn(messages=[{"role": "user", "content": "q"}], choice={"replies": ["a", "b"], "chosen": 0})
+    )
     with dg.DagsterInstance.ephemeral() as instance:
+
         def tick(cursor):
             context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"forge": forge})
             return new_interactions_sensor(context), context.cursor
@@ -99,8 +122,18 @@ def test_enough_pairs_train_dpo_out_of_process_through_pipes(tmp_path, monkeypat
     settings.paths.ensure()
     base = build_tiny_llama_for_tests(tmp_path / "base")
     sft = build_random_lora_adapter(base, tmp_path / "sft", r=8)
-    write_lora_adapter(settings, {"adapter_dir": str(sft), "base_model_dir": str(base), "base_model_name": "tiny",
-                                  "is_demo_model": True, "mlflow_run_id": None, "dataset_version": "v", "metrics": {}})
+    write_lora_adapter(
+        settings,
+        {
+            "adapter_dir": str(sft),
+            "base_model_dir": str(base),
+            "base_model_name": "tiny",
+            "is_demo_model": True,
+            "mlflow_run_id": None,
+            "dataset_version": "v",
+            "metrics": {},
+        },
+    )
     store = InteractionStore(settings.paths.interactions)
     for question, good, bad in [
         ("How do I plan a database migration?", "Write the rollback step first.", "Just run it on Friday night."),
@@ -108,11 +141,19 @@ def test_enough_pairs_train_dpo_out_of_process_through_pipes(tmp_path, monkeypat
         ("What did the March incident teach me?", "The incident commander should not debug.", "Nothing at all."),
         ("How long should my notes be?", "Short and linked often.", "As long as a novel, never linked."),
     ]:
-        store.append(InteractionIn(messages=[{"role": "user", "content": question}],
-                                   choice={"replies": [bad, good], "chosen": 1}))
-    result = build_definitions(str(root)).resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=[dg.AssetKey("preference_pairs"), dg.AssetKey("preference_adapter")])
+        store.append(
+            InteractionIn(
+                messages=[{"role": "user", "content": question}], choice={"replies": [bad, good], "chosen": 1}
+            )
+        )
+    result = (
+        build_definitions(str(root))
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=[dg.AssetKey("preference_pairs"), dg.AssetKey("preference_adapter")],
+        )
+    )
     assert result.success
     meta = result.asset_materializations_for_node("preference_adapter")[0].metadata
     assert meta["trained"].value is True and meta["global_step"].value == 2 and meta["pairs"].value == 4

@@ -17,9 +17,14 @@ BAD = "drained your energy this week and what went well."
 
 
 def _rows():
-    return [{"prompt": [{"role": "user", "content": f"{p} ({i})"}],
-             "chosen": [{"role": "assistant", "content": GOOD}], "rejected": [{"role": "assistant", "content": BAD}]}
-            for i, p in enumerate(PROMPTS * 2)]
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"{p} ({i})"}],
+            "chosen": [{"role": "assistant", "content": GOOD}],
+            "rejected": [{"role": "assistant", "content": BAD}],
+        }
+        for i, p in enumerate(PROMPTS * 2)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,7 @@ def _margin(base_dir, adapter_dir, rows) -> float:
             ids = torch.tensor([tokenizer(prompt + reply)["input_ids"]])
             with torch.no_grad():
                 logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(1, ids[0, 1:, None])[:, 0]
-            scores.append(float(logp[len(prompt_ids) - 1:].sum()))
+            scores.append(float(logp[len(prompt_ids) - 1 :].sum()))
         total += scores[0] - scores[1]
     return total / len(rows)
 
@@ -57,14 +62,35 @@ def _margin(base_dir, adapter_dir, rows) -> float:
 @pytest.fixture(scope="module")
 def dpo_run(tiny):
     root, base, sft_adapter = tiny
-    settings = load_settings(data_root=root / "data", feedback={"max_steps": 8, "learning_rate": 5e-3, "beta": 0.1,
-                                                                "per_device_train_batch_size": 4, "max_length": 128})
+    settings = load_settings(
+        data_root=root / "data",
+        feedback={
+            "max_steps": 8,
+            "learning_rate": 5e-3,
+            "beta": 0.1,
+            "per_device_train_batch_size": 4,
+            "max_length": 128,
+        },
+    )
     settings.paths.ensure()
-    sft = {"adapter_dir": str(sft_adapter), "base_model_dir": str(base), "base_model_name": "tiny-test-llama",
-           "is_demo_model": True, "mlflow_run_id": None, "dataset_version": "v-test"}
+    sft = {
+        "adapter_dir": str(sft_adapter),
+        "base_model_dir": str(base),
+        "base_model_name": "tiny-test-llama",
+        "is_demo_model": True,
+        "mlflow_run_id": None,
+        "dataset_version": "v-test",
+    }
     seen = []
-    result = train_preference_adapter(_rows(), sft, settings.paths.adapters / "dpo", settings.feedback,
-                                      settings.tracking_uri, progress=seen.append, pairs_version="pairs-test")
+    result = train_preference_adapter(
+        _rows(),
+        sft,
+        settings.paths.adapters / "dpo",
+        settings.feedback,
+        settings.tracking_uri,
+        progress=seen.append,
+        pairs_version="pairs-test",
+    )
     return settings, sft, result, seen
 
 
@@ -83,7 +109,9 @@ def test_dpo_changes_the_sft_adapter_toward_chosen_and_logs_to_mlflow(tiny, dpo_
     assert changed > 1e-4, changed
     assert not (settings.paths.adapters / "dpo" / "adapter" / "ref").exists()  # trl's frozen copy is not saved
     margin_sft, margin_dpo = _margin(base, sft_adapter, rows), _margin(base, result["adapter_dir"], rows)
-    print(f"max weight change {changed:.4g}; log-prob margin chosen-rejected: SFT {margin_sft:.3f} -> DPO {margin_dpo:.3f}")
+    print(
+        f"max weight change {changed:.4g}; log-prob margin chosen-rejected: SFT {margin_sft:.3f} -> DPO {margin_dpo:.3f}"
+    )
     assert margin_dpo > margin_sft
     assert result["metrics"]["global_step"] == 8 and [e["step"] for e in seen if "loss" in e][-1] == 8
 
@@ -96,7 +124,9 @@ def test_dpo_changes_the_sft_adapter_toward_chosen_and_logs_to_mlflow(tiny, dpo_
     assert "adapter/adapter_model.safetensors" in artifacts
 
     # Same pairs, settings and SFT adapter: the finished run is reused, not retrained.
-    again = train_preference_adapter(rows, sft, settings.paths.adapters / "dpo", settings.feedback, settings.tracking_uri)
+    again = train_preference_adapter(
+        rows, sft, settings.paths.adapters / "dpo", settings.feedback, settings.tracking_uri
+    )
     assert again["reused"] and again["mlflow_run_id"] == result["mlflow_run_id"]
 
 
@@ -116,10 +146,22 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
     exports = settings.paths.exports
     # The SFT version first (current), as adapter_manifest would publish it.
     base_gguf = gguf.export_base_model(base, exports, settings.export, toolchain)
-    sft_gguf = gguf.export_adapter(sft_adapter, base, exports / "sft", settings.export,
-                                   base_gguf=base_gguf["base_gguf"], toolchain=toolchain, demo=True)
-    publish(settings.paths.manifest, adapter_info(sft), {"promoted": True}, {"base_gguf": base_gguf["base_gguf"],
-            "merged_gguf": base_gguf["base_gguf"]}, sft_gguf)
+    sft_gguf = gguf.export_adapter(
+        sft_adapter,
+        base,
+        exports / "sft",
+        settings.export,
+        base_gguf=base_gguf["base_gguf"],
+        toolchain=toolchain,
+        demo=True,
+    )
+    publish(
+        settings.paths.manifest,
+        adapter_info(sft),
+        {"promoted": True},
+        {"base_gguf": base_gguf["base_gguf"], "merged_gguf": base_gguf["base_gguf"]},
+        sft_gguf,
+    )
     settings.eval.max_new_tokens = 4
     # A random tiny adapter cannot beat the base on loss; the gate itself is tested in test_export_evaluate.
     settings.eval.min_relative_improvement = -100.0
@@ -129,8 +171,15 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
     assert manifest["current"] == "v0001" and out["gate"].startswith("promoted")
     assert manifest["candidate"] == {"version": "v0002", "traffic_share": settings.feedback.candidate_traffic_share}
     assert manifest["versions"]["v0002"]["promoted"] is False
-    assert manifest["versions"]["v0002"]["kind"] == "dpo" and manifest["versions"]["v0002"]["mlflow_run_id"] == result["mlflow_run_id"]
-    assert set(verify_version(manifest, "v0002", settings.paths.manifest)) == {"base_gguf", "merged_gguf", "adapter_gguf"}
+    assert (
+        manifest["versions"]["v0002"]["kind"] == "dpo"
+        and manifest["versions"]["v0002"]["mlflow_run_id"] == result["mlflow_run_id"]
+    )
+    assert set(verify_version(manifest, "v0002", settings.paths.manifest)) == {
+        "base_gguf",
+        "merged_gguf",
+        "adapter_gguf",
+    }
     # Requested again for the same pairs (the sensor may): not exported twice.
     again = publish_preference_candidate(settings, {**result, "trained": True}, dataset, toolchain)
     assert not again["published"] and "already version v0002" in again["reason"]

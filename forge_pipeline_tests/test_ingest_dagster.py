@@ -27,7 +27,11 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         conversations = _metadata(result, "conversations")
         assert conversations["conversations"] == 37 and conversations["dropped"] == 6
         examples = _metadata(result, "training_examples")
-        assert examples["examples"] == 82 and examples["by_source"] == {"vault": 46, "conversation": 24, "interaction": 12}
+        assert examples["examples"] == 82 and examples["by_source"] == {
+            "vault": 46,
+            "conversation": 24,
+            "interaction": 12,
+        }
         assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 14}
         assert examples["extraction"]["strategies"] == ["reflection_tags", "journal", "sections"]
         assert examples["dropped_by_reason"] == {"no_assistant_turn": 1, "no_long_section": 5}
@@ -35,13 +39,27 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         assert len(checks_run) == 3 and all(c.passed for c in checks_run)
 
         quarantine = pl.read_parquet(tmp_path / "quarantine" / "vault_notes.parquet")
-        assert set(quarantine["file"]) == {"Broken/bad frontmatter.md", "Broken/latin1 note.md", "Broken/empty.md",
-                                           "Broken/unclosed frontmatter.md"}
+        assert set(quarantine["file"]) == {
+            "Broken/bad frontmatter.md",
+            "Broken/latin1 note.md",
+            "Broken/empty.md",
+            "Broken/unclosed frontmatter.md",
+        }
         conv_quarantine = pl.read_parquet(tmp_path / "quarantine" / "conversations.parquet")
-        assert sorted(zip(conv_quarantine["file"].map_elements(lambda f: Path(f).name, return_dtype=pl.String),
-                          conv_quarantine["line"].fill_null(0), strict=True)) == [
-            ("2026-11-20.jsonl", 4), ("2026-11-21.jsonl", 3), ("chats.jsonl", 6), ("chats.jsonl", 9),
-            ("chats.jsonl", 15), ("conversations.json", 0)]
+        assert sorted(
+            zip(
+                conv_quarantine["file"].map_elements(lambda f: Path(f).name, return_dtype=pl.String),
+                conv_quarantine["line"].fill_null(0),
+                strict=True,
+            )
+        ) == [
+            ("2026-11-20.jsonl", 4),
+            ("2026-11-21.jsonl", 3),
+            ("chats.jsonl", 6),
+            ("chats.jsonl", 9),
+            ("chats.jsonl", 15),
+            ("conversations.json", 0),
+        ]
         stored = pl.read_parquet(tmp_path / "tables" / "training_examples.parquet")
         assert stored.height == 82
 

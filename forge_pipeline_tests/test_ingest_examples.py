@@ -1,6 +1,6 @@
 """Building training examples: prompt rules for reflection notes, conversation handling, quarantine reasons."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -11,65 +11,132 @@ from forge_pipeline.records import example_id_for
 
 
 def _note(path, title, tags, body, headings=()):
-    return {"path": path, "title": title, "frontmatter": "{}", "tags": list(tags), "links": [], "headings": list(headings),
-            "created": "2026-03-02T00:00:00+00:00", "modified": "2026-03-05T00:00:00+00:00", "body": body,
-            "content_hash": "h", "language": "en"}
+    return {
+        "path": path,
+        "title": title,
+        "frontmatter": "{}",
+        "tags": list(tags),
+        "links": [],
+        "headings": list(headings),
+        "created": "2026-03-02T00:00:00+00:00",
+        "modified": "2026-03-05T00:00:00+00:00",
+        "body": body,
+        "content_hash": "h",
+        "language": "en",
+    }
 
 
 def _conv(cid, messages, fmt="messages_jsonl", rating=None, corrected=None):
-    return {"conversation_id": cid, "source_format": fmt, "source_path": f"{cid}.jsonl", "line": 1, "title": None,
-            "created_at": datetime(2026, 4, 1, tzinfo=timezone.utc), "messages": messages, "rating": rating,
-            "feedback": None, "corrected_reply": corrected}
+    return {
+        "conversation_id": cid,
+        "source_format": fmt,
+        "source_path": f"{cid}.jsonl",
+        "line": 1,
+        "title": None,
+        "created_at": datetime(2026, 4, 1, tzinfo=UTC),
+        "messages": messages,
+        "rating": rating,
+        "feedback": None,
+        "corrected_reply": corrected,
+    }
 
 
-DECISION = "# Decision: Move\n\n## Context\n\nThe queue is slow\n\n## Options\n\n- A\n- B\n\n## Why\n\nBecause B is simpler."
+DECISION = (
+    "# Decision: Move\n\n## Context\n\nThe queue is slow\n\n## Options\n\n- A\n- B\n\n## Why\n\nBecause B is simpler."
+)
 
 
 def test_note_prompt_rules():
-    created = datetime(2026, 3, 2, tzinfo=timezone.utc)
-    rule, prompt, reply = note_prompt_and_reply({"tags": ["decision"], "title": "Decision - Move", "body": DECISION,
-                                                 "created": created, "headings": []})
+    created = datetime(2026, 3, 2, tzinfo=UTC)
+    rule, prompt, reply = note_prompt_and_reply(
+        {"tags": ["decision"], "title": "Decision - Move", "body": DECISION, "created": created, "headings": []}
+    )
     assert rule == "decision"
     assert prompt == "I'm facing this decision: The queue is slow. What should I consider?"
     assert reply == "## Options\n\n- A\n- B\n\n## Why\n\nBecause B is simpler."
-    rule, prompt, reply = note_prompt_and_reply({"tags": ["learning"], "title": "What I learned about burnout",
-                                                 "body": "# What I learned about burnout\nRest matters.", "created": created})
+    rule, prompt, reply = note_prompt_and_reply(
+        {
+            "tags": ["learning"],
+            "title": "What I learned about burnout",
+            "body": "# What I learned about burnout\nRest matters.",
+            "created": created,
+        }
+    )
     assert (rule, prompt, reply) == ("learning", "What did you learn about burnout?", "Rest matters.")
-    rule, prompt, _ = note_prompt_and_reply({"tags": ["journal", "reflection"], "title": "2026-03-02",
-                                             "body": "# Monday\nGood day.", "created": created})
+    rule, prompt, _ = note_prompt_and_reply(
+        {"tags": ["journal", "reflection"], "title": "2026-03-02", "body": "# Monday\nGood day.", "created": created}
+    )
     assert (rule, prompt) == ("journal", "How did Monday, March 2, 2026 go? What's on your mind?")
-    rule, prompt, reply = note_prompt_and_reply({"tags": ["reflection/work"], "title": "Team health",
-                                                 "body": "# Why we stall\nWe stall.", "created": created,
-                                                 "headings": ["Why we stall"]})
+    rule, prompt, reply = note_prompt_and_reply(
+        {
+            "tags": ["reflection/work"],
+            "title": "Team health",
+            "body": "# Why we stall\nWe stall.",
+            "created": created,
+            "headings": ["Why we stall"],
+        }
+    )
     assert rule == "generic" and prompt == "What are your thoughts on Team health? In particular: Why we stall."
     assert reply == "# Why we stall\nWe stall."  # an H1 that is not the note's title is the person's text
     # A decision without a situation section falls back to the generic rule.
-    rule, _, _ = note_prompt_and_reply({"tags": ["decision"], "title": "D", "body": "## Options\nA", "created": created,
-                                        "headings": ["Options"]})
+    rule, _, _ = note_prompt_and_reply(
+        {"tags": ["decision"], "title": "D", "body": "## Options\nA", "created": created, "headings": ["Options"]}
+    )
     assert rule == "generic"
 
 
 def test_examples_from_notes_and_conversations(settings):
-    notes = notes_frame([
-        _note("Decisions/Move.md", "Decision - Move", ["decision"], DECISION),
-        _note("Meetings/m.md", "Sync", ["meeting"], "not a reflection"),
-        _note("Journal/empty.md", "2026-03-02", ["journal"], "# Only a title"),
-        _note("Journal/child.md", "Day", ["reflection/personal"], "Nested tags count."),
-    ])
-    conversations = conversations_frame([
-        _conv("c1", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "unanswered"}]),
-        _conv("c2", [{"role": "user", "content": "only a question"}]),
-        _conv("c3", [{"role": "assistant", "content": "monologue"}]),
-        _conv("i1", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down", "good"),
-        _conv("i2", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down"),
-    ])
-    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"extraction": ["reflection_tags"]})})
+    notes = notes_frame(
+        [
+            _note("Decisions/Move.md", "Decision - Move", ["decision"], DECISION),
+            _note("Meetings/m.md", "Sync", ["meeting"], "not a reflection"),
+            _note("Journal/empty.md", "2026-03-02", ["journal"], "# Only a title"),
+            _note("Journal/child.md", "Day", ["reflection/personal"], "Nested tags count."),
+        ]
+    )
+    conversations = conversations_frame(
+        [
+            _conv(
+                "c1",
+                [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                    {"role": "user", "content": "unanswered"},
+                ],
+            ),
+            _conv("c2", [{"role": "user", "content": "only a question"}]),
+            _conv("c3", [{"role": "assistant", "content": "monologue"}]),
+            _conv(
+                "i1",
+                [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}],
+                "interaction",
+                "down",
+                "good",
+            ),
+            _conv(
+                "i2", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}], "interaction", "down"
+            ),
+        ]
+    )
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"extraction": ["reflection_tags"]})}
+    )
     examples, quarantine = build_training_examples(notes, conversations, settings)
     assert examples.schema == pl.Schema(TRAINING_EXAMPLES_SCHEMA)
     assert examples["example_id"].to_list() == sorted(examples["example_id"].to_list())
-    assert sorted(examples["source_path"].to_list()) == ["Decisions/Move.md", "Journal/child.md", "c1.jsonl", "i1.jsonl"]
+    assert sorted(examples["source_path"].to_list()) == [
+        "Decisions/Move.md",
+        "Journal/child.md",
+        "c1.jsonl",
+        "i1.jsonl",
+    ]
     reasons = {(r["record_id"] or r["file"]): r["reason"] for r in quarantine.rows}
-    assert reasons == {"Journal/empty.md": "empty_reply", "c2": "no_assistant_turn", "c3": "no_user_turn", "i2": "rated_down"}
+    assert reasons == {
+        "Journal/empty.md": "empty_reply",
+        "c2": "no_assistant_turn",
+        "c3": "no_user_turn",
+        "i2": "rated_down",
+    }
     for row in examples.iter_rows(named=True):
         assert row["messages"][0] == {"role": "system", "content": settings.ingest.system_prompt}
         assert row["messages"][-1]["role"] == "assistant"
@@ -91,9 +158,15 @@ def test_sample_data_examples(settings, sample_data, tmp_path):
     assert [(r["line"], r["reason"]) for r in quarantine.rows if r["line"]] == [(13, "no_assistant_turn")]
     # Reference notes that are only tables, code or short lists give no section of prose.
     assert {r["file"] for r in quarantine.rows if r["reason"] == "no_long_section"} == {
-        "Reference/Contacts.md", "Reference/Git recipes.md", "Reference/Home admin.md",
-        "Reference/Keyboard shortcuts.md", "Reference/Postgres indexing cheatsheet.md"}
-    rust = examples.filter(pl.col("source_path") == "Decisions/Decision - Rewrite the sync client in Rust.md").row(0, named=True)
+        "Reference/Contacts.md",
+        "Reference/Git recipes.md",
+        "Reference/Home admin.md",
+        "Reference/Keyboard shortcuts.md",
+        "Reference/Postgres indexing cheatsheet.md",
+    }
+    rust = examples.filter(pl.col("source_path") == "Decisions/Decision - Rewrite the sync client in Rust.md").row(
+        0, named=True
+    )
     assert rust["messages"][1]["content"].startswith("I'm facing this decision: The desktop sync client")
     assert "## What I decided" in rust["messages"][2]["content"]
     again, _ = build_training_examples(notes, conversations, settings)
@@ -109,10 +182,20 @@ def test_a_choice_between_two_replies_trains_on_the_chosen_one(settings, tmp_pat
 
     path = tmp_path / "interactions.jsonl"
     question = [{"role": "user", "content": "Which migration plan?"}]
-    path.write_text("\n".join(json.dumps(r) for r in [
-        {"interaction_id": "good", "messages": question, "choice": {"replies": ["Plan A.", "Plan B."], "chosen": 1}},
-        {"interaction_id": "bad", "messages": question, "choice": {"replies": ["only one"], "chosen": 3}},
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {
+                    "interaction_id": "good",
+                    "messages": question,
+                    "choice": {"replies": ["Plan A.", "Plan B."], "chosen": 1},
+                },
+                {"interaction_id": "bad", "messages": question, "choice": {"replies": ["only one"], "chosen": 3}},
+            ]
+        )
+        + "\n"
+    )
     quarantine = Quarantine("conversations")
     rows = read_interactions(path, 5_000_000, quarantine)
     assert [r["conversation_id"] for r in rows] == ["good"]
@@ -120,17 +203,21 @@ def test_a_choice_between_two_replies_trains_on_the_chosen_one(settings, tmp_pat
     examples, dropped = build_training_examples(notes_frame([]), conversations_frame(rows), settings)
     assert examples.height == 1 and not dropped.rows
     assert examples["messages"][0].to_list()[-2:] == [
-        {"role": "user", "content": "Which migration plan?"}, {"role": "assistant", "content": "Plan B."}]
+        {"role": "user", "content": "Which migration plan?"},
+        {"role": "assistant", "content": "Plan B."},
+    ]
 
 
 def test_terminal_control_characters_never_reach_an_example_and_stay_escaped_in_quarantine(settings):
     attack = "Sure.\x1b]0;TITLE\x07\x1b[2J Done\r\nnext line\x00"
     notes = notes_frame([_note("evil.md", "Evil", ["reflection"], f"# Evil\n{attack}")])
-    conversations = conversations_frame([
-        _conv("c1", [{"role": "user", "content": "hi\x1b[31m"}, {"role": "assistant", "content": attack}]),
-        _conv("c2", [{"role": "user", "content": "\x1b]0;x\x07 only a question"}]),  # quarantined: no reply
-        _conv("c3", [{"role": "user", "content": "q"}], fmt="interaction", corrected=attack),
-    ])
+    conversations = conversations_frame(
+        [
+            _conv("c1", [{"role": "user", "content": "hi\x1b[31m"}, {"role": "assistant", "content": attack}]),
+            _conv("c2", [{"role": "user", "content": "\x1b]0;x\x07 only a question"}]),  # quarantined: no reply
+            _conv("c3", [{"role": "user", "content": "q"}], fmt="interaction", corrected=attack),
+        ]
+    )
     examples, quarantine = build_training_examples(notes, conversations, settings)
     contents = [m["content"] for row in examples.iter_rows(named=True) for m in row["messages"]]
     assert len(examples) == 3

@@ -10,8 +10,10 @@ from forge_pipeline.ingest.conversations import conversations_frame
 from forge_pipeline.ingest.examples import build_training_examples
 from forge_pipeline.ingest.vault import read_vault
 
-PROSE = ("I keep coming back to this because the first attempt failed for reasons nobody wrote down, and the "
-         "second attempt only worked because we measured before changing anything at all.")
+PROSE = (
+    "I keep coming back to this because the first attempt failed for reasons nobody wrote down, and the "
+    "second attempt only worked because we measured before changing anything at all."
+)
 
 
 def _write(root, rel, text):
@@ -21,24 +23,31 @@ def _write(root, rel, text):
 
 
 def _examples(settings, vault, **ingest):
-    settings = settings.model_copy(update={"vault_dir": vault,
-                                           "ingest": settings.ingest.model_copy(update=ingest)})
+    settings = settings.model_copy(update={"vault_dir": vault, "ingest": settings.ingest.model_copy(update=ingest)})
     notes, _ = read_vault(vault, settings.ingest)
     counts: dict = {}
     examples, quarantine = build_training_examples(notes, conversations_frame([]), settings, counts)
-    pairs = {(row["source_path"], row["messages"][1]["content"]): row["messages"][2]["content"]
-             for row in examples.iter_rows(named=True)}
+    pairs = {
+        (row["source_path"], row["messages"][1]["content"]): row["messages"][2]["content"]
+        for row in examples.iter_rows(named=True)
+    }
     return pairs, counts, quarantine
 
 
 @pytest.fixture
 def untagged_vault(tmp_path):
     vault = tmp_path / "vault"
-    _write(vault, "Projects/Postgres locks.md",
-           f"---\naliases: [Locking notes]\n---\n# Postgres locks\n\n{PROSE}\n\n## Advisory locks\n\n{PROSE}\n\n"
-           f"### Pitfalls\n\n{PROSE}\n\n## Stub\n\nToo short.\n")
-    _write(vault, "Releases/1.11.1.md", f"# 1.11.1\n\n## Improvements\n\n{PROSE}\n\n## 2025-03-24\n\n"
-           f"Shipped on a Monday. {PROSE}\n")
+    _write(
+        vault,
+        "Projects/Postgres locks.md",
+        f"---\naliases: [Locking notes]\n---\n# Postgres locks\n\n{PROSE}\n\n## Advisory locks\n\n{PROSE}\n\n"
+        f"### Pitfalls\n\n{PROSE}\n\n## Stub\n\nToo short.\n",
+    )
+    _write(
+        vault,
+        "Releases/1.11.1.md",
+        f"# 1.11.1\n\n## Improvements\n\n{PROSE}\n\n## 2025-03-24\n\nShipped on a Monday. {PROSE}\n",
+    )
     _write(vault, "Journal/2026-03-02.md", f"# Monday, March 2\n\nBack at my desk after the long weekend. {PROSE}\n")
     _write(vault, "Journal/2026_03_04.md", f"## The offsite\n\n{PROSE}\n")
     _write(vault, "Reference/Shortcuts.md", "| Key | Action |\n|---|---|\n" + "| Ctrl-P | palette |\n" * 30)
@@ -49,16 +58,24 @@ def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_
     pairs, counts, quarantine = _examples(settings, untagged_vault)
     assert counts == {"sections": 5, "journal": 2}
     assert pairs[("Projects/Postgres locks.md", "What are your thoughts on Postgres locks?")] == PROSE
-    assert pairs[("Projects/Postgres locks.md",
-                  "What are your thoughts on Postgres locks, specifically Advisory locks?")] == PROSE
-    assert ("Projects/Postgres locks.md",
-            "What are your thoughts on Postgres locks, specifically Advisory locks / Pitfalls?") in pairs
+    assert (
+        pairs[("Projects/Postgres locks.md", "What are your thoughts on Postgres locks, specifically Advisory locks?")]
+        == PROSE
+    )
+    assert (
+        "Projects/Postgres locks.md",
+        "What are your thoughts on Postgres locks, specifically Advisory locks / Pitfalls?",
+    ) in pairs
     # A version-number title and a date heading never become the prompt; the first sentence does.
     assert pairs[("Releases/1.11.1.md", "What are your thoughts on Improvements?")] == PROSE
     assert pairs[("Releases/1.11.1.md", "Shipped on a Monday. Tell me more.")] == PROSE
     # Journal: the date heading is skipped; the entry's opening sentence or its first heading is the prompt.
-    assert pairs[("Journal/2026-03-02.md",
-                  "Back at my desk after the long weekend. How did it go, and what's on your mind?")] == PROSE
+    assert (
+        pairs[
+            ("Journal/2026-03-02.md", "Back at my desk after the long weekend. How did it go, and what's on your mind?")
+        ]
+        == PROSE
+    )
     assert pairs[("Journal/2026_03_04.md", "Tell me about your day: The offsite.")] == PROSE
     for _, prompt in pairs:
         assert "2026" not in prompt and "1.11" not in prompt and "2025" not in prompt
@@ -71,9 +88,11 @@ def test_strategy_order_and_choice(settings, untagged_vault):
     _write(untagged_vault, "Log/2026-03-06.md", f"---\ntags: [reflection]\n---\nA short day. {PROSE}\n")
     pairs, counts, _ = _examples(settings, untagged_vault, extraction=["reflection_tags"])
     assert counts == {"reflection_tags": 2}  # today's behaviour: untagged notes give nothing
-    assert pairs == {("Journal/2026-03-05.md", "How did Thursday, March 5, 2026 go? What's on your mind?"): PROSE,
-                     # a reflection note titled by a date: the prompt is its opening, not "thoughts on 2026-03-06"
-                     ("Log/2026-03-06.md", "A short day. Tell me more."): PROSE}
+    assert pairs == {
+        ("Journal/2026-03-05.md", "How did Thursday, March 5, 2026 go? What's on your mind?"): PROSE,
+        # a reflection note titled by a date: the prompt is its opening, not "thoughts on 2026-03-06"
+        ("Log/2026-03-06.md", "A short day. Tell me more."): PROSE,
+    }
     _, counts, quarantine = _examples(settings, untagged_vault, extraction=["journal", "reflection_tags"])
     assert counts == {"journal": 3}  # the first strategy that applies claims the note
     # 2026-03-05 is one sentence: it becomes the prompt and leaves no reply.
@@ -85,8 +104,9 @@ def test_strategy_order_and_choice(settings, untagged_vault):
 def test_include_and_exclude_by_folder_tag_and_frontmatter(settings, untagged_vault):
     _write(untagged_vault, "Projects/Private.md", f"---\ntags: [private]\n---\n{PROSE}\n")
     _write(untagged_vault, "Projects/Draft.md", f"---\npublish: false\n---\n{PROSE}\n")
-    pairs, counts, _ = _examples(settings, untagged_vault, include=["folder:Projects"],
-                                 exclude=["tag:private", "frontmatter:publish=false"])
+    pairs, counts, _ = _examples(
+        settings, untagged_vault, include=["folder:Projects"], exclude=["tag:private", "frontmatter:publish=false"]
+    )
     assert {path for path, _ in pairs} == {"Projects/Postgres locks.md"}
     assert counts["excluded"] == 6  # 3 notes outside Projects, 1 private, 1 draft, 1 table-only reference
     pairs, _, _ = _examples(settings, untagged_vault, include=["tag:private"])
@@ -116,12 +136,26 @@ def test_first_h1_is_dropped_only_when_it_names_the_note(settings, tmp_path):
 def test_language_is_detected_once_per_note_and_carried_by_its_examples(settings, tmp_path):
     vault = tmp_path / "v"
     _write(vault, "English.md", f"# English\n\n{PROSE}\n")
-    _write(vault, "Deutsch.md", "# Deutsch\n\nIch habe heute lange über die Migration nachgedacht, und ich glaube, "
-           "dass wir zuerst messen müssen, bevor wir irgendetwas an der Datenbank ändern.\n")
+    _write(
+        vault,
+        "Deutsch.md",
+        "# Deutsch\n\nIch habe heute lange über die Migration nachgedacht, und ich glaube, "
+        "dass wir zuerst messen müssen, bevor wir irgendetwas an der Datenbank ändern.\n",
+    )
     _write(vault, "Short.md", "# Short\n\nOk.\n")
     notes, _ = read_vault(vault, settings.ingest)
     assert dict(zip(notes["path"], notes["language"], strict=True)) == {
-        "Deutsch.md": "de", "English.md": "en", "Short.md": None}
-    examples, _ = build_training_examples(notes, conversations_frame([]), settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"min_section_words": 1})}))
+        "Deutsch.md": "de",
+        "English.md": "en",
+        "Short.md": None,
+    }
+    examples, _ = build_training_examples(
+        notes,
+        conversations_frame([]),
+        settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"min_section_words": 1})}),
+    )
     assert dict(zip(examples["source_path"], examples["language"], strict=True)) == {
-        "Deutsch.md": "de", "English.md": "en", "Short.md": None}
+        "Deutsch.md": "de",
+        "English.md": "en",
+        "Short.md": None,
+    }

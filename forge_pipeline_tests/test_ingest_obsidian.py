@@ -3,7 +3,13 @@
 import pytest
 
 from forge_pipeline.ingest.obsidian import (
-    FrontmatterError, clean_body, extract_headings, extract_links, extract_tags, parse_note, split_frontmatter,
+    FrontmatterError,
+    clean_body,
+    extract_headings,
+    extract_links,
+    extract_tags,
+    parse_note,
+    split_frontmatter,
 )
 
 
@@ -18,11 +24,17 @@ def test_note_without_frontmatter_keeps_all_text():
     assert split_frontmatter("# Just text\n---\nmore") == ({}, "# Just text\n---\nmore")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("---\ntags: [journal, reflection\nmood: : tired\n---\nbody", "invalid YAML in frontmatter at frontmatter line"),
-    ("---\ntags: [learning]\nbody without end\n", "never closed"),
-    ("---\n- a\n- b\n---\nbody", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "---\ntags: [journal, reflection\nmood: : tired\n---\nbody",
+            "invalid YAML in frontmatter at frontmatter line",
+        ),
+        ("---\ntags: [learning]\nbody without end\n", "never closed"),
+        ("---\n- a\n- b\n---\nbody", "expected a mapping"),
+    ],
+)
 def test_broken_frontmatter_raises_a_clear_error(text, message):
     with pytest.raises(FrontmatterError, match=message):
         split_frontmatter(text)

@@ -24,7 +24,9 @@ def test_sample_vault_reads_45_notes_and_quarantines_the_4_broken(sample_data):
     notes, quarantine = read_vault(sample_data / "sample_vault", IngestSettings())
     assert notes.height == 45
     assert notes.schema == pl.Schema(NOTES_SCHEMA)
-    assert not notes.filter(pl.col("path").str.starts_with(".obsidian") | pl.col("path").str.starts_with("attachments")).height
+    assert not notes.filter(
+        pl.col("path").str.starts_with(".obsidian") | pl.col("path").str.starts_with("attachments")
+    ).height
     reasons = {(row["file"], row["reason"]) for row in quarantine.rows}
     assert reasons == {
         ("Broken/bad frontmatter.md", "invalid_frontmatter"),
@@ -66,7 +68,9 @@ def test_edge_cases_are_quarantined_and_the_run_continues(tmp_path):
     assert reasons["big.md"] == "too_large"
     assert reasons["loop/back"] == "symlink_loop"
     assert reasons["d0/d1/d2/d3/d4"] == "too_deep"
-    assert "3000000 bytes > ingest.max_note_bytes=2000000" in next(r["detail"] for r in quarantine.rows if r["file"] == "big.md")
+    assert "3000000 bytes > ingest.max_note_bytes=2000000" in next(
+        r["detail"] for r in quarantine.rows if r["file"] == "big.md"
+    )
     good = notes.filter(pl.col("path") == "good.md").row(0, named=True)
     assert good["links"] == ["Other note"] and good["title"] == "good"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -14,21 +14,32 @@ from forge_pipeline.prepare.config import DedupSettings, FilterSettings, ScrubSe
 from forge_pipeline.prepare.dedup import deduplicate  # noqa: E402
 from forge_pipeline.prepare.embeddings import Embedder  # noqa: E402
 from forge_pipeline.prepare.pii import (  # noqa: E402
-    analyze_texts, build_analyzer, find_residual_pii, scrub_examples,
+    analyze_texts,
+    build_analyzer,
+    find_residual_pii,
+    scrub_examples,
 )
 from forge_pipeline.prepare.quality import filter_examples  # noqa: E402
 from forge_pipeline.records import EXAMPLE_SCHEMA, example_id_for, examples_frame  # noqa: E402
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_examples(chats: list[list[tuple[str, str]]], start: datetime = T0) -> pl.DataFrame:
     rows = []
     for i, chat in enumerate(chats):
         messages = [{"role": r, "content": c} for r, c in chat]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "conversation",
-                     "source_path": f"chats.jsonl:{i + 1}", "conversation_id": f"c{i}",
-                     "created_at": start + timedelta(hours=i), "tags": []})
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "conversation",
+                "source_path": f"chats.jsonl:{i + 1}",
+                "conversation_id": f"c{i}",
+                "created_at": start + timedelta(hours=i),
+                "tags": [],
+            }
+        )
     return examples_frame(rows)
 
 
@@ -43,12 +54,16 @@ def embedder():
 
 
 def test_placeholders_consistent_across_examples(analyzer):
-    frame = make_examples([
-        [("user", "Email john.smith@example.com about the report, John Smith said."),
-         ("assistant", "I will write to john.smith@example.com today.")],
-        [("user", "Ask Peter Jones to email john.smith@example.com and jane.doe@example.org.")],
-        [("user", "What is a monad?"), ("assistant", "A monoid in the category of endofunctors.")],
-    ])
+    frame = make_examples(
+        [
+            [
+                ("user", "Email john.smith@example.com about the report, John Smith said."),
+                ("assistant", "I will write to john.smith@example.com today."),
+            ],
+            [("user", "Ask Peter Jones to email john.smith@example.com and jane.doe@example.org.")],
+            [("user", "What is a monad?"), ("assistant", "A monoid in the category of endofunctors.")],
+        ]
+    )
     out, report = scrub_examples(frame, ScrubSettings(), analyzer)
     texts = "\n".join(m["content"] for msgs in out["messages"] for m in msgs)
     assert "john.smith@example.com" not in texts and "jane.doe@example.org" not in texts
@@ -70,8 +85,10 @@ def test_placeholders_consistent_across_examples(analyzer):
 
 
 def test_detection_cache_analyzes_only_new_messages(analyzer, tmp_path):
-    chats = [[("user", f"Ping {n} at {n.split()[0].lower()}@example.com about the launch.")]
-             for n in ("John Smith", "Mary Brown", "David Miller")]
+    chats = [
+        [("user", f"Ping {n} at {n.split()[0].lower()}@example.com about the launch.")]
+        for n in ("John Smith", "Mary Brown", "David Miller")
+    ]
     frame = make_examples(chats)
     first, r1 = scrub_examples(frame, ScrubSettings(), analyzer, cache_dir=tmp_path)
     assert r1.messages_analyzed == 3
@@ -100,33 +117,41 @@ def test_allow_and_deny_lists(analyzer):
     assert report.entity_counts["DENY_LIST"] == 2
 
 
-@pytest.mark.parametrize("value,entity", [
-    ("221 Maple Street, Springfield, IL 62704", "STREET_ADDRESS"),
-    ("Storgatan 12, 114 51 Stockholm", "STREET_ADDRESS"),
-    ("+1 415 555 0132", "PHONE_NUMBER"),
-    ("070-123 45 67", "PHONE_NUMBER"),
-    ("+44 20 7946 0958", "PHONE_NUMBER"),
-    ("DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
-])
+@pytest.mark.parametrize(
+    "value,entity",
+    [
+        ("221 Maple Street, Springfield, IL 62704", "STREET_ADDRESS"),
+        ("Storgatan 12, 114 51 Stockholm", "STREET_ADDRESS"),
+        ("+1 415 555 0132", "PHONE_NUMBER"),
+        ("070-123 45 67", "PHONE_NUMBER"),
+        ("+44 20 7946 0958", "PHONE_NUMBER"),
+        ("DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
+    ],
+)
 def test_custom_recognizers(analyzer, value, entity):
     text = f"Please note it down: {value} is what she gave me."
     [found] = analyze_texts(analyzer, [text], ScrubSettings())
-    assert [(d.entity_type, text[d.start:d.end]) for d in found] == [(entity, value)]
+    assert [(d.entity_type, text[d.start : d.end]) for d in found] == [(entity, value)]
 
 
 def test_custom_recognizers_leave_ordinary_text_alone(analyzer):
-    texts = ["Version 3.11 was released with faster startup.", "We walked 12 blocks down the street today.",
-             "The build took 415 seconds and 20 retries."]
+    texts = [
+        "Version 3.11 was released with faster startup.",
+        "We walked 12 blocks down the street today.",
+        "The build took 415 seconds and 20 retries.",
+    ]
     assert analyze_texts(analyzer, texts, ScrubSettings(entities=["STREET_ADDRESS", "PHONE_NUMBER"])) == [[], [], []]
 
 
 def test_very_long_mixed_empty_messages_nothing_lost(analyzer):
     long_text = ("Filler sentence about gardening and compilers. " * 3000) + " Mail me at zed.long@example.com."
-    frame = make_examples([
-        [("user", long_text)],
-        [("user", "Привет! 你好 🎉 Call Anna Berg on +46 70 123 45 67 😀"), ("assistant", "")],
-        [("user", ""), ("assistant", "   ")],
-    ])
+    frame = make_examples(
+        [
+            [("user", long_text)],
+            [("user", "Привет! 你好 🎉 Call Anna Berg on +46 70 123 45 67 😀"), ("assistant", "")],
+            [("user", ""), ("assistant", "   ")],
+        ]
+    )
     out, _ = scrub_examples(frame, ScrubSettings(), analyzer)
     assert out.height == 3
     by_orig = {r["original_example_id"]: r for r in out.to_dicts()}
@@ -145,23 +170,34 @@ def test_very_long_mixed_empty_messages_nothing_lost(analyzer):
 def test_each_filter_reason():
     prose = "The quick brown fox explains why unit tests catch regressions before the release goes out."
     code = "```python\n" + "\n".join(f"x{i} = {i}" for i in range(20)) + "\n```"
-    frame = make_examples([
-        [("user", "Explain testing."), ("assistant", prose)],  # kept
-        [("user", "hi"), ("assistant", "ok")],  # too_short
-        [("user", "Tell me a story."), ("assistant", "word " * 300)],  # too_long (max 200)
-        [("user", "Here is my code, thoughts?"), ("assistant", code)],  # mostly_non_text
-        [("user", "Links please"), ("assistant", "\n".join(f"- https://example.com/{i}" for i in range(10)))],
-        [("user", "Repeat"), ("assistant", "\n".join(["same line of text here"] * 6 + ["other text line"]))],
-        [("user", "Erzähl mir etwas über das Wetter in Berlin heute."),
-         ("assistant", "Heute ist das Wetter in Berlin sonnig und warm, am Abend kommt vielleicht Regen.")],
-        [("user", "Say something"), ("assistant", " ")],
-    ])
+    frame = make_examples(
+        [
+            [("user", "Explain testing."), ("assistant", prose)],  # kept
+            [("user", "hi"), ("assistant", "ok")],  # too_short
+            [("user", "Tell me a story."), ("assistant", "word " * 300)],  # too_long (max 200)
+            [("user", "Here is my code, thoughts?"), ("assistant", code)],  # mostly_non_text
+            [("user", "Links please"), ("assistant", "\n".join(f"- https://example.com/{i}" for i in range(10)))],
+            [("user", "Repeat"), ("assistant", "\n".join(["same line of text here"] * 6 + ["other text line"]))],
+            [
+                ("user", "Erzähl mir etwas über das Wetter in Berlin heute."),
+                ("assistant", "Heute ist das Wetter in Berlin sonnig und warm, am Abend kommt vielleicht Regen."),
+            ],
+            [("user", "Say something"), ("assistant", " ")],
+        ]
+    )
     kept, quarantine = filter_examples(frame, FilterSettings(min_tokens=8, max_tokens=200))
     reasons = dict(zip(quarantine.frame()["record_id"], quarantine.frame()["reason"]))
     ids = frame["example_id"].to_list()
     assert kept["example_id"].to_list() == [ids[0]]
-    assert [reasons[i] for i in ids[1:]] == ["too_short", "too_long", "mostly_non_text", "mostly_non_text",
-                                             "repeated_lines", "language", "empty_assistant_turn"]
+    assert [reasons[i] for i in ids[1:]] == [
+        "too_short",
+        "too_long",
+        "mostly_non_text",
+        "mostly_non_text",
+        "repeated_lines",
+        "language",
+        "empty_assistant_turn",
+    ]
     assert quarantine.frame()["file"].to_list()[0] == "chats.jsonl:2"
 
 
@@ -181,13 +217,17 @@ def test_filter_verdict_cache(tmp_path):
 
 def test_exact_and_near_duplicates_keep_newest(tmp_path, embedder):
     base = "How do I configure the FAISS index for cosine similarity search over sentence embeddings?"
-    frame = make_examples([
-        [("user", base), ("assistant", "Normalize vectors and use an inner-product index.")],  # oldest
-        [("user", base.upper() + "  "), ("assistant", "normalize vectors and use an INNER-product index.")],
-        [("user", "How do I set up a FAISS index for cosine similarity search over sentence embeddings?"),
-         ("assistant", "Normalize vectors and use an inner-product index.")],  # near dup, newest
-        [("user", "What is a good recipe for sourdough bread?"), ("assistant", "Flour, water, salt, starter.")],
-    ])
+    frame = make_examples(
+        [
+            [("user", base), ("assistant", "Normalize vectors and use an inner-product index.")],  # oldest
+            [("user", base.upper() + "  "), ("assistant", "normalize vectors and use an INNER-product index.")],
+            [
+                ("user", "How do I set up a FAISS index for cosine similarity search over sentence embeddings?"),
+                ("assistant", "Normalize vectors and use an inner-product index."),
+            ],  # near dup, newest
+            [("user", "What is a good recipe for sourdough bread?"), ("assistant", "Flour, water, salt, starter.")],
+        ]
+    )
     kept, quarantine, report = deduplicate(frame, DedupSettings(cosine_threshold=0.9), embedder, tmp_path)
     ids = frame["example_id"].to_list()
     assert sorted(kept["example_id"].to_list()) == sorted([ids[2], ids[3]])
@@ -200,10 +240,19 @@ def test_exact_and_near_duplicates_keep_newest(tmp_path, embedder):
 
 def test_embedding_cache_and_incremental_run(tmp_path):
     embedder = Embedder()
-    topics = ["sourdough bread", "rust lifetimes", "tax deadlines", "marathon training", "git rebase",
-              "orchid care", "sql indexes", "jazz chords"]
-    chats = [[("user", f"Tell me something useful about {t}."), ("assistant", f"Here is a tip about {t}.")]
-             for t in topics]
+    topics = [
+        "sourdough bread",
+        "rust lifetimes",
+        "tax deadlines",
+        "marathon training",
+        "git rebase",
+        "orchid care",
+        "sql indexes",
+        "jazz chords",
+    ]
+    chats = [
+        [("user", f"Tell me something useful about {t}."), ("assistant", f"Here is a tip about {t}.")] for t in topics
+    ]
     frame = make_examples(chats)
     kept1, _, r1 = deduplicate(frame, DedupSettings(), embedder, tmp_path)
     assert embedder.texts_encoded == 8 and r1.texts_embedded == 8 and kept1.height == 8
@@ -211,8 +260,15 @@ def test_embedding_cache_and_incremental_run(tmp_path):
     _, _, r2 = deduplicate(frame, DedupSettings(), embedder, tmp_path)
     assert embedder.texts_encoded == 8 and r2.new_examples == 0
     # one new example that near-duplicates an old one and is newer: only it is embedded; it replaces the old
-    extra = make_examples([[("user", "Tell me something useful about sourdough bread!"),
-                            ("assistant", "Here is a tip about sourdough bread.")]], start=T0 + timedelta(days=1))
+    extra = make_examples(
+        [
+            [
+                ("user", "Tell me something useful about sourdough bread!"),
+                ("assistant", "Here is a tip about sourdough bread."),
+            ]
+        ],
+        start=T0 + timedelta(days=1),
+    )
     kept3, q3, r3 = deduplicate(pl.concat([frame, extra]), DedupSettings(), Embedder(), tmp_path)
     assert r3.texts_embedded == 1 and r3.new_examples == 1
     assert extra["example_id"][0] in kept3["example_id"].to_list()

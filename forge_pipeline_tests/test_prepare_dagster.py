@@ -9,32 +9,45 @@ import polars as pl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from forge_pipeline.defs.prepare.assets import (  # noqa: E402
+    deduplicated_examples,
+    filtered_examples,
+    scrubbed_examples,
+)
 from forge_pipeline.defs.prepare.checks import no_residual_pii  # noqa: E402
 from forge_pipeline.defs.prepare.resources import prepare_resources  # noqa: E402
-from forge_pipeline.defs.prepare.assets import (  # noqa: E402
-    deduplicated_examples, filtered_examples, scrubbed_examples,
-)
 from forge_pipeline.defs.resources import shared_resources  # noqa: E402
 from forge_pipeline_tests.test_prepare_core import make_examples  # noqa: E402
 
 
 def test_materialize_prepare_chain(tmp_path):
     answer = "Sure, I will send the slides and the meeting notes before the review on Friday afternoon."
-    frame = make_examples([
-        [("user", "Please email the slides to karin.holm@example.com, she asked twice."), ("assistant", answer)],
-        [("user", "Please email the slides to karin.holm@example.com, she asked twice!"), ("assistant", answer)],
-        [("user", "Call John Miller on 070-123 45 67 about the garden party next weekend."),
-         ("assistant", "I will remind you to call him tomorrow morning before you leave for work.")],
-        [("user", "ok"), ("assistant", "")],
-        [("user", "What does a Bloom filter trade away for its small memory footprint?"),
-         ("assistant", "It accepts false positives: membership tests can say yes wrongly, never no wrongly.")],
-    ])
+    frame = make_examples(
+        [
+            [("user", "Please email the slides to karin.holm@example.com, she asked twice."), ("assistant", answer)],
+            [("user", "Please email the slides to karin.holm@example.com, she asked twice!"), ("assistant", answer)],
+            [
+                ("user", "Call John Miller on 070-123 45 67 about the garden party next weekend."),
+                ("assistant", "I will remind you to call him tomorrow morning before you leave for work."),
+            ],
+            [("user", "ok"), ("assistant", "")],
+            [
+                ("user", "What does a Bloom filter trade away for its small memory footprint?"),
+                ("assistant", "It accepts false positives: membership tests can say yes wrongly, never no wrongly."),
+            ],
+        ]
+    )
     tables = tmp_path / "tables"
     tables.mkdir()
     frame.write_parquet(tables / "training_examples.parquet")
     result = dg.materialize(
-        [dg.AssetSpec("training_examples"), scrubbed_examples, filtered_examples, deduplicated_examples,
-         no_residual_pii],
+        [
+            dg.AssetSpec("training_examples"),
+            scrubbed_examples,
+            filtered_examples,
+            deduplicated_examples,
+            no_residual_pii,
+        ],
         resources=shared_resources(str(tmp_path)) | prepare_resources(),
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -48,8 +61,10 @@ def test_materialize_prepare_chain(tmp_path):
     assert quarantine["filtered_examples"]["reason"].to_list() == ["empty_assistant_turn"]
     assert quarantine["deduplicated_examples"]["reason"].to_list() in (["exact_duplicate"], ["near_duplicate"])
 
-    meta = {e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
-        for e in result.get_asset_materialization_events()}
+    meta = {
+        e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert meta["scrubbed_examples"]["examples_changed"].value == 3
     assert meta["scrubbed_examples"]["entity_counts"].value["EMAIL_ADDRESS"] == 2
     assert meta["deduplicated_examples"]["clusters"].value + meta["deduplicated_examples"]["exact_dropped"].value >= 1

@@ -13,7 +13,8 @@ from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii import build_analyzer
 
 _spec = importlib.util.spec_from_file_location(
-    "pii_evaluate", Path(__file__).resolve().parents[1] / "data" / "pii_eval" / "evaluate.py")
+    "pii_evaluate", Path(__file__).resolve().parents[1] / "data" / "pii_eval" / "evaluate.py"
+)
 ev = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ev)
 

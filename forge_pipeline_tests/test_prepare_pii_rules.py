@@ -27,13 +27,23 @@ from forge_pipeline.records import example_id_for, examples_frame
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def frame_of(chats: list[list[str]], tags: list[list[str]] | None = None, paths: list[str] | None = None) -> pl.DataFrame:
+def frame_of(
+    chats: list[list[str]], tags: list[list[str]] | None = None, paths: list[str] | None = None
+) -> pl.DataFrame:
     rows = []
     for i, chat in enumerate(chats):
         messages = [{"role": "user" if j % 2 == 0 else "assistant", "content": c} for j, c in enumerate(chat)]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "vault",
-                     "source_path": (paths or [f"Journal/{i}.md"] * len(chats))[i], "conversation_id": None,
-                     "created_at": T0 + timedelta(hours=i), "tags": (tags or [[]] * len(chats))[i]})
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "vault",
+                "source_path": (paths or [f"Journal/{i}.md"] * len(chats))[i],
+                "conversation_id": None,
+                "created_at": T0 + timedelta(hours=i),
+                "tags": (tags or [[]] * len(chats))[i],
+            }
+        )
     return examples_frame(rows)
 
 
@@ -47,15 +57,20 @@ def analyzer():
 
 
 def test_overlapping_spans_merge_to_their_union():
-    dets = [Detection("PERSON", 8, 21, 0.85), Detection("PHONE_NUMBER", 18, 31, 0.75), Detection("PERSON", 40, 45, 0.85)]
+    dets = [
+        Detection("PERSON", 8, 21, 0.85),
+        Detection("PHONE_NUMBER", 18, 31, 0.75),
+        Detection("PERSON", 40, 45, 0.85),
+    ]
     assert [(d.entity_type, d.start, d.end) for d in merge_spans(dets)] == [("PHONE_NUMBER", 8, 31), ("PERSON", 40, 45)]
 
 
 def test_no_part_of_an_overlapped_value_survives(analyzer):
     """Bugs: "Contact Lars Eriksson 070-123 45 67" became "<PERSON_1>-123 45 67"; a deny-list term inside an
     e-mail split it ("<DENY_LIST_1>.sorensen@<URL_1>")."""
-    frame = frame_of([["Contact Lars Eriksson 070-123 45 67 about the keys.",
-                       "Forward it to jonas.sorensen@posteo.de please."]])
+    frame = frame_of(
+        [["Contact Lars Eriksson 070-123 45 67 about the keys.", "Forward it to jonas.sorensen@posteo.de please."]]
+    )
     out, _ = scrub_examples(frame, ScrubSettings(deny_list=["jonas"]), analyzer)
     text = contents(out)
     for part in ("123 45 67", "070", "Eriksson", "sorensen", "posteo", "jonas"):
@@ -63,11 +78,15 @@ def test_no_part_of_an_overlapped_value_survives(analyzer):
 
 
 def test_names_found_once_are_replaced_everywhere_in_any_case(analyzer):
-    frame = frame_of([["Coffee with Maren Olsen at the harbour this morning, she looked tired."],
-                      ["a long talk with maren about her dad", "tell olu I said thanks"],
-                      ["Olsen called again."]],
-                     tags=[["journal"], ["people/olu"], ["people/maren-olsen", "reflection/personal"]],
-                     paths=["Journal/2026-01-01.md", "Journal/2026-01-02.md", "People/Olu.md"])
+    frame = frame_of(
+        [
+            ["Coffee with Maren Olsen at the harbour this morning, she looked tired."],
+            ["a long talk with maren about her dad", "tell olu I said thanks"],
+            ["Olsen called again."],
+        ],
+        tags=[["journal"], ["people/olu"], ["people/maren-olsen", "reflection/personal"]],
+        paths=["Journal/2026-01-01.md", "Journal/2026-01-02.md", "People/Olu.md"],
+    )
     out, report = scrub_examples(frame, ScrubSettings(), analyzer)
     text = contents(out).lower()
     assert "maren" not in text and "olsen" not in text and "olu" not in text, text
@@ -84,28 +103,38 @@ def test_names_found_once_are_replaced_everywhere_in_any_case(analyzer):
 
 
 def test_code_and_public_links_are_left_alone_but_values_in_code_are_not(analyzer):
-    text = ("Use `path.read_bytes()` instead, see https://docs.python.org/3/library/pathlib.html and notes.md.\n"
-            "```python\nclass Person:\n    name = 'Python'\nEMAIL = 'maren.olsen@posteo.de'\n```")
+    text = (
+        "Use `path.read_bytes()` instead, see https://docs.python.org/3/library/pathlib.html and notes.md.\n"
+        "```python\nclass Person:\n    name = 'Python'\nEMAIL = 'maren.olsen@posteo.de'\n```"
+    )
     [dets] = analyze_texts(analyzer, [text], ScrubSettings())
-    assert [(d.entity_type, text[d.start:d.end]) for d in dets] == [("EMAIL_ADDRESS", "maren.olsen@posteo.de")]
+    assert [(d.entity_type, text[d.start : d.end]) for d in dets] == [("EMAIL_ADDRESS", "maren.olsen@posteo.de")]
 
 
-@pytest.mark.parametrize("value,entity", [
-    ("020 7946 0958", "PHONE_NUMBER"), ("06 12 34 56 78", "PHONE_NUMBER"), ("0151 23456789", "PHONE_NUMBER"),
-    ("12 rue des Lilas, 75011 Paris", "STREET_ADDRESS"), ("14 Mill Lane, Oxford OX2 6HT", "STREET_ADDRESS"),
-    ("Prinsengracht 263, 1016 GV Amsterdam", "STREET_ADDRESS"), ("Via Roma 21, 00184 Roma", "STREET_ADDRESS"),
-])
+@pytest.mark.parametrize(
+    "value,entity",
+    [
+        ("020 7946 0958", "PHONE_NUMBER"),
+        ("06 12 34 56 78", "PHONE_NUMBER"),
+        ("0151 23456789", "PHONE_NUMBER"),
+        ("12 rue des Lilas, 75011 Paris", "STREET_ADDRESS"),
+        ("14 Mill Lane, Oxford OX2 6HT", "STREET_ADDRESS"),
+        ("Prinsengracht 263, 1016 GV Amsterdam", "STREET_ADDRESS"),
+        ("Via Roma 21, 00184 Roma", "STREET_ADDRESS"),
+    ],
+)
 def test_national_phone_and_address_formats(analyzer, value, entity):
     text = f"Noted down {value} yesterday."
     [dets] = analyze_texts(analyzer, [text], ScrubSettings())
-    assert [(d.entity_type, text[d.start:d.end]) for d in dets] == [(entity, value)]
+    assert [(d.entity_type, text[d.start : d.end]) for d in dets] == [(entity, value)]
 
 
 def test_residual_check_agrees_with_the_scrubber(analyzer):
     """Bug: "...if you don't use Chrome or Firefox." scrubbed to "Chrome or <PERSON_1>" and the second NER pass
     then flagged "Chrome", blocking the pipeline on benign English."""
-    frame = frame_of([["The extension is broken if you don't use Chrome or Firefox.",
-                       "Chrome or Firefox both work, and Brave too."]])
+    frame = frame_of(
+        [["The extension is broken if you don't use Chrome or Firefox.", "Chrome or Firefox both work, and Brave too."]]
+    )
     out, _ = scrub_examples(frame, ScrubSettings(), analyzer)
     assert find_residual_pii(out, ScrubSettings(), analyzer, original=frame) == []
 
@@ -115,15 +144,22 @@ def test_residual_check_finds_a_known_name_left_in_a_tag(analyzer):
     out, _ = scrub_examples(frame, ScrubSettings(), analyzer)
     assert find_residual_pii(out, ScrubSettings(), analyzer, original=frame) == []
     leaked = out.with_columns(pl.lit(["people/ilse"]).alias("tags"))  # as the scrubber before issue 19 left it
-    assert [(r["message"], r["entity_type"]) for r in find_residual_pii(leaked, ScrubSettings(), analyzer,
-                                                                        original=frame)] == [(-1, "PERSON")]
+    assert [
+        (r["message"], r["entity_type"]) for r in find_residual_pii(leaked, ScrubSettings(), analyzer, original=frame)
+    ] == [(-1, "PERSON")]
 
 
 def test_other_languages_are_held_back_before_the_scrub(analyzer):
-    indonesian = ("Hari ini saya pergi ke pasar bersama teman saya untuk membeli sayuran dan buah-buahan segar, "
-                  "kemudian kami makan siang di warung dekat rumah.")
-    frame = frame_of([[indonesian, "Itu bagus sekali, semoga harimu menyenangkan dan penuh berkah."],
-                      ["Had a long walk with Maren today and talked about the move.", "Sounds like a good day."]])
+    indonesian = (
+        "Hari ini saya pergi ke pasar bersama teman saya untuk membeli sayuran dan buah-buahan segar, "
+        "kemudian kami makan siang di warung dekat rumah."
+    )
+    frame = frame_of(
+        [
+            [indonesian, "Itu bagus sekali, semoga harimu menyenangkan dan penuh berkah."],
+            ["Had a long walk with Maren today and talked about the move.", "Sounds like a good day."],
+        ]
+    )
     out, report = scrub_examples(frame, ScrubSettings(), analyzer, languages=["en"])
     assert out.height == 1 and report.messages == 2  # the Indonesian example never reached presidio
     q = report.quarantine.frame()
@@ -148,16 +184,28 @@ def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
         return dg.AssetCheckResult(passed=verdict["passed"])
 
     messages = [{"role": "user", "content": "How was the week?"}, {"role": "assistant", "content": "Calm, mostly."}]
-    curated = examples_frame([{"example_id": example_id_for(messages), "messages": messages, "source": "vault",
-                               "source_path": "Journal/a.md", "conversation_id": None, "created_at": T0, "tags": []}])
+    curated = examples_frame(
+        [
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "vault",
+                "source_path": "Journal/a.md",
+                "conversation_id": None,
+                "created_at": T0,
+                "tags": [],
+            }
+        ]
+    )
     (tmp_path / "tables").mkdir()
     curated.write_parquet(tmp_path / "tables" / "curated_examples.parquet")
     source = dg.AssetSpec("curated_examples")
     resources = shared_resources(str(tmp_path))
     with dg.instance_for_test() as instance:
         assert dg.materialize([scrubbed_stub, check_stub], resources=resources, instance=instance).success
-        result = dg.materialize([source, *catalog_defs.assets], resources=resources, instance=instance,
-                                raise_on_error=False)
+        result = dg.materialize(
+            [source, *catalog_defs.assets], resources=resources, instance=instance, raise_on_error=False
+        )
         assert not result.success
         assert not (tmp_path / "catalog" / "catalog.json").exists()
         verdict["passed"] = True

@@ -27,8 +27,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Files that hold raw input on purpose: what was read (before the scrub) and what was dropped while reading.
 RAW_BY_DESIGN = {
-    "tables/vault_notes.parquet", "tables/conversations.parquet", "tables/training_examples.parquet",
-    "quarantine/vault_notes.parquet", "quarantine/conversations.parquet", "quarantine/training_examples.parquet",
+    "tables/vault_notes.parquet",
+    "tables/conversations.parquet",
+    "tables/training_examples.parquet",
+    "quarantine/vault_notes.parquet",
+    "quarantine/conversations.parquet",
+    "quarantine/training_examples.parquet",
     "cache/vault_notes.json",
 }
 RAW_FOLDERS = ("interactions/",)  # the server's interaction logs are input too (this test writes one there)
@@ -42,14 +46,14 @@ def _luhn_card(rng: random.Random) -> str:
         total += d - 9 if d > 9 else d
     digits.append((10 - total % 10) % 10)
     s = "".join(map(str, digits))
-    return " ".join(s[i:i + 4] for i in range(0, 16, 4))
+    return " ".join(s[i : i + 4] for i in range(0, 16, 4))
 
 
 def _iban(rng: random.Random) -> str:
     bban = "".join(str(rng.randrange(10)) for _ in range(18))
     check = 98 - int(bban + "131400") % 97  # "DE00" moved to the end, letters as numbers (D=13, E=14)
     s = f"DE{check:02d}{bban}"
-    return " ".join(s[i:i + 4] for i in range(0, len(s), 4))
+    return " ".join(s[i : i + 4] for i in range(0, len(s), 4))
 
 
 def run_seed() -> int:
@@ -64,10 +68,16 @@ def planted_values(seed: int) -> dict[str, str]:
     tok = "".join(rng.choice("bcdfghjkmnpqrstvwxz") for _ in range(8))
     n4 = lambda: f"{rng.randrange(10000):04d}"  # noqa: E731
     return {
-        "email": f"vera.{tok}@fastmail.com", "email2": f"olle.{tok}@gmail.com", "email3": f"k.{tok}@outlook.com",
-        "us_phone": f"(212) 555-{n4()}", "intl_phone": f"+44 20 7946 {n4()}", "se_phone": f"070-{rng.randrange(100, 999)} 45 {rng.randrange(10, 99)}",
-        "card": _luhn_card(rng), "iban": _iban(rng),
-        "us_address": f"{rng.randrange(1000, 9999)} Maple Street", "eu_address": f"Storgatan {rng.randrange(20, 99)}",
+        "email": f"vera.{tok}@fastmail.com",
+        "email2": f"olle.{tok}@gmail.com",
+        "email3": f"k.{tok}@outlook.com",
+        "us_phone": f"(212) 555-{n4()}",
+        "intl_phone": f"+44 20 7946 {n4()}",
+        "se_phone": f"070-{rng.randrange(100, 999)} 45 {rng.randrange(10, 99)}",
+        "card": _luhn_card(rng),
+        "iban": _iban(rng),
+        "us_address": f"{rng.randrange(1000, 9999)} Maple Street",
+        "eu_address": f"Storgatan {rng.randrange(20, 99)}",
         "ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         # a person known from a people/ tag and written in lower case in the text
         "surname": tok.capitalize(),
@@ -95,33 +105,87 @@ def _build_inputs(root: Path, v: dict[str, str]) -> tuple[Path, Path, Path]:
         f"contact: {v['email2']}\n---\n# Monday\nlunch with vera {v['surname'].lower()} first, she is moving.\n"
         f"Long day. Vera wrote from {v['email']} asking me to call her back on {v['us_phone']} before Friday.\n"
         f"I finally paid the invoice with the card {v['card']} and moved the savings to {v['iban']}.\n"
-        f"The new office at {v['us_address']} is quieter than I expected, which helps me focus.\n")
+        f"The new office at {v['us_address']} is quieter than I expected, which helps me focus.\n"
+    )
     (vault / "Decisions" / "Moving.md").write_text(
         f"---\ntags: [decision]\ntitle: Moving closer to {v['intl_phone']}\n---\n# Moving\n## Situation\n"
         f"The flat at {v['eu_address']} is too far from work and the rent keeps climbing every year.\n"
-        "## Decision\nI will look for something within cycling distance and decide by the end of the spring.\n")
+        "## Decision\nI will look for something within cycling distance and decide by the end of the spring.\n"
+    )
     (vault / "Broken.md").write_text(f"---\ntitle: [unclosed {v['email3']}\n---\nI never parse.\n")
-    chat = {"conversation_id": "c1", "messages": [
-        {"role": "user", "content": f"Can you draft a note to {v['email3']} about the server at {v['ip']} being down?"},
-        {"role": "assistant", "content": f"Sure. I will say the server at {v['ip']} is down and that you can be "
-                                         f"reached on {v['se_phone']} for the rest of the afternoon."}]}
+    chat = {
+        "conversation_id": "c1",
+        "messages": [
+            {
+                "role": "user",
+                "content": f"Can you draft a note to {v['email3']} about the server at {v['ip']} being down?",
+            },
+            {
+                "role": "assistant",
+                "content": f"Sure. I will say the server at {v['ip']} is down and that you can be "
+                f"reached on {v['se_phone']} for the rest of the afternoon.",
+            },
+        ],
+    }
     (chats / "chats.jsonl").write_text(json.dumps(chat) + "\n" + f'{{"broken": "{v["email"]}"\n')
-    export = [{"conversation_id": "g1", "current_node": "a", "create_time": 1767225600, "mapping": {
-        "u": {"parent": None, "message": {"author": {"role": "user"}, "content": {"content_type": "text", "parts": [
-            f"What should I tell the bank about the transfer to {v['iban']} that bounced last week?"]}}},
-        "a": {"parent": "u", "message": {"author": {"role": "assistant"}, "content": {"content_type": "text", "parts": [
-            f"Tell them the transfer to {v['iban']} bounced and ask them to call you on {v['intl_phone']} tomorrow."]}}}}}]
+    export = [
+        {
+            "conversation_id": "g1",
+            "current_node": "a",
+            "create_time": 1767225600,
+            "mapping": {
+                "u": {
+                    "parent": None,
+                    "message": {
+                        "author": {"role": "user"},
+                        "content": {
+                            "content_type": "text",
+                            "parts": [
+                                f"What should I tell the bank about the transfer to {v['iban']} that bounced last week?"
+                            ],
+                        },
+                    },
+                },
+                "a": {
+                    "parent": "u",
+                    "message": {
+                        "author": {"role": "assistant"},
+                        "content": {
+                            "content_type": "text",
+                            "parts": [
+                                f"Tell them the transfer to {v['iban']} bounced and ask them to call you on {v['intl_phone']} tomorrow."
+                            ],
+                        },
+                    },
+                },
+            },
+        }
+    ]
     (chats / "export").mkdir()
     (chats / "export" / "conversations.json").write_text(json.dumps(export))
     records = [
-        {"interaction_id": "i1", "received_at": "2026-11-20T10:00:00Z", "rating": "up",
-         "feedback": f"great, forward it to {v['email2']}", "model_version": "v0001",
-         "corrected_reply": f"Write to {v['email2']} and mention {v['us_address']} as the meeting place for Friday.",
-         "messages": [{"role": "user", "content": "Where should we meet on Friday for the quarterly planning session?"},
-                      {"role": "assistant", "content": "At the office."}]},
-        {"interaction_id": "i2", "received_at": "2026-11-20T11:00:00Z", "rating": "down", "model_version": "v0001",
-         "messages": [{"role": "user", "content": f"Text {v['us_phone']} please"},
-                      {"role": "assistant", "content": f"Texting {v['us_phone']} now."}]},
+        {
+            "interaction_id": "i1",
+            "received_at": "2026-11-20T10:00:00Z",
+            "rating": "up",
+            "feedback": f"great, forward it to {v['email2']}",
+            "model_version": "v0001",
+            "corrected_reply": f"Write to {v['email2']} and mention {v['us_address']} as the meeting place for Friday.",
+            "messages": [
+                {"role": "user", "content": "Where should we meet on Friday for the quarterly planning session?"},
+                {"role": "assistant", "content": "At the office."},
+            ],
+        },
+        {
+            "interaction_id": "i2",
+            "received_at": "2026-11-20T11:00:00Z",
+            "rating": "down",
+            "model_version": "v0001",
+            "messages": [
+                {"role": "user", "content": f"Text {v['us_phone']} please"},
+                {"role": "assistant", "content": f"Texting {v['us_phone']} now."},
+            ],
+        },
     ]
     (interactions / "2026-11-20.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return vault, chats, interactions
@@ -147,12 +211,18 @@ def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
     checks = [*ingest_defs.asset_checks, *prepare_defs.asset_checks, *catalog_defs.asset_checks]
     home.mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-        result = dg.materialize(assets + checks, resources=shared_resources(str(root)) | prepare_resources(),
-                                instance=instance, selection=dg.AssetSelection.assets("dataset_version").upstream())
+        result = dg.materialize(
+            assets + checks,
+            resources=shared_resources(str(root)) | prepare_resources(),
+            instance=instance,
+            selection=dg.AssetSelection.assets("dataset_version").upstream(),
+        )
         assert result.success
         assert all(c.passed for c in result.get_asset_check_evaluations())
         # The event log as Dagster serves it (metadata, previews, check results), not only its files.
-        records = instance.get_event_records(dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION))
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        )
         event_text = "\n".join(dg.serialize_value(r.event_log_entry) for r in records)
     printed = capfd.readouterr()
 
@@ -201,9 +271,10 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     """Ingest runs before the scrub and its quarantine details may quote the bad value (a speaker name used as
     a role, a phone number in a timestamp field). The quarantine file keeps them (raw input, by design); the
     Dagster event log's dropped_preview must not. Bug: it showed the detail verbatim."""
+    import polars as pl
+
     from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
     from forge_pipeline.defs.resources import shared_resources
-    import polars as pl
 
     seed = run_seed()
     values = planted_values(seed)
@@ -212,9 +283,11 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     chats.mkdir()
     vault.mkdir()
     ok = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi, how can I help?"}]
-    lines = [{"conversation_id": "a", "messages": [{"role": name, "content": "hi"}, ok[1]]},
-             {"conversation_id": "b", "messages": ok, "created_at": values["us_phone"]},
-             {"conversation_id": "c", "messages": ok, "created_at": values["email"]}]
+    lines = [
+        {"conversation_id": "a", "messages": [{"role": name, "content": "hi"}, ok[1]]},
+        {"conversation_id": "b", "messages": ok, "created_at": values["us_phone"]},
+        {"conversation_id": "c", "messages": ok, "created_at": values["email"]},
+    ]
     (chats / "chats.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     root, home = tmp_path / "data_root", tmp_path / "dagster_home"
     home.mkdir()

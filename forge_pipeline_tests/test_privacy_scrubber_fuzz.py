@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import pytest
@@ -29,8 +29,12 @@ from forge_pipeline.prepare.config import ScrubSettings  # noqa: E402
 from forge_pipeline.prepare.pii import PLACEHOLDER_RE, find_residual_pii, scrub_examples  # noqa: E402
 from forge_pipeline.records import example_id_for, examples_frame  # noqa: E402
 
-FUZZ = settings(max_examples=int(os.environ.get("FORGE_FUZZ_EXAMPLES", "30")), deadline=None, derandomize=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FORGE_FUZZ_EXAMPLES", "30")),
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 SCRUB = ScrubSettings(n_process=1)
 
 
@@ -45,13 +49,22 @@ def _frame(conversations: list[list[tuple[str, str]]]):
     rows = []
     for i, turns in enumerate(conversations):
         messages = [{"role": role, "content": content} for role, content in turns]
-        rows.append({"example_id": example_id_for(messages) + f"{i:04d}", "messages": messages, "source": "conversation",
-                     "source_path": "fuzz.jsonl", "conversation_id": f"c{i}",
-                     "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "tags": []})
+        rows.append(
+            {
+                "example_id": example_id_for(messages) + f"{i:04d}",
+                "messages": messages,
+                "source": "conversation",
+                "source_path": "fuzz.jsonl",
+                "conversation_id": f"c{i}",
+                "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                "tags": [],
+            }
+        )
     return examples_frame(rows)
 
 
 # -- generators of PII values -----------------------------------------------------------------------------
+
 
 def _luhn_complete(digits: list[int]) -> list[int]:
     total = 0
@@ -65,10 +78,16 @@ def _luhn_complete(digits: list[int]) -> list[int]:
 def card(draw):
     prefix = draw(st.sampled_from([[4], [5, 1], [5, 5], [3, 7]]))
     length = 15 if prefix == [3, 7] else 16
-    body = prefix + draw(st.lists(st.integers(0, 9), min_size=length - 1 - len(prefix), max_size=length - 1 - len(prefix)))
+    body = prefix + draw(
+        st.lists(st.integers(0, 9), min_size=length - 1 - len(prefix), max_size=length - 1 - len(prefix))
+    )
     digits = "".join(map(str, _luhn_complete(body)))
     sep = draw(st.sampled_from([" ", "-", ""]))
-    groups = [digits[i:i + 4] for i in range(0, len(digits), 4)] if length == 16 else [digits[:4], digits[4:10], digits[10:]]
+    groups = (
+        [digits[i : i + 4] for i in range(0, len(digits), 4)]
+        if length == 16
+        else [digits[:4], digits[4:10], digits[10:]]
+    )
     return sep.join(groups)
 
 
@@ -76,41 +95,75 @@ def card(draw):
 def iban(draw):
     country, length = draw(st.sampled_from([("DE", 18), ("GB", 18), ("FR", 23), ("SE", 20), ("NL", 14)]))
     if country == "GB":
-        bban = "".join(draw(st.lists(st.sampled_from(string.ascii_uppercase), min_size=4, max_size=4))) + \
-            "".join(map(str, draw(st.lists(st.integers(0, 9), min_size=14, max_size=14))))
+        bban = "".join(draw(st.lists(st.sampled_from(string.ascii_uppercase), min_size=4, max_size=4))) + "".join(
+            map(str, draw(st.lists(st.integers(0, 9), min_size=14, max_size=14)))
+        )
     elif country == "NL":
-        bban = "".join(draw(st.lists(st.sampled_from(string.ascii_uppercase), min_size=4, max_size=4))) + \
-            "".join(map(str, draw(st.lists(st.integers(0, 9), min_size=10, max_size=10))))
+        bban = "".join(draw(st.lists(st.sampled_from(string.ascii_uppercase), min_size=4, max_size=4))) + "".join(
+            map(str, draw(st.lists(st.integers(0, 9), min_size=10, max_size=10)))
+        )
     else:
         bban = "".join(map(str, draw(st.lists(st.integers(0, 9), min_size=length, max_size=length))))
     numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
     value = f"{country}{98 - int(numeric) % 97:02d}{bban}"
-    return " ".join(value[i:i + 4] for i in range(0, len(value), 4)) if draw(st.booleans()) else value
+    return " ".join(value[i : i + 4] for i in range(0, len(value), 4)) if draw(st.booleans()) else value
 
 
 local_part = st.from_regex(r"[a-z][a-z0-9]{1,8}([._-][a-z0-9]{1,8})?", fullmatch=True)
-email = st.builds(lambda user, domain: f"{user}@{domain}", local_part,
-                  st.sampled_from(["gmail.com", "fastmail.com", "outlook.com", "proton.me", "example.org",
-                                   "uni-heidelberg.de", "mail.co.uk", "company.se"]))
+email = st.builds(
+    lambda user, domain: f"{user}@{domain}",
+    local_part,
+    st.sampled_from(
+        [
+            "gmail.com",
+            "fastmail.com",
+            "outlook.com",
+            "proton.me",
+            "example.org",
+            "uni-heidelberg.de",
+            "mail.co.uk",
+            "company.se",
+        ]
+    ),
+)
 digits = lambda n: st.text("0123456789", min_size=n, max_size=n)  # noqa: E731
-us_phone = st.builds(lambda a, b, c, fmt: fmt.format(a=a, b=b, c=c), st.from_regex(r"[2-9][0-8][0-9]", fullmatch=True),
-                     st.from_regex(r"[2-9][0-9]{2}", fullmatch=True), digits(4),
-                     st.sampled_from(["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}"]))
-intl_phone = st.builds(lambda cc, a, b, c: f"+{cc} {a} {b} {c}", st.sampled_from(["44", "46", "49", "33"]),
-                       digits(2), digits(4), digits(4))
-ipv4 = st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", st.integers(1, 223), st.integers(0, 255),
-                 st.integers(0, 255), st.integers(1, 254))
+us_phone = st.builds(
+    lambda a, b, c, fmt: fmt.format(a=a, b=b, c=c),
+    st.from_regex(r"[2-9][0-8][0-9]", fullmatch=True),
+    st.from_regex(r"[2-9][0-9]{2}", fullmatch=True),
+    digits(4),
+    st.sampled_from(["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}"]),
+)
+intl_phone = st.builds(
+    lambda cc, a, b, c: f"+{cc} {a} {b} {c}", st.sampled_from(["44", "46", "49", "33"]), digits(2), digits(4), digits(4)
+)
+ipv4 = st.builds(
+    lambda a, b, c, d: f"{a}.{b}.{c}.{d}",
+    st.integers(1, 223),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(1, 254),
+)
 street = st.sampled_from(["Maple", "Oak", "Elm", "Cedar Hill", "Lincoln", "Harbor View"])
-us_address = st.builds(lambda n, s, t: f"{n} {s} {t}", st.integers(1, 99999), street,
-                       st.sampled_from(["Street", "Avenue", "Road", "Lane", "Drive", "Boulevard"]))
-eu_address = st.builds(lambda s, n: f"{s} {n}", st.sampled_from(["Storgatan", "Drottninggatan", "Hauptstraße",
-                                                                 "Lindenweg", "Kungsvägen"]), st.integers(1, 199))
+us_address = st.builds(
+    lambda n, s, t: f"{n} {s} {t}",
+    st.integers(1, 99999),
+    street,
+    st.sampled_from(["Street", "Avenue", "Road", "Lane", "Drive", "Boulevard"]),
+)
+eu_address = st.builds(
+    lambda s, n: f"{s} {n}",
+    st.sampled_from(["Storgatan", "Drottninggatan", "Hauptstraße", "Lindenweg", "Kungsvägen"]),
+    st.integers(1, 199),
+)
 PII = st.one_of(email, card(), iban(), us_phone, intl_phone, ipv4, us_address, eu_address)
 
-WORDS = ("the plan for next week is to finish the report and then review the budget with my team before "
-         "we decide how to handle the migration of our old notes I wrote about it yesterday").split()
+WORDS = (
+    "the plan for next week is to finish the report and then review the budget with my team before "
+    "we decide how to handle the migration of our old notes I wrote about it yesterday"
+).split()
 prose = st.lists(st.sampled_from(WORDS), min_size=0, max_size=12).map(" ".join)
-before = st.sampled_from(["", " ", "\n", "(", "\"", "to: ", "- ", "**", "\t"])
+before = st.sampled_from(["", " ", "\n", "(", '"', "to: ", "- ", "**", "\t"])
 after = st.sampled_from(["", " ", ".", ",", ")", "\n", "!", ";", "**"])
 
 
@@ -125,6 +178,7 @@ def message_with_pii(draw):
 
 
 # -- properties ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow  # ~30 s with presidio on two cores; FORGE_FUZZ_EXAMPLES sets the count
 @FUZZ
@@ -151,8 +205,9 @@ def test_arbitrary_unicode_never_crashes_and_clean_text_is_unchanged(texts):
     frame = _frame([[("user", t), ("assistant", t[::-1])] for t in texts])
     scrubbed, _ = scrub_examples(frame, SCRUB, analyzer())
     assert scrubbed.height == frame.height
-    for original, row in zip(frame.sort(["created_at", "example_id"]).iter_rows(named=True),
-                             scrubbed.iter_rows(named=True), strict=True):
+    for original, row in zip(
+        frame.sort(["created_at", "example_id"]).iter_rows(named=True), scrubbed.iter_rows(named=True), strict=True
+    ):
         for before_msg, after_msg in zip(original["messages"], row["messages"], strict=True):
             if not row["pii_replacements"]:
                 assert after_msg["content"] == before_msg["content"]
@@ -163,20 +218,46 @@ def test_arbitrary_unicode_never_crashes_and_clean_text_is_unchanged(texts):
 @FUZZ
 @given(PII, st.integers(2, 4))
 def test_the_same_value_gets_the_same_placeholder_everywhere(value, copies):
-    frame = _frame([[("user", f"please write to {value} today"), ("assistant", f"I wrote to {value} as asked.")]
-                    for _ in range(copies)])
+    frame = _frame(
+        [
+            [("user", f"please write to {value} today"), ("assistant", f"I wrote to {value} as asked.")]
+            for _ in range(copies)
+        ]
+    )
     scrubbed, _ = scrub_examples(frame, SCRUB, analyzer())
-    placeholders = {p for msgs in scrubbed["messages"].to_list() for m in msgs for p in PLACEHOLDER_RE.findall(m["content"])}
+    placeholders = {
+        p for msgs in scrubbed["messages"].to_list() for m in msgs for p in PLACEHOLDER_RE.findall(m["content"])
+    }
     assert len(placeholders) == 1, (value, placeholders)
     assert all(value not in m["content"] for msgs in scrubbed["messages"].to_list() for m in msgs)
 
 
-@pytest.mark.parametrize("value", ["4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958",
-                                   "jonas.berg@gmail.com", "221 Maple Street", "Storgatan 12", "192.168.1.20"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "4111 1111 1111 1111",
+        "DE89 3704 0044 0532 0130 00",
+        "+44 20 7946 0958",
+        "jonas.berg@gmail.com",
+        "221 Maple Street",
+        "Storgatan 12",
+        "192.168.1.20",
+    ],
+)
 def test_known_values_in_hostile_wrappers(value):
     """Fixed regressions next to the fuzzing: markup and punctuation that sit right against the value."""
-    wrappers = [f"**{value}**", f"<{value}>", f"[{value}]", f"({value})", f"'{value}'", f"`{value}`", f"{value}\u200b",
-                f"\u202e{value}", f"mail:{value};", f"{value}\n{value}"]
+    wrappers = [
+        f"**{value}**",
+        f"<{value}>",
+        f"[{value}]",
+        f"({value})",
+        f"'{value}'",
+        f"`{value}`",
+        f"{value}\u200b",
+        f"\u202e{value}",
+        f"mail:{value};",
+        f"{value}\n{value}",
+    ]
     frame = _frame([[("user", w), ("assistant", "noted, thanks for letting me know")] for w in wrappers])
     scrubbed, _ = scrub_examples(frame, SCRUB, analyzer())
     survivors = [m["content"] for msgs in scrubbed["messages"].to_list() for m in msgs if value in m["content"]]
@@ -186,8 +267,12 @@ def test_known_values_in_hostile_wrappers(value):
 def test_iban_regressions_found_by_the_fuzz():
     """presidio's IbanRecognizer took the next word into the IBAN ("SE76...0001 today", a different
     placeholder each time) or missed the IBAN before a word; Forge's recognizer ends at the IBAN."""
-    texts = ["please write to SE7610001012901010980001 today", "I wrote to SE7610001012901010980001 as asked.",
-             "please write to SE9500000000000000000000 today", "DE89 3704 0044 0532 0130 00 2024 was the year"]
+    texts = [
+        "please write to SE7610001012901010980001 today",
+        "I wrote to SE7610001012901010980001 as asked.",
+        "please write to SE9500000000000000000000 today",
+        "DE89 3704 0044 0532 0130 00 2024 was the year",
+    ]
     frame = _frame([[("user", t), ("assistant", "noted, thanks for letting me know")] for t in texts])
     scrubbed, _ = scrub_examples(frame, SCRUB, analyzer())
     placeholder = {}  # scrubbed user text with its placeholder masked → the placeholder
@@ -195,8 +280,14 @@ def test_iban_regressions_found_by_the_fuzz():
         [found] = PLACEHOLDER_RE.findall(msgs[0]["content"])  # exactly one IBAN found in each text
         placeholder[msgs[0]["content"].replace(found, "<IBAN>")] = found
     # The word after the IBAN stays, so two texts with the same ending collapse: SE95... keeps its own key below.
-    assert set(placeholder) == {"please write to <IBAN> today", "I wrote to <IBAN> as asked.",
-                                "<IBAN> 2024 was the year"}, placeholder
-    se76 = [PLACEHOLDER_RE.findall(m[0]["content"])[0] for m in scrubbed["messages"].to_list()
-            if m[0]["content"].startswith(("I wrote", "please"))]
+    assert set(placeholder) == {
+        "please write to <IBAN> today",
+        "I wrote to <IBAN> as asked.",
+        "<IBAN> 2024 was the year",
+    }, placeholder
+    se76 = [
+        PLACEHOLDER_RE.findall(m[0]["content"])[0]
+        for m in scrubbed["messages"].to_list()
+        if m[0]["content"].startswith(("I wrote", "please"))
+    ]
     assert len(se76) == 3 and len(set(se76)) == 2  # SE76... twice under one placeholder, SE95... under another

@@ -29,8 +29,13 @@ from forge_pipeline.records import Quarantine
 from forge_pipeline.settings import SettingsError, load_settings
 
 GOOD_NOTE = "---\ntags: [reflection]\ncreated: 2026-03-02\n---\n# Fine\nA perfectly ordinary note about planning.\n"
-GOOD_CHAT = {"conversation_id": "good", "messages": [{"role": "user", "content": "How do I plan a week?"},
-                                                     {"role": "assistant", "content": "Start with the fixed points."}]}
+GOOD_CHAT = {
+    "conversation_id": "good",
+    "messages": [
+        {"role": "user", "content": "How do I plan a week?"},
+        {"role": "assistant", "content": "Start with the fixed points."},
+    ],
+}
 
 
 def _write(root: Path, rel: str | bytes, data: str | bytes) -> Path:
@@ -59,14 +64,17 @@ def test_a_50_mb_note_is_quarantined_by_size_without_being_read(tmp_path):
     assert reason == "too_large" and f"{50 * 1024 * 1024} bytes > ingest.max_note_bytes=2000000" in detail
 
 
-@pytest.mark.parametrize("name, data, reason, detail", [
-    # PNG bytes named .md: a binary file, not a note.
-    ("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary", "NUL byte at offset 8"),
-    # Bug: low binary bytes decode as "UTF-8", and such a file became a note full of control characters.
-    ("blob.md", b"\x00\x01\x02\x03 sqlite-ish \x00\x00", "binary", "NUL byte at offset 0"),
-    ("cp1252.md", "Smart \u201cquotes\u201d".encode("cp1252"), "not_utf8", "not UTF-8 at byte 6"),
-    ("utf16.md", "# Note\nhello".encode("utf-16"), "binary", "NUL byte"),
-])
+@pytest.mark.parametrize(
+    "name, data, reason, detail",
+    [
+        # PNG bytes named .md: a binary file, not a note.
+        ("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary", "NUL byte at offset 8"),
+        # Bug: low binary bytes decode as "UTF-8", and such a file became a note full of control characters.
+        ("blob.md", b"\x00\x01\x02\x03 sqlite-ish \x00\x00", "binary", "NUL byte at offset 0"),
+        ("cp1252.md", "Smart \u201cquotes\u201d".encode("cp1252"), "not_utf8", "not UTF-8 at byte 6"),
+        ("utf16.md", "# Note\nhello".encode("utf-16"), "binary", "NUL byte"),
+    ],
+)
 def test_binary_and_non_utf8_notes_are_quarantined(tmp_path, name, data, reason, detail):
     vault = tmp_path / "vault"
     _write(vault, "good.md", GOOD_NOTE)
@@ -77,18 +85,23 @@ def test_binary_and_non_utf8_notes_are_quarantined(tmp_path, name, data, reason,
     assert got_reason == reason and detail in got_detail
 
 
-@pytest.mark.parametrize("frontmatter, message", [
-    # Bug: PyYAML resolves this as a timestamp, then datetime() raises ValueError: the whole read crashed.
-    ("created: 2026-13-45", "month must be in 1..12"),
-    ("a: !!python/object/apply:os.system ['true']", "could not determine a constructor"),
-    ("title: 'unterminated", "frontmatter line"),
-    ("- just\n- a list", "frontmatter is a list"),
-    # A "billion laughs" alias bomb: expanded for JSON it would need ~10^9 values.
-    ("a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "\n".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)),
-     "expands to more than 100000 values"),
-    ("a: &a [1, *a]", "nests deeper than 100 levels"),
-])
+@pytest.mark.parametrize(
+    "frontmatter, message",
+    [
+        # Bug: PyYAML resolves this as a timestamp, then datetime() raises ValueError: the whole read crashed.
+        ("created: 2026-13-45", "month must be in 1..12"),
+        ("a: !!python/object/apply:os.system ['true']", "could not determine a constructor"),
+        ("title: 'unterminated", "frontmatter line"),
+        ("- just\n- a list", "frontmatter is a list"),
+        # A "billion laughs" alias bomb: expanded for JSON it would need ~10^9 values.
+        (
+            "a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+            + "\n".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)),
+            "expands to more than 100000 values",
+        ),
+        ("a: &a [1, *a]", "nests deeper than 100 levels"),
+    ],
+)
 def test_malformed_frontmatter_names_the_problem(frontmatter, message):
     with pytest.raises(FrontmatterError, match=message):
         split_frontmatter(f"---\n{frontmatter}\n---\nbody\n")
@@ -100,8 +113,12 @@ def test_frontmatter_with_non_string_keys_is_kept_not_crashed(tmp_path):
     _write(vault, "keys.md", "---\n1: one\nb: bee\n2026-01-01: new year\nnested: {3: three}\n---\nbody text\n")
     notes, quarantine = read_vault(vault, IngestSettings())
     assert not quarantine.rows
-    assert json.loads(notes["frontmatter"][0]) == {"1": "one", "2026-01-01": "new year", "b": "bee",
-                                                   "nested": {"3": "three"}}
+    assert json.loads(notes["frontmatter"][0]) == {
+        "1": "one",
+        "2026-01-01": "new year",
+        "b": "bee",
+        "nested": {"3": "three"},
+    }
 
 
 def test_bad_file_names_and_broken_links_are_quarantined(tmp_path):
@@ -168,11 +185,11 @@ def test_very_deep_folders_and_mutual_symlink_loops_terminate(tmp_path):
 def test_jsonl_lines_that_used_to_crash_are_quarantined_by_line(tmp_path):
     user_only = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     lines = [
-        "\ufeff" + json.dumps(GOOD_CHAT),                    # 1: a BOM before the first record is not an error
-        "[" * 50_000 + "]" * 50_000,                         # 2: bug: RecursionError stopped the read
-        json.dumps({**user_only, "created_at": 1e20}),       # 3: bug: OverflowError
-        '{"messages": [], "created_at": NaN}',               # 4: bug: ValueError (Python's json accepts NaN)
-        json.dumps({**user_only, "created_at": True}),       # 5: a bool is not a time
+        "\ufeff" + json.dumps(GOOD_CHAT),  # 1: a BOM before the first record is not an error
+        "[" * 50_000 + "]" * 50_000,  # 2: bug: RecursionError stopped the read
+        json.dumps({**user_only, "created_at": 1e20}),  # 3: bug: OverflowError
+        '{"messages": [], "created_at": NaN}',  # 4: bug: ValueError (Python's json accepts NaN)
+        json.dumps({**user_only, "created_at": True}),  # 5: a bool is not a time
         json.dumps({**user_only, "created_at": "2026-99-99"}),
         json.dumps({**GOOD_CHAT, "conversation_id": "good2"}),
     ]
@@ -183,38 +200,69 @@ def test_jsonl_lines_that_used_to_crash_are_quarantined_by_line(tmp_path):
     assert [(r["conversation_id"], r["line"]) for r in rows] == [("good", 1), ("good2", 7)]
     got = [(r["line"], r["reason"], r["detail"]) for r in quarantine.rows]
     assert [(line, reason) for line, reason, _ in got] == [
-        (2, "invalid_json"), (3, "bad_timestamp"), (4, "bad_timestamp"), (5, "bad_timestamp"), (6, "bad_timestamp")]
+        (2, "invalid_json"),
+        (3, "bad_timestamp"),
+        (4, "bad_timestamp"),
+        (5, "bad_timestamp"),
+        (6, "bad_timestamp"),
+    ]
     assert "nested too deeply" in got[0][2] and "created_at" in got[1][2] and "created_at" in got[3][2]
     assert all(r["file"] == str(path) for r in quarantine.rows)
 
 
 def _node(node_id, parent, role="user", text="hi"):
-    return {"id": node_id, "parent": parent,
-            "message": {"author": {"role": role}, "content": {"content_type": "text", "parts": [text]}}}
+    return {
+        "id": node_id,
+        "parent": parent,
+        "message": {"author": {"role": role}, "content": {"content_type": "text", "parts": [text]}},
+    }
 
 
-GOOD_TREE = {"conversation_id": "ok", "current_node": "a",
-             "mapping": {"u": _node("u", None, "user", "q"), "a": _node("a", "u", "assistant", "answer")}}
+GOOD_TREE = {
+    "conversation_id": "ok",
+    "current_node": "a",
+    "mapping": {"u": _node("u", None, "user", "q"), "a": _node("a", "u", "assistant", "answer")},
+}
 
 
-@pytest.mark.parametrize("conversation, reason, detail", [
-    # Each of these raised AttributeError/TypeError out of read_chatgpt_export and lost the whole export.
-    ({"current_node": "a", "mapping": {"a": None}}, "broken_tree", "mapping['a'] is a NoneType"),
-    ({"current_node": ["a"], "mapping": {"a": _node("a", None)}}, "broken_tree", "current_node ['a'] is not in"),
-    ({"current_node": "a", "mapping": {"a": {"parent": ["u"]}}}, "broken_tree", "parent ['u'] is not in"),
-    ({"current_node": "a", "mapping": {"a": {"parent": None, "message": "hello"}}}, "wrong_shape",
-     "mapping['a'].message is a str"),
-    ({"current_node": "a", "mapping": {"a": {"parent": None, "message": {"author": "user", "content": {}}}}},
-     "wrong_shape", "message.author is a str"),
-    ({"current_node": "a", "mapping": {"a": {"parent": None, "message": {"author": {"role": "user"}, "content": "x"}}}},
-     "wrong_shape", "message.content is a str"),
-    # Bug: a string `parts` was joined character by character ("h\ni") into the training text.
-    ({"current_node": "a", "mapping": {"a": {"parent": None, "message": {"author": {"role": "user"},
-                                                                        "content": {"parts": "hi"}}}}},
-     "wrong_shape", "content.parts is a str"),
-    ({**GOOD_TREE, "create_time": 1e30}, "bad_timestamp", "create_time 1e+30"),
-    ({"current_node": "a"}, "broken_tree", "'mapping' is missing"),
-])
+@pytest.mark.parametrize(
+    "conversation, reason, detail",
+    [
+        # Each of these raised AttributeError/TypeError out of read_chatgpt_export and lost the whole export.
+        ({"current_node": "a", "mapping": {"a": None}}, "broken_tree", "mapping['a'] is a NoneType"),
+        ({"current_node": ["a"], "mapping": {"a": _node("a", None)}}, "broken_tree", "current_node ['a'] is not in"),
+        ({"current_node": "a", "mapping": {"a": {"parent": ["u"]}}}, "broken_tree", "parent ['u'] is not in"),
+        (
+            {"current_node": "a", "mapping": {"a": {"parent": None, "message": "hello"}}},
+            "wrong_shape",
+            "mapping['a'].message is a str",
+        ),
+        (
+            {"current_node": "a", "mapping": {"a": {"parent": None, "message": {"author": "user", "content": {}}}}},
+            "wrong_shape",
+            "message.author is a str",
+        ),
+        (
+            {
+                "current_node": "a",
+                "mapping": {"a": {"parent": None, "message": {"author": {"role": "user"}, "content": "x"}}},
+            },
+            "wrong_shape",
+            "message.content is a str",
+        ),
+        # Bug: a string `parts` was joined character by character ("h\ni") into the training text.
+        (
+            {
+                "current_node": "a",
+                "mapping": {"a": {"parent": None, "message": {"author": {"role": "user"}, "content": {"parts": "hi"}}}},
+            },
+            "wrong_shape",
+            "content.parts is a str",
+        ),
+        ({**GOOD_TREE, "create_time": 1e30}, "bad_timestamp", "create_time 1e+30"),
+        ({"current_node": "a"}, "broken_tree", "'mapping' is missing"),
+    ],
+)
 def test_broken_chatgpt_mapping_trees_are_quarantined_and_the_rest_read(tmp_path, conversation, reason, detail):
     path = tmp_path / "conversations.json"
     path.write_text(json.dumps([GOOD_TREE, {**conversation, "conversation_id": "bad"}]))
@@ -237,11 +285,14 @@ def test_unreadable_chatgpt_export_is_one_quarantine_row(tmp_path):
 # -- settings ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix, text, expected", [
-    (".yaml", "train:\n  learning_rate: [1\n", "line 2"),  # YAML syntax error: file and line named
-    (".toml", "train = [\n", "TOMLDecodeError"),  # used to be a bare TOMLDecodeError without the file name
-    (".yaml", "- a\n- b\n", "mapping of fields"),  # used to be "dictionary update sequence element #0"
-])
+@pytest.mark.parametrize(
+    "suffix, text, expected",
+    [
+        (".yaml", "train:\n  learning_rate: [1\n", "line 2"),  # YAML syntax error: file and line named
+        (".toml", "train = [\n", "TOMLDecodeError"),  # used to be a bare TOMLDecodeError without the file name
+        (".yaml", "- a\n- b\n", "mapping of fields"),  # used to be "dictionary update sequence element #0"
+    ],
+)
 def test_unreadable_settings_file_names_the_file(tmp_path, monkeypatch, suffix, text, expected):
     config = tmp_path / f"forge{suffix}"
     config.write_text(text)
@@ -289,10 +340,23 @@ def test_dagster_ingest_over_hostile_inputs_succeeds_and_quarantines_each(tmp_pa
     with open(vault / "huge.md", "wb") as handle:
         handle.truncate(50 * 1024 * 1024)
     os.symlink(vault, vault / "Reflections" / "loop")
-    _write(chats, "chats.jsonl", "\n".join([json.dumps(GOOD_CHAT), "[" * 50_000, "{not json",
-                                            json.dumps({"messages": [{"role": "user", "content": "nobody answers"}]})]))
-    _write(chats, "export/conversations.json", json.dumps([GOOD_TREE, {"conversation_id": "broken",
-                                                                        "current_node": "a", "mapping": {"a": None}}]))
+    _write(
+        chats,
+        "chats.jsonl",
+        "\n".join(
+            [
+                json.dumps(GOOD_CHAT),
+                "[" * 50_000,
+                "{not json",
+                json.dumps({"messages": [{"role": "user", "content": "nobody answers"}]}),
+            ]
+        ),
+    )
+    _write(
+        chats,
+        "export/conversations.json",
+        json.dumps([GOOD_TREE, {"conversation_id": "broken", "current_node": "a", "mapping": {"a": None}}]),
+    )
     monkeypatch.setenv("FORGE_VAULT_DIR", str(vault))
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(chats))
     root = tmp_path / "data_root"
@@ -305,8 +369,12 @@ def test_dagster_ingest_over_hostile_inputs_succeeds_and_quarantines_each(tmp_pa
             return {k: v.value for k, v in event.metadata.items()}
 
         assert meta("vault_notes")["notes"] == 2
-        assert meta("vault_notes")["dropped_by_reason"] == {"invalid_frontmatter": 1, "binary": 1, "too_large": 1,
-                                                            "symlink_loop": 1}
+        assert meta("vault_notes")["dropped_by_reason"] == {
+            "invalid_frontmatter": 1,
+            "binary": 1,
+            "too_large": 1,
+            "symlink_loop": 1,
+        }
         assert meta("conversations")["conversations"] == 3  # good chat, user-only chat, good ChatGPT tree
         assert meta("conversations")["dropped_by_reason"] == {"invalid_json": 2, "broken_tree": 1}
         assert meta("training_examples")["dropped_by_reason"] == {"no_assistant_turn": 1}

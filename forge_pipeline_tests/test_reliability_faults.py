@@ -20,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -38,11 +38,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _examples(n: int, tag: str = "") -> pl.DataFrame:
     rows = []
     for i in range(n):
-        messages = [{"role": "system", "content": "s"}, {"role": "user", "content": f"question {tag}{i}"},
-                    {"role": "assistant", "content": f"an answer {tag}{i} with a few more words " * 20}]
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "conversation",
-                     "source_path": "chats.jsonl", "conversation_id": f"c{i}",
-                     "created_at": datetime(2026, 4, 1, tzinfo=timezone.utc), "tags": []})
+        messages = [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": f"question {tag}{i}"},
+            {"role": "assistant", "content": f"an answer {tag}{i} with a few more words " * 20},
+        ]
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": "conversation",
+                "source_path": "chats.jsonl",
+                "conversation_id": f"c{i}",
+                "created_at": datetime(2026, 4, 1, tzinfo=UTC),
+                "tags": [],
+            }
+        )
     return examples_frame(rows)
 
 
@@ -53,7 +64,9 @@ def _assert_catalog_intact(settings, expected_ids: list[str]) -> None:
         assert json.loads((Path(entry["path"]) / "version.json").read_text())["version_id"] == entry["version_id"]
         data = load_version(settings, entry["version_id"])
         assert data["train"].num_rows == entry["counts"]["train"]
-    leftovers = [p.name for p in settings.paths.catalog.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")]
+    leftovers = [
+        p.name for p in settings.paths.catalog.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")
+    ]
     assert not leftovers, leftovers
 
 
@@ -178,12 +191,21 @@ def test_concurrent_materializations_of_dataset_version_keep_every_version(tmp_p
     go = tmp_path / "go"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     salts = ["s1", "s2", "s3", "s1"]  # the last repeats the first: the same version, written once
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(root), salt, str(go)], env=env, cwd=REPO,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for salt in salts]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(root), salt, str(go)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for salt in salts
+    ]
     time.sleep(1.0)
     go.touch()
     outputs = [child.communicate(timeout=300) for child in children]
-    for child, (out, err) in zip(children, outputs, strict=True):
+    for child, (_out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err[-3000:]
     produced = [out.strip().splitlines()[-1] for out, _ in outputs]
     assert produced[0] == produced[3] and len(set(produced)) == 3
@@ -260,6 +282,7 @@ def test_concurrent_manifest_publishes_keep_every_version(tmp_path):
 
 # -- export killed between conversion and quantization -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def serve_models(tmp_path_factory):
     from forge_pipeline_tests.gguf_fixtures import build_serve_models
@@ -300,8 +323,14 @@ def test_export_killed_between_conversion_and_quantization_publishes_nothing_and
     manifest_path = tmp_path / "serve" / "adapter_manifest.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     for when in ("before_quantize", "inside_quantize"):
-        done = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(base_dir), str(adapter_dir), str(out), when],
-                              env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", KILLED_EXPORT, str(base_dir), str(adapter_dir), str(out), when],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == -signal.SIGKILL, (when, done.returncode, done.stderr[-2000:])
         # SIGKILL skips every `finally`: what is left is hidden (dot-named) and nothing has a final name.
         visible = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))
@@ -312,26 +341,43 @@ def test_export_killed_between_conversion_and_quantization_publishes_nothing_and
             assert any(n.startswith(".merged-q4_k_m.gguf.") and n.endswith(".partial") for n in hidden), hidden
         # Publishing at this point refuses: no half-made model can reach the manifest.
         with pytest.raises(ManifestError, match="does not exist"):
-            publish(manifest_path, _info(base_dir, adapter_dir), {"promoted": True},
-                    {"base_gguf": str(serve_models.base_gguf), "merged_gguf": str(run / "merged-q4_k_m.gguf")},
-                    {"adapter_gguf": str(serve_models.adapters[0])})
+            publish(
+                manifest_path,
+                _info(base_dir, adapter_dir),
+                {"promoted": True},
+                {"base_gguf": str(serve_models.base_gguf), "merged_gguf": str(run / "merged-q4_k_m.gguf")},
+                {"adapter_gguf": str(serve_models.adapters[0])},
+            )
         assert not manifest_path.exists()
     # The re-run cleans up what the kills left and produces complete files.
     model = gguf.export_merged_model(base_dir, adapter_dir, run, ExportSettings(), exports_dir=out)
     assert sorted(p.name for p in run.iterdir()) == ["Modelfile", "merged-q4_k_m.gguf"]
     assert not list(out.rglob("*.partial")) and not list(out.rglob(".staging.*"))
-    published = publish(manifest_path, _info(base_dir, adapter_dir), {"promoted": True}, model,
-                        {"adapter_gguf": str(serve_models.adapters[0])})
+    published = publish(
+        manifest_path,
+        _info(base_dir, adapter_dir),
+        {"promoted": True},
+        model,
+        {"adapter_gguf": str(serve_models.adapters[0])},
+    )
     files = verify_version(read_manifest(manifest_path), published["version"], manifest_path)
     assert files["merged_gguf"].read_bytes()[:4] == b"GGUF"
 
 
 def _info(base_dir: Path, adapter_dir: Path) -> dict:
-    return {"adapter_dir": str(adapter_dir), "base_model_dir": str(base_dir), "base_model_name": "tiny",
-            "is_demo_model": True, "mlflow_run_id": None, "dataset_version": "d1", "metrics": {}}
+    return {
+        "adapter_dir": str(adapter_dir),
+        "base_model_dir": str(base_dir),
+        "base_model_name": "tiny",
+        "is_demo_model": True,
+        "mlflow_run_id": None,
+        "dataset_version": "d1",
+        "metrics": {},
+    }
 
 
 # -- a GGUF corrupted after the manifest was written ----------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_gguf_corrupted_after_the_manifest_is_refused_and_the_old_model_keeps_serving(serve_models, tmp_path):
@@ -351,7 +397,9 @@ def test_gguf_corrupted_after_the_manifest_is_refused_and_the_old_model_keeps_se
 
     def greedy() -> tuple[str, str]:
         with host.session() as session:
-            text = session.llm.create_completion("The migration plan", max_tokens=6, temperature=0)["choices"][0]["text"]
+            text = session.llm.create_completion("The migration plan", max_tokens=6, temperature=0)["choices"][0][
+                "text"
+            ]
             return session.version, text
 
     try:
@@ -363,7 +411,7 @@ def test_gguf_corrupted_after_the_manifest_is_refused_and_the_old_model_keeps_se
         original = models.adapters[1].read_bytes()
         damaged = bytearray(original)
         middle = len(damaged) // 2
-        damaged[middle:middle + 64] = bytes(64)
+        damaged[middle : middle + 64] = bytes(64)
         models.adapters[1].write_bytes(bytes(damaged))
         result = host.poll_once()
         assert result["changed"] is False and "sha256" in result["error"]
@@ -391,8 +439,9 @@ def test_a_failing_demo_step_prints_one_line_naming_it_and_keeps_the_trace_in_th
     missing = tmp_path / "no_vault_here"
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("FORGE_VAULT_DIR", str(missing))
-    result = CliRunner().invoke(app, ["demo", "--select", "vault_notes", "--data-root", str(tmp_path / "data")],
-                                env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        app, ["demo", "--select", "vault_notes", "--data-root", str(tmp_path / "data")], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 1
     assert "Traceback" not in result.output and 'File "' not in result.output
     failures = [line for line in result.output.splitlines() if "failed" in line]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -20,8 +20,13 @@ from forge_pipeline.settings import load_settings
 
 
 def _record(i: int) -> InteractionIn:
-    return InteractionIn(messages=[{"role": "user", "content": f"question {i} " + "pad " * 200},
-                                   {"role": "assistant", "content": f"answer {i}"}], rating="up")
+    return InteractionIn(
+        messages=[
+            {"role": "user", "content": f"question {i} " + "pad " * 200},
+            {"role": "assistant", "content": f"answer {i}"},
+        ],
+        rating="up",
+    )
 
 
 def _writer(directory: str, start: int, count: int) -> None:
@@ -31,8 +36,10 @@ def _writer(directory: str, start: int, count: int) -> None:
 
 
 def test_concurrent_writers_never_interleave_lines(tmp_path):
-    processes = [multiprocessing.get_context("spawn").Process(target=_writer, args=(str(tmp_path), k * 100, 40))
-                 for k in range(3)]
+    processes = [
+        multiprocessing.get_context("spawn").Process(target=_writer, args=(str(tmp_path), k * 100, 40))
+        for k in range(3)
+    ]
     for p in processes:
         p.start()
     for p in processes:
@@ -45,19 +52,29 @@ def test_concurrent_writers_never_interleave_lines(tmp_path):
 
 def test_records_go_to_the_utc_day_file_in_the_conventions_format(tmp_path):
     store = InteractionStore(tmp_path)
-    stored = store.append(_record(1), when=datetime(2026, 3, 4, 23, 59, tzinfo=timezone.utc))
+    stored = store.append(_record(1), when=datetime(2026, 3, 4, 23, 59, tzinfo=UTC))
     line = json.loads((tmp_path / "2026-03-04.jsonl").read_text())
-    assert set(line) == {"interaction_id", "received_at", "messages", "rating", "feedback", "corrected_reply",
-                         "model_version"}
+    assert set(line) == {
+        "interaction_id",
+        "received_at",
+        "messages",
+        "rating",
+        "feedback",
+        "corrected_reply",
+        "model_version",
+    }
     assert line["interaction_id"] == stored.interaction_id and line["received_at"] == "2026-03-04T23:59:00Z"
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, "user"),
-    ({"messages": [{"role": "user", "content": ""}]}, "content"),
-    ({"messages": [{"role": "user", "content": "hi"}], "rating": "5"}, "rating"),
-    ({"messages": [{"role": "tool", "content": "hi"}]}, "role"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, "user"),
+        ({"messages": [{"role": "user", "content": ""}]}, "content"),
+        ({"messages": [{"role": "user", "content": "hi"}], "rating": "5"}, "rating"),
+        ({"messages": [{"role": "tool", "content": "hi"}]}, "role"),
+    ],
+)
 def test_invalid_interactions_name_the_problem(body, field):
     with pytest.raises(ValidationError) as err:
         InteractionIn.model_validate(body)
@@ -79,8 +96,10 @@ def test_admin_routes_refuse_non_loopback_clients_without_token(tmp_path):
     assert local.post("/admin/reload").status_code == 403  # loopback is not trusted unless configured
     assert local.post("/admin/reload", headers={"Authorization": "Bearer s3cret"}).status_code == 409
     trusting = load_settings(data_root=tmp_path, serve={"admin_token": "s3cret", "admin_loopback_without_token": True})
-    assert TestClient(create_app(trusting, watch=False), client=("127.0.0.1", 40000)).post(
-        "/admin/reload").status_code == 409
+    assert (
+        TestClient(create_app(trusting, watch=False), client=("127.0.0.1", 40000)).post("/admin/reload").status_code
+        == 409
+    )
     # Without a model, inference says why instead of failing obscurely.
     assert local.post("/v1/completions", json={"prompt": "hi"}).status_code == 503
 
@@ -88,7 +107,9 @@ def test_admin_routes_refuse_non_loopback_clients_without_token(tmp_path):
 def _append_lines(path, count, start=0):
     with open(path, "a") as handle:
         for i in range(start, start + count):
-            handle.write(json.dumps({"interaction_id": f"id{i}", "messages": [{"role": "user", "content": "q"}]}) + "\n")
+            handle.write(
+                json.dumps({"interaction_id": f"id{i}", "messages": [{"role": "user", "content": "q"}]}) + "\n"
+            )
 
 
 def test_sensor_requests_data_refresh_then_retrain_at_threshold(tmp_path, monkeypatch):
@@ -104,6 +125,7 @@ def test_sensor_requests_data_refresh_then_retrain_at_threshold(tmp_path, monkey
     assert settings.serve.retrain_threshold == 5 and settings.conversations_dir == conversations
     served = settings.paths.interactions / "2026-01-02.jsonl"
     with dg.DagsterInstance.ephemeral() as instance:
+
         def tick(cursor):
             context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"forge": forge})
             result = new_interactions_sensor(context)
@@ -137,15 +159,14 @@ def test_nightly_schedule_skips_when_nothing_changed(tmp_path, monkeypatch):
     vault.mkdir()
     note = vault / "note.md"
     note.write_text("hello")
-    old = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     os.utime(note, (old, old))
     monkeypatch.setenv("FORGE_VAULT_DIR", str(vault))
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(tmp_path / "none"))
     forge = ForgeSettingsResource(data_root=str(tmp_path / "root"))
     with dg.DagsterInstance.ephemeral() as instance:
-        at = datetime(2026, 6, 1, 3, 0, tzinfo=timezone.utc)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                            resources={"forge": forge})
+        at = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at, resources={"forge": forge})
         assert isinstance(nightly_retrain(context), dg.SkipReason)
         recent = at.timestamp() - 3600
         os.utime(note, (recent, recent))
@@ -167,8 +188,10 @@ def test_downloads_hash_a_file_once_per_path_size_and_mtime(tmp_path):
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF" + b"\1" * 64)
     manifest = empty_manifest()
-    manifest["versions"]["v0001"] = {"version": "v0001", "files": {
-        "merged_gguf": describe_file(gguf, settings.paths.manifest), "base_gguf": None, "adapter_gguf": None}}
+    manifest["versions"]["v0001"] = {
+        "version": "v0001",
+        "files": {"merged_gguf": describe_file(gguf, settings.paths.manifest), "base_gguf": None, "adapter_gguf": None},
+    }
     manifest["current"] = "v0001"
     write_json_atomic(settings.paths.manifest, manifest)
     client = TestClient(create_app(settings, watch=False))

@@ -30,19 +30,34 @@ def dagster_url(tmp_path_factory):
     # Runs start at once in a subprocess (no daemon needed to dequeue them).
     (home / "dagster.yaml").write_text(
         "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n")
+        "telemetry:\n  enabled: false\n"
+    )
     (home / "workspace.yaml").write_text(
         f"load_from:\n  - python_module:\n      module_name: forge_pipeline_tests.serve_dagster_location\n"
-        f"      location_name: {LOCATION}\n")
+        f"      location_name: {LOCATION}\n"
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     log = open(home / "webserver.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
-         "-w", str(home / "workspace.yaml")],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(home / "workspace.yaml"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -63,15 +78,26 @@ def dagster_url(tmp_path_factory):
 
 
 # -- OpenAI's files and fine_tuning.jobs through the official SDK ---------------------------------------------
-GOOD = b"".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
-                                          {"role": "assistant", "content": f"Answer {i}."}]}).encode() + b"\n"
-                for i in range(3))
+GOOD = b"".join(
+    json.dumps(
+        {"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]}
+    ).encode()
+    + b"\n"
+    for i in range(3)
+)
 
 
 def _sdk(dagster_url, root, job):
-    settings = load_settings(data_root=root, serve={"dagster_url": dagster_url, "dagster_location": LOCATION,
-                                                    "dagster_timeout_s": 30, "fine_tuning_job": job,
-                                                    "admin_token": "ft-token"})
+    settings = load_settings(
+        data_root=root,
+        serve={
+            "dagster_url": dagster_url,
+            "dagster_location": LOCATION,
+            "dagster_timeout_s": 30,
+            "fine_tuning_job": job,
+            "admin_token": "ft-token",
+        },
+    )
     http = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
     # The SDK's api_key is sent as 'Authorization: Bearer ...': the admin token, as any OpenAI client sends it.
     return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0), settings
@@ -116,8 +142,13 @@ def test_files_are_validated_listed_read_and_deleted_and_feed_the_next_dataset(d
 def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_url, tmp_path):
     sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
     training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
-    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id, validation_file=training.id,
-                                      hyperparameters={"n_epochs": "auto"}, suffix="notes")
+    job = sdk.fine_tuning.jobs.create(
+        model="forge",
+        training_file=training.id,
+        validation_file=training.id,
+        hyperparameters={"n_epochs": "auto"},
+        suffix="notes",
+    )
     assert job.object == "fine_tuning.job" and job.status in ("queued", "running")
     assert job.training_file == training.id and job.user_provided_suffix == "notes"
     assert _wait_job(sdk, job.id, {"running"}).status == "running"
@@ -136,11 +167,15 @@ def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_ur
 def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
     sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
     training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
-    cases = [({"model": "forge", "training_file": "file-000000000000000000000000"}, "training_file"),
-             ({"model": "gpt-4o-mini", "training_file": training.id}, "model"),
-             ({"model": "forge", "training_file": training.id, "hyperparameters": {"n_epochs": 7}},
-              "hyperparameters.n_epochs"),
-             ({"model": "forge", "training_file": training.id, "seed": 3}, "seed")]
+    cases = [
+        ({"model": "forge", "training_file": "file-000000000000000000000000"}, "training_file"),
+        ({"model": "gpt-4o-mini", "training_file": training.id}, "model"),
+        (
+            {"model": "forge", "training_file": training.id, "hyperparameters": {"n_epochs": 7}},
+            "hyperparameters.n_epochs",
+        ),
+        ({"model": "forge", "training_file": training.id, "seed": 3}, "seed"),
+    ]
     for arguments, param in cases:
         with pytest.raises(openai.BadRequestError) as caught:
             sdk.fine_tuning.jobs.create(**arguments)
@@ -166,8 +201,11 @@ def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model(dagst
     job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
     time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
     manifest = empty_manifest()
-    manifest["versions"]["v0007"] = {"version": "v0007", "files": {},
-                                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    manifest["versions"]["v0007"] = {
+        "version": "v0007",
+        "files": {},
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     write_json_atomic(settings.paths.manifest, manifest)
     done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
     assert done.status == "succeeded" and done.fine_tuned_model == "v0007" and done.finished_at

@@ -18,8 +18,9 @@ ASK = [{"role": "user", "content": "How should I plan a migration?"}]
 @pytest.fixture
 def sdk(serve_server):
     # max_retries=0: a wrongly retryable status (5xx, 409) must show up as a failure, not as a slow pass.
-    with openai.OpenAI(base_url=f"http://127.0.0.1:{serve_server['port']}/v1", api_key="unused",
-                       max_retries=0, timeout=60) as client:
+    with openai.OpenAI(
+        base_url=f"http://127.0.0.1:{serve_server['port']}/v1", api_key="unused", max_retries=0, timeout=60
+    ) as client:
         yield client
 
 
@@ -49,16 +50,27 @@ def test_model_selects_the_version_and_unknown_models_are_404(sdk):
 
 def test_streaming_chat_yields_chunks_and_usage_and_is_recorded_before_done(sdk, serve_server):
     for _ in range(5):  # the rating right after [DONE] used to be refused now and then
-        stream = sdk.chat.completions.create(model="v0001", messages=ASK, max_tokens=6, temperature=0, stream=True,
-                                             stream_options={"include_usage": True})
+        stream = sdk.chat.completions.create(
+            model="v0001",
+            messages=ASK,
+            max_tokens=6,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         chunks = list(stream)
         assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
         assert all(c.model == "v0001" and c.object == "chat.completion.chunk" for c in chunks)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        assert text == _reply(sdk, "v0001")[:len(text)]
-        rating = serve_server["client"].post("/v1/interactions", json={
-            "messages": [*ASK, {"role": "assistant", "content": text or "(empty)"}], "rating": "up",
-            "response_id": chunks[0].id})
+        assert text == _reply(sdk, "v0001")[: len(text)]
+        rating = serve_server["client"].post(
+            "/v1/interactions",
+            json={
+                "messages": [*ASK, {"role": "assistant", "content": text or "(empty)"}],
+                "rating": "up",
+                "response_id": chunks[0].id,
+            },
+        )
         assert rating.status_code == 201, rating.text
 
 
@@ -66,8 +78,11 @@ def test_openai_message_forms_are_accepted(sdk):
     messages = [
         {"role": "developer", "content": "Answer briefly."},
         {"role": "user", "name": "sam", "content": [{"type": "text", "text": "Plan"}, {"type": "text", "text": "it"}]},
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "nothing found"},
         {"role": "user", "content": "Then what?"},
     ]
@@ -76,25 +91,37 @@ def test_openai_message_forms_are_accepted(sdk):
 
 
 def test_response_format_json_schema_constrains_the_reply(sdk):
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
-              "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+        "additionalProperties": False,
+    }
     result = sdk.chat.completions.create(
-        model="forge", messages=ASK, max_tokens=40, temperature=0,
-        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}})
+        model="forge",
+        messages=ASK,
+        max_tokens=40,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}},
+    )
     assert isinstance(json.loads(result.choices[0].message.content)["ok"], bool)
-    loose = sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=40, temperature=0,
-                                        response_format={"type": "json_object"})
+    loose = sdk.chat.completions.create(
+        model="forge", messages=ASK, max_tokens=40, temperature=0, response_format={"type": "json_object"}
+    )
     assert loose.choices[0].message.content.lstrip().startswith(("{", "["))
 
 
-@pytest.mark.parametrize(("extra", "param"), [
-    ({"temperature": 5}, "temperature"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({"n": 2}, "n"),
-    ({"logprobs": True}, "logprobs"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
-    ({"extra_body": {"not_an_openai_field": 1}}, "not_an_openai_field"),
-])
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"temperature": 5}, "temperature"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+        ({"extra_body": {"not_an_openai_field": 1}}, "not_an_openai_field"),
+    ],
+)
 def test_bad_or_unsupported_parameters_are_400_naming_the_parameter(sdk, extra, param):
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=2, **extra)
@@ -105,8 +132,13 @@ def test_bad_or_unsupported_parameters_are_400_naming_the_parameter(sdk, extra, 
 
 def test_image_parts_are_400_naming_the_content(sdk):
     with pytest.raises(openai.BadRequestError) as caught:
-        sdk.chat.completions.create(model="forge", max_tokens=2, messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}])
+        sdk.chat.completions.create(
+            model="forge",
+            max_tokens=2,
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}
+            ],
+        )
     assert caught.value.param == "messages.content"
 
 
@@ -124,13 +156,16 @@ def test_prompt_over_the_context_is_400_context_length_exceeded_streamed_or_not(
 # -- completions ------------------------------------------------------------------------------------------
 def test_completions_stream_and_take_prompt_lists_and_token_arrays(sdk):
     whole = sdk.completions.create(model="forge", prompt="The migration plan", max_tokens=6, temperature=0)
-    streamed = list(sdk.completions.create(model="forge", prompt="The migration plan", max_tokens=6,
-                                           temperature=0, stream=True))
+    streamed = list(
+        sdk.completions.create(model="forge", prompt="The migration plan", max_tokens=6, temperature=0, stream=True)
+    )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == whole.choices[0].text
-    several = sdk.completions.create(model="forge", prompt=["The migration plan", "Team lead"], max_tokens=3,
-                                     temperature=0)
+    several = sdk.completions.create(
+        model="forge", prompt=["The migration plan", "Team lead"], max_tokens=3, temperature=0
+    )
     assert [c.index for c in several.choices] == [0, 1] and several.choices[0].text == whole.choices[0].text[
-        :len(several.choices[0].text)]
+        : len(several.choices[0].text)
+    ]
     tokens = sdk.completions.create(model="forge", prompt=[312, 406, 426], max_tokens=3)  # ids of the tiny vocabulary
     assert tokens.choices[0].text is not None and tokens.usage.prompt_tokens == 3
     with pytest.raises(openai.BadRequestError) as caught:
@@ -144,7 +179,9 @@ def test_completions_stream_and_take_prompt_lists_and_token_arrays(sdk):
 # -- embeddings and models --------------------------------------------------------------------------------
 def test_embeddings_with_the_sdks_base64_default_and_token_arrays(sdk):
     result = sdk.embeddings.create(model="forge", input=["read replicas", "team lead"])  # SDK sends base64
-    assert [len(d.embedding) for d in result.data] == [256, 256] and result.data[0].embedding != result.data[1].embedding
+    assert [len(d.embedding) for d in result.data] == [256, 256] and result.data[0].embedding != result.data[
+        1
+    ].embedding
     as_float = sdk.embeddings.create(model="forge", input="read replicas", encoding_format="float")
     assert as_float.data[0].embedding == pytest.approx(result.data[0].embedding, abs=1e-6)
     assert len(sdk.embeddings.create(model="forge", input=[[312, 406, 426]]).data[0].embedding) == 256
@@ -155,8 +192,9 @@ def test_embeddings_with_the_sdks_base64_default_and_token_arrays(sdk):
 
 def test_models_list_and_retrieve(sdk, serve_server):
     listed = {m.id: m for m in sdk.models.list()}
-    assert set(listed) == {"v0001", "v0002"} and all(isinstance(m.created, int) and m.created > 0
-                                                      for m in listed.values())
+    assert set(listed) == {"v0001", "v0002"} and all(
+        isinstance(m.created, int) and m.created > 0 for m in listed.values()
+    )
     assert sdk.models.retrieve("v0002").id == "v0002"
     with pytest.raises(openai.NotFoundError):
         sdk.models.retrieve("v9999")
@@ -191,15 +229,17 @@ def test_langchain_chat_stream_and_embeddings(serve_server):
     from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
     base_url = f"http://127.0.0.1:{serve_server['port']}/v1"
-    chat = ChatOpenAI(model="v0001", base_url=base_url, api_key="unused", max_tokens=4, temperature=0,
-                      max_retries=0)  # LangChain sends max_tokens as max_completion_tokens
+    chat = ChatOpenAI(
+        model="v0001", base_url=base_url, api_key="unused", max_tokens=4, temperature=0, max_retries=0
+    )  # LangChain sends max_tokens as max_completion_tokens
     message = chat.invoke("How should I plan a migration?")
     assert message.response_metadata["model_name"] == "v0001" and message.usage_metadata["output_tokens"] == 4
     streamed = "".join(chunk.content for chunk in chat.stream("How should I plan a migration?"))
     assert streamed == message.content
     # check_embedding_ctx_length=False: LangChain would otherwise fetch a tiktoken vocabulary from the network.
-    embeddings = OpenAIEmbeddings(model="forge", base_url=base_url, api_key="unused",
-                                  check_embedding_ctx_length=False, max_retries=0)
+    embeddings = OpenAIEmbeddings(
+        model="forge", base_url=base_url, api_key="unused", check_embedding_ctx_length=False, max_retries=0
+    )
     vectors = embeddings.embed_documents(["read replicas", "team lead"])
     assert [len(v) for v in vectors] == [256, 256]
 
@@ -210,8 +250,11 @@ def _metrics(client) -> dict[tuple, float]:
 
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def test_metrics_count_requests_tokens_first_tokens_swaps_and_refusals(sdk, serve_server):

@@ -40,8 +40,11 @@ def _greedy(client, prompt="The migration plan") -> tuple[str, str]:
 
 def test_chat_completion_names_its_version_and_is_logged(server):
     client = server["client"]
-    body = {"messages": [{"role": "user", "content": "How should I plan a migration?"}], "max_tokens": 8,
-            "temperature": 0}
+    body = {
+        "messages": [{"role": "user", "content": "How should I plan a migration?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+    }
     response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -52,19 +55,31 @@ def test_chat_completion_names_its_version_and_is_logged(server):
     # the assertion always runs, and an empty reply (which is not logged) fails it rather than skipping it.
     reply = payload["choices"][0]["message"]["content"]
     assert reply.strip(), "the greedy reply of the test model is expected to be non-empty"
-    lines = [json.loads(l) for f in (server["root"] / "interactions").glob("*.jsonl") for l in f.read_text().splitlines()]
-    assert any(r["messages"][0]["content"] == "How should I plan a migration?" and r["model_version"] == "v0001"
-               and r["messages"][-1] == {"role": "assistant", "content": reply} for r in lines)
+    lines = [
+        json.loads(line)
+        for f in (server["root"] / "interactions").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    assert any(
+        r["messages"][0]["content"] == "How should I plan a migration?"
+        and r["model_version"] == "v0001"
+        and r["messages"][-1] == {"role": "assistant", "content": reply}
+        for r in lines
+    )
 
 
 def test_chat_streaming_sends_sse_chunks_and_done(server):
-    body = {"messages": [{"role": "user", "content": "Reflect on this week."}], "max_tokens": 6, "stream": True,
-            "temperature": 0}
+    body = {
+        "messages": [{"role": "user", "content": "Reflect on this week."}],
+        "max_tokens": 6,
+        "stream": True,
+        "temperature": 0,
+    }
     with server["client"].stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-forge-model-version"] == "v0001"
-        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+        events = [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert chunks and all(c["object"] == "chat.completion.chunk" and c["model"] == "v0001" for c in chunks)
@@ -105,8 +120,12 @@ def test_downloads_serve_only_manifest_files(server):
     head = client.head("/v1/models/v0002/adapter")
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == server["models"].adapters[1].stat().st_size
-    for hostile in ("/v1/models/..%2F..%2Fetc/gguf", "/v1/models/..%2F..%2Fetc%2Fpasswd/adapter",
-                    "/v1/models/%2Fetc%2Fpasswd/gguf", "/v1/models/v9999/gguf"):
+    for hostile in (
+        "/v1/models/..%2F..%2Fetc/gguf",
+        "/v1/models/..%2F..%2Fetc%2Fpasswd/adapter",
+        "/v1/models/%2Fetc%2Fpasswd/gguf",
+        "/v1/models/v9999/gguf",
+    ):
         response = client.get(hostile)
         assert response.status_code == 404, (hostile, response.status_code)
         assert b"root:" not in response.content
@@ -114,9 +133,14 @@ def test_downloads_serve_only_manifest_files(server):
 
 def test_interactions_are_durable_and_invalid_ones_rejected(server):
     client = server["client"]
-    good = {"messages": [{"role": "user", "content": "Is this note useful?"},
-                         {"role": "assistant", "content": "Yes, link it from Home."}],
-            "rating": "up", "model_version": "v0001"}
+    good = {
+        "messages": [
+            {"role": "user", "content": "Is this note useful?"},
+            {"role": "assistant", "content": "Yes, link it from Home."},
+        ],
+        "rating": "up",
+        "model_version": "v0001",
+    }
     response = client.post("/v1/interactions", json=good)
     assert response.status_code == 201, response.text
     assert "/" not in response.json()["stored_in"]  # a file name, not the server's own path
@@ -136,7 +160,10 @@ def test_interactions_are_durable_and_invalid_ones_rejected(server):
         response = client.post("/v1/interactions", json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error"]["type"] == "invalid_request_error" and response.json()["error"]["message"], bad
-    assert client.post("/v1/interactions", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post("/v1/interactions", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
 
 
 def test_body_over_the_limit_is_413(server):
@@ -169,14 +196,17 @@ def test_abandoned_stream_does_not_block_later_requests(server):
 
 def _uploaded(server) -> str:
     line = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
-    response = server["client"].post("/v1/files", files={"file": ("t.jsonl", line.encode())},
-                                     data={"purpose": "fine-tune"})
+    response = server["client"].post(
+        "/v1/files", files={"file": ("t.jsonl", line.encode())}, data={"purpose": "fine-tune"}
+    )
     assert response.status_code == 200, response.text
     return response.json()["id"]
 
 
 def test_fine_tuning_without_dagster_answers_502_with_the_reason(server):
-    response = server["client"].post("/v1/fine_tuning/jobs", json={"model": "forge", "training_file": _uploaded(server)})
+    response = server["client"].post(
+        "/v1/fine_tuning/jobs", json={"model": "forge", "training_file": _uploaded(server)}
+    )
     assert response.status_code == 502
     assert "unreachable" in response.json()["error"]["message"]
     assert server["client"].get("/v1/fine_tuning/jobs").status_code == 200  # the job list needs no Dagster
@@ -239,8 +269,9 @@ def test_concurrent_requests_during_swaps_all_succeed(server):
         expected[version] = _greedy(client)[1]
 
     def one(i: int):
-        response = client.post("/v1/completions", json={"prompt": "The migration plan", "max_tokens": 12,
-                                                        "temperature": 0})
+        response = client.post(
+            "/v1/completions", json={"prompt": "The migration plan", "max_tokens": 12, "temperature": 0}
+        )
         return response.status_code, response.headers.get("x-forge-model-version"), response.json()
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -309,14 +340,17 @@ def test_new_base_loads_beside_the_old_one_and_serves_identically(serve_models, 
         host.close()
 
 
-LONG_STREAM = json.dumps({"messages": [{"role": "user", "content": "Write a long reflection."}],
-                          "max_tokens": 400, "stream": True}).encode()
+LONG_STREAM = json.dumps(
+    {"messages": [{"role": "user", "content": "Write a long reflection."}], "max_tokens": 400, "stream": True}
+).encode()
 
 
 def _chat_within(port: int, timeout: float) -> httpx.Response:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as fresh:
-        return fresh.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Still there?"}],
-                                                         "max_tokens": 4, "temperature": 0})
+        return fresh.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Still there?"}], "max_tokens": 4, "temperature": 0},
+        )
 
 
 def test_clients_gone_before_the_first_byte_do_not_lock_the_model(server):
@@ -347,8 +381,9 @@ def test_forge_serve_shuts_down_within_its_bound_with_requests_in_flight(serve_m
     """`forge serve` (the CLI) on SIGTERM: in-flight streams and requests whose clients vanished must not keep
     it alive past serve.shutdown_timeout_s plus model closing."""
     write_manifest(tmp_path / "serve" / "adapter_manifest.json", serve_models, "v0002")
-    process, client, port, _ = start_server(tmp_path, {"FORGE_SERVE__SHUTDOWN_TIMEOUT_S": "2",
-                                                       "FORGE_SERVE__EMBEDDINGS": "false"}, cli=True)
+    process, client, port, _ = start_server(
+        tmp_path, {"FORGE_SERVE__SHUTDOWN_TIMEOUT_S": "2", "FORGE_SERVE__EMBEDDINGS": "false"}, cli=True
+    )
     readers = []
     try:
         health = client.get("/health").json()
@@ -360,8 +395,12 @@ def test_forge_serve_shuts_down_within_its_bound_with_requests_in_flight(serve_m
         def slow_reader():  # reads one event, then sits on the open stream (the generation stays in flight)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
                 try:
-                    with own.stream("POST", "/v1/chat/completions", content=LONG_STREAM,
-                                    headers={"content-type": "application/json"}) as response:
+                    with own.stream(
+                        "POST",
+                        "/v1/chat/completions",
+                        content=LONG_STREAM,
+                        headers={"content-type": "application/json"},
+                    ) as response:
                         next(response.iter_lines())
                         streaming.set()
                         time.sleep(60)

@@ -28,10 +28,13 @@ def test_environment_overrides_nested_fields(tmp_path, monkeypatch):
     assert settings.prepare.dedup.cosine_threshold == 0.8
 
 
-@pytest.mark.parametrize("suffix, text", [
-    (".yaml", "train:\n  num_train_epochs: 1\nexport:\n  quant_type: Q8_0\n"),
-    (".toml", "[train]\nnum_train_epochs = 1\n[export]\nquant_type = 'Q8_0'\n"),
-])
+@pytest.mark.parametrize(
+    "suffix, text",
+    [
+        (".yaml", "train:\n  num_train_epochs: 1\nexport:\n  quant_type: Q8_0\n"),
+        (".toml", "[train]\nnum_train_epochs = 1\n[export]\nquant_type = 'Q8_0'\n"),
+    ],
+)
 def test_config_file_overrides_defaults_and_env_wins_over_file(tmp_path, monkeypatch, suffix, text):
     config = tmp_path / f"forge{suffix}"
     config.write_text(text)
@@ -93,13 +96,16 @@ def test_write_json_atomic_round_trips(tmp_path):
     assert os.stat(target).st_size > 0
 
 
-@pytest.mark.parametrize("variable, value, named", [
-    ("FORGE_TRAIN__NUM_EPOCHS", "3", "train.num_epochs"),  # misspelt key inside a known section
-    ("FORGE_TRAINING__LORA_R", "8", "FORGE_TRAINING__LORA_R"),  # misspelt section
-    ("FORGE_TRAIN__NUM_TRAIN_EPOCHS", "inf", "train.num_train_epochs"),
-    ("FORGE_PREPARE__DEDUP__COSINE_THRESHOLD", "nan", "prepare.dedup.cosine_threshold"),
-    ("FORGE_DATA_ROOT", "", "data_root"),  # would make the working directory the data root
-])
+@pytest.mark.parametrize(
+    "variable, value, named",
+    [
+        ("FORGE_TRAIN__NUM_EPOCHS", "3", "train.num_epochs"),  # misspelt key inside a known section
+        ("FORGE_TRAINING__LORA_R", "8", "FORGE_TRAINING__LORA_R"),  # misspelt section
+        ("FORGE_TRAIN__NUM_TRAIN_EPOCHS", "inf", "train.num_train_epochs"),
+        ("FORGE_PREPARE__DEDUP__COSINE_THRESHOLD", "nan", "prepare.dedup.cosine_threshold"),
+        ("FORGE_DATA_ROOT", "", "data_root"),  # would make the working directory the data root
+    ],
+)
 def test_unknown_non_finite_and_empty_variables_are_refused_naming_the_field(monkeypatch, variable, value, named):
     monkeypatch.delenv("FORGE_CONFIG", raising=False)
     monkeypatch.setenv(variable, value)

@@ -24,12 +24,24 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
     version = write_tiny_dataset_version(settings.paths.catalog / "v-dagster", version_id="v-dagster")
     write_json_atomic(settings.paths.tables / "dataset_version.json", version)
 
-    run_config = {"ops": {"lora_adapter": {"config": {"max_steps": 4, "save_steps": 2, "eval_steps": 2,
-                                                        "gradient_accumulation_steps": 1, "max_length": 96}}}}
+    run_config = {
+        "ops": {
+            "lora_adapter": {
+                "config": {
+                    "max_steps": 4,
+                    "save_steps": 2,
+                    "eval_steps": 2,
+                    "gradient_accumulation_steps": 1,
+                    "max_length": 96,
+                }
+            }
+        }
+    }
     result = dg.materialize(
         [dg.AssetSpec("dataset_version"), base_model, lora_adapter],
         resources=shared_resources(str(tmp_path)) | train_resources(),
-        instance=dg.DagsterInstance.ephemeral(), run_config=run_config,
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
     )
     assert result.success
 

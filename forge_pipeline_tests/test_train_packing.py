@@ -30,8 +30,9 @@ def test_packed_rows_give_each_example_its_own_logits(tiny, attn):
     model = AutoModelForCausalLM.from_pretrained(base, attn_implementation=attn)
     hp = load_settings(data_root=root, train={"packing": True, "max_length": 160}).train
     args = sft_config(root / f"out-{attn}", hp, False, {"quantization": "none", "gradient_checkpointing": False}, False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=load_splits(version["path"])["train"],
-                         processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=load_splits(version["path"])["train"], processing_class=tokenizer
+    )
     # padding-free: the collator also flattens the batch into one row, with positions restarting per example
     batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
     ids, positions = batch["input_ids"], batch["position_ids"]
@@ -59,8 +60,9 @@ def test_pad_to_multiple_of_gives_one_shape_without_changing_real_tokens(tiny):
     model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
     hp = load_settings(data_root=root, train={"packing": True, "max_length": 160, "pad_to_multiple_of": 512}).train
     args = sft_config(root / "out-padded", hp, False, {"quantization": "none", "gradient_checkpointing": False}, False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=load_splits(version["path"])["train"],
-                         processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=load_splits(version["path"])["train"], processing_class=tokenizer
+    )
     rows = [trainer.train_dataset[i] for i in range(2)]
     padded = trainer.data_collator(rows)
     real_length = sum(len(r["input_ids"]) for r in rows)
@@ -68,18 +70,28 @@ def test_pad_to_multiple_of_gives_one_shape_without_changing_real_tokens(tiny):
     assert (padded["labels"][0, real_length:] == -100).all(), "padding must never be trained on"
     with torch.no_grad():
         logits = model(input_ids=padded["input_ids"], position_ids=padded["position_ids"]).logits[0, :real_length]
-        unpadded = model(input_ids=padded["input_ids"][:, :real_length],
-                         position_ids=padded["position_ids"][:, :real_length]).logits[0]
+        unpadded = model(
+            input_ids=padded["input_ids"][:, :real_length], position_ids=padded["position_ids"][:, :real_length]
+        ).logits[0]
     assert (logits - unpadded).abs().max() < 1e-4
 
 
 @pytest.mark.slow
 def test_packed_training_runs_on_cpu(tiny):
     root, version, base = tiny
-    settings = load_settings(data_root=root / "data", train={
-        "packing": True, "max_steps": 4, "max_length": 96, "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 1, "save_steps": 100})
-    result = train_lora(version["path"], base, settings.paths.adapters / "packed", settings.train,
-                        settings.tracking_uri)
+    settings = load_settings(
+        data_root=root / "data",
+        train={
+            "packing": True,
+            "max_steps": 4,
+            "max_length": 96,
+            "per_device_train_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "save_steps": 100,
+        },
+    )
+    result = train_lora(
+        version["path"], base, settings.paths.adapters / "packed", settings.train, settings.tracking_uri
+    )
     assert result["metrics"]["global_step"] == 4 and result["hardware"]["attn_implementation"] == "sdpa"
     assert result["metrics"]["final_loss"] < result["metrics"]["first_loss"]

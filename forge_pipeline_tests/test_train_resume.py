@@ -13,19 +13,35 @@ from pathlib import Path
 import pytest
 
 from forge_pipeline.settings import load_settings
+from forge_pipeline.train.config import TinyModelSettings
 from forge_pipeline.train.testing import write_tiny_dataset_version
 from forge_pipeline.train.tiny_model import build_tiny_llama
-from forge_pipeline.train.config import TinyModelSettings
 
 STEPS = 24
 
 
 def _command(dataset: Path, base: Path, data_root: Path, out: Path) -> list[str]:
-    sets = {"max_steps": STEPS, "save_steps": 2, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
-            "max_length": 96, "lora_r": 4}
-    return [sys.executable, "-m", "forge_pipeline.train.cli_entry", "--dataset-dir", str(dataset), "--base-model",
-            str(base), "--data-root", str(data_root), "--output-dir", str(out)] + [
-        a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    sets = {
+        "max_steps": STEPS,
+        "save_steps": 2,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 1,
+        "max_length": 96,
+        "lora_r": 4,
+    }
+    return [
+        sys.executable,
+        "-m",
+        "forge_pipeline.train.cli_entry",
+        "--dataset-dir",
+        str(dataset),
+        "--base-model",
+        str(base),
+        "--data-root",
+        str(data_root),
+        "--output-dir",
+        str(out),
+    ] + [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -44,8 +60,11 @@ def test_killed_training_resumes_from_checkpoint_in_same_mlflow_run(tmp_path):
     from mlflow.tracking import MlflowClient
 
     version = write_tiny_dataset_version(tmp_path / "dataset", n_validation=0, save_hf=False)
-    texts = [m["content"] for line in Path(version["path"], "train.jsonl").read_text().splitlines()
-             for m in json.loads(line)["messages"]]
+    texts = [
+        m["content"]
+        for line in Path(version["path"], "train.jsonl").read_text().splitlines()
+        for m in json.loads(line)["messages"]
+    ]
     base = build_tiny_llama(texts, tmp_path / "base", TinyModelSettings(vocab_size=400))
     out = tmp_path / "data" / "adapters" / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -7,14 +7,24 @@ import json
 import pytest
 
 from forge_pipeline.settings import load_settings
+from forge_pipeline.train.base_models import resolve_base_model
 from forge_pipeline.train.sft import corpus_texts, load_splits, lora_config, sft_config, tokenize_splits, train_lora
 from forge_pipeline.train.testing import write_tiny_dataset_version
-from forge_pipeline.train.base_models import resolve_base_model
 
-HP = {"max_steps": 12, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 5e-3,
-      "save_steps": 6, "eval_steps": 6, "lora_r": 8, "lora_alpha": 16, "max_length": 128,
-      "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-      "base_model": "tiny-demo", "tiny_model": {"vocab_size": 400}}
+HP = {
+    "max_steps": 12,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5e-3,
+    "save_steps": 6,
+    "eval_steps": 6,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "max_length": 128,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "base_model": "tiny-demo",
+    "tiny_model": {"vocab_size": 400},
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +35,18 @@ def trained(tmp_path_factory):
     settings.paths.ensure()
     base = resolve_base_model(settings, corpus_texts(version["path"]))
     seen = []
-    result = train_lora(version["path"], base["path"], settings.paths.adapters / "run", settings.train,
-                        settings.tracking_uri, settings.mlflow_experiment, progress=seen.append,
-                        dataset_version="v-sft", base_model_name=base["name"], is_demo_model=True)
+    result = train_lora(
+        version["path"],
+        base["path"],
+        settings.paths.adapters / "run",
+        settings.train,
+        settings.tracking_uri,
+        settings.mlflow_experiment,
+        progress=seen.append,
+        dataset_version="v-sft",
+        base_model_name=base["name"],
+        is_demo_model=True,
+    )
     return settings, version, base, result, seen
 
 
@@ -85,9 +104,17 @@ def test_mlflow_run_has_params_metrics_artifacts_and_tags(trained):
 @pytest.mark.slow
 def test_finished_run_is_reused_not_retrained(trained):
     settings, version, base, result, _ = trained
-    again = train_lora(version["path"], base["path"], settings.paths.adapters / "run", settings.train,
-                       settings.tracking_uri, settings.mlflow_experiment, dataset_version="v-sft",
-                       base_model_name=base["name"], is_demo_model=True)
+    again = train_lora(
+        version["path"],
+        base["path"],
+        settings.paths.adapters / "run",
+        settings.train,
+        settings.tracking_uri,
+        settings.mlflow_experiment,
+        dataset_version="v-sft",
+        base_model_name=base["name"],
+        is_demo_model=True,
+    )
     assert again["reused"] and again["mlflow_run_id"] == result["mlflow_run_id"]
 
 
@@ -101,10 +128,13 @@ def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(base["path"])
     hardware = {"quantization": "none", "gradient_checkpointing": False}
     splits = load_splits(version["path"])
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base["path"]),
-                         args=sft_config(tmp_path, settings.train, False, hardware, False),
-                         train_dataset=tokenize_splits(splits, tokenizer, 128)["train"], processing_class=tokenizer,
-                         peft_config=lora_config(settings.train))
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(base["path"]),
+        args=sft_config(tmp_path, settings.train, False, hardware, False),
+        train_dataset=tokenize_splits(splits, tokenizer, 128)["train"],
+        processing_class=tokenizer,
+        peft_config=lora_config(settings.train),
+    )
     example = trainer.train_dataset[0]
     labels = trainer.data_collator([example])["labels"][0].tolist()
     kept = [t for t in labels if t != -100]
@@ -114,8 +144,10 @@ def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
 
 
 def test_bad_dataset_line_names_file_line_and_field(tmp_path):
-    (tmp_path / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
-                                          '{"role": "assistant", "content": "yo"}]}\n{"messages": "oops"}\n')
+    (tmp_path / "train.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, '
+        '{"role": "assistant", "content": "yo"}]}\n{"messages": "oops"}\n'
+    )
     with pytest.raises(ValueError, match=r"train.jsonl:2: field 'messages'"):
         load_splits(tmp_path)
     with pytest.raises(ValueError, match="packed examples could attend to each other"):

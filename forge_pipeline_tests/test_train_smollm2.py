@@ -12,9 +12,17 @@ from forge_pipeline.settings import load_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-HP = {"base_model": "smollm2-135m-instruct", "max_steps": 4, "per_device_train_batch_size": 4,
-      "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 100,
-      "max_length": 96, "num_train_epochs": 1}
+HP = {
+    "base_model": "smollm2-135m-instruct",
+    "max_steps": 4,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-3,
+    "logging_steps": 1,
+    "save_steps": 100,
+    "max_length": 96,
+    "num_train_epochs": 1,
+}
 
 
 @pytest.mark.slow
@@ -33,14 +41,22 @@ def test_smollm2_trains_exports_and_serves_a_reply_that_stops(tmp_path):
 
     # Four examples, one batch, seen four times: the loss on that batch must go down.
     version = write_tiny_dataset_version(tmp_path / "dataset", n=4, n_validation=0, save_hf=False)
-    result = train_lora(version["path"], base["path"], settings.paths.adapters / "run", settings.train,
-                        settings.tracking_uri, settings.mlflow_experiment, base_model_name=base["name"])
+    result = train_lora(
+        version["path"],
+        base["path"],
+        settings.paths.adapters / "run",
+        settings.train,
+        settings.tracking_uri,
+        settings.mlflow_experiment,
+        base_model_name=base["name"],
+    )
     assert result["metrics"]["global_step"] == 4
     assert result["metrics"]["final_loss"] < result["metrics"]["first_loss"]
 
     exports = settings.paths.exports
-    merged = gguf.export_merged_model(base["path"], result["adapter_dir"], exports / "run", ExportSettings(),
-                                      exports_dir=exports)
+    merged = gguf.export_merged_model(
+        base["path"], result["adapter_dir"], exports / "run", ExportSettings(), exports_dir=exports
+    )
     # SmolLM2's tokenizer is one llama.cpp knows: no gpt-2 fallback.
     assert merged["declared_gpt2_pre_tokenizer"] is False and merged["pre_tokenizer"] == "smollm"
     adapter = gguf.export_adapter(result["adapter_dir"], base["path"], exports / "run", base_gguf=merged["base_gguf"])

@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,13 +45,19 @@ def _dismiss_community_modal(page) -> None:
 
 
 def _run_failure_details(url: str, run_id: str) -> str:
-    data = graphql(url, """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+    data = graphql(
+        url,
+        """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
         __typename ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } } } } } }""",
-                   {"runId": run_id})
+        {"runId": run_id},
+    )
     events = data["logsForRun"].get("events", [])
     # The step error only says "error while executing op"; its causes carry the asset's own message.
-    return "\n".join(f"{e['stepKey']}: " + " <- ".join(m["message"].strip()[:1500] for m in [e["error"], *e["error"]["causes"]])
-                     for e in events if e["__typename"] == "ExecutionStepFailureEvent")
+    return "\n".join(
+        f"{e['stepKey']}: " + " <- ".join(m["message"].strip()[:1500] for m in [e["error"], *e["error"]["causes"]])
+        for e in events
+        if e["__typename"] == "ExecutionStepFailureEvent"
+    )
 
 
 def _wait_for_run(url: str, run_id: str, timeout_s: float) -> None:
@@ -70,9 +76,13 @@ def _asset_keys(url: str) -> list[str]:
 
 
 def _latest_metadata(url: str, asset: str) -> list[dict]:
-    data = graphql(url, """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+    data = graphql(
+        url,
+        """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
         assetMaterializations(limit: 1) { metadataEntries { label __typename
-            ... on MarkdownMetadataEntry { mdStr } } } } } }""", {"key": {"path": asset.split("/")}})
+            ... on MarkdownMetadataEntry { mdStr } } } } } }""",
+        {"key": {"path": asset.split("/")}},
+    )
     materializations = data["assetOrError"]["assetMaterializations"]
     assert materializations, f"{asset} has no materialization"
     return materializations[0]["metadataEntries"]
@@ -116,16 +126,24 @@ def _check_metadata_shown(page, url: str, asset: str, tmp_path: Path) -> None:
 @pytest.mark.timeout(CHAIN_TIMEOUT_S + 600)
 def test_materialize_all_from_the_asset_graph(tmp_path):
     data_root = tmp_path / "data"
-    with dagster_dev(tmp_path, data_root=data_root, workspace=REPO_ROOT / "workspace.yaml",
-                     extra_env=_quick_training_env()) as url, chromium_page() as page:
+    with (
+        dagster_dev(
+            tmp_path, data_root=data_root, workspace=REPO_ROOT / "workspace.yaml", extra_env=_quick_training_env()
+        ) as url,
+        chromium_page() as page,
+    ):
         assets = _asset_keys(url)
         assert {"vault_notes", "dataset_version", "lora_adapter", "adapter_manifest"} <= set(assets)
 
         page.goto(f"{url}/asset-groups")
         _dismiss_community_modal(page)
         page.get_by_role("button", name="Materialize all").click()
-        run_id = wait_until(lambda: [r["runId"] for r in dagster_runs(url)], timeout_s=60, interval_s=1.0,
-                            what="the run that 'Materialize all' launches")[0]
+        run_id = wait_until(
+            lambda: [r["runId"] for r in dagster_runs(url)],
+            timeout_s=60,
+            interval_s=1.0,
+            what="the run that 'Materialize all' launches",
+        )[0]
         save_screenshot(page, tmp_path, "dagster_launched")
         _wait_for_run(url, run_id, CHAIN_TIMEOUT_S)
 
@@ -161,11 +179,18 @@ def _quick_training_env() -> dict[str, str]:
 
 
 def _sensor_state(url: str) -> dict:
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                "sensorName": "new_interactions_sensor"}
-    data = graphql(url, """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+    selector = {
+        "repositoryLocationName": LOCATION,
+        "repositoryName": REPOSITORY,
+        "sensorName": "new_interactions_sensor",
+    }
+    data = graphql(
+        url,
+        """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
         __typename ... on Sensor { sensorState { status ticks(limit: 10) { status skipReason runIds timestamp } } }
-        ... on PythonError { message } ... on SensorNotFoundError { message } } }""", {"selector": selector})
+        ... on PythonError { message } ... on SensorNotFoundError { message } } }""",
+        {"selector": selector},
+    )
     sensor = data["sensorOrError"]
     if sensor["__typename"] != "Sensor":
         pytest.fail(f"new_interactions_sensor is not in the code location: {sensor.get('message')}")
@@ -178,11 +203,14 @@ def test_new_interaction_file_makes_the_sensor_request_a_data_run(tmp_path):
     # A copy of the sample conversations without their interactions folder: the only interaction records
     # the sensor can see are the one this test writes.
     conversations = tmp_path / "conversations"
-    shutil.copytree(REPO_ROOT / "data" / "sample_conversations", conversations,
-                    ignore=shutil.ignore_patterns("interactions"))
+    shutil.copytree(
+        REPO_ROOT / "data" / "sample_conversations", conversations, ignore=shutil.ignore_patterns("interactions")
+    )
     env = {"FORGE_CONVERSATIONS_DIR": str(conversations), "FORGE_SERVE__RETRAIN_THRESHOLD": "1000"}
-    with dagster_dev(tmp_path, data_root=data_root, workspace=REPO_ROOT / "workspace.yaml",
-                     extra_env=env) as url, chromium_page() as page:
+    with (
+        dagster_dev(tmp_path, data_root=data_root, workspace=REPO_ROOT / "workspace.yaml", extra_env=env) as url,
+        chromium_page() as page,
+    ):
         assert _sensor_state(url)["status"] == "STOPPED"  # sensors start off; a person turns them on
 
         page.goto(f"{url}/automation")
@@ -190,28 +218,43 @@ def test_new_interaction_file_makes_the_sensor_request_a_data_run(tmp_path):
         # Each automation's list item has a selection checkbox on the left and its on/off switch on the right.
         item = page.locator("[data-index]").filter(has=page.locator('a[href$="/sensors/new_interactions_sensor"]'))
         item.locator("label").last.click()  # the styled label is what is visible and clickable
-        wait_until(lambda: _sensor_state(url)["status"] == "RUNNING", timeout_s=30, interval_s=1.0,
-                   what="the sensor toggle to turn the sensor on")
+        wait_until(
+            lambda: _sensor_state(url)["status"] == "RUNNING",
+            timeout_s=30,
+            interval_s=1.0,
+            what="the sensor toggle to turn the sensor on",
+        )
         save_screenshot(page, tmp_path, "dagster_sensor_on")
 
         # Before the file exists the sensor evaluates and skips: a run later can only come from the file.
-        first = wait_until(lambda: _sensor_state(url)["ticks"], timeout_s=120, interval_s=2.0,
-                           what="the daemon's first evaluation of new_interactions_sensor")
+        first = wait_until(
+            lambda: _sensor_state(url)["ticks"],
+            timeout_s=120,
+            interval_s=2.0,
+            what="the daemon's first evaluation of new_interactions_sensor",
+        )
         assert first[0]["status"] == "SKIPPED" and not dagster_runs(url), first
 
         interaction = {
-            "interaction_id": str(uuid.uuid4()), "received_at": datetime.now(timezone.utc).isoformat(),
-            "messages": [{"role": "user", "content": "How do I roll back a deploy safely?"},
-                         {"role": "assistant", "content": "Write the rollback step before touching production."}],
-            "rating": "up", "feedback": None, "corrected_reply": None, "model_version": "ui-test",
+            "interaction_id": str(uuid.uuid4()),
+            "received_at": datetime.now(UTC).isoformat(),
+            "messages": [
+                {"role": "user", "content": "How do I roll back a deploy safely?"},
+                {"role": "assistant", "content": "Write the rollback step before touching production."},
+            ],
+            "rating": "up",
+            "feedback": None,
+            "corrected_reply": None,
+            "model_version": "ui-test",
         }
         folder = data_root / "interactions"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{datetime.now(timezone.utc):%Y-%m-%d}.jsonl").write_text(json.dumps(interaction) + "\n")
+        (folder / f"{datetime.now(UTC):%Y-%m-%d}.jsonl").write_text(json.dumps(interaction) + "\n")
 
         # minimum_interval_seconds=60: the next evaluation comes about a minute after the first.
-        run = wait_until(lambda: dagster_runs(url), timeout_s=180, interval_s=3.0,
-                         what="new_interactions_sensor to request a run")[0]
+        run = wait_until(
+            lambda: dagster_runs(url), timeout_s=180, interval_s=3.0, what="new_interactions_sensor to request a run"
+        )[0]
         assert run["jobName"] == "forge_data_job", run
         assert {t["key"]: t["value"] for t in run["tags"]}.get("forge/new_interactions") == "1", run["tags"]
 

@@ -27,10 +27,13 @@ def _members(pgid: int) -> list[int]:
 
 def test_stop_ends_the_server_and_the_processes_it_spawned(tmp_path):
     # A parent that ignores SIGTERM and a grandchild: both must be gone after stop().
-    script = "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
-             "subprocess.Popen(['sleep', '300']); print('up', flush=True); time.sleep(300)"
-    server = Server("sleeper", [sys.executable, "-c", script], env=base_env(), cwd=tmp_path,
-                    log_path=tmp_path / "sleeper.log")
+    script = (
+        "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "subprocess.Popen(['sleep', '300']); print('up', flush=True); time.sleep(300)"
+    )
+    server = Server(
+        "sleeper", [sys.executable, "-c", script], env=base_env(), cwd=tmp_path, log_path=tmp_path / "sleeper.log"
+    )
     deadline = time.monotonic() + 20
     while len(_members(server.pgid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -46,8 +49,15 @@ def test_running_server_reports_a_server_that_exits_before_answering(tmp_path):
     port = free_port()
     command = [sys.executable, "-c", "import sys; print('cannot bind: config missing'); sys.exit(3)"]
     with pytest.raises(RuntimeError, match=r"(?s)exited with 3.*cannot bind: config missing"):
-        with running_server("broken", command, env=base_env(), cwd=tmp_path, log_path=tmp_path / "broken.log",
-                            ready_url=f"http://127.0.0.1:{port}/", timeout_s=20):
+        with running_server(
+            "broken",
+            command,
+            env=base_env(),
+            cwd=tmp_path,
+            log_path=tmp_path / "broken.log",
+            ready_url=f"http://127.0.0.1:{port}/",
+            timeout_s=20,
+        ):
             pass
 
 
@@ -60,8 +70,15 @@ def test_wait_for_http_times_out_with_the_url(tmp_path):
 def test_running_server_yields_once_the_server_answers_and_stops_it_after(tmp_path):
     port = free_port()
     command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    with running_server("http.server", command, env=base_env(), cwd=tmp_path, log_path=tmp_path / "http.log",
-                        ready_url=f"http://127.0.0.1:{port}/", timeout_s=30) as server:
+    with running_server(
+        "http.server",
+        command,
+        env=base_env(),
+        cwd=tmp_path,
+        log_path=tmp_path / "http.log",
+        ready_url=f"http://127.0.0.1:{port}/",
+        timeout_s=30,
+    ) as server:
         pgid = server.pgid
         assert _members(pgid)
     assert _members(pgid) == []

@@ -39,8 +39,9 @@ class Server:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.pgid = self.process.pid  # start_new_session makes the child its own group leader
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -88,8 +89,9 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(name: str, command: list[str], *, env: dict[str, str], cwd: Path, log_path: Path,
-                   ready_url: str, timeout_s: float) -> Iterator[Server]:
+def running_server(
+    name: str, command: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, ready_url: str, timeout_s: float
+) -> Iterator[Server]:
     """Starts the server, waits until `ready_url` answers 200, and always stops it by process group."""
     server = Server(name, command, env=env, cwd=cwd, log_path=log_path)
     try:
@@ -104,8 +106,10 @@ def wait_for_http(url: str, *, timeout_s: float, server: Server | None = None) -
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         if server is not None and not server.alive():
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode} before {url} answered; "
-                               f"log {server.log_path}:\n{server.log_tail()}")
+            raise RuntimeError(
+                f"{server.name} exited with {server.process.returncode} before {url} answered; "
+                f"log {server.log_path}:\n{server.log_tail()}"
+            )
         try:
             response = httpx.get(url, timeout=5.0)
             if response.status_code == 200:
@@ -146,9 +150,16 @@ def dagster_home(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def dagster_dev(tmp_path: Path, *, data_root: Path, workspace: Path | None = None,
-                module: str | None = None, cwd: Path = REPO_ROOT, extra_env: dict[str, str] | None = None,
-                timeout_s: float = 240) -> Iterator[str]:
+def dagster_dev(
+    tmp_path: Path,
+    *,
+    data_root: Path,
+    workspace: Path | None = None,
+    module: str | None = None,
+    cwd: Path = REPO_ROOT,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: float = 240,
+) -> Iterator[str]:
     """`dagster dev` (webserver + daemon) on a free loopback port; yields the base URL once the code
     location has loaded."""
     port = free_port()
@@ -158,22 +169,35 @@ def dagster_dev(tmp_path: Path, *, data_root: Path, workspace: Path | None = Non
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     command = [str(VENV_BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), *target]
     url = f"http://127.0.0.1:{port}"
-    with running_server("dagster dev", command, env=env, cwd=cwd, log_path=tmp_path / "dagster_dev.log",
-                        ready_url=f"{url}/server_info", timeout_s=timeout_s) as server:
-        wait_until(lambda: _location_loaded(url, server), timeout_s=timeout_s, interval_s=1.0,
-                   what=f"the Dagster code location to load (log {server.log_path})")
+    with running_server(
+        "dagster dev",
+        command,
+        env=env,
+        cwd=cwd,
+        log_path=tmp_path / "dagster_dev.log",
+        ready_url=f"{url}/server_info",
+        timeout_s=timeout_s,
+    ) as server:
+        wait_until(
+            lambda: _location_loaded(url, server),
+            timeout_s=timeout_s,
+            interval_s=1.0,
+            what=f"the Dagster code location to load (log {server.log_path})",
+        )
         yield url
 
 
 def _location_loaded(url: str, server: Server) -> bool:
-    data = graphql(url, """{ workspaceOrError { ... on Workspace { locationEntries {
-        name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
+    data = graphql(
+        url,
+        """{ workspaceOrError { ... on Workspace { locationEntries {
+        name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }""",
+    )
     entries = data["workspaceOrError"]["locationEntries"]
     for entry in entries:
         error = entry["locationOrLoadError"]
         if error and error["__typename"] == "PythonError":
-            raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}\n"
-                               f"{server.log_tail()}")
+            raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}\n{server.log_tail()}")
     return bool(entries) and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
 
 
@@ -187,8 +211,11 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 
 def dagster_runs(url: str) -> list[dict]:
-    data = graphql(url, """{ runsOrError(limit: 50) { ... on Runs { results {
-        runId status jobName tags { key value } } } } }""")
+    data = graphql(
+        url,
+        """{ runsOrError(limit: 50) { ... on Runs { results {
+        runId status jobName tags { key value } } } } }""",
+    )
     return data["runsOrError"]["results"]
 
 
@@ -206,8 +233,11 @@ def chromium_page(viewport: tuple[int, int] = (1600, 1000)):
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} missing: run scripts/install_ui_deps.sh")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.set_default_timeout(60_000)

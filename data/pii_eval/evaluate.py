@@ -25,10 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from forge_pipeline.prepare.config import ScrubSettings
+from forge_pipeline.prepare.config import ScrubSettings  # noqa: E402  (the repo root goes on sys.path first)
 
-SETS = {"journal": ROOT / "data" / "pii_eval_journal" / "messages.jsonl",
-        "regression": ROOT / "data" / "pii_eval" / "messages.jsonl"}
+SETS = {
+    "journal": ROOT / "data" / "pii_eval_journal" / "messages.jsonl",
+    "regression": ROOT / "data" / "pii_eval" / "messages.jsonl",
+}
 # Each ablation switches one part of the scrubber off, to measure what it buys.
 ABLATIONS = {
     "no_name_propagation": {"propagate_names": False},
@@ -91,19 +93,26 @@ def evaluate(analyzer, rows: list[dict], scrub: ScrubSettings) -> dict:
                     fp_kind[f"{row['kind']}:{d.entity_type}"] += 1
     by_type = {}
     for t in sorted(set(gold_n) | set(pred_n)):
-        by_type[t] = {"labelled": gold_n[t], "detected": pred_n[t],
-                      "recall": round(gold_hit[t] / gold_n[t], 3) if gold_n[t] else None,
-                      "covered": round(covered[t] / gold_n[t], 3) if gold_n[t] else None,
-                      "precision": round(pred_hit[t] / pred_n[t], 3) if pred_n[t] else None}
-    by_form = {f"{t}/{f}": {"labelled": form_n[(t, f)], "recall": round(form_hit[(t, f)] / form_n[(t, f)], 3)}
-               for t, f in sorted(form_n)}
+        by_type[t] = {
+            "labelled": gold_n[t],
+            "detected": pred_n[t],
+            "recall": round(gold_hit[t] / gold_n[t], 3) if gold_n[t] else None,
+            "covered": round(covered[t] / gold_n[t], 3) if gold_n[t] else None,
+            "precision": round(pred_hit[t] / pred_n[t], 3) if pred_n[t] else None,
+        }
+    by_form = {
+        f"{t}/{f}": {"labelled": form_n[(t, f)], "recall": round(form_hit[(t, f)] / form_n[(t, f)], 3)}
+        for t, f in sorted(form_n)
+    }
     return {"by_type": by_type, "by_form": by_form, "false_positives_by_kind": dict(sorted(fp_kind.items()))}
 
 
 def markdown(result: dict) -> str:
     lines = ["| entity | labelled | detected | recall | covered | precision |", "|---|---|---|---|---|---|"]
-    lines += [f"| {t} | {r['labelled']} | {r['detected']} | {r['recall']} | {r['covered']} | {r['precision']} |"
-              for t, r in result["by_type"].items()]
+    lines += [
+        f"| {t} | {r['labelled']} | {r['detected']} | {r['recall']} | {r['covered']} | {r['precision']} |"
+        for t, r in result["by_type"].items()
+    ]
     lines += ["", "| form | labelled | recall |", "|---|---|---|"]
     lines += [f"| {f} | {r['labelled']} | {r['recall']} |" for f, r in result["by_form"].items()]
     lines += ["", "false positives by message kind: " + json.dumps(result["false_positives_by_kind"])]
@@ -121,10 +130,11 @@ def main() -> None:
     base = ScrubSettings()
     analyzer = build_analyzer(base.spacy_model)
     results = {}
-    for name in (SETS if args.set == "all" else [args.set]):
+    for name in SETS if args.set == "all" else [args.set]:
         rows = load_eval_set(SETS[name])
-        runs = {"default": base} | ({k: base.model_copy(update=v) for k, v in ABLATIONS.items()}
-                                    if args.ablation else {})
+        runs = {"default": base} | (
+            {k: base.model_copy(update=v) for k, v in ABLATIONS.items()} if args.ablation else {}
+        )
         for run, scrub in runs.items():
             rebuild = (scrub.phone_regions, scrub.address_patterns) != (base.phone_regions, base.address_patterns)
             result = evaluate(build_analyzer(scrub.spacy_model, scrub) if rebuild else analyzer, rows, scrub)

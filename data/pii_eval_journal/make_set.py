@@ -22,17 +22,110 @@ from pathlib import Path
 SEED = 20261201
 OUT = Path(__file__).with_name("messages.jsonl")
 
-FIRST = ["Maren", "Ilse", "Olu", "Jaroslav", "Siobhán", "Chidi", "Aoife", "Mateus", "Zofia", "Björn", "Ngozi",
-         "Kenji", "Ingrid", "Rafael", "Thandiwe", "Élodie", "Dariusz", "Nasrin", "Tomás", "Yusuf", "Ximena",
-         "Leilani", "Priyanka", "Søren", "Agnieszka", "Matthias", "Aziz", "Farah", "Kwame", "Henrike", "Dmitri",
-         "Ines", "Oluwaseun", "Ragnhild", "Mirela", "Benedikt", "Anouk", "Thiago", "Hanne", "Emeka", "Lucía",
-         "Wojciech", "Ayumi", "Dagny", "Folasade", "Teodor", "Maëlle", "Njeri", "Cosmin", "Saoirse", "Jürgen",
-         "Parisa", "Kalani", "Birgit", "Rohan", "Gunnhild", "Amara", "Stanislav", "Noémie", "Tariq"]
-LAST = ["Olsen", "Brandt", "Novák", "Okafor", "Ní Bhriain", "Adeyemi", "Kowalczyk", "Lindqvist", "Takahashi",
-        "Haugen", "Ferreira", "Müller", "Dubois", "Petrović", "Mensah", "Castellanos", "Rahimi", "Nakamura",
-        "Østergaard", "Wiśniewska", "Schäfer", "Achterberg", "Oyelaran", "Jovanović", "Iyer", "Mwangi",
-        "Caoimhín", "Lefèvre", "Söderberg", "Kaur", "Halvorsen", "Zielińska", "Quispe", "Eriksson", "Boateng",
-        "van Dijk", "Kovačević", "Álvarez", "Popescu", "Fitzgerald"]
+FIRST = [
+    "Maren",
+    "Ilse",
+    "Olu",
+    "Jaroslav",
+    "Siobhán",
+    "Chidi",
+    "Aoife",
+    "Mateus",
+    "Zofia",
+    "Björn",
+    "Ngozi",
+    "Kenji",
+    "Ingrid",
+    "Rafael",
+    "Thandiwe",
+    "Élodie",
+    "Dariusz",
+    "Nasrin",
+    "Tomás",
+    "Yusuf",
+    "Ximena",
+    "Leilani",
+    "Priyanka",
+    "Søren",
+    "Agnieszka",
+    "Matthias",
+    "Aziz",
+    "Farah",
+    "Kwame",
+    "Henrike",
+    "Dmitri",
+    "Ines",
+    "Oluwaseun",
+    "Ragnhild",
+    "Mirela",
+    "Benedikt",
+    "Anouk",
+    "Thiago",
+    "Hanne",
+    "Emeka",
+    "Lucía",
+    "Wojciech",
+    "Ayumi",
+    "Dagny",
+    "Folasade",
+    "Teodor",
+    "Maëlle",
+    "Njeri",
+    "Cosmin",
+    "Saoirse",
+    "Jürgen",
+    "Parisa",
+    "Kalani",
+    "Birgit",
+    "Rohan",
+    "Gunnhild",
+    "Amara",
+    "Stanislav",
+    "Noémie",
+    "Tariq",
+]
+LAST = [
+    "Olsen",
+    "Brandt",
+    "Novák",
+    "Okafor",
+    "Ní Bhriain",
+    "Adeyemi",
+    "Kowalczyk",
+    "Lindqvist",
+    "Takahashi",
+    "Haugen",
+    "Ferreira",
+    "Müller",
+    "Dubois",
+    "Petrović",
+    "Mensah",
+    "Castellanos",
+    "Rahimi",
+    "Nakamura",
+    "Østergaard",
+    "Wiśniewska",
+    "Schäfer",
+    "Achterberg",
+    "Oyelaran",
+    "Jovanović",
+    "Iyer",
+    "Mwangi",
+    "Caoimhín",
+    "Lefèvre",
+    "Söderberg",
+    "Kaur",
+    "Halvorsen",
+    "Zielińska",
+    "Quispe",
+    "Eriksson",
+    "Boateng",
+    "van Dijk",
+    "Kovačević",
+    "Álvarez",
+    "Popescu",
+    "Fitzgerald",
+]
 DOMAINS = ["posteo.de", "gmail.com", "outlook.com", "proton.me", "icloud.com", "web.de", "orange.fr", "yahoo.co.uk"]
 
 
@@ -95,7 +188,11 @@ def _phone_candidate(rng):
         if rng.random() < 0.5:
             rest = f"{rng.randrange(1, 10)}{_digits(rng, 7)}"
             return (f"+31 6 {rest}" if intl else f"06-{rest}"), f"NL_{'intl' if intl else 'local'}"
-        return (f"+31 20 {_digits(rng, 3)} {_digits(rng, 4)}" if intl else f"020 {rng.randrange(2, 10)}{_digits(rng, 2)} {_digits(rng, 4)}"), f"NL_{'intl' if intl else 'local'}"
+        return (
+            f"+31 20 {_digits(rng, 3)} {_digits(rng, 4)}"
+            if intl
+            else f"020 {rng.randrange(2, 10)}{_digits(rng, 2)} {_digits(rng, 4)}"
+        ), f"NL_{'intl' if intl else 'local'}"
     if c == "IN":
         mob = f"{rng.choice('6789')}{_digits(rng, 4)} {_digits(rng, 5)}"
         return (f"+91 {mob}" if intl else f"0{mob}"), f"IN_{'intl' if intl else 'local'}"
@@ -112,28 +209,93 @@ def _phone_candidate(rng):
     return (f"+61 {num}" if intl else f"0{num}"), f"AU_{'intl' if intl else 'local'}"
 
 
-STREETS_EN = ["Mill Lane", "Cranbrook Road", "Elm Grove", "Harbour Street", "Station Road", "Kingsley Avenue",
-              "Orchard Close", "Willow Crescent", "Church Street", "Beacon Hill Road"]
-US_STREETS = ["Maple Street", "Oak Ave", "Linden Boulevard", "Sunset Drive", "Cedar Lane", "Hawthorne Street",
-              "Division St", "Alberta Street", "Greenwood Avenue"]
-US_CITIES = [("Portland", "OR", "972"), ("Chicago", "IL", "606"), ("Austin", "TX", "787"), ("Boston", "MA", "021"),
-             ("Seattle", "WA", "981")]
-GB_POST = [("London", "N8 {d}QU"), ("Oxford", "OX2 {d}HT"), ("Leeds", "LS6 {d}AB"), ("Bristol", "BS1 {d}XE"),
-           ("Manchester", "M14 {d}PL"), ("Edinburgh", "EH9 {d}JN"), ("London", "SE15 {d}RW"), ("Cardiff", "CF24 {d}DG")]
-FR = [("rue des Lilas", "75011", "Paris"), ("avenue Jean Jaurès", "69007", "Lyon"), ("boulevard Voltaire", "75011", "Paris"),
-      ("rue de la République", "13001", "Marseille"), ("place du Marché", "44000", "Nantes"), ("impasse des Acacias", "31000", "Toulouse"),
-      ("chemin des Vignes", "33000", "Bordeaux"), ("allée des Tilleuls", "67000", "Strasbourg")]
-DE = [("Hauptstraße", "10115", "Berlin"), ("Lindenweg", "80331", "München"), ("Am Kirchplatz", "50667", "Köln"),
-      ("Schillerstraße", "60313", "Frankfurt am Main"), ("Bergmannstr.", "10961", "Berlin"), ("Goethestraße", "04109", "Leipzig"),
-      ("Rosenweg", "20095", "Hamburg")]
-NL = [("Prinsengracht", "1016 GV", "Amsterdam"), ("Oudegracht", "3511 AL", "Utrecht"), ("Witte de Withstraat", "3012 BN", "Rotterdam"),
-      ("Lange Voorhout", "2514 EE", "Den Haag")]
-SE = [("Storgatan", "114 51", "Stockholm"), ("Kungsgatan", "411 19", "Göteborg"), ("Södra Förstadsgatan", "211 43", "Malmö"),
-      ("Vasavägen", "752 36", "Uppsala")]
-IT = [("Via Roma", "00184", "Roma"), ("Via Garibaldi", "10122", "Torino"), ("Corso Buenos Aires", "20124", "Milano"),
-      ("Piazza Santo Spirito", "50125", "Firenze")]
-ES = [("Calle de Alcalá", "28014", "Madrid"), ("Carrer de Mallorca", "08036", "Barcelona"), ("Avenida de la Constitución", "41001", "Sevilla")]
-CA = [("King St W", "Toronto", "ON", "M5K 1A1"), ("Rue Saint-Denis", "Montréal", "QC", "H2X 3K8"), ("Commercial Drive", "Vancouver", "BC", "V5L 3X9")]
+STREETS_EN = [
+    "Mill Lane",
+    "Cranbrook Road",
+    "Elm Grove",
+    "Harbour Street",
+    "Station Road",
+    "Kingsley Avenue",
+    "Orchard Close",
+    "Willow Crescent",
+    "Church Street",
+    "Beacon Hill Road",
+]
+US_STREETS = [
+    "Maple Street",
+    "Oak Ave",
+    "Linden Boulevard",
+    "Sunset Drive",
+    "Cedar Lane",
+    "Hawthorne Street",
+    "Division St",
+    "Alberta Street",
+    "Greenwood Avenue",
+]
+US_CITIES = [
+    ("Portland", "OR", "972"),
+    ("Chicago", "IL", "606"),
+    ("Austin", "TX", "787"),
+    ("Boston", "MA", "021"),
+    ("Seattle", "WA", "981"),
+]
+GB_POST = [
+    ("London", "N8 {d}QU"),
+    ("Oxford", "OX2 {d}HT"),
+    ("Leeds", "LS6 {d}AB"),
+    ("Bristol", "BS1 {d}XE"),
+    ("Manchester", "M14 {d}PL"),
+    ("Edinburgh", "EH9 {d}JN"),
+    ("London", "SE15 {d}RW"),
+    ("Cardiff", "CF24 {d}DG"),
+]
+FR = [
+    ("rue des Lilas", "75011", "Paris"),
+    ("avenue Jean Jaurès", "69007", "Lyon"),
+    ("boulevard Voltaire", "75011", "Paris"),
+    ("rue de la République", "13001", "Marseille"),
+    ("place du Marché", "44000", "Nantes"),
+    ("impasse des Acacias", "31000", "Toulouse"),
+    ("chemin des Vignes", "33000", "Bordeaux"),
+    ("allée des Tilleuls", "67000", "Strasbourg"),
+]
+DE = [
+    ("Hauptstraße", "10115", "Berlin"),
+    ("Lindenweg", "80331", "München"),
+    ("Am Kirchplatz", "50667", "Köln"),
+    ("Schillerstraße", "60313", "Frankfurt am Main"),
+    ("Bergmannstr.", "10961", "Berlin"),
+    ("Goethestraße", "04109", "Leipzig"),
+    ("Rosenweg", "20095", "Hamburg"),
+]
+NL = [
+    ("Prinsengracht", "1016 GV", "Amsterdam"),
+    ("Oudegracht", "3511 AL", "Utrecht"),
+    ("Witte de Withstraat", "3012 BN", "Rotterdam"),
+    ("Lange Voorhout", "2514 EE", "Den Haag"),
+]
+SE = [
+    ("Storgatan", "114 51", "Stockholm"),
+    ("Kungsgatan", "411 19", "Göteborg"),
+    ("Södra Förstadsgatan", "211 43", "Malmö"),
+    ("Vasavägen", "752 36", "Uppsala"),
+]
+IT = [
+    ("Via Roma", "00184", "Roma"),
+    ("Via Garibaldi", "10122", "Torino"),
+    ("Corso Buenos Aires", "20124", "Milano"),
+    ("Piazza Santo Spirito", "50125", "Firenze"),
+]
+ES = [
+    ("Calle de Alcalá", "28014", "Madrid"),
+    ("Carrer de Mallorca", "08036", "Barcelona"),
+    ("Avenida de la Constitución", "41001", "Sevilla"),
+]
+CA = [
+    ("King St W", "Toronto", "ON", "M5K 1A1"),
+    ("Rue Saint-Denis", "Montréal", "QC", "H2X 3K8"),
+    ("Commercial Drive", "Vancouver", "BC", "V5L 3X9"),
+]
 
 
 def _address(rng):
@@ -185,7 +347,7 @@ def _iban(rng):
         bban = _digits(rng, length)
     numeric = "".join(str(int(ch, 36)) for ch in bban + country + "00")
     s = f"{country}{98 - int(numeric) % 97:02d}{bban}"
-    return " ".join(s[i:i + 4] for i in range(0, len(s), 4)) if rng.random() < 0.6 else s
+    return " ".join(s[i : i + 4] for i in range(0, len(s), 4)) if rng.random() < 0.6 else s
 
 
 def _card(rng):
@@ -195,7 +357,7 @@ def _card(rng):
     total = sum((d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 == 0 else d for i, d in enumerate(reversed(digits)))
     digits.append((10 - total % 10) % 10)
     s = "".join(map(str, digits))
-    return " ".join(s[i:i + 4] for i in range(0, 16, 4)) if rng.random() < 0.7 else s
+    return " ".join(s[i : i + 4] for i in range(0, 16, 4)) if rng.random() < 0.7 else s
 
 
 class Cast:
@@ -223,14 +385,30 @@ class Msg:
         return self
 
     def value(self, s, entity_type, form):
-        self.spans.append({"field": "text", "index": 0, "start": len(self.text), "end": len(self.text) + len(s),
-                           "entity_type": entity_type, "form": form})
+        self.spans.append(
+            {
+                "field": "text",
+                "index": 0,
+                "start": len(self.text),
+                "end": len(self.text) + len(s),
+                "entity_type": entity_type,
+                "form": form,
+            }
+        )
         self.text += s
         return self
 
     def tag(self, prefix, value, form):
-        self.spans.append({"field": "tags", "index": len(self.tags), "start": len(prefix), "end": len(prefix) + len(value),
-                           "entity_type": "PERSON", "form": form})
+        self.spans.append(
+            {
+                "field": "tags",
+                "index": len(self.tags),
+                "start": len(prefix),
+                "end": len(prefix) + len(value),
+                "entity_type": "PERSON",
+                "form": form,
+            }
+        )
         self.tags.append(prefix + value)
 
     def row(self, i):
@@ -250,8 +428,10 @@ def person(m: Msg, rng, cast, lower=False, full=None, form_prefix=""):
 # Sentence frames. Each is a function (m, rng, cast, lower) -> None writing one sentence or line.
 def F(template):
     """A frame from a template: {p} person, {ph} phone, {ad} address, {em} e-mail, {ib} IBAN, {cc} card."""
+
     def frame(m, rng, cast, lower):
         import re as _re
+
         for piece in _re.split(r"(\{\w+\})", template):
             if piece == "{p}":
                 person(m, rng, cast, lower)
@@ -275,88 +455,161 @@ def F(template):
             elif piece == "{cc}":
                 m.value(_card(rng), "CREDIT_CARD", "card")
             elif piece == "{ip}":
-                m.value(f"{rng.choice(['192.168', '10.0', '172.16'])}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                        "IP_ADDRESS", "ip")
+                m.value(
+                    f"{rng.choice(['192.168', '10.0', '172.16'])}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                    "IP_ADDRESS",
+                    "ip",
+                )
             else:
                 m.add(piece.lower() if lower else piece)
+
     return frame
 
 
-PERSON_FRAMES = [F(t) for t in [
-    "Had a long talk with {p} about moving back home.", "Coffee with {p} and {pf} before work.",
-    "{p} thinks I should take the offer.", "Told {p} I can't make it on Saturday.",
-    "Got a letter from {p} today, first one in years.", "Sent the photos to {p}.",
-    "Walked along the canal with {pf}; she was quiet most of the way.", "{pf} called, her dad is in hospital again.",
-    "I keep thinking about what {p} said at dinner.", "Need to apologise to {pf} for last week.",
-    "Dinner at {pf}'s place, way too much food.", "{pf} and I finally finished the puzzle.",
-    "Lunch w/ {p}, talked about her new job.", "Ran into {p} at the market.",
-    "Helped {pf} move the sofa, my back hates me.", "Birthday card for {pf}, don't forget!",
-    "{p} lent me the book about habits.", "Long phone call with {pf} who is thinking about leaving Berlin.",
-    "Played chess with {pf} and lost twice.", "Picked {pf} up from the station at 9.",
-    "Met {p} for the first time, he's the new team lead.", "Argued with {pf} about money again.",
-    "{pf} says hi from Lisbon.", "Texted {pf} but no answer yet.", "{p} is coming over on Friday with the kids.",
-    "My sister and {pf} went climbing.", "Asked {p} for advice on the mortgage.",
-    "Video call with {pf} and {pf}, mostly laughing.", "Reminder: return {pf}'s drill.",
-    "Grateful for {pf} today.", "{pf} made me laugh so hard at the pub.", "Cooked for {pf}, the risotto was fine.",
-]]
-CONTACT_FRAMES = [F(t) for t in [
-    "{pf}'s new number is {ph}.", "Call the landlord back on {ph} about the boiler.", "Dentist moved, number {ph}.",
-    "If I lose my phone again: {ph}.", "{p} - {ph}", "Reach {pf} on {ph} after six.", "Plumber: {ph} (ask for {pf})",
-    "Left a voicemail at {ph}.", "The school's number is {ph}, extension 4.", "{ph} is {pf}'s work line.",
-    "Contact {p} {ph}", "Text me on {ph} when you land.",
-    "{pf} moved to {ad}.", "New flat: {ad}.", "Parcel should go to {ad}, not the old place.",
-    "We stayed with {pf} at {ad} for the weekend.", "The party is at {ad}, bring wine.",
-    "Mum's address is {ad}.", "Send the contract to {ad}.", "Viewing tomorrow at {ad} at 10:30.",
-    "Her studio is at {ad}, second floor.", "Postcode for the parcel: {ad}",
-    "Email {pf} at {em} about the tickets.", "{em} is the address for the rental deposit.",
-    "Rent goes to {ib} on the 1st.", "Paid {pf} back, IBAN {ib}.", "Card ending issue: {cc} got blocked.",
-    "The NAS is at {ip} now.", "Booked with card {cc}, confirmation to {em}.",
-]]
-BENIGN_FRAMES = [F(t) for t in [
-    "Switched from Chrome to Firefox, the tabs feel faster.", "Python 3.13 broke my old script again.",
-    "Paris in March was grey but lovely.", "Finished the Kindle book on the train to Oxford.",
-    "Spotify Wrapped says I listened to Radiohead for 40 hours.", "Installed Ubuntu 24.04 on the old ThinkPad.",
-    "Notion or Obsidian? Still Obsidian.", "The Tesla charger at the Lidl was broken.",
-    "Slack was down for an hour and nobody missed it.", "Booked flights to Kyoto for April.",
-    "Watched Dune on Netflix, the sound in the Odeon was better.", "Ordered a Raspberry Pi 5 from Amazon.",
-    "Docker Desktop keeps eating 8 GB of RAM.", "Rust borrow checker won today.", "Bought a Moka pot in Milan.",
-    "Christmas at Mum's, Boxing Day walk in the Peak District.", "Monday: gym, Tuesday: nothing, Wednesday: rain.",
-    "The Apple Watch says I slept 5 hours.", "Excel crashed twice while I was editing the budget.",
-    "Read about the Roman Empire and the Silk Road.", "Ran 10.5 km in 52:13, new best.",
-    "Version 2.4.1 fixed the sync bug.", "Order 4471-2209 still not shipped.", "Score was 21-17 in the end.",
-    "Train 09:42 from Utrecht Centraal was late by 12 minutes.", "Flat white costs €4.20 now, ridiculous.",
-    "Room 1204 at the Hilton, view over the Thames.", "May is the busiest month at work.",
-    "Will the Amsterdam trip happen? Probably June.", "Mark the date: the Berlin Marathon is in September.",
-    "Grace period for the library books ends Friday.", "Reading Dostoevsky on the Kindle, slowly.",
-    "The Jupyter notebook has 300 cells now.", "GitHub Copilot suggested nonsense again.",
-    "Zoom with the whole team, Teams for the client.", "The Louvre queue was two hours.",
-    "Firefox Nightly, Chrome Canary, Safari Tech Preview: all crash on that page.",
-    "Bank Holiday Monday, everything closed in Dublin.", "Learned that the Danube flows through ten countries.",
-    "The PlayStation 5 is still in its box.", "Took the Eurostar from St Pancras to Gare du Nord.",
-    "Ikea trip: Billy shelf, Poäng chair, meatballs.", "Set up Home Assistant on the Pi.",
-    "Signal group for the Lisbon trip is chaos.", "Postgres 16 upgrade went fine on the staging box.",
-    "ISBN 978-0-14-303943-3 is the edition I want.", "Invoice INV-2026-0193 paid.",
-    "The Duolingo owl is judging me, 212 day streak.", "Linux Mint on Mum's laptop, she likes it.",
-]]
+PERSON_FRAMES = [
+    F(t)
+    for t in [
+        "Had a long talk with {p} about moving back home.",
+        "Coffee with {p} and {pf} before work.",
+        "{p} thinks I should take the offer.",
+        "Told {p} I can't make it on Saturday.",
+        "Got a letter from {p} today, first one in years.",
+        "Sent the photos to {p}.",
+        "Walked along the canal with {pf}; she was quiet most of the way.",
+        "{pf} called, her dad is in hospital again.",
+        "I keep thinking about what {p} said at dinner.",
+        "Need to apologise to {pf} for last week.",
+        "Dinner at {pf}'s place, way too much food.",
+        "{pf} and I finally finished the puzzle.",
+        "Lunch w/ {p}, talked about her new job.",
+        "Ran into {p} at the market.",
+        "Helped {pf} move the sofa, my back hates me.",
+        "Birthday card for {pf}, don't forget!",
+        "{p} lent me the book about habits.",
+        "Long phone call with {pf} who is thinking about leaving Berlin.",
+        "Played chess with {pf} and lost twice.",
+        "Picked {pf} up from the station at 9.",
+        "Met {p} for the first time, he's the new team lead.",
+        "Argued with {pf} about money again.",
+        "{pf} says hi from Lisbon.",
+        "Texted {pf} but no answer yet.",
+        "{p} is coming over on Friday with the kids.",
+        "My sister and {pf} went climbing.",
+        "Asked {p} for advice on the mortgage.",
+        "Video call with {pf} and {pf}, mostly laughing.",
+        "Reminder: return {pf}'s drill.",
+        "Grateful for {pf} today.",
+        "{pf} made me laugh so hard at the pub.",
+        "Cooked for {pf}, the risotto was fine.",
+    ]
+]
+CONTACT_FRAMES = [
+    F(t)
+    for t in [
+        "{pf}'s new number is {ph}.",
+        "Call the landlord back on {ph} about the boiler.",
+        "Dentist moved, number {ph}.",
+        "If I lose my phone again: {ph}.",
+        "{p} - {ph}",
+        "Reach {pf} on {ph} after six.",
+        "Plumber: {ph} (ask for {pf})",
+        "Left a voicemail at {ph}.",
+        "The school's number is {ph}, extension 4.",
+        "{ph} is {pf}'s work line.",
+        "Contact {p} {ph}",
+        "Text me on {ph} when you land.",
+        "{pf} moved to {ad}.",
+        "New flat: {ad}.",
+        "Parcel should go to {ad}, not the old place.",
+        "We stayed with {pf} at {ad} for the weekend.",
+        "The party is at {ad}, bring wine.",
+        "Mum's address is {ad}.",
+        "Send the contract to {ad}.",
+        "Viewing tomorrow at {ad} at 10:30.",
+        "Her studio is at {ad}, second floor.",
+        "Postcode for the parcel: {ad}",
+        "Email {pf} at {em} about the tickets.",
+        "{em} is the address for the rental deposit.",
+        "Rent goes to {ib} on the 1st.",
+        "Paid {pf} back, IBAN {ib}.",
+        "Card ending issue: {cc} got blocked.",
+        "The NAS is at {ip} now.",
+        "Booked with card {cc}, confirmation to {em}.",
+    ]
+]
+BENIGN_FRAMES = [
+    F(t)
+    for t in [
+        "Switched from Chrome to Firefox, the tabs feel faster.",
+        "Python 3.13 broke my old script again.",
+        "Paris in March was grey but lovely.",
+        "Finished the Kindle book on the train to Oxford.",
+        "Spotify Wrapped says I listened to Radiohead for 40 hours.",
+        "Installed Ubuntu 24.04 on the old ThinkPad.",
+        "Notion or Obsidian? Still Obsidian.",
+        "The Tesla charger at the Lidl was broken.",
+        "Slack was down for an hour and nobody missed it.",
+        "Booked flights to Kyoto for April.",
+        "Watched Dune on Netflix, the sound in the Odeon was better.",
+        "Ordered a Raspberry Pi 5 from Amazon.",
+        "Docker Desktop keeps eating 8 GB of RAM.",
+        "Rust borrow checker won today.",
+        "Bought a Moka pot in Milan.",
+        "Christmas at Mum's, Boxing Day walk in the Peak District.",
+        "Monday: gym, Tuesday: nothing, Wednesday: rain.",
+        "The Apple Watch says I slept 5 hours.",
+        "Excel crashed twice while I was editing the budget.",
+        "Read about the Roman Empire and the Silk Road.",
+        "Ran 10.5 km in 52:13, new best.",
+        "Version 2.4.1 fixed the sync bug.",
+        "Order 4471-2209 still not shipped.",
+        "Score was 21-17 in the end.",
+        "Train 09:42 from Utrecht Centraal was late by 12 minutes.",
+        "Flat white costs €4.20 now, ridiculous.",
+        "Room 1204 at the Hilton, view over the Thames.",
+        "May is the busiest month at work.",
+        "Will the Amsterdam trip happen? Probably June.",
+        "Mark the date: the Berlin Marathon is in September.",
+        "Grace period for the library books ends Friday.",
+        "Reading Dostoevsky on the Kindle, slowly.",
+        "The Jupyter notebook has 300 cells now.",
+        "GitHub Copilot suggested nonsense again.",
+        "Zoom with the whole team, Teams for the client.",
+        "The Louvre queue was two hours.",
+        "Firefox Nightly, Chrome Canary, Safari Tech Preview: all crash on that page.",
+        "Bank Holiday Monday, everything closed in Dublin.",
+        "Learned that the Danube flows through ten countries.",
+        "The PlayStation 5 is still in its box.",
+        "Took the Eurostar from St Pancras to Gare du Nord.",
+        "Ikea trip: Billy shelf, Poäng chair, meatballs.",
+        "Set up Home Assistant on the Pi.",
+        "Signal group for the Lisbon trip is chaos.",
+        "Postgres 16 upgrade went fine on the staging box.",
+        "ISBN 978-0-14-303943-3 is the edition I want.",
+        "Invoice INV-2026-0193 paid.",
+        "The Duolingo owl is judging me, 212 day streak.",
+        "Linux Mint on Mum's laptop, she likes it.",
+    ]
+]
 CODE_SNIPPETS = [
     "```python\nfrom pathlib import Path\n\ndata = Path('notes.md').read_bytes()\nprint(len(data))\n```",
     "Use `path.read_bytes()` instead of opening the file yourself.",
-    "```bash\ngit commit -m \"Fix Chrome rendering\" && git push origin main\n```",
+    '```bash\ngit commit -m "Fix Chrome rendering" && git push origin main\n```',
     "The fix was `sorted(items, key=lambda x: x.created_at)`.",
     "```js\nconst res = await fetch('https://api.github.com/repos/python/cpython');\nconsole.log(res.status);\n```",
     "```sql\nSELECT name, created FROM notes WHERE tag = 'journal' ORDER BY created DESC;\n```",
     "`docker compose up -d` and then `docker logs -f web`.",
-    "```yaml\nservices:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n```",
+    '```yaml\nservices:\n  web:\n    image: nginx:1.27\n    ports: ["8080:80"]\n```',
     "In Python, `Counter(words).most_common(10)` does it in one line.",
     "```python\nclass Person:\n    def __init__(self, name: str):\n        self.name = name\n```",
     "Read https://docs.python.org/3/library/pathlib.html and the README.md again.",
     "Renamed `report_final_v2.xlsx` to `report.xlsx`.",
     "`pip install polars==1.9.0` fixed the import error.",
-    "```rust\nfn main() {\n    println!(\"Hello, Ferris!\");\n}\n```",
+    '```rust\nfn main() {\n    println!("Hello, Ferris!");\n}\n```',
 ]
 CODE_WITH_VALUE = [
-    ("```bash\ngit config --global user.email \"", "\"\n```"),
-    ("```python\nSMTP_USER = \"", "\"\n```"),
+    ('```bash\ngit config --global user.email "', '"\n```'),
+    ('```python\nSMTP_USER = "', '"\n```'),
 ]
 
 
@@ -412,7 +665,9 @@ def note(rng, cast):
         m.tag("people/", f"{first.lower()}-{last.lower().replace(' ', '-')}", "tag")
     for _ in range(rng.randint(1, 3)):
         m.add("- ")
-        rng.choice(rng.choices([PERSON_FRAMES, CONTACT_FRAMES, BENIGN_FRAMES], weights=[3, 2, 3])[0])(m, rng, cast, False)
+        rng.choice(rng.choices([PERSON_FRAMES, CONTACT_FRAMES, BENIGN_FRAMES], weights=[3, 2, 3])[0])(
+            m, rng, cast, False
+        )
         m.add("\n")
     if rng.random() < 0.3:
         m.tag("people/", first.lower(), "tag")
@@ -460,7 +715,7 @@ def main() -> None:
     rows = build()
     for r in rows:  # the labels point at what they claim
         for s in r["spans"]:
-            assert (r["text"] if s["field"] == "text" else r["tags"][s["index"]])[s["start"]:s["end"]].strip()
+            assert (r["text"] if s["field"] == "text" else r["tags"][s["index"]])[s["start"] : s["end"]].strip()
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"{len(rows)} messages, {sum(len(r['spans']) for r in rows)} labelled values -> {OUT}")
 

@@ -30,8 +30,13 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("version", "created", "parent", "train", "validation")
         for v in versions:
-            cells = (v["version_id"], str(v["created_at"])[:19], v["parent"], v["counts"]["train"],
-                     v["counts"]["validation"])
+            cells = (
+                v["version_id"],
+                str(v["created_at"])[:19],
+                v["parent"],
+                v["counts"]["train"],
+                v["counts"]["validation"],
+            )
             table.add_row(*(Text(escape_control(cell)) for cell in cells))  # shown as written, never as markup
         console = Console()
         console.print(table)

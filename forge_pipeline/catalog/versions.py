@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -103,8 +103,14 @@ def token_stats(lengths: list[int]) -> dict:
     def pct(q: float) -> int:
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-    return {"count": len(ordered), "min": ordered[0], "mean": round(sum(ordered) / len(ordered), 1),
-            "p50": pct(0.5), "p95": pct(0.95), "max": ordered[-1]}
+    return {
+        "count": len(ordered),
+        "min": ordered[0],
+        "mean": round(sum(ordered) / len(ordered), 1),
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "max": ordered[-1],
+    }
 
 
 def catalog_file(settings: ForgeSettings) -> Path:
@@ -119,19 +125,26 @@ def read_catalog(settings: ForgeSettings) -> dict:
     try:
         catalog = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as err:
-        raise CatalogError(f"{path} line {err.lineno}: not valid JSON ({err.msg}); restore it from the "
-                           f"version folders' version.json files") from None
+        raise CatalogError(
+            f"{path} line {err.lineno}: not valid JSON ({err.msg}); restore it from the "
+            f"version folders' version.json files"
+        ) from None
     if not isinstance(catalog, dict) or not isinstance(catalog.get("versions"), list):
-        raise CatalogError(f"{path}: expected an object with a 'versions' list; restore it from the version "
-                           "folders' version.json files")
+        raise CatalogError(
+            f"{path}: expected an object with a 'versions' list; restore it from the version "
+            "folders' version.json files"
+        )
     catalog["versions"] = [_absolute(entry, settings) for entry in catalog["versions"]]
     return catalog
 
 
 def _absolute(entry: dict, settings: ForgeSettings) -> dict:
     stored = Path(entry.get("path") or "")
-    folder = settings.paths.catalog / entry["version_id"] if stored.is_absolute() or not entry.get("path") \
+    folder = (
+        settings.paths.catalog / entry["version_id"]
+        if stored.is_absolute() or not entry.get("path")
         else settings.paths.root / stored
+    )
     return {**entry, "path": str(folder)}
 
 
@@ -140,8 +153,9 @@ def _relative(entry: dict, settings: ForgeSettings) -> dict:
 
 
 def _write_catalog(settings: ForgeSettings, catalog: dict) -> None:
-    write_json_atomic(catalog_file(settings),
-                      {**catalog, "versions": [_relative(v, settings) for v in catalog["versions"]]})
+    write_json_atomic(
+        catalog_file(settings), {**catalog, "versions": [_relative(v, settings) for v in catalog["versions"]]}
+    )
 
 
 def list_versions(settings: ForgeSettings) -> list[dict]:
@@ -159,8 +173,10 @@ def load_version(settings: ForgeSettings, version_id: str | None = None):
         raise CatalogError(f"{catalog_file(settings)}: the catalog has no versions yet; materialize dataset_version")
     entry = next((v for v in catalog["versions"] if v["version_id"] == version_id), None)
     if entry is None:
-        raise CatalogError(f"{catalog_file(settings)}: no version {version_id!r}; known: "
-                           f"{[v['version_id'] for v in catalog['versions']]}")
+        raise CatalogError(
+            f"{catalog_file(settings)}: no version {version_id!r}; known: "
+            f"{[v['version_id'] for v in catalog['versions']]}"
+        )
     return datasets.load_from_disk(str(Path(entry["path"]) / "dataset"))
 
 
@@ -178,14 +194,19 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
     if examples.is_empty():
         raise CatalogError("no examples to version: the curated examples table is empty")
     examples = examples.sort(["example_id", "source", "source_path"], nulls_last=True).unique(
-        "example_id", keep="first", maintain_order=True)
+        "example_id", keep="first", maintain_order=True
+    )
     cat = settings.catalog
     ids = examples["example_id"].to_list()
     content_hash = _content_hash(examples)
-    split_settings = {"validation_ratio": cat.validation_ratio, "split_salt": cat.split_salt,
-                      "min_validation_examples": cat.min_validation_examples}
-    version_id = hashlib.sha256(json.dumps({"ids": ids, "content": content_hash, "split": split_settings},
-                                           sort_keys=True).encode()).hexdigest()[:12]
+    split_settings = {
+        "validation_ratio": cat.validation_ratio,
+        "split_salt": cat.split_salt,
+        "min_validation_examples": cat.min_validation_examples,
+    }
+    version_id = hashlib.sha256(
+        json.dumps({"ids": ids, "content": content_hash, "split": split_settings}, sort_keys=True).encode()
+    ).hexdigest()[:12]
     root = settings.paths.catalog
     with locked(catalog_file(settings)):
         catalog = read_catalog(settings)
@@ -198,13 +219,17 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         by_source = {name: _source_counts(parts[name]["source"]) for name in SPLITS}
         entry = {
             "version_id": version_id,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "content_hash": content_hash,
-            "counts": {"train": parts["train"].height, "validation": parts["validation"].height,
-                       "by_source": by_source},
+            "counts": {
+                "train": parts["train"].height,
+                "validation": parts["validation"].height,
+                "by_source": by_source,
+            },
             "split": split_settings,
-            "token_stats": {name: token_stats([approx_tokens(m) for m in parts[name]["messages"].to_list()])
-                            for name in SPLITS},
+            "token_stats": {
+                name: token_stats([approx_tokens(m) for m in parts[name]["messages"].to_list()]) for name in SPLITS
+            },
             "parent": catalog.get("latest"),
             "sources": sources or {},
             "path": str(root / version_id),
@@ -218,10 +243,14 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         except OSError as err:
             # Disk full (or quota, or I/O error) mid-write: the staging folder and temp file are already gone
             # and catalog.json still lists only complete versions; say so instead of a bare errno traceback.
-            what = "no space left on the device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else err.strerror or str(err)
-            raise CatalogError(f"{root / version_id}: writing dataset version {version_id} failed ({what}); nothing "
-                               f"was added to {catalog_file(settings)}, the previous versions are intact. Free space "
-                               "under the data root and re-materialize dataset_version.") from err
+            what = (
+                "no space left on the device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else err.strerror or str(err)
+            )
+            raise CatalogError(
+                f"{root / version_id}: writing dataset version {version_id} failed ({what}); nothing "
+                f"was added to {catalog_file(settings)}, the previous versions are intact. Free space "
+                "under the data root and re-materialize dataset_version."
+            ) from err
         return entry
 
 
@@ -233,20 +262,25 @@ def _write_version(folder: Path, parts: dict[str, pl.DataFrame], entry: dict) ->
     import datasets
 
     records = {name: [_jsonable(row) for row in frame.iter_rows(named=True)] for name, frame in parts.items()}
-    features = datasets.Features({
-        "example_id": datasets.Value("string"),
-        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
-        "source": datasets.Value("string"),
-        "source_path": datasets.Value("string"),
-        "conversation_id": datasets.Value("string"),
-        "created_at": datasets.Value("string"),
-        "tags": [datasets.Value("string")],
-    })
-    dataset = datasets.DatasetDict({
-        name: datasets.Dataset.from_list(rows, features=features) if rows else
-        datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-        for name, rows in records.items()
-    })
+    features = datasets.Features(
+        {
+            "example_id": datasets.Value("string"),
+            "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
+            "source": datasets.Value("string"),
+            "source_path": datasets.Value("string"),
+            "conversation_id": datasets.Value("string"),
+            "created_at": datasets.Value("string"),
+            "tags": [datasets.Value("string")],
+        }
+    )
+    dataset = datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_list(rows, features=features)
+            if rows
+            else datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+            for name, rows in records.items()
+        }
+    )
     # The per-split progress bars only clutter Dagster's logs for a save that takes milliseconds.
     was_enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()

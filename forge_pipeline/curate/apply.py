@@ -18,14 +18,22 @@ from forge_pipeline.records import EXAMPLE_SCHEMA, MESSAGE_DTYPE, Quarantine, ex
 STAGE = "curated_examples"
 
 
-def apply_decisions(frame: pl.DataFrame, decisions: Mapping[str, Decision],
-                    include_unreviewed: bool) -> tuple[pl.DataFrame, Quarantine, dict[str, int]]:
+def apply_decisions(
+    frame: pl.DataFrame, decisions: Mapping[str, Decision], include_unreviewed: bool
+) -> tuple[pl.DataFrame, Quarantine, dict[str, int]]:
     missing = [c for c in EXAMPLE_SCHEMA if c not in frame.columns]
     if missing:
         raise ValueError(f"deduplicated_examples lacks column(s) {missing}; expected EXAMPLE_SCHEMA")
     quarantine = Quarantine(STAGE)
-    counts = {"approved": 0, "rejected": 0, "edited": 0, "skipped": 0, "unreviewed": 0,
-              "included": 0, "excluded_unreviewed": 0}
+    counts = {
+        "approved": 0,
+        "rejected": 0,
+        "edited": 0,
+        "skipped": 0,
+        "unreviewed": 0,
+        "included": 0,
+        "excluded_unreviewed": 0,
+    }
     rows: list[dict] = []
     for row in frame.iter_rows(named=True):
         example_id = row["example_id"]
@@ -33,13 +41,23 @@ def apply_decisions(frame: pl.DataFrame, decisions: Mapping[str, Decision],
         status = decision.status if decision else "unreviewed"
         counts[status] += 1
         if status == "rejected":
-            quarantine.add(reason="rejected_by_reviewer", detail=decision.reason or "", file=row["source_path"],
-                           record_id=example_id, payload={"messages": row["messages"]})
+            quarantine.add(
+                reason="rejected_by_reviewer",
+                detail=decision.reason or "",
+                file=row["source_path"],
+                record_id=example_id,
+                payload={"messages": row["messages"]},
+            )
             continue
         if status in ("skipped", "unreviewed") and not include_unreviewed:
             counts["excluded_unreviewed"] += 1
-            quarantine.add(reason="not_reviewed", detail=f"{status}; curate.include_unreviewed is false",
-                           file=row["source_path"], record_id=example_id, payload={"messages": row["messages"]})
+            quarantine.add(
+                reason="not_reviewed",
+                detail=f"{status}; curate.include_unreviewed is false",
+                file=row["source_path"],
+                record_id=example_id,
+                payload={"messages": row["messages"]},
+            )
             continue
         out = dict(row)
         out["edited_from"] = None
@@ -53,9 +71,12 @@ def apply_decisions(frame: pl.DataFrame, decisions: Mapping[str, Decision],
         counts["included"] += 1
 
     extra = [c for c in frame.columns if c not in EXAMPLE_SCHEMA and c not in ("curation_status", "edited_from")]
-    schema = {**EXAMPLE_SCHEMA, **{c: frame.schema[c] for c in extra},
-              "edited_from": pl.String, "curation_status": pl.String}
+    schema = {
+        **EXAMPLE_SCHEMA,
+        **{c: frame.schema[c] for c in extra},
+        "edited_from": pl.String,
+        "curation_status": pl.String,
+    }
     schema["messages"] = MESSAGE_DTYPE
     curated = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
     return curated, quarantine, counts
-

@@ -38,10 +38,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def curate(
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
-        source: str = typer.Option(None, help="Only examples from this source (vault, conversation, interaction, import)."),
+        source: str = typer.Option(
+            None, help="Only examples from this source (vault, conversation, interaction, import)."
+        ),
         tag: str = typer.Option(None, help="Only examples with this tag."),
-        status: str = typer.Option("unreviewed", help="Only examples whose decision is this "
-                                   "(unreviewed, approved, rejected, edited, skipped, all)."),
+        status: str = typer.Option(
+            "unreviewed",
+            help="Only examples whose decision is this (unreviewed, approved, rejected, edited, skipped, all).",
+        ),
         search: str = typer.Option(None, help="Only examples whose text contains this (case-insensitive)."),
         approve_all: bool = typer.Option(False, "--approve-all", help="Approve every selected example, no questions."),
         export: Path = typer.Option(None, "--export", help="Write all decisions to this JSONL file and exit."),
@@ -60,8 +64,19 @@ def register(app: typer.Typer) -> None:
         who = _reviewer(settings, reviewer)
         try:
             with DecisionStore(settings.paths.curation_db) as store:
-                _curate(store, settings, console, who, source=source, tag=tag, status=status, search=search,
-                        approve_all=approve_all, export=export, import_=import_)
+                _curate(
+                    store,
+                    settings,
+                    console,
+                    who,
+                    source=source,
+                    tag=tag,
+                    status=status,
+                    search=search,
+                    approve_all=approve_all,
+                    export=export,
+                    import_=import_,
+                )
         except (DecisionError, ReviewError, OSError) as err:
             typer.echo(f"curate: {err}", err=True)
             raise typer.Exit(1) from None
@@ -97,7 +112,7 @@ def register(app: typer.Typer) -> None:
 
     @dataset.command("validate")
     def validate(
-        file: Path = typer.Argument(..., help="A chat JSONL file: one {\"messages\": [...]} per line."),
+        file: Path = typer.Argument(..., help='A chat JSONL file: one {"messages": [...]} per line.'),
         add: bool = typer.Option(False, "--add", help="When valid, copy it to <data_root>/imports/ for ingest."),
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
@@ -114,15 +129,18 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{file}: INVALID: {len(report.problems)} problem(s) in {report.examples} example(s)")
             raise typer.Exit(1)
         tokens = report.tokens
-        typer.echo(f"{file}: valid: {report.examples} examples, about {sum(tokens)} tokens "
-                   f"(longest {max(tokens)}, limit {settings.train.max_length})")
+        typer.echo(
+            f"{file}: valid: {report.examples} examples, about {sum(tokens)} tokens "
+            f"(longest {max(tokens)}, limit {settings.train.max_length})"
+        )
         if add:
             target = add_import(file, settings.paths.imports)
-            typer.echo(f"added as {target} (ingested as source \"import\" on the next `forge demo`)")
+            typer.echo(f'added as {target} (ingested as source "import" on the next `forge demo`)')
 
 
-def _curate(store, settings, console, who: str | None, *, source, tag, status, search, approve_all, export,
-            import_) -> None:
+def _curate(
+    store, settings, console, who: str | None, *, source, tag, status, search, approve_all, export, import_
+) -> None:
     from forge_pipeline.curate.review import load_examples, run_review, select_examples
 
     if export or import_:
@@ -133,16 +151,19 @@ def _curate(store, settings, console, who: str | None, *, source, tag, status, s
             n = store.export_jsonl(export)
             console.print(f"exported {n} decisions to {export}", markup=False)
         return
-    examples = select_examples(load_examples(settings), store.all(), source=source, tag=tag, status=status,
-                               search=search)
+    examples = select_examples(
+        load_examples(settings), store.all(), source=source, tag=tag, status=status, search=search
+    )
     if approve_all:
         n = store.approve_all([e["example_id"] for e in examples], reviewer=who)
-        console.print(f"approved {n} of {len(examples)} selected examples "
-                      f"(existing approvals, rejections and edits kept)")
+        console.print(
+            f"approved {n} of {len(examples)} selected examples (existing approvals, rejections and edits kept)"
+        )
         return
     if not examples:
-        console.print(f"nothing to review with these filters (status={status}); decisions so far: {store.counts()}",
-                      markup=False)
+        console.print(
+            f"nothing to review with these filters (status={status}); decisions so far: {store.counts()}", markup=False
+        )
         return
     actions = run_review(examples, store, reviewer=who, console=console)
     console.print(f"this session: {actions}; all decisions: {store.counts()}", markup=False)
@@ -173,12 +194,16 @@ def _print_stats(stats: dict, settings) -> None:
     if stats["by_curation_status"]:
         table("by curation status", stats["by_curation_status"])
     tokens = stats["tokens"]
-    console.print(f"tokens ({tokens['counting']}): total {tokens['total']}, mean {tokens['mean']}, "
-                  f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}, "
-                  f"over max_length {tokens['over_max_length']}")
+    console.print(
+        f"tokens ({tokens['counting']}): total {tokens['total']}, mean {tokens['mean']}, "
+        f"p50 {tokens['p50']}, p95 {tokens['p95']}, max {tokens['max']}, "
+        f"over max_length {tokens['over_max_length']}"
+    )
     for split, split_stats in tokens["by_split"].items():
-        console.print(f"  {split}: mean {split_stats['mean']}, p50 {split_stats['p50']}, p95 {split_stats['p95']}, "
-                      f"max {split_stats['max']} (the catalog's token_stats)")
+        console.print(
+            f"  {split}: mean {split_stats['mean']}, p50 {split_stats['p50']}, p95 {split_stats['p95']}, "
+            f"max {split_stats['max']} (the catalog's token_stats)"
+        )
     console.print(f"token-length histogram: {stats['histogram_png']}")
     table("PII replaced", stats["pii_replaced"], unit="replacements")  # a count of spans, not of examples
     console.print(shown(f"  (PII counts from {stats['pii_replaced_from']})"), markup=False)
@@ -187,17 +212,25 @@ def _print_stats(stats: dict, settings) -> None:
         console.print(shown(f"  dropped by {stage}: {reasons}"), markup=False)
     for example in stats["sample"]:
         last = (example["messages"] or [{}])[-1].get("content", "")
-        console.print(shown(f"- [{example['source']}] {', '.join(example['tags'] or [])}: {last[:100]!r}"),
-                      markup=False)
+        console.print(
+            shown(f"- [{example['source']}] {', '.join(example['tags'] or [])}: {last[:100]!r}"), markup=False
+        )
     estimate = stats["estimate"]
-    console.print(f"[bold]training estimate[/bold] ({estimate['hardware']}): {estimate['total_tokens']} tokens "
-                  f"({estimate['tokens_per_epoch']} per epoch × {estimate['epochs']})")
+    console.print(
+        f"[bold]training estimate[/bold] ({estimate['hardware']}): {estimate['total_tokens']} tokens "
+        f"({estimate['tokens_per_epoch']} per epoch × {estimate['epochs']})"
+    )
     if "note" in estimate:
         console.print(estimate["note"])
         return
     memory = estimate["memory_gb"]
-    console.print(f"  model {estimate['model']} ({estimate['params']:,} parameters) at ~{estimate['tokens_per_s']:,.0f} tok/s "
-                  f"({estimate['throughput_basis']})", markup=False)
-    console.print(f"  time ≈ {format_duration(estimate['seconds'])}; memory ≈ {memory['total']} GB "
-                  f"(weights {memory['weights']}, LoRA+optimizer {memory['lora_and_optimizer']}, activations "
-                  f"{memory['activations']}, logits {memory['logits']}; {memory['assumes']}). Estimates, not promises.")
+    console.print(
+        f"  model {estimate['model']} ({estimate['params']:,} parameters) at ~{estimate['tokens_per_s']:,.0f} tok/s "
+        f"({estimate['throughput_basis']})",
+        markup=False,
+    )
+    console.print(
+        f"  time ≈ {format_duration(estimate['seconds'])}; memory ≈ {memory['total']} GB "
+        f"(weights {memory['weights']}, LoRA+optimizer {memory['lora_and_optimizer']}, activations "
+        f"{memory['activations']}, logits {memory['logits']}; {memory['assumes']}). Estimates, not promises."
+    )

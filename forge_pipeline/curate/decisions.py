@@ -131,17 +131,19 @@ class DecisionStore:
                 raise DecisionError(
                     f"{self.path}: the curation database is locked by another process (a `forge curate` in the "
                     f"middle of a write, or a Dagster run reading it) for over {BUSY_TIMEOUT_S:.0f} s; try again "
-                    "when it has finished") from None
+                    "when it has finished"
+                ) from None
             raise DecisionError(f"{self.path}: cannot use the curation database ({err})") from None
         except sqlite3.DatabaseError as err:
             raise DecisionError(
                 f"{self.path}: not a readable curation database ({err}); move it aside to start afresh, and "
-                "re-import decisions from an earlier `forge curate --export` file with --import") from None
+                "re-import decisions from an earlier `forge curate --export` file with --import"
+            ) from None
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "DecisionStore":
+    def __enter__(self) -> DecisionStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,21 +153,31 @@ class DecisionStore:
     @staticmethod
     def _row_to_decision(row) -> Decision:
         example_id, status, reason, messages, original, reviewer, decided_at = row
-        return Decision(example_id, status, reason, json.loads(messages) if messages else None,
-                        json.loads(original) if original else None, reviewer, decided_at)
+        return Decision(
+            example_id,
+            status,
+            reason,
+            json.loads(messages) if messages else None,
+            json.loads(original) if original else None,
+            reviewer,
+            decided_at,
+        )
 
     def get(self, example_id: str) -> Decision | None:
         with self._errors_named():
             row = self._db.execute(
-            "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
-                "FROM decisions WHERE example_id = ?", (example_id,)).fetchone()
+                "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
+                "FROM decisions WHERE example_id = ?",
+                (example_id,),
+            ).fetchone()
         return self._row_to_decision(row) if row else None
 
     def all(self) -> dict[str, Decision]:
         with self._errors_named():
             rows = self._db.execute(
                 "SELECT example_id, status, reason, messages, original_messages, reviewer, decided_at "
-                "FROM decisions ORDER BY decided_at, example_id").fetchall()
+                "FROM decisions ORDER BY decided_at, example_id"
+            ).fetchall()
         return {row[0]: self._row_to_decision(row) for row in rows}
 
     def counts(self) -> dict[str, int]:
@@ -185,10 +197,16 @@ class DecisionStore:
         else:
             self._db.execute(
                 "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (decision.example_id, decision.status, decision.reason,
-                 json.dumps(decision.messages, ensure_ascii=False) if decision.messages else None,
-                 json.dumps(decision.original_messages, ensure_ascii=False) if decision.original_messages else None,
-                 decision.reviewer, decision.decided_at or _now()))
+                (
+                    decision.example_id,
+                    decision.status,
+                    decision.reason,
+                    json.dumps(decision.messages, ensure_ascii=False) if decision.messages else None,
+                    json.dumps(decision.original_messages, ensure_ascii=False) if decision.original_messages else None,
+                    decision.reviewer,
+                    decision.decided_at or _now(),
+                ),
+            )
 
     @contextmanager
     def _transaction(self):
@@ -213,12 +231,26 @@ class DecisionStore:
             self._write(decision, example_id)
             self._db.execute(
                 "INSERT INTO history (example_id, previous, current, changed_at, session) VALUES (?, ?, ?, ?, ?)",
-                (example_id, json.dumps(previous.to_json()) if previous else None,
-                 json.dumps(decision.to_json()) if decision else None, _now(), self.session))
+                (
+                    example_id,
+                    json.dumps(previous.to_json()) if previous else None,
+                    json.dumps(decision.to_json()) if decision else None,
+                    _now(),
+                    self.session,
+                ),
+            )
 
-    def decide(self, example_id: str, status: str, *, reason: str | None = None,
-               messages: list[dict] | None = None, original_messages: list[dict] | None = None,
-               reviewer: str | None = None, expected: object = UNSET) -> Decision:
+    def decide(
+        self,
+        example_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        messages: list[dict] | None = None,
+        original_messages: list[dict] | None = None,
+        reviewer: str | None = None,
+        expected: object = UNSET,
+    ) -> Decision:
         """Store a decision; with `expected` (the decision shown to the reviewer, or None), only when nobody
         changed it since (DecisionConflict otherwise)."""
         decision = Decision(example_id, status, reason, messages, original_messages, reviewer, _now())
@@ -230,8 +262,10 @@ class DecisionStore:
         """Revert this session's most recent change; returns the example_id it touched (None when nothing to
         undo). Other sessions' changes are never undone: when one changed the example since, DecisionConflict."""
         with self._transaction():
-            row = self._db.execute("SELECT seq, example_id, previous, current FROM history WHERE session = ? "
-                                   "ORDER BY seq DESC LIMIT 1", (self.session,)).fetchone()
+            row = self._db.execute(
+                "SELECT seq, example_id, previous, current FROM history WHERE session = ? ORDER BY seq DESC LIMIT 1",
+                (self.session,),
+            ).fetchone()
             if row is None:
                 return None
             seq, example_id, previous, current = row

@@ -45,10 +45,17 @@ from forge_pipeline.records import read_jsonl
 from forge_pipeline.settings import ForgeSettings, load_settings
 from forge_pipeline.train.config import TrainSettings
 
-CPU_REFERENCE = {"tokens_per_s": 12_500, "params": 2_229_504,
-                 "what": "tiny demo Llama, 2 CPU cores, LoRA r=16, batch 4, 2026-11-22"}
-GPU_REFERENCE = {"tokens_per_s": 3_031, "params": 8_030_261_248, "peak_gb": 14.6,
-                 "what": "Llama-3.1-8B shape on one H100, NF4, LoRA r=16, batch 4, gradient checkpointing"}
+CPU_REFERENCE = {
+    "tokens_per_s": 12_500,
+    "params": 2_229_504,
+    "what": "tiny demo Llama, 2 CPU cores, LoRA r=16, batch 4, 2026-11-22",
+}
+GPU_REFERENCE = {
+    "tokens_per_s": 3_031,
+    "params": 8_030_261_248,
+    "peak_gb": 14.6,
+    "what": "Llama-3.1-8B shape on one H100, NF4, LoRA r=16, batch 4, gradient checkpointing",
+}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -69,8 +76,9 @@ def resolve_version(settings: ForgeSettings, version: str) -> Path:
     if version == "latest" and versions:
         version = str(catalog.get("latest") or known[-1])
     # Version ids are content hashes: a unique prefix is enough, as with git.
-    matches = [v for v in versions if str(v.get("version_id")) == version] or \
-              [v for v in versions if str(v.get("version_id")).startswith(version)]
+    matches = [v for v in versions if str(v.get("version_id")) == version] or [
+        v for v in versions if str(v.get("version_id")).startswith(version)
+    ]
     if len(matches) > 1:
         raise DatasetNotFound(f"dataset version {version!r} is ambiguous: {[m['version_id'] for m in matches]}")
     if matches:
@@ -96,10 +104,16 @@ def model_shape(train: TrainSettings) -> dict | None:
         shape = {"name": train.base_model, **PACKAGED[train.base_model].shape}
     elif train.base_model in (None, TINY_DEMO):
         t = train.tiny_model
-        shape = {"name": "tiny demo Llama", "vocab_size": t.vocab_size, "hidden_size": t.hidden_size,
-                 "intermediate_size": t.intermediate_size, "num_hidden_layers": t.num_hidden_layers,
-                 "num_attention_heads": t.num_attention_heads, "num_key_value_heads": t.num_key_value_heads,
-                 "tie_word_embeddings": False}
+        shape = {
+            "name": "tiny demo Llama",
+            "vocab_size": t.vocab_size,
+            "hidden_size": t.hidden_size,
+            "intermediate_size": t.intermediate_size,
+            "num_hidden_layers": t.num_hidden_layers,
+            "num_attention_heads": t.num_attention_heads,
+            "num_key_value_heads": t.num_key_value_heads,
+            "tie_word_embeddings": False,
+        }
     else:
         config = Path(train.base_model) / "config.json"
         if not config.exists():
@@ -107,8 +121,19 @@ def model_shape(train: TrainSettings) -> dict | None:
         raw = json.loads(config.read_text())
         raw = raw.get("text_config", raw)
         try:
-            shape = {"name": train.base_model, **{k: raw[k] for k in (
-                "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")}}
+            shape = {
+                "name": train.base_model,
+                **{
+                    k: raw[k]
+                    for k in (
+                        "vocab_size",
+                        "hidden_size",
+                        "intermediate_size",
+                        "num_hidden_layers",
+                        "num_attention_heads",
+                    )
+                },
+            }
         except KeyError:
             return None
         shape["num_key_value_heads"] = raw.get("num_key_value_heads", raw["num_attention_heads"])
@@ -124,8 +149,15 @@ def model_shape(train: TrainSettings) -> dict | None:
 
 def _lora_params(shape: dict, train: TrainSettings) -> int:
     h, kv, inter = shape["hidden_size"], shape["kv_dim"], shape["intermediate_size"]
-    dims = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-            "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
+    dims = {
+        "q_proj": (h, h),
+        "k_proj": (h, kv),
+        "v_proj": (h, kv),
+        "o_proj": (h, h),
+        "gate_proj": (h, inter),
+        "up_proj": (h, inter),
+        "down_proj": (inter, h),
+    }
     per_layer = sum(train.lora_r * (i + o) for name, (i, o) in dims.items() if name in train.target_modules)
     return per_layer * shape["num_hidden_layers"]
 
@@ -143,22 +175,33 @@ def estimate_training(train_tokens: list[int], train: TrainSettings, hardware: s
     per_epoch = sum(lengths)
     total = per_epoch * train.num_train_epochs
     shape = model_shape(train)
-    estimate: dict = {"hardware": hardware, "tokens_per_epoch": per_epoch, "epochs": train.num_train_epochs,
-                      "total_tokens": int(total)}
+    estimate: dict = {
+        "hardware": hardware,
+        "tokens_per_epoch": per_epoch,
+        "epochs": train.num_train_epochs,
+        "total_tokens": int(total),
+    }
     if shape is None:
-        estimate["note"] = (f"unknown model shape for train.base_model={train.base_model!r}: point it to a local "
-                            "folder with config.json for an estimate")
+        estimate["note"] = (
+            f"unknown model shape for train.base_model={train.base_model!r}: point it to a local "
+            "folder with config.json for an estimate"
+        )
         return estimate
     params = shape["params"]
     reference = GPU_REFERENCE if hardware == "gpu" else CPU_REFERENCE
     tokens_per_s = reference["tokens_per_s"] * reference["params"] / params
     close = 0.8 <= params / reference["params"] <= 1.25
-    estimate.update({
-        "model": shape["name"], "params": params, "tokens_per_s": round(tokens_per_s, 1),
-        "throughput_basis": ("measured: " if close else "extrapolated by parameter count from: ") + reference["what"],
-        "seconds": round(total / tokens_per_s, 3) if tokens_per_s else None,
-        "excludes": "start-up (imports, model load: ~10 s on CPU), evaluation and checkpoint saves",
-    })
+    estimate.update(
+        {
+            "model": shape["name"],
+            "params": params,
+            "tokens_per_s": round(tokens_per_s, 1),
+            "throughput_basis": ("measured: " if close else "extrapolated by parameter count from: ")
+            + reference["what"],
+            "seconds": round(total / tokens_per_s, 3) if tokens_per_s else None,
+            "excludes": "start-up (imports, model load: ~10 s on CPU), evaluation and checkpoint saves",
+        }
+    )
     # Memory.
     quantized = train.quantization == "nf4" or (train.quantization == "auto" and hardware == "gpu")
     bytes_per_param = 0.5 * 1.03 if quantized else (2.0 if hardware == "gpu" else 4.0)
@@ -179,10 +222,16 @@ def estimate_training(train_tokens: list[int], train: TrainSettings, hardware: s
     total_bytes = weights + lora + activations + logits + overhead
     gb = 1e9
     estimate["memory_gb"] = {
-        "total": round(total_bytes / gb, 3), "weights": round(weights / gb, 3), "lora_and_optimizer": round(lora / gb, 3),
-        "activations": round(activations / gb, 3), "logits": round(logits / gb, 3), "context": round(overhead / gb, 3),
-        "assumes": (f"{'NF4' if quantized else 'bf16' if hardware == 'gpu' else 'fp32'} weights, batch {batch}, "
-                    f"longest example {length} tokens, gradient checkpointing {'on' if checkpointing else 'off'}"),
+        "total": round(total_bytes / gb, 3),
+        "weights": round(weights / gb, 3),
+        "lora_and_optimizer": round(lora / gb, 3),
+        "activations": round(activations / gb, 3),
+        "logits": round(logits / gb, 3),
+        "context": round(overhead / gb, 3),
+        "assumes": (
+            f"{'NF4' if quantized else 'bf16' if hardware == 'gpu' else 'fp32'} weights, batch {batch}, "
+            f"longest example {length} tokens, gradient checkpointing {'on' if checkpointing else 'off'}"
+        ),
     }
     return estimate
 
@@ -242,8 +291,10 @@ def dataset_stats(version_dir: Path, settings: ForgeSettings | None = None, *, h
     if not (version_dir / "train.jsonl").exists():
         raise DatasetNotFound(f"{version_dir}: no train.jsonl (not a dataset version folder)")
     info = json.loads((version_dir / "version.json").read_text()) if (version_dir / "version.json").exists() else {}
-    splits = {"train": _read_jsonl(version_dir / "train.jsonl"),
-              "validation": _read_jsonl(version_dir / "validation.jsonl")}
+    splits = {
+        "train": _read_jsonl(version_dir / "train.jsonl"),
+        "validation": _read_jsonl(version_dir / "validation.jsonl"),
+    }
     every = splits["train"] + splits["validation"]
     by_source = Counter(str(r.get("source") or "unknown") for r in every)
     by_tag = Counter(tag for r in every for tag in (r.get("tags") or []))
@@ -259,25 +310,33 @@ def dataset_stats(version_dir: Path, settings: ForgeSettings | None = None, *, h
         "by_source": dict(by_source.most_common()),
         "by_tag": dict(by_tag.most_common()),
         "by_curation_status": dict(Counter(str(r.get("curation_status")) for r in every if "curation_status" in r)),
-        "tokens": {"total": sum(all_tokens), **token_stats(all_tokens),
-                   "over_max_length": sum(n > settings.train.max_length for n in all_tokens),
-                   # per split, by the same function that wrote the catalog's token_stats
-                   "by_split": {name: token_stats(lengths) for name, lengths in tokens.items()},
-                   "counting": "approximate: words and punctuation marks (as the catalog's token_stats)"},
+        "tokens": {
+            "total": sum(all_tokens),
+            **token_stats(all_tokens),
+            "over_max_length": sum(n > settings.train.max_length for n in all_tokens),
+            # per split, by the same function that wrote the catalog's token_stats
+            "by_split": {name: token_stats(lengths) for name, lengths in tokens.items()},
+            "counting": "approximate: words and punctuation marks (as the catalog's token_stats)",
+        },
         "pii_replaced": pii_replaced,
         "pii_replaced_from": pii_from,
         **quarantine_summary(settings),
-        "sample": [{"source": r.get("source"), "tags": r.get("tags"), "messages": r.get("messages")}
-                   for r in splits["train"][: curate.sample_size]],
-        "estimate": estimate_training(tokens["train"], settings.train,
-                                      hardware or detect_hardware(curate.estimate_hardware)),
+        "sample": [
+            {"source": r.get("source"), "tags": r.get("tags"), "messages": r.get("messages")}
+            for r in splits["train"][: curate.sample_size]
+        ],
+        "estimate": estimate_training(
+            tokens["train"], settings.train, hardware or detect_hardware(curate.estimate_hardware)
+        ),
     }
     return stats
 
 
 def token_lengths(version_dir: Path) -> dict[str, list[int]]:
-    return {name: [approx_tokens(r.get("messages") or []) for r in _read_jsonl(Path(version_dir) / f"{name}.jsonl")]
-            for name in ("train", "validation")}
+    return {
+        name: [approx_tokens(r.get("messages") or []) for r in _read_jsonl(Path(version_dir) / f"{name}.jsonl")]
+        for name in ("train", "validation")
+    }
 
 
 def token_length_histogram_png(lengths: dict[str, list[int]], max_length: int | None = None, bins: int = 30) -> bytes:
@@ -285,9 +344,8 @@ def token_length_histogram_png(lengths: dict[str, list[int]], max_length: int | 
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     import numpy as np
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6, 3.2), dpi=100)
     axes = figure.subplots()
@@ -314,8 +372,9 @@ def write_histogram(version_dir: Path, settings: ForgeSettings, version_id: str 
     """Save the plot under <data_root>/reports/<version>/ (version folders stay as the catalog wrote them)."""
     from forge_pipeline.atomic import write_bytes_atomic
 
-    png = token_length_histogram_png(token_lengths(version_dir), settings.train.max_length, settings.curate.histogram_bins)
+    png = token_length_histogram_png(
+        token_lengths(version_dir), settings.train.max_length, settings.curate.histogram_bins
+    )
     target = settings.paths.root / "reports" / (version_id or Path(version_dir).name) / "token_lengths.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     return write_bytes_atomic(target, png)
-

@@ -44,8 +44,15 @@ def load_examples(settings: ForgeSettings) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def select_examples(frame: pl.DataFrame, decisions: dict[str, Decision], *, source: str | None = None,
-                    tag: str | None = None, status: str = "unreviewed", search: str | None = None) -> list[dict]:
+def select_examples(
+    frame: pl.DataFrame,
+    decisions: dict[str, Decision],
+    *,
+    source: str | None = None,
+    tag: str | None = None,
+    status: str = "unreviewed",
+    search: str | None = None,
+) -> list[dict]:
     """The examples to review, in table order; `status` filters on the current decision."""
     if status not in FILTER_STATUSES:
         raise ReviewError(f"--status {status!r}: expected one of {', '.join(FILTER_STATUSES)}")
@@ -55,8 +62,11 @@ def select_examples(frame: pl.DataFrame, decisions: dict[str, Decision], *, sour
         frame = frame.filter(pl.col("tags").list.contains(tag))
     if search:
         needle = search.lower()
-        frame = frame.filter(pl.col("messages").list.eval(
-            pl.element().struct.field("content").str.to_lowercase().str.contains(needle, literal=True)).list.any())
+        frame = frame.filter(
+            pl.col("messages")
+            .list.eval(pl.element().struct.field("content").str.to_lowercase().str.contains(needle, literal=True))
+            .list.any()
+        )
     rows = []
     for row in frame.iter_rows(named=True):
         decision = decisions.get(row["example_id"])
@@ -105,6 +115,7 @@ def render(example: dict, decision: Decision | None, position: int, total: int, 
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
+
     def row(label: str, value: str) -> None:
         # Text: a path or tag with [brackets] is shown, not parsed as markup; escape_control: an ESC sequence
         # in the data is shown as \x1b, not obeyed by the reviewer's terminal.
@@ -123,7 +134,9 @@ def render(example: dict, decision: Decision | None, position: int, total: int, 
             label = f"{item.get('entity_type')} → {item.get('placeholder')}"
             counts[label] = counts.get(label, 0) + 1
         row("PII replaced", "; ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items()))
-    messages = decision.messages if decision and decision.status == "edited" and decision.messages else example["messages"]
+    messages = (
+        decision.messages if decision and decision.status == "edited" and decision.messages else example["messages"]
+    )
     contents = [escape_control(m["content"]) for m in messages]
     if size is not None:
         width, height = size[0] - 4, size[1]  # panel borders and padding take 4 columns
@@ -132,9 +145,15 @@ def render(example: dict, decision: Decision | None, position: int, total: int, 
         shares = fit_lines([len(_wrapped(c, width)) for c in contents], max(budget, len(messages)))
         contents = [_shorten(c, width, lines) for c, lines in zip(contents, shares)]
     styles = {"system": "magenta", "user": "cyan", "assistant": "green"}
-    panels = [Panel(Text(content), title=escape_control(m["role"]), title_align="left",
-                    border_style=styles.get(m["role"], "white"))
-              for m, content in zip(messages, contents)]
+    panels = [
+        Panel(
+            Text(content),
+            title=escape_control(m["role"]),
+            title_align="left",
+            border_style=styles.get(m["role"], "white"),
+        )
+        for m, content in zip(messages, contents)
+    ]
     return Group(head, *panels, Text(KEY_HELP, style="bold"))
 
 
@@ -225,8 +244,15 @@ def as_editable(messages: list[dict]) -> str:
     return json.dumps([{"role": m["role"], "content": m["content"]} for m in messages], indent=2, ensure_ascii=False)
 
 
-def run_review(examples: list[dict], store: DecisionStore, *, reviewer: str | None, console,
-               key_reader: Callable[[], str] = read_key, line_reader: Callable[[str], str | None] = read_line) -> dict:
+def run_review(
+    examples: list[dict],
+    store: DecisionStore,
+    *,
+    reviewer: str | None,
+    console,
+    key_reader: Callable[[], str] = read_key,
+    line_reader: Callable[[str], str | None] = read_line,
+) -> dict:
     """The review loop; returns what happened (counts of actions in this session)."""
     from rich.markup import escape
 
@@ -261,9 +287,14 @@ def run_review(examples: list[dict], store: DecisionStore, *, reviewer: str | No
                 edited = _edit(example, shown, console, key_reader)
                 if edited is None:
                     continue
-                store.decide(example_id, "edited", messages=edited,
-                             original_messages=[{"role": m["role"], "content": m["content"]} for m in example["messages"]],
-                             reviewer=reviewer, expected=shown)
+                store.decide(
+                    example_id,
+                    "edited",
+                    messages=edited,
+                    original_messages=[{"role": m["role"], "content": m["content"]} for m in example["messages"]],
+                    reviewer=reviewer,
+                    expected=shown,
+                )
             elif key == "u":
                 undone = store.undo()
                 if undone is None:

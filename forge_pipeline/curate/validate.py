@@ -89,8 +89,10 @@ def message_problems(messages: object, max_tokens: int | None = None) -> list[st
     expected = "user"
     for i, role in turns:
         if role != expected:
-            problems.append(f"messages[{i}].role is {role}, expected {expected} (user and assistant must alternate, "
-                            "starting with user)")
+            problems.append(
+                f"messages[{i}].role is {role}, expected {expected} (user and assistant must alternate, "
+                "starting with user)"
+            )
             break
         expected = "assistant" if role == "user" else "user"
     if "assistant" not in roles:
@@ -146,8 +148,10 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
         except (ValueError, RecursionError):
             whole = None
         if isinstance(whole, list):
-            problem = (f"this is one JSON array of {len(whole)} item(s), not JSONL: write one object per line "
-                       "(e.g. jq -c '.[]' FILE > FILE.jsonl)")
+            problem = (
+                f"this is one JSON array of {len(whole)} item(s), not JSONL: write one object per line "
+                "(e.g. jq -c '.[]' FILE > FILE.jsonl)"
+            )
             return ValidationReport(path, 0, [(0, problem)], [])
     problems: list[tuple[int, str]] = []
     warnings: list[tuple[int, str]] = []
@@ -180,8 +184,10 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
             tokens.append(approx_tokens(record["messages"]))
             language = _dropped_language(record["messages"], languages)
             if language:
-                note = (f"detected language {language!r} is not in prepare.filter.languages {languages}: "
-                        "the filter will drop this example")
+                note = (
+                    f"detected language {language!r} is not in prepare.filter.languages {languages}: "
+                    "the filter will drop this example"
+                )
                 warnings.append((number, note))
     if examples == 0:
         problems.append((0, "the file has no examples"))
@@ -212,4 +218,3 @@ def add_import(path: Path, imports_dir: Path) -> Path:
 
     write_bytes_atomic(target, Path(path).read_bytes())
     return target
-

@@ -17,7 +17,6 @@ import numpy as np
 from forge_pipeline.embed.config import EmbedSettings
 from forge_pipeline.prepare.embeddings import Embedder
 
-
 SMALL_BATCH = 8  # texts up to which encoding runs on one thread (queries, not index builds)
 
 
@@ -80,8 +79,15 @@ class GgufBackend:
         if self._llm is None:
             from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
 
-            self._llm = Llama(model_path=self.model_path, embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN,
-                              n_ctx=self.n_ctx, n_batch=self.n_ctx, n_ubatch=self.n_ctx, verbose=False)
+            self._llm = Llama(
+                model_path=self.model_path,
+                embedding=True,
+                pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                n_ctx=self.n_ctx,
+                n_batch=self.n_ctx,
+                n_ubatch=self.n_ctx,
+                verbose=False,
+            )
         return self._llm
 
     @property
@@ -94,7 +100,7 @@ class GgufBackend:
         with self._lock:
             rows = []
             for start in range(0, len(texts), self.batch_size):
-                rows.extend(self.llm.embed(texts[start:start + self.batch_size], normalize=False, truncate=True))
+                rows.extend(self.llm.embed(texts[start : start + self.batch_size], normalize=False, truncate=True))
             self.texts_encoded += len(texts)
         return normalize(np.asarray(rows, dtype=np.float32))
 
@@ -113,8 +119,9 @@ def build_backend(settings: EmbedSettings, dedup_model: str | None = None):
     """A new backend for `settings` (`dedup_model`: prepare.dedup.embedding_model, the default model)."""
     if settings.backend == "gguf":
         if settings.gguf_model is None:
-            raise EmbedBackendError("embed.backend is gguf but embed.gguf_model is not set; set "
-                                    "FORGE_EMBED__GGUF_MODEL=/path/to/model.gguf")
+            raise EmbedBackendError(
+                "embed.backend is gguf but embed.gguf_model is not set; set FORGE_EMBED__GGUF_MODEL=/path/to/model.gguf"
+            )
         return GgufBackend(settings.gguf_model, settings.gguf_n_ctx, settings.batch_size)
     return SentenceTransformerBackend(settings.model or dedup_model, settings.batch_size)
 

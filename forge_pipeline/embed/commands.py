@@ -9,16 +9,19 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def search(query: str = typer.Argument(..., help="What to look for, in plain words."),
-               k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many results."),
-               source: str = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
-               data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+    def search(
+        query: str = typer.Argument(..., help="What to look for, in plain words."),
+        k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many results."),
+        source: str = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
+        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+    ) -> None:
         """Search your notes and interactions (embedding_index) and print a table of the best matches."""
         import os
 
         if not query.strip():
-            typer.echo('search: the query is empty; say what to look for, e.g. forge search "sourdough starter"',
-                       err=True)
+            typer.echo(
+                'search: the query is empty; say what to look for, e.g. forge search "sourdough starter"', err=True
+            )
             raise typer.Exit(2)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from rich.console import Console
@@ -47,8 +50,14 @@ def register(app: typer.Typer) -> None:
         if not results:
             typer.echo(f"no results in index version {version.meta['version_id']}")
             return
-        table = Table("#", "score", "source", "where", "text",
-                      title=f"index {version.meta['version_id']} ({version.meta['model']}, {version.meta['chunks']} chunks)")
+        table = Table(
+            "#",
+            "score",
+            "source",
+            "where",
+            "text",
+            title=f"index {version.meta['version_id']} ({version.meta['model']}, {version.meta['chunks']} chunks)",
+        )
         for hit in results:
             where = hit["source_path"] or hit["conversation_id"] or hit["example_id"]
             if hit["heading"]:
@@ -59,8 +68,11 @@ def register(app: typer.Typer) -> None:
             text = " ".join(text.split())
             text = text if len(text) <= 100 else text[:99] + "…"
             # Text cells: "[bold]" in a note is shown, not parsed as markup; escape_control: ESC is shown, not obeyed.
-            table.add_row(str(hit["rank"]), f"{hit['score']:.3f}",
-                          *(Text(escape_control(cell)) for cell in (hit["source"] or "", where, text)))
+            table.add_row(
+                str(hit["rank"]),
+                f"{hit['score']:.3f}",
+                *(Text(escape_control(cell)) for cell in (hit["source"] or "", where, text)),
+            )
         Console().print(table)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +67,20 @@ def chunk_records(records: list[dict], max_chars: int) -> pl.DataFrame:
     for record in records:
         for chunk in chunk_messages(record["messages"] or [], max_chars):
             created = record.get("created_at")
-            rows.append({"chunk_id": f"{record['example_id']}:{chunk.chunk_index}", "example_id": record["example_id"],
-                         "chunk_index": chunk.chunk_index, "heading": chunk.heading, "text": chunk.text,
-                         "text_hash": chunk.text_hash, "source": record.get("source"),
-                         "source_path": record.get("source_path"), "conversation_id": record.get("conversation_id"),
-                         "created_at": created if created is None else str(created)})
+            rows.append(
+                {
+                    "chunk_id": f"{record['example_id']}:{chunk.chunk_index}",
+                    "example_id": record["example_id"],
+                    "chunk_index": chunk.chunk_index,
+                    "heading": chunk.heading,
+                    "text": chunk.text,
+                    "text_hash": chunk.text_hash,
+                    "source": record.get("source"),
+                    "source_path": record.get("source_path"),
+                    "conversation_id": record.get("conversation_id"),
+                    "created_at": created if created is None else str(created),
+                }
+            )
     return pl.DataFrame(rows, schema=CHUNK_SCHEMA) if rows else pl.DataFrame(schema=CHUNK_SCHEMA)
 
 
@@ -116,12 +125,14 @@ def _vectors_for(chunks: pl.DataFrame, backend, cache_dir: Path, previous, repor
     report.reused_from_previous = sum(1 for h in set(hashes) if h in old_rows)
     if not hashes:
         return np.zeros((0, backend.dimension), dtype=np.float32)
-    return np.ascontiguousarray(np.stack([fresh[h] if h in fresh else previous.vectors[old_rows[h]] for h in hashes]),
-                                dtype=np.float32)
+    return np.ascontiguousarray(
+        np.stack([fresh[h] if h in fresh else previous.vectors[old_rows[h]] for h in hashes]), dtype=np.float32
+    )
 
 
-def build_embedding_index(records: list[dict], version_id: str, root: Path, backend, cache_dir: Path,
-                          settings: EmbedSettings) -> tuple[Path, dict, IndexReport]:
+def build_embedding_index(
+    records: list[dict], version_id: str, root: Path, backend, cache_dir: Path, settings: EmbedSettings
+) -> tuple[Path, dict, IndexReport]:
     """Chunk, embed (incrementally) and index `records`; write them as index version `version_id` under
     `root` and make it current. Returns the version folder, its meta and what the build did."""
     started = time.perf_counter()
@@ -133,13 +144,23 @@ def build_embedding_index(records: list[dict], version_id: str, root: Path, back
     report.index_type = choose_index_type(chunks.height, settings)
     faiss_index = make_faiss_index(vectors, report.index_type, settings)
     report.build_seconds = round(time.perf_counter() - started, 3)
-    meta = {"version_id": version_id, "dataset_version": version_id,
-            "created_at": datetime.now(timezone.utc).isoformat(), "backend": backend.backend,
-            "model": backend.name, "model_path": backend.model_path, "dimension": int(vectors.shape[1]),
-            "index_type": report.index_type, "metric": "inner_product (cosine: vectors are L2-normalised)",
-            "chunk_max_chars": settings.chunk_max_chars, "chunks": chunks.height,
-            "examples": len(records), "by_source": dict(sorted(
-                (str(k), int(v)) for k, v in chunks.unique("example_id")["source"].value_counts().iter_rows())),
-            "build": asdict(report)}
+    meta = {
+        "version_id": version_id,
+        "dataset_version": version_id,
+        "created_at": datetime.now(UTC).isoformat(),
+        "backend": backend.backend,
+        "model": backend.name,
+        "model_path": backend.model_path,
+        "dimension": int(vectors.shape[1]),
+        "index_type": report.index_type,
+        "metric": "inner_product (cosine: vectors are L2-normalised)",
+        "chunk_max_chars": settings.chunk_max_chars,
+        "chunks": chunks.height,
+        "examples": len(records),
+        "by_source": dict(
+            sorted((str(k), int(v)) for k, v in chunks.unique("example_id")["source"].value_counts().iter_rows())
+        ),
+        "build": asdict(report),
+    }
     folder = write_version(root, version_id, chunks, vectors, faiss_index, meta)
     return folder, meta, report

@@ -43,7 +43,8 @@ def check_same_model(version: IndexVersion, backend) -> None:
         raise ModelMismatchError(
             f"{version.path / META_FILE}: the index was built with {version.meta['model']} "
             f"({version.meta['model_path']}, dimension {version.meta['dimension']}) but the configured embed "
-            f"backend is {backend.name} ({backend.model_path}); rematerialize embedding_index with this model")
+            f"backend is {backend.name} ({backend.model_path}); rematerialize embedding_index with this model"
+        )
 
 
 def _search_one_thread(index, query_vector: np.ndarray, fetch: int):
@@ -74,8 +75,9 @@ def search(version: IndexVersion, backend, query: str, k: int = 5, source: str |
         fetch = min(total, fetch * 4)
 
 
-def _best_per_example(version: IndexVersion, query_vector: np.ndarray, fetch: int, k: int,
-                      source: str | None) -> list[dict]:
+def _best_per_example(
+    version: IndexVersion, query_vector: np.ndarray, fetch: int, k: int, source: str | None
+) -> list[dict]:
     scores, rows = _search_one_thread(version.faiss_index, query_vector, fetch)
     results, seen = [], set()
     for score, row in zip(scores[0].tolist(), rows[0].tolist()):

@@ -49,24 +49,29 @@ def read_versions(root: Path) -> dict:
     try:
         return json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as err:
-        raise IndexNotFoundError(f"{path} line {err.lineno}: not valid JSON ({err.msg}); rematerialize "
-                                 f"embedding_index to rewrite it") from None
+        raise IndexNotFoundError(
+            f"{path} line {err.lineno}: not valid JSON ({err.msg}); rematerialize embedding_index to rewrite it"
+        ) from None
 
 
 def current_version_dir(root: Path) -> Path:
     versions = read_versions(root)
     if not versions["current"]:
-        raise IndexNotFoundError(f"{Path(root) / VERSIONS_FILE}: no embedding index yet; materialize the "
-                                 f"embedding_index asset (or `forge demo`) first")
+        raise IndexNotFoundError(
+            f"{Path(root) / VERSIONS_FILE}: no embedding index yet; materialize the "
+            f"embedding_index asset (or `forge demo`) first"
+        )
     folder = Path(root) / versions["current"]
     if not (folder / META_FILE).exists():
-        raise IndexNotFoundError(f"{folder}: the current embedding index version has no {META_FILE}; "
-                                 f"rematerialize embedding_index")
+        raise IndexNotFoundError(
+            f"{folder}: the current embedding index version has no {META_FILE}; rematerialize embedding_index"
+        )
     return folder
 
 
-def write_version(root: Path, version_id: str, chunks: pl.DataFrame, vectors: np.ndarray, faiss_index,
-                  meta: dict) -> Path:
+def write_version(
+    root: Path, version_id: str, chunks: pl.DataFrame, vectors: np.ndarray, faiss_index, meta: dict
+) -> Path:
     import faiss
 
     root = Path(root)
@@ -75,7 +80,8 @@ def write_version(root: Path, version_id: str, chunks: pl.DataFrame, vectors: np
         with atomic_directory(target) as staging:
             dim = vectors.shape[1]
             chunks.with_columns(pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, dim))).write_parquet(
-                staging / CHUNKS_FILE)
+                staging / CHUNKS_FILE
+            )
             faiss.write_index(faiss_index, str(staging / FAISS_FILE))
             write_json_atomic(staging / META_FILE, meta)
         versions = read_versions(root)
@@ -91,16 +97,22 @@ def load_version(folder: Path) -> IndexVersion:
     folder = Path(folder)
     for name in INDEX_FILES:
         if not (folder / name).exists():
-            raise IndexNotFoundError(f"{folder / name}: missing from the embedding index version; "
-                                     f"rematerialize embedding_index")
+            raise IndexNotFoundError(
+                f"{folder / name}: missing from the embedding index version; rematerialize embedding_index"
+            )
     meta = json.loads((folder / META_FILE).read_text("utf-8"))
     table = pl.read_parquet(folder / CHUNKS_FILE)
-    vectors = table["vector"].to_numpy().astype(np.float32, copy=False) if table.height else \
-        np.zeros((0, meta["dimension"]), dtype=np.float32)
+    vectors = (
+        table["vector"].to_numpy().astype(np.float32, copy=False)
+        if table.height
+        else np.zeros((0, meta["dimension"]), dtype=np.float32)
+    )
     index = faiss.read_index(str(folder / FAISS_FILE))
     if index.ntotal != table.height:
-        raise IndexNotFoundError(f"{folder / FAISS_FILE}: {index.ntotal} vectors but {CHUNKS_FILE} has "
-                                 f"{table.height} rows; rematerialize embedding_index")
+        raise IndexNotFoundError(
+            f"{folder / FAISS_FILE}: {index.ntotal} vectors but {CHUNKS_FILE} has "
+            f"{table.height} rows; rematerialize embedding_index"
+        )
     return IndexVersion(folder, meta, table.drop("vector"), np.ascontiguousarray(vectors), index)
 
 

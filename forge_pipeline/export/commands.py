@@ -32,8 +32,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         earlier = manifest["history"][:-1]
         further = f"`forge rollback` again goes back to {earlier[-1]}" if earlier else "no earlier version left"
-        typer.echo(f"current: {manifest['current']} (was {before}; promotion history "
-                   f"{' -> '.join(manifest['history'])}; {further})")
+        typer.echo(
+            f"current: {manifest['current']} (was {before}; promotion history "
+            f"{' -> '.join(manifest['history'])}; {further})"
+        )
 
     @app.command()
     def models(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
@@ -54,7 +56,13 @@ def register(app: typer.Typer) -> None:
             table.add_column(column)
         for row in rows:
             loss = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-            table.add_row(row["version"], "*" if row["current"] else "", "yes" if row["promoted"] else "no",
-                          loss(row["tuned_loss"]), loss(row["base_loss"]), str(row["dataset_version"] or "-"),
-                          "\n".join(f"{role}: {path}" for role, path in row["files"].items() if path))
+            table.add_row(
+                row["version"],
+                "*" if row["current"] else "",
+                "yes" if row["promoted"] else "no",
+                loss(row["tuned_loss"]),
+                loss(row["base_loss"]),
+                str(row["dataset_version"] or "-"),
+                "\n".join(f"{role}: {path}" for role, path in row["files"].items() if path),
+            )
         Console(width=200).print(table)

@@ -17,7 +17,8 @@ class EvalSettings(Section):
     max_eval_examples: int = Field(default=200, gt=0, description="Held-out examples scored for loss/perplexity.")
     max_eval_prompts: int = Field(default=16, ge=0, description="Prompts of eval_prompts.jsonl answered side by side.")
     max_heldout_prompts: int = Field(
-        default=4, ge=0, description="Held-out examples also answered side by side (their reply is the reference).")
+        default=4, ge=0, description="Held-out examples also answered side by side (their reply is the reference)."
+    )
 
 
 class ExportSettings(Section):
@@ -29,4 +30,6 @@ class ExportSettings(Section):
         description="Folder with llama.cpp's convert_hf_to_gguf.py, convert_lora_to_gguf.py, conversion/ and gguf-py/ "
         "matching the installed llama-cpp-python; None means <repo>/.cache/llama_cpp_convert.",
     )
-    converter_timeout_s: float = Field(default=1800.0, gt=0.0, description="A converter run longer than this is killed.")
+    converter_timeout_s: float = Field(
+        default=1800.0, gt=0.0, description="A converter run longer than this is killed."
+    )

@@ -44,8 +44,13 @@ def load_eval_prompts(path: Path) -> list[dict]:
         messages = row["messages"]
         while messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        prompts.append({"prompt_id": str(row.get("prompt_id") or f"prompt-{number}"),
-                        "category": row.get("category"), "messages": messages})
+        prompts.append(
+            {
+                "prompt_id": str(row.get("prompt_id") or f"prompt-{number}"),
+                "category": row.get("category"),
+                "messages": messages,
+            }
+        )
     return prompts
 
 
@@ -54,7 +59,7 @@ def validation_loss(model, tokenizer, examples: list[dict], batch_size: int = 8,
     import torch
 
     encoded = [assistant_token_labels(tokenizer, e["messages"], max_length) for e in examples]
-    encoded = [(ids, labels) for ids, labels in encoded if any(l != -100 for l in labels[1:])]
+    encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels[1:])]
     if not encoded:
         raise EvaluationInputError("no validation example has an assistant token within max_length to score")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -62,15 +67,22 @@ def validation_loss(model, tokenizer, examples: list[dict], batch_size: int = 8,
     model.eval()
     with torch.no_grad():
         for offset in range(0, len(encoded), batch_size):
-            batch = encoded[offset: offset + batch_size]
+            batch = encoded[offset : offset + batch_size]
             width = max(len(ids) for ids, _ in batch)
             input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
             attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
             labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-            logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits.float().cpu()
+            logits = (
+                model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device))
+                .logits.float()
+                .cpu()
+            )
             shifted_labels = labels[:, 1:]
             loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]), shifted_labels.reshape(-1), ignore_index=-100, reduction="sum"
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                shifted_labels.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             )
             total_loss += float(loss)
             total_tokens += int((shifted_labels != -100).sum())
@@ -97,21 +109,28 @@ def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: 
     outputs = []
     try:
         for offset in range(0, len(prompts), batch_size):
-            chunk = prompts[offset: offset + batch_size]
+            chunk = prompts[offset : offset + batch_size]
             texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk]
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
             started = time.perf_counter()
             with torch.no_grad():
-                generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
-                                           pad_token_id=pad)
+                generated = model.generate(
+                    **batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad
+                )
             seconds = (time.perf_counter() - started) / len(chunk)
             prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-            for row, prompt_tokens in zip(generated[:, batch["input_ids"].shape[1]:].tolist(), prompt_lengths):
+            for row, prompt_tokens in zip(generated[:, batch["input_ids"].shape[1] :].tolist(), prompt_lengths):
                 ended = next((i for i, t in enumerate(row) if t in eos), None)
                 new = row[: ended + 1] if ended is not None else row
-                outputs.append({"text": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                                "seconds": round(seconds, 3), "prompt_tokens": int(prompt_tokens),
-                                "completion_tokens": len(new), "stopped": ended is not None})
+                outputs.append(
+                    {
+                        "text": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                        "seconds": round(seconds, 3),
+                        "prompt_tokens": int(prompt_tokens),
+                        "completion_tokens": len(new),
+                        "stopped": ended is not None,
+                    }
+                )
     finally:
         tokenizer.padding_side = side
     return outputs
@@ -123,8 +142,14 @@ def heldout_prompts(examples: list[dict], limit: int) -> list[dict]:
     for number, example in enumerate(examples[:limit], start=1):
         messages = example["messages"]
         last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        prompts.append({"prompt_id": f"held-out-{number}", "category": "held-out", "messages": messages[:last],
-                        "reference": messages[last]["content"]})
+        prompts.append(
+            {
+                "prompt_id": f"held-out-{number}",
+                "category": "held-out",
+                "messages": messages[:last],
+                "reference": messages[last]["content"],
+            }
+        )
     return prompts
 
 
@@ -135,8 +160,10 @@ def _cell(text: str, width: int = 120) -> str:
 
 def side_by_side_markdown(rows: list[dict]) -> str:
     """One row per prompt: the prompt, the held-out reference (if any), base and tuned answers, seconds/tokens."""
-    lines = ["| prompt | reference | base | tuned | base s / tokens | tuned s / tokens |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| prompt | reference | base | tuned | base s / tokens | tuned s / tokens |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         prompt = row["messages"][-1]["content"] if row["messages"] else ""
         lines.append(
@@ -151,10 +178,14 @@ def side_by_side_markdown(rows: list[dict]) -> str:
 def gate(base_loss: float, tuned_loss: float, min_relative_improvement: float) -> tuple[bool, str]:
     threshold = base_loss * (1.0 - min_relative_improvement)
     if tuned_loss < threshold:
-        return True, (f"promoted: tuned held-out loss {tuned_loss:.4f} < {threshold:.4f} "
-                      f"(base {base_loss:.4f} minus {min_relative_improvement:.1%})")
-    return False, (f"not promoted: tuned held-out loss {tuned_loss:.4f} is not below {threshold:.4f} "
-                   f"(base {base_loss:.4f} minus {min_relative_improvement:.1%}); the version is kept but not current")
+        return True, (
+            f"promoted: tuned held-out loss {tuned_loss:.4f} < {threshold:.4f} "
+            f"(base {base_loss:.4f} minus {min_relative_improvement:.1%})"
+        )
+    return False, (
+        f"not promoted: tuned held-out loss {tuned_loss:.4f} is not below {threshold:.4f} "
+        f"(base {base_loss:.4f} minus {min_relative_improvement:.1%}); the version is kept but not current"
+    )
 
 
 def evaluate_adapter(
@@ -199,17 +230,25 @@ def evaluate_adapter(
 
     promoted, reason = gate(base_figures["loss"], tuned_figures["loss"], settings.min_relative_improvement)
     result = {
-        "base_loss": base_figures["loss"], "tuned_loss": tuned_figures["loss"],
-        "base_perplexity": base_figures["perplexity"], "tuned_perplexity": tuned_figures["perplexity"],
+        "base_loss": base_figures["loss"],
+        "tuned_loss": tuned_figures["loss"],
+        "base_perplexity": base_figures["perplexity"],
+        "tuned_perplexity": tuned_figures["perplexity"],
         "relative_improvement": (base_figures["loss"] - tuned_figures["loss"]) / base_figures["loss"],
         "perplexity_change": tuned_figures["perplexity"] / base_figures["perplexity"] - 1.0,
-        "validation_examples": base_figures["examples"], "validation_tokens": base_figures["tokens"],
-        "prompts": len(rows), "heldout_prompts": sum(1 for r in rows if r.get("reference") is not None),
+        "validation_examples": base_figures["examples"],
+        "validation_tokens": base_figures["tokens"],
+        "prompts": len(rows),
+        "heldout_prompts": sum(1 for r in rows if r.get("reference") is not None),
         "mean_seconds_base": sum(r["base"]["seconds"] for r in rows) / max(len(rows), 1),
         "mean_seconds_tuned": sum(r["tuned"]["seconds"] for r in rows) / max(len(rows), 1),
-        "promoted": promoted, "reason": reason, "min_relative_improvement": settings.min_relative_improvement,
-        "markdown": side_by_side_markdown(rows), "generations": rows,
-        "seconds": round(time.perf_counter() - started, 3), "mlflow_logged": False,
+        "promoted": promoted,
+        "reason": reason,
+        "min_relative_improvement": settings.min_relative_improvement,
+        "markdown": side_by_side_markdown(rows),
+        "generations": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+        "mlflow_logged": False,
     }
     if mlflow_run_id and tracking_uri:
         result["mlflow_logged"] = log_to_mlflow(tracking_uri, mlflow_run_id, result)
@@ -219,10 +258,12 @@ def evaluate_adapter(
 def generations_table(rows: list[dict]) -> dict[str, list]:
     """The side-by-side answers as columns (MLflow's table artifact, viewable in the run's Evaluation tab)."""
     return {
-        "prompt_id": [r["prompt_id"] for r in rows], "category": [r.get("category") or "" for r in rows],
+        "prompt_id": [r["prompt_id"] for r in rows],
+        "category": [r.get("category") or "" for r in rows],
         "prompt": [r["messages"][-1]["content"] if r["messages"] else "" for r in rows],
         "reference": [r.get("reference") or "" for r in rows],
-        "base": [r["base"]["text"] for r in rows], "tuned": [r["tuned"]["text"] for r in rows],
+        "base": [r["base"]["text"] for r in rows],
+        "tuned": [r["tuned"]["text"] for r in rows],
         "base_tokens": [r["base"]["completion_tokens"] for r in rows],
         "tuned_tokens": [r["tuned"]["completion_tokens"] for r in rows],
     }

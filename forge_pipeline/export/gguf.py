@@ -80,8 +80,9 @@ def _staging(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".staging.", dir=out_dir))
 
 
-def export_base_model(base_dir: Path, exports_dir: Path, settings: ExportSettings,
-                      toolchain: LlamaCppToolchain | None = None) -> dict:
+def export_base_model(
+    base_dir: Path, exports_dir: Path, settings: ExportSettings, toolchain: LlamaCppToolchain | None = None
+) -> dict:
     """The unmerged base model as f16 + quantized GGUF, built once per base content hash."""
     toolchain = toolchain or LlamaCppToolchain.from_settings(settings)
     key = base_model_hash(base_dir)
@@ -97,8 +98,14 @@ def export_base_model(base_dir: Path, exports_dir: Path, settings: ExportSetting
         if not quantized.is_file():
             timings["quantize_base_s"] = round(quantize(f16, quantized, settings.quant_type), 3)
     n_params = gguf_n_params(f16)
-    return {"base_hash": key, "base_gguf": str(quantized), "base_f16_gguf": str(f16), "cached": cached,
-            "timings": timings, "stats": {"base": gguf_stats(quantized, n_params), "base_f16": gguf_stats(f16, n_params)}}
+    return {
+        "base_hash": key,
+        "base_gguf": str(quantized),
+        "base_f16_gguf": str(f16),
+        "cached": cached,
+        "timings": timings,
+        "stats": {"base": gguf_stats(quantized, n_params), "base_f16": gguf_stats(f16, n_params)},
+    }
 
 
 def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
@@ -117,9 +124,15 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     return Path(out_dir)
 
 
-def export_merged_model(base_dir: Path, adapter_dir: Path, out_dir: Path, settings: ExportSettings,
-                        exports_dir: Path | None = None, toolchain: LlamaCppToolchain | None = None,
-                        demo: bool = False) -> dict:
+def export_merged_model(
+    base_dir: Path,
+    adapter_dir: Path,
+    out_dir: Path,
+    settings: ExportSettings,
+    exports_dir: Path | None = None,
+    toolchain: LlamaCppToolchain | None = None,
+    demo: bool = False,
+) -> dict:
     """Merged model → f16 GGUF → quantized GGUF (+ Modelfile); also makes sure the base GGUF exists."""
     toolchain = toolchain or LlamaCppToolchain.from_settings(settings)
     out_dir = Path(out_dir)
@@ -138,15 +151,24 @@ def export_merged_model(base_dir: Path, adapter_dir: Path, out_dir: Path, settin
     if not settings.keep_f16:
         stats["merged_f16"]["path"] = None
     pre_tokenizer = stats.pop("pre_tokenizer")
-    return {"pre_tokenizer": pre_tokenizer["name"], "declared_gpt2_pre_tokenizer": pre_tokenizer["declared_gpt2_fallback"],
-            "merged_gguf": str(merged_gguf), "merged_f16_gguf": str(kept_f16) if settings.keep_f16 else None,
-            "base_gguf": base["base_gguf"], "base_f16_gguf": base["base_f16_gguf"], "base_hash": base["base_hash"],
-            "modelfile": str(out_dir / "Modelfile"), "quant_type": settings.quant_type,
-            "timings": {**timings, **base["timings"]}, "stats": {**stats, **base["stats"]}}
+    return {
+        "pre_tokenizer": pre_tokenizer["name"],
+        "declared_gpt2_pre_tokenizer": pre_tokenizer["declared_gpt2_fallback"],
+        "merged_gguf": str(merged_gguf),
+        "merged_f16_gguf": str(kept_f16) if settings.keep_f16 else None,
+        "base_gguf": base["base_gguf"],
+        "base_f16_gguf": base["base_f16_gguf"],
+        "base_hash": base["base_hash"],
+        "modelfile": str(out_dir / "Modelfile"),
+        "quant_type": settings.quant_type,
+        "timings": {**timings, **base["timings"]},
+        "stats": {**stats, **base["stats"]},
+    }
 
 
-def _merge_convert_quantize(base_dir, adapter_dir, out_dir: Path, settings: ExportSettings,
-                            toolchain: LlamaCppToolchain, timings: dict) -> dict:
+def _merge_convert_quantize(
+    base_dir, adapter_dir, out_dir: Path, settings: ExportSettings, toolchain: LlamaCppToolchain, timings: dict
+) -> dict:
     merged_gguf = out_dir / f"merged-{settings.quant_type.lower()}.gguf"
     kept_f16 = out_dir / "merged-f16.gguf"
     staging = _staging(out_dir)
@@ -162,9 +184,14 @@ def _merge_convert_quantize(base_dir, adapter_dir, out_dir: Path, settings: Expo
         if settings.keep_f16:
             # Moved out of staging only after quantization worked: a failed export leaves no f16 behind either.
             f16 = f16.replace(kept_f16)
-        stats = {"merged": gguf_stats(merged_gguf, n_params), "merged_f16": gguf_stats(f16, n_params),
-                 "pre_tokenizer": {"name": converted.pre_tokenizer,
-                                   "declared_gpt2_fallback": converted.declared_gpt2_pre_tokenizer}}
+        stats = {
+            "merged": gguf_stats(merged_gguf, n_params),
+            "merged_f16": gguf_stats(f16, n_params),
+            "pre_tokenizer": {
+                "name": converted.pre_tokenizer,
+                "declared_gpt2_fallback": converted.declared_gpt2_pre_tokenizer,
+            },
+        }
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return stats
@@ -182,13 +209,21 @@ def check_adapter_convertible(adapter_dir: Path) -> None:
         names = [value] if isinstance(value, str) else list(value)
         bad = [n for n in names if any(part in n for part in UNCONVERTIBLE_MODULES)]
         if bad:
-            raise ValueError(f"{config_path}: field {field!r} includes {bad}; a GGUF adapter can only hold "
-                             "attention/MLP LoRA weights: train with train.target_modules limited to those")
+            raise ValueError(
+                f"{config_path}: field {field!r} includes {bad}; a GGUF adapter can only hold "
+                "attention/MLP LoRA weights: train with train.target_modules limited to those"
+            )
 
 
-def export_adapter(adapter_dir: Path, base_dir: Path, out_dir: Path, settings: ExportSettings | None = None,
-                   base_gguf: Path | None = None, toolchain: LlamaCppToolchain | None = None,
-                   demo: bool = False) -> dict:
+def export_adapter(
+    adapter_dir: Path,
+    base_dir: Path,
+    out_dir: Path,
+    settings: ExportSettings | None = None,
+    base_gguf: Path | None = None,
+    toolchain: LlamaCppToolchain | None = None,
+    demo: bool = False,
+) -> dict:
     """The LoRA adapter as an f16 GGUF adapter, plus a base+ADAPTER Modelfile when the base GGUF is known."""
     settings = settings or ExportSettings()
     check_adapter_convertible(adapter_dir)
@@ -199,13 +234,17 @@ def export_adapter(adapter_dir: Path, base_dir: Path, out_dir: Path, settings: E
     with locked(out_dir.parent / f".{out_dir.name}.adapter-export"):
         _remove_leftovers(out_dir, "adapter-")
         result = toolchain.convert_adapter(adapter_dir, base_dir, out_dir / "adapter-f16.gguf", outtype="f16")
-    output = {"adapter_gguf": str(result.path), "timings": {"convert_adapter_s": round(result.seconds, 3)},
-              "stats": {"adapter": gguf_stats(result.path)}}
+    output = {
+        "adapter_gguf": str(result.path),
+        "timings": {"convert_adapter_s": round(result.seconds, 3)},
+        "stats": {"adapter": gguf_stats(result.path)},
+    }
     if base_gguf:
         import os
 
         relative_base = os.path.relpath(Path(base_gguf).resolve(), out_dir.resolve())
-        write_text_atomic(out_dir / "Modelfile.adapter",
-                          modelfile(relative_base, Path(base_gguf), f"./{result.path.name}", demo=demo))
+        write_text_atomic(
+            out_dir / "Modelfile.adapter", modelfile(relative_base, Path(base_gguf), f"./{result.path.name}", demo=demo)
+        )
         output["modelfile"] = str(out_dir / "Modelfile.adapter")
     return output

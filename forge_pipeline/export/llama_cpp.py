@@ -44,8 +44,11 @@ class LlamaCppToolchain:
     def __init__(self, converter_dir: Path | None = None, timeout_s: float = 1800.0):
         self.converter_dir = Path(converter_dir or DEFAULT_CONVERTER_DIR).resolve()
         self.timeout_s = timeout_s
-        missing = [name for name in ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion", "gguf-py")
-                   if not (self.converter_dir / name).exists()]
+        missing = [
+            name
+            for name in ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion", "gguf-py")
+            if not (self.converter_dir / name).exists()
+        ]
         if missing:
             raise ConversionError(
                 f"llama.cpp converter folder {self.converter_dir} lacks {', '.join(missing)}; set export.converter_dir "
@@ -53,16 +56,23 @@ class LlamaCppToolchain:
             )
 
     @classmethod
-    def from_settings(cls, settings: ExportSettings) -> "LlamaCppToolchain":
+    def from_settings(cls, settings: ExportSettings) -> LlamaCppToolchain:
         return cls(settings.converter_dir, settings.converter_timeout_s)
 
     def _run(self, script: str, args: list[str], with_fallback: bool) -> subprocess.CompletedProcess:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1",
-               "PYTHONPATH": os.pathsep.join([str(self.converter_dir / "gguf-py"), str(self.converter_dir),
-                                              os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": os.pathsep.join(
+                [str(self.converter_dir / "gguf-py"), str(self.converter_dir), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
         script_path = str(self.converter_dir / script)
-        command = ([sys.executable, str(FALLBACK_SCRIPT), str(self.converter_dir), script_path, *args] if with_fallback
-                   else [sys.executable, script_path, *args])
+        command = (
+            [sys.executable, str(FALLBACK_SCRIPT), str(self.converter_dir), script_path, *args]
+            if with_fallback
+            else [sys.executable, script_path, *args]
+        )
         try:
             return subprocess.run(command, env=env, capture_output=True, text=True, timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
@@ -94,7 +104,9 @@ class LlamaCppToolchain:
         """A Hugging Face model folder → one GGUF file."""
         return self._convert("convert_hf_to_gguf.py", [str(model_dir), "--outtype", outtype], out_path)
 
-    def convert_adapter(self, adapter_dir: Path, base_dir: Path, out_path: Path, outtype: str = "f16") -> ConversionResult:
+    def convert_adapter(
+        self, adapter_dir: Path, base_dir: Path, out_path: Path, outtype: str = "f16"
+    ) -> ConversionResult:
         """A peft LoRA folder → a GGUF adapter. `--base` always: adapter_config.json may name a hub id or
         another machine's path, and offline the converter would otherwise try the hub."""
         return self._convert(
@@ -108,8 +120,12 @@ def quant_ftype(quant_type: str) -> int:
     name = quant_type.upper().removeprefix("LLAMA_FTYPE_MOSTLY_")
     value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name}", None)
     if value is None:
-        known = sorted(n.removeprefix("LLAMA_FTYPE_MOSTLY_") for n in dir(llama_cpp) if n.startswith("LLAMA_FTYPE_MOSTLY_"))
-        raise ConversionError(f"export.quant_type={quant_type!r} is not a llama.cpp type; use one of {', '.join(known)}")
+        known = sorted(
+            n.removeprefix("LLAMA_FTYPE_MOSTLY_") for n in dir(llama_cpp) if n.startswith("LLAMA_FTYPE_MOSTLY_")
+        )
+        raise ConversionError(
+            f"export.quant_type={quant_type!r} is not a llama.cpp type; use one of {', '.join(known)}"
+        )
     return value
 
 
@@ -142,11 +158,23 @@ def gguf_stats(path: Path, n_params: int | None = None) -> dict:
     path = Path(path)
     size = path.stat().st_size
     n_params = n_params or gguf_n_params(path)
-    return {"path": str(path), "size_bytes": size, "n_params": n_params, "bits_per_weight": round(size * 8 / n_params, 3)}
+    return {
+        "path": str(path),
+        "size_bytes": size,
+        "n_params": n_params,
+        "bits_per_weight": round(size * 8 / n_params, 3),
+    }
 
 
-def gguf_metadata(path: Path, keys: tuple[str, ...] = ("tokenizer.ggml.pre", "tokenizer.chat_template",
-                                                       "tokenizer.ggml.eos_token_id", "general.architecture")) -> dict:
+def gguf_metadata(
+    path: Path,
+    keys: tuple[str, ...] = (
+        "tokenizer.ggml.pre",
+        "tokenizer.chat_template",
+        "tokenizer.ggml.eos_token_id",
+        "general.architecture",
+    ),
+) -> dict:
     """Selected scalar/string metadata of a GGUF file (absent keys are left out)."""
     from gguf import GGUFReader
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from forge_pipeline.atomic import locked, write_json_atomic
@@ -72,7 +72,9 @@ def read_manifest(manifest_path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ManifestError(f"{manifest_path}: not valid JSON ({err})") from None
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        raise ManifestError(
+            f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}"
+        )
     for key in ("current", "history", "versions"):
         if key not in manifest:
             raise ManifestError(f"{manifest_path}: missing field {key!r}")
@@ -120,8 +122,12 @@ def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_s
         manifest = read_manifest(manifest_path)
         version = entry.get("version") or next_version_id(manifest)
         as_candidate = promote and candidate_share is not None and manifest["current"] is not None
-        entry = {**entry, "version": version, "promoted": promote and not as_candidate,
-                 "created_at": entry.get("created_at") or datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+        entry = {
+            **entry,
+            "version": version,
+            "promoted": promote and not as_candidate,
+            "created_at": entry.get("created_at") or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
         manifest["versions"][version] = entry
         if as_candidate:
             verify_version(manifest, version, manifest_path)
@@ -146,8 +152,10 @@ def candidate_of(manifest: dict, manifest_path: Path) -> dict | None:
     if candidate is None:
         return None
     if not isinstance(candidate, dict) or not isinstance(candidate.get("version"), str):
-        raise ManifestError(f"{manifest_path}: field 'candidate' must be null or "
-                            '{"version": str, "traffic_share": float}, got ' + repr(candidate))
+        raise ManifestError(
+            f"{manifest_path}: field 'candidate' must be null or "
+            '{"version": str, "traffic_share": float}, got ' + repr(candidate)
+        )
     if candidate["version"] not in manifest["versions"]:
         raise ManifestError(f"{manifest_path}: candidate version {candidate['version']!r} is not in the manifest")
     return {"version": candidate["version"], "traffic_share": _share(candidate.get("traffic_share"), manifest_path)}
@@ -203,8 +211,9 @@ def rollback(manifest_path: Path, version: str | None = None) -> dict:
             while earlier and earlier[-1] == manifest["current"]:
                 earlier.pop()
             if not earlier:
-                raise ManifestError(f"{manifest_path}: no earlier promoted version to roll back to "
-                                    f"(history: {history or 'empty'})")
+                raise ManifestError(
+                    f"{manifest_path}: no earlier promoted version to roll back to (history: {history or 'empty'})"
+                )
             version, history = earlier[-1], earlier
         else:
             history = [*history, version]

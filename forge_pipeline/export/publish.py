@@ -8,8 +8,17 @@ from pathlib import Path
 from forge_pipeline.export.manifest import ManifestError, describe_file, newest_version, publish_version
 
 REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
-EVALUATION_FIELDS = ("base_loss", "tuned_loss", "base_perplexity", "tuned_perplexity", "relative_improvement",
-                     "validation_examples", "prompts", "promoted", "reason")
+EVALUATION_FIELDS = (
+    "base_loss",
+    "tuned_loss",
+    "base_perplexity",
+    "tuned_perplexity",
+    "relative_improvement",
+    "validation_examples",
+    "prompts",
+    "promoted",
+    "reason",
+)
 
 
 def adapter_info(lora_adapter: dict, source: str = "lora_adapter") -> dict:
@@ -25,10 +34,12 @@ def adapter_info(lora_adapter: dict, source: str = "lora_adapter") -> dict:
     if not (Path(lora_adapter["adapter_dir"]) / "adapter_config.json").is_file():
         raise ValueError(f"{source}: {lora_adapter['adapter_dir']} has no adapter_config.json (not a peft adapter)")
     return {
-        "adapter_dir": str(lora_adapter["adapter_dir"]), "base_model_dir": str(lora_adapter["base_model_dir"]),
+        "adapter_dir": str(lora_adapter["adapter_dir"]),
+        "base_model_dir": str(lora_adapter["base_model_dir"]),
         "base_model_name": lora_adapter.get("base_model_name") or Path(lora_adapter["base_model_dir"]).name,
         "is_demo_model": bool(lora_adapter.get("is_demo_model", False)),
-        "mlflow_run_id": lora_adapter.get("mlflow_run_id"), "dataset_version": lora_adapter.get("dataset_version"),
+        "mlflow_run_id": lora_adapter.get("mlflow_run_id"),
+        "dataset_version": lora_adapter.get("dataset_version"),
         "metrics": lora_adapter.get("metrics") or {},
     }
 
@@ -48,28 +59,48 @@ def validation_file(dataset_version: dict) -> Path:
     return target
 
 
-def publish(manifest_path: Path, info: dict, evaluation: dict, gguf_model: dict, gguf_adapter: dict,
-            dataset_version: str | None = None, candidate_share: float | None = None, kind: str = "sft") -> dict:
+def publish(
+    manifest_path: Path,
+    info: dict,
+    evaluation: dict,
+    gguf_model: dict,
+    gguf_adapter: dict,
+    dataset_version: str | None = None,
+    candidate_share: float | None = None,
+    kind: str = "sft",
+) -> dict:
     """Hash the files that exist now and add a version; promote only if the evaluation gate passed.
     With `candidate_share`, a version that passed the gate becomes the A/B candidate instead of current."""
     files = {}
-    for role, path in (("base_gguf", gguf_model["base_gguf"]), ("merged_gguf", gguf_model["merged_gguf"]),
-                       ("adapter_gguf", gguf_adapter["adapter_gguf"])):
+    for role, path in (
+        ("base_gguf", gguf_model["base_gguf"]),
+        ("merged_gguf", gguf_model["merged_gguf"]),
+        ("adapter_gguf", gguf_adapter["adapter_gguf"]),
+    ):
         if not Path(path).is_file():
             raise ManifestError(f"{role} {path} does not exist; re-materialize the export assets before the manifest")
         files[role] = describe_file(Path(path), manifest_path)
     entry = {
-        "dataset_version": dataset_version or info.get("dataset_version"), "mlflow_run_id": info.get("mlflow_run_id"),
+        "dataset_version": dataset_version or info.get("dataset_version"),
+        "mlflow_run_id": info.get("mlflow_run_id"),
         "base_model": {"name": info["base_model_name"], "is_demo_model": info["is_demo_model"]},
-        "files": files, "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
-        "quant_type": gguf_model.get("quant_type"), "kind": kind,
+        "files": files,
+        "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
+        "quant_type": gguf_model.get("quant_type"),
+        "kind": kind,
     }
-    manifest = publish_version(manifest_path, entry, promote=bool(evaluation.get("promoted")),
-                               candidate_share=candidate_share)
+    manifest = publish_version(
+        manifest_path, entry, promote=bool(evaluation.get("promoted")), candidate_share=candidate_share
+    )
     # publish_version numbers versions v0001, v0002, ... under its lock: the highest is the one just added.
     version = newest_version(manifest)
-    return {"version": version, "current": manifest["current"], "promoted": bool(evaluation.get("promoted")),
-            "manifest_path": str(manifest_path), "versions": len(manifest["versions"])}
+    return {
+        "version": version,
+        "current": manifest["current"],
+        "promoted": bool(evaluation.get("promoted")),
+        "manifest_path": str(manifest_path),
+        "versions": len(manifest["versions"]),
+    }
 
 
 def models_table(manifest: dict) -> list[dict]:
@@ -77,12 +108,18 @@ def models_table(manifest: dict) -> list[dict]:
     rows = []
     for version, entry in sorted(manifest["versions"].items()):
         evaluation = entry.get("evaluation") or {}
-        rows.append({
-            "version": version, "current": version == manifest["current"], "promoted": entry.get("promoted", False),
-            "created_at": entry.get("created_at"), "dataset_version": entry.get("dataset_version"),
-            "tuned_loss": evaluation.get("tuned_loss"), "base_loss": evaluation.get("base_loss"),
-            "files": {role: (f or {}).get("path") for role, f in entry.get("files", {}).items()},
-        })
+        rows.append(
+            {
+                "version": version,
+                "current": version == manifest["current"],
+                "promoted": entry.get("promoted", False),
+                "created_at": entry.get("created_at"),
+                "dataset_version": entry.get("dataset_version"),
+                "tuned_loss": evaluation.get("tuned_loss"),
+                "base_loss": evaluation.get("base_loss"),
+                "files": {role: (f or {}).get("path") for role, f in entry.get("files", {}).items()},
+            }
+        )
     return rows
 
 

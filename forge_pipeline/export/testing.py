@@ -22,9 +22,13 @@ LLAMA3_TEMPLATE = (
 # family -> (template, special tokens, bos, eos, pad)
 TEMPLATE_FAMILIES = {
     "chatml": (CHATML_TEMPLATE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], None, "<|im_end|>", "<|endoftext|>"),
-    "llama3": (LLAMA3_TEMPLATE, ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                                 "<|finetune_right_pad_id|>"],
-               "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"),
+    "llama3": (
+        LLAMA3_TEMPLATE,
+        ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|finetune_right_pad_id|>"],
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        "<|finetune_right_pad_id|>",
+    ),
 }
 
 _CORPUS = [
@@ -37,8 +41,14 @@ _CORPUS = [
 ]
 
 
-def build_tiny_llama_for_tests(out_dir: Path, hidden_size: int = 256, vocab_size: int = 512, seed: int = 0,
-                               eager_stop: bool = False, template_family: str = "chatml") -> Path:
+def build_tiny_llama_for_tests(
+    out_dir: Path,
+    hidden_size: int = 256,
+    vocab_size: int = 512,
+    seed: int = 0,
+    eager_stop: bool = False,
+    template_family: str = "chatml",
+) -> Path:
     """A random-init Llama (widths multiple of 256 so Q4_K_M quantizes every matrix) with a BPE tokenizer and the
     chat template of `template_family` ("chatml" or "llama3", see TEMPLATE_FAMILIES).
 
@@ -60,15 +70,24 @@ def build_tiny_llama_for_tests(out_dir: Path, hidden_size: int = 256, vocab_size
         vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tokenizer.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=None)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=None
+    )
     fast.chat_template = template
     fast.save_pretrained(out_dir)
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(fast), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
-        eos_token_id=fast.convert_tokens_to_ids(eos), pad_token_id=fast.pad_token_id,
+        vocab_size=len(fast),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        eos_token_id=fast.convert_tokens_to_ids(eos),
+        pad_token_id=fast.pad_token_id,
         bos_token_id=fast.convert_tokens_to_ids(bos) if bos else None,
     )
     model = LlamaForCausalLM(config)
@@ -90,8 +109,14 @@ def build_random_lora_adapter(base_dir: Path, out_dir: Path, r: int = 8, seed: i
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     peft_model = get_peft_model(
-        model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                          init_lora_weights=False, task_type="CAUSAL_LM")
+        model,
+        LoraConfig(
+            r=r,
+            lora_alpha=2 * r,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
     )
     peft_model.save_pretrained(out_dir)
     return Path(out_dir)

@@ -15,8 +15,15 @@ from pathlib import Path
 def open_gguf(model_path: Path, lora_path: Path | None = None, n_ctx: int = 512, logits_all: bool = False):
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(model_path), lora_path=str(lora_path) if lora_path else None, n_ctx=n_ctx,
-                n_threads=2, verbose=False, logits_all=logits_all, seed=0)
+    llm = Llama(
+        model_path=str(model_path),
+        lora_path=str(lora_path) if lora_path else None,
+        n_ctx=n_ctx,
+        n_threads=2,
+        verbose=False,
+        logits_all=logits_all,
+        seed=0,
+    )
     try:
         yield llm
     finally:
@@ -35,12 +42,17 @@ def render_prompt(llm, messages: list[dict]) -> str:
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
         raise ValueError("the GGUF has no tokenizer.chat_template; chat prompts cannot be rendered for it")
-    bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", errors="replace") if llm.token_bos() >= 0 else ""
+    bos = (
+        llm.detokenize([llm.token_bos()], special=True).decode("utf-8", errors="replace")
+        if llm.token_bos() >= 0
+        else ""
+    )
     return Jinja2ChatFormatter(template, eos_token=end_token(llm), bos_token=bos)(messages=messages).prompt
 
 
-def generation_check(model_path: Path, prompts: list[list[dict]], max_tokens: int = 24,
-                     lora_path: Path | None = None) -> dict:
+def generation_check(
+    model_path: Path, prompts: list[list[dict]], max_tokens: int = 24, lora_path: Path | None = None
+) -> dict:
     """Generate greedily for each prompt; a reply must end at the template's end token (finish 'stop') or at
     max_tokens, without the end token's text leaking into the reply."""
     outcomes = []
@@ -51,14 +63,25 @@ def generation_check(model_path: Path, prompts: list[list[dict]], max_tokens: in
             reply = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0)
             choice = reply["choices"][0]
             content = choice["message"]["content"] or ""
-            outcomes.append({"finish_reason": choice["finish_reason"], "completion_tokens": reply["usage"]["completion_tokens"],
-                             "seconds": round(time.perf_counter() - started, 3), "chars": len(content),
-                             "leaked_stop_token": bool(stop_text) and stop_text in content})
+            outcomes.append(
+                {
+                    "finish_reason": choice["finish_reason"],
+                    "completion_tokens": reply["usage"]["completion_tokens"],
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "chars": len(content),
+                    "leaked_stop_token": bool(stop_text) and stop_text in content,
+                }
+            )
     # usage.completion_tokens re-tokenizes the text (byte-level pieces can re-merge differently), so it is
     # reported, not compared with max_tokens; finish_reason says whether the stop or the limit ended it.
     ok = all(o["finish_reason"] in ("stop", "length") and not o["leaked_stop_token"] for o in outcomes)
-    return {"ok": ok, "prompts": len(outcomes), "outcomes": outcomes, "end_token": stop_text,
-            "stopped_at_end_token": sum(o["finish_reason"] == "stop" for o in outcomes)}
+    return {
+        "ok": ok,
+        "prompts": len(outcomes),
+        "outcomes": outcomes,
+        "end_token": stop_text,
+        "stopped_at_end_token": sum(o["finish_reason"] == "stop" for o in outcomes),
+    }
 
 
 def next_token_logits(model_path: Path, prompts: list[list[dict]], lora_path: Path | None = None):
@@ -83,5 +106,9 @@ def logit_gap(quantized: Path, reference: Path, prompts: list[list[dict]], lora_
     quant = next_token_logits(quantized, prompts, lora_path)
     ref = next_token_logits(reference, prompts, lora_path)
     gap = np.abs(quant - ref)
-    return {"max_abs_gap": float(gap.max()), "mean_abs_gap": float(gap.mean()),
-            "argmax_agreement": float((quant.argmax(-1) == ref.argmax(-1)).mean()), "prompts": len(prompts)}
+    return {
+        "max_abs_gap": float(gap.max()),
+        "mean_abs_gap": float(gap.mean()),
+        "argmax_agreement": float((quant.argmax(-1) == ref.argmax(-1)).mean()),
+        "prompts": len(prompts),
+    }

@@ -34,12 +34,19 @@ def register(app: typer.Typer) -> None:
         unreadable = Quarantine("compare")  # a bad line is skipped (and counted), as the pipeline does
         interactions = [r["record"] for r in read_interaction_records(interaction_dirs(settings), unreadable)]
         if unreadable.rows:
-            typer.echo(f"note: skipped {len(unreadable.rows)} unreadable interaction line(s): "
-                       f"{unreadable.reason_counts()}", err=True)
+            typer.echo(
+                f"note: skipped {len(unreadable.rows)} unreadable interaction line(s): {unreadable.reason_counts()}",
+                err=True,
+            )
         try:
-            figures = compare_versions(version_a, version_b, read_manifest(settings.paths.manifest),
-                                       ServedLog(served_log_dir(settings)).read_all(), interactions,
-                                       settings.tracking_uri)
+            figures = compare_versions(
+                version_a,
+                version_b,
+                read_manifest(settings.paths.manifest),
+                ServedLog(served_log_dir(settings)).read_all(),
+                interactions,
+                settings.tracking_uri,
+            )
         except ValueError as err:
             typer.echo(f"compare failed: {err}", err=True)
             raise typer.Exit(1) from None
@@ -74,7 +81,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def candidate(
         version: str = typer.Argument(None, help="Version to A/B test against the current one."),
-        share: float = typer.Option(None, help="Share of chat requests (0-1]; default feedback.candidate_traffic_share."),
+        share: float = typer.Option(
+            None, help="Share of chat requests (0-1]; default feedback.candidate_traffic_share."
+        ),
         clear: bool = typer.Option(False, "--clear", help="Stop the A/B test (all traffic to current)."),
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
@@ -86,8 +95,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("candidate: give a VERSION or --clear", err=True)
             raise typer.Exit(2)
         try:
-            manifest = set_candidate(settings.paths.manifest, None if clear else version,
-                                     share if share is not None else settings.feedback.candidate_traffic_share)
+            manifest = set_candidate(
+                settings.paths.manifest,
+                None if clear else version,
+                share if share is not None else settings.feedback.candidate_traffic_share,
+            )
         except ManifestError as err:
             typer.echo(f"candidate failed: {err}", err=True)
             raise typer.Exit(1) from None

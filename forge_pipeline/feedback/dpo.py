@@ -25,8 +25,11 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 def preference_run_key(rows: list[dict], fb: FeedbackSettings, sft_adapter_dir: Path) -> str:
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
-    digest.update(json.dumps(fb.model_dump(mode="json", exclude={"candidate_traffic_share", "router_seed"}),
-                             sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            fb.model_dump(mode="json", exclude={"candidate_traffic_share", "router_seed"}), sort_keys=True
+        ).encode()
+    )
     for name in ADAPTER_FILES:
         path = Path(sft_adapter_dir) / name
         if path.is_file():
@@ -38,17 +41,38 @@ def dpo_config(output_dir: Path, fb: FeedbackSettings, cuda: bool):
     from trl import DPOConfig
 
     return DPOConfig(
-        output_dir=str(output_dir / "checkpoints"), beta=fb.beta, learning_rate=fb.learning_rate,
-        num_train_epochs=fb.num_train_epochs, max_steps=fb.max_steps,
+        output_dir=str(output_dir / "checkpoints"),
+        beta=fb.beta,
+        learning_rate=fb.learning_rate,
+        num_train_epochs=fb.num_train_epochs,
+        max_steps=fb.max_steps,
         per_device_train_batch_size=fb.per_device_train_batch_size,
-        gradient_accumulation_steps=fb.gradient_accumulation_steps, max_length=fb.max_length, seed=fb.seed,
-        data_seed=fb.seed, logging_steps=1, logging_first_step=True, save_strategy="no", bf16=cuda, fp16=False,
-        use_cpu=not cuda, report_to=[], dataloader_num_workers=0, disable_tqdm=True,
+        gradient_accumulation_steps=fb.gradient_accumulation_steps,
+        max_length=fb.max_length,
+        seed=fb.seed,
+        data_seed=fb.seed,
+        logging_steps=1,
+        logging_first_step=True,
+        save_strategy="no",
+        bf16=cuda,
+        fp16=False,
+        use_cpu=not cuda,
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
     )
 
 
-def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: FeedbackSettings, tracking_uri: str,
-                             experiment: str = "forge", progress=None, pairs_version: str | None = None) -> dict:
+def train_preference_adapter(
+    rows: list[dict],
+    sft: dict,
+    output_dir: Path,
+    fb: FeedbackSettings,
+    tracking_uri: str,
+    experiment: str = "forge",
+    progress=None,
+    pairs_version: str | None = None,
+) -> dict:
     """DPO-train the SFT adapter described by `sft` (a lora_adapter result) on `rows` (trl preference rows).
 
     Returns a dict with the lora_adapter fields (so export/publish take it unchanged) plus `kind: "dpo"`
@@ -66,7 +90,11 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
 
     if not rows:
         raise ValueError("train_preference_adapter: no preference pairs to train on")
-    sft_adapter_dir, base_model_dir, output_dir = Path(sft["adapter_dir"]), Path(sft["base_model_dir"]), Path(output_dir)
+    sft_adapter_dir, base_model_dir, output_dir = (
+        Path(sft["adapter_dir"]),
+        Path(sft["base_model_dir"]),
+        Path(output_dir),
+    )
     if not (sft_adapter_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{sft_adapter_dir}: no adapter_config.json; re-materialize lora_adapter")
     key = preference_run_key(rows, fb, sft_adapter_dir)
@@ -79,25 +107,45 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     pairs_version = pairs_version or key
-    run = mlflow.start_run(run_name=f"dpo-{key[:8]}", tags={
-        "stage": "dpo", "dataset_version": pairs_version, "base_model": sft.get("base_model_name") or base_model_dir.name,
-        "parent_run_id": sft.get("mlflow_run_id") or "", "run_key": key,
-        "is_demo_model": str(bool(sft.get("is_demo_model"))).lower()})
+    run = mlflow.start_run(
+        run_name=f"dpo-{key[:8]}",
+        tags={
+            "stage": "dpo",
+            "dataset_version": pairs_version,
+            "base_model": sft.get("base_model_name") or base_model_dir.name,
+            "parent_run_id": sft.get("mlflow_run_id") or "",
+            "run_key": key,
+            "is_demo_model": str(bool(sft.get("is_demo_model"))).lower(),
+        },
+    )
     try:
         write_json_atomic(state_path, {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"})
-        mlflow.log_params({**fb.model_dump(mode="json", exclude={"router_seed"}), "pairs": len(rows),
-                           "sft_adapter_dir": str(sft_adapter_dir), "base_model_dir": str(base_model_dir),
-                           "parent_run_id": sft.get("mlflow_run_id") or "", "git_commit": git_commit() or "",
-                           "device": "cuda" if cuda else "cpu"})
-        tokenizer = AutoTokenizer.from_pretrained(sft_adapter_dir if (sft_adapter_dir / "tokenizer_config.json").is_file()
-                                                  else base_model_dir)
+        mlflow.log_params(
+            {
+                **fb.model_dump(mode="json", exclude={"router_seed"}),
+                "pairs": len(rows),
+                "sft_adapter_dir": str(sft_adapter_dir),
+                "base_model_dir": str(base_model_dir),
+                "parent_run_id": sft.get("mlflow_run_id") or "",
+                "git_commit": git_commit() or "",
+                "device": "cuda" if cuda else "cpu",
+            }
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            sft_adapter_dir if (sft_adapter_dir / "tokenizer_config.json").is_file() else base_model_dir
+        )
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         base = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.bfloat16 if cuda else torch.float32)
         model = PeftModel.from_pretrained(base, str(sft_adapter_dir), is_trainable=True)
         callback, _ = metrics_callback(mlflow, progress, cuda)
-        trainer = DPOTrainer(model=model, args=dpo_config(output_dir, fb, cuda), train_dataset=Dataset.from_list(rows),
-                             processing_class=tokenizer, callbacks=[callback])
+        trainer = DPOTrainer(
+            model=model,
+            args=dpo_config(output_dir, fb, cuda),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[callback],
+        )
         trainer.remove_callback(PrinterCallback)
         started = time.perf_counter()
         train_out = trainer.train()
@@ -113,19 +161,32 @@ def train_preference_adapter(rows: list[dict], sft: dict, output_dir: Path, fb: 
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
         mlflow.log_artifact(str(curve))
         logged = [h for h in history if "loss" in h]
-        metrics = {"first_loss": logged[0]["loss"] if logged else None, "final_loss": logged[-1]["loss"] if logged else None,
-                   "train_loss": train_out.training_loss, "global_step": trainer.state.global_step,
-                   "final_reward_margin": logged[-1].get("rewards/margins") if logged else None,
-                   "final_reward_accuracy": logged[-1].get("rewards/accuracies") if logged else None,
-                   "wall_s": round(wall_s, 2), "pairs": len(rows)}
+        metrics = {
+            "first_loss": logged[0]["loss"] if logged else None,
+            "final_loss": logged[-1]["loss"] if logged else None,
+            "train_loss": train_out.training_loss,
+            "global_step": trainer.state.global_step,
+            "final_reward_margin": logged[-1].get("rewards/margins") if logged else None,
+            "final_reward_accuracy": logged[-1].get("rewards/accuracies") if logged else None,
+            "wall_s": round(wall_s, 2),
+            "pairs": len(rows),
+        }
         result = {
-            "kind": "dpo", "adapter_dir": str(adapter_dir), "base_model_dir": str(base_model_dir),
+            "kind": "dpo",
+            "adapter_dir": str(adapter_dir),
+            "base_model_dir": str(base_model_dir),
             "base_model_name": sft.get("base_model_name") or base_model_dir.name,
-            "is_demo_model": bool(sft.get("is_demo_model")), "mlflow_run_id": run.info.run_id,
-            "mlflow_experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri,
-            "dataset_version": sft.get("dataset_version"), "pairs_version": pairs_version,
-            "parent_mlflow_run_id": sft.get("mlflow_run_id"), "sft_adapter_dir": str(sft_adapter_dir), "run_key": key,
-            "loss_curve_png": str(curve), "metrics": metrics,
+            "is_demo_model": bool(sft.get("is_demo_model")),
+            "mlflow_run_id": run.info.run_id,
+            "mlflow_experiment_id": run.info.experiment_id,
+            "tracking_uri": tracking_uri,
+            "dataset_version": sft.get("dataset_version"),
+            "pairs_version": pairs_version,
+            "parent_mlflow_run_id": sft.get("mlflow_run_id"),
+            "sft_adapter_dir": str(sft_adapter_dir),
+            "run_key": key,
+            "loss_curve_png": str(curve),
+            "metrics": metrics,
         }
         record_finished_run(output_dir, key, run.info.run_id, result)  # state_path, as SFT runs write it
         mlflow.end_run("FINISHED")

@@ -22,16 +22,25 @@ def main() -> None:
         with open(extras["rows_path"], encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle if line.strip()]
         result = train_preference_adapter(
-            rows, extras["sft"], extras["output_dir"], FeedbackSettings.model_validate(extras["feedback"]),
-            extras["tracking_uri"], extras.get("experiment", "forge"),
+            rows,
+            extras["sft"],
+            extras["output_dir"],
+            FeedbackSettings.model_validate(extras["feedback"]),
+            extras["tracking_uri"],
+            extras.get("experiment", "forge"),
             progress=lambda entry: pipes.log.info(json.dumps(entry, default=str)),
-            pairs_version=extras.get("pairs_version"))
-        pipes.report_asset_materialization(metadata={
-            "trained": True, "mlflow_run_id": result["mlflow_run_id"], "run_key": result["run_key"],
-            "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
-            "reused_finished_run": bool(result.get("reused")),
-            **{k: v for k, v in result["metrics"].items() if v is not None},
-        })
+            pairs_version=extras.get("pairs_version"),
+        )
+        pipes.report_asset_materialization(
+            metadata={
+                "trained": True,
+                "mlflow_run_id": result["mlflow_run_id"],
+                "run_key": result["run_key"],
+                "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
+                "reused_finished_run": bool(result.get("reused")),
+                **{k: v for k, v in result["metrics"].items() if v is not None},
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ def plan_preference_training(settings, pairs: pl.DataFrame, sft: dict) -> tuple[
     """(Pipes extras, reason): extras is None when there are too few pairs or no SFT adapter to start from."""
     fb = settings.feedback
     if pairs.height < fb.min_pairs:
-        return None, (f"{pairs.height} preference pair(s), fewer than feedback.min_pairs={fb.min_pairs}: "
-                      "DPO skipped until more ratings, corrections or choices arrive")
+        return None, (
+            f"{pairs.height} preference pair(s), fewer than feedback.min_pairs={fb.min_pairs}: "
+            "DPO skipped until more ratings, corrections or choices arrive"
+        )
     adapter_dir = Path(sft.get("adapter_dir") or "")
     if not (adapter_dir / "adapter_config.json").is_file():
         return None, f"lora_adapter.adapter_dir={adapter_dir} holds no adapter: DPO needs the SFT adapter first"
@@ -33,9 +35,15 @@ def plan_preference_training(settings, pairs: pl.DataFrame, sft: dict) -> tuple[
     output_dir = settings.paths.adapters / f"dpo-{key}"
     rows_path = output_dir / "pairs.jsonl"
     write_text_atomic(rows_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return {"rows_path": str(rows_path), "sft": sft, "output_dir": str(output_dir),
-            "feedback": fb.model_dump(mode="json"), "tracking_uri": settings.tracking_uri,
-            "experiment": settings.mlflow_experiment, "pairs_version": pairs_version(pairs)}, f"{len(rows)} pairs"
+    return {
+        "rows_path": str(rows_path),
+        "sft": sft,
+        "output_dir": str(output_dir),
+        "feedback": fb.model_dump(mode="json"),
+        "tracking_uri": settings.tracking_uri,
+        "experiment": settings.mlflow_experiment,
+        "pairs_version": pairs_version(pairs),
+    }, f"{len(rows)} pairs"
 
 
 def stored_pairs_ready(settings) -> str | None:

@@ -15,24 +15,61 @@ def publish_preference_candidate(settings, preference_adapter: dict, dataset_ver
         return {"published": False, "reason": preference_adapter.get("reason") or "preference_adapter did not train"}
     info = publish.adapter_info(preference_adapter, source="preference_adapter")
     # The sensor may request the same pairs again; a DPO run already in the manifest is not exported twice.
-    published = [v for v, e in read_manifest(settings.paths.manifest)["versions"].items()
-                 if info["mlflow_run_id"] and e.get("mlflow_run_id") == info["mlflow_run_id"]]
+    published = [
+        v
+        for v, e in read_manifest(settings.paths.manifest)["versions"].items()
+        if info["mlflow_run_id"] and e.get("mlflow_run_id") == info["mlflow_run_id"]
+    ]
     if published:
         return {"published": False, "reason": f"DPO run {info['mlflow_run_id']} is already version {published[0]}"}
     examples = evaluate.load_validation_examples(publish.validation_file(dataset_version))
     evaluation = evaluate.evaluate_adapter(
-        info["base_model_dir"], info["adapter_dir"], examples, settings.eval_prompts, settings.eval,
-        max_length=settings.train.max_length, tracking_uri=settings.tracking_uri, mlflow_run_id=info["mlflow_run_id"])
+        info["base_model_dir"],
+        info["adapter_dir"],
+        examples,
+        settings.eval_prompts,
+        settings.eval,
+        max_length=settings.train.max_length,
+        tracking_uri=settings.tracking_uri,
+        mlflow_run_id=info["mlflow_run_id"],
+    )
     exports = settings.paths.exports
     out_dir = exports / publish.export_key(info)
-    merged = gguf.export_merged_model(info["base_model_dir"], info["adapter_dir"], out_dir, settings.export,
-                                      exports_dir=exports, toolchain=toolchain, demo=info["is_demo_model"])
+    merged = gguf.export_merged_model(
+        info["base_model_dir"],
+        info["adapter_dir"],
+        out_dir,
+        settings.export,
+        exports_dir=exports,
+        toolchain=toolchain,
+        demo=info["is_demo_model"],
+    )
     base = gguf.export_base_model(info["base_model_dir"], exports, settings.export, toolchain)
-    adapter = gguf.export_adapter(info["adapter_dir"], info["base_model_dir"], out_dir, settings.export,
-                                  base_gguf=base["base_gguf"], toolchain=toolchain, demo=info["is_demo_model"])
-    result = publish.publish(settings.paths.manifest, info, evaluation, merged, adapter,
-                             dataset_version=info.get("dataset_version"),
-                             candidate_share=settings.feedback.candidate_traffic_share, kind="dpo")
-    return {"published": True, **result, "candidate": read_manifest(settings.paths.manifest).get("candidate"),
-            "gate": evaluation["reason"], "tuned_loss": evaluation["tuned_loss"],
-            "base_loss": evaluation["base_loss"], "mlflow_run_id": info["mlflow_run_id"]}
+    adapter = gguf.export_adapter(
+        info["adapter_dir"],
+        info["base_model_dir"],
+        out_dir,
+        settings.export,
+        base_gguf=base["base_gguf"],
+        toolchain=toolchain,
+        demo=info["is_demo_model"],
+    )
+    result = publish.publish(
+        settings.paths.manifest,
+        info,
+        evaluation,
+        merged,
+        adapter,
+        dataset_version=info.get("dataset_version"),
+        candidate_share=settings.feedback.candidate_traffic_share,
+        kind="dpo",
+    )
+    return {
+        "published": True,
+        **result,
+        "candidate": read_manifest(settings.paths.manifest).get("candidate"),
+        "gate": evaluation["reason"],
+        "tuned_loss": evaluation["tuned_loss"],
+        "base_loss": evaluation["base_loss"],
+        "mlflow_run_id": info["mlflow_run_id"],
+    }

@@ -24,15 +24,19 @@ def register(app: typer.Typer) -> None:
         vault, conversations = vault or settings.vault_dir, conversations or settings.conversations_dir
         for folder, setting in ((vault, "vault_dir"), (conversations, "conversations_dir")):
             if not folder.is_dir():  # a failure: nothing could be checked
-                typer.echo(escape_control(f"check-inputs: {folder} is not a folder; set {setting} or pass it"),
-                           err=True)
+                typer.echo(
+                    escape_control(f"check-inputs: {folder} is not a folder; set {setting} or pass it"), err=True
+                )
                 raise typer.Exit(1)
         notes, note_quarantine = read_vault(vault, settings.ingest)
-        chats, chat_quarantine = read_conversations(conversations, settings.paths.interactions,
-                                                    settings.ingest.max_jsonl_line_bytes)
+        chats, chat_quarantine = read_conversations(
+            conversations, settings.paths.interactions, settings.ingest.max_jsonl_line_bytes
+        )
         dropped = note_quarantine.rows + chat_quarantine.rows
-        typer.echo(f"{notes.height} notes, {chats.height} conversations readable; {len(dropped)} record(s) "
-                   "would be quarantined")
+        typer.echo(
+            f"{notes.height} notes, {chats.height} conversations readable; {len(dropped)} record(s) "
+            "would be quarantined"
+        )
         for row in dropped:
             where = row["file"] + (f":{row['line']}" if row["line"] else "")
             typer.echo(escape_control(f"  dropped {where}: {row['reason']}: {row['detail']}"))

@@ -12,24 +12,29 @@ class IngestSettings(Section):
     """How notes and conversations are read."""
 
     extraction: list[Strategy] = Field(
-        default=["reflection_tags", "journal", "sections"], min_length=1,
+        default=["reflection_tags", "journal", "sections"],
+        min_length=1,
         description="How notes become training examples, tried in this order for each note; the first strategy "
-                    "that applies claims the note. reflection_tags: one example per note carrying a reflection "
-                    "tag. journal: date-named notes, the prompt taken from the entry's opening. sections: one "
-                    "example per heading section of any note, the prompt from the note title and heading path.",
+        "that applies claims the note. reflection_tags: one example per note carrying a reflection "
+        "tag. journal: date-named notes, the prompt taken from the entry's opening. sections: one "
+        "example per heading section of any note, the prompt from the note title and heading path.",
     )
     reflection_tags: list[str] = Field(
         default=["reflection", "decision", "learning", "journal"],
         description="Notes carrying one of these tags (or a nested child such as reflection/work) are claimed by "
-                    "the reflection_tags strategy.",
+        "the reflection_tags strategy.",
     )
     include: list[str] = Field(
-        default=[], description="When set, only notes matching one of these selectors become examples: "
-                                "'folder:Journal', 'tag:reflection', 'frontmatter:publish=true' (or 'frontmatter:key').")
+        default=[],
+        description="When set, only notes matching one of these selectors become examples: "
+        "'folder:Journal', 'tag:reflection', 'frontmatter:publish=true' (or 'frontmatter:key').",
+    )
     exclude: list[str] = Field(
-        default=[], description="Notes matching any of these selectors never become examples (same forms as include).")
-    min_section_words: int = Field(default=25, ge=1,
-                                   description="sections strategy: shorter sections are skipped (headings, stubs).")
+        default=[], description="Notes matching any of these selectors never become examples (same forms as include)."
+    )
+    min_section_words: int = Field(
+        default=25, ge=1, description="sections strategy: shorter sections are skipped (headings, stubs)."
+    )
     ignored_dirs: list[str] = Field(default=[".obsidian", ".trash", "attachments", ".git"])
     max_note_bytes: int = Field(default=2_000_000, gt=0, description="Larger notes are quarantined, not parsed.")
     max_jsonl_line_bytes: int = Field(default=5_000_000, gt=0)
@@ -44,6 +49,7 @@ class IngestSettings(Section):
         for value in values:
             kind, sep, rest = value.partition(":")
             if not sep or kind not in _SELECTOR_KINDS or not rest.strip():
-                raise ValueError(f"selector {value!r} must be 'folder:<path>', 'tag:<tag>' or "
-                                 "'frontmatter:<key>[=<value>]'")
+                raise ValueError(
+                    f"selector {value!r} must be 'folder:<path>', 'tag:<tag>' or 'frontmatter:<key>[=<value>]'"
+                )
         return values

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -44,8 +44,14 @@ CONVERSATIONS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 ROLE_ALIASES = {
-    "system": "system", "user": "user", "human": "user",
-    "assistant": "assistant", "ai": "assistant", "bot": "assistant", "gpt": "assistant", "model": "assistant",
+    "system": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "bot": "assistant",
+    "gpt": "assistant",
+    "model": "assistant",
 }
 DROPPED_ROLES = {"tool", "function"}
 
@@ -65,7 +71,9 @@ def normalize_messages(raw) -> list[dict]:
     out: list[dict] = []
     for index, message in enumerate(raw):
         if not isinstance(message, dict):
-            raise ConversationError("wrong_shape", f"messages[{index}] is a {type(message).__name__}, expected an object")
+            raise ConversationError(
+                "wrong_shape", f"messages[{index}] is a {type(message).__name__}, expected an object"
+            )
         role = message.get("role")
         content = message.get("content")
         if not isinstance(role, str):
@@ -73,12 +81,16 @@ def normalize_messages(raw) -> list[dict]:
         if role.lower() in DROPPED_ROLES:
             continue
         if role.lower() not in ROLE_ALIASES:
-            raise ConversationError("unknown_role", f"messages[{index}].role is {role!r}; expected one of "
-                                    f"{sorted(set(ROLE_ALIASES))} or a tool role")
+            raise ConversationError(
+                "unknown_role",
+                f"messages[{index}].role is {role!r}; expected one of {sorted(set(ROLE_ALIASES))} or a tool role",
+            )
         if content is None:
             content = ""
         if not isinstance(content, str):
-            raise ConversationError("wrong_shape", f"messages[{index}].content is a {type(content).__name__}, expected a string")
+            raise ConversationError(
+                "wrong_shape", f"messages[{index}].content is a {type(content).__name__}, expected a string"
+            )
         if not content.strip():
             continue
         role = ROLE_ALIASES[role.lower()]
@@ -96,7 +108,7 @@ def _timestamp(value, what: str) -> datetime | None:
         raise ConversationError("bad_timestamp", f"{what} is a bool, expected a string or number")
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, tz=timezone.utc)
+            return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, ValueError, OSError):  # 1e20, NaN, inf: one bad record, not a crashed run
             raise ConversationError("bad_timestamp", f"{what} {value!r} is not a Unix time in range") from None
     if isinstance(value, str):
@@ -104,7 +116,7 @@ def _timestamp(value, what: str) -> datetime | None:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise ConversationError("bad_timestamp", f"{what} {value!r} is not an ISO-8601 time") from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     raise ConversationError("bad_timestamp", f"{what} is a {type(value).__name__}, expected a string or number")
 
 
@@ -121,8 +133,13 @@ def _jsonl_records(path: Path, max_line_bytes: int, quarantine: Quarantine) -> I
             if not raw.strip():
                 continue
             if len(raw) > max_line_bytes:
-                quarantine.add(reason="line_too_long", file=str(path), line=number, payload=raw[:200].decode("utf-8", "replace"),
-                               detail=f"{len(raw)} bytes > ingest.max_jsonl_line_bytes={max_line_bytes}")
+                quarantine.add(
+                    reason="line_too_long",
+                    file=str(path),
+                    line=number,
+                    payload=raw[:200].decode("utf-8", "replace"),
+                    detail=f"{len(raw)} bytes > ingest.max_jsonl_line_bytes={max_line_bytes}",
+                )
                 continue
             try:
                 text = raw.decode("utf-8")
@@ -132,22 +149,38 @@ def _jsonl_records(path: Path, max_line_bytes: int, quarantine: Quarantine) -> I
                 quarantine.add(reason="not_utf8", file=str(path), line=number, detail=str(err))
                 continue
             except json.JSONDecodeError as err:
-                quarantine.add(reason="invalid_json", file=str(path), line=number,
-                               detail=f"{err.msg} (column {err.colno})", payload=raw.decode("utf-8", "replace"))
+                quarantine.add(
+                    reason="invalid_json",
+                    file=str(path),
+                    line=number,
+                    detail=f"{err.msg} (column {err.colno})",
+                    payload=raw.decode("utf-8", "replace"),
+                )
                 continue
             except RecursionError:  # `[[[[...` thousands deep exhausts the parser's stack
-                quarantine.add(reason="invalid_json", file=str(path), line=number,
-                               detail="JSON nested too deeply to parse", payload=raw[:200].decode("utf-8", "replace"))
+                quarantine.add(
+                    reason="invalid_json",
+                    file=str(path),
+                    line=number,
+                    detail="JSON nested too deeply to parse",
+                    payload=raw[:200].decode("utf-8", "replace"),
+                )
                 continue
             if not isinstance(record, dict):
-                quarantine.add(reason="wrong_shape", file=str(path), line=number,
-                               detail=f"line is a JSON {type(record).__name__}, expected an object", payload=record)
+                quarantine.add(
+                    reason="wrong_shape",
+                    file=str(path),
+                    line=number,
+                    detail=f"line is a JSON {type(record).__name__}, expected an object",
+                    payload=record,
+                )
                 continue
             yield number, record
 
 
-def read_messages_jsonl(path: Path, max_line_bytes: int, quarantine: Quarantine,
-                        source_format: str = "messages_jsonl") -> list[dict]:
+def read_messages_jsonl(
+    path: Path, max_line_bytes: int, quarantine: Quarantine, source_format: str = "messages_jsonl"
+) -> list[dict]:
     """`{"messages": [...], "conversation_id"?, "created_at"?, "title"?}` per line; `source_format` "import"
     for files `forge dataset validate --add` accepted."""
     rows = []
@@ -159,11 +192,26 @@ def read_messages_jsonl(path: Path, max_line_bytes: int, quarantine: Quarantine,
             messages = normalize_messages(record["messages"])
             created = _timestamp(record.get("created_at"), "created_at")
         except ConversationError as err:
-            quarantine.add(reason=err.reason, detail=str(err), file=str(path), line=number,
-                           record_id=conversation_id, payload=record)
+            quarantine.add(
+                reason=err.reason,
+                detail=str(err),
+                file=str(path),
+                line=number,
+                record_id=conversation_id,
+                payload=record,
+            )
             continue
-        rows.append(_row(conversation_id=conversation_id, source_format=source_format, source_path=str(path),
-                         line=number, title=record.get("title"), created_at=created, messages=messages))
+        rows.append(
+            _row(
+                conversation_id=conversation_id,
+                source_format=source_format,
+                source_path=str(path),
+                line=number,
+                title=record.get("title"),
+                created_at=created,
+                messages=messages,
+            )
+        )
     return rows
 
 
@@ -188,21 +236,29 @@ def chatgpt_active_path(conversation: dict) -> list[dict]:
         seen.add(node_id)
         node = mapping[node_id]
         if not isinstance(node, dict):
-            raise ConversationError("broken_tree", f"mapping[{node_id!r}] is a {type(node).__name__}, expected an object")
+            raise ConversationError(
+                "broken_tree", f"mapping[{node_id!r}] is a {type(node).__name__}, expected an object"
+            )
         message = node.get("message")
         if message:
             if not isinstance(message, dict):
-                raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message is a {type(message).__name__}, "
-                                        "expected an object")
+                raise ConversationError(
+                    "wrong_shape", f"mapping[{node_id!r}].message is a {type(message).__name__}, expected an object"
+                )
             for field, kind in (("author", dict), ("content", dict)):
                 if message.get(field) is not None and not isinstance(message[field], kind):
-                    raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message.{field} is a "
-                                            f"{type(message[field]).__name__}, expected an object")
+                    raise ConversationError(
+                        "wrong_shape",
+                        f"mapping[{node_id!r}].message.{field} is a "
+                        f"{type(message[field]).__name__}, expected an object",
+                    )
             parts = (message.get("content") or {}).get("parts")
             if parts is not None and not isinstance(parts, list):
                 # A string here used to be iterated character by character into the text.
-                raise ConversationError("wrong_shape", f"mapping[{node_id!r}].message.content.parts is a "
-                                        f"{type(parts).__name__}, expected a list")
+                raise ConversationError(
+                    "wrong_shape",
+                    f"mapping[{node_id!r}].message.content.parts is a {type(parts).__name__}, expected a list",
+                )
             chain.append(message)
         node_id = node.get("parent")
     chain.reverse()
@@ -224,7 +280,9 @@ def read_chatgpt_export(path: Path, quarantine: Quarantine) -> list[dict]:
         quarantine.add(reason="invalid_json", file=str(path), detail=f"cannot read ChatGPT export: {err}")
         return []
     except RecursionError:
-        quarantine.add(reason="invalid_json", file=str(path), detail="cannot read ChatGPT export: JSON nested too deeply")
+        quarantine.add(
+            reason="invalid_json", file=str(path), detail="cannot read ChatGPT export: JSON nested too deeply"
+        )
         return []
     except OSError as err:
         quarantine.add(reason="unreadable", file=str(path), detail=f"cannot read ChatGPT export: {err.strerror or err}")
@@ -244,12 +302,24 @@ def read_chatgpt_export(path: Path, quarantine: Quarantine) -> list[dict]:
             messages = normalize_messages(raw)
             created = _timestamp(conversation.get("create_time"), "create_time")
         except ConversationError as err:
-            quarantine.add(reason=err.reason, detail=f"conversation {index} ({conversation_id}): {err}", file=str(path),
-                           record_id=conversation_id, payload={"title": conversation.get("title"),
-                                                               "current_node": conversation.get("current_node")})
+            quarantine.add(
+                reason=err.reason,
+                detail=f"conversation {index} ({conversation_id}): {err}",
+                file=str(path),
+                record_id=conversation_id,
+                payload={"title": conversation.get("title"), "current_node": conversation.get("current_node")},
+            )
             continue
-        rows.append(_row(conversation_id=conversation_id, source_format="chatgpt_export", source_path=str(path),
-                         title=conversation.get("title"), created_at=created, messages=messages))
+        rows.append(
+            _row(
+                conversation_id=conversation_id,
+                source_format="chatgpt_export",
+                source_path=str(path),
+                title=conversation.get("title"),
+                created_at=created,
+                messages=messages,
+            )
+        )
     return rows
 
 
@@ -268,12 +338,28 @@ def read_interactions(path: Path, max_line_bytes: int, quarantine: Quarantine) -
                 raise ConversationError("wrong_shape", f"rating is {rating!r}; expected 'up', 'down' or null")
             corrected_reply = record.get("corrected_reply") or _chosen_reply(record.get("choice"))
         except ConversationError as err:
-            quarantine.add(reason=err.reason, detail=str(err), file=str(path), line=number,
-                           record_id=conversation_id, payload=record)
+            quarantine.add(
+                reason=err.reason,
+                detail=str(err),
+                file=str(path),
+                line=number,
+                record_id=conversation_id,
+                payload=record,
+            )
             continue
-        rows.append(_row(conversation_id=conversation_id, source_format="interaction", source_path=str(path),
-                         line=number, created_at=created, messages=messages, rating=rating,
-                         feedback=record.get("feedback"), corrected_reply=corrected_reply))
+        rows.append(
+            _row(
+                conversation_id=conversation_id,
+                source_format="interaction",
+                source_path=str(path),
+                line=number,
+                created_at=created,
+                messages=messages,
+                rating=rating,
+                feedback=record.get("feedback"),
+                corrected_reply=corrected_reply,
+            )
+        )
     return rows
 
 
@@ -284,14 +370,22 @@ def _chosen_reply(choice) -> str | None:
     if choice is None:
         return None
     replies, chosen = (choice.get("replies"), choice.get("chosen")) if isinstance(choice, dict) else (None, None)
-    if (not isinstance(replies, list) or len(replies) != 2 or chosen not in (0, 1) or isinstance(chosen, bool)
-            or not isinstance(replies[chosen], str)):
-        raise ConversationError("wrong_shape", f"choice must be {{'replies': [a, b], 'chosen': 0 or 1}}, got {choice!r}"[:300])
+    if (
+        not isinstance(replies, list)
+        or len(replies) != 2
+        or chosen not in (0, 1)
+        or isinstance(chosen, bool)
+        or not isinstance(replies[chosen], str)
+    ):
+        raise ConversationError(
+            "wrong_shape", f"choice must be {{'replies': [a, b], 'chosen': 0 or 1}}, got {choice!r}"[:300]
+        )
     return replies[chosen]
 
 
-def read_conversations(conversations_dir: Path, interactions_dir: Path | None, max_line_bytes: int,
-                       imports_dir: Path | None = None) -> tuple[pl.DataFrame, Quarantine]:
+def read_conversations(
+    conversations_dir: Path, interactions_dir: Path | None, max_line_bytes: int, imports_dir: Path | None = None
+) -> tuple[pl.DataFrame, Quarantine]:
     """Every conversation source under `conversations_dir` plus the server's interactions folder.
 
     `*.jsonl` at the top of `conversations_dir` are `messages` JSONL, any `conversations.json` below it is a

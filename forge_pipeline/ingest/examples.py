@@ -92,11 +92,16 @@ _ANY_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _JOURNAL_NAME = re.compile(r"^\d{4}([-_.]?)\d{2}\1\d{2}(?:[ _-]+[A-Za-z]+)?$")
 # Dates (2026-03-02, 2026/03/02, 20260302, 02.03.2026), version numbers (1.11.1, v2.0) and bare numbers: a
 # prompt made of these ("What are your thoughts on 1.11.1?") teaches nothing.
-_DATE_OR_VERSION = re.compile(r"\b(?:\d{4}[-_./]\d{1,2}[-_./]\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{8}"
-                              r"|v?\d+(?:\.\d+)+|\d+(?:st|nd|rd|th)?)\b", re.IGNORECASE)
+_DATE_OR_VERSION = re.compile(
+    r"\b(?:\d{4}[-_./]\d{1,2}[-_./]\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{8}"
+    r"|v?\d+(?:\.\d+)+|\d+(?:st|nd|rd|th)?)\b",
+    re.IGNORECASE,
+)
 _CALENDAR_WORDS = re.compile(
     r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-    r"[a-z]*\b|\b(?:week|daily|note|journal|log|entry|today|changelog|release|version)\b", re.IGNORECASE)
+    r"[a-z]*\b|\b(?:week|daily|note|journal|log|entry|today|changelog|release|version)\b",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -213,7 +218,7 @@ def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
     sections = []
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
-        sections.append((match.group(1), match.group(2).strip(), body[match.end():end].strip()))
+        sections.append((match.group(1), match.group(2).strip(), body[match.end() : end].strip()))
     return preamble, sections
 
 
@@ -290,8 +295,11 @@ def note_prompt_and_reply(note: dict) -> tuple[str, str, str]:
         preamble, sections = _sections(body)
         situation = next((s for s in sections if s[1].lower().rstrip(":") in SITUATION_HEADINGS), None)
         if situation is not None and situation[2]:
-            rest = [f"{marker} {heading}\n\n{text}".strip() for marker, heading, text in sections if
-                    (marker, heading, text) != situation]
+            rest = [
+                f"{marker} {heading}\n\n{text}".strip()
+                for marker, heading, text in sections
+                if (marker, heading, text) != situation
+            ]
             reply = "\n\n".join(part for part in [preamble, *rest] if part)
             context = situation[2].rstrip()
             if context[-1:] not in ".!?":
@@ -346,8 +354,9 @@ def _apply(strategy: str, note: dict, ingest) -> list[tuple[str, str, str]] | No
     return section_prompts_and_replies(note, ingest.min_section_words)
 
 
-def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame, settings: ForgeSettings,
-                            counts: dict[str, int] | None = None) -> tuple[pl.DataFrame, Quarantine]:
+def build_training_examples(
+    notes: pl.DataFrame, conversations: pl.DataFrame, settings: ForgeSettings, counts: dict[str, int] | None = None
+) -> tuple[pl.DataFrame, Quarantine]:
     """Examples (EXAMPLE_SCHEMA) from notes (by `ingest.extraction`) and conversations, plus what was dropped
     and why. `counts`, when given, receives vault examples per rule (and `excluded` notes)."""
     ingest = settings.ingest
@@ -365,21 +374,39 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame, se
         else:
             continue
         if not made:
-            quarantine.add(reason="no_long_section", file=note["path"],
-                           detail=f"no section has ingest.min_section_words={ingest.min_section_words} words")
+            quarantine.add(
+                reason="no_long_section",
+                file=note["path"],
+                detail=f"no section has ingest.min_section_words={ingest.min_section_words} words",
+            )
             continue
         for rule, prompt, reply in made:
             prompt, reply = strip_control(prompt), strip_control(reply)
-            if not prompt.strip() or not any(line.strip() and not _ANY_HEADING.match(line) for line in reply.split("\n")):
-                quarantine.add(reason="empty_reply", file=note["path"],
-                               detail=f"rule {rule}: the note has no text after its title")
+            if not prompt.strip() or not any(
+                line.strip() and not _ANY_HEADING.match(line) for line in reply.split("\n")
+            ):
+                quarantine.add(
+                    reason="empty_reply", file=note["path"], detail=f"rule {rule}: the note has no text after its title"
+                )
                 continue
             counts[strategy] = counts.get(strategy, 0) + 1
-            messages = [{"role": "system", "content": ingest.system_prompt},
-                        {"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
-            rows.append({"example_id": example_id_for(messages), "messages": messages, "source": "vault",
-                         "source_path": note["path"], "conversation_id": None, "created_at": note["created"],
-                         "tags": list(note["tags"] or []), "language": note.get("language")})
+            messages = [
+                {"role": "system", "content": ingest.system_prompt},
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": reply},
+            ]
+            rows.append(
+                {
+                    "example_id": example_id_for(messages),
+                    "messages": messages,
+                    "source": "vault",
+                    "source_path": note["path"],
+                    "conversation_id": None,
+                    "created_at": note["created"],
+                    "tags": list(note["tags"] or []),
+                    "language": note.get("language"),
+                }
+            )
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"
@@ -397,14 +424,28 @@ def build_training_examples(notes: pl.DataFrame, conversations: pl.DataFrame, se
         while not problem and messages[-1]["role"] == "user":
             messages.pop()
         if problem:
-            quarantine.add(reason=problem, detail=f"{conv['source_format']} conversation has {problem.replace('_', ' ')}",
-                           payload=conv["messages"], **where)
+            quarantine.add(
+                reason=problem,
+                detail=f"{conv['source_format']} conversation has {problem.replace('_', ' ')}",
+                payload=conv["messages"],
+                **where,
+            )
             continue
         messages = _with_system(_clean(messages), ingest.system_prompt)
         source = {"interaction": "interaction", "import": "import"}.get(conv["source_format"], "conversation")
-        rows.append({"example_id": example_id_for(messages), "messages": messages, "source": source,
-                     "source_path": conv["source_path"], "conversation_id": conv["conversation_id"],
-                     "created_at": conv["created_at"], "tags": [],
-                     "language": detect_language("\n".join(m["content"] for m in messages if m["role"] != "system"))})
-    frame = pl.DataFrame(rows, schema=TRAINING_EXAMPLES_SCHEMA) if rows else pl.DataFrame(schema=TRAINING_EXAMPLES_SCHEMA)
+        rows.append(
+            {
+                "example_id": example_id_for(messages),
+                "messages": messages,
+                "source": source,
+                "source_path": conv["source_path"],
+                "conversation_id": conv["conversation_id"],
+                "created_at": conv["created_at"],
+                "tags": [],
+                "language": detect_language("\n".join(m["content"] for m in messages if m["role"] != "system")),
+            }
+        )
+    frame = (
+        pl.DataFrame(rows, schema=TRAINING_EXAMPLES_SCHEMA) if rows else pl.DataFrame(schema=TRAINING_EXAMPLES_SCHEMA)
+    )
     return frame.sort(["example_id", "source", "source_path", "conversation_id"], nulls_last=True), quarantine

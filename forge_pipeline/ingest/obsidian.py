@@ -69,7 +69,7 @@ def split_frontmatter(text: str) -> tuple[dict, str]:
     for index in range(1, len(lines)):
         if lines[index].strip() in ("---", "..."):
             raw = "\n".join(lines[1:index])
-            body = "\n".join(lines[index + 1:])
+            body = "\n".join(lines[index + 1 :])
             break
     else:
         raise FrontmatterError("frontmatter starts with '---' on line 1 but is never closed by a '---' line")
@@ -173,8 +173,7 @@ def extract_links(body: str) -> list[str]:
 
 def extract_headings(body: str) -> list[str]:
     """Markdown heading texts (levels 1-6) outside code blocks, in order."""
-    return [m.group(2).strip() for line, in_code in _prose_lines(body)
-            if not in_code and (m := _HEADING.match(line))]
+    return [m.group(2).strip() for line, in_code in _prose_lines(body) if not in_code and (m := _HEADING.match(line))]
 
 
 def _replace_link(match: re.Match) -> str:

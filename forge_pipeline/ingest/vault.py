@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -56,15 +56,15 @@ class VaultReadStats:
 def _to_utc(value, fallback: datetime) -> datetime:
     """Frontmatter dates come as date, datetime or string; anything unreadable falls back to the mtime."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return fallback
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return fallback
 
 
@@ -81,14 +81,19 @@ def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
             quarantine.add(reason="unreadable_folder", detail=str(err), file=_printable(str(folder.relative_to(vault))))
             continue
         if (info.st_dev, info.st_ino) in seen_dirs:
-            quarantine.add(reason="symlink_loop", detail="folder already visited (symlink loop); skipped",
-                           file=_printable(str(folder.relative_to(vault))))
+            quarantine.add(
+                reason="symlink_loop",
+                detail="folder already visited (symlink loop); skipped",
+                file=_printable(str(folder.relative_to(vault))),
+            )
             continue
         seen_dirs.add((info.st_dev, info.st_ino))
         if depth > settings.max_folder_depth:
-            quarantine.add(reason="too_deep",
-                           detail=f"folder depth {depth} exceeds ingest.max_folder_depth={settings.max_folder_depth}",
-                           file=_printable(str(folder.relative_to(vault))))
+            quarantine.add(
+                reason="too_deep",
+                detail=f"folder depth {depth} exceeds ingest.max_folder_depth={settings.max_folder_depth}",
+                file=_printable(str(folder.relative_to(vault))),
+            )
             continue
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -105,8 +110,11 @@ def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
                     yield Path(entry.path)
                 elif entry.is_symlink():
                     # A dangling (or self-referencing) link used to vanish without a trace.
-                    quarantine.add(reason="broken_symlink", file=_printable(Path(entry.path).relative_to(vault).as_posix()),
-                                   detail=f"symlink to {_printable(os.readlink(entry.path))} does not lead to a file")
+                    quarantine.add(
+                        reason="broken_symlink",
+                        file=_printable(Path(entry.path).relative_to(vault).as_posix()),
+                        detail=f"symlink to {_printable(os.readlink(entry.path))} does not lead to a file",
+                    )
 
 
 def _safe(check) -> bool:
@@ -159,7 +167,7 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
         parsed = parse_note(text)
     except FrontmatterError as err:
         return "invalid_frontmatter", str(err)
-    mtime = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+    mtime = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
     front = parsed["frontmatter"]
     created = _to_utc(front.get("created", front.get("date")), mtime)
     return {
@@ -169,7 +177,7 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
         "tags": parsed["tags"],
         "links": parsed["links"],
         "headings": parsed["headings"],
-        "created": created.astimezone(timezone.utc).isoformat(),
+        "created": created.astimezone(UTC).isoformat(),
         "modified": mtime.isoformat(),
         "body": parsed["body"],
         "content_hash": hashlib.sha256(raw).hexdigest(),
@@ -178,8 +186,9 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
     }
 
 
-def read_vault(vault: Path, settings: IngestSettings, cache_dir: Path | None = None,
-               stats: VaultReadStats | None = None) -> tuple[pl.DataFrame, Quarantine]:
+def read_vault(
+    vault: Path, settings: IngestSettings, cache_dir: Path | None = None, stats: VaultReadStats | None = None
+) -> tuple[pl.DataFrame, Quarantine]:
     """All readable notes of `vault` as a frame with NOTES_SCHEMA (sorted by path), plus the quarantine."""
     vault = Path(vault)
     if not vault.is_dir():
@@ -196,8 +205,9 @@ def read_vault(vault: Path, settings: IngestSettings, cache_dir: Path | None = N
         rel = file.relative_to(vault).as_posix()
         stats.files_seen += 1
         if _printable(rel) != rel:
-            quarantine.add(reason="bad_filename", file=_printable(rel),
-                           detail="the file name is not valid UTF-8; rename the note")
+            quarantine.add(
+                reason="bad_filename", file=_printable(rel), detail="the file name is not valid UTF-8; rename the note"
+            )
             continue
         try:
             stat = file.stat()

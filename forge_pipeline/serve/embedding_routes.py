@@ -25,8 +25,8 @@ from starlette.background import BackgroundTask
 
 from forge_pipeline.embed.backends import EmbedBackendError, shared_backend
 from forge_pipeline.embed.search import IndexReader, ModelMismatchError, search
-from forge_pipeline.export.manifest import sha256_of
 from forge_pipeline.embed.store import INDEX_FILES, IndexNotFoundError, current_version_dir, index_root
+from forge_pipeline.export.manifest import sha256_of
 from forge_pipeline.serve.errors import APIError, invalid, no_model, unsupported
 from forge_pipeline.settings import ForgeSettings
 
@@ -76,9 +76,8 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
             raise APIError(409, str(err)) from None
 
     def served_embeddings(inputs: list) -> tuple[list, int, str]:
-        from forge_pipeline.serve.models import NoModelError
-
         from forge_pipeline.serve.chat_routes import check_token_ids
+        from forge_pipeline.serve.models import NoModelError
 
         try:
             with model_host.session("embed") as session:
@@ -101,16 +100,19 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
         if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
         if not inputs or len(inputs) > MAX_INPUTS or any(len(item) == 0 for item in inputs):
-            raise invalid(f"input must be a non-empty string, or 1..{MAX_INPUTS} non-empty strings or token "
-                          "arrays", param="input")
+            raise invalid(
+                f"input must be a non-empty string, or 1..{MAX_INPUTS} non-empty strings or token arrays", param="input"
+            )
         headers = {}
         if uses_served_model:
             vectors, tokens, name = served_embeddings(inputs)  # llama.cpp takes text or token ids alike
             headers["x-forge-model-version"] = name
         else:
             if not isinstance(inputs[0], str):
-                raise unsupported("input", f"token ids only mean something to the served GGUF; the "
-                                           f"{embed.backend} backend embeds text")
+                raise unsupported(
+                    "input",
+                    f"token ids only mean something to the served GGUF; the {embed.backend} backend embeds text",
+                )
             model = backend()
             vectors = model.encode(inputs)
             tokens = sum(len(t.split()) for t in inputs)  # whitespace words: the backends do not expose counts alike
@@ -118,10 +120,18 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
         width = len(vectors[0])
         if body.dimensions is not None and body.dimensions != width:
             raise unsupported("dimensions", f"{name} embeds into {width} dimensions and cannot shorten them")
-        return JSONResponse({"object": "list", "model": name,
-                             "data": [{"object": "embedding", "index": i, "embedding": _encode(row, body.encoding_format)}
-                                      for i, row in enumerate(vectors)],
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers=headers)
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": name,
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": _encode(row, body.encoding_format)}
+                    for i, row in enumerate(vectors)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            headers=headers,
+        )
 
     @router.post("/v1/search")
     def search_index(body: SearchRequest):
@@ -130,15 +140,24 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
         except IndexNotFoundError as err:
             raise APIError(404, str(err)) from None
         if uses_served_model:
-            raise APIError(409, "search needs the model the index was built with: set embed.gguf_model "
-                                     "(backend gguf) or use backend sentence-transformers")
+            raise APIError(
+                409,
+                "search needs the model the index was built with: set embed.gguf_model "
+                "(backend gguf) or use backend sentence-transformers",
+            )
         try:
             results = search(version, backend(), body.query, body.k, body.source)
         except ModelMismatchError as err:
             raise APIError(409, str(err)) from None
-        return JSONResponse({"object": "list", "index_version": version.meta["version_id"],
-                             "model": version.meta["model"], "data": results},
-                            headers={INDEX_VERSION_HEADER: version.meta["version_id"]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "index_version": version.meta["version_id"],
+                "model": version.meta["model"],
+                "data": results,
+            },
+            headers={INDEX_VERSION_HEADER: version.meta["version_id"]},
+        )
 
     def current_folder():
         try:
@@ -160,8 +179,10 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
     def index_checksums():
         """The sha256 of each file of the current index version, to check a download against."""
         folder = current_folder()
-        return JSONResponse({"index_version": folder.name, "files": {f: sha256(folder / f) for f in INDEX_FILES}},
-                            headers={INDEX_VERSION_HEADER: folder.name})
+        return JSONResponse(
+            {"index_version": folder.name, "files": {f: sha256(folder / f) for f in INDEX_FILES}},
+            headers={INDEX_VERSION_HEADER: folder.name},
+        )
 
     @router.get("/v1/embeddings/index")
     def download_index():
@@ -172,15 +193,24 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
         with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_STORED) as archive:
             for file in INDEX_FILES:
                 archive.write(folder / file, arcname=file)
-        return FileResponse(name, filename=f"embedding-index-{folder.name}.zip", media_type="application/zip",
-                            headers={INDEX_VERSION_HEADER: folder.name}, background=BackgroundTask(os.unlink, name))
+        return FileResponse(
+            name,
+            filename=f"embedding-index-{folder.name}.zip",
+            media_type="application/zip",
+            headers={INDEX_VERSION_HEADER: folder.name},
+            background=BackgroundTask(os.unlink, name),
+        )
 
     @router.get("/v1/embeddings/index/{file}")
     def download_index_file(file: str):
         if file not in INDEX_FILES:  # only the index's own files: no client path reaches the filesystem
             raise APIError(404, f"no index file {file!r}; one of {list(INDEX_FILES)}")
         folder = current_folder()
-        return FileResponse(folder / file, filename=f"{folder.name}-{file}", media_type="application/octet-stream",
-                            headers={INDEX_VERSION_HEADER: folder.name, "x-forge-sha256": sha256(folder / file)})
+        return FileResponse(
+            folder / file,
+            filename=f"{folder.name}-{file}",
+            media_type="application/octet-stream",
+            headers={INDEX_VERSION_HEADER: folder.name, "x-forge-sha256": sha256(folder / file)},
+        )
 
     return router

@@ -14,16 +14,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
-               429: "rate_limit_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 class APIError(Exception):
     """Raise from any route: becomes OpenAI's error JSON with this status."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str | None = None):
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None, type: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -43,14 +50,22 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
 
 
 def unsupported(param: str, why: str = "") -> APIError:
-    return APIError(400, f"'{param}' is not supported by this server{': ' + why if why else ''}", param=param,
-                    code="unsupported_parameter")
+    return APIError(
+        400,
+        f"'{param}' is not supported by this server{': ' + why if why else ''}",
+        param=param,
+        code="unsupported_parameter",
+    )
 
 
 def model_not_found(model: str, why: str = "") -> APIError:
-    return APIError(404, f"The model '{model}' does not exist{': ' + why if why else ''}. "
-                         "GET /v1/models lists the ones this server can answer with.",
-                    param="model", code="model_not_found")
+    return APIError(
+        404,
+        f"The model '{model}' does not exist{': ' + why if why else ''}. "
+        "GET /v1/models lists the ones this server can answer with.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def no_model(err: Exception) -> APIError:

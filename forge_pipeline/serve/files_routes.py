@@ -66,13 +66,26 @@ class FileStore:
             staged.unlink()
             shown = [f"line {line}: {problem}" if line else problem for line, problem in report.problems]
             more = len(shown) - MAX_PROBLEMS_SHOWN
-            raise invalid(f"{filename} is not valid fine-tuning data ({len(shown)} problem(s)): "
-                          + "; ".join(shown[:MAX_PROBLEMS_SHOWN]) + (f"; and {more} more" if more > 0 else ""),
-                          param="file", code="invalid_file")
+            raise invalid(
+                f"{filename} is not valid fine-tuning data ({len(shown)} problem(s)): "
+                + "; ".join(shown[:MAX_PROBLEMS_SHOWN])
+                + (f"; and {more} more" if more > 0 else ""),
+                param="file",
+                code="invalid_file",
+            )
         add_import(staged, self.imports_dir)  # a source of the next dataset version
-        record = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                  "filename": filename, "purpose": "fine-tune", "status": "processed", "expires_at": None,
-                  "status_details": None, "examples": report.examples}
+        record = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": "fine-tune",
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+            "examples": report.examples,
+        }
         write_json_atomic(self._meta(file_id), record)
         return record
 
@@ -88,11 +101,16 @@ def page(items: list[dict], after: str | None, limit: int) -> dict:
         ids = [item["id"] for item in items]
         if after not in ids:
             raise invalid(f"after: no item with id {after!r}", param="after")
-        items = items[ids.index(after) + 1:]
+        items = items[ids.index(after) + 1 :]
     if not 1 <= limit <= 100:
         raise invalid("limit must be between 1 and 100", param="limit")
-    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit,
-            "first_id": items[0]["id"] if items else None, "last_id": items[:limit][-1]["id"] if items else None}
+    return {
+        "object": "list",
+        "data": items[:limit],
+        "has_more": len(items) > limit,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[:limit][-1]["id"] if items else None,
+    }
 
 
 def files_router(store: FileStore, max_tokens: int, require_admin) -> APIRouter:
@@ -109,8 +127,7 @@ def files_router(store: FileStore, max_tokens: int, require_admin) -> APIRouter:
         return {k: v for k, v in record.items() if k != "examples"}
 
     @router.get("/v1/files")
-    def list_files(purpose: str | None = None, limit: int = 100, after: str | None = None,
-                   order: str = "desc"):
+    def list_files(purpose: str | None = None, limit: int = 100, after: str | None = None, order: str = "desc"):
         if order not in ("asc", "desc"):
             raise invalid("order must be 'asc' or 'desc'", param="order")
         items = [r for r in store.all() if purpose in (None, r["purpose"])]

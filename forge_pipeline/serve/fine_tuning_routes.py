@@ -31,9 +31,17 @@ from forge_pipeline.serve.files_routes import FileStore, page
 
 # Dagster run status -> OpenAI job status. `validating_files` is the job's state while its files are checked,
 # before the run is launched.
-STATUS = {"QUEUED": "queued", "NOT_STARTED": "queued", "MANAGED": "queued", "STARTING": "queued",
-          "STARTED": "running", "SUCCESS": "succeeded", "FAILURE": "failed", "CANCELING": "cancelled",
-          "CANCELED": "cancelled"}
+STATUS = {
+    "QUEUED": "queued",
+    "NOT_STARTED": "queued",
+    "MANAGED": "queued",
+    "STARTING": "queued",
+    "STARTED": "running",
+    "SUCCESS": "succeeded",
+    "FAILURE": "failed",
+    "CANCELING": "cancelled",
+    "CANCELED": "cancelled",
+}
 FINAL = ("succeeded", "failed", "cancelled")
 LEVELS = {"DEBUG": "info", "INFO": "info", "WARNING": "warn", "ERROR": "error", "CRITICAL": "error"}
 
@@ -71,20 +79,33 @@ def _epoch(value) -> int | None:
         return None
 
 
-def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_path: Path, model_host, settings,
-                       job_name: str, require_admin) -> APIRouter:
+def fine_tuning_router(
+    *,
+    dagster,
+    files: FileStore,
+    jobs_dir: Path,
+    manifest_path: Path,
+    model_host,
+    settings,
+    job_name: str,
+    require_admin,
+) -> APIRouter:
     router = APIRouter(dependencies=[Depends(require_admin)])
     train = settings.train
-    effective = {"n_epochs": train.num_train_epochs, "batch_size": train.per_device_train_batch_size,
-                 "learning_rate_multiplier": 1.0}
+    effective = {
+        "n_epochs": train.num_train_epochs,
+        "batch_size": train.per_device_train_batch_size,
+        "learning_rate_multiplier": 1.0,
+    }
 
     def job_path(job_id: str) -> Path:
         return jobs_dir / f"{job_id}.json"
 
     def load(job_id: str) -> dict:
         if not job_id.startswith("ftjob-") or "/" in job_id or not job_path(job_id).is_file():
-            raise APIError(404, f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id",
-                           code="fine_tuning_job_not_found")
+            raise APIError(
+                404, f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id", code="fine_tuning_job_not_found"
+            )
         return json.loads(job_path(job_id).read_text(encoding="utf-8"))
 
     def dagster_call(fn, *args):
@@ -99,8 +120,11 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
             manifest = read_manifest(manifest_path)
         except ManifestError:
             return None
-        newer = [(entry.get("created_at") or "", version) for version, entry in manifest["versions"].items()
-                 if (_epoch(entry.get("created_at")) or 0) >= record["created_at"]]
+        newer = [
+            (entry.get("created_at") or "", version)
+            for version, entry in manifest["versions"].items()
+            if (_epoch(entry.get("created_at")) or 0) >= record["created_at"]
+        ]
         return max(newer)[1] if newer else None
 
     def refresh(record: dict) -> dict:
@@ -114,12 +138,18 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
                     record["fine_tuned_model"] = produced_version(record)
                     if record["fine_tuned_model"] is None:
                         status = "failed"
-                        record["error"] = {"code": "no_model_published", "param": None,
-                                           "message": "the run succeeded but published no manifest version "
-                                                      "(the evaluation gate may have refused it)"}
+                        record["error"] = {
+                            "code": "no_model_published",
+                            "param": None,
+                            "message": "the run succeeded but published no manifest version "
+                            "(the evaluation gate may have refused it)",
+                        }
                 elif status == "failed":
-                    record["error"] = {"code": "run_failed", "param": None,
-                                       "message": f"Dagster run {record['run_id']} failed; its events say why"}
+                    record["error"] = {
+                        "code": "run_failed",
+                        "param": None,
+                        "message": f"Dagster run {record['run_id']} failed; its events say why",
+                    }
             record["status"] = status
             write_json_atomic(job_path(record["id"]), record)
         return {k: v for k, v in record.items() if k != "run_id"}
@@ -130,18 +160,26 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
             try:
                 model_host.resolve(body.model)
             except Exception:
-                raise invalid(f"model {body.model!r} cannot be fine-tuned here: use 'forge' (the configured base, "
-                              f"{settings.train.base_model or 'the demo model'}) or a served version",
-                              param="model", code="model_not_available") from None
+                raise invalid(
+                    f"model {body.model!r} cannot be fine-tuned here: use 'forge' (the configured base, "
+                    f"{settings.train.base_model or 'the demo model'}) or a served version",
+                    param="model",
+                    code="model_not_available",
+                ) from None
         for param in ("training_file", "validation_file"):
             file_id = getattr(body, param)
             if file_id is not None and not files.exists(file_id):
-                raise invalid(f"{param} {file_id!r} is not an uploaded file (POST /v1/files first)", param=param,
-                              code="invalid_file")
+                raise invalid(
+                    f"{param} {file_id!r} is not an uploaded file (POST /v1/files first)",
+                    param=param,
+                    code="invalid_file",
+                )
         for name, value in (body.hyperparameters.model_dump() if body.hyperparameters else {}).items():
             if value not in (None, "auto", effective[name]):
-                raise unsupported(f"hyperparameters.{name}", f"this server trains with {name}={effective[name]} "
-                                                             "(its train settings); send 'auto'")
+                raise unsupported(
+                    f"hyperparameters.{name}",
+                    f"this server trains with {name}={effective[name]} (its train settings); send 'auto'",
+                )
         if body.seed is not None:
             raise unsupported("seed", "the training seed is the server's setting")
         for name in ("integrations", "method"):
@@ -149,22 +187,40 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
                 raise unsupported(name)
         created = int(time.time())
         run = dagster_call(dagster.launch, job_name, None)
-        record = {"id": f"ftjob-{run['runId']}", "object": "fine_tuning.job", "run_id": run["runId"],
-                  "created_at": created, "model": body.model, "training_file": body.training_file,
-                  "validation_file": body.validation_file, "hyperparameters": effective,
-                  "user_provided_suffix": body.suffix, "metadata": body.metadata, "seed": 0,
-                  "status": STATUS.get(run["status"], "queued"), "fine_tuned_model": None, "finished_at": None,
-                  "error": None, "organization_id": "forge", "result_files": [], "trained_tokens": None,
-                  "estimated_finish": None, "integrations": None,
-                  "method": {"type": "supervised", "supervised": {"hyperparameters": effective}}}
+        record = {
+            "id": f"ftjob-{run['runId']}",
+            "object": "fine_tuning.job",
+            "run_id": run["runId"],
+            "created_at": created,
+            "model": body.model,
+            "training_file": body.training_file,
+            "validation_file": body.validation_file,
+            "hyperparameters": effective,
+            "user_provided_suffix": body.suffix,
+            "metadata": body.metadata,
+            "seed": 0,
+            "status": STATUS.get(run["status"], "queued"),
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "error": None,
+            "organization_id": "forge",
+            "result_files": [],
+            "trained_tokens": None,
+            "estimated_finish": None,
+            "integrations": None,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": effective}},
+        }
         jobs_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(job_path(record["id"]), record)
         return {k: v for k, v in record.items() if k != "run_id"}
 
     @router.get("/v1/fine_tuning/jobs")
     def list_jobs(after: str | None = None, limit: int = 20):
-        records = [json.loads(p.read_text(encoding="utf-8")) for p in jobs_dir.glob("ftjob-*.json")] \
-            if jobs_dir.is_dir() else []
+        records = (
+            [json.loads(p.read_text(encoding="utf-8")) for p in jobs_dir.glob("ftjob-*.json")]
+            if jobs_dir.is_dir()
+            else []
+        )
         records.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
         return page([{k: v for k, v in r.items() if k != "run_id"} for r in records], after, limit)
 
@@ -187,12 +243,18 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
     def list_events(job_id: str, after: str | None = None, limit: int = 20):
         record = load(job_id)
         events = dagster_call(dagster.events, record["run_id"])
-        items = [{"id": f"ftevent-{record['run_id']}-{index}", "object": "fine_tuning.job.event",
-                  "created_at": _epoch(float(event["timestamp"])) if event.get("timestamp") else record["created_at"],
-                  "level": LEVELS.get(str(event.get("level")), "info"),
-                  "message": event.get("message") or event["type"], "type": "message",
-                  "data": {"dagster_event": event["type"], "step": event.get("step")}}
-                 for index, event in enumerate(events)]
+        items = [
+            {
+                "id": f"ftevent-{record['run_id']}-{index}",
+                "object": "fine_tuning.job.event",
+                "created_at": _epoch(float(event["timestamp"])) if event.get("timestamp") else record["created_at"],
+                "level": LEVELS.get(str(event.get("level")), "info"),
+                "message": event.get("message") or event["type"],
+                "type": "message",
+                "data": {"dagster_event": event["type"], "step": event.get("step")},
+            }
+            for index, event in enumerate(events)
+        ]
         items.reverse()  # newest first, as OpenAI lists them
         return page(items, after, limit)
 
@@ -201,9 +263,17 @@ def fine_tuning_router(*, dagster, files: FileStore, jobs_dir: Path, manifest_pa
         job = refresh(load(job_id))
         items = []
         if job["fine_tuned_model"]:
-            items.append({"id": f"ftckpt-{job['fine_tuned_model']}", "object": "fine_tuning.job.checkpoint",
-                          "created_at": job["finished_at"], "fine_tuned_model_checkpoint": job["fine_tuned_model"],
-                          "fine_tuning_job_id": job_id, "metrics": {}, "step_number": 0})
+            items.append(
+                {
+                    "id": f"ftckpt-{job['fine_tuned_model']}",
+                    "object": "fine_tuning.job.checkpoint",
+                    "created_at": job["finished_at"],
+                    "fine_tuned_model_checkpoint": job["fine_tuned_model"],
+                    "fine_tuning_job_id": job_id,
+                    "metrics": {},
+                    "step_number": 0,
+                }
+            )
         return page(items, after, limit)
 
     return router

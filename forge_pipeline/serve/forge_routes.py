@@ -40,8 +40,12 @@ def forge_router(*, model_host, store, served, manifest_path: Path, require_admi
                 if path.suffix.lower() != ".gguf":
                     # Defence in depth: a hand-edited manifest must not turn this route into a file server.
                     raise APIError(404, f"model version {version!r} names a {role} that is not a .gguf file")
-                return FileResponse(path, filename=f"{version}-{path.name}", media_type="application/octet-stream",
-                                    headers={VERSION_HEADER: version})
+                return FileResponse(
+                    path,
+                    filename=f"{version}-{path.name}",
+                    media_type="application/octet-stream",
+                    headers={VERSION_HEADER: version},
+                )
         raise APIError(404, f"model version {version!r} has no {' or '.join(roles)} file")
 
     @router.get("/v1/models/{version}/gguf")
@@ -70,24 +74,32 @@ def forge_router(*, model_host, store, served, manifest_path: Path, require_admi
             problem = json.loads(err.json())[0]
             param = ".".join(str(p) for p in problem.get("loc", ())) or None
             raise invalid(f"invalid interaction: {param or 'body'}: {problem.get('msg')}", param=param) from None
-        if (record.rating is not None or record.corrected_reply is not None) and record.messages[-1].role != "assistant":
+        if (record.rating is not None or record.corrected_reply is not None) and record.messages[
+            -1
+        ].role != "assistant":
             # Checked here, not in the record model: files written before this check must stay readable.
-            raise invalid("a rating or corrected_reply is about the last assistant reply: end messages with it",
-                          param="messages")
+            raise invalid(
+                "a rating or corrected_reply is about the last assistant reply: end messages with it", param="messages"
+            )
         if record.response_id is not None:
             # The server knows which version produced a response: a rating lands on that version.
             version = await run_in_threadpool(served.version_of, record.response_id)
             if version is None:
-                raise invalid(f"response_id {record.response_id!r} was not served by this server",
-                              param="response_id")
+                raise invalid(f"response_id {record.response_id!r} was not served by this server", param="response_id")
             if record.model_version not in (None, version):
-                raise invalid(f"model_version {record.model_version!r} does not match {version!r}, the version "
-                              f"that produced response_id {record.response_id!r}", param="model_version")
+                raise invalid(
+                    f"model_version {record.model_version!r} does not match {version!r}, the version "
+                    f"that produced response_id {record.response_id!r}",
+                    param="model_version",
+                )
             record = record.model_copy(update={"model_version": version})
         stored = await run_in_threadpool(store.append, record)
         # The file is named relative to the interactions folder: the server's own paths are not the client's business.
-        return {"interaction_id": stored.interaction_id, "received_at": stored.received_at,
-                "stored_in": store.path_for_id(stored).name}
+        return {
+            "interaction_id": stored.interaction_id,
+            "received_at": stored.received_at,
+            "stored_in": store.path_for_id(stored).name,
+        }
 
     # -- health and admin ---------------------------------------------------------------------------
     @router.get("/health")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from forge_pipeline.atomic import locked
@@ -23,7 +23,7 @@ class Interaction(InteractionIn):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class InteractionStore:
@@ -31,12 +31,13 @@ class InteractionStore:
         self.directory = Path(directory)
 
     def path_for(self, when: datetime) -> Path:
-        return self.directory / f"{when.astimezone(timezone.utc):%Y-%m-%d}.jsonl"
+        return self.directory / f"{when.astimezone(UTC):%Y-%m-%d}.jsonl"
 
     def append(self, record: InteractionIn, when: datetime | None = None) -> Interaction:
         when = when or _now()
-        stored = Interaction(**record.model_dump(), interaction_id=uuid.uuid4().hex,
-                             received_at=when.isoformat().replace("+00:00", "Z"))
+        stored = Interaction(
+            **record.model_dump(), interaction_id=uuid.uuid4().hex, received_at=when.isoformat().replace("+00:00", "Z")
+        )
         payload = stored.model_dump()
         for optional in ("choice", "response_id"):  # newer fields, written only when given: older lines unchanged
             if payload[optional] is None:
@@ -70,7 +71,7 @@ class InteractionStore:
         return records
 
 
-def served_log_dir(settings) -> "Path":
+def served_log_dir(settings) -> Path:
     """Where the server logs per-response statistics (next to the manifest it serves from)."""
     return settings.paths.manifest.parent / "served"
 
@@ -88,13 +89,27 @@ class ServedLog:
         self.remember = remember
         self._versions: dict[str, str] = {}
 
-    def append(self, response_id: str, model_version: str, route: str, latency_ms: float,
-               prompt_tokens: int | None, completion_tokens: int | None, when: datetime | None = None) -> dict:
+    def append(
+        self,
+        response_id: str,
+        model_version: str,
+        route: str,
+        latency_ms: float,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        when: datetime | None = None,
+    ) -> dict:
         when = when or _now()
-        record = {"response_id": response_id, "model_version": model_version, "route": route,
-                  "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt_tokens,
-                  "completion_tokens": completion_tokens, "served_at": when.isoformat().replace("+00:00", "Z")}
-        path = self.directory / f"{when.astimezone(timezone.utc):%Y-%m-%d}.jsonl"
+        record = {
+            "response_id": response_id,
+            "model_version": model_version,
+            "route": route,
+            "latency_ms": round(latency_ms, 3),
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "served_at": when.isoformat().replace("+00:00", "Z"),
+        }
+        path = self.directory / f"{when.astimezone(UTC):%Y-%m-%d}.jsonl"
         self.directory.mkdir(parents=True, exist_ok=True)
         with locked(path):
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

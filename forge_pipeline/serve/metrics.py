@@ -33,10 +33,12 @@ class _HostCollector:
         for kind, count in counts.items():
             swaps.add_metric([kind], count)
         yield swaps
-        yield CounterMetricFamily("forge_manifest_refusals", "Manifests refused (old version kept serving)",
-                                  value=self.model_host.refusals)
-        served = GaugeMetricFamily("forge_served_version_info", "The model version being served (value 1)",
-                                   labels=["version"])
+        yield CounterMetricFamily(
+            "forge_manifest_refusals", "Manifests refused (old version kept serving)", value=self.model_host.refusals
+        )
+        served = GaugeMetricFamily(
+            "forge_served_version_info", "The model version being served (value 1)", labels=["version"]
+        )
         if self.model_host.version is not None:
             served.add_metric([self.model_host.version], 1)
         yield served
@@ -45,18 +47,34 @@ class _HostCollector:
 class Metrics:
     def __init__(self, model_host):
         self.registry = CollectorRegistry()
-        self.requests = Counter("forge_http_requests", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("forge_http_request_duration_seconds", "HTTP request latency (until the last byte)",
-                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.tokens = Counter("forge_tokens", "Tokens in (prompt) and out (completion)",
-                              ["kind", "direction", "version"], registry=self.registry)
-        self.first_token = Histogram("forge_time_to_first_token_seconds", "Time to the first generated token",
-                                     ["kind"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "forge_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "forge_http_request_duration_seconds",
+            "HTTP request latency (until the last byte)",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "forge_tokens",
+            "Tokens in (prompt) and out (completion)",
+            ["kind", "direction", "version"],
+            registry=self.registry,
+        )
+        self.first_token = Histogram(
+            "forge_time_to_first_token_seconds",
+            "Time to the first generated token",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_HostCollector(model_host))
 
-    def generation(self, kind: str, version: str, prompt_tokens: int | None, completion_tokens: int,
-                   first_token_s: float | None) -> None:
+    def generation(
+        self, kind: str, version: str, prompt_tokens: int | None, completion_tokens: int, first_token_s: float | None
+    ) -> None:
         if prompt_tokens:
             self.tokens.labels(kind, "prompt", version).inc(prompt_tokens)
         if completion_tokens:

@@ -46,15 +46,24 @@ def models_router(model_host, manifest_path) -> APIRouter:
         return entries, problem
 
     def describe(version: str, entry: dict) -> dict:
-        return {**entry, "id": version, "object": "model", "created": _created(entry), "owned_by": "forge",
-                "serving": version == model_host.version,
-                "candidate": (model_host.candidate or {}).get("version") == version}
+        return {
+            **entry,
+            "id": version,
+            "object": "model",
+            "created": _created(entry),
+            "owned_by": "forge",
+            "serving": version == model_host.version,
+            "candidate": (model_host.candidate or {}).get("version") == version,
+        }
 
     @router.get("/v1/models")
     def list_models():
         entries, problem = servable()
-        listing = {"object": "list", "data": [describe(v, e) for v, e in entries.items()],
-                   "serving": model_host.version}
+        listing = {
+            "object": "list",
+            "data": [describe(v, e) for v, e in entries.items()],
+            "serving": model_host.version,
+        }
         if problem:
             listing["manifest_error"] = problem
         return listing

@@ -125,7 +125,7 @@ class FairLock:
             self._serving += 1
             self._condition.notify_all()
 
-    def __enter__(self) -> "FairLock":
+    def __enter__(self) -> FairLock:
         self.acquire()
         return self
 
@@ -168,8 +168,15 @@ class Session:
 
 
 class ModelHost:
-    def __init__(self, manifest_path: Path, n_ctx: int = 2048, n_threads: int | None = None,
-                 embeddings: bool = True, seed: int = 0, router_seed: int | None = None):
+    def __init__(
+        self,
+        manifest_path: Path,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        embeddings: bool = True,
+        seed: int = 0,
+        router_seed: int | None = None,
+    ):
         self.manifest_path = Path(manifest_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -206,8 +213,11 @@ class ModelHost:
     @property
     def candidate(self) -> dict | None:
         candidate = self._candidate
-        return None if candidate is None else {"version": candidate.version, "traffic_share": candidate.share,
-                                               "shared_base": candidate.own is None}
+        return (
+            None
+            if candidate is None
+            else {"version": candidate.version, "traffic_share": candidate.share, "shared_base": candidate.own is None}
+        )
 
     def stopping(self, input_ids, logits) -> bool:
         """A llama-cpp-python stopping criterion: true once the server is shutting down, so an in-flight
@@ -240,8 +250,10 @@ class ModelHost:
         except ManifestError as err:
             raise UnknownVersionError(f"its files cannot be served ({err})") from None
         if adapter_path is None or base_path != loaded.base_path:
-            raise UnknownVersionError(f"it is not an adapter on the served base {loaded.base_path.name}; only "
-                                      "versions that an adapter swap can serve are selectable")
+            raise UnknownVersionError(
+                f"it is not an adapter on the served base {loaded.base_path.name}; only "
+                "versions that an adapter swap can serve are selectable"
+            )
         return _Candidate(version, 0.0, base_path, adapter_path, manifest["versions"][version], pinned=True)
 
     @contextlib.contextmanager
@@ -293,8 +305,14 @@ class ModelHost:
         from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
 
         extra = {"embedding": True, "pooling_type": LLAMA_POOLING_TYPE_MEAN} if embedding else {}
-        llm = Llama(model_path=str(base_path), n_ctx=self.n_ctx, n_threads=self.n_threads, seed=self.seed,
-                    verbose=False, **extra)
+        llm = Llama(
+            model_path=str(base_path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            seed=self.seed,
+            verbose=False,
+            **extra,
+        )
         return _Engine(llm)
 
     def verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
@@ -307,7 +325,7 @@ class ModelHost:
         stamp = []
         from forge_pipeline.export.manifest import resolve_file
 
-        for role, file_entry in sorted(entry["files"].items()):
+        for _role, file_entry in sorted(entry["files"].items()):
             if file_entry:
                 path = resolve_file(file_entry, self.manifest_path)
                 stat = path.stat() if path.is_file() else None
@@ -352,8 +370,13 @@ class ModelHost:
             spec = candidate_of(manifest, self.manifest_path)
             if spec is not None and spec["version"] != self.version:
                 base_path, adapter_path = self._serving_paths(self.verified_files(manifest, spec["version"]))
-                wanted = (spec["version"], spec["traffic_share"], base_path, adapter_path,
-                          manifest["versions"][spec["version"]])
+                wanted = (
+                    spec["version"],
+                    spec["traffic_share"],
+                    base_path,
+                    adapter_path,
+                    manifest["versions"][spec["version"]],
+                )
             self.candidate_error = None
         except Exception as err:  # the current version keeps all traffic
             self.candidate_error = f"{type(err).__name__}: {err}"
@@ -365,7 +388,11 @@ class ModelHost:
             version, share, base_path, adapter_path, entry = wanted
             shares_base = current is not None and adapter_path is not None and base_path == current.base_path
             if old is not None and (old.version, old.base_path, old.adapter_path, old.own is None) == (
-                    version, base_path, adapter_path, shares_base):
+                version,
+                base_path,
+                adapter_path,
+                shares_base,
+            ):
                 old.share = share  # only the share changed
                 return self.candidate
             fresh = _Candidate(version, share, base_path, adapter_path, entry)
@@ -391,8 +418,12 @@ class ModelHost:
             with old.own.lock:  # waits for its in-flight request
                 old.own.chat.close()
         if fresh is not None:
-            log.info("A/B: %s gets %.0f%% of chat requests (%s)", fresh.version, fresh.share * 100,
-                     "shared base" if fresh.own is None else "own model")
+            log.info(
+                "A/B: %s gets %.0f%% of chat requests (%s)",
+                fresh.version,
+                fresh.share * 100,
+                "shared base" if fresh.own is None else "own model",
+            )
         return self.candidate
 
     def _reload_current(self, manifest: dict) -> dict:
@@ -403,7 +434,12 @@ class ModelHost:
         entry = manifest["versions"][version]
         base_path, adapter_path = self._serving_paths(resolved)
         current = self._current
-        if current and current.version == version and current.base_path == base_path and current.adapter_path == adapter_path:
+        if (
+            current
+            and current.version == version
+            and current.base_path == base_path
+            and current.adapter_path == adapter_path
+        ):
             self.last_error = None
             return {"changed": False, "version": version, "error": None}
         previous = current.version if current else None
@@ -417,8 +453,13 @@ class ModelHost:
                     current.embed.set_adapter(adapter_path)
                 current.version, current.adapter_path, current.entry = version, adapter_path, entry
                 swap_ms = (time.perf_counter() - swap_started) * 1000
-            record = {"kind": "adapter_swap", "from": previous, "to": version, "swap_ms": round(swap_ms, 3),
-                      "waited_for_requests_ms": round(lock_wait * 1000, 3)}
+            record = {
+                "kind": "adapter_swap",
+                "from": previous,
+                "to": version,
+                "swap_ms": round(swap_ms, 3),
+                "waited_for_requests_ms": round(lock_wait * 1000, 3),
+            }
         else:
             chat = self._new_engine(base_path, embedding=False)
             embed = self._new_engine(base_path, embedding=True) if self.embeddings else None
@@ -439,7 +480,12 @@ class ModelHost:
                     old.chat.close()
                     if old.embed is not None:
                         old.embed.close()
-            record = {"kind": "base_load", "from": previous, "to": version, "swap_ms": round((time.perf_counter() - started) * 1000, 3)}
+            record = {
+                "kind": "base_load",
+                "from": previous,
+                "to": version,
+                "swap_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
         record["at"] = time.time()
         self.swaps.append(record)
         self.swap_counts[record["kind"]] = self.swap_counts.get(record["kind"], 0) + 1
@@ -503,12 +549,18 @@ class ModelHost:
 
     def health(self) -> dict:
         current = self._current
-        return {"status": "ok" if current and not self.last_error else ("degraded" if current else "no_model"),
-                "model_version": current.version if current else None,
-                "base_gguf": str(current.base_path) if current else None,
-                "adapter_gguf": str(current.adapter_path) if current and current.adapter_path else None,
-                "error": self.last_error, "manifest": str(self.manifest_path), "recent_swaps": self.swaps[-10:],
-                "candidate": self.candidate, "candidate_error": self.candidate_error,
-                "adapter_swap_ms": sorted(s["swap_ms"] for s in self.swaps if s["kind"] == "adapter_swap"),
-                "swap_waited_for_requests_ms": sorted(s["waited_for_requests_ms"] for s in self.swaps
-                                                      if s["kind"] == "adapter_swap")}
+        return {
+            "status": "ok" if current and not self.last_error else ("degraded" if current else "no_model"),
+            "model_version": current.version if current else None,
+            "base_gguf": str(current.base_path) if current else None,
+            "adapter_gguf": str(current.adapter_path) if current and current.adapter_path else None,
+            "error": self.last_error,
+            "manifest": str(self.manifest_path),
+            "recent_swaps": self.swaps[-10:],
+            "candidate": self.candidate,
+            "candidate_error": self.candidate_error,
+            "adapter_swap_ms": sorted(s["swap_ms"] for s in self.swaps if s["kind"] == "adapter_swap"),
+            "swap_waited_for_requests_ms": sorted(
+                s["waited_for_requests_ms"] for s in self.swaps if s["kind"] == "adapter_swap"
+            ),
+        }

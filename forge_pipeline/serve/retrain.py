@@ -21,7 +21,7 @@ class ScanState:
         return json.dumps({"offsets": self.offsets, "since_retrain": self.since_retrain}, sort_keys=True)
 
     @classmethod
-    def from_cursor(cls, cursor: str | None) -> "ScanState":
+    def from_cursor(cls, cursor: str | None) -> ScanState:
         if not cursor:
             return cls()
         data = json.loads(cursor)
@@ -79,5 +79,10 @@ def scan(dirs: list[Path], state: ScanState, retrain_threshold: int) -> ScanResu
 
 def changed_since(dirs: list[Path], timestamp: float) -> list[str]:
     """Files under `dirs` modified after `timestamp` (for the nightly schedule's skip decision)."""
-    return [str(p) for d in dirs if Path(d).exists() for p in Path(d).rglob("*") if p.is_file()
-            and p.stat().st_mtime > timestamp]
+    return [
+        str(p)
+        for d in dirs
+        if Path(d).exists()
+        for p in Path(d).rglob("*")
+        if p.is_file() and p.stat().st_mtime > timestamp
+    ]

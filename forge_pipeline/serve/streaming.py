@@ -81,8 +81,11 @@ class EventStream(Response):
                     await err.response(self.extra_headers)(scope, receive, send)
                     group.cancel_scope.cancel()
                     return
-                headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                           *((k.lower().encode(), v.encode()) for k, v in self.extra_headers.items())]
+                headers = [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    *((k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()),
+                ]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 while item is not _END:
                     await send({"type": "http.response.body", "body": item, "more_body": True})

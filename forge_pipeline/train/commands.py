@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         dataset_dir: Path = typer.Argument(..., help="Dataset version folder (train.jsonl, validation.jsonl)."),
-        base_model: str = typer.Option(None, help="smollm2-135m-instruct, tiny-demo or a local HF folder (default: settings)."),
+        base_model: str = typer.Option(
+            None, help="smollm2-135m-instruct, tiny-demo or a local HF folder (default: settings)."
+        ),
         output_dir: Path = typer.Option(None, help="Run folder (default: <data_root>/adapters/<run key>)."),
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
         set_: list[str] = typer.Option([], "--set", help="Override a train.* setting, NAME=VALUE (repeatable)."),

@@ -48,7 +48,8 @@ class TrainSettings(Section):
         description="Padding-free packing (bfd); position ids keep examples apart (flash-attention or sdpa/eager/flex).",
     )
     pad_to_multiple_of: int | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="Pad each (packed) batch to a multiple of this many tokens. With packing and flex attention, "
         "per_device_train_batch_size * max_length gives every batch one shape, so the kernels compile once.",
     )

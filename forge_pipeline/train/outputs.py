@@ -16,8 +16,15 @@ from pathlib import Path
 
 from forge_pipeline.atomic import write_json_atomic
 
-REQUIRED = ("adapter_dir", "base_model_dir", "base_model_name", "is_demo_model", "mlflow_run_id", "dataset_version",
-            "metrics")
+REQUIRED = (
+    "adapter_dir",
+    "base_model_dir",
+    "base_model_name",
+    "is_demo_model",
+    "mlflow_run_id",
+    "dataset_version",
+    "metrics",
+)
 
 
 def lora_adapter_path(settings) -> Path:

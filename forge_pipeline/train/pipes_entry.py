@@ -27,16 +27,28 @@ def main() -> None:
             pipes.log.info(json.dumps(entry, default=str))
 
         result = train_lora(
-            extras["dataset_dir"], extras["base_model_dir"], extras["output_dir"], hp, extras["tracking_uri"],
-            extras.get("experiment", "forge"), progress=progress, dataset_version=extras.get("dataset_version"),
-            base_model_name=extras.get("base_model_name"), is_demo_model=bool(extras.get("is_demo_model")),
+            extras["dataset_dir"],
+            extras["base_model_dir"],
+            extras["output_dir"],
+            hp,
+            extras["tracking_uri"],
+            extras.get("experiment", "forge"),
+            progress=progress,
+            dataset_version=extras.get("dataset_version"),
+            base_model_name=extras.get("base_model_name"),
+            is_demo_model=bool(extras.get("is_demo_model")),
         )
         metrics = {k: v for k, v in result["metrics"].items() if v is not None}
-        pipes.report_asset_materialization(metadata={
-            "mlflow_run_id": result["mlflow_run_id"], "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
-            "run_key": result["run_key"], "resumed_from": result.get("resumed_from") or "",
-            "reused_finished_run": bool(result.get("reused")), **metrics,
-        })
+        pipes.report_asset_materialization(
+            metadata={
+                "mlflow_run_id": result["mlflow_run_id"],
+                "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
+                "run_key": result["run_key"],
+                "resumed_from": result.get("resumed_from") or "",
+                "reused_finished_run": bool(result.get("reused")),
+                **metrics,
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from forge_pipeline.train.sft import dataset_content_hash, run_key
 def dataset_dir_of(dataset_version: dict) -> Path:
     path = dataset_version.get("path") if isinstance(dataset_version, dict) else None
     if not path:
-        raise ValueError(f"dataset_version: field 'path' missing (got keys {sorted(dataset_version or {})}); "
-                         "re-materialize dataset_version")
+        raise ValueError(
+            f"dataset_version: field 'path' missing (got keys {sorted(dataset_version or {})}); "
+            "re-materialize dataset_version"
+        )
     path = Path(path)
     if not (path / "train.jsonl").is_file():
         raise FileNotFoundError(f"dataset_version.path={path}: no train.jsonl there; re-materialize dataset_version")
@@ -22,7 +24,9 @@ def dataset_dir_of(dataset_version: dict) -> Path:
 
 
 def version_id_of(dataset_version: dict) -> str:
-    return str(dataset_version.get("version_id") or dataset_version.get("version") or Path(dataset_version["path"]).name)
+    return str(
+        dataset_version.get("version_id") or dataset_version.get("version") or Path(dataset_version["path"]).name
+    )
 
 
 def plan_training(settings, hp: TrainSettings, base_model: dict, dataset_version: dict) -> dict:
@@ -31,10 +35,14 @@ def plan_training(settings, hp: TrainSettings, base_model: dict, dataset_version
     dataset_dir = dataset_dir_of(dataset_version)
     key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"])
     return {
-        "dataset_dir": str(dataset_dir), "base_model_dir": str(base_model["path"]),
-        "output_dir": str(settings.paths.adapters / key), "hp": hp.model_dump(mode="json"),
-        "tracking_uri": settings.tracking_uri, "experiment": settings.mlflow_experiment,
-        "dataset_version": version_id_of(dataset_version), "base_model_name": base_model.get("name"),
+        "dataset_dir": str(dataset_dir),
+        "base_model_dir": str(base_model["path"]),
+        "output_dir": str(settings.paths.adapters / key),
+        "hp": hp.model_dump(mode="json"),
+        "tracking_uri": settings.tracking_uri,
+        "experiment": settings.mlflow_experiment,
+        "dataset_version": version_id_of(dataset_version),
+        "base_model_name": base_model.get("name"),
         "is_demo_model": bool(base_model.get("is_demo_model")),
     }
 

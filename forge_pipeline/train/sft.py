@@ -40,8 +40,13 @@ from forge_pipeline.train.tracking import (
     record_finished_run,
 )
 
-FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3", "kernels-community/flash-attn",
-                   "kernels-community/flash-attn3", "kernels-community/vllm-flash-attn3")
+FLASH_ATTENTION = (
+    "flash_attention_2",
+    "flash_attention_3",
+    "kernels-community/flash-attn",
+    "kernels-community/flash-attn3",
+    "kernels-community/vllm-flash-attn3",
+)
 MASKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # packed via position-id detection in masking_utils
 
 
@@ -66,8 +71,10 @@ def run_key(dataset_hash: str, hp: TrainSettings, base_model: str) -> str:
 
 def _read_jsonl_messages(path: Path) -> list[dict]:
     # Only the messages, and only role/content in each turn: what the chat template and the trainer read.
-    return [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]}
-            for row in read_chat_jsonl(path, need_assistant=True)]
+    return [
+        {"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]}
+        for row in read_chat_jsonl(path, need_assistant=True)
+    ]
 
 
 def load_splits(dataset_dir: Path):
@@ -107,8 +114,10 @@ def tokenize_splits(splits, tokenizer, max_length: int) -> dict:
         rows, _dropped = tokenize_examples(list(split), tokenizer, max_length)
         if not rows:
             if name == "train":
-                raise ValueError(f"no train example keeps an assistant token within train.max_length={max_length}; "
-                                 "raise train.max_length")
+                raise ValueError(
+                    f"no train example keeps an assistant token within train.max_length={max_length}; "
+                    "raise train.max_length"
+                )
             continue
         out[name] = Dataset.from_list(rows)
     return out
@@ -125,8 +134,11 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     was cut short by a kill and is ignored."""
     if not checkpoint_dir.is_dir():
         return None
-    complete = [p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-                and _parses(p / "trainer_state.json")]
+    complete = [
+        p
+        for p in checkpoint_dir.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and _parses(p / "trainer_state.json")
+    ]
     return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
@@ -156,7 +168,8 @@ def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
     kwargs = {"dtype": dtype, "attn_implementation": attn}
     if quantize:
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
     if cuda:
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, **kwargs)
@@ -165,11 +178,17 @@ def _load_model(base_model_dir: str, hp: TrainSettings, cuda: bool):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     model.config.use_cache = False
-    return model, {"quantization": "nf4" if quantize else "none", "attn_implementation": attn,
-                   "gradient_checkpointing": gradient_checkpointing, "dtype": str(dtype).replace("torch.", "")}
+    return model, {
+        "quantization": "nf4" if quantize else "none",
+        "attn_implementation": attn,
+        "gradient_checkpointing": gradient_checkpointing,
+        "dtype": str(dtype).replace("torch.", ""),
+    }
 
 
 def check_packing_attention(attn: str) -> None:
@@ -184,7 +203,8 @@ def check_packing_attention(attn: str) -> None:
     raise ValueError(
         f"train.packing=True with attn_implementation={attn!r}: packed examples could attend to each other. "
         f"Use one of {', '.join(FLASH_ATTENTION + MASKED_ATTENTION)} (mask-based ones need transformers >= 5) "
-        "or set train.packing=false.")
+        "or set train.packing=false."
+    )
 
 
 def lora_config(hp: TrainSettings):
@@ -193,10 +213,18 @@ def lora_config(hp: TrainSettings):
     # Embeddings and lm_head stay frozen: llama.cpp's LoRA converter and runtime adapters cannot take them.
     bad = [m for m in hp.target_modules if m in ("lm_head", "embed_tokens")]
     if bad:
-        raise ValueError(f"train.target_modules: {bad} cannot be LoRA targets (GGUF LoRA export supports "
-                         "attention/MLP projections only)")
-    return LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                      target_modules=list(hp.target_modules), task_type="CAUSAL_LM", bias="none")
+        raise ValueError(
+            f"train.target_modules: {bad} cannot be LoRA targets (GGUF LoRA export supports "
+            "attention/MLP projections only)"
+        )
+    return LoraConfig(
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules=list(hp.target_modules),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
 
 
 def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, has_eval: bool):
@@ -205,26 +233,43 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
     optim = hp.optim or ("paged_adamw_8bit" if cuda and hardware["quantization"] == "nf4" else "adamw_torch")
     eval_kwargs = {}
     if has_eval:
-        eval_kwargs = ({"eval_strategy": "steps", "eval_steps": hp.eval_steps} if hp.eval_steps
-                       else {"eval_strategy": "epoch"})
+        eval_kwargs = (
+            {"eval_strategy": "steps", "eval_steps": hp.eval_steps} if hp.eval_steps else {"eval_strategy": "epoch"}
+        )
     return SFTConfig(
-        output_dir=str(output_dir / "checkpoints"), learning_rate=hp.learning_rate,
-        num_train_epochs=hp.num_train_epochs, max_steps=hp.max_steps,
+        output_dir=str(output_dir / "checkpoints"),
+        learning_rate=hp.learning_rate,
+        num_train_epochs=hp.num_train_epochs,
+        max_steps=hp.max_steps,
         per_device_train_batch_size=hp.per_device_train_batch_size,
         per_device_eval_batch_size=hp.per_device_train_batch_size,
-        gradient_accumulation_steps=hp.gradient_accumulation_steps, warmup_steps=hp.warmup_steps,
-        lr_scheduler_type=hp.lr_scheduler_type, optim=optim, seed=hp.seed, data_seed=hp.seed,
-        logging_steps=hp.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=hp.save_steps,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
+        warmup_steps=hp.warmup_steps,
+        lr_scheduler_type=hp.lr_scheduler_type,
+        optim=optim,
+        seed=hp.seed,
+        data_seed=hp.seed,
+        logging_steps=hp.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=hp.save_steps,
         save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
         # Labels already keep assistant tokens only (tokenize_splits); trl uses them as they are.
         max_length=hp.max_length,
-        packing=hp.packing, padding_free=hp.packing, **({"packing_strategy": "bfd"} if hp.packing else {}),
+        packing=hp.packing,
+        padding_free=hp.packing,
+        **({"packing_strategy": "bfd"} if hp.packing else {}),
         pad_to_multiple_of=hp.pad_to_multiple_of,
-        bf16=cuda, fp16=False, use_cpu=not cuda,
+        bf16=cuda,
+        fp16=False,
+        use_cpu=not cuda,
         gradient_checkpointing=hardware["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
         use_liger_kernel=hp.use_liger_kernel,  # the Trainer patches the model with Liger's kernels (public flag)
-        report_to=[], dataloader_num_workers=0, disable_tqdm=True, **eval_kwargs,
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        **eval_kwargs,
     )
 
 
@@ -270,14 +315,27 @@ def train_lora(
     if main:  # under `accelerate launch` only rank 0 talks to MLflow (no races creating the experiment)
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_experiment(experiment)
-    tags = {"dataset_version": dataset_version or content_hash[:12], "base_model": base_model_name or base_model_dir.name,
-            "forge_version": forge_version(), "run_key": key, "is_demo_model": str(is_demo_model).lower()}
-    run = mlflow.start_run(run_id=state.get("mlflow_run_id"), run_name=None if state else f"lora-{key[:8]}",
-                           tags=None if state else tags) if main else None
+    tags = {
+        "dataset_version": dataset_version or content_hash[:12],
+        "base_model": base_model_name or base_model_dir.name,
+        "forge_version": forge_version(),
+        "run_key": key,
+        "is_demo_model": str(is_demo_model).lower(),
+    }
+    run = (
+        mlflow.start_run(
+            run_id=state.get("mlflow_run_id"),
+            run_name=None if state else f"lora-{key[:8]}",
+            tags=None if state else tags,
+        )
+        if main
+        else None
+    )
     try:
         if main:
-            write_json_atomic(output_dir / "run_state.json",
-                              {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"})
+            write_json_atomic(
+                output_dir / "run_state.json", {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"}
+            )
         model, hardware = _load_model(str(base_model_dir), hp, cuda)
         from transformers import AutoTokenizer
 
@@ -286,21 +344,32 @@ def train_lora(
             tokenizer.pad_token = tokenizer.eos_token
         resume_from = latest_checkpoint(output_dir / "checkpoints")
         if main and not state:
-            params = {**hp.model_dump(mode="json", exclude={"tiny_model"}), **hardware,
-                      "target_modules": ",".join(hp.target_modules), "base_model": base_model_name or base_model_dir.name,
-                      "base_model_dir": str(base_model_dir), "dataset_version": dataset_version,
-                      "dataset_content_hash": content_hash, "git_commit": git_commit(), "run_key": key,
-                      "train_examples": len(splits["train"]),
-                      "validation_examples": len(splits["validation"]) if "validation" in splits else 0,
-                      "device": "cuda" if cuda else "cpu"}
+            params = {
+                **hp.model_dump(mode="json", exclude={"tiny_model"}),
+                **hardware,
+                "target_modules": ",".join(hp.target_modules),
+                "base_model": base_model_name or base_model_dir.name,
+                "base_model_dir": str(base_model_dir),
+                "dataset_version": dataset_version,
+                "dataset_content_hash": content_hash,
+                "git_commit": git_commit(),
+                "run_key": key,
+                "train_examples": len(splits["train"]),
+                "validation_examples": len(splits["validation"]) if "validation" in splits else 0,
+                "device": "cuda" if cuda else "cpu",
+            }
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
 
         callback, forge_cb = metrics_callback(mlflow if main else NoMlflow(), progress, cuda)
         tokenized = tokenize_splits(splits, tokenizer, hp.max_length)
         trainer = SFTTrainer(
-            model=model, args=sft_config(output_dir, hp, cuda, hardware, "validation" in tokenized),
-            train_dataset=tokenized["train"], eval_dataset=tokenized.get("validation"), processing_class=tokenizer,
-            peft_config=lora_config(hp), callbacks=[callback],
+            model=model,
+            args=sft_config(output_dir, hp, cuda, hardware, "validation" in tokenized),
+            train_dataset=tokenized["train"],
+            eval_dataset=tokenized.get("validation"),
+            processing_class=tokenizer,
+            peft_config=lora_config(hp),
+            callbacks=[callback],
         )
         from transformers import PrinterCallback
 
@@ -312,8 +381,10 @@ def train_lora(
         wall_s = time.perf_counter() - started
         eval_metrics = trainer.evaluate() if "validation" in splits else {}
         if main:
-            mlflow.log_metrics({k: float(v) for k, v in eval_metrics.items() if isinstance(v, (int, float))},
-                               step=trainer.state.global_step)
+            mlflow.log_metrics(
+                {k: float(v) for k, v in eval_metrics.items() if isinstance(v, (int, float))},
+                step=trainer.state.global_step,
+            )
         trainer.accelerator.wait_for_everyone()
         if not main:
             return {}
@@ -329,20 +400,31 @@ def train_lora(
         losses = [h["loss"] for h in history if "loss" in h]
         rates = [h["tokens_per_s"] for h in forge_cb.history if "tokens_per_s" in h]
         metrics = {
-            "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
-            "train_loss": train_out.training_loss, "eval_loss": eval_metrics.get("eval_loss"),
-            "tokens_per_s": sum(rates) / len(rates) if rates else None, "global_step": trainer.state.global_step,
+            "first_loss": losses[0] if losses else None,
+            "final_loss": losses[-1] if losses else None,
+            "train_loss": train_out.training_loss,
+            "eval_loss": eval_metrics.get("eval_loss"),
+            "tokens_per_s": sum(rates) / len(rates) if rates else None,
+            "global_step": trainer.state.global_step,
             "wall_s": round(wall_s, 2),
         }
         if cuda:
             metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         result = {
-            "adapter_dir": str(adapter_dir), "base_model_dir": str(base_model_dir),
-            "base_model_name": base_model_name or base_model_dir.name, "is_demo_model": is_demo_model,
-            "mlflow_run_id": run.info.run_id, "mlflow_experiment_id": run.info.experiment_id,
-            "tracking_uri": tracking_uri, "dataset_version": dataset_version, "dataset_content_hash": content_hash,
-            "run_key": key, "resumed_from": str(resume_from) if resume_from else None, "hardware": hardware,
-            "loss_curve_png": str(curve), "metrics": metrics,
+            "adapter_dir": str(adapter_dir),
+            "base_model_dir": str(base_model_dir),
+            "base_model_name": base_model_name or base_model_dir.name,
+            "is_demo_model": is_demo_model,
+            "mlflow_run_id": run.info.run_id,
+            "mlflow_experiment_id": run.info.experiment_id,
+            "tracking_uri": tracking_uri,
+            "dataset_version": dataset_version,
+            "dataset_content_hash": content_hash,
+            "run_key": key,
+            "resumed_from": str(resume_from) if resume_from else None,
+            "hardware": hardware,
+            "loss_curve_png": str(curve),
+            "metrics": metrics,
         }
         record_finished_run(output_dir, key, run.info.run_id, result)
         mlflow.end_run("FINISHED")

@@ -65,13 +65,19 @@ def _train_tokenizer(texts: list[str], cfg: TinyModelSettings):
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size, special_tokens=SPECIAL_TOKENS,
+        vocab_size=cfg.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
         # Every byte is in the vocabulary, so any text (emoji, other scripts) still tokenizes.
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=None, eos_token=IM_END, pad_token=PAD, unk_token=None,
+        tokenizer_object=tokenizer,
+        bos_token=None,
+        eos_token=IM_END,
+        pad_token=PAD,
+        unk_token=None,
         model_max_length=cfg.max_position_embeddings,
     )
     fast.chat_template = CHATML_TEMPLATE
@@ -89,12 +95,18 @@ def build_tiny_llama(texts: list[str], out_dir: Path, cfg: TinyModelSettings) ->
     out_dir = Path(out_dir)
     tokenizer = _train_tokenizer(texts, cfg)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads, max_position_embeddings=cfg.max_position_embeddings,
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
         # Untied: llama.cpp's converter and LoRA export then treat lm_head like any real Llama.
-        tie_word_embeddings=False, eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
     )
     # A private generator keeps the weights a function of the seed alone, whatever else ran before.
     with torch.random.fork_rng(devices=[]):
@@ -106,10 +118,21 @@ def build_tiny_llama(texts: list[str], out_dir: Path, cfg: TinyModelSettings) ->
     with atomic_directory(out_dir) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "README.md").write_text(MODEL_CARD.format(
-            layers=cfg.num_hidden_layers, hidden=cfg.hidden_size, intermediate=cfg.intermediate_size,
-            heads=cfg.num_attention_heads, kv_heads=cfg.num_key_value_heads, vocab=len(tokenizer),
-            n_texts=len(texts), key=key))
-        (staging / "forge_demo_model.json").write_text(json.dumps(
-            {"is_demo_model": True, "build_key": key, "settings": cfg.model_dump(), "n_texts": len(texts)}, indent=2))
+        (staging / "README.md").write_text(
+            MODEL_CARD.format(
+                layers=cfg.num_hidden_layers,
+                hidden=cfg.hidden_size,
+                intermediate=cfg.intermediate_size,
+                heads=cfg.num_attention_heads,
+                kv_heads=cfg.num_key_value_heads,
+                vocab=len(tokenizer),
+                n_texts=len(texts),
+                key=key,
+            )
+        )
+        (staging / "forge_demo_model.json").write_text(
+            json.dumps(
+                {"is_demo_model": True, "build_key": key, "settings": cfg.model_dump(), "n_texts": len(texts)}, indent=2
+            )
+        )
     return out_dir

@@ -20,8 +20,9 @@ ProgressFn = Callable[[dict], None]
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -92,8 +93,10 @@ def metrics_callback(mlflow_module, progress: ProgressFn | None, cuda: bool):
 def record_finished_run(output_dir: Path, key: str, mlflow_run_id: str, result: dict) -> None:
     """run_state.json says finished (a re-materialization reuses the result instead of retraining), then the
     checkpoints go: the adapter is safe in adapter/, and optimizer states are their bulk."""
-    write_json_atomic(output_dir / "run_state.json",
-                      {"run_key": key, "mlflow_run_id": mlflow_run_id, "status": "finished", "result": result})
+    write_json_atomic(
+        output_dir / "run_state.json",
+        {"run_key": key, "mlflow_run_id": mlflow_run_id, "status": "finished", "result": result},
+    )
     shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
 
 

@@ -16,9 +16,15 @@ def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResu
     """No example_id appears in both train and validation."""
     ids = read_split_ids(Path(dataset_version["path"]))
     leaked = sorted(set(ids["train"]) & set(ids["validation"]))
-    return dg.AssetCheckResult(passed=not leaked, metadata={
-        "train": len(ids["train"]), "validation": len(ids["validation"]),
-        "leaked": len(leaked), "leaked_ids": dg.MetadataValue.json(leaked[:20])})
+    return dg.AssetCheckResult(
+        passed=not leaked,
+        metadata={
+            "train": len(ids["train"]),
+            "validation": len(ids["validation"]),
+            "leaked": len(leaked),
+            "leaked_ids": dg.MetadataValue.json(leaked[:20]),
+        },
+    )
 
 
 @dg.asset_check(asset=dataset_version, blocking=True)
@@ -31,5 +37,6 @@ def dataset_version_has_user_and_assistant_turns(dataset_version: dict) -> dg.As
                 roles = {m["role"] for m in json.loads(line)["messages"]}
                 if not {"user", "assistant"} <= roles:
                     bad.append(f"{name}.jsonl:{number}")
-    return dg.AssetCheckResult(passed=not bad, metadata={"examples_missing_a_turn": dg.MetadataValue.json(bad[:20]),
-                                                         "count": len(bad)})
+    return dg.AssetCheckResult(
+        passed=not bad, metadata={"examples_missing_a_turn": dg.MetadataValue.json(bad[:20]), "count": len(bad)}
+    )

@@ -23,22 +23,41 @@ def embedding_index(forge: ForgeSettingsResource, dataset_version: dict) -> dg.M
     settings = forge.get()
     backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
     records = read_version_records(Path(dataset_version["path"]))
-    folder, meta, report = build_embedding_index(records, dataset_version["version_id"], index_root(settings.data_root),
-                                                 backend, settings.paths.cache, settings.embed)
+    folder, meta, report = build_embedding_index(
+        records,
+        dataset_version["version_id"],
+        index_root(settings.data_root),
+        backend,
+        settings.paths.cache,
+        settings.embed,
+    )
     chunks = pl.read_parquet(folder / "chunks.parquet", columns=["chunk_id", "source", "heading", "text"])
-    return dg.MaterializeResult(value={**meta, "path": str(folder)}, metadata={
-        "dagster/row_count": report.chunks, "examples": report.examples,
-        "texts_embedded": report.texts_embedded, "reused_from_previous": report.reused_from_previous,
-        "reused_from_cache": report.reused_from_cache, "added_chunks": report.added_chunks,
-        "removed_chunks": report.removed_chunks, "model": meta["model"], "dimension": meta["dimension"],
-        "backend": meta["backend"], "index_type": meta["index_type"], "dataset_version": meta["dataset_version"],
-        "by_source": dg.MetadataValue.json(meta["by_source"]), "path": dg.MetadataValue.path(str(folder)),
-        "preview": dg.MetadataValue.md(markdown_preview(chunks, width=60)),
-    })
+    return dg.MaterializeResult(
+        value={**meta, "path": str(folder)},
+        metadata={
+            "dagster/row_count": report.chunks,
+            "examples": report.examples,
+            "texts_embedded": report.texts_embedded,
+            "reused_from_previous": report.reused_from_previous,
+            "reused_from_cache": report.reused_from_cache,
+            "added_chunks": report.added_chunks,
+            "removed_chunks": report.removed_chunks,
+            "model": meta["model"],
+            "dimension": meta["dimension"],
+            "backend": meta["backend"],
+            "index_type": meta["index_type"],
+            "dataset_version": meta["dataset_version"],
+            "by_source": dg.MetadataValue.json(meta["by_source"]),
+            "path": dg.MetadataValue.path(str(folder)),
+            "preview": dg.MetadataValue.md(markdown_preview(chunks, width=60)),
+        },
+    )
 
 
 @dg.asset_check(asset=embedding_index, blocking=True)
-def embedding_index_covers_the_dataset_version(forge: ForgeSettingsResource, embedding_index: dict) -> dg.AssetCheckResult:
+def embedding_index_covers_the_dataset_version(
+    forge: ForgeSettingsResource, embedding_index: dict
+) -> dg.AssetCheckResult:
     """The files on disk agree (FAISS rows = Parquet rows, FAISS width = the model's dimension) and every
     example of the dataset version has at least one chunk in the index, and nothing else does."""
     from forge_pipeline.embed.index import read_version_records
@@ -51,7 +70,12 @@ def embedding_index_covers_the_dataset_version(forge: ForgeSettingsResource, emb
     indexed = set(version.chunks["example_id"].to_list())
     missing, extra = sorted(expected - indexed), sorted(indexed - expected)
     width_ok = version.faiss_index.d == version.meta["dimension"]
-    return dg.AssetCheckResult(passed=not missing and not extra and width_ok, metadata={
-        "faiss_dimension": version.faiss_index.d, "meta_dimension": version.meta["dimension"],
-        "missing_examples": dg.MetadataValue.json(missing[:20]), "unexpected_examples": dg.MetadataValue.json(extra[:20]),
-    })
+    return dg.AssetCheckResult(
+        passed=not missing and not extra and width_ok,
+        metadata={
+            "faiss_dimension": version.faiss_index.d,
+            "meta_dimension": version.meta["dimension"],
+            "missing_examples": dg.MetadataValue.json(missing[:20]),
+            "unexpected_examples": dg.MetadataValue.json(extra[:20]),
+        },
+    )

@@ -15,8 +15,9 @@ class CurateConfig(dg.Config):
 
 
 @dg.asset(group_name="curate", kinds={"polars", "sqlite"})
-def curated_examples(config: CurateConfig, forge: ForgeSettingsResource,
-                     deduplicated_examples: pl.DataFrame) -> dg.MaterializeResult:
+def curated_examples(
+    config: CurateConfig, forge: ForgeSettingsResource, deduplicated_examples: pl.DataFrame
+) -> dg.MaterializeResult:
     """The examples a person approved or edited in `forge curate` (edits replace the content under a new
     example_id, `edited_from` keeps the original); rejected ones go to quarantine with the reviewer's reason,
     and unreviewed ones are included or left out by `curate.include_unreviewed`."""
@@ -31,8 +32,11 @@ def curated_examples(config: CurateConfig, forge: ForgeSettingsResource,
         "include_unreviewed": dg.MetadataValue.bool(include),
         "dagster/row_count": dg.MetadataValue.int(curated.height),
         "curation_db": dg.MetadataValue.path(str(settings.paths.curation_db)),
-        "preview": dg.MetadataValue.md(markdown_preview(
-            curated.with_columns(pl.col("messages").list.last().struct.field("content").alias("reply")),
-            ["example_id", "curation_status", "source", "reply"])),
+        "preview": dg.MetadataValue.md(
+            markdown_preview(
+                curated.with_columns(pl.col("messages").list.last().struct.field("content").alias("reply")),
+                ["example_id", "curation_status", "source", "reply"],
+            )
+        ),
     }
     return dg.MaterializeResult(value=curated, metadata=metadata)

@@ -12,15 +12,22 @@ from forge_pipeline.settings import ForgeSettings
 
 def dataset_version_metadata(version_dir: Path, settings: ForgeSettings) -> dict[str, dg.MetadataValue]:
     stats = dataset_stats(version_dir, settings)
-    png = token_length_histogram_png(token_lengths(version_dir), settings.train.max_length,
-                                     settings.curate.histogram_bins)
+    png = token_length_histogram_png(
+        token_lengths(version_dir), settings.train.max_length, settings.curate.histogram_bins
+    )
     estimate = stats["estimate"]
-    lines = [f"**{stats['version_id']}**: train {stats['counts']['train']}, validation {stats['counts']['validation']}",
-             "", f"![token lengths](data:image/png;base64,{base64.b64encode(png).decode()})", "",
-             f"Training estimate ({estimate['hardware']}): {estimate['total_tokens']:,} tokens"]
+    lines = [
+        f"**{stats['version_id']}**: train {stats['counts']['train']}, validation {stats['counts']['validation']}",
+        "",
+        f"![token lengths](data:image/png;base64,{base64.b64encode(png).decode()})",
+        "",
+        f"Training estimate ({estimate['hardware']}): {estimate['total_tokens']:,} tokens",
+    ]
     if "seconds" in estimate:
-        lines[-1] += (f" ≈ {format_duration(estimate['seconds'])} at ~{estimate['tokens_per_s']:,.0f} tok/s, "
-                      f"≈ {estimate['memory_gb']['total']} GB ({estimate['throughput_basis']}; an estimate)")
+        lines[-1] += (
+            f" ≈ {format_duration(estimate['seconds'])} at ~{estimate['tokens_per_s']:,.0f} tok/s, "
+            f"≈ {estimate['memory_gb']['total']} GB ({estimate['throughput_basis']}; an estimate)"
+        )
     return {
         "by_source": dg.MetadataValue.json(stats["by_source"]),
         "by_tag": dg.MetadataValue.json(stats["by_tag"]),

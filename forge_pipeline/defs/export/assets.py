@@ -11,7 +11,9 @@ from forge_pipeline.export import evaluate, gguf, publish
 
 def _timings_md(timings: dict, stats: dict) -> str:
     lines = ["| file | size (bytes) | params | bits/weight |", "| --- | --- | --- | --- |"]
-    lines += [f"| {name} | {s['size_bytes']:,} | {s['n_params']:,} | {s['bits_per_weight']} |" for name, s in stats.items()]
+    lines += [
+        f"| {name} | {s['size_bytes']:,} | {s['n_params']:,} | {s['bits_per_weight']} |" for name, s in stats.items()
+    ]
     lines += ["", "| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in timings.items()]
     return "\n".join(lines)
 
@@ -25,81 +27,136 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
     info = publish.adapter_info(lora_adapter)
     examples = evaluate.load_validation_examples(publish.validation_file(dataset_version))
     result = evaluate.evaluate_adapter(
-        info["base_model_dir"], info["adapter_dir"], examples, settings.eval_prompts, settings.eval,
-        max_length=settings.train.max_length, tracking_uri=settings.tracking_uri, mlflow_run_id=info["mlflow_run_id"],
+        info["base_model_dir"],
+        info["adapter_dir"],
+        examples,
+        settings.eval_prompts,
+        settings.eval,
+        max_length=settings.train.max_length,
+        tracking_uri=settings.tracking_uri,
+        mlflow_run_id=info["mlflow_run_id"],
     )
     return dg.MaterializeResult(
         value={**result, "dataset_version": info["dataset_version"] or dataset_version.get("version")},
         metadata={
-            "base_loss": result["base_loss"], "tuned_loss": result["tuned_loss"],
-            "base_perplexity": result["base_perplexity"], "tuned_perplexity": result["tuned_perplexity"],
-            "relative_improvement": result["relative_improvement"], "promoted": result["promoted"],
-            "gate": result["reason"], "gate_margin": result["min_relative_improvement"],
-            "perplexity_change": result["perplexity_change"], "validation_examples": result["validation_examples"],
-            "validation_tokens": result["validation_tokens"], "side_by_side_prompts": result["prompts"],
-            "mean_seconds_base": result["mean_seconds_base"], "mean_seconds_tuned": result["mean_seconds_tuned"],
-            "side_by_side": dg.MetadataValue.md(result["markdown"]), "mlflow_logged": result["mlflow_logged"],
+            "base_loss": result["base_loss"],
+            "tuned_loss": result["tuned_loss"],
+            "base_perplexity": result["base_perplexity"],
+            "tuned_perplexity": result["tuned_perplexity"],
+            "relative_improvement": result["relative_improvement"],
+            "promoted": result["promoted"],
+            "gate": result["reason"],
+            "gate_margin": result["min_relative_improvement"],
+            "perplexity_change": result["perplexity_change"],
+            "validation_examples": result["validation_examples"],
+            "validation_tokens": result["validation_tokens"],
+            "side_by_side_prompts": result["prompts"],
+            "mean_seconds_base": result["mean_seconds_base"],
+            "mean_seconds_tuned": result["mean_seconds_tuned"],
+            "side_by_side": dg.MetadataValue.md(result["markdown"]),
+            "mlflow_logged": result["mlflow_logged"],
             "is_demo_model": info["is_demo_model"],
         },
     )
 
 
 @dg.asset(group_name="export", kinds={"gguf", "llamacpp"})
-def gguf_model(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource, lora_adapter: dict,
-               adapter_evaluation: dict) -> dg.MaterializeResult:
+def gguf_model(
+    forge: ForgeSettingsResource,
+    llama_cpp_toolchain: LlamaCppToolchainResource,
+    lora_adapter: dict,
+    adapter_evaluation: dict,
+) -> dg.MaterializeResult:
     """The adapter merged into its full-precision base, converted by llama.cpp and quantized (Q4_K_M by
     default), with an Ollama Modelfile; also the unmerged base GGUF the server hot-swaps adapters on."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
     exports = settings.paths.exports
     result = gguf.export_merged_model(
-        info["base_model_dir"], info["adapter_dir"], exports / publish.export_key(info), settings.export,
-        exports_dir=exports, toolchain=llama_cpp_toolchain.get(settings.export), demo=info["is_demo_model"],
+        info["base_model_dir"],
+        info["adapter_dir"],
+        exports / publish.export_key(info),
+        settings.export,
+        exports_dir=exports,
+        toolchain=llama_cpp_toolchain.get(settings.export),
+        demo=info["is_demo_model"],
     )
     stats = result["stats"]
     result = {**result, "is_demo_model": info["is_demo_model"]}
-    return dg.MaterializeResult(value=result, metadata={
-        "pre_tokenizer": str(result["pre_tokenizer"]),
-        "pre_tokenizer_fallback": result["declared_gpt2_pre_tokenizer"],
-        "merged_gguf": dg.MetadataValue.path(result["merged_gguf"]), "base_gguf": dg.MetadataValue.path(result["base_gguf"]),
-        "quant_type": result["quant_type"], "merged_size_bytes": stats["merged"]["size_bytes"],
-        "merged_bits_per_weight": stats["merged"]["bits_per_weight"], "n_params": stats["merged"]["n_params"],
-        "seconds_by_stage": dg.MetadataValue.json(result["timings"]),
-        "sizes": dg.MetadataValue.md(_timings_md(result["timings"], stats)),
-    })
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            "pre_tokenizer": str(result["pre_tokenizer"]),
+            "pre_tokenizer_fallback": result["declared_gpt2_pre_tokenizer"],
+            "merged_gguf": dg.MetadataValue.path(result["merged_gguf"]),
+            "base_gguf": dg.MetadataValue.path(result["base_gguf"]),
+            "quant_type": result["quant_type"],
+            "merged_size_bytes": stats["merged"]["size_bytes"],
+            "merged_bits_per_weight": stats["merged"]["bits_per_weight"],
+            "n_params": stats["merged"]["n_params"],
+            "seconds_by_stage": dg.MetadataValue.json(result["timings"]),
+            "sizes": dg.MetadataValue.md(_timings_md(result["timings"], stats)),
+        },
+    )
 
 
 @dg.asset(group_name="export", kinds={"gguf", "llamacpp"})
-def gguf_adapter(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource, lora_adapter: dict,
-                 adapter_evaluation: dict) -> dg.MaterializeResult:
+def gguf_adapter(
+    forge: ForgeSettingsResource,
+    llama_cpp_toolchain: LlamaCppToolchainResource,
+    lora_adapter: dict,
+    adapter_evaluation: dict,
+) -> dg.MaterializeResult:
     """The LoRA adapter alone as a GGUF adapter, applied at serve time to the unchanged base GGUF."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
     toolchain = llama_cpp_toolchain.get(settings.export)
     exports = settings.paths.exports
     base = gguf.export_base_model(info["base_model_dir"], exports, settings.export, toolchain)
-    result = gguf.export_adapter(info["adapter_dir"], info["base_model_dir"], exports / publish.export_key(info),
-                                 settings.export, base_gguf=base["base_gguf"], toolchain=toolchain,
-                                 demo=info["is_demo_model"])
+    result = gguf.export_adapter(
+        info["adapter_dir"],
+        info["base_model_dir"],
+        exports / publish.export_key(info),
+        settings.export,
+        base_gguf=base["base_gguf"],
+        toolchain=toolchain,
+        demo=info["is_demo_model"],
+    )
     result = {**result, "base_gguf": base["base_gguf"], "base_f16_gguf": base["base_f16_gguf"]}
-    return dg.MaterializeResult(value=result, metadata={
-        "adapter_gguf": dg.MetadataValue.path(result["adapter_gguf"]),
-        "adapter_size_bytes": result["stats"]["adapter"]["size_bytes"],
-        "adapter_params": result["stats"]["adapter"]["n_params"],
-        "seconds_by_stage": dg.MetadataValue.json({**result["timings"], **base["timings"]}),
-    })
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            "adapter_gguf": dg.MetadataValue.path(result["adapter_gguf"]),
+            "adapter_size_bytes": result["stats"]["adapter"]["size_bytes"],
+            "adapter_params": result["stats"]["adapter"]["n_params"],
+            "seconds_by_stage": dg.MetadataValue.json({**result["timings"], **base["timings"]}),
+        },
+    )
 
 
 @dg.asset(group_name="serve", kinds={"json"})
-def adapter_manifest(forge: ForgeSettingsResource, lora_adapter: dict, adapter_evaluation: dict, gguf_model: dict,
-                     gguf_adapter: dict) -> dg.MaterializeResult:
+def adapter_manifest(
+    forge: ForgeSettingsResource, lora_adapter: dict, adapter_evaluation: dict, gguf_model: dict, gguf_adapter: dict
+) -> dg.MaterializeResult:
     """The manifest serving watches: a new version with its files' sha256, evaluation and lineage; it
     becomes current only if the evaluation gate promoted it."""
     settings = forge.get()
-    result = publish.publish(settings.paths.manifest, publish.adapter_info(lora_adapter), adapter_evaluation,
-                             gguf_model, gguf_adapter, dataset_version=adapter_evaluation.get("dataset_version"))
-    return dg.MaterializeResult(value=result, metadata={
-        "version": result["version"], "current": str(result["current"]), "promoted": result["promoted"],
-        "gate": adapter_evaluation.get("reason", ""), "versions": result["versions"],
-        "manifest_path": dg.MetadataValue.path(result["manifest_path"]),
-    })
+    result = publish.publish(
+        settings.paths.manifest,
+        publish.adapter_info(lora_adapter),
+        adapter_evaluation,
+        gguf_model,
+        gguf_adapter,
+        dataset_version=adapter_evaluation.get("dataset_version"),
+    )
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            "version": result["version"],
+            "current": str(result["current"]),
+            "promoted": result["promoted"],
+            "gate": adapter_evaluation.get("reason", ""),
+            "versions": result["versions"],
+            "manifest_path": dg.MetadataValue.path(result["manifest_path"]),
+        },
+    )

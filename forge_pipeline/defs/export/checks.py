@@ -32,15 +32,22 @@ def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.A
     merged = verify.generation_check(Path(gguf_model["merged_gguf"]), _prompts(settings), max_tokens=CHECK_MAX_TOKENS)
     base = verify.generation_check(Path(gguf_model["base_gguf"]), _prompts(settings)[:2], max_tokens=CHECK_MAX_TOKENS)
     stops = merged["stopped_at_end_token"] > 0 or bool(gguf_model.get("is_demo_model"))
-    return dg.AssetCheckResult(passed=merged["ok"] and base["ok"] and stops, metadata={
-        "merged_prompts": merged["prompts"], "merged_stopped_at_end_token": merged["stopped_at_end_token"],
-        "end_token": merged["end_token"], "base_ok": base["ok"], "outcomes": dg.MetadataValue.json(merged["outcomes"]),
-    })
+    return dg.AssetCheckResult(
+        passed=merged["ok"] and base["ok"] and stops,
+        metadata={
+            "merged_prompts": merged["prompts"],
+            "merged_stopped_at_end_token": merged["stopped_at_end_token"],
+            "end_token": merged["end_token"],
+            "base_ok": base["ok"],
+            "outcomes": dg.MetadataValue.json(merged["outcomes"]),
+        },
+    )
 
 
 @dg.asset_check(asset=gguf_model, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
-def gguf_model_quantization_gap(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource,
-                                lora_adapter: dict, gguf_model: dict) -> dg.AssetCheckResult:
+def gguf_model_quantization_gap(
+    forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource, lora_adapter: dict, gguf_model: dict
+) -> dg.AssetCheckResult:
     """Quantized vs f16 next-token logits on the prompt set (max abs gap, argmax agreement); the merged f16
     is rebuilt in a temporary folder when the settings do not keep it."""
     settings = forge.get()
@@ -52,15 +59,24 @@ def gguf_model_quantization_gap(forge: ForgeSettingsResource, llama_cpp_toolchai
         info = publish.adapter_info(lora_adapter)
         with tempfile.TemporaryDirectory(dir=settings.paths.cache) as scratch:
             merged_dir = gguf.merge_adapter(info["base_model_dir"], info["adapter_dir"], Path(scratch) / "merged")
-            f16 = llama_cpp_toolchain.get(settings.export).convert_model(merged_dir, Path(scratch) / "merged-f16.gguf").path
+            f16 = (
+                llama_cpp_toolchain.get(settings.export)
+                .convert_model(merged_dir, Path(scratch) / "merged-f16.gguf")
+                .path
+            )
             merged_gap = verify.logit_gap(Path(gguf_model["merged_gguf"]), f16, prompts)
     bound = settings.export.max_logit_gap
     return dg.AssetCheckResult(
         passed=merged_gap["max_abs_gap"] <= bound and base_gap["max_abs_gap"] <= bound,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"merged_max_abs_gap": merged_gap["max_abs_gap"], "merged_argmax_agreement": merged_gap["argmax_agreement"],
-                  "base_max_abs_gap": base_gap["max_abs_gap"], "base_argmax_agreement": base_gap["argmax_agreement"],
-                  "bound": bound, "quant_type": gguf_model["quant_type"]},
+        metadata={
+            "merged_max_abs_gap": merged_gap["max_abs_gap"],
+            "merged_argmax_agreement": merged_gap["argmax_agreement"],
+            "base_max_abs_gap": base_gap["max_abs_gap"],
+            "base_argmax_agreement": base_gap["argmax_agreement"],
+            "bound": bound,
+            "quant_type": gguf_model["quant_type"],
+        },
     )
 
 
@@ -71,11 +87,16 @@ def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg
     prompts = _prompts(settings)
     base, adapter = Path(gguf_adapter["base_f16_gguf"]), Path(gguf_adapter["adapter_gguf"])
     generated = verify.generation_check(base, prompts[:2], lora_path=adapter)
-    change = float(abs(verify.next_token_logits(base, prompts[:4], adapter)
-                       - verify.next_token_logits(base, prompts[:4])).max())
-    return dg.AssetCheckResult(passed=generated["ok"] and change > 0.0, metadata={
-        "max_logit_change_vs_base": change, "generation_ok": generated["ok"],
-    })
+    change = float(
+        abs(verify.next_token_logits(base, prompts[:4], adapter) - verify.next_token_logits(base, prompts[:4])).max()
+    )
+    return dg.AssetCheckResult(
+        passed=generated["ok"] and change > 0.0,
+        metadata={
+            "max_logit_change_vs_base": change,
+            "generation_ok": generated["ok"],
+        },
+    )
 
 
 @dg.asset_check(asset=adapter_manifest, blocking=True)
@@ -91,10 +112,14 @@ def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
             checked.append(version)
         except ManifestError as err:
             problems.append(str(err))
-    return dg.AssetCheckResult(passed=not problems and bool(checked), metadata={
-        "verified_versions": ", ".join(sorted(checked)), "problems": dg.MetadataValue.json(problems),
-        "current": str(manifest["current"]),
-    })
+    return dg.AssetCheckResult(
+        passed=not problems and bool(checked),
+        metadata={
+            "verified_versions": ", ".join(sorted(checked)),
+            "problems": dg.MetadataValue.json(problems),
+            "current": str(manifest["current"]),
+        },
+    )
 
 
 export_checks = [gguf_model_generates, gguf_model_quantization_gap, gguf_adapter_applies, manifest_files_match]

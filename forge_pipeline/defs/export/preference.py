@@ -9,21 +9,32 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 # After adapter_manifest: the candidate is compared with the SFT version it was trained from, which must be
 # published (and current, if its gate passed) first.
 @dg.asset(group_name="serve", kinds={"gguf", "json"}, deps=["adapter_manifest"])
-def preference_candidate(forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource,
-                         preference_adapter: dict, dataset_version: dict) -> dg.MaterializeResult:
+def preference_candidate(
+    forge: ForgeSettingsResource,
+    llama_cpp_toolchain: LlamaCppToolchainResource,
+    preference_adapter: dict,
+    dataset_version: dict,
+) -> dg.MaterializeResult:
     """The DPO adapter through the SFT path (base-vs-tuned evaluation and gate, GGUF export, manifest
     version), named the manifest's A/B candidate with feedback.candidate_traffic_share of chat traffic.
     A no-op while preference_adapter has not trained."""
     from forge_pipeline.feedback.publish import publish_preference_candidate
 
     settings = forge.get()
-    result = publish_preference_candidate(settings, preference_adapter, dataset_version,
-                                          llama_cpp_toolchain.get(settings.export))
+    result = publish_preference_candidate(
+        settings, preference_adapter, dataset_version, llama_cpp_toolchain.get(settings.export)
+    )
     metadata = {"published": result["published"]}
     if result["published"]:
-        metadata.update(version=result["version"], current=str(result["current"]), gate=result["gate"],
-                        candidate=dg.MetadataValue.json(result["candidate"]), tuned_loss=result["tuned_loss"],
-                        base_loss=result["base_loss"], manifest_path=dg.MetadataValue.path(result["manifest_path"]))
+        metadata.update(
+            version=result["version"],
+            current=str(result["current"]),
+            gate=result["gate"],
+            candidate=dg.MetadataValue.json(result["candidate"]),
+            tuned_loss=result["tuned_loss"],
+            base_loss=result["base_loss"],
+            manifest_path=dg.MetadataValue.path(result["manifest_path"]),
+        )
     else:
         metadata["skipped_because"] = result["reason"]
     return dg.MaterializeResult(value=result, metadata=metadata)

@@ -31,18 +31,32 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     reflection = set(settings.ingest.reflection_tags)
     all_tags = [tag for tags in notes["tags"].to_list() for tag in tags]
     tag_counts = Counter(tag for tag in all_tags if tag in reflection)
-    return dg.MaterializeResult(value=notes, metadata={
-        "notes": notes.height, "files_seen": stats.files_seen, "parsed": stats.parsed, "from_cache": stats.cached,
-        "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
-        "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "reflection tag")),
-        "distinct_tags": len(set(all_tags)),
-        # Before scrubbing, previews show structure only: note text, paths and tags may hold PII, and Dagster's
-        # event log keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
-        "preview": dg.MetadataValue.md(markdown_preview(notes.select(
-            "created", pl.col("tags").list.len().alias("tags"), pl.col("links").list.len().alias("links"),
-            pl.col("headings").list.len().alias("headings"), pl.col("body").str.len_chars().alias("chars")))),
-        **keep_quarantine(settings, quarantine),
-    })
+    return dg.MaterializeResult(
+        value=notes,
+        metadata={
+            "notes": notes.height,
+            "files_seen": stats.files_seen,
+            "parsed": stats.parsed,
+            "from_cache": stats.cached,
+            "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
+            "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "reflection tag")),
+            "distinct_tags": len(set(all_tags)),
+            # Before scrubbing, previews show structure only: note text, paths and tags may hold PII, and Dagster's
+            # event log keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
+            "preview": dg.MetadataValue.md(
+                markdown_preview(
+                    notes.select(
+                        "created",
+                        pl.col("tags").list.len().alias("tags"),
+                        pl.col("links").list.len().alias("links"),
+                        pl.col("headings").list.len().alias("headings"),
+                        pl.col("body").str.len_chars().alias("chars"),
+                    )
+                )
+            ),
+            **keep_quarantine(settings, quarantine),
+        },
+    )
 
 
 @dg.asset(group_name="ingest", kinds={"polars"})
@@ -50,22 +64,34 @@ def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     """One row per conversation from messages JSONL, ChatGPT exports and the server's interaction logs,
     roles normalized; bad lines and broken conversation trees are kept in quarantine/conversations."""
     settings = forge.get()
-    frame, quarantine = read_conversations(settings.conversations_dir, settings.paths.interactions,
-                                           settings.ingest.max_jsonl_line_bytes, settings.paths.imports)
+    frame, quarantine = read_conversations(
+        settings.conversations_dir,
+        settings.paths.interactions,
+        settings.ingest.max_jsonl_line_bytes,
+        settings.paths.imports,
+    )
     by_format = dict(frame["source_format"].value_counts().iter_rows()) if frame.height else {}
-    return dg.MaterializeResult(value=frame, metadata={
-        "conversations": frame.height, "by_format": dg.MetadataValue.json(by_format),
-        "messages": int(frame["messages"].list.len().sum() or 0),
-        "preview": dg.MetadataValue.md(markdown_preview(
-            frame.with_columns(pl.col("messages").list.len().alias("turns")),
-            ["conversation_id", "source_format", "line", "turns", "rating"])),
-        **keep_quarantine(settings, quarantine),
-    })
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "conversations": frame.height,
+            "by_format": dg.MetadataValue.json(by_format),
+            "messages": int(frame["messages"].list.len().sum() or 0),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(
+                    frame.with_columns(pl.col("messages").list.len().alias("turns")),
+                    ["conversation_id", "source_format", "line", "turns", "rating"],
+                )
+            ),
+            **keep_quarantine(settings, quarantine),
+        },
+    )
 
 
 @dg.asset(group_name="prepare", kinds={"polars"})
-def training_examples(forge: ForgeSettingsResource, vault_notes: pl.DataFrame,
-                      conversations: pl.DataFrame) -> dg.MaterializeResult:
+def training_examples(
+    forge: ForgeSettingsResource, vault_notes: pl.DataFrame, conversations: pl.DataFrame
+) -> dg.MaterializeResult:
     """Chat examples (EXAMPLE_SCHEMA): notes as prompt/reply pairs in the person's own voice (by the
     `ingest.extraction` strategies: reflection tags, date-named journal entries, heading sections),
     and conversations as multi-turn chats; conversations without a user or assistant turn are quarantined."""
@@ -73,15 +99,27 @@ def training_examples(forge: ForgeSettingsResource, vault_notes: pl.DataFrame,
     by_strategy: dict[str, int] = {}
     examples, quarantine = build_training_examples(vault_notes, conversations, settings, by_strategy)
     by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
-    return dg.MaterializeResult(value=examples, metadata={
-        "examples": examples.height, "by_source": dg.MetadataValue.json(by_source),
-        # Which settings turned notes into examples, and how many each strategy made (plus notes excluded).
-        "extraction": dg.MetadataValue.json({"strategies": list(settings.ingest.extraction),
-                                             "include": list(settings.ingest.include),
-                                             "exclude": list(settings.ingest.exclude)}),
-        "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
-        "preview": dg.MetadataValue.md(markdown_preview(
-            examples.with_columns(pl.col("messages").list.len().alias("turns")),
-            ["example_id", "source", "turns"], width=120)),  # no source_path: a path may hold a name
-        **keep_quarantine(settings, quarantine),
-    })
+    return dg.MaterializeResult(
+        value=examples,
+        metadata={
+            "examples": examples.height,
+            "by_source": dg.MetadataValue.json(by_source),
+            # Which settings turned notes into examples, and how many each strategy made (plus notes excluded).
+            "extraction": dg.MetadataValue.json(
+                {
+                    "strategies": list(settings.ingest.extraction),
+                    "include": list(settings.ingest.include),
+                    "exclude": list(settings.ingest.exclude),
+                }
+            ),
+            "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(
+                    examples.with_columns(pl.col("messages").list.len().alias("turns")),
+                    ["example_id", "source", "turns"],
+                    width=120,
+                )
+            ),  # no source_path: a path may hold a name
+            **keep_quarantine(settings, quarantine),
+        },
+    )

@@ -14,8 +14,9 @@ from forge_pipeline.records import check_schema
 
 def _schema_result(frame: pl.DataFrame, schema: dict) -> dg.AssetCheckResult:
     problems = check_schema(frame, schema)
-    return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems),
-                                                              "rows": frame.height})
+    return dg.AssetCheckResult(
+        passed=not problems, metadata={"problems": dg.MetadataValue.json(problems), "rows": frame.height}
+    )
 
 
 @dg.asset_check(asset=vault_notes, blocking=True)

@@ -13,13 +13,15 @@ from forge_pipeline.records import example_text
 
 def _preview(frame: pl.DataFrame) -> str:
     shown = frame.head(10).with_columns(
-        pl.col("messages").map_elements(example_text, return_dtype=pl.String).alias("text"))
+        pl.col("messages").map_elements(example_text, return_dtype=pl.String).alias("text")
+    )
     return markdown_preview(shown, ["example_id", "source", "text"])
 
 
 @dg.asset(group_name="prepare", kinds={"presidio", "polars"})
-def scrubbed_examples(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource,
-                      training_examples: pl.DataFrame) -> dg.MaterializeResult:
+def scrubbed_examples(
+    forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource, training_examples: pl.DataFrame
+) -> dg.MaterializeResult:
     """Training examples with personal data replaced by consistent placeholders (<EMAIL_ADDRESS_1>, ...) in
     messages, tags and source paths; examples in a language outside prepare.filter.languages are held back
     before the scrub (quarantine/scrubbed_examples, reason `language`, no text kept)."""
@@ -27,20 +29,28 @@ def scrubbed_examples(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerRes
 
     settings = forge.get()
     scrub = settings.prepare.scrub
-    frame, report = scrub_examples(training_examples, scrub, pii_analyzer.get(scrub), cache_dir=settings.paths.cache,
-                                   languages=settings.prepare.filter.languages)
-    return dg.MaterializeResult(value=frame, metadata={
-        "dagster/row_count": frame.height,
-        **keep_quarantine(settings, report.quarantine),
-        "examples_changed": report.examples_changed,
-        "tags_changed": report.tags_changed,
-        "names_propagated": report.names_propagated,
-        "messages": report.messages,
-        "messages_analyzed": report.messages_analyzed,  # the rest reused cached detections
-        "distinct_values_replaced": report.distinct_values,
-        "entity_counts": dg.MetadataValue.json(dict(sorted(report.entity_counts.items()))),
-        "preview": dg.MetadataValue.md(_preview(frame.filter(pl.col("pii_replacements").list.len() > 0))),
-    })
+    frame, report = scrub_examples(
+        training_examples,
+        scrub,
+        pii_analyzer.get(scrub),
+        cache_dir=settings.paths.cache,
+        languages=settings.prepare.filter.languages,
+    )
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "dagster/row_count": frame.height,
+            **keep_quarantine(settings, report.quarantine),
+            "examples_changed": report.examples_changed,
+            "tags_changed": report.tags_changed,
+            "names_propagated": report.names_propagated,
+            "messages": report.messages,
+            "messages_analyzed": report.messages_analyzed,  # the rest reused cached detections
+            "distinct_values_replaced": report.distinct_values,
+            "entity_counts": dg.MetadataValue.json(dict(sorted(report.entity_counts.items()))),
+            "preview": dg.MetadataValue.md(_preview(frame.filter(pl.col("pii_replacements").list.len() > 0))),
+        },
+    )
 
 
 @dg.asset(group_name="prepare", kinds={"polars"})
@@ -50,15 +60,21 @@ def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFr
 
     settings = forge.get()
     kept, quarantine = filter_examples(scrubbed_examples, settings.prepare.filter, cache_dir=settings.paths.cache)
-    return dg.MaterializeResult(value=kept, metadata={
-        "dagster/row_count": kept.height, "input": scrubbed_examples.height,
-        **keep_quarantine(settings, quarantine), "preview": dg.MetadataValue.md(_preview(kept)),
-    })
+    return dg.MaterializeResult(
+        value=kept,
+        metadata={
+            "dagster/row_count": kept.height,
+            "input": scrubbed_examples.height,
+            **keep_quarantine(settings, quarantine),
+            "preview": dg.MetadataValue.md(_preview(kept)),
+        },
+    )
 
 
 @dg.asset(group_name="prepare", kinds={"faiss", "polars"})
-def deduplicated_examples(forge: ForgeSettingsResource, embedder: EmbedderResource,
-                          filtered_examples: pl.DataFrame) -> dg.MaterializeResult:
+def deduplicated_examples(
+    forge: ForgeSettingsResource, embedder: EmbedderResource, filtered_examples: pl.DataFrame
+) -> dg.MaterializeResult:
     """Filtered examples without exact or near duplicates (the newest member of each cluster is kept)."""
     from forge_pipeline.prepare.dedup import deduplicate
 
@@ -66,14 +82,26 @@ def deduplicated_examples(forge: ForgeSettingsResource, embedder: EmbedderResour
     dedup = settings.prepare.dedup
     kept, quarantine, report = deduplicate(filtered_examples, dedup, embedder.get(dedup), settings.paths.cache)
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
-    texts = {r["example_id"]: example_text(r["messages"]) for r in filtered_examples.select("example_id", "messages").to_dicts()}
-    pairs = pairs.sort("similarity", descending=True).head(10).with_columns(
-        pl.col("kept_id").replace_strict(texts, default="").alias("kept_text"),
-        pl.col("dropped_id").replace_strict(texts, default="").alias("dropped_text"))
-    return dg.MaterializeResult(value=kept, metadata={
-        "dagster/row_count": kept.height, **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
-        **keep_quarantine(settings, quarantine),
-        "duplicate_pairs": dg.MetadataValue.md(markdown_preview(pairs, ["similarity", "kept_text", "dropped_text"], width=60)),
-    })
-
-
+    texts = {
+        r["example_id"]: example_text(r["messages"])
+        for r in filtered_examples.select("example_id", "messages").to_dicts()
+    }
+    pairs = (
+        pairs.sort("similarity", descending=True)
+        .head(10)
+        .with_columns(
+            pl.col("kept_id").replace_strict(texts, default="").alias("kept_text"),
+            pl.col("dropped_id").replace_strict(texts, default="").alias("dropped_text"),
+        )
+    )
+    return dg.MaterializeResult(
+        value=kept,
+        metadata={
+            "dagster/row_count": kept.height,
+            **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
+            **keep_quarantine(settings, quarantine),
+            "duplicate_pairs": dg.MetadataValue.md(
+                markdown_preview(pairs, ["similarity", "kept_text", "dropped_text"], width=60)
+            ),
+        },
+    )

@@ -11,10 +11,15 @@ from forge_pipeline.defs.prepare.resources import PiiAnalyzerResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
-@dg.asset_check(asset="scrubbed_examples", blocking=True,
-                additional_ins={"training_examples": dg.AssetIn("training_examples")})
-def no_residual_pii(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource,
-                    scrubbed_examples: pl.DataFrame, training_examples: pl.DataFrame) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset="scrubbed_examples", blocking=True, additional_ins={"training_examples": dg.AssetIn("training_examples")}
+)
+def no_residual_pii(
+    forge: ForgeSettingsResource,
+    pii_analyzer: PiiAnalyzerResource,
+    scrubbed_examples: pl.DataFrame,
+    training_examples: pl.DataFrame,
+) -> dg.AssetCheckResult:
     """No structured value (e-mail, phone, card, IBAN, IP, address, deny-list term) outside the placeholders,
     and no name the scrubber knows from the unscrubbed table left in any message or tag, in any letter case.
     A failure blocks everything downstream, and dataset_version refuses to build from the table later too."""
@@ -22,14 +27,18 @@ def no_residual_pii(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResou
 
     settings = forge.get()
     scrub = settings.prepare.scrub
-    residual = find_residual_pii(scrubbed_examples, scrub, pii_analyzer.get(scrub), original=training_examples,
-                                 cache_dir=settings.paths.cache)
-    return dg.AssetCheckResult(passed=not residual, metadata={
-        "residual_entities": len(residual),
-        "by_type": dg.MetadataValue.json(dict(Counter(r["entity_type"] for r in residual))),
-        # ids and positions only: the values themselves would put PII into the event log
-        "first_residuals": dg.MetadataValue.json(residual[:20]),
-    })
+    residual = find_residual_pii(
+        scrubbed_examples, scrub, pii_analyzer.get(scrub), original=training_examples, cache_dir=settings.paths.cache
+    )
+    return dg.AssetCheckResult(
+        passed=not residual,
+        metadata={
+            "residual_entities": len(residual),
+            "by_type": dg.MetadataValue.json(dict(Counter(r["entity_type"] for r in residual))),
+            # ids and positions only: the values themselves would put PII into the event log
+            "first_residuals": dg.MetadataValue.json(residual[:20]),
+        },
+    )
 
 
 prepare_checks = [no_residual_pii]

@@ -11,8 +11,9 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
 @dg.asset(group_name="prepare", kinds={"presidio", "faiss", "polars"})
-def preference_pairs(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource,
-                     embedder: EmbedderResource) -> dg.MaterializeResult:
+def preference_pairs(
+    forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
     """Preference pairs (prompt, chosen, rejected) from corrected replies, choices between two replies and
     up/down ratings of the same prompt, scrubbed and deduplicated with the same code as training examples."""
     from forge_pipeline.feedback.pairs import build_preference_pairs
@@ -22,17 +23,29 @@ def preference_pairs(forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerReso
     prepare = settings.prepare
     # presidio loads only when there is feedback to pair (the encoder loads lazily by itself).
     pairs, quarantine, report = build_preference_pairs(
-        interaction_dirs(settings), settings, _Lazy(lambda: pii_analyzer.get(prepare.scrub)),
-        embedder.get(prepare.dedup), cache_dir=settings.paths.cache)
+        interaction_dirs(settings),
+        settings,
+        _Lazy(lambda: pii_analyzer.get(prepare.scrub)),
+        embedder.get(prepare.dedup),
+        cache_dir=settings.paths.cache,
+    )
     preview = pairs.head(10).with_columns(pl.col("prompt").list.last().struct.field("content").alias("last_user_turn"))
-    return dg.MaterializeResult(value=pairs, metadata={
-        "dagster/row_count": pairs.height, "interactions_read": report["interactions"],
-        "pairs_before_dedup": report["raw_pairs"], "by_kind": dg.MetadataValue.json(report["by_kind"]),
-        "feedback_without_pair": dg.MetadataValue.json(report["unpaired"]),
-        "pii_pairs_changed": report["pii_examples_changed"], "min_pairs_for_dpo": settings.feedback.min_pairs,
-        **keep_quarantine(settings, quarantine),
-        "preview": dg.MetadataValue.md(markdown_preview(preview, ["kind", "last_user_turn", "chosen", "rejected"], width=50)),
-    })
+    return dg.MaterializeResult(
+        value=pairs,
+        metadata={
+            "dagster/row_count": pairs.height,
+            "interactions_read": report["interactions"],
+            "pairs_before_dedup": report["raw_pairs"],
+            "by_kind": dg.MetadataValue.json(report["by_kind"]),
+            "feedback_without_pair": dg.MetadataValue.json(report["unpaired"]),
+            "pii_pairs_changed": report["pii_examples_changed"],
+            "min_pairs_for_dpo": settings.feedback.min_pairs,
+            **keep_quarantine(settings, quarantine),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(preview, ["kind", "last_user_turn", "chosen", "rejected"], width=50)
+            ),
+        },
+    )
 
 
 class _Lazy:

@@ -13,8 +13,9 @@ from forge_pipeline.prepare.config import DedupSettings, ScrubSettings
 def _analyzer(spacy_model: str, phone_regions: tuple[str, ...], address_patterns: bool):
     from forge_pipeline.prepare.pii import build_analyzer
 
-    return build_analyzer(spacy_model, ScrubSettings(phone_regions=list(phone_regions),
-                                                     address_patterns=address_patterns))
+    return build_analyzer(
+        spacy_model, ScrubSettings(phone_regions=list(phone_regions), address_patterns=address_patterns)
+    )
 
 
 @lru_cache(maxsize=4)
@@ -31,8 +32,9 @@ class PiiAnalyzerResource(dg.ConfigurableResource):
 
     def get(self, settings: ScrubSettings):
         # spaCy + presidio take seconds to load: cache per process so every asset and check shares one engine
-        return _analyzer(self.spacy_model or settings.spacy_model, tuple(settings.phone_regions),
-                         settings.address_patterns)
+        return _analyzer(
+            self.spacy_model or settings.spacy_model, tuple(settings.phone_regions), settings.address_patterns
+        )
 
 
 class EmbedderResource(dg.ConfigurableResource):

@@ -16,21 +16,27 @@ from forge_pipeline.serve.retrain import ScanState, changed_since, interaction_d
 DATA_GROUPS = ("ingest", "prepare", "curate", "catalog")
 
 forge_data_job = dg.define_asset_job(
-    "forge_data_job", selection=dg.AssetSelection.groups(*DATA_GROUPS),
+    "forge_data_job",
+    selection=dg.AssetSelection.groups(*DATA_GROUPS),
     description="Ingest → prepare → curate → new dataset version (no training).",
 )
 forge_feedback_job = dg.define_asset_job(
-    "forge_feedback_job", selection=dg.AssetSelection.assets("preference_adapter", "preference_candidate"),
+    "forge_feedback_job",
+    selection=dg.AssetSelection.assets("preference_adapter", "preference_candidate"),
     description="DPO on the stored preference pairs, then evaluation, export and the A/B candidate.",
 )
 forge_retrain_job = dg.define_asset_job(
-    "forge_retrain_job", selection=dg.AssetSelection.all(),
+    "forge_retrain_job",
+    selection=dg.AssetSelection.all(),
     description="The whole chain: data, training, evaluation, GGUF export, manifest.",
 )
 
 
-@dg.sensor(jobs=[forge_data_job, forge_retrain_job, forge_feedback_job], minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    jobs=[forge_data_job, forge_retrain_job, forge_feedback_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
 def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSettingsResource):
     """New interaction records → refresh the dataset; >= serve.retrain_threshold since the last retrain →
     run the whole chain; a quiet tick with >= feedback.min_pairs stored preference pairs → DPO
@@ -44,8 +50,11 @@ def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSet
         # (Dagster drops a repeated run_key); with new records pending, the refresh recomputes the pairs first.
         pairs_ready = preference_pairs_ready(settings)
         if pairs_ready:
-            return dg.RunRequest(run_key=f"feedback-{pairs_ready}", job_name=forge_feedback_job.name,
-                                 tags={"forge/pairs_version": pairs_ready})
+            return dg.RunRequest(
+                run_key=f"feedback-{pairs_ready}",
+                job_name=forge_feedback_job.name,
+                tags={"forge/pairs_version": pairs_ready},
+            )
         return dg.SkipReason("no new interaction records")
     tags = {"forge/new_interactions": str(result.new_records)}
     # The cursor after this tick identifies the batch of records; hashlib, as str hashes vary per process.
@@ -55,8 +64,12 @@ def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSet
     return dg.RunRequest(run_key=f"data-{key}", job_name=forge_data_job.name, tags=tags)
 
 
-@dg.schedule(job=forge_retrain_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(
+    job=forge_retrain_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
 def nightly_retrain(context: dg.ScheduleEvaluationContext, forge: ForgeSettingsResource):
     """03:00 UTC: retrain on the full chain, skipped when no vault note or interaction changed in the last
     24 h (an unchanged input would produce the same dataset version, so the run would only cost time)."""

@@ -1,6 +1,5 @@
 """preference_adapter: DPO on top of the SFT adapter. Logic in forge_pipeline.feedback (plan, dpo)."""
 
-
 import sys
 
 import dagster as dg
@@ -11,9 +10,13 @@ from forge_pipeline.train.plan import finished_result, mlflow_run_url, png_markd
 
 
 @dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training")
-def preference_adapter(context: dg.AssetExecutionContext, forge: ForgeSettingsResource,
-                       pipes_subprocess_client: dg.PipesSubprocessClient, preference_pairs: pl.DataFrame,
-                       lora_adapter: dict) -> dg.MaterializeResult:
+def preference_adapter(
+    context: dg.AssetExecutionContext,
+    forge: ForgeSettingsResource,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
+    preference_pairs: pl.DataFrame,
+    lora_adapter: dict,
+) -> dg.MaterializeResult:
     """The SFT adapter trained further with DPO (trl DPOTrainer) on the preference pairs, tracked in MLflow.
     A no-op, materialized with `trained: false` and the reason, while there are fewer pairs than
     feedback.min_pairs. Trained in a subprocess through Dagster Pipes, like lora_adapter."""
@@ -23,16 +26,22 @@ def preference_adapter(context: dg.AssetExecutionContext, forge: ForgeSettingsRe
     job, reason = plan_preference_training(settings, preference_pairs, lora_adapter)
     if job is None:
         context.log.info(f"preference_adapter skipped: {reason}")
-        return dg.MaterializeResult(value={"trained": False, "reason": reason, "pairs": preference_pairs.height},
-                                    metadata={"trained": False, "skipped_because": reason,
-                                              "pairs": preference_pairs.height})
+        return dg.MaterializeResult(
+            value={"trained": False, "reason": reason, "pairs": preference_pairs.height},
+            metadata={"trained": False, "skipped_because": reason, "pairs": preference_pairs.height},
+        )
     run = pipes_subprocess_client.run(
-        command=[sys.executable, "-m", "forge_pipeline.feedback.pipes_entry"], context=context, extras=job)
+        command=[sys.executable, "-m", "forge_pipeline.feedback.pipes_entry"], context=context, extras=job
+    )
     result = {**finished_result(job["output_dir"]), "trained": True}
     reported = run.get_materialize_result()
-    return dg.MaterializeResult(value=result, metadata={
-        **(reported.metadata or {}),
-        "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
-        "loss_curve": dg.MetadataValue.md(png_markdown(result["loss_curve_png"])),
-        "pairs_version": result["pairs_version"], "parent_mlflow_run_id": result.get("parent_mlflow_run_id") or "",
-    })
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            **(reported.metadata or {}),
+            "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
+            "loss_curve": dg.MetadataValue.md(png_markdown(result["loss_curve_png"])),
+            "pairs_version": result["pairs_version"],
+            "parent_mlflow_run_id": result.get("parent_mlflow_run_id") or "",
+        },
+    )
