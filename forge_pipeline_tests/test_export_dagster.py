@@ -78,7 +78,7 @@ def _materialize(root, selection=None):
 
 
 @pytest.mark.slow
-def test_export_chain_materializes_publishes_and_keeps_a_failed_gate_unpromoted(tmp_path, monkeypatch):
+def test_export_chain_publishes_once_per_content_and_keeps_a_failed_gate_unpromoted(tmp_path, monkeypatch):
     settings, prompts = _write_upstream(tmp_path)
     monkeypatch.setenv("FORGE_EVAL_PROMPTS", str(prompts))
     monkeypatch.setenv("FORGE_EVAL__MAX_NEW_TOKENS", "8")
@@ -114,12 +114,28 @@ def test_export_chain_materializes_publishes_and_keeps_a_failed_gate_unpromoted(
     assert manifest["versions"]["v0001"]["dataset_version"] == "v0001"
     assert manifest["versions"]["v0001"]["base_model"] == {"name": "tiny-demo-llama", "is_demo_model": True}
 
-    # A stricter gate: the next version is evaluated and published but stays unpromoted.
+    # Re-materialized with a stricter gate but the same files and dataset version: the same version (no
+    # duplicate), still current with the evaluation that promoted it; a stricter gate does not demote it.
     monkeypatch.setenv("FORGE_EVAL__MIN_RELATIVE_IMPROVEMENT", "0.99")
+    again = _materialize(tmp_path, selection=["adapter_evaluation", "adapter_manifest"])
+    assert again.success
+    assert again.asset_materializations_for_node("adapter_evaluation")[0].metadata["promoted"].value is False
+    meta = again.asset_materializations_for_node("adapter_manifest")[0].metadata
+    assert meta["version"].value == "v0001" and meta["already_published"].value is True
+    assert meta["current"].value == "v0001" and meta["promoted"].value is True
+    manifest = read_manifest(settings.paths.manifest)
+    assert list(manifest["versions"]) == ["v0001"] and manifest["history"] == ["v0001"]
+    assert manifest["versions"]["v0001"]["evaluation"]["reason"].startswith("promoted")
+
+    # The same files for another dataset version are a new version; the stricter gate keeps it unpromoted.
+    lora_table = settings.paths.tables / "lora_adapter.json"
+    lora_table.write_text(json.dumps({**json.loads(lora_table.read_text()), "dataset_version": "v0002"}))
     second = _materialize(tmp_path, selection=["adapter_evaluation", "adapter_manifest"])
     assert second.success
     manifest = read_manifest(settings.paths.manifest)
     assert manifest["current"] == "v0001" and manifest["versions"]["v0002"]["promoted"] is False
+    assert manifest["versions"]["v0002"]["dataset_version"] == "v0002"
     assert "not promoted" in manifest["versions"]["v0002"]["evaluation"]["reason"]
     meta = second.asset_materializations_for_node("adapter_manifest")[0].metadata
     assert meta["version"].value == "v0002" and meta["current"].value == "v0001"
+    assert meta["already_published"].value is False

@@ -58,6 +58,7 @@ def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
         "version": "v0001",
         "current": "v0001",
         "promoted": True,
+        "already_published": False,
         "manifest_path": str(path),
         "versions": 1,
     }
@@ -85,6 +86,50 @@ def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
     with pytest.raises(ManifestError, match="does not match"):
         rollback(path, "v0001")
     assert read_manifest(path)["current"] == "v0002"  # a refused rollback changes nothing
+
+
+def test_publishing_the_same_files_again_returns_the_existing_version(tmp_path, info):
+    path = load_settings(data_root=tmp_path).paths.manifest
+    files = _version_files(tmp_path, "one")
+    first = publish(path, info, _evaluation(True), *files)
+    before = read_manifest(path)
+
+    # A retry, or a re-run with a stricter gate: same version, nothing added, the promotion stands.
+    again = publish(path, info, _evaluation(False, 2.5), *files)
+    assert again == {**first, "already_published": True}
+    assert read_manifest(path) == before  # not even the evaluation or created_at is rewritten
+
+    # The same files for another dataset version are another version.
+    other = publish(path, info, _evaluation(True), *files, dataset_version="ds-0002")
+    assert other["version"] == "v0002" and other["already_published"] is False
+
+
+def test_a_rerun_promotes_a_version_its_earlier_gate_kept_back_but_never_undoes_a_rollback(tmp_path, info):
+    path = load_settings(data_root=tmp_path).paths.manifest
+    one, two = _version_files(tmp_path, "one"), _version_files(tmp_path, "two")
+    assert publish(path, info, _evaluation(False, 2.5), *one)["current"] is None
+
+    # The gate passes on a re-run (a looser margin): the version that was kept back is promoted now.
+    rerun = publish(path, info, _evaluation(True, 1.25), *one)
+    assert rerun["version"] == "v0001" and rerun["already_published"] and rerun["current"] == "v0001"
+    manifest = read_manifest(path)
+    assert manifest["versions"]["v0001"]["evaluation"]["tuned_loss"] == 1.25 and manifest["history"] == ["v0001"]
+
+    publish(path, info, _evaluation(True), *two)
+    rollback(path)
+    assert publish(path, info, _evaluation(True), *two)["current"] == "v0001"  # the rollback stands
+    assert read_manifest(path)["history"] == ["v0001"] and len(read_manifest(path)["versions"]) == 2
+
+
+def test_a_rerun_of_the_ab_candidate_keeps_one_candidate_version(tmp_path, info):
+    path = load_settings(data_root=tmp_path).paths.manifest
+    publish(path, info, _evaluation(True), *_version_files(tmp_path, "sft"))
+    dpo = _version_files(tmp_path, "dpo")
+    first = publish(path, info, _evaluation(True), *dpo, candidate_share=0.2, kind="dpo")
+    again = publish(path, info, _evaluation(True), *dpo, candidate_share=0.2, kind="dpo")
+    assert first["version"] == again["version"] == "v0002" and again["already_published"]
+    manifest = read_manifest(path)
+    assert manifest["candidate"] == {"version": "v0002", "traffic_share": 0.2} and len(manifest["versions"]) == 2
 
 
 def test_publish_refuses_missing_files_and_leaves_manifest_alone(tmp_path, info):

@@ -19,6 +19,8 @@ Layout (schema_version 1):
     }
 
 FILE is {"path": <relative to the manifest's folder, or absolute>, "sha256": str, "size_bytes": int}.
+A version is identified by its content (`content_key`): re-publishing the same files for the same dataset
+version returns the existing version instead of adding one.
 Writes go through a temp file + rename, under a file lock, so a reader never sees a partial manifest.
 """
 
@@ -29,6 +31,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from forge_pipeline.atomic import locked, write_json_atomic
 
@@ -113,14 +116,50 @@ def next_version_id(manifest: dict) -> str:
     return f"v{max(version_number(newest) if newest else 0, 0) + 1:04d}"
 
 
-def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_share: float | None = None) -> dict:
+class Published(NamedTuple):
+    manifest: dict
+    version: str
+    already_published: bool  # the same content was in the manifest: no version was added
+
+
+def content_key(entry: dict) -> str:
+    """What makes two versions the same: the sha256 of each file, the dataset version and the kind (sft/dpo).
+    Evaluation, run id and timestamps are left out: they describe a version, they do not make a new one."""
+    files = {role: (f or {}).get("sha256") for role, f in sorted((entry.get("files") or {}).items())}
+    identity = {"files": files, "dataset_version": entry.get("dataset_version"), "kind": entry.get("kind")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _version_with_content(manifest: dict, key: str) -> str | None:
+    return next((v for v, e in sorted(manifest["versions"].items()) if content_key(e) == key), None)
+
+
+def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_share: float | None = None) -> Published:
     """Add a version (its files already written and hashed) and, if promoted, make it current; with
     `candidate_share`, a promoted version becomes the A/B candidate getting that share of chat requests
-    instead (current when there is no current version yet)."""
+    instead (current when there is no current version yet).
+
+    Idempotent by content (`content_key`): publishing files whose sha256, dataset version and kind are already in
+    the manifest (a retry, a re-run of the same adapter) adds no version and returns the existing one. Its
+    promotion is decided once: a version that was never promoted nor made the candidate is promoted now if
+    `promote` (the gate passes on a re-run, e.g. with a looser margin) and then records this entry; a
+    version promoted before keeps its state and its entry, whatever the new gate says: a stricter gate does
+    not demote what is serving, and a re-run does not undo a rollback (`forge rollback <version>` does that).
+    """
     manifest_path = Path(manifest_path)
     with locked(manifest_path):
         manifest = read_manifest(manifest_path)
-        version = entry.get("version") or next_version_id(manifest)
+        existing = _version_with_content(manifest, content_key(entry))
+        if existing is not None:
+            decided = (
+                manifest["versions"][existing].get("promoted")
+                or existing in manifest["history"]
+                or (manifest.get("candidate") or {}).get("version") == existing
+            )
+            if decided or not promote:
+                return Published(manifest, existing, True)
+            entry = {**entry, "created_at": manifest["versions"][existing].get("created_at")}
+        version = existing or entry.get("version") or next_version_id(manifest)
         as_candidate = promote and candidate_share is not None and manifest["current"] is not None
         entry = {
             **entry,
@@ -137,7 +176,7 @@ def publish_version(manifest_path: Path, entry: dict, promote: bool, candidate_s
             manifest["current"] = version
             manifest["history"].append(version)
         write_json_atomic(manifest_path, manifest)
-        return manifest
+        return Published(manifest, version, existing is not None)
 
 
 def _share(value, manifest_path: Path) -> float:

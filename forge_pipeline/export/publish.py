@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forge_pipeline.export.manifest import ManifestError, describe_file, newest_version, publish_version
+from forge_pipeline.export.manifest import ManifestError, describe_file, publish_version
 
 REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
 EVALUATION_FIELDS = (
@@ -70,7 +70,9 @@ def publish(
     kind: str = "sft",
 ) -> dict:
     """Hash the files that exist now and add a version; promote only if the evaluation gate passed.
-    With `candidate_share`, a version that passed the gate becomes the A/B candidate instead of current."""
+    With `candidate_share`, a version that passed the gate becomes the A/B candidate instead of current.
+    The same files for the same dataset version are the same version: a retry or re-run returns it with
+    `already_published` set, and does not change an earlier promotion decision (`manifest.publish_version`)."""
     files = {}
     for role, path in (
         ("base_gguf", gguf_model["base_gguf"]),
@@ -89,17 +91,17 @@ def publish(
         "quant_type": gguf_model.get("quant_type"),
         "kind": kind,
     }
-    manifest = publish_version(
+    published = publish_version(
         manifest_path, entry, promote=bool(evaluation.get("promoted")), candidate_share=candidate_share
     )
-    # publish_version numbers versions v0001, v0002, ... under its lock: the highest is the one just added.
-    version = newest_version(manifest)
     return {
-        "version": version,
-        "current": manifest["current"],
-        "promoted": bool(evaluation.get("promoted")),
+        "version": published.version,
+        "current": published.manifest["current"],
+        # The version's state after publishing: a re-run keeps an earlier decision (see publish_version).
+        "promoted": bool(published.manifest["versions"][published.version].get("promoted")),
+        "already_published": published.already_published,
         "manifest_path": str(manifest_path),
-        "versions": len(manifest["versions"]),
+        "versions": len(published.manifest["versions"]),
     }
 
 

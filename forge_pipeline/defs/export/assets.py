@@ -139,7 +139,9 @@ def adapter_manifest(
     forge: ForgeSettingsResource, lora_adapter: dict, adapter_evaluation: dict, gguf_model: dict, gguf_adapter: dict
 ) -> dg.MaterializeResult:
     """The manifest serving watches: a new version with its files' sha256, evaluation and lineage; it
-    becomes current only if the evaluation gate promoted it."""
+    becomes current only if the evaluation gate promoted it. Re-materializing with the same files and dataset
+    version adds nothing: it reports the existing version (`already_published`); a gate that now passes
+    promotes a version that was never promoted, and a stricter gate never demotes one that was."""
     settings = forge.get()
     result = publish.publish(
         settings.paths.manifest,
@@ -155,6 +157,7 @@ def adapter_manifest(
             "version": result["version"],
             "current": str(result["current"]),
             "promoted": result["promoted"],
+            "already_published": result["already_published"],
             "gate": adapter_evaluation.get("reason", ""),
             "versions": result["versions"],
             "manifest_path": dg.MetadataValue.path(result["manifest_path"]),

@@ -17,7 +17,8 @@ def preference_candidate(
 ) -> dg.MaterializeResult:
     """The DPO adapter through the SFT path (base-vs-tuned evaluation and gate, GGUF export, manifest
     version), named the manifest's A/B candidate with feedback.candidate_traffic_share of chat traffic.
-    A no-op while preference_adapter has not trained."""
+    A no-op while preference_adapter has not trained; a DPO run already in the manifest is not published again
+    (the same files for the same dataset version are the same version, `already_published`)."""
     from forge_pipeline.feedback.publish import publish_preference_candidate
 
     settings = forge.get()
@@ -28,6 +29,7 @@ def preference_candidate(
     if result["published"]:
         metadata.update(
             version=result["version"],
+            already_published=result["already_published"],
             current=str(result["current"]),
             gate=result["gate"],
             candidate=dg.MetadataValue.json(result["candidate"]),
