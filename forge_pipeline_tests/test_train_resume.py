@@ -32,8 +32,8 @@ def _command(dataset: Path, base: Path, data_root: Path, out: Path) -> list[str]
     return [
         sys.executable,
         "-m",
-        "forge_pipeline.train.cli_entry",
-        "--dataset-dir",
+        "forge_pipeline.cli",
+        "train",
         str(dataset),
         "--base-model",
         str(base),
@@ -106,3 +106,21 @@ def test_killed_training_resumes_from_checkpoint_in_same_mlflow_run(tmp_path):
     assert logged >= set(range(1, min(killed_steps) + 1)) | set(range(checkpoint_step + 1, STEPS + 1))
     assert len(client.search_runs([client.get_run(state["mlflow_run_id"]).info.experiment_id])) == 1
     assert (out / "adapter" / "adapter_config.json").is_file() and not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("max_steps", "--set 'max_steps': expected NAME=VALUE"),
+        ("num_epochs=2", "unknown train setting(s) ['num_epochs']"),
+        ("max_steps=many", "--set: max_steps: "),
+    ],
+)
+def test_forge_train_refuses_a_bad_set_naming_it_before_training(tmp_path, override, message):
+    from typer.testing import CliRunner
+
+    from forge_pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(tmp_path), "--data-root", str(tmp_path), "--set", override])
+    assert isinstance(result.exception, ValueError) and message in str(result.exception), result.output
+    assert not (tmp_path / "adapters").exists()  # refused before anything was set up

@@ -1,10 +1,91 @@
-"""`forge train`: fine-tune a LoRA adapter from a dataset version folder without Dagster (same code path)."""
+"""`forge train`: fine-tune a LoRA adapter from a dataset version folder without Dagster (same code path).
+
+    forge train <data_root>/catalog/<version> [--base-model DIR] [--output-dir DIR] [--set max_steps=100 ...]
+    accelerate launch --num_processes 2 -m forge_pipeline.cli train <data_root>/catalog/<version> ...
+
+Without --base-model, the base model comes from settings (train.base_model: smollm2-135m-instruct by default,
+tiny-demo, or a local folder; see forge_pipeline.train.base_models). Without --output-dir, the run goes to
+<data_root>/adapters/<run key>, so re-running the same command after a crash resumes from the latest checkpoint.
+Progress is printed as JSON lines, the result as one JSON object on the last line.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import typer
+
+
+def parse_overrides(pairs: list[str], train_settings) -> object:
+    """`NAME=VALUE` pairs (VALUE read as JSON when it parses, else as a string) applied to `train_settings` and
+    validated like settings, so a bad override fails here naming the field, not inside the trainer."""
+    from pydantic import ValidationError
+
+    overrides = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set {pair!r}: expected NAME=VALUE (e.g. learning_rate=1e-4)")
+        try:
+            overrides[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[name] = raw
+    known = type(train_settings).model_fields
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"--set: unknown train setting(s) {unknown}; known: {sorted(known)}")
+    try:
+        return type(train_settings).model_validate({**train_settings.model_dump(), **overrides})
+    except ValidationError as err:
+        raise ValueError(
+            "--set: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        ) from None
+
+
+def train_from_folder(
+    dataset_dir: Path,
+    base_model: str | None = None,
+    output_dir: Path | None = None,
+    data_root: Path | None = None,
+    overrides: list[str] = (),
+    dataset_version: str | None = None,
+) -> dict:
+    """Train (or resume) a LoRA adapter on a dataset version folder; print progress and the result as JSON lines.
+    Returns the result ({} on the non-main ranks of a multi-process `accelerate launch`)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from forge_pipeline.settings import load_settings
+    from forge_pipeline.train.base_models import resolve_base_model
+    from forge_pipeline.train.sft import corpus_texts, dataset_content_hash, run_key, train_lora
+
+    dataset_dir = Path(dataset_dir)
+    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    hp = parse_overrides(list(overrides), settings.train)
+    settings.paths.ensure()
+    if base_model:
+        hp = hp.model_copy(update={"base_model": base_model})
+    base = resolve_base_model(settings.model_copy(update={"train": hp}), corpus_texts(dataset_dir))
+    output_dir = output_dir or settings.paths.adapters / run_key(dataset_content_hash(dataset_dir), hp, base["path"])
+
+    def progress(entry: dict) -> None:
+        print(json.dumps(entry, default=str), flush=True)
+
+    result = train_lora(
+        dataset_dir,
+        base["path"],
+        output_dir,
+        hp,
+        settings.tracking_uri,
+        settings.mlflow_experiment,
+        progress=progress,
+        dataset_version=dataset_version or dataset_dir.name,
+        base_model_name=base["name"],
+        is_demo_model=base["is_demo_model"],
+    )
+    if result:  # non-main ranks under accelerate return {}
+        print(json.dumps(result, default=str), flush=True)
+    return result
 
 
 def register(app: typer.Typer) -> None:
@@ -16,15 +97,8 @@ def register(app: typer.Typer) -> None:
         ),
         output_dir: Path = typer.Option(None, help="Run folder (default: <data_root>/adapters/<run key>)."),
         data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+        dataset_version: str = typer.Option(None, help="Version id recorded in MLflow (default: the folder name)."),
         set_: list[str] = typer.Option([], "--set", help="Override a train.* setting, NAME=VALUE (repeatable)."),
     ) -> None:
         """Train (or resume) a LoRA adapter; progress as JSON lines, the result as the last line."""
-        from forge_pipeline.train.cli_entry import main
-
-        argv = ["--dataset-dir", str(dataset_dir)]
-        for flag, value in (("--base-model", base_model), ("--output-dir", output_dir), ("--data-root", data_root)):
-            if value:
-                argv += [flag, str(value)]
-        for pair in set_:
-            argv += ["--set", pair]
-        main(argv)
+        train_from_folder(dataset_dir, base_model, output_dir, data_root, set_, dataset_version)
