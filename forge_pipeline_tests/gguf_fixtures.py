@@ -18,7 +18,7 @@ class ServeModels:
 
 def build_serve_models(work_dir: Path) -> ServeModels:
     from forge_pipeline.export.llama_cpp import LlamaCppToolchain
-    from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
+    from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
     work_dir = Path(work_dir)
     base_dir = build_tiny_llama_for_tests(work_dir / "base_hf")

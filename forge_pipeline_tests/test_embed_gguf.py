@@ -21,7 +21,7 @@ from forge_pipeline_tests.embed_fixtures import records  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory):
     from forge_pipeline.export.llama_cpp import LlamaCppToolchain
-    from forge_pipeline.export.testing import build_tiny_llama_for_tests
+    from forge_pipeline_tests.model_fixtures import build_tiny_llama_for_tests
 
     work = tmp_path_factory.mktemp("tiny_gguf")
     base_dir = build_tiny_llama_for_tests(work / "base_hf")

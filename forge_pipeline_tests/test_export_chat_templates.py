@@ -9,8 +9,8 @@ import pytest
 
 from forge_pipeline.export import gguf, verify
 from forge_pipeline.export.llama_cpp import LlamaCppToolchain, gguf_metadata
-from forge_pipeline.export.testing import build_tiny_llama_for_tests
 from forge_pipeline.train.chat_tokens import assistant_token_labels
+from forge_pipeline_tests.model_fixtures import build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

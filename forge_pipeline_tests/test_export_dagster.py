@@ -17,8 +17,8 @@ from forge_pipeline.defs.export.checks import export_checks
 from forge_pipeline.defs.export.resources import export_resources
 from forge_pipeline.defs.resources import shared_resources
 from forge_pipeline.export.manifest import read_manifest, verify_version
-from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
 from forge_pipeline.settings import load_settings
+from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

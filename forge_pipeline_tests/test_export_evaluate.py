@@ -18,7 +18,7 @@ from forge_pipeline.export.evaluate import (
     load_validation_examples,
     validation_loss,
 )
-from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
+from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

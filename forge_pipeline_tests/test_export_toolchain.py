@@ -12,7 +12,7 @@ from forge_pipeline.export import gguf, verify
 from forge_pipeline.export.config import ExportSettings
 from forge_pipeline.export.llama_cpp import ConversionError, LlamaCppToolchain, gguf_n_params, quantize
 from forge_pipeline.export.manifest import read_manifest
-from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
+from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

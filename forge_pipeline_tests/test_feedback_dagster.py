@@ -109,9 +109,9 @@ def test_sensor_requests_dpo_once_enough_pairs_are_stored(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_enough_pairs_train_dpo_out_of_process_through_pipes(tmp_path, monkeypatch):
     from forge_pipeline.definitions import build_definitions
-    from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
     from forge_pipeline.settings import load_settings
     from forge_pipeline.train.outputs import write_lora_adapter
+    from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
     root = tmp_path / "root"
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(tmp_path / "no_conversations"))

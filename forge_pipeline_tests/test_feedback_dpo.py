@@ -29,7 +29,7 @@ def _rows():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from forge_pipeline.export.testing import build_random_lora_adapter, build_tiny_llama_for_tests
+    from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
     root = tmp_path_factory.mktemp("dpo")
     base = build_tiny_llama_for_tests(root / "base")
@@ -137,7 +137,7 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
     from forge_pipeline.export.manifest import read_manifest, verify_version
     from forge_pipeline.export.publish import adapter_info, publish
     from forge_pipeline.feedback.publish import publish_preference_candidate
-    from forge_pipeline.train.testing import write_tiny_dataset_version
+    from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
     root, base, sft_adapter = tiny
     settings, sft, result, _ = dpo_run

@@ -13,7 +13,7 @@ from forge_pipeline.defs.train.assets import base_model, lora_adapter
 from forge_pipeline.defs.train.resources import train_resources
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.outputs import read_lora_adapter
-from forge_pipeline.train.testing import write_tiny_dataset_version
+from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ import pytest
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.config import TinyModelSettings
 from forge_pipeline.train.sft import corpus_texts, load_splits, sft_config, train_lora
-from forge_pipeline.train.testing import write_tiny_dataset_version
 from forge_pipeline.train.tiny_model import build_tiny_llama
+from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.base_models import resolve_base_model
 from forge_pipeline.train.sft import corpus_texts, load_splits, lora_config, sft_config, tokenize_splits, train_lora
-from forge_pipeline.train.testing import write_tiny_dataset_version
+from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
 HP = {
     "max_steps": 12,

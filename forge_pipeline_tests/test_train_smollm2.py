@@ -31,7 +31,7 @@ def test_smollm2_trains_exports_and_serves_a_reply_that_stops(tmp_path):
     from forge_pipeline.export.config import ExportSettings
     from forge_pipeline.train.base_models import resolve_base_model
     from forge_pipeline.train.sft import train_lora
-    from forge_pipeline.train.testing import write_tiny_dataset_version
+    from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
     settings = load_settings(data_root=tmp_path / "data", train=HP)
     settings.paths.ensure()
