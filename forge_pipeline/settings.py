@@ -132,10 +132,23 @@ class ForgeSettings(BaseSettings):
         return DataPaths(self.data_root.resolve(), self.interactions_dir)
 
     @property
+    def interaction_dirs(self) -> list[Path]:
+        """Every folder the `conversations` asset reads interaction logs from (the sensor watches the same)."""
+        return interaction_folders(self.conversations_dir, self.paths.interactions)
+
+    @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{self.paths.mlflow / 'mlflow.db'}"
+
+
+def interaction_folders(conversations_dir: Path, server_interactions: Path | None) -> list[Path]:
+    """`<conversations_dir>/interactions/` and the server's interactions folder, once when they are one place."""
+    dirs = [Path(conversations_dir) / "interactions"]
+    if server_interactions is not None:
+        dirs.append(Path(server_interactions))
+    return [d for i, d in enumerate(dirs) if d.resolve() not in {seen.resolve() for seen in dirs[:i]}]
 
 
 class DataPaths:

@@ -28,11 +28,10 @@ def register(app: typer.Typer) -> None:
         from forge_pipeline.feedback.pairs import read_interaction_records
         from forge_pipeline.records import Quarantine
         from forge_pipeline.serve.interactions import ServedLog, served_log_dir
-        from forge_pipeline.serve.retrain import interaction_dirs
 
         settings = _settings(data_root)
         unreadable = Quarantine("compare")  # a bad line is skipped (and counted), as the pipeline does
-        interactions = [r["record"] for r in read_interaction_records(interaction_dirs(settings), unreadable)]
+        interactions = [r["record"] for r in read_interaction_records(settings.interaction_dirs, unreadable)]
         if unreadable.rows:
             typer.echo(
                 f"note: skipped {len(unreadable.rows)} unreadable interaction line(s): {unreadable.reason_counts()}",

@@ -29,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.records import MESSAGE_DTYPE, Quarantine
+from forge_pipeline.settings import interaction_folders
 
 CONVERSATIONS_SCHEMA: dict[str, pl.DataType] = {
     "conversation_id": pl.String,
@@ -405,10 +406,7 @@ def read_conversations(
     if imports_dir is not None and Path(imports_dir).is_dir():
         for path in sorted(Path(imports_dir).glob("*.jsonl")):
             rows += read_messages_jsonl(path, max_line_bytes, quarantine, source_format="import")
-    interaction_dirs = [conversations_dir / "interactions"]
-    if interactions_dir is not None and Path(interactions_dir).resolve() != interaction_dirs[0].resolve():
-        interaction_dirs.append(Path(interactions_dir))
-    for folder in interaction_dirs:
+    for folder in interaction_folders(conversations_dir, interactions_dir):
         if folder.is_dir():
             for path in sorted(folder.glob("*.jsonl")):
                 rows += read_interactions(path, max_line_bytes, quarantine)

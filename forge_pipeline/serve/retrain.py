@@ -36,12 +36,6 @@ class ScanResult:
     retrain: bool
 
 
-def interaction_dirs(settings) -> list[Path]:
-    """Both places the `conversations` ingest asset reads interactions from."""
-    dirs = [Path(settings.conversations_dir).resolve() / "interactions", settings.paths.interactions.resolve()]
-    return [d for i, d in enumerate(dirs) if d not in dirs[:i]]
-
-
 def _count_lines(path: Path, start: int, end: int) -> int:
     with open(path, "rb") as handle:
         handle.seek(start)

@@ -17,13 +17,12 @@ def preference_pairs(
     """Preference pairs (prompt, chosen, rejected) from corrected replies, choices between two replies and
     up/down ratings of the same prompt, scrubbed and deduplicated with the same code as training examples."""
     from forge_pipeline.feedback.pairs import build_preference_pairs
-    from forge_pipeline.serve.retrain import interaction_dirs
 
     settings = forge.get()
     prepare = settings.prepare
     # presidio loads only when there is feedback to pair (the encoder loads lazily by itself).
     pairs, quarantine, report = build_preference_pairs(
-        interaction_dirs(settings),
+        settings.interaction_dirs,
         settings,
         _Lazy(lambda: pii_analyzer.get(prepare.scrub)),
         embedder.get(prepare.dedup),

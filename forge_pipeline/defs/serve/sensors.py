@@ -10,7 +10,7 @@ import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.feedback.plan import stored_pairs_ready as preference_pairs_ready
-from forge_pipeline.serve.retrain import ScanState, changed_since, interaction_dirs, scan
+from forge_pipeline.serve.retrain import ScanState, changed_since, scan
 
 # Selected by group so this stage never names other stages' assets; the lead's groups decide membership.
 DATA_GROUPS = ("ingest", "prepare", "curate", "catalog")
@@ -43,7 +43,7 @@ def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSet
     (forge_feedback_job). The cursor keeps per-file byte offsets, so each record is counted once."""
     settings = forge.get()
     state = ScanState.from_cursor(context.cursor)
-    result = scan(interaction_dirs(settings), state, settings.serve.retrain_threshold)
+    result = scan(settings.interaction_dirs, state, settings.serve.retrain_threshold)
     context.update_cursor(result.state.to_cursor())
     if not result.new_records:
         # Once a data refresh has settled, enough stored preference pairs request DPO, once per set of pairs
@@ -75,7 +75,7 @@ def nightly_retrain(context: dg.ScheduleEvaluationContext, forge: ForgeSettingsR
     24 h (an unchanged input would produce the same dataset version, so the run would only cost time)."""
     settings = forge.get()
     since = (context.scheduled_execution_time - timedelta(days=1)).timestamp()
-    changed = changed_since([*interaction_dirs(settings), settings.vault_dir, settings.conversations_dir], since)
+    changed = changed_since([*settings.interaction_dirs, settings.vault_dir, settings.conversations_dir], since)
     if not changed:
         return dg.SkipReason("no vault or interaction file changed in the last 24 h")
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
