@@ -254,7 +254,7 @@ def test_ctrl_c_at_the_reject_reason_prompt_quits_at_once(review_root):
     term.press("r")
     term.expect("reason for rejecting")
     term.press("half a reas\x03")  # no Enter
-    assert term.finish(timeout=15) == 0
+    assert term.finish(timeout=60) == 0  # without the fix it never exits (Ctrl-C waits for Enter)
     with DecisionStore(settings.paths.curation_db) as store:
         assert {k: d.status for k, d in store.all().items()} == {rows[0]["example_id"]: "approved"}
 
