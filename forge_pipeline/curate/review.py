@@ -188,29 +188,36 @@ def read_line(prompt: str) -> str | None:
 
     On a terminal the line is read key by key in raw mode (with backspace), so Ctrl-C acts at once instead of
     waiting for Enter, whether or not it would have raised a signal."""
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
     fd = sys.stdin.fileno()
     if not os.isatty(fd):
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
         line = sys.stdin.readline()
         return line.rstrip("\r\n") if line else None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     typed: list[str] = []
     with _raw_terminal(fd):
-        while True:
-            for char in decoder.decode(os.read(fd, 1)):
-                if char in INTERRUPT_KEYS or char in "\r\n":
-                    sys.stdout.write("\r\n")  # raw mode: no automatic carriage return
+        # The prompt appears only once the terminal is raw: keys typed as soon as it shows are read here, never by
+        # the cooked terminal (where Ctrl-C is a signal that arrives while the terminal is being switched).
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        try:
+            while True:
+                for char in decoder.decode(os.read(fd, 1)):
+                    if char in INTERRUPT_KEYS or char in "\r\n":
+                        sys.stdout.write("\r\n")  # raw mode: no automatic carriage return
+                        sys.stdout.flush()
+                        return None if char in INTERRUPT_KEYS else "".join(typed)
+                    if char in ("\x7f", "\x08"):
+                        if typed:
+                            typed.pop()
+                            sys.stdout.write("\b \b")
+                    elif char.isprintable():
+                        typed.append(char)
+                        sys.stdout.write(char)
                     sys.stdout.flush()
-                    return None if char in INTERRUPT_KEYS else "".join(typed)
-                if char in ("\x7f", "\x08"):
-                    if typed:
-                        typed.pop()
-                        sys.stdout.write("\b \b")
-                elif char.isprintable():
-                    typed.append(char)
-                    sys.stdout.write(char)
-                sys.stdout.flush()
+        except KeyboardInterrupt:  # a Ctrl-C typed before this prompt, delivered as a signal
+            return None
 
 
 def edit_in_editor(text: str) -> tuple[list[dict] | None, list[str], str | None]:
