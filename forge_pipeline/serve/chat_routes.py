@@ -219,6 +219,18 @@ class CompletionRequest(SamplingFields):
         return prompts
 
 
+def usage_chunk(
+    response_id: str, obj: str, created: int, version: str, prompt_tokens: int, completion_tokens: int
+) -> bytes:
+    """The last SSE frame of a stream asked for `stream_options.include_usage`: no choices, only the usage."""
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    return sse({"id": response_id, "object": obj, "created": created, "model": version, "choices": [], "usage": usage})
+
+
 def check_token_ids(llm, prompt, param: str) -> None:
     """Token-id prompts must be ids of the served model's vocabulary (llama.cpp fails on others)."""
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
@@ -391,19 +403,13 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 log_chat(body.messages, reply, session.version)
                 if include_usage and last is not None:
                     prompt_tokens = meter.prompt_tokens or 0
-                    yield sse(
-                        {
-                            "id": response_id,
-                            "object": "chat.completion.chunk",
-                            "created": last["created"],
-                            "model": session.version,
-                            "choices": [],
-                            "usage": {
-                                "prompt_tokens": prompt_tokens,
-                                "completion_tokens": completion_tokens,
-                                "total_tokens": prompt_tokens + completion_tokens,
-                            },
-                        }
+                    yield usage_chunk(
+                        response_id,
+                        "chat.completion.chunk",
+                        last["created"],
+                        session.version,
+                        prompt_tokens,
+                        completion_tokens,
                     )
                 yield sse("[DONE]")
         except NoModelError as err:
@@ -487,19 +493,13 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 observe("completion", session.version, started, meter, completion_tokens)
                 if include_usage and last is not None:
                     prompt_tokens = meter.prompt_tokens or 0
-                    yield sse(
-                        {
-                            "id": last["id"],
-                            "object": "text_completion",
-                            "created": last["created"],
-                            "model": session.version,
-                            "choices": [],
-                            "usage": {
-                                "prompt_tokens": prompt_tokens,
-                                "completion_tokens": completion_tokens,
-                                "total_tokens": prompt_tokens + completion_tokens,
-                            },
-                        }
+                    yield usage_chunk(
+                        last["id"],
+                        "text_completion",
+                        last["created"],
+                        session.version,
+                        prompt_tokens,
+                        completion_tokens,
                     )
                 yield sse("[DONE]")
         except NoModelError as err:
