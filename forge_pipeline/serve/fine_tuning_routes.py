@@ -58,7 +58,9 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    training_file: str
+    # Forge's extension: without a training file the job retrains on the sources as they are (notes, interactions,
+    # files uploaded earlier), which is what the playground's "train now" asks for.
+    training_file: str | None = None
     validation_file: str | None = None
     hyperparameters: Hyperparameters | None = None
     suffix: str | None = Field(default=None, max_length=64)
