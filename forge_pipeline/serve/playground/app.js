@@ -472,6 +472,7 @@ async function trainNow() {
     return;
   }
   $("train-now").disabled = true;
+  trainMessage("Starting a fine-tuning job…");
   try {
     const job = await api("/v1/fine_tuning/jobs", {
       method: "POST",
