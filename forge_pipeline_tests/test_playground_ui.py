@@ -157,6 +157,8 @@ def test_chat_rate_correct_and_choose_are_recorded_with_the_versions_that_answer
         expect(page.locator(".choose .confirm")).to_have_text(re.compile(r"^Saved: you chose B \(v0002\)"))
         replies = [a.locator(".text").first.text_content(), b.locator(".text").first.text_content()]
 
+        expect(page.locator("#status-interactions")).to_have_text(f"{len(before) + 3} since v0002 was trained")
+
         # Text stays text: the user turn shows the tag literally and no element was made from it.
         assert page.locator(".turn.user .text").first.text_content() == f"Say hello {INJECTION}"
         assert page.locator("#chat img").count() == 0

@@ -38,7 +38,7 @@ def _sdk(dagster_url, root, job):
         serve={
             "dagster_url": dagster_url,
             "dagster_location": LOCATION,
-            "dagster_timeout_s": 30,
+            "dagster_timeout_s": 60,  # a launch answers once the run process started: tens of seconds under load
             "fine_tuning_job": job,
             "admin_token": "ft-token",
         },

@@ -122,7 +122,9 @@ async function streamChat(messages, model, onText) {
 }
 
 async function record(interaction) {
-  return api("/v1/interactions", { method: "POST", body: interaction });
+  const saved = await api("/v1/interactions", { method: "POST", body: interaction });
+  refreshStatus().catch(() => {}); // the "new interactions" count
+  return saved;
 }
 
 // -- chat -----------------------------------------------------------------------------------------------------
@@ -187,8 +189,8 @@ function finishCard(card, reply, conversation) {
     return;
   }
   const rated = [...conversation, { role: "assistant", content: reply.text }];
-  const up = button("👍 Good", "Good reply", () => rate("up"));
-  const down = button("👎 Bad", "Bad reply", () => rate("down"));
+  const up = button("▲ Good", "Good reply", () => rate("up"));
+  const down = button("▼ Bad", "Bad reply", () => rate("down"));
   const correct = button("✎ Correct", "Correct this reply", () => openCorrection());
   card.parts.actions.append(up, down, correct);
 
@@ -362,7 +364,7 @@ function evaluationText(entry) {
 function fillPicker(select, models, serving, includeDefault) {
   const previous = select.value;
   const options = [];
-  if (includeDefault) options.push(["", "Server's choice (current, or the A/B candidate)"]);
+  if (includeDefault) options.push(["", "Server's choice (current or A/B)"]);
   for (const model of models) {
     const tags = [model.id === serving ? "current" : "", model.candidate ? "candidate" : ""].filter(Boolean);
     options.push([model.id, tags.length ? `${model.id} (${tags.join(", ")})` : model.id]);
