@@ -163,6 +163,7 @@ def test_chat_rate_correct_and_choose_are_recorded_with_the_versions_that_answer
         assert page.locator(".turn.user .text").first.text_content() == f"Say hello {INJECTION}"
         assert page.locator("#chat img").count() == 0
         assert page.evaluate("window.__pwned") is None
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways scrolling at 1280x800
         save_screenshot(page, tmp_path, "playground_desktop", readme_name="playground.png")
 
     new = _interactions(playground["root"])[len(before) :]

@@ -16,6 +16,7 @@ const state = {
   models: [],
   following: null, // the fine-tuning job id being followed
   afterToken: null, // what to do once a token is entered
+  busy: false, // a reply is streaming
 };
 
 const $ = (id) => document.getElementById(id);
@@ -328,7 +329,8 @@ async function send(event) {
   if (event) event.preventDefault();
   const box = $("message");
   const text = box.value;
-  if (!text.trim()) return;
+  if (!text.trim() || state.busy) return; // Enter while a reply is still streaming waits for it
+  state.busy = true;
   const sendButton = $("send");
   sendButton.disabled = true;
   box.value = "";
@@ -339,6 +341,7 @@ async function send(event) {
   try {
     await ($("side-by-side").checked ? askTwo(text) : askOne(text));
   } finally {
+    state.busy = false;
     sendButton.disabled = false;
     box.focus();
   }
