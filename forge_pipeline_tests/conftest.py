@@ -66,3 +66,13 @@ def serve_server(serve_models, tmp_path_factory):
     finally:
         client.close()
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def serve_dagster(tmp_path_factory):
+    """One dagster-webserver for the fine-tuning route tests (test_serve_finetunes.py, test_playground_ui.py):
+    the serve stage's real jobs over cheap stand-in assets, location serve_fixtures.DAGSTER_LOCATION."""
+    from forge_pipeline_tests.serve_fixtures import dagster_webserver
+
+    with dagster_webserver(tmp_path_factory.mktemp("dagster_home")) as url:
+        yield url

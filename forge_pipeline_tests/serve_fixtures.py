@@ -4,6 +4,7 @@ over HTTP (test_serve_server.py, test_serve_openai_sdk.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from forge_pipeline_tests.ui_support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_BYTES = 50_000
+DAGSTER_LOCATION = "serve_test_location"  # forge_pipeline_tests/serve_dagster_location.py
 
 
 def wait_healthy(client: httpx.Client, process: subprocess.Popen, log_path: Path, timeout: float = 90) -> None:
@@ -100,3 +102,55 @@ def hang_up_before_first_byte(port: int, body: bytes, path: str = "/v1/chat/comp
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     sock.sendall(request)
     sock.close()
+
+
+@contextlib.contextmanager
+def dagster_webserver(home: Path):
+    """A real dagster-webserver (loopback, DAGSTER_HOME=`home`) on serve_dagster_location.py: the serve stage's
+    real jobs over two cheap stand-in assets. Yields its URL."""
+    # Runs start at once in a subprocess (no daemon needed to dequeue them).
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    (home / "workspace.yaml").write_text(
+        f"load_from:\n  - python_module:\n      module_name: forge_pipeline_tests.serve_dagster_location\n"
+        f"      location_name: {DAGSTER_LOCATION}\n"
+    )
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    log = open(home / "webserver.log", "wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(home / "workspace.yaml"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError((home / "webserver.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

@@ -4,77 +4,22 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
 
 from forge_pipeline.serve.app import create_app
 from forge_pipeline.settings import load_settings
+from forge_pipeline_tests.serve_fixtures import DAGSTER_LOCATION as LOCATION
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-LOCATION = "serve_test_location"
 
 
-@pytest.fixture(scope="module")
-def dagster_url(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dagster_home")
-    # Runs start at once in a subprocess (no daemon needed to dequeue them).
-    (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    (home / "workspace.yaml").write_text(
-        f"load_from:\n  - python_module:\n      module_name: forge_pipeline_tests.serve_dagster_location\n"
-        f"      location_name: {LOCATION}\n"
-    )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    log = open(home / "webserver.log", "wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster_webserver",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-w",
-            str(home / "workspace.yaml"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError((home / "webserver.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+@pytest.fixture
+def dagster_url(serve_dagster):
+    return serve_dagster  # one webserver per session, shared with test_playground_ui.py (conftest.py)
 
 
 # -- OpenAI's files and fine_tuning.jobs through the official SDK ---------------------------------------------
@@ -93,7 +38,7 @@ def _sdk(dagster_url, root, job):
         serve={
             "dagster_url": dagster_url,
             "dagster_location": LOCATION,
-            "dagster_timeout_s": 30,
+            "dagster_timeout_s": 60,  # a launch answers once the run process started: tens of seconds under load
             "fine_tuning_job": job,
             "admin_token": "ft-token",
         },

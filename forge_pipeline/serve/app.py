@@ -29,6 +29,7 @@ from forge_pipeline.serve.interactions import InteractionStore, ServedLog, serve
 from forge_pipeline.serve.metrics import Metrics, RequestMetrics
 from forge_pipeline.serve.model_routes import models_router
 from forge_pipeline.serve.models import ModelHost
+from forge_pipeline.serve.playground_routes import mount_playground
 from forge_pipeline.settings import ForgeSettings
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
         forge_router(
             model_host=model_host, store=store, served=served, manifest_path=paths.manifest, require_admin=require_admin
         )
+    )
+    # /playground: a static page over the routes above (serve/playground_routes.py)
+    mount_playground(
+        app, interactions_dir=paths.interactions, manifest_path=paths.manifest, require_admin=require_admin
     )
     return app
 

@@ -8,7 +8,8 @@ files included (see files_routes.py), trains, evaluates, exports and publishes a
 is the job's `fine_tuned_model`, which chat and completion requests accept as `model`.
 
 Training hyperparameters are the server's settings (`train.*`); a job asks for the settings' values or "auto",
-anything else is a 400 naming the hyperparameter (never silently ignored). Job records live under
+anything else is a 400 naming the hyperparameter (never silently ignored). `training_file` may be omitted (Forge's
+extension, the playground's "train now"): the run retrains on the sources as they are. Job records live under
 <data_root>/serve/fine_tuning/.
 """
 
@@ -58,7 +59,9 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    training_file: str
+    # Forge's extension: without a training file the job retrains on the sources as they are (notes, interactions,
+    # files uploaded earlier), which is what the playground's "train now" asks for.
+    training_file: str | None = None
     validation_file: str | None = None
     hyperparameters: Hyperparameters | None = None
     suffix: str | None = Field(default=None, max_length=64)

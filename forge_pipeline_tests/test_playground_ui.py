@@ -1,0 +1,261 @@
+"""The playground (`/playground`) as a person uses it, in headless Chromium against a real `forge serve` process
+on the session's tiny GGUF base and two real LoRA adapters: streamed chat, ratings, a correction, a side-by-side
+choice, text that stays text, and "train now" followed to the hot-swap.
+
+This module's server requires the admin token (loopback is not trusted), as off-loopback clients see it, and
+launches fine-tuning jobs on the session's dagster-webserver (conftest.py `serve_dagster`). Its retrain job is
+the serve stage's real `forge_data_job` over a stand-in asset (the whole tiny-model chain is minutes on CPU);
+the test publishes the version that chain would publish at its end, and the page must follow the job through
+the fine-tuning route to that version and show it without a reload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from forge_pipeline.atomic import write_json_atomic
+from forge_pipeline.export.manifest import read_manifest
+from forge_pipeline_tests.serve_fixtures import DAGSTER_LOCATION, start_server, stop
+from forge_pipeline_tests.ui_support import chromium_page, save_screenshot, wait_until
+
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
+TOKEN = "playground-token"
+INJECTION = '<img src=x onerror="window.__pwned=1">'
+EVALUATION = {
+    "v0001": {"base_perplexity": 41.5, "tuned_perplexity": 30.25, "relative_improvement": 0.27},
+    "v0002": {"base_perplexity": 41.5, "tuned_perplexity": 28.0, "relative_improvement": 0.33},
+}
+
+
+@pytest.fixture(scope="module")
+def playground(serve_models, serve_dagster, tmp_path_factory):
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
+
+    root = tmp_path_factory.mktemp("playground_root")
+    manifest_path = root / "serve" / "adapter_manifest.json"
+    manifest = write_manifest(manifest_path, serve_models, "v0001")
+    for version, figures in EVALUATION.items():
+        manifest["versions"][version]["evaluation"] = figures
+    manifest["candidate"] = {"version": "v0002", "traffic_share": 0.5}
+    write_json_atomic(manifest_path, manifest)
+    process, client, port, _ = start_server(
+        root,
+        {
+            "FORGE_SERVE__ADMIN_TOKEN": TOKEN,
+            "FORGE_SERVE__ADMIN_LOOPBACK_WITHOUT_TOKEN": "false",
+            "FORGE_SERVE__LOG_SERVED_CHATS": "false",  # the interactions folder holds only what the page records
+            "FORGE_SERVE__EMBEDDINGS": "false",
+            "FORGE_SERVE__DAGSTER_URL": serve_dagster,
+            "FORGE_SERVE__DAGSTER_LOCATION": DAGSTER_LOCATION,
+            "FORGE_SERVE__FINE_TUNING_JOB": "forge_data_job",
+            "FORGE_SERVE__DAGSTER_TIMEOUT_S": "60",  # a launch waits for the run process to start: seconds under load
+        },
+    )
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "root": root, "manifest": manifest_path, "client": client}
+    finally:
+        client.close()
+        stop(process)
+
+
+def _interactions(root: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted((root / "interactions").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
+def _as_shown(text: str) -> str:
+    """What the page shows for `text`: control characters as their Unicode pictures (ESC as U+241B)."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: "\u2421" if m[0] == "\x7f" else chr(0x2400 + ord(m[0])), text)
+
+
+def _send(page, text: str) -> None:
+    """Types into the message box and sends with Enter, as a person does."""
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("Message").press("Enter")
+
+
+# Waits use Playwright's expect (no string evaluated in the page: the page's CSP forbids eval, which
+# page.wait_for_function with a string needs).
+def _open(page, url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/playground")
+    expect(page.locator("#current-version")).to_have_text(re.compile(r"^v\d{4}$"))  # models listed, pickers filled
+
+
+def _done_reply(page, index: int):
+    """The index-th finished reply (0-based), once the page has that many."""
+    from playwright.sync_api import expect
+
+    finished = page.locator('article.reply[data-state="done"]')
+    expect(finished).to_have_count(index + 1, timeout=90_000)
+    return finished.nth(index)
+
+
+def test_chat_rate_correct_and_choose_are_recorded_with_the_versions_that_answered(playground, tmp_path):
+    before = _interactions(playground["root"])
+    with chromium_page(viewport=(1280, 800)) as page:
+        from playwright.sync_api import expect  # after chromium_page, which skips (or fails) without playwright
+
+        _open(page, playground["url"])
+        assert page.locator("#current-version").text_content() == "v0001"
+        assert page.locator("#status-current-eval").text_content() == (
+            "held-out perplexity 30.25 vs base 41.50 (-27.1%)"
+        )
+        assert page.locator("#status-candidate").text_content() == "v0002"
+        assert page.locator("#status-job").text_content() == "enter the admin token to see jobs"
+
+        page.get_by_label("System prompt").fill(f"You are terse. {INJECTION}")
+        page.get_by_label("Temperature").fill("0.9")
+        page.get_by_label("Max tokens").fill("24")
+
+        # 1. v0002, rated good (keyboard: focus the button, press Space).
+        page.get_by_label("Version", exact=True).select_option("v0002")
+        _send(page, f"Say hello {INJECTION}")
+        first = _done_reply(page, 0)
+        assert first.get_attribute("data-version") == "v0002"
+        assert first.locator(".version").text_content() == "v0002"
+        assert int(first.get_attribute("data-chunks")) > 1  # it arrived as a stream, piece by piece
+        first_id = first.get_attribute("data-response-id")
+        first.get_by_role("button", name="Good reply").focus()
+        page.keyboard.press("Space")
+        expect(first.locator(".confirm")).to_have_text(re.compile(r"^Saved: rated good for v0002 \("))
+
+        # 2. the server's choice (current or the A/B candidate), corrected.
+        page.get_by_label("Version", exact=True).select_option("")
+        _send(page, "And now?")
+        second = _done_reply(page, 1)
+        second_version = second.get_attribute("data-version")
+        assert second_version in ("v0001", "v0002") and second.locator(".version").text_content() == second_version
+        second_id = second.get_attribute("data-response-id")
+        second.get_by_role("button", name="Correct this reply").click()
+        correction = f"A better answer {INJECTION}"
+        second.get_by_label("Corrected reply").fill(correction)
+        second.get_by_role("button", name="Save correction").click()
+        second.locator(".corrected").wait_for()
+        assert second.locator(".corrected .text").text_content() == correction  # shown as typed, not as markup
+        expect(second.locator(".confirm")).to_have_text(re.compile(rf"^Saved: correction of {second_version}'s reply"))
+
+        # 3. side by side, v0001 against v0002: choose B.
+        page.get_by_label("Version", exact=True).select_option("v0001")
+        page.get_by_label("Side by side").check()
+        page.get_by_label("Second version").select_option("v0002")
+        _send(page, "Which is better?")
+        a, b = _done_reply(page, 2), _done_reply(page, 3)
+        assert (a.get_attribute("data-version"), b.get_attribute("data-version")) == ("v0001", "v0002")
+        page.get_by_role("button", name="Choose reply B").click()
+        expect(page.locator(".choose .confirm")).to_have_text(re.compile(r"^Saved: you chose B \(v0002\)"))
+        replies = [a.locator(".text").first.text_content(), b.locator(".text").first.text_content()]
+
+        expect(page.locator("#status-interactions")).to_have_text(f"{len(before) + 3} since v0002 was trained")
+
+        # Text stays text: the user turn shows the tag literally and no element was made from it.
+        assert page.locator(".turn.user .text").first.text_content() == f"Say hello {INJECTION}"
+        assert page.locator("#chat img").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways scrolling at 1280x800
+        save_screenshot(page, tmp_path, "playground_desktop", readme_name="playground.png")
+
+    new = _interactions(playground["root"])[len(before) :]
+    assert len(new) == 3, new
+    rating, corrected, choice = new
+    assert rating["rating"] == "up" and rating["model_version"] == "v0002"
+    assert rating["response_id"] == first_id and corrected["response_id"] == second_id and "response_id" not in choice
+    assert [m["role"] for m in rating["messages"]] == ["system", "user", "assistant"]
+    assert rating["messages"][0]["content"] == f"You are terse. {INJECTION}"
+    assert corrected["corrected_reply"] == correction and corrected["model_version"] == second_version
+    assert [m["role"] for m in corrected["messages"]] == ["system", "user", "assistant", "user", "assistant"]
+    assert choice["choice"]["chosen"] == 1 and choice["choice"]["model_versions"] == ["v0001", "v0002"]
+    assert [_as_shown(r) for r in choice["choice"]["replies"]] == replies  # the replies the person saw
+    assert choice["messages"][-1] == {"role": "user", "content": "Which is better?"}
+    assert all(r.get("rating") is None for r in (corrected, choice))
+
+
+def test_model_output_with_markup_and_control_characters_is_shown_as_text_on_a_phone(playground, tmp_path):
+    """The tiny model cannot be made to write HTML, so this stream is served by the test (page.route): the page's
+    rendering of a reply is what is checked, at 390 px width."""
+    chunks = [
+        {"id": "chatcmpl-markup", "model": "v0001", "choices": [{"index": 0, "delta": {"content": piece}}]}
+        for piece in ("Look: ", INJECTION, " <script>window.__pwned=2</script>", " \x1b[2J\x07done")
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    with chromium_page(viewport=(390, 844)) as page:
+        page.route(
+            "**/v1/chat/completions",
+            lambda route: route.fulfill(
+                status=200, body=body, headers={"content-type": "text/event-stream", "x-forge-model-version": "v0001"}
+            ),
+        )
+        _open(page, playground["url"])
+        _send(page, "Show me markup")
+        reply = _done_reply(page, 0)
+        text = reply.locator(".text").first.text_content()
+        assert text == f"Look: {INJECTION} <script>window.__pwned=2</script> \u241b[2J\u2407done"
+        assert page.locator("#chat img, #chat script").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        # Usable at phone width: nothing wider than the window, the controls reachable below the chat.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.get_by_role("button", name="Train now").scroll_into_view_if_needed()
+        assert page.get_by_role("button", name="Train now").is_visible()
+        page.evaluate("window.scrollTo(0, 0)")
+        save_screenshot(page, tmp_path, "playground_phone", readme_name="playground-phone.png")
+
+
+def test_train_now_asks_for_the_token_starts_a_job_and_shows_the_new_version_without_reload(playground, tmp_path):
+    jobs_dir = playground["root"] / "serve" / "fine_tuning"
+    with chromium_page(viewport=(1280, 800)) as page:
+        from playwright.sync_api import expect
+
+        _open(page, playground["url"])
+        expect(page.locator("#current-version")).to_have_text("v0001")
+        page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+        page.get_by_role("button", name="Train now").click()
+        page.get_by_label("Admin token").fill(TOKEN)
+        page.get_by_label("Admin token").press("Enter")
+        # Launching the Dagster run takes seconds (the run's process starts before the answer).
+        expect(page.locator("#train-message")).to_have_text(re.compile(r"^Started ftjob-"), timeout=90_000)
+        (job_file,) = list(jobs_dir.glob("ftjob-*.json"))
+        job = json.loads(job_file.read_text())
+        assert job["training_file"] is None and job["user_provided_suffix"] == "playground"
+
+        # What the retrain chain's last asset does: publish and promote a version (here v0002's files as v0003).
+        manifest = read_manifest(playground["manifest"])
+        manifest["versions"]["v0003"] = {
+            **manifest["versions"]["v0002"],
+            "version": "v0003",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "promoted": True,
+            "evaluation": {"base_perplexity": 41.5, "tuned_perplexity": 20.75},
+        }
+        manifest["current"] = "v0003"
+        manifest["history"].append("v0003")
+        manifest["candidate"] = None
+        write_json_atomic(playground["manifest"], manifest)
+
+        # The page follows the job (GET /v1/fine_tuning/jobs/{id}) to its published version, then /v1/models to
+        # the swap; its periodic status refresh may show the new label first, so the follower's line is awaited.
+        expect(page.locator("#train-message")).to_have_text("v0003 is now serving.", timeout=120_000)
+        expect(page.locator("#current-version")).to_have_text("v0003")
+        assert page.evaluate("window.__sameDocument") is True
+        wait_until(
+            lambda: "succeeded" in (page.locator("#status-job").text_content() or ""),
+            timeout_s=30,
+            interval_s=0.5,
+            what="the job line to show the finished job",
+        )
+        assert page.locator("#status-job").text_content().startswith(f"{job['id']} · succeeded · published v0003")
+        assert page.locator("#status-current-eval").text_content() == (
+            "held-out perplexity 20.75 vs base 41.50 (-50.0%)"
+        )
+        assert playground["client"].get("/health").json()["model_version"] == "v0003"
