@@ -122,26 +122,23 @@ def test_run_names_say_what_was_trained():
     )
 
 
-def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path):
-    import mlflow
+def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from forge_pipeline.train.tracking import log_adapter_model
 
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # nothing may fall back to MLflow's default store (./mlflow.db, ./mlruns)
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     experiment_id = training_experiment(settings.tracking_uri, "adapters")
     models = []
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    try:
-        for _ in range(2):
-            run = client.create_run(experiment_id)
-            models.append(log_adapter_model(settings.tracking_uri, run, adapter, {"lora_r": 8}, "peft-lora"))
-            client.set_terminated(run.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(None)
+    for _ in range(2):
+        run = client.create_run(experiment_id)
+        models.append(log_adapter_model(settings.tracking_uri, run, adapter, {"lora_r": 8}, "peft-lora"))
+        client.set_terminated(run.info.run_id)
     first = register_adapter(settings.tracking_uri, "forge-adapter", models[0], "v1", current=True)
     second = register_adapter(settings.tracking_uri, "forge-adapter", models[1], "v2", current=False)
     assert register_adapter(settings.tracking_uri, "forge-adapter", models[1], "v2", current=False) == second
@@ -150,6 +147,7 @@ def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path)
     assert client.get_model_version_by_alias("forge-adapter", "candidate").version == int(second)
     assert client.get_model_version("forge-adapter", second).tags["forge.manifest_version"] == "v2"
     assert len(client.search_model_versions("name='forge-adapter'")) == 2
+    assert list((tmp_path / "cwd").iterdir()) == []
     assert str(client.get_logged_model(models[0]).status).endswith("READY")
     assert {f.path for f in client.list_logged_model_artifacts(models[0])} == {"adapter_config.json"}
 

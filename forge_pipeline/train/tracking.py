@@ -88,23 +88,22 @@ def log_dataset_input(mlflow_module, splits, dataset_dir: Path, version: str | N
 def log_adapter_model(tracking_uri: str, run, adapter_dir: Path, params: dict, model_type: str) -> str:
     """The adapter folder as an MLflow logged model of the run (the experiment's Models tab); the registry
     versions of `register_adapter` point at it. Returns the model id."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    model = mlflow.initialize_logged_model(
+    client = MlflowClient(tracking_uri=tracking_uri)
+    model = client.create_logged_model(
+        experiment_id=run.info.experiment_id,
         name="adapter",
         source_run_id=run.info.run_id,
-        experiment_id=run.info.experiment_id,
         params={k: str(v) for k, v in params.items()},
         model_type=model_type,
     )
-    client = MlflowClient(tracking_uri=tracking_uri)
     try:
         client.log_model_artifacts(model.model_id, str(adapter_dir))
     except Exception:
-        mlflow.finalize_logged_model(model.model_id, "FAILED")
+        client.finalize_logged_model(model.model_id, "FAILED")
         raise
-    mlflow.finalize_logged_model(model.model_id, "READY")
+    client.finalize_logged_model(model.model_id, "READY")
     return model.model_id
 
 
