@@ -148,6 +148,17 @@ def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path,
     assert client.get_model_version("forge-adapter", second).tags["forge.manifest_version"] == "v2"
     assert len(client.search_model_versions("name='forge-adapter'")) == 2
     assert list((tmp_path / "cwd").iterdir()) == []
+
+    # adapter_manifest's step: the published version, served, gets `current` and a registry link in Dagster.
+    from forge_pipeline.defs.export.assets import _register_in_mlflow
+
+    third_run = client.create_run(experiment_id)
+    third = log_adapter_model(settings.tracking_uri, third_run, adapter, {"lora_r": 8}, "peft-lora")
+    metadata = _register_in_mlflow(settings, {"mlflow_model_id": third}, {"version": "v3", "current": "v3"})
+    registered = client.get_model_version_by_alias(f"{settings.mlflow_experiment}-adapter", "current")
+    assert registered.tags["forge.model_id"] == third and registered.tags["forge.manifest_version"] == "v3"
+    assert metadata["mlflow_model_version"].value.endswith(f"/#/models/forge-adapter/versions/{registered.version}")
+    assert _register_in_mlflow(settings, {}, {"version": "v4", "current": "v3"}) == {}  # trained before models
     assert str(client.get_logged_model(models[0]).status).endswith("READY")
     assert {f.path for f in client.list_logged_model_artifacts(models[0])} == {"adapter_config.json"}
 

@@ -76,12 +76,12 @@ def hyperparameter_tags(hp) -> dict[str, str]:
 
 
 def log_dataset_input(mlflow_module, splits, dataset_dir: Path, version: str | None, content_hash: str) -> None:
-    """The dataset version as the run's input (MLflow's Datasets column), one entry per split; the digest is the
-    content hash, so two runs on the same data show the same dataset whatever its version id says."""
+    """The dataset version as the run's input (MLflow's Datasets column), one entry per split named
+    `<version>/<split>` (MLflow keeps one input per name and digest); the digest is the content hash, so two runs
+    on the same data show the same dataset whatever its version id says."""
     for split, dataset in splits.items():
-        entry = mlflow_module.data.from_huggingface(
-            dataset, path=str(dataset_dir), name=version or content_hash[:12], digest=content_hash[:12]
-        )
+        name = f"{version or content_hash[:12]}/{split}"
+        entry = mlflow_module.data.from_huggingface(dataset, path=str(dataset_dir), name=name, digest=content_hash[:12])
         mlflow_module.log_input(entry, context="training" if split == "train" else split)
 
 
