@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 
+from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import evaluate, gguf, publish
@@ -73,7 +75,14 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
             "side_by_side_prompts": result["prompts"],
             "mean_seconds_base": result["mean_seconds_base"],
             "mean_seconds_tuned": result["mean_seconds_tuned"],
-            "side_by_side": dg.MetadataValue.md(result["markdown"]),
+            # One row per prompt, answers shortened to fit a dialog (the full table is the run's MLflow artifact
+            # evaluation/side_by_side.json).
+            "side_by_side": table_preview(
+                pl.DataFrame(evaluate.generations_table(result["generations"])),
+                ["prompt_id", "prompt", "base", "tuned", "reference"],
+                rows=len(result["generations"]),
+                width=100,
+            ),
             "mlflow_logged": result["mlflow_logged"],
             "is_demo_model": info["is_demo_model"],
         },
