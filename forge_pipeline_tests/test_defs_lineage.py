@@ -91,3 +91,17 @@ def test_launchpad_fields_describe_the_setting_and_its_default():
     default = TrainSettings.model_fields["learning_rate"].default
     assert f"train.learning_rate (default {default!r})" in fields["learning_rate"].description
     assert all(f.description and "default" in f.description for f in fields.values())
+
+
+def test_ui_addresses_come_from_the_environment(tmp_path, monkeypatch):
+    """Links between the two UIs follow where they are served (`mlflow ui -p 5111`, `dagster dev -p 3111`)."""
+    from forge_pipeline.defs.resources import ForgeSettingsResource
+    from forge_pipeline.defs.train.checks import mlflow_link
+    from forge_pipeline.train.plan import dagster_run_url
+
+    monkeypatch.setenv("FORGE_TRAIN__MLFLOW_UI_URL", "http://127.0.0.1:5111/")
+    monkeypatch.setenv("FORGE_DAGSTER_UI_URL", "http://127.0.0.1:3111")
+    forge = ForgeSettingsResource(data_root=str(tmp_path))
+    link = mlflow_link(forge, {"mlflow_run_id": "r1", "mlflow_experiment_id": "7"})["mlflow_run"].value
+    assert link == "http://127.0.0.1:5111/#/experiments/7/runs/r1"
+    assert dagster_run_url(forge.get().dagster_ui_url, "abc") == "http://127.0.0.1:3111/runs/abc"
