@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup ui-deps demo lint test test-fast dev
+.PHONY: setup ui-deps demo lint test test-fast dev mlflow-ui
 
 setup:
 	bash scripts/setup.sh
@@ -30,3 +30,7 @@ test-fast: setup
 dev: setup
 	mkdir -p .forge_data/dagster_home && cp dagster.yaml .forge_data/dagster_home/
 	DAGSTER_HOME=$(CURDIR)/.forge_data/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
+
+# MLflow's UI over Forge's store, without MLflow's usage telemetry (Forge's own processes disable it on import).
+mlflow-ui: setup
+	MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.forge_data/mlflow/mlflow.db -h 127.0.0.1 -p 5000

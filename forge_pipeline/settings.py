@@ -88,6 +88,10 @@ class ForgeSettings(BaseSettings):
         default=None, description="None: SQLite at <data_root>/mlflow/mlflow.db with local artifacts."
     )
     mlflow_experiment: str = "forge"
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Where `dagster dev` serves the UI; MLflow runs link back to their Dagster run there.",
+    )
 
     ingest: IngestSettings = IngestSettings()
     prepare: PrepareSettings = PrepareSettings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import polars as pl
 import pytest
@@ -243,6 +244,30 @@ def test_dataset_version_metadata_embeds_the_plot_and_the_estimate(version):
     assert metadata["pii_replaced"].data == {"EMAIL_ADDRESS": 1, "PERSON": 1, "PHONE_NUMBER": 1}
     report = metadata["dataset_report"].value
     assert "data:image/png;base64,iVBORw0KGgo" in report and "Training estimate" in report
+
+
+def test_training_time_is_calibrated_on_this_machines_finished_runs(version):
+    """No reference throughput from other hardware: without a finished run there is no time, and with one the
+    time is its seconds per step times this version's steps."""
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.defs.curate.metadata import dataset_version_metadata
+
+    settings, folder, _, _ = version
+    report = dataset_version_metadata(folder, settings)["dataset_report"].value
+    assert "tok/s" not in report and "the first run calibrates this estimate" in report
+
+    base = settings.train.base_model
+    finished = {
+        "base_model_name": f"{base}-0123",
+        "run_key": "abcdef0123",
+        "metrics": {"wall_s": 30.0, "global_step": 12},
+    }
+    write_json_atomic(settings.paths.adapters / "k" / "run_state.json", {"status": "finished", "result": finished})
+    metadata = dataset_version_metadata(folder, settings)
+    time = metadata["training_estimate"].data["time"]
+    steps = math.ceil(math.ceil(3 / settings.train.per_device_train_batch_size) * settings.train.num_train_epochs)
+    assert time["steps"] == steps and time["seconds"] == pytest.approx(steps * 2.5)
+    assert "measured on this machine: 30.0 s for 12 steps (run abcdef01)" in metadata["dataset_report"].value
 
 
 def test_stats_of_a_version_written_by_the_real_catalog_take_pii_from_the_curated_table(tmp_path):

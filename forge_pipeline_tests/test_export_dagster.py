@@ -88,6 +88,7 @@ def test_export_chain_publishes_once_per_content_and_keeps_a_failed_gate_unpromo
     assert first.success
     checks = {e.asset_check_key.name: e for e in first.get_asset_check_evaluations()}
     assert set(checks) == {
+        "adapter_evaluation_gate",
         "gguf_model_generates",
         "gguf_model_quantization_gap",
         "gguf_adapter_applies",
@@ -99,10 +100,9 @@ def test_export_chain_publishes_once_per_content_and_keeps_a_failed_gate_unpromo
     assert checks["gguf_adapter_applies"].metadata["max_logit_change_vs_base"].value > 0.0
 
     evaluation = first.asset_materializations_for_node("adapter_evaluation")[0].metadata
-    assert (
-        evaluation["promoted"].value is True
-        and "| p0: Should I take the lead role?" in evaluation["side_by_side"].value
-    )
+    assert evaluation["promoted"].value is True and "Should I take the lead role?" in [
+        r.data["prompt"] for r in evaluation["side_by_side"].records
+    ]
     model_meta = first.asset_materializations_for_node("gguf_model")[0].metadata
     assert 4.0 < model_meta["merged_bits_per_weight"].value < 6.0
     assert {"merge_s", "convert_s", "quantize_s"} <= set(model_meta["seconds_by_stage"].value)

@@ -68,6 +68,15 @@ def test_materialize_prepare_chain(tmp_path):
     assert meta["scrubbed_examples"]["examples_changed"].value == 3
     assert meta["scrubbed_examples"]["entity_counts"].value["EMAIL_ADDRESS"] == 2
     assert meta["deduplicated_examples"]["clusters"].value + meta["deduplicated_examples"]["exact_dropped"].value >= 1
-    assert "similarity" in meta["deduplicated_examples"]["duplicate_pairs"].value
+    pairs = meta["deduplicated_examples"]["duplicate_pairs"]
+    assert [c.name for c in pairs.schema.columns] == ["similarity", "kept_user", "dropped_user"]
+    # The user's words, not the system prompt, and the scrub's placeholder instead of the address.
+    [pair] = [r.data for r in pairs.records]
+    assert pair["kept_user"].startswith("Please email the slides to <EMAIL_ADDRESS_1>"), pair
+    preview = meta["scrubbed_examples"]["preview"]
+    assert [c.name for c in preview.schema.columns][:3] == ["placeholders", "user", "assistant"]
+    assert any("<EMAIL_ADDRESS_1>" in r.data["placeholders"] for r in preview.records)
+    assert meta["deduplicated_examples"]["dagster/row_count"].value == 3
+    assert "messages" in {c.name for c in meta["deduplicated_examples"]["dagster/column_schema"].schema.columns}
     [check] = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["residual_entities"].value == 0

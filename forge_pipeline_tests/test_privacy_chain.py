@@ -296,7 +296,8 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
         result = dg.materialize(list(ingest_defs.assets), resources=shared_resources(str(root)), instance=instance)
         assert result.success
-        preview = result.asset_materializations_for_node("conversations")[0].metadata["dropped_preview"].value
+        table = result.asset_materializations_for_node("conversations")[0].metadata["dropped_preview"]
+        preview = "\n".join(" | ".join(str(v) for v in r.data.values()) for r in table.records)
     assert "unknown_role" in preview and preview.count("bad_timestamp") == 2
     stored = pl.read_parquet(root / "quarantine" / "conversations.parquet")
     assert name in " ".join(stored["detail"])  # the person still sees what was wrong, locally

@@ -152,6 +152,31 @@ def test_sensor_requests_data_refresh_then_retrain_at_threshold(tmp_path, monkey
         assert fourth.job_name == "forge_data_job" and ScanState.from_cursor(cursor).since_retrain == 2
 
 
+def test_sensor_first_tick_starts_after_the_interactions_already_ingested(tmp_path, monkeypatch):
+    """Switched on after `conversations` read the sample interactions: those are not new and do not count toward
+    the retrain threshold. Bug: the first tick requested a run for them and counted them."""
+    conversations = tmp_path / "conversations"
+    (conversations / "interactions").mkdir(parents=True)
+    sample = conversations / "interactions" / "2026-01-01.jsonl"
+    _append_lines(sample, 4)
+    monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(conversations))
+    monkeypatch.setenv("FORGE_SERVE__RETRAIN_THRESHOLD", "5")
+    forge = ForgeSettingsResource(data_root=str(tmp_path / "root"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("conversations"))  # the dataset read them
+
+        def tick(cursor):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"forge": forge})
+            return new_interactions_sensor(context), context.cursor
+
+        first, cursor = tick(None)
+        assert isinstance(first, dg.SkipReason), first
+        _append_lines(forge.get().paths.interactions / "2026-01-02.jsonl", 2)
+        second, cursor = tick(cursor)
+        assert second.job_name == "forge_data_job" and second.tags["forge/new_interactions"] == "2"
+        assert ScanState.from_cursor(cursor).since_retrain == 2  # not 6: the ingested four never counted
+
+
 def test_nightly_schedule_skips_when_nothing_changed(tmp_path, monkeypatch):
     import os
 

@@ -10,6 +10,7 @@ import pytest
 from forge_pipeline.atomic import write_json_atomic
 from forge_pipeline.defs.resources import shared_resources
 from forge_pipeline.defs.train.assets import base_model, lora_adapter
+from forge_pipeline.defs.train.checks import lora_adapter_loss_fell
 from forge_pipeline.defs.train.resources import train_resources
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.outputs import read_lora_adapter
@@ -37,10 +38,11 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
             }
         }
     }
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [dg.AssetSpec("dataset_version"), base_model, lora_adapter],
+        [dg.AssetSpec("dataset_version"), base_model, lora_adapter, lora_adapter_loss_fell],
         resources=shared_resources(str(tmp_path)) | train_resources(),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         run_config=run_config,
     )
     assert result.success
@@ -70,5 +72,32 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
 
     from mlflow.tracking import MlflowClient
 
-    run = MlflowClient(tracking_uri=settings.tracking_uri).get_run(lora["mlflow_run_id"])
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    run = client.get_run(lora["mlflow_run_id"])
     assert run.data.params["max_steps"] == "4" and run.data.tags["dataset_version"] == "v-dagster"
+
+    # Lineage both ways: the MLflow run names its Dagster run (tag, link in the description) and its data; the
+    # Dagster run carries the dataset version, base model and hyperparameters as tags.
+    assert run.data.tags["dagster.run_id"] == result.run_id
+    assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert f"]({run.data.tags['dagster.run_url']})" in run.data.tags["mlflow.note.content"]
+    assert run.data.tags["lora_r"] == str(settings.train.lora_r) and run.data.tags["max_length"] == "96"
+    assert run.info.run_name.startswith(f"sft {base['name']} · v-dagster · r")
+    assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == ["v-dagster/train", "v-dagster/validation"]
+    assert client.get_logged_model(lora["mlflow_model_id"]).source_run_id == run.info.run_id
+    assert run.info.artifact_uri.startswith(settings.paths.mlflow.as_uri())
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["forge/dataset_version"] == "v-dagster" and tags["forge/max_steps"] == "4"
+    assert tags["forge/base_model"] == base["name"]
+
+    # Readable metadata: the hyperparameters used, the last progress line, the run key as data version.
+    assert metadata["hyperparameters"].value["max_steps"] == 4 and metadata["max_length"].value == 96
+    assert metadata["progress"].value.startswith("step 4/4 (100%) loss ")
+    assert materializations[-1].tags["dagster/data_version"] == lora["run_key"]
+    # Progress reached the run log as lines a person reads, one per step.
+    messages = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+    assert any(m.startswith("step 2/4 (50%) loss ") and " ETA " in m for m in messages), messages[-20:]
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "lora_adapter_loss_fell" and check.metadata["mlflow_run"].value == (
+        metadata["mlflow_run"].value
+    )

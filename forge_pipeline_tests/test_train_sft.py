@@ -93,7 +93,9 @@ def test_mlflow_run_has_params_metrics_artifacts_and_tags(trained):
     assert "forge_version" in run.data.tags
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in losses) == list(range(1, 13))
-    assert {m.step for m in client.get_metric_history(run.info.run_id, "eval_loss")} >= {6, 12}
+    eval_steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval_loss")]
+    assert set(eval_steps) >= {6, 12} and len(eval_steps) == len(set(eval_steps))  # once per step: no spike
+    assert run.info.artifact_uri.startswith(settings.paths.mlflow.as_uri())  # under the data root, not ./mlruns
     assert client.get_metric_history(run.info.run_id, "learning_rate")
     assert client.get_metric_history(run.info.run_id, "tokens_per_s")
     top = {a.path for a in client.list_artifacts(run.info.run_id)}

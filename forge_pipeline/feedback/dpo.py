@@ -86,7 +86,13 @@ def train_preference_adapter(
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOTrainer
 
-    from forge_pipeline.train.tracking import git_commit, loss_curve_png, metrics_callback, record_finished_run
+    from forge_pipeline.train.tracking import (
+        git_commit,
+        loss_curve_png,
+        metrics_callback,
+        record_finished_run,
+        training_experiment,
+    )
 
     if not rows:
         raise ValueError("train_preference_adapter: no preference pairs to train on")
@@ -105,7 +111,7 @@ def train_preference_adapter(
 
     cuda = torch.cuda.is_available()
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=training_experiment(tracking_uri, experiment))
     pairs_version = pairs_version or key
     run = mlflow.start_run(
         run_name=f"dpo-{key[:8]}",

@@ -2,13 +2,13 @@
 
 Run as `python -m forge_pipeline.train.pipes_entry` by `dg.PipesSubprocessClient`; its parameters arrive as
 Pipes extras: dataset_dir, base_model_dir, output_dir, hp (TrainSettings as a dict), tracking_uri, experiment,
-dataset_version, base_model_name, is_demo_model. Progress is streamed back as Pipes log lines and the
-result as the asset materialization's metadata.
+dataset_version, base_model_name, is_demo_model, run_tags (the Dagster run id and URL for the MLflow run).
+Progress is streamed back as Pipes log lines a person reads ("step 4/28 (14%) loss 2.31 312 tok/s ETA 1m20s")
+and the result, with the progress summary, as the asset materialization's metadata.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 
@@ -18,13 +18,18 @@ def main() -> None:
 
     from forge_pipeline.train.config import TrainSettings
     from forge_pipeline.train.sft import train_lora
+    from forge_pipeline.train.tracking import format_duration, format_progress
 
     with open_dagster_pipes() as pipes:
         extras = pipes.extras
         hp = TrainSettings.model_validate(extras["hp"])
 
+        last: dict = {}
+
         def progress(entry: dict) -> None:
-            pipes.log.info(json.dumps(entry, default=str))
+            if "step" in entry:
+                last.update(entry)
+            pipes.log.info(format_progress(entry))
 
         result = train_lora(
             extras["dataset_dir"],
@@ -37,6 +42,7 @@ def main() -> None:
             dataset_version=extras.get("dataset_version"),
             base_model_name=extras.get("base_model_name"),
             is_demo_model=bool(extras.get("is_demo_model")),
+            run_tags=extras.get("run_tags"),
         )
         metrics = {k: v for k, v in result["metrics"].items() if v is not None}
         pipes.report_asset_materialization(
@@ -46,6 +52,9 @@ def main() -> None:
                 "run_key": result["run_key"],
                 "resumed_from": result.get("resumed_from") or "",
                 "reused_finished_run": bool(result.get("reused")),
+                # The last progress line, so the materialization says how far and how fast training went.
+                "progress": format_progress(last) if last else "reused: no training in this run",
+                "training_time": format_duration(metrics["wall_s"]) if "wall_s" in metrics else "",
                 **metrics,
             }
         )

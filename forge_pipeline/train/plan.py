@@ -59,6 +59,10 @@ def mlflow_run_url(ui_url: str, result: dict) -> str:
     return f"{ui_url.rstrip('/')}/#/experiments/{result['mlflow_experiment_id']}/runs/{result['mlflow_run_id']}"
 
 
+def dagster_run_url(ui_url: str, run_id: str) -> str:
+    return f"{ui_url.rstrip('/')}/runs/{run_id}"
+
+
 def png_markdown(path: str | Path, alt: str = "loss curve") -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f"![{alt}](data:image/png;base64,{data})"

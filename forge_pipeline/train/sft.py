@@ -35,9 +35,14 @@ from forge_pipeline.train.tracking import (
     ProgressFn,
     forge_version,
     git_commit,
+    hyperparameter_tags,
+    log_adapter_model,
+    log_dataset_input,
     loss_curve_png,
     metrics_callback,
     record_finished_run,
+    run_name,
+    training_experiment,
 )
 
 FLASH_ATTENTION = (
@@ -285,8 +290,10 @@ def train_lora(
     dataset_version: str | None = None,
     base_model_name: str | None = None,
     is_demo_model: bool = False,
+    run_tags: dict | None = None,
 ) -> dict:
     """Train a LoRA adapter on `dataset_dir` (train.jsonl/validation.jsonl) and return a result dict.
+    `run_tags` are added to the MLflow run's tags (the Dagster run id and URL).
 
     Re-running with the same data, hyperparameters and base model resumes from the latest checkpoint in
     `output_dir` (same MLflow run); when that run already finished, its stored result is returned.
@@ -314,8 +321,10 @@ def train_lora(
     main = PartialState().is_main_process
     if main:  # under `accelerate launch` only rank 0 talks to MLflow (no races creating the experiment)
         mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_experiment(experiment)
+        mlflow.set_experiment(experiment_id=training_experiment(tracking_uri, experiment))
     tags = {
+        **hyperparameter_tags(hp),
+        **{k: str(v) for k, v in (run_tags or {}).items()},
         "dataset_version": dataset_version or content_hash[:12],
         "base_model": base_model_name or base_model_dir.name,
         "forge_version": forge_version(),
@@ -325,7 +334,7 @@ def train_lora(
     run = (
         mlflow.start_run(
             run_id=state.get("mlflow_run_id"),
-            run_name=None if state else f"lora-{key[:8]}",
+            run_name=None if state else run_name("sft", base_model_name or base_model_dir.name, dataset_version, hp),
             tags=None if state else tags,
         )
         if main
@@ -359,6 +368,7 @@ def train_lora(
                 "device": "cuda" if cuda else "cpu",
             }
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+            log_dataset_input(mlflow, splits, dataset_dir, dataset_version, content_hash)
 
         callback, forge_cb = metrics_callback(mlflow if main else NoMlflow(), progress, cuda)
         tokenized = tokenize_splits(splits, tokenizer, hp.max_length)
@@ -379,12 +389,8 @@ def train_lora(
         started = time.perf_counter()
         train_out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         wall_s = time.perf_counter() - started
+        # evaluate() logs its metrics through the callback, once per step like every other metric.
         eval_metrics = trainer.evaluate() if "validation" in splits else {}
-        if main:
-            mlflow.log_metrics(
-                {k: float(v) for k, v in eval_metrics.items() if isinstance(v, (int, float))},
-                step=trainer.state.global_step,
-            )
         trainer.accelerator.wait_for_everyone()
         if not main:
             return {}
@@ -397,6 +403,7 @@ def train_lora(
         curve = loss_curve_png([{"step": h.get("step", 0), **h} for h in history], output_dir / "loss_curve.png")
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
         mlflow.log_artifact(str(curve))
+        model_id = log_adapter_model(tracking_uri, run, adapter_dir, hyperparameter_tags(hp), "peft-lora")
         losses = [h["loss"] for h in history if "loss" in h]
         rates = [h["tokens_per_s"] for h in forge_cb.history if "tokens_per_s" in h]
         metrics = {
@@ -417,6 +424,7 @@ def train_lora(
             "is_demo_model": is_demo_model,
             "mlflow_run_id": run.info.run_id,
             "mlflow_experiment_id": run.info.experiment_id,
+            "mlflow_model_id": model_id,
             "tracking_uri": tracking_uri,
             "dataset_version": dataset_version,
             "dataset_content_hash": content_hash,

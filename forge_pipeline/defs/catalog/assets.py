@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from forge_pipeline.catalog.versions import create_dataset_version
-from forge_pipeline.defs.common import markdown_preview
+from forge_pipeline.defs.common import relative_path, table_preview
 from forge_pipeline.defs.curate.metadata import dataset_version_metadata
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
@@ -63,7 +63,7 @@ def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(group_name="catalog", kinds={"huggingface", "json"})
+@dg.asset(group_name="catalog", kinds={"huggingface", "json"}, code_version="1")
 def dataset_version(
     context: dg.AssetExecutionContext, forge: ForgeSettingsResource, curated_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -73,10 +73,19 @@ def dataset_version(
     settings = forge.get()
     sources = {"curated_examples": _upstream_source(context, "curated_examples", curated_examples.height)}
     entry = create_dataset_version(curated_examples, settings, sources)
-    preview = curated_examples.select("example_id", "source", "source_path").sort("example_id")
+    preview = (
+        curated_examples.select("example_id", "source", "source_path")
+        .sort("example_id")
+        .head(10)
+        .with_columns(pl.col("source_path").map_elements(lambda p: relative_path(p, settings), return_dtype=pl.String))
+    )
+    # The data version is the catalog's version id (a content hash): Dagster and the catalog name a version alike,
+    # and the same curated rows again leave training and everything after it in sync.
     return dg.MaterializeResult(
         value={**entry, "version": entry["version_id"]},
+        data_version=dg.DataVersion(entry["version_id"]),
         metadata={
+            "dagster/row_count": entry["counts"]["train"] + entry["counts"]["validation"],
             "version_id": entry["version_id"],
             "parent": str(entry["parent"]),
             "train": entry["counts"]["train"],
@@ -84,7 +93,7 @@ def dataset_version(
             "by_source": dg.MetadataValue.json(entry["counts"]["by_source"]),
             "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
             "path": dg.MetadataValue.path(entry["path"]),
-            "preview": dg.MetadataValue.md(markdown_preview(preview)),
+            "preview": table_preview(preview),
             # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the
             # version in the UI before spending GPU time on it.
             **dataset_version_metadata(Path(entry["path"]), settings),

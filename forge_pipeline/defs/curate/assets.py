@@ -5,7 +5,7 @@ import polars as pl
 
 from forge_pipeline.curate.apply import apply_decisions
 from forge_pipeline.curate.decisions import DecisionStore
-from forge_pipeline.defs.common import keep_quarantine, markdown_preview
+from forge_pipeline.defs.common import chat_columns, frame_data_version, keep_quarantine, table_metadata, table_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
@@ -14,7 +14,7 @@ class CurateConfig(dg.Config):
     include_unreviewed: bool | None = None  # None: settings.curate.include_unreviewed
 
 
-@dg.asset(group_name="curate", kinds={"polars", "sqlite"})
+@dg.asset(group_name="curate", kinds={"polars", "sqlite"}, code_version="1")
 def curated_examples(
     config: CurateConfig, forge: ForgeSettingsResource, deduplicated_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -29,14 +29,11 @@ def curated_examples(
     metadata = {name: dg.MetadataValue.int(n) for name, n in counts.items()}
     metadata |= keep_quarantine(settings, quarantine)
     metadata |= {
+        **table_metadata(curated),
         "include_unreviewed": dg.MetadataValue.bool(include),
-        "dagster/row_count": dg.MetadataValue.int(curated.height),
         "curation_db": dg.MetadataValue.path(str(settings.paths.curation_db)),
-        "preview": dg.MetadataValue.md(
-            markdown_preview(
-                curated.with_columns(pl.col("messages").list.last().struct.field("content").alias("reply")),
-                ["example_id", "curation_status", "source", "reply"],
-            )
+        "preview": table_preview(
+            chat_columns(curated.head(10)), ["curation_status", "user", "assistant", "source", "example_id"]
         ),
     }
-    return dg.MaterializeResult(value=curated, metadata=metadata)
+    return dg.MaterializeResult(value=curated, data_version=frame_data_version(curated), metadata=metadata)

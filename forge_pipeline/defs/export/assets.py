@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 
+from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import evaluate, gguf, publish
+
+
+def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
+    """The published adapter in MLflow's model registry, aliased `candidate` (newest) and `current` (served)."""
+    from forge_pipeline.train.tracking import register_adapter
+
+    model_id = lora_adapter.get("mlflow_model_id")
+    if not model_id:  # trained before adapters were logged as MLflow models
+        return {}
+    name = f"{settings.mlflow_experiment}-adapter"
+    version = register_adapter(
+        settings.tracking_uri,
+        name,
+        model_id,
+        published["version"],
+        current=published["current"] == published["version"],
+    )
+    url = f"{settings.train.mlflow_ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
+    return {"mlflow_registered_model": f"{name} v{version}", "mlflow_model_version": dg.MetadataValue.url(url)}
 
 
 def _timings_md(timings: dict, stats: dict) -> str:
@@ -18,7 +39,7 @@ def _timings_md(timings: dict, stats: dict) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name="train", kinds={"pytorch", "mlflow"})
+@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, code_version="1")
 def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset_version: dict) -> dg.MaterializeResult:
     """Base vs fine-tuned on the held-out (validation) split: loss and perplexity on assistant tokens, greedy
     answers side by side (eval prompts + held-out prompts, one table row per prompt), and the promotion gate on
@@ -49,18 +70,26 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
             "gate_margin": result["min_relative_improvement"],
             "perplexity_change": result["perplexity_change"],
             "validation_examples": result["validation_examples"],
+            "dagster/row_count": result["prompts"],  # one row per prompt in the side-by-side table
             "validation_tokens": result["validation_tokens"],
             "side_by_side_prompts": result["prompts"],
             "mean_seconds_base": result["mean_seconds_base"],
             "mean_seconds_tuned": result["mean_seconds_tuned"],
-            "side_by_side": dg.MetadataValue.md(result["markdown"]),
+            # One row per prompt, answers shortened to fit a dialog (the full table is the run's MLflow artifact
+            # evaluation/side_by_side.json).
+            "side_by_side": table_preview(
+                pl.DataFrame(evaluate.generations_table(result["generations"])),
+                ["prompt_id", "prompt", "base", "tuned", "reference"],
+                rows=len(result["generations"]),
+                width=100,
+            ),
             "mlflow_logged": result["mlflow_logged"],
             "is_demo_model": info["is_demo_model"],
         },
     )
 
 
-@dg.asset(group_name="export", kinds={"gguf", "llamacpp"})
+@dg.asset(group_name="export", kinds={"gguf", "llamacpp"}, code_version="1")
 def gguf_model(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
@@ -100,7 +129,7 @@ def gguf_model(
     )
 
 
-@dg.asset(group_name="export", kinds={"gguf", "llamacpp"})
+@dg.asset(group_name="export", kinds={"gguf", "llamacpp"}, code_version="1")
 def gguf_adapter(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
@@ -134,7 +163,7 @@ def gguf_adapter(
     )
 
 
-@dg.asset(group_name="serve", kinds={"json"})
+@dg.asset(group_name="serve", kinds={"json", "mlflow"}, code_version="1")
 def adapter_manifest(
     forge: ForgeSettingsResource, lora_adapter: dict, adapter_evaluation: dict, gguf_model: dict, gguf_adapter: dict
 ) -> dg.MaterializeResult:
@@ -151,9 +180,11 @@ def adapter_manifest(
         gguf_adapter,
         dataset_version=adapter_evaluation.get("dataset_version"),
     )
+    registry = _register_in_mlflow(settings, lora_adapter, result)
     return dg.MaterializeResult(
         value=result,
         metadata={
+            **registry,
             "version": result["version"],
             "current": str(result["current"]),
             "promoted": result["promoted"],

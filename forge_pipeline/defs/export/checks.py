@@ -8,9 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from forge_pipeline.defs.export.assets import adapter_manifest, gguf_adapter, gguf_model
+from forge_pipeline.defs.export.assets import adapter_evaluation, adapter_manifest, gguf_adapter, gguf_model
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.defs.train.checks import mlflow_link
 from forge_pipeline.export import gguf, publish, verify
 from forge_pipeline.export.evaluate import load_eval_prompts
 from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
@@ -122,4 +123,30 @@ def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
     )
 
 
-export_checks = [gguf_model_generates, gguf_model_quantization_gap, gguf_adapter_applies, manifest_files_match]
+@dg.asset_check(asset=adapter_evaluation, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
+def adapter_evaluation_gate(
+    forge: ForgeSettingsResource, adapter_evaluation: dict, lora_adapter: dict
+) -> dg.AssetCheckResult:
+    """The tuned adapter beats the base on held-out loss by eval.min_relative_improvement (the promotion gate).
+    A warning: a version that fails is still exported and published, just not made current."""
+    return dg.AssetCheckResult(
+        passed=bool(adapter_evaluation.get("promoted")),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=adapter_evaluation.get("reason") or None,
+        metadata={
+            "base_loss": adapter_evaluation["base_loss"],
+            "tuned_loss": adapter_evaluation["tuned_loss"],
+            "relative_improvement": adapter_evaluation["relative_improvement"],
+            "required": adapter_evaluation["min_relative_improvement"],
+            **mlflow_link(forge, lora_adapter),
+        },
+    )
+
+
+export_checks = [
+    adapter_evaluation_gate,
+    gguf_model_generates,
+    gguf_model_quantization_gap,
+    gguf_adapter_applies,
+    manifest_files_match,
+]

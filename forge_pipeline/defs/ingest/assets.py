@@ -7,7 +7,7 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
-from forge_pipeline.defs.common import keep_quarantine, markdown_preview
+from forge_pipeline.defs.common import frame_data_version, keep_quarantine, table_metadata, table_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.ingest.conversations import read_conversations
 from forge_pipeline.ingest.examples import build_training_examples
@@ -19,7 +19,7 @@ def _counts_md(counts: dict, label: str) -> str:
     return "\n".join([f"| {label} | count |", "| --- | --- |", *rows]) if rows else "_(none)_"
 
 
-@dg.asset(group_name="ingest", kinds={"obsidian", "polars"})
+@dg.asset(group_name="ingest", kinds={"obsidian", "polars"}, code_version="1")
 def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     """One row per readable note of the Obsidian vault: clean text, tags, links, headings, dates.
     Unreadable notes (broken frontmatter, not UTF-8, empty, too large) are kept in quarantine/vault_notes."""
@@ -33,7 +33,9 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     tag_counts = Counter(tag for tag in all_tags if tag in reflection)
     return dg.MaterializeResult(
         value=notes,
+        data_version=frame_data_version(notes),
         metadata={
+            **table_metadata(notes),
             "notes": notes.height,
             "files_seen": stats.files_seen,
             "parsed": stats.parsed,
@@ -43,15 +45,13 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
             "distinct_tags": len(set(all_tags)),
             # Before scrubbing, previews show structure only: note text, paths and tags may hold PII, and Dagster's
             # event log keeps metadata forever. The scrubbed text is previewed by scrubbed_examples.
-            "preview": dg.MetadataValue.md(
-                markdown_preview(
-                    notes.select(
-                        "created",
-                        pl.col("tags").list.len().alias("tags"),
-                        pl.col("links").list.len().alias("links"),
-                        pl.col("headings").list.len().alias("headings"),
-                        pl.col("body").str.len_chars().alias("chars"),
-                    )
+            "preview": table_preview(
+                notes.select(
+                    "created",
+                    pl.col("tags").list.len().alias("tags"),
+                    pl.col("links").list.len().alias("links"),
+                    pl.col("headings").list.len().alias("headings"),
+                    pl.col("body").str.len_chars().alias("chars"),
                 )
             ),
             **keep_quarantine(settings, quarantine),
@@ -59,7 +59,7 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name="ingest", kinds={"polars"})
+@dg.asset(group_name="ingest", kinds={"polars"}, code_version="1")
 def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     """One row per conversation from messages JSONL, ChatGPT exports and the server's interaction logs,
     roles normalized; bad lines and broken conversation trees are kept in quarantine/conversations."""
@@ -73,22 +73,22 @@ def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     by_format = dict(frame["source_format"].value_counts().iter_rows()) if frame.height else {}
     return dg.MaterializeResult(
         value=frame,
+        data_version=frame_data_version(frame),
         metadata={
+            **table_metadata(frame),
             "conversations": frame.height,
             "by_format": dg.MetadataValue.json(by_format),
             "messages": int(frame["messages"].list.len().sum() or 0),
-            "preview": dg.MetadataValue.md(
-                markdown_preview(
-                    frame.with_columns(pl.col("messages").list.len().alias("turns")),
-                    ["conversation_id", "source_format", "line", "turns", "rating"],
-                )
+            "preview": table_preview(
+                frame.with_columns(pl.col("messages").list.len().alias("turns")),
+                ["conversation_id", "source_format", "line", "turns", "rating"],
             ),
             **keep_quarantine(settings, quarantine),
         },
     )
 
 
-@dg.asset(group_name="prepare", kinds={"polars"})
+@dg.asset(group_name="prepare", kinds={"polars"}, code_version="1")
 def training_examples(
     forge: ForgeSettingsResource, vault_notes: pl.DataFrame, conversations: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -101,7 +101,9 @@ def training_examples(
     by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
     return dg.MaterializeResult(
         value=examples,
+        data_version=frame_data_version(examples),
         metadata={
+            **table_metadata(examples),
             "examples": examples.height,
             "by_source": dg.MetadataValue.json(by_source),
             # Which settings turned notes into examples, and how many each strategy made (plus notes excluded).
@@ -113,13 +115,10 @@ def training_examples(
                 }
             ),
             "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
-            "preview": dg.MetadataValue.md(
-                markdown_preview(
-                    examples.with_columns(pl.col("messages").list.len().alias("turns")),
-                    ["example_id", "source", "turns"],
-                    width=120,
-                )
-            ),  # no source_path: a path may hold a name
+            "preview": table_preview(
+                examples.with_columns(pl.col("messages").list.len().alias("turns")),
+                ["example_id", "source", "turns"],
+            ),  # before the scrub: no text and no source_path (a path may hold a name)
             **keep_quarantine(settings, quarantine),
         },
     )

@@ -5,20 +5,18 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from forge_pipeline.defs.common import keep_quarantine, markdown_preview
+from forge_pipeline.defs.common import chat_columns, frame_data_version, keep_quarantine, table_metadata, table_preview
 from forge_pipeline.defs.prepare.resources import EmbedderResource, PiiAnalyzerResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.records import example_text
 
 
-def _preview(frame: pl.DataFrame) -> str:
-    shown = frame.head(10).with_columns(
-        pl.col("messages").map_elements(example_text, return_dtype=pl.String).alias("text")
-    )
-    return markdown_preview(shown, ["example_id", "source", "text"])
+def _preview(frame: pl.DataFrame):
+    """What a person reads: the user and assistant text (the system prompt is the same in every row) and the
+    placeholders the scrub put in."""
+    return table_preview(chat_columns(frame.head(10)), ["placeholders", "user", "assistant", "source", "example_id"])
 
 
-@dg.asset(group_name="prepare", kinds={"presidio", "polars"})
+@dg.asset(group_name="prepare", kinds={"presidio", "polars"}, code_version="1")
 def scrubbed_examples(
     forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource, training_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -38,8 +36,9 @@ def scrubbed_examples(
     )
     return dg.MaterializeResult(
         value=frame,
+        data_version=frame_data_version(frame),
         metadata={
-            "dagster/row_count": frame.height,
+            **table_metadata(frame),
             **keep_quarantine(settings, report.quarantine),
             "examples_changed": report.examples_changed,
             "tags_changed": report.tags_changed,
@@ -48,12 +47,12 @@ def scrubbed_examples(
             "messages_analyzed": report.messages_analyzed,  # the rest reused cached detections
             "distinct_values_replaced": report.distinct_values,
             "entity_counts": dg.MetadataValue.json(dict(sorted(report.entity_counts.items()))),
-            "preview": dg.MetadataValue.md(_preview(frame.filter(pl.col("pii_replacements").list.len() > 0))),
+            "preview": _preview(frame.filter(pl.col("pii_replacements").list.len() > 0)),
         },
     )
 
 
-@dg.asset(group_name="prepare", kinds={"polars"})
+@dg.asset(group_name="prepare", kinds={"polars"}, code_version="1")
 def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFrame) -> dg.MaterializeResult:
     """Scrubbed examples that pass the quality heuristics (length, non-text share, language, repetition)."""
     from forge_pipeline.prepare.quality import filter_examples
@@ -62,16 +61,17 @@ def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFr
     kept, quarantine = filter_examples(scrubbed_examples, settings.prepare.filter, cache_dir=settings.paths.cache)
     return dg.MaterializeResult(
         value=kept,
+        data_version=frame_data_version(kept),
         metadata={
-            "dagster/row_count": kept.height,
+            **table_metadata(kept),
             "input": scrubbed_examples.height,
             **keep_quarantine(settings, quarantine),
-            "preview": dg.MetadataValue.md(_preview(kept)),
+            "preview": _preview(kept),
         },
     )
 
 
-@dg.asset(group_name="prepare", kinds={"faiss", "polars"})
+@dg.asset(group_name="prepare", kinds={"faiss", "polars"}, code_version="1")
 def deduplicated_examples(
     forge: ForgeSettingsResource, embedder: EmbedderResource, filtered_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -82,26 +82,25 @@ def deduplicated_examples(
     dedup = settings.prepare.dedup
     kept, quarantine, report = deduplicate(filtered_examples, dedup, embedder.get(dedup), settings.paths.cache)
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
-    texts = {
-        r["example_id"]: example_text(r["messages"])
-        for r in filtered_examples.select("example_id", "messages").to_dicts()
-    }
+    # The user's words of each pair side by side (the system prompt, the same everywhere, would hide them).
+    chats = chat_columns(filtered_examples.select("example_id", "messages"))
+    texts = dict(zip(chats["example_id"], chats["user"]))
     pairs = (
         pairs.sort("similarity", descending=True)
         .head(10)
         .with_columns(
-            pl.col("kept_id").replace_strict(texts, default="").alias("kept_text"),
-            pl.col("dropped_id").replace_strict(texts, default="").alias("dropped_text"),
+            pl.col("kept_id").replace_strict(texts, default="").alias("kept_user"),
+            pl.col("dropped_id").replace_strict(texts, default="").alias("dropped_user"),
+            pl.col("similarity").round(4),
         )
     )
     return dg.MaterializeResult(
         value=kept,
+        data_version=frame_data_version(kept),
         metadata={
-            "dagster/row_count": kept.height,
+            **table_metadata(kept),
             **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
             **keep_quarantine(settings, quarantine),
-            "duplicate_pairs": dg.MetadataValue.md(
-                markdown_preview(pairs, ["similarity", "kept_text", "dropped_text"], width=60)
-            ),
+            "duplicate_pairs": table_preview(pairs, ["similarity", "kept_user", "dropped_user"], width=120),
         },
     )

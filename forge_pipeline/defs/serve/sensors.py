@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -32,6 +33,22 @@ forge_retrain_job = dg.define_asset_job(
 )
 
 
+def already_ingested(instance: dg.DagsterInstance, dirs: list[Path]) -> ScanState:
+    """The cursor of a sensor's first tick: interaction files last written before the latest `conversations`
+    materialization were read by it, so their records are in the dataset already and count neither as new nor
+    toward the retrain threshold. Files written since count in full; with no materialization, everything does."""
+    latest = instance.get_latest_materialization_event(dg.AssetKey("conversations"))
+    if latest is None:
+        return ScanState()
+    offsets = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.jsonl")):
+            stat = path.stat()
+            if stat.st_mtime <= latest.timestamp:
+                offsets[str(path.resolve())] = stat.st_size  # the key `scan` uses
+    return ScanState(offsets)
+
+
 @dg.sensor(
     jobs=[forge_data_job, forge_retrain_job, forge_feedback_job],
     minimum_interval_seconds=60,
@@ -40,9 +57,13 @@ forge_retrain_job = dg.define_asset_job(
 def new_interactions_sensor(context: dg.SensorEvaluationContext, forge: ForgeSettingsResource):
     """New interaction records → refresh the dataset; >= serve.retrain_threshold since the last retrain →
     run the whole chain; a quiet tick with >= feedback.min_pairs stored preference pairs → DPO
-    (forge_feedback_job). The cursor keeps per-file byte offsets, so each record is counted once."""
+    (forge_feedback_job). The cursor keeps per-file byte offsets, so each record is counted once; the first tick
+    starts after the interactions the dataset already holds."""
     settings = forge.get()
-    state = ScanState.from_cursor(context.cursor)
+    if context.cursor:
+        state = ScanState.from_cursor(context.cursor)
+    else:
+        state = already_ingested(context.instance, settings.interaction_dirs)
     result = scan(settings.interaction_dirs, state, settings.serve.retrain_threshold)
     context.update_cursor(result.state.to_cursor())
     if not result.new_records:

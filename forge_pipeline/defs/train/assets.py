@@ -1,39 +1,79 @@
 """The base model and the LoRA adapter: thin assets over forge_pipeline.train."""
 
+import enum
 import sys
 
 import dagster as dg
+from pydantic import Field, ValidationError
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.outputs import check_lora_adapter
-from forge_pipeline.train.plan import dataset_dir_of, finished_result, mlflow_run_url, plan_training, png_markdown
+from forge_pipeline.train.plan import (
+    dagster_run_url,
+    dataset_dir_of,
+    finished_result,
+    mlflow_run_url,
+    plan_training,
+    png_markdown,
+)
+
+
+class Quantization(enum.Enum):
+    """train.quantization as a Dagster enum: the launchpad offers these values and refuses any other."""
+
+    auto = "auto"
+    nf4 = "nf4"
+    none = "none"
+
+
+def _override(field: str, what: str):
+    """An optional launchpad field whose description names the setting it overrides and that setting's default.
+    Ranges are TrainSettings' own (one place), checked by `merged` when the run starts."""
+    default = TrainSettings.model_fields[field].default
+    return Field(default=None, description=f"{what} Unset: settings train.{field} (default {default!r}).")
 
 
 class LoraAdapterConfig(dg.Config):
-    """Per-run overrides of `train.*` settings from the launchpad (unset fields keep the settings' values)."""
+    """Per-run overrides of `train.*` settings from the launchpad (unset fields keep the settings' values).
 
-    learning_rate: float | None = None
-    num_train_epochs: float | None = None
-    max_steps: int | None = None
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    lora_dropout: float | None = None
-    per_device_train_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
-    save_steps: int | None = None
-    eval_steps: int | None = None
-    max_length: int | None = None
-    quantization: str | None = None  # auto | nf4 | none (validated by TrainSettings)
-    packing: bool | None = None
-    seed: int | None = None
+    Dagster's config types have no ranges: a wrong enum value (`quantization: bogus`) is refused by the launchpad
+    itself, an out-of-range number (`learning_rate: -1`) when the run starts, naming the field, before anything
+    is trained and without the retries a training crash gets."""
+
+    learning_rate: float | None = _override("learning_rate", "Peak learning rate (> 0).")
+    num_train_epochs: float | None = _override("num_train_epochs", "Passes over the train split (> 0).")
+    max_steps: int | None = _override("max_steps", "Stop after this many optimizer steps; -1: use the epochs.")
+    lora_r: int | None = _override("lora_r", "LoRA rank (> 0).")
+    lora_alpha: int | None = _override("lora_alpha", "LoRA scaling alpha (> 0).")
+    lora_dropout: float | None = _override("lora_dropout", "Dropout on the LoRA path, in [0, 1).")
+    per_device_train_batch_size: int | None = _override("per_device_train_batch_size", "Examples per batch.")
+    gradient_accumulation_steps: int | None = _override("gradient_accumulation_steps", "Batches per optimizer step.")
+    save_steps: int | None = _override("save_steps", "Checkpoint every this many steps (resume point).")
+    eval_steps: int | None = _override("eval_steps", "Evaluate every this many steps; unset: once per epoch.")
+    max_length: int | None = _override("max_length", "Longest example in tokens (> 16).")
+    quantization: Quantization | None = _override("quantization", "auto (NF4 on CUDA), nf4 or none.")
+    packing: bool | None = _override("packing", "Padding-free packing of examples.")
+    seed: int | None = _override("seed", "Random seed of the run.")
 
     def merged(self, train: TrainSettings) -> TrainSettings:
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
-        return TrainSettings.model_validate({**train.model_dump(), **overrides})
+        overrides = {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
+        try:
+            return TrainSettings.model_validate({**train.model_dump(), **overrides})
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
+            )
+            raise dg.Failure(
+                f"lora_adapter config: {problems}. Fix the value in the launchpad (ops.lora_adapter.config).",
+                allow_retries=False,
+            ) from None
 
 
-@dg.asset(group_name="train", kinds={"pytorch"})
+KEY_HYPERPARAMETERS = ("learning_rate", "lora_r", "lora_alpha", "num_train_epochs", "max_steps", "max_length")
+
+
+@dg.asset(group_name="train", kinds={"pytorch"}, code_version="1")
 def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
     """The model to fine-tune, from `train.base_model`: SmolLM2-135M-Instruct by default (packaged offline), the
     tiny DEMO Llama (`tiny-demo`, random weights, tokenizer trained on this dataset version) or a local folder."""
@@ -77,16 +117,37 @@ def lora_adapter(
     Trained in a subprocess through Dagster Pipes; a retry with the same data and config resumes from the
     last checkpoint. Its value (the IO manager writes tables/lora_adapter.json) is what `read_lora_adapter` reads."""
     settings = forge.get()
-    job = plan_training(settings, config.merged(settings.train), base_model, dataset_version)
+    hp = config.merged(settings.train)
+    job = plan_training(settings, hp, base_model, dataset_version)
+    run_url = dagster_run_url(settings.dagster_ui_url, context.run_id)
+    job["run_tags"] = {
+        "dagster.run_id": context.run_id,
+        "dagster.run_url": run_url,
+        # MLflow shows this tag as the run's description (Markdown): the way back to the Dagster run.
+        "mlflow.note.content": f"Trained by Dagster run [{context.run_id}]({run_url}) (asset `lora_adapter`).",
+    }
+    # Lineage on the Dagster side: the run list can be filtered by dataset version, base model, hyperparameters.
+    context.instance.add_run_tags(
+        context.run_id,
+        {
+            "forge/dataset_version": job["dataset_version"],
+            "forge/base_model": str(job["base_model_name"]),
+            **{f"forge/{k}": f"{getattr(hp, k):g}" for k in KEY_HYPERPARAMETERS},
+        },
+    )
     run = pipes_subprocess_client.run(
         command=[sys.executable, "-m", "forge_pipeline.train.pipes_entry"], context=context, extras=job
     )
     result = check_lora_adapter(finished_result(job["output_dir"]))
     reported = run.get_materialize_result()
+    hyperparameters = hp.model_dump(mode="json", exclude={"tiny_model", "mlflow_ui_url"})
     # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
+    # Its data version is the run key (data content + hyperparameters + base model): the same training twice
+    # leaves evaluation and export in sync.
     return dg.MaterializeResult(
         asset_key=reported.asset_key,
         value=result,
+        data_version=dg.DataVersion(result["run_key"]),
         metadata={
             **(reported.metadata or {}),
             "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
@@ -94,5 +155,8 @@ def lora_adapter(
             "loss_curve": dg.MetadataValue.md(png_markdown(result["loss_curve_png"])),
             "is_demo_model": result["is_demo_model"],
             "dataset_version": result["dataset_version"] or "",
+            "base_model": result.get("base_model_name") or "",
+            "hyperparameters": dg.MetadataValue.json(hyperparameters),
+            **{k: hyperparameters[k] for k in KEY_HYPERPARAMETERS},
         },
     )

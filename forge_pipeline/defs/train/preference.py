@@ -9,7 +9,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.train.plan import finished_result, mlflow_run_url, png_markdown
 
 
-@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training")
+@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training", code_version="dpo-1")
 def preference_adapter(
     context: dg.AssetExecutionContext,
     forge: ForgeSettingsResource,
