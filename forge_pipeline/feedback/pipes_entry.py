@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 
+from forge_pipeline.train.orphan_guard import exit_with_parent
+
 
 def main() -> None:
+    exit_with_parent()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from dagster_pipes import open_dagster_pipes
 
