@@ -66,3 +66,27 @@ def serve_server(serve_models, tmp_path_factory):
     finally:
         client.close()
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine (a head and one worker node, 1 CPU and a 200 MB object store
+    each), joined by this process; shared by the Ray tests and shut down at the end of the session. Skips only
+    when Ray is not installed (the optional `ray` extra); CI sets FORGE_REQUIRE_RAY=1, which makes that a failure."""
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError as err:
+        if os.environ.get("FORGE_REQUIRE_RAY") == "1":
+            raise
+        pytest.skip(f"Ray is not installed ({err}): `pip install -e .[ray]` / `make ray-setup`")
+    node = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
