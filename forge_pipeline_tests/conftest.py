@@ -80,8 +80,12 @@ def ray_cluster():
         if os.environ.get("FORGE_REQUIRE_RAY") == "1":
             raise
         pytest.skip(f"Ray is not installed ({err}): `pip install -e .[ray]` / `make ray-setup`")
+    from forge_pipeline_tests.ui_support import free_port
+
     node = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    # The dashboard serves Ray's job submission API (training as a Ray job); loopback only, on a free port.
+    head = {**node, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": free_port()}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         cluster.add_node(**node)
         cluster.wait_for_nodes()

@@ -53,7 +53,8 @@ def _outputs(data_root) -> dict[str, pl.DataFrame]:
     tables = {name: pl.read_parquet(data_root / "tables" / f"{name}.parquet") for name in PREPARED}
     quarantine = {
         f"quarantine/{p.stem}": pl.read_parquet(p).drop("quarantined_at", strict=False)
-        for p in sorted((data_root / "quarantine").glob("*_examples.parquet"))
+        for p in sorted((data_root / "quarantine").glob("*.parquet"))
+        if p.stem in PREPARED
     }
     detections = {
         f"cache/{p.name}": pl.read_parquet(p).sort("key") for p in (data_root / "cache" / "pii").glob("*.parquet")

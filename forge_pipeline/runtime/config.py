@@ -35,6 +35,20 @@ class RuntimeSettings(Section):
     )
     serve_replica_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each replica.")
 
+    # Training as a Ray job (forge_pipeline.runtime.ray_train, dagster-ray's Pipes client)
+    train_on_ray: bool = Field(
+        default=False,
+        description="Run lora_adapter / preference_adapter training as a Ray job on ray_dashboard_url instead "
+        "of a local subprocess (logs, metrics and the materialization come back through Dagster Pipes alike).",
+    )
+    ray_dashboard_url: str = Field(
+        default="http://127.0.0.1:8265", description="The Ray cluster's job submission address (its dashboard)."
+    )
+    ray_train_gpus: float = Field(default=0.0, ge=0, description="GPUs the training job's entrypoint reserves.")
+    ray_train_python: str = Field(
+        default="python", description="The Python that runs the training entrypoint on the cluster (the image's)."
+    )
+
     @model_validator(mode="after")
     def _replica_bounds(self):
         if self.serve_max_replicas is not None and self.serve_max_replicas < self.serve_min_replicas:

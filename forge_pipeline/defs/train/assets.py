@@ -1,10 +1,9 @@
 """The base model and the LoRA adapter: thin assets over forge_pipeline.train."""
 
-import sys
-
 import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.outputs import check_lora_adapter
 from forge_pipeline.train.plan import dataset_dir_of, finished_result, mlflow_run_url, plan_training, png_markdown
@@ -78,9 +77,7 @@ def lora_adapter(
     last checkpoint. Its value (the IO manager writes tables/lora_adapter.json) is what `read_lora_adapter` reads."""
     settings = forge.get()
     job = plan_training(settings, config.merged(settings.train), base_model, dataset_version)
-    run = pipes_subprocess_client.run(
-        command=[sys.executable, "-m", "forge_pipeline.train.pipes_entry"], context=context, extras=job
-    )
+    run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.train.pipes_entry", job)
     result = check_lora_adapter(finished_result(job["output_dir"]))
     reported = run.get_materialize_result()
     # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
