@@ -80,7 +80,9 @@ def deduplicated_examples(
 
     settings = forge.get()
     dedup = settings.prepare.dedup
-    kept, quarantine, report = deduplicate(filtered_examples, dedup, embedder.get(dedup, settings.runtime), settings.paths.cache)
+    kept, quarantine, report = deduplicate(
+        filtered_examples, dedup, embedder.get(dedup, settings.runtime), settings.paths.cache
+    )
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
     texts = {
         r["example_id"]: example_text(r["messages"])
