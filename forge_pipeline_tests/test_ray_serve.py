@@ -55,10 +55,9 @@ def write_versions(manifest_path, models, current: str) -> None:
 
 @pytest.fixture(scope="module")
 def ray_forge(ray_cluster, serve_models, tmp_path_factory):
-    import ray
     from ray import serve
 
-    from forge_pipeline.runtime.ray_serve import APP_NAME, REGISTRY_NAME, REGISTRY_NAMESPACE, forge_application
+    from forge_pipeline.runtime.ray_serve import APP_NAME, drop_replica_registry, forge_application
     from forge_pipeline.settings import load_settings
 
     root = tmp_path_factory.mktemp("ray_serve_root")
@@ -78,10 +77,7 @@ def ray_forge(ray_cluster, serve_models, tmp_path_factory):
             yield {"client": client, "port": port, "manifest": settings.paths.manifest, "models": serve_models}
     finally:
         serve.shutdown()
-        try:
-            ray.kill(ray.get_actor(REGISTRY_NAME, namespace=REGISTRY_NAMESPACE))
-        except ValueError:
-            pass
+        drop_replica_registry()
 
 
 def _replicas(client) -> dict[str, dict]:

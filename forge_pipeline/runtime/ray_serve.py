@@ -55,6 +55,14 @@ def replica_registry():
     ).remote()
 
 
+def drop_replica_registry() -> None:
+    """Kill the registry actor (after the application is gone; it is detached, so nothing else ends it)."""
+    try:
+        ray.kill(ray.get_actor(REGISTRY_NAME, namespace=REGISTRY_NAMESPACE))
+    except ValueError:  # never created (no replica started)
+        pass
+
+
 class ReplicaModelHost(ModelHost):
     """A ModelHost that tells the registry which version it serves after every reload."""
 
@@ -203,7 +211,4 @@ def run(settings: ForgeSettings, replicas: int | None, host: str, port: int) -> 
     finally:
         signal.signal(signal.SIGTERM, previous)
         serve.delete(APP_NAME)
-        try:
-            ray.kill(ray.get_actor(REGISTRY_NAME, namespace=REGISTRY_NAMESPACE))
-        except ValueError:  # never created (no replica started)
-            pass
+        drop_replica_registry()
