@@ -193,6 +193,7 @@ def build_app(args: dict[str, str] | None = None):
 def run(settings: ForgeSettings, replicas: int | None, host: str, port: int) -> None:
     """`forge serve --ray`: deploy, then block until Ctrl-C / SIGTERM, then take the application down."""
     connect(settings.runtime)
+    own_instance = settings.runtime.ray_address is None  # ray.init started a Ray instance inside this process
     serve.start(http_options={"host": host, "port": port})
     stop = False
 
@@ -210,5 +211,10 @@ def run(settings: ForgeSettings, replicas: int | None, host: str, port: int) -> 
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        serve.delete(APP_NAME)
-        drop_replica_registry()
+        if own_instance:
+            # Serve, the replicas and the registry live in this process's own Ray instance: ending it ends them
+            # (a terminal's Ctrl-C may already have stopped part of it, so nothing here waits on it).
+            ray.shutdown()
+        else:  # a shared cluster: take down only this application
+            serve.delete(APP_NAME)
+            drop_replica_registry()
