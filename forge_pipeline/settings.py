@@ -32,6 +32,7 @@ from forge_pipeline.export.config import EvalSettings, ExportSettings
 from forge_pipeline.feedback.config import FeedbackSettings
 from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.prepare.config import PrepareSettings
+from forge_pipeline.runtime.config import RuntimeSettings
 from forge_pipeline.serve.config import ServeSettings
 from forge_pipeline.train.config import TrainSettings
 
@@ -103,6 +104,7 @@ class ForgeSettings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     embed: EmbedSettings = EmbedSettings()  # embedding index and search (forge_pipeline/embed)
     feedback: FeedbackSettings = FeedbackSettings()
+    runtime: RuntimeSettings = RuntimeSettings()  # local (default) or a Ray cluster (forge_pipeline/runtime)
 
     @field_validator("data_root", "vault_dir", "conversations_dir", "interactions_dir", "eval_prompts", mode="before")
     @classmethod

@@ -76,3 +76,31 @@ def serve_dagster(tmp_path_factory):
 
     with dagster_webserver(tmp_path_factory.mktemp("dagster_home")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine (a head and one worker node, 1 CPU and a 200 MB object store
+    each), joined by this process; shared by the Ray tests and shut down at the end of the session. Skips only
+    when Ray is not installed (the optional `ray` extra); CI sets FORGE_REQUIRE_RAY=1, which makes that a failure."""
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError as err:
+        if os.environ.get("FORGE_REQUIRE_RAY") == "1":
+            raise
+        pytest.skip(f"Ray is not installed ({err}): `pip install -e .[ray]` / `make ray-setup`")
+    from forge_pipeline_tests.ui_support import free_port
+
+    node = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
+    # The dashboard serves Ray's job submission API (training as a Ray job); loopback only, on a free port.
+    head = {**node, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": free_port()}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

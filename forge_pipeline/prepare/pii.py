@@ -505,7 +505,10 @@ class DetectionCache:
 
 
 def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -> list[list[Detection]]:
-    """presidio's results per text, before Forge's rules (thresholds of ORG/LOC, code, propagation, merge)."""
+    """presidio's results per text, before Forge's rules (thresholds of ORG/LOC, code, propagation, merge).
+    An analyzer with its own `analyze_raw` (forge_pipeline.runtime's Ray analyzer) runs this step itself."""
+    if hasattr(analyzer, "analyze_raw"):
+        return analyzer.analyze_raw(texts, scrub, fast)
     pieces: list[tuple[int, int, str]] = []  # (text index, offset, chunk)
     for i, text in enumerate(texts):
         if text and text.strip():

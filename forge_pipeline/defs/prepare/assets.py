@@ -30,7 +30,7 @@ def scrubbed_examples(
     frame, report = scrub_examples(
         training_examples,
         scrub,
-        pii_analyzer.get(scrub),
+        pii_analyzer.get(scrub, settings.runtime),
         cache_dir=settings.paths.cache,
         languages=settings.prepare.filter.languages,
     )
@@ -80,7 +80,9 @@ def deduplicated_examples(
 
     settings = forge.get()
     dedup = settings.prepare.dedup
-    kept, quarantine, report = deduplicate(filtered_examples, dedup, embedder.get(dedup), settings.paths.cache)
+    kept, quarantine, report = deduplicate(
+        filtered_examples, dedup, embedder.get(dedup, settings.runtime), settings.paths.cache
+    )
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
     # The user's words of each pair side by side (the system prompt, the same everywhere, would hide them).
     chats = chat_columns(filtered_examples.select("example_id", "messages"))

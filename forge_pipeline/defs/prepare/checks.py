@@ -28,7 +28,11 @@ def no_residual_pii(
     settings = forge.get()
     scrub = settings.prepare.scrub
     residual = find_residual_pii(
-        scrubbed_examples, scrub, pii_analyzer.get(scrub), original=training_examples, cache_dir=settings.paths.cache
+        scrubbed_examples,
+        scrub,
+        pii_analyzer.get(scrub, settings.runtime),
+        original=training_examples,
+        cache_dir=settings.paths.cache,
     )
     return dg.AssetCheckResult(
         passed=not residual,

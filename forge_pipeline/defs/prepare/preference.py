@@ -24,8 +24,8 @@ def preference_pairs(
     pairs, quarantine, report = build_preference_pairs(
         settings.interaction_dirs,
         settings,
-        _Lazy(lambda: pii_analyzer.get(prepare.scrub)),
-        embedder.get(prepare.dedup),
+        _Lazy(lambda: pii_analyzer.get(prepare.scrub, settings.runtime)),
+        embedder.get(prepare.dedup, settings.runtime),
         cache_dir=settings.paths.cache,
     )
     preview = pairs.head(10).with_columns(pl.col("prompt").list.last().struct.field("content").alias("last_user_turn"))

@@ -1,4 +1,5 @@
-"""Heavy prepare objects (presidio analyzer, sentence encoder) as resources, built once per process, lazily."""
+"""Heavy prepare objects (presidio analyzer, sentence encoder) as resources, built once per process, lazily.
+With `runtime.engine: ray` they are Ray-backed stand-ins (forge_pipeline.runtime.ray_prepare) instead."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import lru_cache
 import dagster as dg
 
 from forge_pipeline.prepare.config import DedupSettings, ScrubSettings
+from forge_pipeline.runtime.config import RuntimeSettings
 
 
 @lru_cache(maxsize=4)
@@ -30,11 +32,14 @@ class PiiAnalyzerResource(dg.ConfigurableResource):
 
     spacy_model: str | None = None
 
-    def get(self, settings: ScrubSettings):
+    def get(self, settings: ScrubSettings, runtime: RuntimeSettings | None = None):
+        spacy_model = self.spacy_model or settings.spacy_model
+        if runtime is not None and runtime.engine == "ray":
+            from forge_pipeline.runtime.ray_prepare import RayPiiAnalyzer
+
+            return RayPiiAnalyzer(runtime, spacy_model, settings.phone_regions, settings.address_patterns)
         # spaCy + presidio take seconds to load: cache per process so every asset and check shares one engine
-        return _analyzer(
-            self.spacy_model or settings.spacy_model, tuple(settings.phone_regions), settings.address_patterns
-        )
+        return _analyzer(spacy_model, tuple(settings.phone_regions), settings.address_patterns)
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -42,8 +47,13 @@ class EmbedderResource(dg.ConfigurableResource):
 
     model_path: str | None = None
 
-    def get(self, settings: DedupSettings):
-        return _embedder(self.model_path or settings.embedding_model, settings.batch_size)
+    def get(self, settings: DedupSettings, runtime: RuntimeSettings | None = None):
+        model_path = self.model_path or settings.embedding_model
+        if runtime is not None and runtime.engine == "ray":
+            from forge_pipeline.runtime.ray_prepare import RayEmbedder
+
+            return RayEmbedder(runtime, model_path, settings.batch_size)
+        return _embedder(model_path, settings.batch_size)
 
 
 def prepare_resources() -> dict:

@@ -1,12 +1,12 @@
 """The base model and the LoRA adapter: thin assets over forge_pipeline.train."""
 
 import enum
-import sys
 
 import dagster as dg
 from pydantic import Field, ValidationError
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.outputs import check_lora_adapter
 from forge_pipeline.train.plan import (
@@ -135,9 +135,7 @@ def lora_adapter(
             **{f"forge/{k}": f"{getattr(hp, k):g}" for k in KEY_HYPERPARAMETERS},
         },
     )
-    run = pipes_subprocess_client.run(
-        command=[sys.executable, "-m", "forge_pipeline.train.pipes_entry"], context=context, extras=job
-    )
+    run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.train.pipes_entry", job)
     result = check_lora_adapter(finished_result(job["output_dir"]))
     reported = run.get_materialize_result()
     hyperparameters = hp.model_dump(mode="json", exclude={"tiny_model", "mlflow_ui_url"})

@@ -1,11 +1,10 @@
 """preference_adapter: DPO on top of the SFT adapter. Logic in forge_pipeline.feedback (plan, dpo)."""
 
-import sys
-
 import dagster as dg
 import polars as pl
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.train.plan import finished_result, mlflow_run_url, png_markdown
 
 
@@ -30,9 +29,7 @@ def preference_adapter(
             value={"trained": False, "reason": reason, "pairs": preference_pairs.height},
             metadata={"trained": False, "skipped_because": reason, "pairs": preference_pairs.height},
         )
-    run = pipes_subprocess_client.run(
-        command=[sys.executable, "-m", "forge_pipeline.feedback.pipes_entry"], context=context, extras=job
-    )
+    run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.feedback.pipes_entry", job)
     result = {**finished_result(job["output_dir"]), "trained": True}
     reported = run.get_materialize_result()
     return dg.MaterializeResult(
