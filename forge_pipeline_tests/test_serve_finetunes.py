@@ -87,8 +87,8 @@ GOOD = b"".join(
 )
 
 
-def _sdk(dagster_url, root, job):
-    settings = load_settings(
+def _settings(dagster_url, root, job):
+    return load_settings(
         data_root=root,
         serve={
             "dagster_url": dagster_url,
@@ -98,9 +98,20 @@ def _sdk(dagster_url, root, job):
             "admin_token": "ft-token",
         },
     )
-    http = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
+
+
+def _http(settings) -> TestClient:
+    return TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
+
+
+def _openai(http: TestClient) -> openai.OpenAI:
     # The SDK's api_key is sent as 'Authorization: Bearer ...': the admin token, as any OpenAI client sends it.
-    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0), settings
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0)
+
+
+def _sdk(dagster_url, root, job):
+    settings = _settings(dagster_url, root, job)
+    return _openai(_http(settings)), settings
 
 
 def _wait_job(sdk, job_id, statuses, timeout=90):
@@ -243,27 +254,38 @@ def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
     assert "no_such_job" in caught.value.message
 
 
-def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model(dagster_url, tmp_path):
+def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model_and_chat_answers_with_it(
+    dagster_url, tmp_path, serve_models
+):
     """forge_data_job finishes at once here; a version published after the job started (what the chain's
-    adapter_manifest asset does at its end) becomes the job's fine_tuned_model and its checkpoint."""
+    adapter_manifest asset does at its end: here a real tiny GGUF adapter on the served base) becomes the job's
+    fine_tuned_model and its checkpoint, and chat completions answer with it when it is named as `model`."""
     from forge_pipeline.atomic import write_json_atomic
-    from forge_pipeline.export.manifest import empty_manifest
+    from forge_pipeline.export.manifest import read_manifest
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
 
-    sdk, settings = _sdk(dagster_url, tmp_path, "forge_data_job")
-    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
-    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
-    time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
-    manifest = empty_manifest()
-    manifest["versions"]["v0007"] = {
-        "version": "v0007",
-        "files": {},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_json_atomic(settings.paths.manifest, manifest)
-    done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
-    assert done.status == "succeeded" and done.fine_tuned_model == "v0007" and done.finished_at
-    checkpoints = list(sdk.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.fine_tuned_model_checkpoint for c in checkpoints] == ["v0007"]
+    settings = _settings(dagster_url, tmp_path, "forge_data_job")
+    manifest_path = settings.paths.manifest
+    write_manifest(manifest_path, serve_models, "v0001")  # v0001 served; v0002's adapter not yet "published"
+    manifest = read_manifest(manifest_path)
+    published = manifest["versions"].pop("v0002")
+    write_json_atomic(manifest_path, manifest)
+    with _http(settings) as http:  # as a context manager its lifespan loads v0001, and closes the model at the end
+        sdk = _openai(http)
+        training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+        job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
+        time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
+        published["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        manifest["versions"]["v0002"] = published
+        write_json_atomic(manifest_path, manifest)
+        done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
+        assert done.status == "succeeded" and done.fine_tuned_model == "v0002" and done.finished_at
+        checkpoints = list(sdk.fine_tuning.jobs.checkpoints.list(job.id))
+        assert [c.fine_tuned_model_checkpoint for c in checkpoints] == ["v0002"]
+        answer = sdk.chat.completions.create(
+            model=done.fine_tuned_model, messages=[{"role": "user", "content": "Hello?"}], max_tokens=2
+        )
+        assert answer.model == "v0002" and answer.choices[0].message.content is not None
 
 
 def test_a_finished_job_that_published_nothing_is_failed_with_the_reason(dagster_url, tmp_path):
