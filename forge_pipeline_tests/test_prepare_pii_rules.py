@@ -261,3 +261,28 @@ def test_names_in_frontmatter_person_fields_are_replaced_everywhere_in_any_case(
         pl.Series("messages", [[*first[:-1], {"role": "assistant", "content": "olu again"}], *out["messages"][1:]])
     )
     assert [r["entity_type"] for r in find_residual_pii(leaked, scrub, analyzer, original=training)] == ["PERSON"]
+
+
+def test_residual_check_rerun_analyzes_only_texts_it_has_not_checked(analyzer, tmp_path, monkeypatch):
+    """Bug: no_residual_pii ran presidio over every scrubbed text on every run (58 s of a 145 s incremental
+    run of 200 notes in benchmarks/vault_bench.py). Its structured pass is now cached like the scrub."""
+    from forge_pipeline.prepare import pii
+
+    frame = frame_of([["Call me on +44 20 7946 0958 tonight.", "Sure."], ["Dinner with Ilse Brandt.", "Lovely."]])
+    scrub = ScrubSettings()
+    out, _ = scrub_examples(frame, scrub, analyzer, cache_dir=tmp_path)
+    analyzed: list[int] = []
+    real = pii._analyze_raw
+
+    def counting(analyzer, texts, *args, **kwargs):  # the real analysis, counted
+        analyzed.append(len(texts))
+        return real(analyzer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(pii, "_analyze_raw", counting)
+    assert find_residual_pii(out, scrub, analyzer, original=frame, cache_dir=tmp_path) == []
+    assert sum(analyzed) == 4  # the first check: the four scrubbed texts (the originals come from the scrub's cache)
+    more = frame_of([["A new note about the garden.", "Nice."]])
+    grown = pl.concat([out, scrub_examples(more, scrub, analyzer, cache_dir=tmp_path)[0]])
+    analyzed.clear()
+    assert find_residual_pii(grown, scrub, analyzer, original=pl.concat([frame, more]), cache_dir=tmp_path) == []
+    assert sum(analyzed) == 2  # the re-run: only the new example's two texts

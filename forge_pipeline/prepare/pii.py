@@ -1062,7 +1062,7 @@ def find_residual_pii(
        scrubber saw ("Chrome or <PERSON_1>" turns "Chrome" into a name) and would contradict it.
     2. With `original` (the table before the scrub): every name the scrubber knows from it (found by the NER,
        a people/ tag, its known_names or the deny list) must be gone from the scrubbed messages and tags, in any letter case
-       (detections come from the cache when `cache_dir` is the scrub's). This catches a name the scrubber
+       (detections come from the cache when `cache_dir` is the scrub's; pass 1's are cached there too). This catches a name the scrubber
        found in one place and left in another, e.g. in a field it did not scrub.
     Returns [{example_id, message, entity_type, score}] with no raw values (they would be PII in logs);
     `message` is -1 for a tag.
@@ -1072,7 +1072,10 @@ def find_residual_pii(
     structured = scrub.model_copy(
         update={"entities": [e for e in scrub.entities if e not in NER_ENTITIES], "propagate_names": False}
     )
-    found = detect_corpus(analyzer, texts, tags, structured)
+    # Cached like the scrub's own detections (its own signature: structured entities only), so a re-run
+    # analyzes only the scrubbed texts it has not checked before instead of every text again.
+    structured_cache = DetectionCache(cache_dir, structured) if cache_dir is not None else None
+    found = detect_corpus(analyzer, texts, tags, structured, cache=structured_cache)
     residual = []
 
     def outside_placeholders(text, dets, eid, j):
