@@ -142,6 +142,7 @@ PHONE_PATTERNS = [
     (r"(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b", 0.7),
 ]
 REGION_PHONE_SCORE = 0.6
+PHONE_RUN_CACHE = 50_000  # distinct digit runs whose phone matches are kept (a few MB)
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 PHONE_CONTEXT = [
     "phone",
@@ -303,16 +304,30 @@ def _phone_recognizer(regions: list[str]):
     """presidio's PhoneRecognizer (libphonenumber, valid numbers only) for `regions`, run on the digit runs
     of a text only: libphonenumber scans its input once per region, by far the most expensive recognizer with
     eighteen regions, and most of a message is words."""
+    import copy
+
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
+    # A digit run's matches depend on the run alone (libphonenumber sees only it; context words are scored
+    # later by the AnalyzerEngine on the whole text), and the same runs recur over a dataset (one's own number,
+    # a friend's, dates): libphonenumber runs once per distinct run, in bounded memory.
+    seen: dict[str, list] = {}
+
     class ForgeRegionPhoneRecognizer(PhoneRecognizer):
+        def matches(self, run: str, entities, nlp_artifacts) -> list:
+            if run not in seen:
+                if len(seen) >= PHONE_RUN_CACHE:
+                    seen.clear()
+                seen[run] = super().analyze(run, entities, nlp_artifacts)
+            return copy.deepcopy(seen[run])  # the engine rescores results in place
+
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
             # libphonenumber only on the digit runs that could be a number, not on the whole text once per region
             for m in _PHONE_CANDIDATE.finditer(text):
                 if sum(ch.isdigit() for ch in m.group()) < 7:
                     continue
-                for r in super().analyze(m.group(), entities, nlp_artifacts):
+                for r in self.matches(m.group(), entities, nlp_artifacts):
                     r.start, r.end = r.start + m.start(), r.end + m.start()
                     # presidio scores a number libphonenumber validates at 0.4, below the default threshold
                     # unless a context word is near; in notes a number rarely has one ("Tariq 020 7946 0958").
