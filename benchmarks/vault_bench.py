@@ -1,13 +1,20 @@
-"""Benchmark of ingest on a generated Obsidian vault: reading + cleaning + language detection (vault_notes)
-and example extraction (training_examples), full run and incremental re-run after editing 1% of notes.
+"""Benchmark of a generated Obsidian vault through the real Dagster chain `*dataset_version` (ingest, PII scrub,
+quality filter, dedup, curation, dataset version), full run and incremental re-run after editing 1% of notes.
 
-    .venv/bin/python benchmarks/vault_bench.py --notes 20000 [--edit-share 0.01] [--out result.json]
+    PYTHONPATH=. .venv/bin/python benchmarks/vault_bench.py --notes 20000 [--edit-share 0.01] [--out result.json]
+    PYTHONPATH=. .venv/bin/python benchmarks/vault_bench.py --notes 20000 --chain ingest   # vault_notes +
+                                                                                         # training_examples only
 
 The vault is generated deterministically (seeded) in a temporary folder: date-named journal entries,
 untagged topic notes with nested headings, reflection-tagged notes, plus the Obsidian constructs the cleaner
 handles (wikilinks, heading/block links, block ids, embeds, callouts, inline and fenced code, math,
-footnotes, comments, highlights, tasks, tables, Dataview fields). Each phase runs in its own child process
-so its peak RSS (ru_maxrss) is its own. The incremental run uses the parse cache of the full run.
+footnotes, comments, highlights, tasks, tables, Dataview fields). Each phase (full, then incremental) runs in
+its own child process. `--chain dataset_version` (the default) materializes the selection `*dataset_version`
+with the project's Definitions in process, as `forge demo --select '*dataset_version'` does, on a temporary
+data root and Dagster instance; each step's time comes from the run's event log (STEP_START to
+STEP_SUCCESS) and its peak memory from a sampler (every 0.2 s) of the resident memory of the process and
+its children (spaCy's worker processes included) during that step. The incremental run reuses the first
+run's data root: the parse, detection, filter and embedding caches.
 """
 
 from __future__ import annotations
@@ -134,13 +141,121 @@ def _phase(vault: str, data_root: str) -> dict:
     }
 
 
-def _run_phase(vault: Path, data_root: Path) -> dict:
+class _MemorySampler:
+    """Resident memory (MB) of this process plus its children, sampled every `interval` s in a thread."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        import psutil
+
+        self.process, self.interval, self.samples = psutil.Process(), interval, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> float:
+        import psutil
+
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # a worker that just exited
+                pass
+        return total / 1e6
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._rss()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float, end: float) -> float:
+        inside = [mb for t, mb in self.samples if start <= t <= end]
+        return round(max(inside, default=0.0), 1)
+
+
+def _chain_phase(vault: str, data_root: str) -> dict:
+    """`*dataset_version` through Dagster in this process: time and peak memory per step, and the counts."""
+    import dagster as dg
+
+    from forge_pipeline.definitions import build_definitions
+
+    definitions = build_definitions(data_root)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    graph = definitions.resolve_asset_graph()
+    chosen = dg.AssetSelection.from_string("*dataset_version").resolve(graph)
+    selected = [k for k in graph.toposorted_asset_keys if k in chosen and graph.get(k).is_materializable]
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the phase's own, set by _run_phase
+    started = time.time()
+    with _MemorySampler() as sampler:
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=selected,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+    total_s = time.time() - started
+    begun, steps = {}, {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            begun[event.step_key] = entry.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            start = begun.get(event.step_key, started)
+            steps[event.step_key] = {
+                "s": round(entry.timestamp - start, 2),
+                "peak_rss_mb": sampler.peak(start, entry.timestamp),
+                "ok": event.event_type == dg.DagsterEventType.STEP_SUCCESS,
+            }
+    counts = {}
+    for key in selected:
+        record = instance.get_latest_materialization_event(key)
+        if record is not None and record.run_id == result.run_id:
+            meta = record.asset_materialization.metadata
+            counts[key.to_user_string()] = {
+                name: meta[name].value
+                for name in ("dagster/row_count", "examples", "messages", "messages_analyzed", "version", "rows")
+                if name in meta
+            }
+    return {
+        "success": result.success,
+        "total_s": round(total_s, 2),
+        "steps": steps,
+        "counts": counts,
+        "peak_rss_mb": sampler.peak(started, time.time()),
+    }
+
+
+def _run_phase(vault: Path, data_root: Path, chain: str) -> dict:
+    home = data_root.parent / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    conversations = data_root.parent / "no_conversations"  # the vault alone, not the shipped sample chats
+    conversations.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DAGSTER_HOME": str(home),
+        "FORGE_DATA_ROOT": str(data_root),
+        "FORGE_VAULT_DIR": str(vault),
+        "FORGE_CONVERSATIONS_DIR": str(conversations),
+        "HF_HUB_OFFLINE": "1",
+    }
     out = subprocess.run(
-        [sys.executable, __file__, "--phase", str(vault), str(data_root)],
+        [sys.executable, __file__, "--phase", chain, str(vault), str(data_root)],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -150,10 +265,17 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=20_000)
     parser.add_argument("--edit-share", type=float, default=0.01)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--phase", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--chain",
+        choices=["dataset_version", "ingest"],
+        default="dataset_version",
+        help="dataset_version: the Dagster selection *dataset_version; ingest: read_vault + extraction only",
+    )
+    parser.add_argument("--phase", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        print(json.dumps(_phase(*args.phase)))
+        chain, vault, data_root = args.phase
+        print(json.dumps(_chain_phase(vault, data_root) if chain == "dataset_version" else _phase(vault, data_root)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         vault, data_root = Path(tmp) / "vault", Path(tmp) / "data"
@@ -161,13 +283,14 @@ def main() -> None:
         paths = generate(vault, args.notes)
         generate_s = time.perf_counter() - started
         size_mb = sum(p.stat().st_size for p in paths) / 1e6
-        full = _run_phase(vault, data_root)
+        full = _run_phase(vault, data_root, args.chain)
         rng = random.Random(1)
         edited = rng.sample(paths, max(1, int(len(paths) * args.edit_share)))
         for path in edited:
             path.write_text(path.read_text("utf-8") + f"\n{_sentence(rng)}\n", encoding="utf-8")
-        incremental = _run_phase(vault, data_root)
+        incremental = _run_phase(vault, data_root, args.chain)
         result = {
+            "chain": args.chain,
             "notes": args.notes,
             "vault_mb": round(size_mb, 1),
             "generate_s": round(generate_s, 1),

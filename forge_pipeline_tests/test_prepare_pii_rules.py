@@ -211,3 +211,78 @@ def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
         verdict["passed"] = True
         assert dg.materialize([scrubbed_stub, check_stub], resources=resources, instance=instance).success
         assert dg.materialize([source, *catalog_defs.assets], resources=resources, instance=instance).success
+
+
+FRONTMATTER_PROSE = (
+    "I keep coming back to this because the first attempt failed for reasons nobody wrote down, and the "
+    "second attempt only worked because we measured before changing anything at all."
+)
+
+
+def test_names_in_frontmatter_person_fields_are_replaced_everywhere_in_any_case(analyzer, settings, tmp_path):
+    """Bug: `attendees: [Maren Olsen, olu]` named people the NER never finds in lower-case text ("olu and maren
+    disagreed"); they reached the dataset. Names in scrub.person_frontmatter_fields are now known to the whole
+    corpus: messages (prompts from titles included), tags and paths, in any case, even when the note that names
+    them gives no example."""
+    import re
+
+    from forge_pipeline.ingest.conversations import conversations_frame
+    from forge_pipeline.ingest.examples import build_training_examples
+    from forge_pipeline.ingest.vault import read_vault
+
+    vault = tmp_path / "vault"
+    notes = {
+        "Meetings/Planning with jaroslav.md": "---\nattendees: [Maren Olsen, olu]\nwith: [[People/Jaroslav Novak|Jaro]]"
+        "\ntags: [team/olu, meeting]\n---\n## rollout\n\nolu and maren disagreed about the rollout, and jaro kept "
+        f"quiet. {FRONTMATTER_PROSE}\n",
+        "Journal/2026-03-02.md": f"Lunch with OLU and novak today, then a call with olsen. {FRONTMATTER_PROSE}\n",
+        "Private/Family.md": f"---\npeople: ilse\n---\nNothing for the dataset. {FRONTMATTER_PROSE}\n",
+        "Journal/2026-03-03.md": f"ilse phoned about the weekend plans. {FRONTMATTER_PROSE}\n",
+    }
+    for rel, text in notes.items():
+        (vault / rel).parent.mkdir(parents=True, exist_ok=True)
+        (vault / rel).write_text(text, encoding="utf-8")
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"exclude": ["folder:Private"], "min_section_words": 5})}
+    )
+    read, _ = read_vault(vault, settings.ingest)
+    training, _ = build_training_examples(read, conversations_frame([]), settings)
+    assert "Private/Family.md" not in training["source_path"].to_list()  # excluded, but its name is still known
+    scrub = settings.prepare.scrub
+    out, _ = scrub_examples(training, scrub, analyzer)
+    assert "known_names" not in out.columns  # raw names stop at the scrub
+    names = re.compile(r"\b(maren|olsen|olu|jaroslav|novak|jaro|ilse)\b", re.IGNORECASE)
+    everything = [contents(out), *[t for row in out["tags"].to_list() for t in row], *out["source_path"].to_list()]
+    assert not [m.group() for text in everything for m in names.finditer(text)], everything
+    assert "meeting" in {t for row in out["tags"].to_list() for t in row}
+    assert find_residual_pii(out, scrub, analyzer, original=training) == []
+    first = out["messages"][0]
+    leaked = out.with_columns(
+        pl.Series("messages", [[*first[:-1], {"role": "assistant", "content": "olu again"}], *out["messages"][1:]])
+    )
+    assert [r["entity_type"] for r in find_residual_pii(leaked, scrub, analyzer, original=training)] == ["PERSON"]
+
+
+def test_residual_check_rerun_analyzes_only_texts_it_has_not_checked(analyzer, tmp_path, monkeypatch):
+    """Bug: no_residual_pii ran presidio over every scrubbed text on every run (58 s of a 145 s incremental
+    run of 200 notes in benchmarks/vault_bench.py). Its structured pass is now cached like the scrub."""
+    from forge_pipeline.prepare import pii
+
+    frame = frame_of([["Call me on +44 20 7946 0958 tonight.", "Sure."], ["Dinner with Ilse Brandt.", "Lovely."]])
+    scrub = ScrubSettings()
+    out, _ = scrub_examples(frame, scrub, analyzer, cache_dir=tmp_path)
+    analyzed: list[int] = []
+    real = pii._analyze_raw
+
+    def counting(analyzer, texts, *args, **kwargs):  # the real analysis, counted
+        analyzed.append(len(texts))
+        return real(analyzer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(pii, "_analyze_raw", counting)
+    assert find_residual_pii(out, scrub, analyzer, original=frame, cache_dir=tmp_path) == []
+    assert sum(analyzed) == 4  # the first check: the four scrubbed texts (the originals come from the scrub's cache)
+    more = frame_of([["A new note about the garden.", "Nice."]])
+    grown = pl.concat([out, scrub_examples(more, scrub, analyzer, cache_dir=tmp_path)[0]])
+    analyzed.clear()
+    assert find_residual_pii(grown, scrub, analyzer, original=pl.concat([frame, more]), cache_dir=tmp_path) == []
+    assert sum(analyzed) == 2  # the re-run: only the new example's two texts

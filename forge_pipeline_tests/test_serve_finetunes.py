@@ -32,8 +32,8 @@ GOOD = b"".join(
 )
 
 
-def _sdk(dagster_url, root, job):
-    settings = load_settings(
+def _settings(dagster_url, root, job):
+    return load_settings(
         data_root=root,
         serve={
             "dagster_url": dagster_url,
@@ -43,9 +43,20 @@ def _sdk(dagster_url, root, job):
             "admin_token": "ft-token",
         },
     )
-    http = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
+
+
+def _http(settings) -> TestClient:
+    return TestClient(create_app(settings, watch=False), client=("127.0.0.1", 50000), base_url="http://testserver")
+
+
+def _openai(http: TestClient) -> openai.OpenAI:
     # The SDK's api_key is sent as 'Authorization: Bearer ...': the admin token, as any OpenAI client sends it.
-    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0), settings
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="ft-token", http_client=http, max_retries=0)
+
+
+def _sdk(dagster_url, root, job):
+    settings = _settings(dagster_url, root, job)
+    return _openai(_http(settings)), settings
 
 
 def _wait_job(sdk, job_id, statuses, timeout=90):
@@ -84,27 +95,62 @@ def test_files_are_validated_listed_read_and_deleted_and_feed_the_next_dataset(d
     assert caught.value.param == "purpose"
 
 
+def _config_logged(sdk, job_id, timeout=90) -> dict:
+    """The LoraAdapterConfig the run's lora_adapter step received, read back from the job's events."""
+    from forge_pipeline_tests.serve_dagster_location import CONFIG_LOG_PREFIX
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for event in sdk.fine_tuning.jobs.list_events(job_id, limit=100).data:
+            if event.message.startswith(CONFIG_LOG_PREFIX):
+                return json.loads(event.message[len(CONFIG_LOG_PREFIX) :])
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id}'s lora_adapter step logged no config")
+
+
 def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_url, tmp_path):
-    sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
+    sdk, settings = _sdk(dagster_url, tmp_path, "forge_retrain_job")
     training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
     job = sdk.fine_tuning.jobs.create(
         model="forge",
         training_file=training.id,
         validation_file=training.id,
-        hyperparameters={"n_epochs": "auto"},
+        hyperparameters={"n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 0.5},
+        seed=7,
         suffix="notes",
     )
     assert job.object == "fine_tuning.job" and job.status in ("queued", "running")
     assert job.training_file == training.id and job.user_provided_suffix == "notes"
+    # The current `method` form, launched at once so both runs start together; "auto" keeps the setting and
+    # sets nothing in the run config.
+    second = sdk.fine_tuning.jobs.create(
+        model="forge",
+        training_file=training.id,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": "auto"}}},
+    )
+    shown = {"n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 0.5}
+    assert job.hyperparameters.model_dump() == shown and job.seed == 7
+    assert job.method.supervised.hyperparameters.model_dump() == shown
+    # OpenAI's names became the real asset's run config: lr = train.learning_rate x multiplier.
+    config = _config_logged(sdk, job.id)
+    assert config["num_train_epochs"] == 3 and config["per_device_train_batch_size"] == 2 and config["seed"] == 7
+    assert config["learning_rate"] == pytest.approx(settings.train.learning_rate * 0.5)
+    assert config["max_steps"] is None and config["lora_r"] is None  # what the job did not set keeps the settings
     assert _wait_job(sdk, job.id, {"running"}).status == "running"
     first = sdk.fine_tuning.jobs.list_events(job.id, limit=2)
     assert len(first.data) == 2 and first.has_more and all(e.object == "fine_tuning.job.event" for e in first.data)
     rest = sdk.fine_tuning.jobs.list_events(job.id, after=first.data[-1].id, limit=100)
     assert {e.id for e in rest.data}.isdisjoint({e.id for e in first.data}) and rest.data
     assert list(sdk.fine_tuning.jobs.checkpoints.list(job.id)) == []
-    assert [j.id for j in sdk.fine_tuning.jobs.list()] == [job.id]
-    assert sdk.fine_tuning.jobs.cancel(job.id).status == "cancelled"
-    assert sdk.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+    assert second.hyperparameters.n_epochs == 1 and second.seed == settings.train.seed
+    assert second.hyperparameters.batch_size == settings.train.per_device_train_batch_size
+    second_config = _config_logged(sdk, second.id)
+    assert second_config["num_train_epochs"] == 1
+    assert second_config["per_device_train_batch_size"] is None and second_config["seed"] is None
+    assert {j.id for j in sdk.fine_tuning.jobs.list()} == {second.id, job.id}
+    for started in (job, second):
+        assert sdk.fine_tuning.jobs.cancel(started.id).status == "cancelled"
+        assert sdk.fine_tuning.jobs.retrieve(started.id).status == "cancelled"
     with pytest.raises(openai.BadRequestError):
         sdk.fine_tuning.jobs.cancel(job.id)
 
@@ -112,19 +158,37 @@ def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_ur
 def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
     sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
     training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+    supervised = "method.supervised.hyperparameters"
     cases = [
         ({"model": "forge", "training_file": "file-000000000000000000000000"}, "training_file"),
         ({"model": "gpt-4o-mini", "training_file": training.id}, "model"),
+        ({"hyperparameters": {"n_epochs": 0}}, "hyperparameters.n_epochs"),
+        ({"hyperparameters": {"n_epochs": 2.5}}, "hyperparameters.n_epochs"),
+        ({"hyperparameters": {"batch_size": "big"}}, "hyperparameters.batch_size"),
+        ({"hyperparameters": {"batch_size": 257}}, "hyperparameters.batch_size"),
+        ({"hyperparameters": {"learning_rate_multiplier": 0}}, "hyperparameters.learning_rate_multiplier"),
+        ({"hyperparameters": {"warmup": 3}}, "hyperparameters.warmup"),
+        ({"method": {"type": "dpo", "dpo": {}}}, "method.type"),
         (
-            {"model": "forge", "training_file": training.id, "hyperparameters": {"n_epochs": 7}},
-            "hyperparameters.n_epochs",
+            {"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": -1}}}},
+            f"{supervised}.n_epochs",
         ),
-        ({"model": "forge", "training_file": training.id, "seed": 3}, "seed"),
+        (
+            {
+                "hyperparameters": {"n_epochs": 2},
+                "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
+            },
+            "hyperparameters",
+        ),
+        ({"integrations": [{"type": "wandb", "wandb": {"project": "x"}}]}, "integrations"),
     ]
     for arguments, param in cases:
+        arguments = {"model": "forge", "training_file": training.id, **arguments}
         with pytest.raises(openai.BadRequestError) as caught:
             sdk.fine_tuning.jobs.create(**arguments)
         assert caught.value.param == param, arguments
+        assert param.split(".")[-1] in caught.value.message, caught.value.message
+    assert list(sdk.fine_tuning.jobs.list()) == []  # nothing was launched
     with pytest.raises(openai.NotFoundError):
         sdk.fine_tuning.jobs.retrieve("ftjob-nope")
     # Dagster's own refusal (a job name its code location does not have) is a 400 that names the job.
@@ -135,27 +199,38 @@ def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
     assert "no_such_job" in caught.value.message
 
 
-def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model(dagster_url, tmp_path):
+def test_a_finished_job_names_the_version_it_published_as_fine_tuned_model_and_chat_answers_with_it(
+    dagster_url, tmp_path, serve_models
+):
     """forge_data_job finishes at once here; a version published after the job started (what the chain's
-    adapter_manifest asset does at its end) becomes the job's fine_tuned_model and its checkpoint."""
+    adapter_manifest asset does at its end: here a real tiny GGUF adapter on the served base) becomes the job's
+    fine_tuned_model and its checkpoint, and chat completions answer with it when it is named as `model`."""
     from forge_pipeline.atomic import write_json_atomic
-    from forge_pipeline.export.manifest import empty_manifest
+    from forge_pipeline.export.manifest import read_manifest
+    from forge_pipeline_tests.gguf_fixtures import write_manifest
 
-    sdk, settings = _sdk(dagster_url, tmp_path, "forge_data_job")
-    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
-    job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
-    time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
-    manifest = empty_manifest()
-    manifest["versions"]["v0007"] = {
-        "version": "v0007",
-        "files": {},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_json_atomic(settings.paths.manifest, manifest)
-    done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
-    assert done.status == "succeeded" and done.fine_tuned_model == "v0007" and done.finished_at
-    checkpoints = list(sdk.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.fine_tuned_model_checkpoint for c in checkpoints] == ["v0007"]
+    settings = _settings(dagster_url, tmp_path, "forge_data_job")
+    manifest_path = settings.paths.manifest
+    write_manifest(manifest_path, serve_models, "v0001")  # v0001 served; v0002's adapter not yet "published"
+    manifest = read_manifest(manifest_path)
+    published = manifest["versions"].pop("v0002")
+    write_json_atomic(manifest_path, manifest)
+    with _http(settings) as http:  # as a context manager its lifespan loads v0001, and closes the model at the end
+        sdk = _openai(http)
+        training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")
+        job = sdk.fine_tuning.jobs.create(model="forge", training_file=training.id)
+        time.sleep(1.1)  # the version's created_at (seconds) must come after the job's
+        published["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        manifest["versions"]["v0002"] = published
+        write_json_atomic(manifest_path, manifest)
+        done = _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"})
+        assert done.status == "succeeded" and done.fine_tuned_model == "v0002" and done.finished_at
+        checkpoints = list(sdk.fine_tuning.jobs.checkpoints.list(job.id))
+        assert [c.fine_tuned_model_checkpoint for c in checkpoints] == ["v0002"]
+        answer = sdk.chat.completions.create(
+            model=done.fine_tuned_model, messages=[{"role": "user", "content": "Hello?"}], max_tokens=2
+        )
+        assert answer.model == "v0002" and answer.choices[0].message.content is not None
 
 
 def test_a_finished_job_that_published_nothing_is_failed_with_the_reason(dagster_url, tmp_path):

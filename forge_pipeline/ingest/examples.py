@@ -60,6 +60,12 @@ note's examples take the note's language detected when the vault was read; a con
 its user and assistant turns. Codes are langdetect's ISO 639-1 codes; null means too little text to tell.
 What happens to non-English text is the prepare stage's rule.
 
+Known names: a `known_names` column (in TRAINING_EXAMPLES_SCHEMA only; the scrub consumes it and nothing past
+it has it) holds the names in a note's `prepare.scrub.person_frontmatter_fields` (`attendees: [Maren Olsen,
+olu]`, `with: "[[People/Ilse Berg|Ilse]]"`). The scrub replaces them everywhere in the dataset, so it does
+not matter which row carries them: names of notes that give no example (excluded, quarantined) ride on the
+first example, so a name known anywhere in the vault is still known.
+
 Output order: by example_id (then source and path, so duplicates are ordered deterministically too).
 Duplicates are kept: removing them is the dedup stage's job.
 """
@@ -81,7 +87,11 @@ from forge_pipeline.records import (
 )
 from forge_pipeline.settings import ForgeSettings
 
-TRAINING_EXAMPLES_SCHEMA: dict[str, pl.DataType] = {**EXAMPLE_SCHEMA, "language": pl.String}
+TRAINING_EXAMPLES_SCHEMA: dict[str, pl.DataType] = {
+    **EXAMPLE_SCHEMA,
+    "language": pl.String,
+    "known_names": pl.List(pl.String),  # raw names for the scrub (see "Known names" above); never kept past it
+}
 
 SITUATION_HEADINGS = {"situation", "context", "background", "problem"}
 _H2_SPLIT = re.compile(r"^(#{2,6})\s+(.+?)\s*$", re.MULTILINE)
@@ -159,6 +169,42 @@ def _strip_title_line(body: str, names: list[str] | None = None) -> str:
 def _names_note(heading: str, names: list[str]) -> bool:
     wanted = {_norm(n) for n in names}
     return _norm(heading) in wanted or _norm(_topic(heading) or heading) in wanted
+
+
+_WIKILINK = re.compile(r"\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
+
+
+def _link_names(target: str, alias: str) -> list[str]:
+    """A link's file name (no folder: "People/" names no one) and its alias."""
+    return [n for n in (target.rsplit("/", 1)[-1].strip(), alias.strip()) if n]
+
+
+def frontmatter_names(note: dict, fields: list[str]) -> list[str]:
+    """The names in the note's person fields: every string in them (lists and nested values too); a wikilink
+    gives its target's file name and its alias ("[[People/Ilse Berg|Ilse]]" -> "Ilse Berg", "Ilse")."""
+    wanted = {f.casefold() for f in fields}
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str):
+            for link in _WIKILINK.finditer(value):
+                found.extend(_link_names(link.group(1), link.group(2) or ""))
+            rest = _WIKILINK.sub(" ", value).strip()
+            if "|" in rest:  # an unquoted [[People/Ilse Berg|Ilse]] reaches here as YAML's nested list of that text
+                found.extend(_link_names(*rest.split("|", 1)))
+            elif rest:
+                found.append(rest)
+
+    for key, value in _frontmatter(note).items():
+        if key.casefold() in wanted:
+            walk(value)
+    return list(dict.fromkeys(found))
 
 
 def _note_names(note: dict) -> list[str]:
@@ -363,7 +409,10 @@ def build_training_examples(
     counts = counts if counts is not None else {}
     quarantine = Quarantine("training_examples")
     rows: list[dict] = []
+    person_fields = settings.prepare.scrub.person_frontmatter_fields
+    names_of: dict[str, list[str]] = {}  # note path -> the names in its person fields
     for note in notes.iter_rows(named=True):
+        names_of[note["path"]] = names = frontmatter_names(note, person_fields)
         if not is_selected(note, ingest.include, ingest.exclude):
             counts["excluded"] = counts.get("excluded", 0) + 1
             continue
@@ -405,6 +454,7 @@ def build_training_examples(
                     "created_at": note["created"],
                     "tags": list(note["tags"] or []),
                     "language": note.get("language"),
+                    "known_names": names,
                 }
             )
     for conv in conversations.iter_rows(named=True):
@@ -443,8 +493,13 @@ def build_training_examples(
                 "created_at": conv["created_at"],
                 "tags": [],
                 "language": detect_language("\n".join(m["content"] for m in messages if m["role"] != "system")),
+                "known_names": [],
             }
         )
+    placed = {r["source_path"] for r in rows if r["source"] == "vault"}
+    unplaced = [n for path, names in names_of.items() if path not in placed for n in names]
+    if rows and unplaced:  # names of notes that gave no example: still known to the scrub (see the docstring)
+        rows[0]["known_names"] = list(dict.fromkeys([*rows[0]["known_names"], *unplaced]))
     frame = (
         pl.DataFrame(rows, schema=TRAINING_EXAMPLES_SCHEMA) if rows else pl.DataFrame(schema=TRAINING_EXAMPLES_SCHEMA)
     )

@@ -59,6 +59,12 @@ class ScrubSettings(Section):
     person_tag_prefixes: list[str] = Field(
         default=["people/", "person/", "persons/", "contacts/"], description="Tags under these prefixes name a person."
     )
+    person_frontmatter_fields: list[str] = Field(
+        default=["attendees", "participants", "people", "person", "persons", "with", "met", "contacts", "guests"],
+        description="Frontmatter fields (any letter case) whose values name people, e.g. `attendees: [Maren Olsen, "
+        "olu]`: every name in them (strings, lists, `[[links|aliases]]`) is known to the scrub and replaced "
+        "everywhere, in any letter case, like a people/ tag.",
+    )
     org_loc_as_person: bool = Field(
         default=True,
         description="spaCy sometimes labels a name as an organisation or place; such a span counts "

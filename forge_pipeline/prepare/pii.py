@@ -6,7 +6,8 @@ data/pii_eval/evaluate.py --ablation):
   postcodes (US, UK, FR, DE, NL, SE, IT, ES, CA), phone numbers in the national formats of `phone_regions`,
   and a checksum-validated IBAN recognizer.
 - Names: spaCy's PERSON spans, plus ORGANIZATION/LOCATION spans right after a person cue ("coffee with
-  Maren", spaCy often calls a lone first name an organisation), `people/<name>` tags and the deny list. Every
+  Maren", spaCy often calls a lone first name an organisation), `people/<name>` tags, names in frontmatter
+  person fields (`attendees: [Maren Olsen, olu]`, `person_frontmatter_fields`) and the deny list. Every
   name found anywhere is then replaced everywhere in the dataset, in any letter case and as first or last name
   alone (`propagate_names`): "Olu" found once makes "a long talk with olu" safe too.
 - Fields: message contents, tags and source paths (a person note's path holds a name).
@@ -141,6 +142,7 @@ PHONE_PATTERNS = [
     (r"(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b", 0.7),
 ]
 REGION_PHONE_SCORE = 0.6
+PHONE_RUN_CACHE = 50_000  # distinct digit runs whose phone matches are kept (a few MB)
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 PHONE_CONTEXT = [
     "phone",
@@ -302,16 +304,30 @@ def _phone_recognizer(regions: list[str]):
     """presidio's PhoneRecognizer (libphonenumber, valid numbers only) for `regions`, run on the digit runs
     of a text only: libphonenumber scans its input once per region, by far the most expensive recognizer with
     eighteen regions, and most of a message is words."""
+    import copy
+
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
+    # A digit run's matches depend on the run alone (libphonenumber sees only it; context words are scored
+    # later by the AnalyzerEngine on the whole text), and the same runs recur over a dataset (one's own number,
+    # a friend's, dates): libphonenumber runs once per distinct run, in bounded memory.
+    seen: dict[str, list] = {}
+
     class ForgeRegionPhoneRecognizer(PhoneRecognizer):
+        def matches(self, run: str, entities, nlp_artifacts) -> list:
+            if run not in seen:
+                if len(seen) >= PHONE_RUN_CACHE:
+                    seen.clear()
+                seen[run] = super().analyze(run, entities, nlp_artifacts)
+            return copy.deepcopy(seen[run])  # the engine rescores results in place
+
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
             # libphonenumber only on the digit runs that could be a number, not on the whole text once per region
             for m in _PHONE_CANDIDATE.finditer(text):
                 if sum(ch.isdigit() for ch in m.group()) < 7:
                     continue
-                for r in super().analyze(m.group(), entities, nlp_artifacts):
+                for r in self.matches(m.group(), entities, nlp_artifacts):
                     r.start, r.end = r.start + m.start(), r.end + m.start()
                     # presidio scores a number libphonenumber validates at 0.4, below the default threshold
                     # unless a context word is near; in notes a number rarely has one ("Tariq 020 7946 0958").
@@ -741,12 +757,14 @@ def detect_corpus(
     fast: bool = True,
     cache: DetectionCache | None = None,
     extras: list[str] | None = None,
+    known_names: list[str] | None = None,
 ) -> CorpusDetections:
     """Detections over a whole dataset at once.
 
     1. presidio over every text (batched spaCy; cached per text), then Forge's rules: the score threshold,
        ORG/LOC spans after a person cue counted as names, names inside code dropped (structured values kept).
-    2. Name propagation (scrub.propagate_names): every name found in step 1, every `people/<name>` tag and
+    2. Name propagation (scrub.propagate_names): every name found in step 1, every `people/<name>` tag, every
+       `known_names` entry (names from frontmatter person fields, see scrub.person_frontmatter_fields) and
        every deny-list term is replaced everywhere: in all texts (outside code), tags and extras, in any letter
        case, the full name and each part of it ("olu", "maren", "Novák").
     3. Deny-list terms, then overlapping spans merged to their union.
@@ -769,9 +787,11 @@ def detect_corpus(
 
     text_dets = [merge_spans(trim_names(t, d)) if d else d for t, d in zip(texts, text_dets)]
     tag_dets: list[list[list[Detection]]] = [[[] for _ in row] for row in tags]
-    sure: set[str] = set()  # names from people/ tags: propagated without further evidence
+    sure: set[str] = set()  # names from people/ tags and known_names: propagated without further evidence
     candidates: set[str] = set()  # names the NER found: propagated when the corpus supports them
     if "PERSON" in scrub.entities:
+        for name in known_names or []:
+            sure |= _name_terms(name, scrub)
         prefixes = tuple(p.casefold() for p in scrub.person_tag_prefixes)
         for i, row in enumerate(tags):
             for j, tag in enumerate(row):
@@ -951,6 +971,13 @@ def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tup
 LANGUAGE_RULE_VERSION = "3"  # bump when detect_language changes: cached verdicts are rejudged
 
 
+def known_names_of(frame: pl.DataFrame) -> list[str]:
+    """The names ingest found in frontmatter person fields (training_examples' `known_names`; none without it)."""
+    if "known_names" not in frame.columns:
+        return []
+    return frame["known_names"].explode().drop_nulls().unique(maintain_order=True).to_list()
+
+
 def scrub_examples(
     examples: pl.DataFrame,
     scrub: ScrubSettings,
@@ -963,7 +990,8 @@ def scrub_examples(
     """Replace PII in every message, tag and source path with consistent placeholders.
 
     Returns the scrubbed frame (EXAMPLE_SCHEMA columns, a new example_id where content changed, plus
-    `original_example_id` and `pii_replacements`) and a report. Empty/None contents pass through unchanged.
+    `original_example_id` and `pii_replacements`) and a report. A `known_names` column (training_examples')
+    adds names that are replaced everywhere; it is not part of the output. Empty/None contents pass through unchanged.
     With `cache_dir`, detections are cached per message text, so a re-run analyzes only new messages; the
     placeholder numbering is rebuilt over the whole dataset every time (cheap), so it stays consistent.
     With `languages`, examples in other languages are held back first (`language_gate`; report.quarantine).
@@ -987,6 +1015,7 @@ def scrub_examples(
         fast=fast,
         cache=cache,
         extras=[r["source_path"] or "" for r in rows],
+        known_names=known_names_of(examples),  # every row's, held back ones included: names are corpus-wide
     )
     report.examples, report.messages = len(rows), len(texts)
     report.messages_analyzed = cache.added if cache is not None else len(texts)
@@ -1050,8 +1079,8 @@ def find_residual_pii(
        scrubbed text. The NER is not re-run: on text with placeholders it sees a different sentence than the
        scrubber saw ("Chrome or <PERSON_1>" turns "Chrome" into a name) and would contradict it.
     2. With `original` (the table before the scrub): every name the scrubber knows from it (found by the NER,
-       a people/ tag or the deny list) must be gone from the scrubbed messages and tags, in any letter case
-       (detections come from the cache when `cache_dir` is the scrub's). This catches a name the scrubber
+       a people/ tag, its known_names or the deny list) must be gone from the scrubbed messages and tags, in any letter case
+       (detections come from the cache when `cache_dir` is the scrub's; pass 1's are cached there too). This catches a name the scrubber
        found in one place and left in another, e.g. in a field it did not scrub.
     Returns [{example_id, message, entity_type, score}] with no raw values (they would be PII in logs);
     `message` is -1 for a tag.
@@ -1061,7 +1090,10 @@ def find_residual_pii(
     structured = scrub.model_copy(
         update={"entities": [e for e in scrub.entities if e not in NER_ENTITIES], "propagate_names": False}
     )
-    found = detect_corpus(analyzer, texts, tags, structured)
+    # Cached like the scrub's own detections (its own signature: structured entities only), so a re-run
+    # analyzes only the scrubbed texts it has not checked before instead of every text again.
+    structured_cache = DetectionCache(cache_dir, structured) if cache_dir is not None else None
+    found = detect_corpus(analyzer, texts, tags, structured, cache=structured_cache)
     residual = []
 
     def outside_placeholders(text, dets, eid, j):
@@ -1079,7 +1111,11 @@ def find_residual_pii(
     if original is not None and original.height:
         _, o_texts, o_tags = _fields(original)
         cache = DetectionCache(cache_dir, scrub) if cache_dir is not None else None
-        known = NameIndex(detect_corpus(analyzer, o_texts, o_tags, scrub, cache=cache).name_terms)
+        known = NameIndex(
+            detect_corpus(
+                analyzer, o_texts, o_tags, scrub, cache=cache, known_names=known_names_of(original)
+            ).name_terms
+        )
         for (eid, j), text, row_tags in zip(locs, texts, tags):
             for where, src in [(j, text), *((-1, t) for t in row_tags)]:
                 regions = code_regions(src) if scrub.skip_code and ("`" in src or "~~~" in src) else []

@@ -111,11 +111,11 @@ class DagsterClient:
             )
         return result
 
-    def launch(self, job: str, assets: list[str] | None = None) -> dict:
+    def launch(self, job: str, assets: list[str] | None = None, run_config: dict | None = None) -> dict:
         selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY, "jobName": job}
         if assets:
             selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
-        params = {"selector": selector, "runConfigData": {}, "mode": "default"}
+        params = {"selector": selector, "runConfigData": run_config or {}, "mode": "default"}
         return self._query(LAUNCH, {"params": params}, "launchRun")["run"]
 
     def run(self, run_id: str) -> dict:

@@ -7,9 +7,14 @@ like every run the server starts (serve/dagster_client.py): the chain re-reads e
 files included (see files_routes.py), trains, evaluates, exports and publishes a manifest version. That version
 is the job's `fine_tuned_model`, which chat and completion requests accept as `model`.
 
-Training hyperparameters are the server's settings (`train.*`); a job asks for the settings' values or "auto",
-anything else is a 400 naming the hyperparameter (never silently ignored). `training_file` may be omitted (Forge's
-extension, the playground's "train now"): the run retrains on the sources as they are. Job records live under
+Hyperparameters, in OpenAI's top-level `hyperparameters` or its newer `method` form
+(`{"type": "supervised", "supervised": {"hyperparameters": {...}}}`), and `seed` become the run config of the
+`lora_adapter` asset (its LoraAdapterConfig, the launchpad's per-run overrides): `n_epochs` ->
+`num_train_epochs`, `batch_size` -> `per_device_train_batch_size`, `learning_rate_multiplier` x the
+`train.learning_rate` setting -> `learning_rate`, `seed` -> `seed`. "auto" (or leaving one out) keeps the
+`train.*` setting. The job object shows the values the run trains with, as OpenAI's does. A value outside
+OpenAI's ranges, or a method other than supervised, is a 400 naming the parameter. `training_file` may be omitted
+(Forge's extension, the playground's "train now"): the run retrains on the sources as they are. Job records live under
 <data_root>/serve/fine_tuning/.
 """
 
@@ -19,7 +24,7 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,12 +52,14 @@ FINAL = ("succeeded", "failed", "cancelled")
 LEVELS = {"DEBUG": "info", "INFO": "info", "WARNING": "warn", "ERROR": "error", "CRITICAL": "error"}
 
 
-class Hyperparameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n_epochs: int | Literal["auto"] | None = None
-    batch_size: int | Literal["auto"] | None = None
-    learning_rate_multiplier: float | Literal["auto"] | None = None
+# OpenAI's hyperparameter -> (the LoraAdapterConfig field it sets, its type, OpenAI's accepted range).
+HYPERPARAMETERS = {
+    "n_epochs": ("num_train_epochs", int, 1, 50),
+    "batch_size": ("per_device_train_batch_size", int, 1, 256),
+    "learning_rate_multiplier": ("learning_rate", float, 0.0, None),  # > 0; multiplies train.learning_rate
+}
+TRAINING_ASSET = "lora_adapter"  # the asset whose config (defs/train/assets.py LoraAdapterConfig) a job sets
+METHODS = ("supervised", "dpo", "reinforcement")
 
 
 class JobRequest(BaseModel):
@@ -63,12 +70,70 @@ class JobRequest(BaseModel):
     # files uploaded earlier), which is what the playground's "train now" asks for.
     training_file: str | None = None
     validation_file: str | None = None
-    hyperparameters: Hyperparameters | None = None
+    # Checked by requested_hyperparameters (not pydantic) so an error names `hyperparameters.n_epochs`.
+    hyperparameters: dict[str, Any] | None = None
     suffix: str | None = Field(default=None, max_length=64)
     seed: int | None = None
     metadata: dict[str, str] | None = None
     integrations: list[dict[str, Any]] | None = None
     method: dict[str, Any] | None = None
+
+
+def _number(param: str, value, kind: type, low: float, high: float | None):
+    """One hyperparameter value: "auto" (None: keep the setting) or a number in OpenAI's range."""
+    if value is None or value == "auto":
+        return None
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or (kind is int and value != int(value)):
+        raise invalid(
+            f"{param} must be 'auto' or {'an integer' if kind is int else 'a number'}, got {value!r}",
+            param=param,
+            code="invalid_hyperparameter",
+        )
+    value = kind(value)
+    if (kind is int and value < low) or (kind is float and value <= low) or (high is not None and value > high):
+        limits = f"between {low} and {high}" if high is not None else f"greater than {low}"
+        raise invalid(f"{param} must be {limits}, got {value}", param=param, code="invalid_hyperparameter")
+    return value
+
+
+def requested_hyperparameters(body: JobRequest) -> dict[str, int | float | None]:
+    """OpenAI's hyperparameters from either form, checked: {name: value, or None for "auto"}."""
+    given, prefix = body.hyperparameters, "hyperparameters"
+    if body.method is not None:
+        kind = body.method.get("type")
+        if kind != "supervised":
+            why = "only supervised fine-tuning (SFT on the dataset version) is run by this server"
+            if kind not in METHODS:
+                why = f"method.type must be one of {', '.join(METHODS)}"
+            raise invalid(f"method.type {kind!r} is not supported: {why}", param="method.type")
+        unknown = set(body.method) - {"type", "supervised"}
+        if unknown:
+            raise invalid(f"Unrecognized request argument supplied: method.{sorted(unknown)[0]}", param="method")
+        supervised = body.method.get("supervised") or {}
+        if not isinstance(supervised, dict) or set(supervised) - {"hyperparameters"}:
+            raise invalid("method.supervised takes only 'hyperparameters'", param="method.supervised")
+        if supervised.get("hyperparameters") is not None:
+            if given is not None:
+                raise invalid(
+                    "give hyperparameters once: in method.supervised.hyperparameters (current) or the deprecated "
+                    "top-level hyperparameters, not both",
+                    param="hyperparameters",
+                )
+            given, prefix = supervised["hyperparameters"], "method.supervised.hyperparameters"
+    given = given or {}
+    if not isinstance(given, dict):
+        raise invalid(f"{prefix} must be an object", param=prefix)
+    for name in given:
+        if name not in HYPERPARAMETERS:
+            raise invalid(
+                f"Unrecognized request argument supplied: {prefix}.{name} (known: {', '.join(HYPERPARAMETERS)})",
+                param=f"{prefix}.{name}",
+            )
+    return {
+        name: _number(f"{prefix}.{name}", given.get(name), kind, low, high)
+        for name, (_, kind, low, high) in HYPERPARAMETERS.items()
+    }
 
 
 def _epoch(value) -> int | None:
@@ -95,11 +160,25 @@ def fine_tuning_router(
 ) -> APIRouter:
     router = APIRouter(dependencies=[Depends(require_admin)])
     train = settings.train
-    effective = {
-        "n_epochs": train.num_train_epochs,
-        "batch_size": train.per_device_train_batch_size,
-        "learning_rate_multiplier": 1.0,
-    }
+
+    def training_config(requested: dict, seed: int | None) -> tuple[dict, dict]:
+        """(the hyperparameters the job object shows, the LoraAdapterConfig values the run is launched with)."""
+        overrides = {}
+        for name, value in requested.items():
+            if value is not None:
+                field = HYPERPARAMETERS[name][0]
+                if name == "learning_rate_multiplier":
+                    value = value * train.learning_rate
+                overrides[field] = float(value) if field == "num_train_epochs" else value  # a float setting
+        if seed is not None:
+            overrides["seed"] = seed
+        epochs = requested["n_epochs"] if requested["n_epochs"] is not None else train.num_train_epochs
+        shown = {
+            "n_epochs": int(epochs) if float(epochs).is_integer() else epochs,
+            "batch_size": requested["batch_size"] or train.per_device_train_batch_size,
+            "learning_rate_multiplier": requested["learning_rate_multiplier"] or 1.0,
+        }
+        return shown, overrides
 
     def job_path(job_id: str) -> Path:
         return jobs_dir / f"{job_id}.json"
@@ -177,19 +256,13 @@ def fine_tuning_router(
                     param=param,
                     code="invalid_file",
                 )
-        for name, value in (body.hyperparameters.model_dump() if body.hyperparameters else {}).items():
-            if value not in (None, "auto", effective[name]):
-                raise unsupported(
-                    f"hyperparameters.{name}",
-                    f"this server trains with {name}={effective[name]} (its train settings); send 'auto'",
-                )
-        if body.seed is not None:
-            raise unsupported("seed", "the training seed is the server's setting")
-        for name in ("integrations", "method"):
-            if getattr(body, name):
-                raise unsupported(name)
+        requested = requested_hyperparameters(body)
+        if body.integrations:
+            raise unsupported("integrations", "runs are tracked in this server's MLflow and Dagster")
+        shown, overrides = training_config(requested, body.seed)
+        run_config = {"ops": {TRAINING_ASSET: {"config": overrides}}} if overrides else None
         created = int(time.time())
-        run = dagster_call(dagster.launch, job_name, None)
+        run = dagster_call(dagster.launch, job_name, None, run_config)
         record = {
             "id": f"ftjob-{run['runId']}",
             "object": "fine_tuning.job",
@@ -198,10 +271,10 @@ def fine_tuning_router(
             "model": body.model,
             "training_file": body.training_file,
             "validation_file": body.validation_file,
-            "hyperparameters": effective,
+            "hyperparameters": shown,
             "user_provided_suffix": body.suffix,
             "metadata": body.metadata,
-            "seed": 0,
+            "seed": body.seed if body.seed is not None else train.seed,
             "status": STATUS.get(run["status"], "queued"),
             "fine_tuned_model": None,
             "finished_at": None,
@@ -211,7 +284,7 @@ def fine_tuning_router(
             "trained_tokens": None,
             "estimated_finish": None,
             "integrations": None,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": effective}},
+            "method": {"type": "supervised", "supervised": {"hyperparameters": shown}},
         }
         jobs_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(job_path(record["id"]), record)
