@@ -1,19 +1,21 @@
 """Forge's CPU LoRA recipe vs the plain trl SFTTrainer recipe, side by side in one run, on SmolLM2-135M-Instruct.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/cpu_sft_bench.py [--examples 32] [--epochs 1]
-        [--dataset-dir <catalog version folder>] [--recipes plain,forge,forge_bf16] [--out results.json]
+        [--dataset-dir <catalog version folder>] [--recipes plain,nogc,forge,packed,packed_bf16] [--out results.json]
 
-Every recipe trains the same LoRA (r=16, q/k/v/o, lr 2e-4, batch 4, max length 512) on the same pre-tokenized
+Every recipe trains the same LoRA (r=16, q/k/v/o, lr 2e-4, max length 512; batch per recipe) on the same pre-tokenized
 examples (assistant-only labels from the model's own chat template), one epoch, each in its own process so
 its peak RSS is its own. Reported per recipe: real (non-padding) tokens per second of training, peak RSS,
 final training loss and the held-out loss of the adapter (same evaluation code for all).
 
 Recipes (the levers, measured rather than assumed):
 - plain:      trl defaults (padded batches, gradient checkpointing on) in fp32 (`bf16=False`)
-- forge:      Forge's CPU defaults: padding-free packing (bfd, position ids keep examples apart), no gradient
-              checkpointing, fp32
-- forge_bf16: as forge, with bf16 autocast on the CPU (AVX512-BF16/AMX where the CPU has them)
 - nogc:       plain without gradient checkpointing (isolates that lever)
+- forge:      Forge's CPU defaults: batch 1 (no padding to compute, 4x the optimizer steps), no gradient
+              checkpointing, fp32
+- packed:     padding-free packing (bfd, position ids keep examples apart) in batches of 4, no gradient
+              checkpointing, fp32
+- packed_bf16: as packed, with bf16 autocast on the CPU (AVX512-BF16/AMX where the CPU has them)
 
 Data: a catalog version folder (train.jsonl/validation.jsonl) if given, else the newest version under
 <data root>/catalog, else the sample conversations (data/sample_conversations/chats.jsonl), split 80/20.
@@ -33,17 +35,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = {
-    "plain": {"packing": False, "gradient_checkpointing": True, "bf16": False},
-    "nogc": {"packing": False, "gradient_checkpointing": False, "bf16": False},
-    "forge": {"packing": True, "gradient_checkpointing": False, "bf16": False},
-    "forge_bf16": {"packing": True, "gradient_checkpointing": False, "bf16": True},
+    "plain": {"packing": False, "gradient_checkpointing": True, "bf16": False, "batch": 4},
+    "nogc": {"packing": False, "gradient_checkpointing": False, "bf16": False, "batch": 4},
+    "forge": {"packing": False, "gradient_checkpointing": False, "bf16": False, "batch": 1},
+    "packed": {"packing": True, "gradient_checkpointing": False, "bf16": False, "batch": 4},
+    "packed_bf16": {"packing": True, "gradient_checkpointing": False, "bf16": True, "batch": 4},
 }
 HP = {
     "lora_r": 16,
     "lora_alpha": 32,
     "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "learning_rate": 2e-4,
-    "per_device_train_batch_size": 4,
     "gradient_accumulation_steps": 1,
     "max_length": 512,
 }
@@ -96,7 +98,7 @@ def run_recipe(args) -> dict:
     rows, _ = tokenize_examples(train, tokenizer, HP["max_length"])
     real_tokens = sum(len(r["input_ids"]) for r in rows) * args.epochs
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32, attn_implementation="sdpa")
-    hp = TrainSettings(**HP)
+    hp = TrainSettings(**HP, per_device_train_batch_size=recipe["batch"])
     config = SFTConfig(
         output_dir=str(Path(args.work_dir) / args.recipe),
         learning_rate=hp.learning_rate,
@@ -150,7 +152,7 @@ def run_recipe(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipes", default="plain,forge,forge_bf16")
+    parser.add_argument("--recipes", default="plain,forge,packed,packed_bf16")
     parser.add_argument("--examples", type=int, default=32, help="train examples (first N of the split)")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--heldout", type=int, default=12, help="held-out examples scored after training")

@@ -31,8 +31,8 @@ def test_environment_overrides_nested_fields(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "suffix, text",
     [
-        (".yaml", "train:\n  num_train_epochs: 1\nexport:\n  quant_type: Q8_0\n"),
-        (".toml", "[train]\nnum_train_epochs = 1\n[export]\nquant_type = 'Q8_0'\n"),
+        (".yaml", "train:\n  num_train_epochs: 3\nexport:\n  quant_type: Q8_0\n"),
+        (".toml", "[train]\nnum_train_epochs = 3\n[export]\nquant_type = 'Q8_0'\n"),
     ],
 )
 def test_config_file_overrides_defaults_and_env_wins_over_file(tmp_path, monkeypatch, suffix, text):
@@ -40,7 +40,7 @@ def test_config_file_overrides_defaults_and_env_wins_over_file(tmp_path, monkeyp
     config.write_text(text)
     monkeypatch.setenv("FORGE_CONFIG", str(config))
     settings = load_settings(data_root=tmp_path)
-    assert settings.train.num_train_epochs == 1 and settings.export.quant_type == "Q8_0"
+    assert settings.train.num_train_epochs == 3 and settings.export.quant_type == "Q8_0"  # default: 1
     monkeypatch.setenv("FORGE_TRAIN__NUM_TRAIN_EPOCHS", "2")
     assert load_settings(data_root=tmp_path).train.num_train_epochs == 2
 

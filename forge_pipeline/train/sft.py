@@ -389,8 +389,8 @@ def train_lora(
         started = time.perf_counter()
         train_out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         wall_s = time.perf_counter() - started
-        # evaluate() logs its metrics through the callback, once per step like every other metric.
-        eval_metrics = trainer.evaluate() if "validation" in splits else {}
+        # The final weights' validation metrics, computed once; the metrics callback has logged them at this step.
+        eval_metrics = final_eval_metrics(trainer) if "validation" in tokenized else {}
         trainer.accelerator.wait_for_everyone()
         if not main:
             return {}
@@ -442,6 +442,16 @@ def train_lora(
         if run is not None:
             # An exception: mark the run failed (a kill leaves it RUNNING; both resume into the same run).
             mlflow.end_run("FAILED")
+
+
+def final_eval_metrics(trainer) -> dict:
+    """The validation metrics of the final weights: the Trainer's own evaluation at the last step when it ran
+    one (eval_strategy=epoch evaluates at the end of the last epoch), else one evaluation now. Evaluating the
+    same weights twice would cost a full pass over the validation split (seconds to minutes on a CPU)."""
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def _has_flash_attn() -> bool:
