@@ -7,6 +7,7 @@ Materialize the whole Forge chain with "Materialize all", read an asset's metada
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import uuid
@@ -80,7 +81,7 @@ def _latest_metadata(url: str, asset: str) -> list[dict]:
         url,
         """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
         assetMaterializations(limit: 1) { metadataEntries { label __typename
-            ... on MarkdownMetadataEntry { mdStr } } } } } }""",
+            ... on MarkdownMetadataEntry { mdStr } ... on TextMetadataEntry { text } } } } } }""",
         {"key": {"path": asset.split("/")}},
     )
     materializations = data["assetOrError"]["assetMaterializations"]
@@ -121,6 +122,51 @@ def _check_metadata_shown(page, url: str, asset: str, tmp_path: Path) -> None:
             save_screenshot(page, tmp_path, f"dagster_{asset}_{label}")
             page.keyboard.press("Escape")
             container.wait_for(state="detached", timeout=10_000)
+
+
+def _check_preview_shows_placeholders(page, url: str, tmp_path: Path) -> None:
+    """The scrub's preview shows people's text with the scrubber's placeholders (not the shared system prompt)."""
+    placeholder = re.compile(r"<[A-Z][A-Z_]*_\d+>")
+    page.goto(f"{url}/assets/scrubbed_examples")
+    page.get_by_text("Metadata", exact=True).first.wait_for()
+    cell = page.locator("td").filter(has_text=placeholder).first
+    cell.wait_for(timeout=15_000)
+    cell.scroll_into_view_if_needed()
+    assert not page.locator("td").filter(has_text="You are the user's personal assistant").count()
+    save_screenshot(page, tmp_path, "dagster_scrubbed_preview")
+
+
+def _check_launchpad_refuses_invalid_overrides(url: str) -> None:
+    """The launchpad validates run config through this query as the person types: a wrong value is an error
+    before launch, a right one is not."""
+    query = """query($selector: PipelineSelector!, $config: RunConfigData) {
+      isPipelineConfigValid(pipeline: $selector, mode: "default", runConfigData: $config) {
+        __typename ... on RunConfigValidationInvalid { errors { message } } } }"""
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "pipelineName": "forge_retrain_job"}
+
+    def validate(config: dict) -> dict:
+        return graphql(url, query, {"selector": selector, "config": config})["isPipelineConfigValid"]
+
+    good = validate({"ops": {"lora_adapter": {"config": {"quantization": "nf4", "learning_rate": 0.001}}}})
+    assert good["__typename"] == "PipelineConfigValidationValid", good
+    bad = validate({"ops": {"lora_adapter": {"config": {"quantization": "bogus"}}}})
+    assert bad["__typename"] == "RunConfigValidationInvalid", bad
+    assert any("bogus" in e["message"] for e in bad["errors"]), bad
+
+
+def _check_mlflow_run_links_back(page, url: str, run_id: str, data_root: Path) -> None:
+    """The MLflow run that lora_adapter logged names the Dagster run that trained it, and that link opens it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as Forge itself sets it (forge_pipeline/__init__)
+    import mlflow
+
+    entries = {e["label"]: e for e in _latest_metadata(url, "lora_adapter")}
+    mlflow_run_id = entries["mlflow_run_id"]["text"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{data_root}/mlflow/mlflow.db")
+    tags = client.get_run(mlflow_run_id).data.tags
+    assert tags["dagster.run_id"] == run_id, tags
+    assert tags["dagster.run_url"].endswith(f"/runs/{run_id}"), tags
+    page.goto(f"{url}/runs/{run_id}")
+    page.get_by_text("Success", exact=True).first.wait_for()
 
 
 @pytest.mark.timeout(CHAIN_TIMEOUT_S + 600)
@@ -167,6 +213,9 @@ def test_materialize_all_from_the_asset_graph(tmp_path):
 
         for asset in ("dataset_version", "lora_adapter", "vault_notes"):
             _check_metadata_shown(page, url, asset, tmp_path)
+        _check_preview_shows_placeholders(page, url, tmp_path)
+        _check_launchpad_refuses_invalid_overrides(url)
+        _check_mlflow_run_links_back(page, url, run_id, data_root)
         page.goto(f"{url}/assets/vault_notes")
         page.get_by_text("Metadata", exact=True).first.scroll_into_view_if_needed()
         page.wait_for_timeout(500)
