@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import threading
 import time
@@ -87,6 +88,7 @@ def demo(
             outcome["error"] = err
 
     worker = threading.Thread(target=run, daemon=True)
+    training = TrainingProgress(instance, run_id)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -107,7 +109,12 @@ def demo(
                     if event is not None and event.run_id == run_id:
                         finished.add(key)
                         progress.console.print(f"  [green]✓[/green] {key}")
-            progress.update(task, completed=len(finished), description=f"materializing ({len(finished)} done)")
+            description = f"materializing ({len(finished)} done)"
+            for line, worth_printing in training.poll():
+                description = f"{description} · {line}"
+                if worth_printing:  # a line per tenth of training: readable in a log file, not only a terminal
+                    progress.console.print(f"    {line}", markup=False)
+            progress.update(task, completed=len(finished), description=description)
             if not was_alive:
                 break
 
@@ -122,6 +129,38 @@ def demo(
     console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
     _print_outputs(console, settings)
     _print_evaluation(console, settings)
+
+
+class TrainingProgress:
+    """The training subprocesses' progress lines ("step 4/64 (6%) loss 2.31 68 tok/s ETA 2m55s", sent through
+    Dagster Pipes into the run's event log), read back while the run goes on."""
+
+    LINE = re.compile(r"^step \d+/(\d+) \((\d+)%\)")
+
+    def __init__(self, instance, run_id: str):
+        self.instance, self.run_id = instance, run_id
+        self.cursor: str | None = None
+        self.latest: str | None = None
+        self.printed_tenths: dict[str, int] = {}
+
+    def poll(self) -> list[tuple[str, bool]]:
+        """The newest progress line (if any) and whether it starts a new tenth of its step's training."""
+        connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        self.cursor = connection.cursor
+        fresh = None
+        for record in connection.records:
+            entry = record.event_log_entry
+            match = self.LINE.match(entry.user_message or "") if entry.dagster_event is None else None
+            if match:
+                step = entry.step_key or "training"
+                fresh = (f"{step}: {entry.user_message}", int(match.group(2)) // 10, step)
+        if fresh is None:
+            return [(self.latest, False)] if self.latest else []
+        self.latest, tenth, step = fresh
+        worth_printing = tenth > self.printed_tenths.get(step, -1)
+        if worth_printing:
+            self.printed_tenths[step] = tenth
+        return [(self.latest, worth_printing)]
 
 
 def _print_evaluation(console, settings, answers: int = 2) -> None:

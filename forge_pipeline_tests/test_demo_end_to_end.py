@@ -7,6 +7,7 @@ reached the dataset, the MLflow store or the Dagster event log.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
     # The final table: base vs tuned held-out perplexity, two answers side by side, the gate's decision.
     assert "held-out perplexity" in completed.stdout and "gate: " in completed.stdout
     assert completed.stdout.count("held-out-") >= 2  # held-out prompts come first in the side-by-side rows
+    # Training progress from the Pipes log lines, printed while the run goes on (at least its last line).
+    assert re.search(r"lora_adapter: step \d+/\d+ \(100%\)", completed.stdout), completed.stdout[-3000:]
 
 
 @pytest.mark.slow
