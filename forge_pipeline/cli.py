@@ -87,6 +87,12 @@ def demo(
         except Exception as err:  # surfaced below, after the progress display closes
             outcome["error"] = err
 
+    # The run (worker thread) imports MLflow's SQLAlchemy store late, while this thread reads Dagster's SQLite
+    # storage: two threads importing sqlalchemy.orm at once crashed the demo ("partially initialized module
+    # 'sqlalchemy.orm.exc'"). Importing both here, before the worker starts, leaves nothing to race on.
+    import mlflow  # noqa: F401
+    import sqlalchemy.orm  # noqa: F401
+
     worker = threading.Thread(target=run, daemon=True)
     training = TrainingProgress(instance, run_id)
     with Progress(
