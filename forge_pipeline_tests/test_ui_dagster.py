@@ -276,8 +276,8 @@ def test_new_interaction_file_makes_the_sensor_request_a_data_run(tmp_path):
         save_screenshot(page, tmp_path, "dagster_sensor_on")
 
         # Before the file exists the sensor evaluates and skips: a run later can only come from the file.
-        first = wait_until(
-            lambda: _sensor_state(url)["ticks"],
+        first = wait_until(  # a tick still being evaluated (STARTED) has no outcome yet
+            lambda: [tick for tick in _sensor_state(url)["ticks"] if tick["status"] != "STARTED"],
             timeout_s=120,
             interval_s=2.0,
             what="the daemon's first evaluation of new_interactions_sensor",
