@@ -174,7 +174,7 @@ def _print_stats(stats: dict, settings) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from forge_pipeline.curate.inspect import format_duration
+    from forge_pipeline.durations import format_duration
     from forge_pipeline.records import escape_control as shown
 
     console = Console()

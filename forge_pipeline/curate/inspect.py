@@ -236,18 +236,6 @@ def estimate_training(train_tokens: list[int], train: TrainSettings, hardware: s
     return estimate
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 10:
-        return f"{seconds:.2g} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 # -- upstream drops and PII ----------------------------------------------------------------------------
 def quarantine_summary(settings: ForgeSettings) -> dict:
     """Counts of dropped records by stage and reason, from <data_root>/quarantine/*.parquet."""

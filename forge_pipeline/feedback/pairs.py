@@ -67,11 +67,7 @@ def read_interaction_records(dirs: list[Path], quarantine: Quarantine) -> list[d
                 received_at = raw.pop("received_at", None)
                 try:
                     record = InteractionIn.model_validate(raw)
-                    created = (
-                        datetime.fromisoformat(received_at.replace("Z", "+00:00")).astimezone(UTC)
-                        if received_at
-                        else None
-                    )
+                    created = datetime.fromisoformat(received_at).astimezone(UTC) if received_at else None
                 except (ValidationError, ValueError, AttributeError) as err:
                     detail = (
                         "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())

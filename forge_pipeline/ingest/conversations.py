@@ -114,7 +114,7 @@ def _timestamp(value, what: str) -> datetime | None:
             raise ConversationError("bad_timestamp", f"{what} {value!r} is not a Unix time in range") from None
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ConversationError("bad_timestamp", f"{what} {value!r} is not an ISO-8601 time") from None
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

@@ -61,7 +61,7 @@ def _to_utc(value, fallback: datetime) -> datetime:
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             return fallback
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

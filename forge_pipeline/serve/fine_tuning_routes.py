@@ -142,7 +142,7 @@ def _epoch(value) -> int | None:
     if isinstance(value, (int, float)):
         return int(value / 1000) if value > 1e11 else int(value)  # Dagster gives seconds; events milliseconds
     try:
-        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
+        return int(datetime.fromisoformat(str(value)).timestamp())
     except ValueError:
         return None
 

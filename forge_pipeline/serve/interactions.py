@@ -55,7 +55,7 @@ class InteractionStore:
         return stored
 
     def path_for_id(self, stored: Interaction) -> Path:
-        return self.path_for(datetime.fromisoformat(stored.received_at.replace("Z", "+00:00")))
+        return self.path_for(datetime.fromisoformat(stored.received_at))
 
     def read_all(self) -> list[Interaction]:
         """Every stored record, oldest file first; a bad line raises naming file and line."""

@@ -19,7 +19,7 @@ from forge_pipeline.serve.models import NoModelError, UnknownVersionError
 
 def _created(entry: dict) -> int:
     try:
-        return int(datetime.fromisoformat(str(entry.get("created_at")).replace("Z", "+00:00")).timestamp())
+        return int(datetime.fromisoformat(str(entry.get("created_at"))).timestamp())
     except ValueError:
         return 0
 

@@ -41,7 +41,7 @@ PAGE_HEADERS = {
 
 def _parse_time(value) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(value))
     except ValueError:
         return None
 

@@ -19,9 +19,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from dagster_pipes import open_dagster_pipes
 
+    from forge_pipeline.durations import format_duration
     from forge_pipeline.train.config import TrainSettings
     from forge_pipeline.train.sft import train_lora
-    from forge_pipeline.train.tracking import format_duration, format_progress
+    from forge_pipeline.train.tracking import format_progress
 
     with open_dagster_pipes() as pipes:
         extras = pipes.extras

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from forge_pipeline.atomic import atomic_path, write_json_atomic
+from forge_pipeline.durations import format_duration
 
 ProgressFn = Callable[[dict], None]
 
@@ -199,15 +200,6 @@ class StepMetrics:
         self.history.append(entry)
         if self.progress:
             self.progress(entry)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def format_progress(entry: dict) -> str:

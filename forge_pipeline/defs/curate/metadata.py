@@ -15,7 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from forge_pipeline.curate.inspect import dataset_stats, format_duration, token_length_histogram_png, token_lengths
+from forge_pipeline.curate.inspect import dataset_stats, token_length_histogram_png, token_lengths
+from forge_pipeline.durations import format_duration
 from forge_pipeline.settings import ForgeSettings
 
 
