@@ -25,6 +25,45 @@ def test_check_inputs_lists_dropped_files_with_reasons(tmp_path):
     assert f"dropped {chats / 'c.jsonl'}:2: invalid_json" in result.output
 
 
+ENGLISH = (
+    "I keep coming back to this because the first attempt failed for reasons nobody wrote down, and the "
+    "second attempt only worked because we measured before changing anything at all."
+)
+GERMAN = (
+    "Ich komme immer wieder darauf zurück, weil der erste Versuch aus Gründen scheiterte, die niemand "
+    "aufgeschrieben hat, und der zweite Versuch nur gelang, weil wir vorher gemessen haben."
+)
+
+
+def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_path):
+    vault, chats = tmp_path / "vault", tmp_path / "chats"
+    (vault / "Projects").mkdir(parents=True)
+    chats.mkdir()
+    (vault / "Projects" / "Postgres locks.md").write_text(f"{ENGLISH}\n\n## Advisory locks\n\n{ENGLISH}\n")
+    (vault / "Projects" / "Sperren.md").write_text(f"## Beratung\n\n{GERMAN}\n")
+    (vault / "Stub.md").write_text("Too short to learn from.\n")
+    (chats / "c.jsonl").write_text(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+    )
+    result = CliRunner().invoke(
+        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "4 training examples: 3 from 2 of 3 notes (1.00 per note; sections 3), 1 from conversations" in out
+    assert "not used: 1 no_long_section (no section of ingest.min_section_words=25 words)" in out
+    assert "languages: en 2, de 1, undetermined 1" in out, out
+    assert "1 example(s) in languages outside prepare.filter.languages ['en'] will be held back" in out
+    # the sample is what training would see: the English note's sections, not the German one held back
+    assert "2 of the 2 vault example(s) that go on to the PII scrub, as written (before it):" in out
+    assert "prompt: What are your thoughts on Postgres locks, specifically Advisory locks?" in out
+    assert "Beratung" not in out
+    quiet = CliRunner().invoke(
+        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats), "--sample", "0"]
+    )
+    assert quiet.exit_code == 0 and "prompt:" not in quiet.output and "4 training examples" in quiet.output
+
+
 def test_check_inputs_fails_only_when_it_cannot_read_the_inputs(tmp_path):
     vault = tmp_path / "vault"
     vault.mkdir()

@@ -66,8 +66,9 @@ def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_
         "Projects/Postgres locks.md",
         "What are your thoughts on Postgres locks, specifically Advisory locks / Pitfalls?",
     ) in pairs
-    # A version-number title and a date heading never become the prompt; the first sentence does.
-    assert pairs[("Releases/1.11.1.md", "What are your thoughts on Improvements?")] == PROSE
+    # A version-number title and a date heading never become the prompt: the folder says what the note is
+    # about next to a heading, and a section with no topic at all opens with its first sentence.
+    assert pairs[("Releases/1.11.1.md", "What are your thoughts on Releases, specifically Improvements?")] == PROSE
     assert pairs[("Releases/1.11.1.md", "Shipped on a Monday. Tell me more.")] == PROSE
     # Journal: the date heading is skipped; the entry's opening sentence or its first heading is the prompt.
     assert (
@@ -81,6 +82,42 @@ def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_
         assert "2026" not in prompt and "1.11" not in prompt and "2025" not in prompt
     # A note that is only a table has no prose section: kept in quarantine with the reason.
     assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Reference/Shortcuts.md", "no_long_section")]
+
+
+def test_section_prompts_from_question_headings_bold_labels_and_emphasis(settings, tmp_path):
+    vault = tmp_path / "vault"
+    _write(
+        vault,
+        "Projects/Storage.md",
+        f"## Why not SQLite?\n\n{PROSE}\n\n## The ==hot== path\n\n{PROSE}\n\n## Later\n\n**Costs:**\n{PROSE}\n",
+    )
+    _write(vault, "Release notes/Mobile/v1.4.1.md", f"**Core update**\n{PROSE}\n")
+    _write(
+        vault,
+        "Release notes/Mobile/v1.0.2.md",
+        f"- Includes **all** fixes of [v0.12.10](https://example.org/v0.12.10). {PROSE}\n",
+    )
+    _write(vault, "Release notes/Mobile/v0.0.1.md", f"<small>Released May 23, 2023</small>\nFirst beta. {PROSE}\n")
+    pairs, counts, _ = _examples(settings, vault)
+    assert counts == {"sections": 6}
+    assert pairs == {
+        ("Projects/Storage.md", "About Storage: Why not SQLite?"): PROSE,  # the person's own question, no "??"
+        ("Projects/Storage.md", "What are your thoughts on Storage, specifically The hot path?"): PROSE,
+        # a bold line opening a section is its heading only when no real heading names the section
+        ("Projects/Storage.md", "What are your thoughts on Storage, specifically Later?"): f"**Costs:**\n{PROSE}",
+        (
+            "Release notes/Mobile/v1.4.1.md",
+            "What are your thoughts on Release notes / Mobile, specifically Core update?",
+        ): PROSE,
+        # no heading and no title: the opening sentence, without its list marker and emphasis
+        ("Release notes/Mobile/v1.0.2.md", "Includes all fixes of v0.12.10. Tell me more."): PROSE,
+        # an opening that is only a date ("Released on <date>") is no prompt: it stays at the head of the reply
+        (
+            "Release notes/Mobile/v0.0.1.md",
+            "I keep coming back to this because the first attempt failed for reasons nobody wrote down, and "
+            "the second attempt only worked because we measured before changing anything at all. Tell me more.",
+        ): "<small>Released May 23, 2023</small>\nFirst beta.",
+    }
 
 
 def test_strategy_order_and_choice(settings, untagged_vault):

@@ -1,7 +1,10 @@
-"""`forge check-inputs`: read the vault and conversations without Dagster and report what would be dropped."""
+"""`forge check-inputs`: read the vault and conversations without Dagster and report what would be dropped and
+what examples they would give (per extraction strategy, with a sample of prompts) before anything is trained."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -12,10 +15,13 @@ def register(app: typer.Typer) -> None:
     def check_inputs(
         vault: Path = typer.Option(None, help="Vault folder (default: settings' vault_dir)."),
         conversations: Path = typer.Option(None, help="Conversations folder (default: settings' conversations_dir)."),
+        sample: int = typer.Option(8, min=0, help="Vault examples to show, drawn at random (seeded), 0 for none."),
     ) -> None:
-        """Parse notes and conversations and list every file/line that would be quarantined, and why (exit
-        status 0 even then; non-zero only when the inputs cannot be read at all)."""
+        """Parse notes and conversations, list every file/line that would be quarantined and why, and count the
+        training examples they would give (per extraction strategy and language, with a sample of prompts).
+        Exit status 0 even when records are dropped; non-zero only when the inputs cannot be read at all."""
         from forge_pipeline.ingest.conversations import read_conversations
+        from forge_pipeline.ingest.examples import build_training_examples
         from forge_pipeline.ingest.vault import read_vault
         from forge_pipeline.records import escape_control
         from forge_pipeline.settings import load_settings
@@ -42,3 +48,68 @@ def register(app: typer.Typer) -> None:
             typer.echo(escape_control(f"  dropped {where}: {row['reason']}: {row['detail']}"))
         # Dropping records with their reasons is what ingest does every run (the sample data has some), not a
         # failure: the exit status stays 0. Missing folders or bad settings exit non-zero.
+        by_strategy: dict[str, int] = {}
+        examples, example_quarantine = build_training_examples(notes, chats, settings, by_strategy)
+        for line in examples_summary(examples, example_quarantine.rows, by_strategy, notes.height, settings, sample):
+            typer.echo(escape_control(line))
+
+
+def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: int, settings, sample: int) -> list[str]:
+    """What `build_training_examples` made of the inputs, as lines for a person: examples per note and per
+    strategy, why notes gave none, languages the scrub would hold back, and `sample` vault prompts. These are
+    the person's own notes on their own screen, before the scrub (nothing here is stored or logged)."""
+    from_vault = examples.filter(examples["source"] == "vault")
+    notes_used = from_vault["source_path"].n_unique()
+    strategies = ", ".join(f"{k} {v}" for k, v in sorted(by_strategy.items()) if k != "excluded") or "none"
+    lines = [
+        f"{examples.height} training examples: {from_vault.height} from {notes_used} of {notes} notes "
+        f"({from_vault.height / max(notes, 1):.2f} per note; {strategies}), "
+        f"{examples.height - from_vault.height} from conversations"
+    ]
+    reasons = Counter(row["reason"] for row in dropped)
+    if by_strategy.get("excluded"):
+        reasons["excluded by ingest.include/exclude"] = by_strategy["excluded"]
+    if "no_long_section" in reasons:
+        reasons[
+            f"no_long_section (no section of ingest.min_section_words={settings.ingest.min_section_words} words)"
+        ] = reasons.pop("no_long_section")
+    if reasons:
+        lines.append("  not used: " + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()))
+    languages = Counter(lang or "undetermined" for lang in examples["language"].to_list())
+    by_count = sorted(languages.items(), key=lambda item: (-item[1], item[0]))
+    lines.append("  languages: " + ", ".join(f"{lang} {n}" for lang, n in by_count))
+    allowed = settings.prepare.filter.languages
+    held = examples.height - examples.filter(examples_kept_by_language(examples, allowed)).height
+    if held:
+        lines.append(
+            f"  {held} example(s) in languages outside prepare.filter.languages {allowed} will be held back "
+            "before the PII scrub (quarantine/scrubbed_examples.parquet, reason `language`)"
+        )
+    # the sample shows what training would see: examples in the languages the scrub lets through
+    kept = from_vault.filter(examples_kept_by_language(from_vault, allowed))
+    if sample and kept.height:
+        rows = kept.select("source_path", "messages").to_dicts()
+        lines.append(
+            f"  {min(sample, len(rows))} of the {len(rows)} vault example(s) that go on to the PII scrub, "
+            "as written (before it):"
+        )
+        for row in random.Random(0).sample(rows, min(sample, len(rows))):
+            turns = {m["role"]: m["content"] for m in row["messages"]}
+            lines.append(f"    {row['source_path']}")
+            lines.append(f"      prompt: {_shorten(turns.get('user', ''), 160)}")
+            lines.append(f"      reply:  {_shorten(turns.get('assistant', ''), 100)}")
+    return lines
+
+
+def examples_kept_by_language(examples, allowed: list[str]):
+    """The rows `language_gate` lets through: a language in `allowed`, an undetermined one, or no rule at all."""
+    import polars as pl
+
+    if not allowed:
+        return pl.lit(True)
+    return pl.col("language").is_null() | pl.col("language").is_in(allowed)
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

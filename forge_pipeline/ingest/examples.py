@@ -33,10 +33,14 @@ sections — any note: one example per heading section (the text under a heading
 of any level; text before the first heading counts as the note's own section) with at least
 `ingest.min_section_words` words of prose (words in fenced code and
 table rows do not count: a pasted table is not the person's writing). The topic is the note's title (its first alias when the title is only a
-date or version) followed by the heading path, with dates and version numbers taken out; the prompt is
-"What are your thoughts on <title>?" or "What are your thoughts on <title>, specifically <h2> / <h3>?".
-When nothing is left of the topic (a `1.11.1` note under a `2025-03-24` heading), the section's first
-sentence is the prompt ("<sentence> Tell me more.") and the rest the reply.
+date or version) followed by the heading path, with dates, version numbers and emphasis markers taken out; the
+prompt is "What are your thoughts on <title>?" or "What are your thoughts on <title>, specifically <h2> / <h3>?".
+A heading that is a question is the prompt itself ("About <title>: Why not SQLite?"). A section opening with a
+line that is all bold (`**Core update**`) has that line as its heading. When the title is only a date or
+version, the note's last two folders stand in for it next to a heading (`Release notes/v1.3.1.md`,
+`## Improvements` -> "What are your thoughts on Release notes, specifically Improvements?"). When nothing is
+left of the topic (a `1.11.1` note under a `2025-03-24` heading), the section's first sentence is the prompt
+("<sentence> Tell me more.") and the rest the reply.
    Example: note "Postgres locks", `## Advisory locks` section -> "What are your thoughts on Postgres locks,
    specifically Advisory locks?" / the section's text.
 A note the sections strategy can take nothing from is quarantined (`no_long_section`).
@@ -113,6 +117,8 @@ _CALENDAR_WORDS = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[.\]\s+)?")  # "- ", "2. ", "- [x] "
+_BOLD_LINE = re.compile(r"^(?:\*\*|__)([^*_\n]+?)(?:\*\*|__):?$")
 
 
 def _is_reflection(tags: list[str], reflection_tags: list[str]) -> bool:
@@ -288,6 +294,29 @@ def journal_prompt_and_reply(note: dict) -> tuple[str, str, str] | None:
     return "journal", f"{sentence} How did it go, and what's on your mind?", rest
 
 
+def _folder_topic(note: dict) -> str | None:
+    """The note's last two folders that are more than dates or versions ("Release notes / Mobile" for
+    `Release notes/Mobile/v1.4.1.md`): the context of a section whose note title says nothing."""
+    folders = [t for part in note["path"].split("/")[:-1] if (t := _topic(part))]
+    return " / ".join(folders[-2:]) or None
+
+
+def _plain(text: str) -> str:
+    """`text` without Markdown emphasis, highlights, link targets and HTML tags (a prompt is a question, not
+    formatting)."""
+    text = re.sub(r"\[([^\]]+)\]\([^)\s]*\)", r"\1", text)  # [Bases](https://...) -> Bases
+    return re.sub(r"</?[A-Za-z][^<>]*>", "", re.sub(r"(\*\*|__|==)(.+?)\1", r"\2", text)).strip()
+
+
+def _section_prompt(title: str | None, headings: list[str]) -> str:
+    """The prompt for a section under `headings` of a note about `title` (see the module docstring)."""
+    if headings and headings[-1].endswith("?"):  # the person's own question ("Why not SQLite?") is the prompt
+        return f"About {title}: {headings[-1]}" if title else headings[-1]
+    if title and headings:
+        return f"What are your thoughts on {title}, specifically {' / '.join(headings)}?"
+    return f"What are your thoughts on {title or ' / '.join(headings)}?"
+
+
 def section_prompts_and_replies(note: dict, min_words: int) -> list[tuple[str, str, str]]:
     """[("sections", prompt, reply)] for every heading section of the note with at least `min_words` words."""
     title = note_topic(note)
@@ -296,16 +325,33 @@ def section_prompts_and_replies(note: dict, min_words: int) -> list[tuple[str, s
     for path, text in _split_sections(_strip_title_line(note["body"] or "", _note_names(note))):
         if _prose_words(text) < min_words:
             continue
-        headings = [t for h in path if (t := _topic(h)) and not _names_note(h, names)]
-        if title and headings:
-            out.append(("sections", f"What are your thoughts on {title}, specifically {' / '.join(headings)}?", text))
-        elif title or headings:
-            out.append(("sections", f"What are your thoughts on {title or ' / '.join(headings)}?", text))
+        headings = [_plain(t) for h in path if (t := _topic(h)) and not _names_note(h, names)]
+        if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
+            first, _, after = text.partition("\n")
+            if (label := _BOLD_LINE.match(first.strip())) and _topic(label.group(1)):
+                headings, text = [label.group(1).rstrip(":").strip()], after.strip()
+        if title or headings:
+            # a version- or date-titled note ("Release notes/v1.3.1.md"): its folders say what it is about
+            context = title or (_folder_topic(note) if headings else None)
+            out.append(("sections", _section_prompt(context, headings), text))
         else:
-            sentence, rest = _first_sentence(text)
+            sentence, rest = _opening_sentence(text)
             if rest:
                 out.append(("sections", f"{sentence} Tell me more.", rest))
     return out
+
+
+def _opening_sentence(text: str) -> tuple[str, str]:
+    """(the first sentence that says something, as plain text; the text without it). Openings such as
+    "Released on 2020/04/21." (fewer than three words once dates are gone) stay at the head of the reply."""
+    skipped, rest = [], text
+    while True:
+        sentence, after = _first_sentence(rest)
+        plain = _plain(_LIST_MARKER.sub("", sentence))
+        if not after or len(re.findall(r"[^\W\d_]+", _topic(plain) or "")) >= 3:
+            return plain, "\n".join([*skipped, after]).strip()
+        skipped.append(sentence)
+        rest = after
 
 
 def selector_matches(selector: str, note: dict) -> bool:
