@@ -102,6 +102,25 @@ def test_names_found_once_are_replaced_everywhere_in_any_case(analyzer):
     assert f"people/{placeholder}" in tags, (placeholder, tags)
 
 
+def test_a_name_that_is_also_a_common_word_stays_a_word_where_written_in_lower_case(analyzer):
+    """Found on Obsidian's help vault: the NER called "Filters" a person, and propagation then replaced
+    "filters", "drop" (from "drag and drop") and "templates" in every note. A dictionary word the corpus writes
+    in lower case with no sign of a person stays a word there; its capitalised places are still a name, and
+    lower-case names that are no words ("maren", test above) are still replaced."""
+    frame = frame_of(
+        [
+            ["Had coffee with Grace Hopper, and then Grace said she would call, so Grace texted me later."],
+            ["The grace period for the invoice ends on Friday, and the grace period is firm."],
+            ["By Friday the grace period is over, Grace says."],
+        ]
+    )
+    out, _ = scrub_examples(frame, ScrubSettings(), analyzer)
+    first, second, third = (m[0]["content"] for m in out["messages"].to_list())
+    assert "Grace" not in first and "Hopper" not in first, first
+    assert second.count("grace period") == 2, second  # a word, not a name, in lower case
+    assert "grace period" in third and "Grace" not in third, third
+
+
 def test_code_and_public_links_are_left_alone_but_values_in_code_are_not(analyzer):
     text = (
         "Use `path.read_bytes()` instead, see https://docs.python.org/3/library/pathlib.html and notes.md.\n"

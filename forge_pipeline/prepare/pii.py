@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -700,15 +701,43 @@ _AFTER_NAME = re.compile(
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n#>*\-\"“(\[])\s*$")
 
 
-def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) -> set[str]:
+@lru_cache(maxsize=4)
+def english_words(spacy_model: str) -> frozenset[str]:
+    """The English words of WordNet's index that the spaCy model's lemmatizer carries (~83,000: nouns, verbs,
+    adjectives, adverbs), to tell a common word ("filters", "drop") from a name written in lower case
+    ("maren", "yusuf"). Some names are words too ("max", "grace"); see _supported for how little rests on it."""
+    import spacy
+
+    table = spacy.load(spacy_model).get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    return frozenset(word for pos in table.keys() for word in table[pos])
+
+
+def _is_english_word(term: str, words: frozenset[str]) -> bool:
+    """Every word of `term` is a dictionary word, plural forms included ("filters", "libraries")."""
+
+    def known(w: str) -> bool:
+        stems = {w, w.removesuffix("s"), w.removesuffix("es"), w.removesuffix("ies") + "y"}
+        return any(stem in words for stem in stems)
+
+    return all(known(w) for w in term.split())
+
+
+def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) -> tuple[set[str], set[str]]:
     """The candidate names the corpus supports: the NER labelled them as a PERSON in at least
     PROPAGATION_MIN_SHARE of the places where it could judge them, or a person cue surrounds it there ("with
     Kenji", "Yusuf said", "Mateus's"); places it could judge: capitalised, or lower case in text that
     uses capitals elsewhere; all-lower-case text and the first word of a sentence are no evidence either way).
     A first or last name alone is
-    judged where it stands alone; only when it never does, the full name's evidence counts for it."""
+    judged where it stands alone; only when it never does, the full name's evidence counts for it.
+
+    Returns (supported terms, the terms whose lower-case occurrences are judged separately): the lower-case
+    places of each term (in text that uses capitals) with their own hits, so the caller can refute a
+    dictionary word that the corpus writes in lower case with no sign of a person ("filters", "templates"
+    next to a "Filters" the NER called a person)."""
     hits: Counter[str] = Counter()
     judged: Counter[str] = Counter()
+    lower_hits: Counter[str] = Counter()
+    lower_judged: Counter[str] = Counter()
     inherited: Counter[str] = Counter()  # parts: hits of the full names they belong to
     for text, dets, regions, found in zip(texts, text_dets, regions_of, occurrences):
         if not found:
@@ -721,19 +750,28 @@ def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) 
             key = " ".join(term)
             if _SENTENCE_START.search(text[max(0, start - 4) : start]) or start == 0:
                 continue  # a capital at a sentence start says nothing ("Lunch w/ Maren", "Reading Dostoevsky")
-            if (
-                any(d.start <= start and end <= d.end for d in people)
-                or LOC_CUE_RE.search(text[max(0, start - 12) : start])
-                or _AFTER_NAME.match(text, end)
-            ):
+            cue = LOC_CUE_RE.search(text[max(0, start - 12) : start])
+            # "and" joins any two things ("drag and drop", "Search, Templates, and Backlinks"): evidence of a
+            # person only before a capitalised word ("Maren and Ilse"); the other cues hold in any case
+            if cue and cue.group().split()[0].casefold() == "and" and not text[start].isupper():
+                cue = None
+            lower = cased and text[start:end].islower()
+            if any(d.start <= start and end <= d.end for d in people) or cue or _AFTER_NAME.match(text, end):
                 hits[key] += 1
                 judged[key] += 1
+                lower_hits[key] += lower
+                lower_judged[key] += lower
                 for word in term[1:] and term:
                     inherited[word] += 1
             elif text[start].isupper() or cased:
                 judged[key] += 1
+                lower_judged[key] += lower
     SHARE = PROPAGATION_MIN_SHARE
-    return {t for t in candidates if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])}
+    supported = {
+        t for t in candidates if (hits[t] and hits[t] >= SHARE * judged[t]) or (not judged[t] and inherited[t])
+    }
+    weak_lower = {t for t in supported if lower_judged[t] and lower_hits[t] < SHARE * lower_judged[t]}
+    return supported, weak_lower
 
 
 @dataclass
@@ -810,16 +848,25 @@ def detect_corpus(
     index = NameIndex(sure | candidates if scrub.propagate_names else sure)
     regions_of = [code_regions(t) if t and scrub.skip_code and ("`" in t or "~~~" in t) else [] for t in texts]
     occurrences = [index.find(t) if t else [] for t in texts]
-    terms = set(sure)
+    terms, common = set(sure), set()
     if candidates:
-        terms |= _supported(texts, text_dets, regions_of, occurrences, candidates)
+        supported, weak_lower = _supported(texts, text_dets, regions_of, occurrences, candidates)
+        terms |= supported
+        # a lower-case name with weak evidence stays a name ("maren", "yusuf" are no words), a dictionary
+        # word stays a word in lower case ("drag and drop", "filters"); its capitalised places are still names
+        if weak_lower:
+            words = english_words(scrub.spacy_model)
+            common = {t for t in weak_lower if _is_english_word(t, words)}
     deny = NameIndex(deny_terms)
 
     def propagate(text: str, dets: list[Detection], regions: list[tuple[int, int]], found=None) -> list[Detection]:
         out = list(dets)
         for start, end, term in found if found is not None else index.find(text):
             d = Detection("PERSON", start, end, 1.0)
-            if " ".join(term) in terms and not (regions and _inside(d, regions)):
+            key = " ".join(term)
+            if key in common and text[start:end].islower():
+                continue  # a dictionary word the corpus writes in lower case with no sign of a person
+            if key in terms and not (regions and _inside(d, regions)):
                 out.append(d)
         out.extend(Detection(DENY_ENTITY, start, end, 1.0) for start, end, _ in deny.find(text))
         return merge_spans(trim_names(text, out))
