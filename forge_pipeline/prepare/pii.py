@@ -708,7 +708,9 @@ def english_words(spacy_model: str) -> frozenset[str]:
     ("maren", "yusuf"). Some names are words too ("max", "grace"); see _supported for how little rests on it."""
     import spacy
 
-    table = spacy.load(spacy_model).get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    # the lemmatizer alone: its lookup tables are all that is read here, no second copy of the NER in memory
+    nlp = spacy.load(spacy_model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "ner", "senter"])
+    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
     return frozenset(word for pos in table.keys() for word in table[pos])
 
 
@@ -716,7 +718,9 @@ def _is_english_word(term: str, words: frozenset[str]) -> bool:
     """Every word of `term` is a dictionary word, plural forms included ("filters", "libraries")."""
 
     def known(w: str) -> bool:
-        stems = {w, w.removesuffix("s"), w.removesuffix("es"), w.removesuffix("ies") + "y"}
+        stems = {w, w.removesuffix("s"), w.removesuffix("es")}
+        if w.endswith("ies"):
+            stems.add(w[:-3] + "y")
         return any(stem in words for stem in stems)
 
     return all(known(w) for w in term.split())
