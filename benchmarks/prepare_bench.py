@@ -82,13 +82,10 @@ def with_ingest_language(frame: pl.DataFrame) -> tuple[pl.DataFrame, float]:
     """The `language` column training_examples gives every example (ingest's rule for a conversation, as in
     build_training_examples), and the seconds it took. The scrub's language gate reads that column, as in the
     pipeline; a frame without it would make the scrub do ingest's work."""
-    from forge_pipeline.prepare.quality import detect_language
+    from forge_pipeline.ingest.examples import conversation_language
 
     t = time.perf_counter()
-    languages = [
-        detect_language("\n".join(m["content"] for m in messages if m["role"] != "system"))
-        for messages in frame["messages"].to_list()
-    ]
+    languages = [conversation_language(messages) for messages in frame["messages"].to_list()]
     return frame.with_columns(pl.Series("language", languages, dtype=pl.String)), time.perf_counter() - t
 
 

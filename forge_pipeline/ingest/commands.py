@@ -58,6 +58,8 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
     """What `build_training_examples` made of the inputs, as lines for a person: examples per note and per
     strategy, why notes gave none, languages the scrub would hold back, and `sample` vault prompts. These are
     the person's own notes on their own screen, before the scrub (nothing here is stored or logged)."""
+    from forge_pipeline.prepare.pii import held_back_language
+
     from_vault = examples.filter(examples["source"] == "vault")
     notes_used = from_vault["source_path"].n_unique()
     strategies = ", ".join(f"{k} {v}" for k, v in sorted(by_strategy.items()) if k != "excluded") or "none"
@@ -79,16 +81,19 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
     by_count = sorted(languages.items(), key=lambda item: (-item[1], item[0]))
     lines.append("  languages: " + ", ".join(f"{lang} {n}" for lang, n in by_count))
     allowed = settings.prepare.filter.languages
-    held = examples.height - examples.filter(examples_kept_by_language(examples, allowed)).height
+    held = sum(held_back_language(lang, allowed) for lang in examples["language"].to_list())
     if held:
         lines.append(
             f"  {held} example(s) in languages outside prepare.filter.languages {allowed} will be held back "
             "before the PII scrub (quarantine/scrubbed_examples.parquet, reason `language`)"
         )
     # the sample shows what training would see: examples in the languages the scrub lets through
-    kept = from_vault.filter(examples_kept_by_language(from_vault, allowed))
-    if sample and kept.height:
-        rows = kept.select("source_path", "messages").to_dicts()
+    rows = [
+        r
+        for r in from_vault.select("source_path", "messages", "language").to_dicts()
+        if not held_back_language(r["language"], allowed)
+    ]
+    if sample and rows:
         lines.append(
             f"  {min(sample, len(rows))} of the {len(rows)} vault example(s) that go on to the PII scrub, "
             "as written (before it):"
@@ -99,15 +104,6 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
             lines.append(f"      prompt: {_shorten(turns.get('user', ''), 160)}")
             lines.append(f"      reply:  {_shorten(turns.get('assistant', ''), 100)}")
     return lines
-
-
-def examples_kept_by_language(examples, allowed: list[str]):
-    """The rows `language_gate` lets through: a language in `allowed`, an undetermined one, or no rule at all."""
-    import polars as pl
-
-    if not allowed:
-        return pl.lit(True)
-    return pl.col("language").is_null() | pl.col("language").is_in(allowed)
 
 
 def _shorten(text: str, width: int) -> str:

@@ -322,7 +322,7 @@ def section_prompts_and_replies(note: dict, min_words: int) -> list[tuple[str, s
     title = note_topic(note)
     names = _note_names(note)
     out = []
-    for path, text in _split_sections(_strip_title_line(note["body"] or "", _note_names(note))):
+    for path, text in _split_sections(_strip_title_line(note["body"] or "", names)):
         if _prose_words(text) < min_words:
             continue
         headings = [_plain(t) for h in path if (t := _topic(h)) and not _names_note(h, names)]
@@ -414,6 +414,12 @@ def note_prompt_and_reply(note: dict) -> tuple[str, str, str]:
     if headings and headings[0].strip().lower() not in title.lower() and title.lower() not in headings[0].lower():
         prompt += f" In particular: {headings[0].strip()}."
     return "generic", prompt, body
+
+
+def conversation_language(messages: list[dict]) -> str | None:
+    """A conversation's language: detect_language over its user and assistant turns (the system prompt is
+    Forge's, not the person's)."""
+    return detect_language("\n".join(m["content"] for m in messages if m["role"] != "system"))
 
 
 def _check_turns(messages: list[dict]) -> str | None:
@@ -538,7 +544,7 @@ def build_training_examples(
                 "conversation_id": conv["conversation_id"],
                 "created_at": conv["created_at"],
                 "tags": [],
-                "language": detect_language("\n".join(m["content"] for m in messages if m["role"] != "system")),
+                "language": conversation_language(messages),
                 "known_names": [],
             }
         )

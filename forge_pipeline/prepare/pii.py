@@ -961,6 +961,12 @@ def _replace(text: str, dets: list[Detection], mapping: PlaceholderMap, found: l
     return "".join(parts) + text[last:]
 
 
+def held_back_language(language: str | None, languages: list[str]) -> bool:
+    """The gate's rule for one detected language: held back when it is known and not in `languages` (an
+    empty list lets everything through, as does a text too short to judge)."""
+    return bool(languages) and language is not None and language not in languages
+
+
 def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tuple[list[bool], Quarantine]:
     """Which examples may go through the (English) NER, and the quarantine of the others.
 
@@ -997,7 +1003,7 @@ def language_gate(rows: list[dict], languages: list[str], cache_dir=None) -> tup
                 )[2]
                 lang = cached[row["example_id"]] = detect_language(prose)
                 fresh += 1
-            if lang is not None and lang not in languages:
+            if held_back_language(lang, languages):
                 ok = False
                 # no file: a path may hold a name, and this runs before the scrub (record_id finds it)
                 quarantine.add(
