@@ -5,18 +5,18 @@ PYTEST_ARGS ?=
 .PHONY: setup ui-deps ray-setup demo lint test test-fast test-ray dev mlflow-ui
 
 setup:
-	bash scripts/setup.sh
+	@bash scripts/setup.sh
 
 # The UI tests' headless Chromium (apt) and Playwright. Where apt is not available the UI tests skip and
 # say why (CI sets FORGE_REQUIRE_UI=1, which turns that skip into a failure).
 ui-deps: setup
-	bash scripts/install_ui_deps.sh || echo "[setup] UI test dependencies not installed: tests marked 'ui' will skip"
+	@bash scripts/install_ui_deps.sh || echo "[setup] UI test dependencies not installed: tests marked 'ui' will skip"
 
 # The optional Ray engine (forge serve --ray, runtime.engine: ray). Without it the tests marked 'ray' skip and say
 # why (CI sets FORGE_REQUIRE_RAY=1, which turns that skip into a failure).
 ray-setup: setup
-	$(VENV)/bin/python -c "import ray, dagster_ray; assert ray.__version__ == '2.60.0'" 2>/dev/null \
-	  || $(VENV)/bin/pip install -q -e ".[dev,ray]"
+	@$(VENV)/bin/python -c "import ray, dagster_ray; assert ray.__version__ == '2.60.0'" 2>/dev/null \
+	  || bash -c '. scripts/step.sh && step "installing the Ray extra" $(VENV)/bin/pip install -q -e ".[dev,ray]"'
 
 demo: setup
 	$(VENV)/bin/forge demo

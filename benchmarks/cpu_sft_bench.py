@@ -159,7 +159,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--dataset-dir", default=None)
     parser.add_argument("--data-root", default=str(REPO / ".forge_data"))
-    parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).with_name("results_cpu_sft_bench.json")),
+        help="result JSON (the README's figures)",
+    )
     parser.add_argument("--recipe", help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--work-dir", help=argparse.SUPPRESS)
@@ -216,13 +220,20 @@ def main() -> None:
             f"{r['peak_rss_mb']:>11} {r['final_loss']:>10} {r['heldout_loss']:>9} {r['train_seconds']:>6}"
         )
     record = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # Other work on the cores slows every recipe; the ratios are side by side in one run, the load says how busy.
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "model": DEFAULT_BASE_MODEL,
         "hp": HP,
         "results": results,
     }
-    if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=2))
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"results: {args.out}")
 
 
 if __name__ == "__main__":

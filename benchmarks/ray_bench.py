@@ -10,7 +10,7 @@
 Loopback only, bounded by --requests, --messages and --switches; the cluster is shut down at the end.
 
     PYTHONPATH=. .venv/bin/python benchmarks/ray_bench.py [--requests 120] [--concurrency 4] [--switches 10]
-        [--messages 600] [--cpus-per-node 1] [--json out.json]
+        [--messages 600] [--cpus-per-node 1] [--json benchmarks/results_ray_bench.json]
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--cpus-per-node", type=float, default=1.0)
     parser.add_argument("--skip", choices=["serve", "prepare"], default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results_ray_bench.json"))
     args = parser.parse_args()
 
     import ray
@@ -202,8 +202,7 @@ def main() -> None:
         cluster.shutdown()
     results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark of a generated Obsidian vault through the real Dagster chain `*dataset_version` (ingest, PII scrub,
 quality filter, dedup, curation, dataset version), full run and incremental re-run after editing 1% of notes.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/vault_bench.py --notes 20000 [--edit-share 0.01] [--out result.json]
+    PYTHONPATH=. .venv/bin/python benchmarks/vault_bench.py --notes 20000 [--edit-share 0.01] [--out benchmarks/results_vault_bench.json]
     PYTHONPATH=. .venv/bin/python benchmarks/vault_bench.py --notes 20000 --chain ingest   # vault_notes +
                                                                                          # training_examples only
 
@@ -264,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--notes", type=int, default=20_000)
     parser.add_argument("--edit-share", type=float, default=0.01)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_vault_bench.json"))
     parser.add_argument(
         "--chain",
         choices=["dataset_version", "ingest"],
@@ -302,8 +302,7 @@ def main() -> None:
             "load_avg": os.getloadavg(),
         }
     print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,17 +38,35 @@ def _dagster_home(settings) -> Path:
 def demo(
     data_root: Path = typer.Option(None, help="Where outputs go (default: settings' data_root)."),
     select: str = typer.Option("*", help="Dagster asset selection, e.g. 'vault_notes+' or '*dataset_version'."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show library warnings, logs and progress bars on the terminal too."
+    ),
 ) -> None:
     """Materialize the whole asset chain on the configured data (the sample data by default)."""
-    import dagster as dg
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from forge_pipeline.run_log import library_output_to, run_log_path
     from forge_pipeline.settings import load_settings
 
-    console = Console()
     settings = load_settings(**({"data_root": data_root} if data_root else {}))
     settings.paths.ensure()
+    run_id = str(uuid.uuid4())
+    log_path = run_log_path(settings.paths.root, f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}")
+    # Library warnings, llama.cpp's per-tensor quantizer lines and third-party progress bars go to the log file;
+    # the terminal keeps Forge's own progress, results and, on failure, one line per failed step.
+    with library_output_to(log_path, verbose) as terminal:
+        console = Console(file=terminal)
+        try:
+            _demo(console, settings, select, run_id)
+        finally:
+            if not verbose:
+                console.print(f"library output (warnings, converter and quantizer logs): {log_path}", soft_wrap=True)
+
+
+def _demo(console, settings, select: str, run_id: str) -> None:
+    import dagster as dg
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     home = _dagster_home(settings)
 
     from forge_pipeline.definitions import build_definitions
@@ -66,12 +84,12 @@ def demo(
     ]
     instance = dg.DagsterInstance.get()
     console.print(
-        f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}"
+        f"[bold]Forge demo[/bold]: {len(selected)} assets, data root {settings.paths.root}, DAGSTER_HOME {home}",
+        soft_wrap=True,
     )
 
     finished: set[str] = set()
     outcome: dict[str, object] = {}
-    run_id = str(uuid.uuid4())
 
     def run() -> None:
         try:
@@ -118,7 +136,7 @@ def demo(
             description = f"materializing ({len(finished)} done)"
             for line, worth_printing in training.poll():
                 description = f"{description} · {line}"
-                if worth_printing:  # a line per tenth of training: readable in a log file, not only a terminal
+                if worth_printing:  # a line per fifth of training: readable in a log file, not only a terminal
                     progress.console.print(f"    {line}", markup=False)
             progress.update(task, completed=len(finished), description=description)
             if not was_alive:
@@ -147,10 +165,10 @@ class TrainingProgress:
         self.instance, self.run_id = instance, run_id
         self.cursor: str | None = None
         self.latest: str | None = None
-        self.printed_tenths: dict[str, int] = {}
+        self.printed_fifths: dict[str, int] = {}
 
     def poll(self) -> list[tuple[str, bool]]:
-        """The newest progress line (if any) and whether it starts a new tenth of its step's training."""
+        """The newest progress line (if any) and whether it starts a new fifth of its step's training."""
         connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
         self.cursor = connection.cursor
         fresh = None
@@ -159,13 +177,13 @@ class TrainingProgress:
             match = self.LINE.match(entry.user_message or "") if entry.dagster_event is None else None
             if match:
                 step = entry.step_key or "training"
-                fresh = (f"{step}: {entry.user_message}", int(match.group(2)) // 10, step)
+                fresh = (f"{step}: {entry.user_message}", int(match.group(2)) // 20, step)
         if fresh is None:
             return [(self.latest, False)] if self.latest else []
-        self.latest, tenth, step = fresh
-        worth_printing = tenth > self.printed_tenths.get(step, -1)
+        self.latest, fifth, step = fresh
+        worth_printing = fifth > self.printed_fifths.get(step, -1)
         if worth_printing:
-            self.printed_tenths[step] = tenth
+            self.printed_fifths[step] = fifth
         return [(self.latest, worth_printing)]
 
 
@@ -194,12 +212,21 @@ def _print_evaluation(console, settings, answers: int = 2) -> None:
     rows = sorted(evaluation["generations"], key=lambda r: r.get("reference") is None)[:answers]
     for row in rows:
         prompt = row["messages"][-1]["content"] if row["messages"] else ""
-        label = f"{row['prompt_id']}: {prompt[:160]}"
+        label = f"{row['prompt_id']}: {_glimpse(prompt, 50)}"
         if row.get("reference"):
-            label += f"\n[dim]reference: {row['reference'][:160]}[/dim]"
-        table.add_row(label, row["base"]["text"], row["tuned"]["text"])
+            label += f"\n[dim]reference: {_glimpse(row['reference'], 50)}[/dim]"
+        table.add_row(label, _glimpse(row["base"]["text"], 60), _glimpse(row["tuned"]["text"], 60))
     console.print(table)
     console.print(f"gate: {evaluation['reason']}", soft_wrap=True)
+
+
+def _glimpse(text: str, limit: int) -> str:
+    """A table cell's worth of a text: one line, at most `limit` characters (the full answers are in the
+    evaluation's JSON and the Dagster UI)."""
+    from rich.markup import escape
+
+    flat = " ".join(text.split())
+    return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def _failure_line(event, run_id: str, home: Path) -> str:

@@ -79,6 +79,21 @@ def test_demo_materializes_every_asset_and_prints_where_outputs_are(demo_run):
 
 
 @pytest.mark.slow
+def test_demo_terminal_shows_forge_output_only_and_names_the_log_with_the_rest(demo_run):
+    root, completed = demo_run
+    assert completed.returncode == 0
+    shown = completed.stdout + completed.stderr
+    # What libraries print (warnings, tqdm bars, llama.cpp's converter and quantizer lines) stays off the terminal.
+    for noise in ("Warning", "warnings.warn", "it/s]", "Loading weights", "llama_model_quantize", "INFO:"):
+        assert noise not in shown, f"{noise!r} reached the terminal:\n{shown[-3000:]}"
+    assert len(shown.splitlines()) <= 60, shown
+    # ... and goes to the run's log file, named in the last lines.
+    logs = list((root / "data" / "logs").glob("demo-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in shown.splitlines()[-1], shown[-500:]
+    assert logs[0].stat().st_size > 0
+
+
+@pytest.mark.slow
 def test_demo_manifest_points_at_files_that_load_and_generate(demo_run):
     root, completed = demo_run
     assert completed.returncode == 0
@@ -124,6 +139,7 @@ def test_no_planted_pii_reaches_dataset_mlflow_or_event_log(demo_run):
         root / "data" / "catalog",
         root / "data" / "mlflow",
         root / "data" / "adapters",
+        root / "data" / "logs",  # library output the demo kept off the terminal
         root / "dagster_home",
     ):
         for path in folder.rglob("*"):

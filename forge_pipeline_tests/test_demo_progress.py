@@ -15,7 +15,7 @@ def lora_adapter(context) -> None:
         context.log.info(f"step {step}/10 ({step * 10}%) loss 2.5 68 tok/s ETA 1m{10 - step}s")
 
 
-def test_demo_reads_the_newest_training_progress_line_and_prints_one_per_tenth():
+def test_demo_reads_the_newest_training_progress_line_and_prints_one_per_fifth():
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([lora_adapter], instance=instance)
         progress = TrainingProgress(instance, result.run_id)

@@ -1,6 +1,12 @@
 """The one test on the real default base model, SmolLM2-135M-Instruct (packaged GGUF -> HF folder): a few LoRA
-steps lower the loss on a repeated batch, the merged (Q4_K_M) and adapter GGUFs load in llama-cpp-python, and a
-reply served with the GGUF's own template is non-empty and ends with finish reason `stop`."""
+steps lower the loss on a repeated batch, and the merged (Q4_K_M) and adapter GGUFs keep the pipeline's contract
+in llama-cpp-python: they load, render chats with the GGUF's own template, stop on that template's end token, and
+the adapter changes the logits.
+
+What a 4-step run on four made-up examples answers is not part of the contract: it depends on the machine's CPU
+kernels and thread count (on some machines the trained model ends its turn at once). So the reply checked for
+content is the untrained base model's, a real instruct model, and the trained files are checked for what the
+pipeline guarantees whatever they learned."""
 
 from __future__ import annotations
 
@@ -63,8 +69,19 @@ def test_smollm2_trains_exports_and_serves_a_reply_that_stops(tmp_path):
     assert "TEMPLATE" not in (exports / "run" / "Modelfile").read_text()
 
     prompts = [[{"role": "user", "content": "Say hello in three words."}]]
+    with verify.open_gguf(merged["base_gguf"]) as llm:
+        assert verify.end_token(llm) == "<|im_end|>"
+        assert verify.render_prompt(llm, prompts[0]).endswith("<|im_start|>assistant\n")
+    # The base model answers and stops on its own: a reply with content, ended by the end token, not the limit.
+    base_check = verify.generation_check(merged["base_gguf"], prompts, max_tokens=64)
+    assert base_check["outcomes"][0]["chars"] > 0 and base_check["outcomes"][0]["finish_reason"] == "stop", base_check
     for model_path, lora in ((merged["merged_gguf"], None), (merged["base_gguf"], adapter["adapter_gguf"])):
         check = verify.generation_check(model_path, prompts, max_tokens=64, lora_path=lora)
+        # ok: every reply ended at the end token or the limit, and the end token's text never leaked into it.
         assert check["ok"] and check["end_token"] == "<|im_end|>", check
-        outcome = check["outcomes"][0]
-        assert outcome["chars"] > 0 and outcome["finish_reason"] == "stop", check
+
+    # The trained weights reach both exports: their next-token logits differ from the base model's.
+    base_logits = verify.next_token_logits(merged["base_gguf"], prompts)
+    for model_path, lora in ((merged["merged_gguf"], None), (merged["base_gguf"], adapter["adapter_gguf"])):
+        tuned_logits = verify.next_token_logits(model_path, prompts, lora_path=lora)
+        assert abs(tuned_logits - base_logits).max() > 1e-2, model_path

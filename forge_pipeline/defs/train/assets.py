@@ -119,16 +119,16 @@ def lora_adapter(
     settings = forge.get()
     hp = config.merged(settings.train)
     job = plan_training(settings, hp, base_model, dataset_version)
-    run_url = dagster_run_url(settings.dagster_ui_url, context.run_id)
+    run_url = dagster_run_url(settings.dagster_ui_url, context.run.run_id)
     job["run_tags"] = {
-        "dagster.run_id": context.run_id,
+        "dagster.run_id": context.run.run_id,
         "dagster.run_url": run_url,
         # MLflow shows this tag as the run's description (Markdown): the way back to the Dagster run.
-        "mlflow.note.content": f"Trained by Dagster run [{context.run_id}]({run_url}) (asset `lora_adapter`).",
+        "mlflow.note.content": f"Trained by Dagster run [{context.run.run_id}]({run_url}) (asset `lora_adapter`).",
     }
     # Lineage on the Dagster side: the run list can be filtered by dataset version, base model, hyperparameters.
     context.instance.add_run_tags(
-        context.run_id,
+        context.run.run_id,
         {
             "forge/dataset_version": job["dataset_version"],
             "forge/base_model": str(job["base_model_name"]),
