@@ -22,10 +22,11 @@ def run_log_path(data_root: Path, run_name: str) -> Path:
 
 
 @contextmanager
-def library_output_to(log_path: Path, verbose: bool = False) -> Iterator[TextIO]:
+def library_output_to(log_path: Path, verbose: bool = False, stderr_only: bool = False) -> Iterator[TextIO]:
     """Send everything written to stdout/stderr while inside to `log_path`; yield a stream on the real terminal.
 
-    With `verbose`, nothing is redirected: library output stays on the terminal as it comes.
+    With `verbose`, nothing is redirected: library output stays on the terminal as it comes. With `stderr_only`,
+    stdout stays the terminal (a server whose own log lines go there) and only stderr goes to the file.
     """
     if verbose:
         yield sys.stdout
@@ -33,19 +34,19 @@ def library_output_to(log_path: Path, verbose: bool = False) -> Iterator[TextIO]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    redirected = (2,) if stderr_only else (1, 2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     # Line-buffered, so Forge's progress lines reach the terminal as they are printed.
-    terminal = os.fdopen(os.dup(saved[0]), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+    terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
     with open(log_path, "ab", buffering=0) as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
+        for fd in redirected:
+            os.dup2(log.fileno(), fd)
         try:
             yield terminal
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
             terminal.close()
