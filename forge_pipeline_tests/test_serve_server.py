@@ -511,3 +511,45 @@ def test_pinned_requests_are_answered_by_their_version_while_current_moves_and_t
     wrong = [r for r in results if r[1] != 200 or r[2] != r[0] or r[3] != expected[r[0]]]
     assert not wrong, f"{len(wrong)} of {len(results)} not answered by the version they named: {wrong[:5]}"
     _wait_for_version(client, "v0001")
+
+
+def test_parallel_contexts_generate_at_once_and_each_keeps_its_version_while_current_moves(serve_models, tmp_path):
+    """serve.parallel_requests contexts: two requests hold two contexts at once, a third waits for one; a swap
+    of `current` while they run changes neither (each has its version's adapter set on its own context)."""
+    from forge_pipeline.serve.models import ModelHost
+
+    manifest_path = tmp_path / "serve" / "adapter_manifest.json"
+    write_manifest(manifest_path, serve_models, "v0001")
+    host = ModelHost(manifest_path, n_ctx=256, embeddings=False, parallel=2)
+
+    def greedy(llm) -> str:
+        return llm.create_completion("The migration plan", max_tokens=8, temperature=0)["choices"][0]["text"]
+
+    try:
+        host.reload()
+        expected = {}
+        for version in ("v0001", "v0002"):
+            with host.session(version=version) as session:
+                expected[version] = greedy(session.llm)
+        assert expected["v0001"] != expected["v0002"]
+        third_in = threading.Event()
+
+        def third():
+            with host.session(version="v0002") as session:
+                third_in.set()
+                assert session.version == "v0002"
+
+        with host.session(version="v0001") as first, host.session() as second:
+            assert first.llm is not second.llm and (first.version, second.version) == ("v0001", "v0001")
+            waiting = threading.Thread(target=third)
+            waiting.start()
+            assert not third_in.wait(0.5), "a third request got a context while both were in use"
+            write_manifest(manifest_path, serve_models, "v0002")
+            assert host.reload()["kind"] == "adapter_swap"
+            assert greedy(first.llm) == expected["v0001"] and greedy(second.llm) == expected["v0001"]
+        waiting.join(timeout=30)
+        assert third_in.is_set()
+        with host.session() as session:  # the next default request sees the new current
+            assert session.version == "v0002" and greedy(session.llm) == expected["v0002"]
+    finally:
+        host.close()
