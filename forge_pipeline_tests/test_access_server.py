@@ -196,7 +196,8 @@ def test_a_tampered_manifest_cannot_make_downloads_serve_other_files(app):
 
 
 def test_body_limit_on_every_post_route(app):
-    posts = [p for m, p in _routes(app["app"]) if m == "POST"]
+    # /v1/files has a limit of its own (next test).
+    posts = [p for m, p in _routes(app["app"]) if m == "POST" and p != "/v1/files"]
     assert {"/v1/chat/completions", "/v1/completions", "/v1/interactions", "/admin/reload"} <= set(posts)
     client = TestClient(app["app"], client=("127.0.0.1", 40000))
     for path in posts:
@@ -210,6 +211,50 @@ def test_body_limit_on_every_post_route(app):
                 yield b"y" * (MAX_BYTES // 4)
 
         assert client.post(url, content=chunks()).status_code == 413, url
+
+
+def test_file_uploads_have_their_own_limit_counted_as_they_stream(tmp_path):
+    """POST /v1/files takes files over serve.max_request_bytes (the chat limit) up to serve.max_file_bytes,
+    declared or chunked; over it, a 413 naming serve.max_file_bytes."""
+    settings = load_settings(
+        data_root=tmp_path / "root",
+        serve={
+            "max_request_bytes": MAX_BYTES,
+            "max_file_bytes": 40 * MAX_BYTES,
+            "embeddings": False,
+            "admin_loopback_without_token": True,
+        },
+    )
+    settings.paths.ensure()
+    client = TestClient(create_app(settings, watch=False), client=("127.0.0.1", 40000))
+    line = json.dumps({"messages": [{"role": "user", "content": "q" * 200}, {"role": "assistant", "content": "a"}]})
+    body = ((line + "\n") * (10 * MAX_BYTES // len(line))).encode()  # 10x the chat limit
+    accepted = client.post("/v1/files", files={"file": ("big.jsonl", body)}, data={"purpose": "fine-tune"})
+    assert accepted.status_code == 200 and accepted.json()["bytes"] == len(body), accepted.text
+    too_big = body * 5
+    refused = client.post("/v1/files", files={"file": ("huge.jsonl", too_big)}, data={"purpose": "fine-tune"})
+    assert (
+        refused.status_code == 413 and f"serve.max_file_bytes ({40 * MAX_BYTES})" in refused.json()["error"]["message"]
+    )
+    # Chunked (no Content-Length): counted while the route reads it.
+    boundary = "forgeboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="huge.jsonl"\r\n'
+        "Content-Type: application/jsonl\r\n\r\n"
+    ).encode()
+
+    def chunked():
+        yield head
+        for start in range(0, len(too_big), 1 << 16):
+            yield too_big[start : start + (1 << 16)]
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    streamed = client.post(
+        "/v1/files", content=chunked(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert streamed.status_code == 413 and "serve.max_file_bytes" in streamed.json()["error"]["message"]
+    assert client.post("/v1/interactions", content=b"x" * (MAX_BYTES + 1)).status_code == 413  # chat limit unchanged
 
 
 def test_body_limit_boundary_and_malformed_content_length(app):

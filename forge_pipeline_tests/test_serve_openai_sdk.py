@@ -120,6 +120,8 @@ def test_response_format_json_schema_constrains_the_reply(sdk):
         ({"logprobs": True}, "logprobs"),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
         ({"extra_body": {"not_an_openai_field": 1}}, "not_an_openai_field"),
+        ({"reasoning_effort": "low"}, "reasoning_effort"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
     ],
 )
 def test_bad_or_unsupported_parameters_are_400_naming_the_parameter(sdk, extra, param):
@@ -128,6 +130,29 @@ def test_bad_or_unsupported_parameters_are_400_naming_the_parameter(sdk, extra, 
     assert caught.value.param == param and caught.value.type == "invalid_request_error", caught.value.body
     if param == "not_an_openai_field":
         assert "Unrecognized request argument supplied" in caught.value.message
+
+
+def test_parameters_that_change_no_answer_here_are_accepted_and_ignored(sdk):
+    """SDK-based agents send `store`, `metadata`, `service_tier`, ... on every call. Bug: 400 Unrecognized."""
+    ignored = {
+        "store": True,
+        "metadata": {"agent": "planner", "run": "42"},
+        "service_tier": "auto",
+        "prompt_cache_key": "session-7",
+        "safety_identifier": "hashed-user-1",
+        "user": "user-1",
+    }
+    plain = sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=4, temperature=0)
+    labelled = sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=4, temperature=0, **ignored)
+    assert labelled.choices[0].message.content == plain.choices[0].message.content
+    completion = sdk.completions.create(
+        model="forge", prompt="The migration plan", max_tokens=2, **{k: ignored[k] for k in ("user",)}
+    )
+    assert completion.choices[0].text is not None
+    streamed = list(
+        sdk.chat.completions.create(model="forge", messages=ASK, max_tokens=2, stream=True, store=False, metadata={})
+    )
+    assert streamed and streamed[-1].choices[0].finish_reason in ("stop", "length")
 
 
 def test_image_parts_are_400_naming_the_content(sdk):
@@ -198,6 +223,47 @@ def test_models_list_and_retrieve(sdk, serve_server):
     assert sdk.models.retrieve("v0002").id == "v0002"
     with pytest.raises(openai.NotFoundError):
         sdk.models.retrieve("v9999")
+    # `model="forge"` answers chat, so it can be retrieved too: it describes the serving version.
+    forge = sdk.models.retrieve("forge")
+    assert forge.id == "forge" and forge.version == "v0001" and forge.serving is True
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "v0002 without files",
+        "versions as a list",
+        "a JSON list",
+    ],
+)
+def test_models_list_never_fails_on_a_structurally_broken_manifest(sdk, serve_server, broken):
+    """Bug: a version entry without `files` made GET /v1/models a 500 (KeyError: 'files'). Whatever the shape,
+    the list answers with what can be served, and naming a loaded version still works."""
+    client, manifest_path = serve_server["client"], serve_server["manifest"]
+    original = manifest_path.read_text()
+    assert _reply(sdk, "v0002")  # v0002 is loaded (verified) before the manifest breaks
+    manifest = json.loads(original)
+    if broken == "v0002 without files":
+        del manifest["versions"]["v0002"]["files"]
+    elif broken == "versions as a list":
+        manifest["versions"] = list(manifest["versions"].values())
+    else:
+        manifest = [manifest]
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        deadline = time.time() + 1.5  # the server polls every 0.2 s; a broken `versions` shows in /health
+        while not client.get("/health").json()["error"] and time.time() < deadline:
+            time.sleep(0.1)
+        listing = client.get("/v1/models")
+        assert listing.status_code == 200, listing.text
+        assert "v0001" in [m["id"] for m in listing.json()["data"]]
+        assert sdk.chat.completions.create(model="v0002", messages=ASK, max_tokens=2).model == "v0002"
+        assert sdk.models.retrieve("forge").version == "v0001"
+    finally:
+        manifest_path.write_text(original)
+    deadline = time.time() + 10
+    while client.get("/health").json()["status"] != "ok" and time.time() < deadline:
+        time.sleep(0.1)
 
 
 def test_every_listed_model_answers_chat(sdk):
@@ -286,3 +352,76 @@ def test_metrics_count_requests_tokens_first_tokens_swaps_and_refusals(sdk, serv
     assert grew("forge_manifest_refusals_total") >= 1
     assert after[("forge_served_version_info", (("version", "v0001"),))] == 1
     assert ("forge_model_swaps_total", (("kind", "adapter_swap"),)) in after
+
+
+LONG_JSON_STREAM = {
+    "messages": ASK,
+    "max_tokens": 400,
+    "stream": True,
+    # The grammar allows no end before 400 characters: the generation is long whatever the random model samples.
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "long", "schema": {"type": "string", "minLength": 400}},
+    },
+}
+
+
+def test_metrics_count_client_hang_ups_as_499_not_500(serve_server):
+    """Bug: three clients that hung up were counted as status="500" requests though nothing failed."""
+    from forge_pipeline_tests.serve_fixtures import hang_up_before_first_byte
+
+    client = serve_server["client"]
+    before = _metrics(client)
+    for _ in range(3):
+        hang_up_before_first_byte(serve_server["port"], json.dumps(LONG_JSON_STREAM).encode())
+
+    def grew(after, status):
+        key = ("forge_http_requests_total", (("method", "POST"), ("route", "/v1/chat/completions"), ("status", status)))
+        return after.get(key, 0) - before.get(key, 0)
+
+    deadline = time.time() + 30
+    while grew(after := _metrics(client), "499") < 3 and time.time() < deadline:
+        time.sleep(0.2)
+    assert grew(after, "499") == 3 and grew(after, "500") == 0 and grew(after, "200") == 0
+
+
+# -- files ---------------------------------------------------------------------------------------------------
+def _jsonl_of(path, megabytes: int, bad_line: int | None = None) -> int:
+    """A fine-tuning JSONL of about `megabytes` MB (varied, valid examples); line `bad_line` is broken JSON.
+    Returns the number of lines."""
+    lines = 0
+    target = megabytes * 1024 * 1024
+    with open(path, "w", encoding="utf-8") as handle:
+        while handle.tell() < target:
+            lines += 1
+            if lines == bad_line:
+                handle.write('{"messages": [{"role": "user", "content": "cut off here"\n')
+                continue
+            record = {
+                "messages": [
+                    {"role": "user", "content": f"What did note {lines} say about the migration window?"},
+                    {"role": "assistant", "content": f"Note {lines}: move the read replicas first. " * 8},
+                ]
+            }
+            handle.write(json.dumps(record) + "\n")
+    return lines
+
+
+def test_a_50_mb_fine_tuning_file_uploads_and_a_bad_line_in_it_is_named(sdk, serve_server, tmp_path):
+    """Bug: uploads were capped at serve.max_request_bytes (1 MB, the chat body limit). Files have their own
+    limit (512 MB) and are validated line by line; the chat limit stays small (test_serve_server)."""
+    good = tmp_path / "big.jsonl"
+    lines = _jsonl_of(good, 50)
+    with open(good, "rb") as handle:
+        uploaded = sdk.files.create(file=handle, purpose="fine-tune")
+    try:
+        assert uploaded.bytes == good.stat().st_size and uploaded.status == "processed"
+        assert sdk.files.retrieve(uploaded.id).bytes == good.stat().st_size
+    finally:
+        sdk.files.delete(uploaded.id)
+    bad = tmp_path / "bad.jsonl"
+    bad_line = lines - 100
+    _jsonl_of(bad, 50, bad_line=bad_line)
+    with open(bad, "rb") as handle, pytest.raises(openai.BadRequestError) as caught:
+        sdk.files.create(file=handle, purpose="fine-tune")
+    assert caught.value.param == "file" and f"line {bad_line}: not valid JSON" in caught.value.message

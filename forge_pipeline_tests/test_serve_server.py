@@ -249,8 +249,9 @@ def test_corrupt_manifest_is_refused_and_old_version_keeps_serving(server, tmp_p
             time.sleep(0.1)
         assert "not valid JSON" in client.get("/health").json()["error"]
         assert _greedy(client)[0] == "v0001"
-        models = client.get("/v1/models")  # still answers with what is served, and says what is wrong
-        assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == ["v0001"]
+        models = client.get("/v1/models")  # still answers with what was verified and is loaded, says what is wrong
+        ids = [m["id"] for m in models.json()["data"]]
+        assert models.status_code == 200 and "v0001" in ids and set(ids) <= {"v0001", "v0002"}
         assert "not valid JSON" in models.json()["manifest_error"]
     finally:
         manifest_path.write_text(original)
@@ -377,49 +378,178 @@ def test_clients_gone_during_a_swap_do_not_stall_the_swap_or_later_requests(serv
         _wait_for_version(client, "v0001")
 
 
-def test_forge_serve_shuts_down_within_its_bound_with_requests_in_flight(serve_models, tmp_path):
-    """`forge serve` (the CLI) on SIGTERM: in-flight streams and requests whose clients vanished must not keep
-    it alive past serve.shutdown_timeout_s plus model closing."""
+def _long_json_stream(max_tokens: int) -> dict:
+    # The grammar allows no end before max_tokens characters: long whatever the random model samples.
+    return {
+        "messages": [{"role": "user", "content": "Write a long reflection."}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "long", "schema": {"type": "string", "minLength": max_tokens}},
+        },
+    }
+
+
+def test_sigterm_stops_generation_at_the_next_token_and_every_client_gets_an_openai_error(serve_models, tmp_path):
+    """`forge serve` (the CLI) on SIGTERM with a 3,000-token stream in flight, a request and a stream queued
+    behind it (one context), and clients that vanished: the stream ends with an SSE error event, the queued
+    ones get a 503 JSON error (OpenAI's shape, code server_shutting_down), and the server exits within
+    serve.shutdown_timeout_s. Bug: it ran the generation on, exited late, and answered bare `500 Internal
+    Server Error` text."""
     write_manifest(tmp_path / "serve" / "adapter_manifest.json", serve_models, "v0002")
+    timeout_s = 5.0
     process, client, port, _ = start_server(
-        tmp_path, {"FORGE_SERVE__SHUTDOWN_TIMEOUT_S": "2", "FORGE_SERVE__EMBEDDINGS": "false"}, cli=True
+        tmp_path,
+        {
+            "FORGE_SERVE__SHUTDOWN_TIMEOUT_S": str(timeout_s),
+            "FORGE_SERVE__EMBEDDINGS": "false",
+            "FORGE_SERVE__N_CTX": "4096",
+            "FORGE_SERVE__PARALLEL_REQUESTS": "1",
+        },
+        cli=True,
     )
-    readers = []
+    outcome: dict[str, object] = {}
+    streaming = threading.Event()
+
+    def long_stream():
+        events = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
+            try:
+                with own.stream("POST", "/v1/chat/completions", json=_long_json_stream(3000)) as response:
+                    for line in response.iter_lines():
+                        if line.startswith("data: "):
+                            events.append(line[len("data: ") :])
+                            streaming.set()
+            except httpx.TransportError as err:
+                events.append(f"transport error: {err}")
+        outcome["stream"] = events
+
+    def queued(name: str, stream: bool):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
+            try:
+                if stream:
+                    with own.stream("POST", "/v1/chat/completions", json=_long_json_stream(50)) as response:
+                        response.read()
+                else:
+                    response = own.post("/v1/completions", json={"prompt": "Once", "max_tokens": 50})
+                outcome[name] = (response.status_code, response.headers.get("content-type"), response.content)
+            except httpx.TransportError as err:
+                outcome[name] = ("transport error", None, str(err).encode())
+
+    threads = [threading.Thread(target=long_stream, daemon=True)]
     try:
-        health = client.get("/health").json()
-        assert health["model_version"] == "v0002" and health["status"] == "ok"
+        assert client.get("/health").json()["model_version"] == "v0002"
+        threads[0].start()
+        assert streaming.wait(timeout=60), "no stream started"
         for _ in range(3):
             hang_up_before_first_byte(port, LONG_STREAM)
-        streaming = threading.Event()
-
-        def slow_reader():  # reads one event, then sits on the open stream (the generation stays in flight)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
-                try:
-                    with own.stream(
-                        "POST",
-                        "/v1/chat/completions",
-                        content=LONG_STREAM,
-                        headers={"content-type": "application/json"},
-                    ) as response:
-                        next(response.iter_lines())
-                        streaming.set()
-                        time.sleep(60)
-                except httpx.TransportError:
-                    pass  # the server went away: expected
-
-        def long_request():  # a non-streamed generation queued behind the streams
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as own:
-                try:
-                    own.post("/v1/completions", json={"prompt": "Once", "max_tokens": 400})
-                except httpx.TransportError:
-                    pass
-
-        readers = [threading.Thread(target=slow_reader, daemon=True) for _ in range(2)]
-        readers.append(threading.Thread(target=long_request, daemon=True))
-        for reader in readers:
-            reader.start()
-        assert streaming.wait(timeout=60), "no stream started"
+        threads += [
+            threading.Thread(target=queued, args=("queued", False), daemon=True),
+            threading.Thread(target=queued, args=("queued_stream", True), daemon=True),
+        ]
+        for thread in threads[1:]:
+            thread.start()
+        time.sleep(0.5)  # both are waiting for the one context
+        assert "stream" not in outcome, "the long stream ended before SIGTERM: make it longer"
     finally:
         client.close()
         took = stop(process, within_s=20)
-    assert took < 15, f"SIGTERM took {took:.1f} s"
+    for thread in threads:
+        thread.join(timeout=10)
+    assert took < timeout_s, f"SIGTERM took {took:.1f} s (serve.shutdown_timeout_s {timeout_s})"
+    events = outcome["stream"]
+    assert events[-1] != "[DONE]" and json.loads(events[-1])["error"]["code"] == "server_shutting_down", events[-3:]
+    assert len(events) < 3000  # stopped well before max_tokens
+    for name in ("queued", "queued_stream"):
+        status, content_type, body = outcome[name]
+        assert status == 503 and content_type == "application/json", (name, status, body[:200])
+        assert json.loads(body)["error"]["code"] == "server_shutting_down"
+
+
+def _pinned_completion(client, version: str) -> tuple[int, str | None, str]:
+    response = client.post(
+        "/v1/completions",
+        json={"model": version, "prompt": "The migration plan", "max_tokens": 6, "temperature": 0},
+    )
+    text = response.json()["choices"][0]["text"] if response.status_code == 200 else response.text
+    return response.status_code, response.headers.get("x-forge-model-version"), text
+
+
+def test_pinned_requests_are_answered_by_their_version_while_current_moves_and_the_manifest_breaks(server):
+    """200 requests pinned to v0001 or v0002, four at a time, while `current` moves between the two (as `forge
+    rollback` does) and the manifest is now and then unreadable: each is answered by the version it named (label
+    and greedy text). Bug: a swap changed the loaded model in place while a pinned request waited, and a broken
+    manifest made every request naming the non-serving version a 404."""
+    client, manifest, models = server["client"], server["manifest"], server["models"]
+    original = manifest.read_text()
+    expected = {version: _pinned_completion(client, version)[2] for version in ("v0001", "v0002")}
+    assert expected["v0001"] != expected["v0002"]  # different adapters: a wrong answer is visible
+    results = []
+
+    def pinned(i: int):
+        with httpx.Client(base_url=client.base_url, timeout=60) as own:
+            return (("v0001", "v0002")[i % 2], *_pinned_completion(own, ("v0001", "v0002")[i % 2]))
+
+    states = 0
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(pinned, i) for i in range(200)]
+            # Bounded: at most 300 manifest changes, 50 ms apart, while requests are still running.
+            while states < 300 and not all(f.done() for f in futures):
+                state = states % 3
+                if state == 2:
+                    manifest.write_text("{ truncated")
+                else:
+                    write_manifest(manifest, models, ("v0002", "v0001")[state])
+                states += 1
+                time.sleep(0.05)
+            results = [f.result() for f in futures]
+    finally:
+        manifest.write_text(original)
+    assert states >= 6, "current did not move while the requests ran"
+    wrong = [r for r in results if r[1] != 200 or r[2] != r[0] or r[3] != expected[r[0]]]
+    assert not wrong, f"{len(wrong)} of {len(results)} not answered by the version they named: {wrong[:5]}"
+    _wait_for_version(client, "v0001")
+
+
+def test_parallel_contexts_generate_at_once_and_each_keeps_its_version_while_current_moves(serve_models, tmp_path):
+    """serve.parallel_requests contexts: two requests hold two contexts at once, a third waits for one; a swap
+    of `current` while they run changes neither (each has its version's adapter set on its own context)."""
+    from forge_pipeline.serve.models import ModelHost
+
+    manifest_path = tmp_path / "serve" / "adapter_manifest.json"
+    write_manifest(manifest_path, serve_models, "v0001")
+    host = ModelHost(manifest_path, n_ctx=256, embeddings=False, parallel=2)
+
+    def greedy(llm) -> str:
+        return llm.create_completion("The migration plan", max_tokens=8, temperature=0)["choices"][0]["text"]
+
+    try:
+        host.reload()
+        expected = {}
+        for version in ("v0001", "v0002"):
+            with host.session(version=version) as session:
+                expected[version] = greedy(session.llm)
+        assert expected["v0001"] != expected["v0002"]
+        third_in = threading.Event()
+
+        def third():
+            with host.session(version="v0002") as session:
+                third_in.set()
+                assert session.version == "v0002"
+
+        with host.session(version="v0001") as first, host.session() as second:
+            assert first.llm is not second.llm and (first.version, second.version) == ("v0001", "v0001")
+            waiting = threading.Thread(target=third)
+            waiting.start()
+            assert not third_in.wait(0.5), "a third request got a context while both were in use"
+            write_manifest(manifest_path, serve_models, "v0002")
+            assert host.reload()["kind"] == "adapter_swap"
+            assert greedy(first.llm) == expected["v0001"] and greedy(second.llm) == expected["v0001"]
+        waiting.join(timeout=30)
+        assert third_in.is_set()
+        with host.session() as session:  # the next default request sees the new current
+            assert session.version == "v0002" and greedy(session.llm) == expected["v0002"]
+    finally:
+        host.close()

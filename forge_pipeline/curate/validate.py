@@ -131,6 +131,24 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(65536), b""):
+            stripped = block.lstrip()
+            if stripped:
+                return stripped.startswith(prefix)
+    return False
+
+
+def _lines(handle, problems: list[tuple[int, str]]):
+    """(line number, text) of each line; a line that is not UTF-8 is a problem naming it, not a crash."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            problems.append((number, f"not UTF-8 text ({err})"))
+
+
 def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[str] | None = None) -> ValidationReport:
     """Every problem of a chat JSONL file by line; `languages` (prepare.filter.languages) adds a warning for
     each example the language filter would drop."""
@@ -138,13 +156,9 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
     wrong = _not_a_file(path)
     if wrong:
         return ValidationReport(path, 0, [(0, wrong)], [])
-    try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as err:
-        return ValidationReport(path, 0, [(0, f"not UTF-8 text ({err})")], [])
-    if text.lstrip().startswith("["):
+    if _starts_with(path, b"["):
         try:
-            whole = json.loads(text)
+            whole = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, RecursionError):
             whole = None
         if isinstance(whole, list):
@@ -157,38 +171,39 @@ def validate_jsonl(path: Path, max_tokens: int | None = None, languages: list[st
     warnings: list[tuple[int, str]] = []
     tokens: list[int] = []
     examples = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        examples += 1
-        try:
-            record = json.loads(line, parse_constant=_refuse_constant)
-        except json.JSONDecodeError as err:
-            problems.append((number, f"not valid JSON: {err.msg} at column {err.colno}"))
-            continue
-        except ValueError as err:
-            problems.append((number, f"not valid JSON: {err}"))
-            continue
-        except RecursionError:
-            problems.append((number, "JSON nested too deeply to parse"))
-            continue
-        if not isinstance(record, dict):
-            problems.append((number, f"expected a JSON object, got {type(record).__name__}"))
-            continue
-        if "messages" not in record:
-            problems.append((number, "field messages is missing"))
-            continue
-        line_problems = message_problems(record["messages"], max_tokens)
-        problems.extend((number, p) for p in line_problems)
-        if not line_problems:
-            tokens.append(approx_tokens(record["messages"]))
-            language = _dropped_language(record["messages"], languages)
-            if language:
-                note = (
-                    f"detected language {language!r} is not in prepare.filter.languages {languages}: "
-                    "the filter will drop this example"
-                )
-                warnings.append((number, note))
+    with open(path, "rb") as handle:  # line by line: an upload may be hundreds of MB
+        for number, line in _lines(handle, problems):
+            if not line.strip():
+                continue
+            examples += 1
+            try:
+                record = json.loads(line, parse_constant=_refuse_constant)
+            except json.JSONDecodeError as err:
+                problems.append((number, f"not valid JSON: {err.msg} at column {err.colno}"))
+                continue
+            except ValueError as err:
+                problems.append((number, f"not valid JSON: {err}"))
+                continue
+            except RecursionError:
+                problems.append((number, "JSON nested too deeply to parse"))
+                continue
+            if not isinstance(record, dict):
+                problems.append((number, f"expected a JSON object, got {type(record).__name__}"))
+                continue
+            if "messages" not in record:
+                problems.append((number, "field messages is missing"))
+                continue
+            line_problems = message_problems(record["messages"], max_tokens)
+            problems.extend((number, p) for p in line_problems)
+            if not line_problems:
+                tokens.append(approx_tokens(record["messages"]))
+                language = _dropped_language(record["messages"], languages)
+                if language:
+                    note = (
+                        f"detected language {language!r} is not in prepare.filter.languages {languages}: "
+                        "the filter will drop this example"
+                    )
+                    warnings.append((number, note))
     if examples == 0:
         problems.append((0, "the file has no examples"))
     return ValidationReport(path, examples, problems, tokens, warnings)

@@ -72,6 +72,30 @@ def no_model(err: Exception) -> APIError:
     return APIError(503, f"no model is being served: {err}", code="model_not_loaded")
 
 
+def shutting_down(err: Exception) -> APIError:
+    return APIError(
+        503, f"{err}. Retry the request once the server is back.", code="server_shutting_down", type="server_error"
+    )
+
+
+def as_api_error(err: BaseException) -> APIError:
+    """The one mapping from anything a route or a stream raises to OpenAI's error JSON."""
+    from forge_pipeline.serve.engine import ShuttingDown
+    from forge_pipeline.serve.models import NoModelError
+
+    if isinstance(err, APIError):
+        return err
+    if isinstance(err, RequestValidationError):
+        return validation_error(err)
+    if isinstance(err, ShuttingDown):
+        return shutting_down(err)
+    if isinstance(err, NoModelError):
+        return no_model(err)
+    if isinstance(err, StarletteHTTPException):
+        return APIError(err.status_code, str(err.detail))
+    return APIError(500, f"internal error: {type(err).__name__}: {err}")
+
+
 def _param_of(location: tuple) -> str | None:
     """`('body', 'messages', 0, 'role')` -> `messages[0].role`, OpenAI's way of naming a nested parameter."""
     parts = [p for p in location if p not in ("body", "query", "path")]
@@ -97,18 +121,20 @@ def validation_error(err: RequestValidationError) -> APIError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
-    async def _api_error(request: Request, err: APIError):
-        return err.response()
+    """One handler for every error class a route raises (all through `as_api_error`); `Exception` is the
+    last resort for bugs (Starlette logs those)."""
+    from forge_pipeline.serve.engine import ShuttingDown
+    from forge_pipeline.serve.models import NoModelError
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, err: RequestValidationError):
-        return validation_error(err).response()
+    async def _handle(request: Request, err: Exception):
+        return as_api_error(err).response(headers=getattr(err, "headers", None))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, err: StarletteHTTPException):  # routing 404/405 and any HTTPException
-        return APIError(err.status_code, str(err.detail)).response(headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception):
-        return APIError(500, f"internal error: {type(err).__name__}: {err}").response()
+    for error_class in (
+        APIError,
+        RequestValidationError,
+        StarletteHTTPException,  # routing 404/405 and any HTTPException
+        ShuttingDown,
+        NoModelError,
+        Exception,
+    ):
+        app.add_exception_handler(error_class, _handle)

@@ -6,12 +6,18 @@ line-numbered problems, answered as one OpenAI 400 naming `file`) and then added
 `forge dataset validate --add` does, so the next dataset version reads it like any other source: PII-scrubbed,
 deduplicated and curated. Deleting a file removes it from the imports too (dataset versions already built
 keep their copy). Files and their metadata live under <data_root>/serve/files/.
+
+Uploads have their own size limit, `serve.max_file_bytes` (512 MB by default, OpenAI's limit), separate from
+the small limit on every other body (serve.max_request_bytes, see app.BodyLimit). The multipart body is spooled
+to disk as it arrives (Starlette), copied into place in blocks and validated line by line, so a file of
+hundreds of MB never sits in memory; a bad line is named in the 400.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +25,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
-from forge_pipeline.atomic import write_bytes_atomic, write_json_atomic
+from forge_pipeline.atomic import atomic_path, write_bytes_atomic, write_json_atomic
 from forge_pipeline.curate.validate import add_import, validate_jsonl
 from forge_pipeline.serve.errors import APIError, invalid, unsupported
 
@@ -56,11 +62,17 @@ class FileStore:
         records = [json.loads(p.read_text(encoding="utf-8")) for p in self.directory.glob("file-*.json")]
         return sorted(records, key=lambda r: (r["created_at"], r["id"]), reverse=True)
 
-    def add(self, filename: str, content: bytes, max_tokens: int) -> dict:
+    def add(self, filename: str, content, max_tokens: int) -> dict:
+        """Store, validate and import an upload; `content` is bytes or a binary file object (read in blocks)."""
         file_id = f"file-{uuid.uuid4().hex[:24]}"
         self.directory.mkdir(parents=True, exist_ok=True)
         staged = self.data_path(file_id)
-        write_bytes_atomic(staged, content)
+        if isinstance(content, bytes):
+            write_bytes_atomic(staged, content)
+        else:
+            with atomic_path(staged) as partial, open(partial, "wb") as out:
+                shutil.copyfileobj(content, out, 1 << 20)
+        size = staged.stat().st_size
         report = validate_jsonl(staged, max_tokens=max_tokens)
         if not report.ok:
             staged.unlink()
@@ -77,7 +89,7 @@ class FileStore:
         record = {
             "id": file_id,
             "object": "file",
-            "bytes": len(content),
+            "bytes": size,
             "created_at": int(time.time()),
             "filename": filename,
             "purpose": "fine-tune",
@@ -120,10 +132,11 @@ def files_router(store: FileStore, max_tokens: int, require_admin) -> APIRouter:
     async def create_file(file: UploadFile = File(...), purpose: str = Form(...)):
         if purpose != "fine-tune":
             raise unsupported("purpose", "this server keeps files for fine-tuning only ('fine-tune')")
-        content = await file.read()
         from starlette.concurrency import run_in_threadpool
 
-        record = await run_in_threadpool(store.add, Path(file.filename or "upload.jsonl").name, content, max_tokens)
+        # `file.file` is Starlette's spooled temporary file: copied and validated in a worker thread, in blocks.
+        await run_in_threadpool(file.file.seek, 0)
+        record = await run_in_threadpool(store.add, Path(file.filename or "upload.jsonl").name, file.file, max_tokens)
         return {k: v for k, v in record.items() if k != "examples"}
 
     @router.get("/v1/files")

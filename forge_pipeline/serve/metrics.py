@@ -2,7 +2,8 @@
 
 - forge_http_requests_total{method, route, status} and forge_http_request_duration_seconds{method, route}:
   every request, labelled by the route template (`/v1/models/{model}`), never the raw path, so a client
-  cannot grow the label set.
+  cannot grow the label set. A client that hung up before its response was complete is counted as
+  status="499" (nginx's "client closed request"), not as a server error.
 - forge_tokens_total{kind, direction, version}: prompt and completion tokens of chat/completion requests.
 - forge_time_to_first_token_seconds{kind}: from the start of generation to the first sampled token.
 - forge_model_swaps_total{kind}, forge_manifest_refusals_total, forge_served_version_info{version}: read from
@@ -18,6 +19,7 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+CLIENT_CLOSED_REQUEST = "499"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -98,17 +100,31 @@ class RequestMetrics:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = {"code": 500}
+        state = {"code": 500, "complete": False, "client_gone": False}
+
+        async def receive_and_note():
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                state["client_gone"] = True
+            return message
 
         async def send_and_note(message):
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
+                state["code"] = message["status"]
+            try:
+                await send(message)
+            except OSError:  # uvicorn's ClientDisconnected: the client hung up while we were sending
+                state["client_gone"] = True
+                raise
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["complete"] = True
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive_and_note, send_and_note)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status["code"])).inc()
+            gone = state["client_gone"] and not state["complete"]
+            status = CLIENT_CLOSED_REQUEST if gone else str(state["code"])
+            self.metrics.requests.labels(scope["method"], template, status).inc()
             self.metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)

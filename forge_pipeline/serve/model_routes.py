@@ -1,9 +1,12 @@
 """OpenAI's models resource: `GET /v1/models`, `GET /v1/models/{model}`.
 
 Every id listed can be sent as `model` in a chat or completion request: the served (current) version, the
-A/B candidate, and each manifest version an adapter swap on the served base can answer with. Forge's own
-fields (`current`, `serving`, the manifest entry) ride along beside OpenAI's `id`, `object`, `created`,
-`owned_by`; the SDK keeps unknown fields.
+A/B candidate, and each manifest version an adapter swap on the served base can answer with. While the
+manifest cannot be read (or is structurally broken), the list is what the server verified earlier and can
+still answer with, and `manifest_error` says what is wrong: never a 500. `forge` and `current` (the names for
+"whatever is served") can be retrieved too: they describe the serving version. Forge's own fields (`current`,
+`serving`, the manifest entry) ride along beside OpenAI's `id`, `object`, `created`, `owned_by`; the SDK keeps
+unknown fields.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from forge_pipeline.export.manifest import ManifestError, read_manifest
+from forge_pipeline.export.manifest import ManifestError
 from forge_pipeline.serve.errors import model_not_found
-from forge_pipeline.serve.models import NoModelError, UnknownVersionError
+from forge_pipeline.serve.models import DEFAULT_MODEL_NAMES, NoModelError, UnknownVersionError
 
 
 def _created(entry: dict) -> int:
     try:
         return int(datetime.fromisoformat(str(entry.get("created_at"))).timestamp())
-    except ValueError:
+    except (ValueError, AttributeError):
         return 0
 
 
@@ -32,23 +35,24 @@ def models_router(model_host, manifest_path) -> APIRouter:
         entries: dict[str, dict] = {}
         problem = None
         try:
-            manifest = read_manifest(manifest_path)
-        except ManifestError as err:  # keep answering with what is loaded
-            manifest, problem = {"versions": {}}, str(err)
-        for version, entry in manifest["versions"].items():
+            versions = model_host.read_checked_manifest()["versions"]
+        except ManifestError as err:  # keep answering with what was verified and is still servable
+            versions, problem = model_host.known_versions(), str(err)
+        for version, entry in versions.items():
             try:
                 model_host.resolve(version)
             except (UnknownVersionError, NoModelError):
                 continue
-            entries[version] = entry
+            entries[version] = entry if isinstance(entry, dict) else {}
         if model_host.version is not None and model_host.version not in entries:
             entries[model_host.version] = model_host.entry or {}
         return entries, problem
 
-    def describe(version: str, entry: dict) -> dict:
+    def describe(version: str, entry: dict, model_id: str | None = None) -> dict:
         return {
             **entry,
-            "id": version,
+            "id": model_id or version,
+            "version": version,
             "object": "model",
             "created": _created(entry),
             "owned_by": "forge",
@@ -70,6 +74,10 @@ def models_router(model_host, manifest_path) -> APIRouter:
 
     @router.get("/v1/models/{model}")
     def retrieve_model(model: str):
+        if model in DEFAULT_MODEL_NAMES:
+            if model_host.version is None:
+                raise model_not_found(model, "no version is being served yet")
+            return describe(model_host.version, model_host.entry or {}, model_id=model)
         entries, _ = servable()
         if model not in entries:
             raise model_not_found(model)

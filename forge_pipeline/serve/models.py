@@ -1,161 +1,93 @@
-"""ModelHost: keeps the manifest's current version loaded and hot-swaps it.
+"""ModelHost: keeps the manifest's current version loaded, hot-swaps it, and gives each request the version it
+asked for.
 
-* Same base GGUF, new adapter: the adapter is loaded once per path with llama.cpp's adapter API and set on
-  the live context (no model reload, well under a millisecond), then the prompt cache and KV memory are
-  cleared so no logits computed under the previous adapter are reused.
-* New base GGUF: the new base is loaded beside the old one (requests keep flowing to the old one meanwhile)
-  and the pointer switches only once it is ready; the old one is closed after its last request ends.
-* A manifest that is unreadable or names a missing/corrupt file (sha256 mismatch) is refused: the old
-  version keeps serving and the error is kept for /health.
-* A/B: when the manifest names a `candidate` with a traffic share, chat sessions opened with `ab=True` go to
-  the candidate with that probability (serve.routing.TrafficRouter). A candidate on the same base GGUF
-  is an adapter set on the shared context for that request (a swap costs well under a millisecond; the
-  context lock already serializes requests); on another base it gets its own loaded model. A broken
-  candidate is dropped (the error is in /health) and the current version keeps all traffic.
-
-A llama.cpp context is not thread-safe, so each loaded model has a lock that a request holds for its whole
-generation (streaming included). Swaps take the same lock: a request finishes on the model it started on,
-and the next one sees the new version; nothing is refused during a swap.
+* A version is an immutable description (`VersionSpec`: base GGUF, adapter GGUF, manifest entry). A request
+  takes one at its start (the one it named, or the serving one once it has an engine), checks an engine out
+  of the base's pool and sets that version's adapter on it (serve/engine.py). Nothing changes an engine
+  under a running request, so a request pinned to `v0001` is answered by `v0001` under any concurrency,
+  while `current` moves and while the manifest is broken.
+* Same base GGUF, new adapter: a swap is a pointer change (the new adapter is loaded once first, so a broken
+  adapter fails here and not in a request); engines switch adapters per request (well under a millisecond,
+  plus clearing the prompt cache and KV memory).
+* New base GGUF: a new pool is loaded beside the old one (requests keep flowing to the old one meanwhile) and
+  the pointer switches only once it is ready; the old pool closes after its last request ends.
+* A manifest that is unreadable or names a missing/corrupt file (sha256 mismatch) is refused: the old version
+  keeps serving and the error is kept for /health. Versions verified earlier stay selectable by name while the
+  manifest cannot be read.
+* A/B: when the manifest names a `candidate` with a traffic share, chat sessions opened with `ab=True` go to the
+  candidate with that probability (serve.routing.TrafficRouter). A candidate on the same base is an adapter
+  set per request on the shared pool; on another base it gets its own engine. A broken candidate is dropped
+  (the error is in /health) and the current version keeps all traffic.
+* Shutdown: `stopping_event` makes in-flight generations stop at their next token (the stopping criterion
+  the routes pass to llama-cpp-python) and waiting requests give up with ShuttingDown.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, verify_version
+from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, resolve_file, verify_version
+from forge_pipeline.serve.engine import EnginePool, PoolRetired, ShuttingDown, new_engine
 from forge_pipeline.serve.routing import TrafficRouter
 
 log = logging.getLogger(__name__)
 # `model` values that mean "whatever the server serves by default" (the current version, A/B included).
 DEFAULT_MODEL_NAMES = ("forge", "current")
+CLOSE_WAIT_S = 30.0
+
+__all__ = ["DEFAULT_MODEL_NAMES", "ModelHost", "NoModelError", "Session", "ShuttingDown", "UnknownVersionError"]
 
 
 class NoModelError(RuntimeError):
     """Nothing is loaded yet (no promoted version, or the first one was refused)."""
 
 
+class MalformedManifestError(ManifestError):
+    """The manifest (or one version's entry) is valid JSON of the wrong shape."""
+
+
 class UnknownVersionError(LookupError):
     """A request named a model this server cannot answer with (not in the manifest, or not on the served base)."""
 
 
-def _clear_state(llm) -> None:
-    import llama_cpp
-
-    llm.reset()
-    memory = llama_cpp.llama_get_memory(llm.ctx)
-    if memory is not None:
-        llama_cpp.llama_memory_clear(memory, True)
-
-
-@dataclass
-class _Engine:
-    """One llama.cpp model+context with the adapters it has loaded (adapters belong to a model)."""
-
-    llm: object
-    adapters: dict[str, object] = field(default_factory=dict)
-    active: str | None = None
-
-    def load_adapter(self, path: Path) -> object:
-        """Load an adapter GGUF for this model once (without activating it)."""
-        import llama_cpp
-
-        key = str(path)
-        if key not in self.adapters:
-            pointer = llama_cpp.llama_adapter_lora_init(self.llm.model, key.encode("utf-8"))
-            if not pointer:
-                raise ManifestError(f"llama.cpp could not load the adapter GGUF {key} for this base model")
-            self.adapters[key] = pointer
-        return self.adapters[key]
-
-    def set_adapter(self, path: Path | None) -> None:
-        import llama_cpp
-
-        key = str(path) if path else None
-        if key == self.active:
-            return
-        if key is None:
-            status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
-        else:
-            self.load_adapter(path)
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapters[key])
-            scales = (ctypes.c_float * 1)(1.0)
-            status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, adapters, 1, scales)
-        if status:
-            raise ManifestError(f"llama.cpp refused to set adapter {key} (status {status})")
-        _clear_state(self.llm)
-        self.active = key
-
-    def close(self) -> None:
-        import llama_cpp
-
-        # Adapters must be freed while their model is alive.
-        llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
-        for pointer in self.adapters.values():
-            llama_cpp.llama_adapter_lora_free(pointer)
-        self.adapters.clear()
-        self.llm.close()
-
-
-class FairLock:
-    """A FIFO lock: threading.Lock lets a busy stream of requests overtake a waiting swap indefinitely;
-    with tickets a swap waits for at most the requests that were already queued before it."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._next_ticket = 0
-        self._serving = 0
-
-    def acquire(self) -> None:
-        with self._condition:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while ticket != self._serving:
-                self._condition.wait()
-
-    def release(self) -> None:
-        with self._condition:
-            self._serving += 1
-            self._condition.notify_all()
-
-    def __enter__(self) -> FairLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-@dataclass
-class _Loaded:
+@dataclass(frozen=True, eq=False)
+class VersionSpec:
     version: str
     base_path: Path
     adapter_path: Path | None
     entry: dict
-    chat: _Engine
-    embed: _Engine | None
-    lock: FairLock = field(default_factory=FairLock)
+
+    def same_files(self, other: VersionSpec | None) -> bool:
+        return other is not None and (self.version, self.base_path, self.adapter_path) == (
+            other.version,
+            other.base_path,
+            other.adapter_path,
+        )
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class _Served:
+    """What the server serves by default: the version, its base's chat pool and the embedding engine."""
+
+    spec: VersionSpec
+    pool: EnginePool
+    embed: EnginePool | None
+
+
+@dataclass(eq=False)
 class _Candidate:
-    """The manifest's A/B candidate (or a version a request named, `pinned`); `own` is its separately loaded
-    model when it does not share the base."""
+    """The manifest's A/B candidate; `pool` is its own engine when it does not share the served base."""
 
-    version: str
+    spec: VersionSpec
     share: float
-    base_path: Path
-    adapter_path: Path | None
-    entry: dict
-    own: _Loaded | None = None
-    pinned: bool = False
+    pool: EnginePool | None = None
 
 
 @dataclass
@@ -167,6 +99,10 @@ class Session:
     route: str = "current"  # "current" | "candidate" (A/B) | "pinned" (the request named this version)
 
 
+def _structural(err: Exception) -> bool:
+    return isinstance(err, KeyError | TypeError | AttributeError)
+
+
 class ModelHost:
     def __init__(
         self,
@@ -176,23 +112,25 @@ class ModelHost:
         embeddings: bool = True,
         seed: int = 0,
         router_seed: int | None = None,
+        parallel: int = 1,
     ):
         self.manifest_path = Path(manifest_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.embeddings = embeddings
         self.seed = seed
-        self._current: _Loaded | None = None
+        self.parallel = max(1, int(parallel))
+        self._current: _Served | None = None
         self._candidate: _Candidate | None = None
+        self._known: dict[str, VersionSpec] = {}  # every version verified since start, for a broken manifest
         self.candidate_error: str | None = None
         self.router = TrafficRouter(router_seed)
         self._reload_lock = threading.Lock()  # one reload at a time
-        self._pointer_lock = threading.Lock()  # guards self._current
         self.last_error: str | None = None
         self.swaps: list[dict] = []
         self.swap_counts: dict[str, int] = {}  # all swaps since start by kind (self.swaps keeps the last 200)
         self.refusals = 0  # manifests refused since start (the old version kept serving)
-        self._sha_cache: dict[tuple, str] = {}
+        self._sha_cache: dict[tuple, tuple] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._seen_manifest: tuple | None = None
@@ -203,12 +141,12 @@ class ModelHost:
     @property
     def version(self) -> str | None:
         current = self._current
-        return current.version if current else None
+        return current.spec.version if current else None
 
     @property
     def entry(self) -> dict | None:
         current = self._current
-        return current.entry if current else None
+        return current.spec.entry if current else None
 
     @property
     def candidate(self) -> dict | None:
@@ -216,115 +154,169 @@ class ModelHost:
         return (
             None
             if candidate is None
-            else {"version": candidate.version, "traffic_share": candidate.share, "shared_base": candidate.own is None}
+            else {
+                "version": candidate.spec.version,
+                "traffic_share": candidate.share,
+                "shared_base": candidate.pool is None,
+            }
         )
+
+    def known_versions(self) -> dict[str, dict]:
+        """{version: manifest entry} of the versions verified since start that the served base can answer."""
+        current = self._current
+        if current is None:
+            return {}
+        return {
+            v: s.entry
+            for v, s in sorted(self._known.items())
+            if s.base_path == current.pool.base_path and (s.adapter_path is not None or v == current.spec.version)
+        }
 
     def stopping(self, input_ids, logits) -> bool:
         """A llama-cpp-python stopping criterion: true once the server is shutting down, so an in-flight
-        generation ends at its next token instead of holding the model lock until max_tokens."""
+        generation ends at its next token instead of running to max_tokens."""
         return self.stopping_event.is_set()
+
+    def begin_shutdown(self) -> None:
+        """Generations stop at their next token; requests waiting for an engine give up (ShuttingDown)."""
+        self.stopping_event.set()
 
     def resolve(self, model: str | None) -> str | None:
         """The version a request's `model` names: None for the default (A/B-routed current version), else a
-        manifest version this server can answer with. Raises UnknownVersionError naming why not."""
+        version this server can answer with. Raises UnknownVersionError naming why not."""
         if model is None or model in DEFAULT_MODEL_NAMES:
             return None
-        loaded, candidate = self._current, self._candidate
-        if loaded is None:
+        served = self._current
+        if served is None:
             raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
-        if model == loaded.version or (candidate is not None and model == candidate.version):
-            return model
-        self._pinned(model, loaded)
+        self._spec_for(model, served)
         return model
 
-    def _pinned(self, version: str, loaded: _Loaded) -> _Candidate:
-        """A manifest version that is neither current nor candidate, served by adapter swap on the shared base."""
-        try:
-            manifest = read_manifest(self.manifest_path)
-        except ManifestError as err:
-            raise UnknownVersionError(f"the manifest cannot be read ({err})") from None
-        if version not in manifest["versions"]:
-            raise UnknownVersionError("it is not a version in the adapter manifest")
-        try:
-            base_path, adapter_path = self._serving_paths(self.verified_files(manifest, version))
-        except ManifestError as err:
-            raise UnknownVersionError(f"its files cannot be served ({err})") from None
-        if adapter_path is None or base_path != loaded.base_path:
+    def _spec_for(self, version: str, served: _Served) -> tuple[VersionSpec, str, EnginePool]:
+        """(spec, route, pool) that answer a request naming `version`."""
+        if version == served.spec.version:
+            return served.spec, "current", served.pool
+        candidate = self._candidate
+        if candidate is not None and candidate.spec.version == version:
+            if candidate.pool is not None:
+                return candidate.spec, "candidate", candidate.pool
+            if candidate.spec.base_path == served.pool.base_path:
+                return candidate.spec, "candidate", served.pool
+        spec = self._pinned(version)
+        if spec.adapter_path is None or spec.base_path != served.pool.base_path:
             raise UnknownVersionError(
-                f"it is not an adapter on the served base {loaded.base_path.name}; only "
+                f"it is not an adapter on the served base {served.pool.base_path.name}; only "
                 "versions that an adapter swap can serve are selectable"
             )
-        return _Candidate(version, 0.0, base_path, adapter_path, manifest["versions"][version], pinned=True)
+        return spec, "pinned", served.pool
+
+    def _pinned(self, version: str) -> VersionSpec:
+        """A version that is neither current nor candidate, from the manifest (files verified), or, while the
+        manifest cannot be read, as it was last verified."""
+        try:
+            manifest = self.read_checked_manifest()
+        except ManifestError as err:
+            if version in self._known:
+                return self._known[version]
+            raise UnknownVersionError(f"the manifest cannot be read ({err})") from None
+        versions = manifest["versions"]
+        if version not in versions:
+            raise UnknownVersionError("it is not a version in the adapter manifest")
+        try:
+            spec = self._spec_of(manifest, version)
+        except MalformedManifestError as err:  # as unreadable as no manifest: serve it as last verified
+            if version in self._known:
+                return self._known[version]
+            raise UnknownVersionError(f"its manifest entry cannot be read ({err})") from None
+        except ManifestError as err:  # its files changed or vanished: refused
+            raise UnknownVersionError(f"its files cannot be served ({err})") from None
+        return spec
 
     @contextlib.contextmanager
     def session(self, kind: str = "chat", ab: bool = False, version: str | None = None) -> Iterator[Session]:
         """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate;
         `version` (from `resolve`) pins the request to that version instead."""
-        to_candidate = None  # drawn once per request, even if a swap makes us look again
+        to_candidate = None  # drawn once per request, even if a base switch makes us look again
         while True:
-            loaded = self._current
-            if loaded is None:
+            served = self._current
+            if served is None:
                 raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
-            candidate = self._candidate
-            if version is not None and version != loaded.version:
-                if candidate is not None and candidate.version == version:
-                    use = candidate
-                else:
-                    use = self._pinned(version, loaded)
+            if self.stopping_event.is_set():
+                raise ShuttingDown("the server is shutting down")
+            spec, route = None, "current"  # None: the serving version, read once an engine is ours
+            if kind == "embed":
+                if served.embed is None:
+                    raise NoModelError("embeddings are disabled on this server")
+                pool = served.embed
             elif version is not None:
-                use = None
+                spec, route, pool = self._spec_for(version, served)
             else:
-                candidate = candidate if ab and kind == "chat" else None
+                pool = served.pool
+                candidate = self._candidate if ab else None
                 if candidate is not None and to_candidate is None:
                     to_candidate = self.router.to_candidate(candidate.share)
-                use = candidate if candidate is not None and to_candidate else None
-            if use is not None and use.own is None and use.base_path != loaded.base_path:
-                if use.pinned or version is not None:
-                    raise UnknownVersionError(f"{version} is no longer servable on the current base")
-                use = None  # the current base just changed; the candidate is re-checked by the reload
-            holder = use.own if use is not None and use.own is not None else loaded
-            holder.lock.acquire()
-            # A base switch or candidate change may have happened while we waited; then look again.
-            if loaded is self._current and (use is None or use.pinned or use is self._candidate):
-                break
-            holder.lock.release()
+                if candidate is not None and to_candidate:
+                    if candidate.pool is not None:
+                        spec, route, pool = candidate.spec, "candidate", candidate.pool
+                    elif candidate.spec.base_path == served.pool.base_path:
+                        spec, route = candidate.spec, "candidate"
+            wanted = spec.adapter_path if spec is not None else served.spec.adapter_path
+            try:
+                engine = pool.checkout(str(wanted) if wanted else None, self.stopping_event.is_set)
+            except PoolRetired:
+                continue  # the base was replaced while we waited: look again
+            break
         try:
-            engine = loaded.embed if kind == "embed" else holder.chat
-            if engine is None:
-                raise NoModelError("embeddings are disabled on this server")
-            if kind != "embed" and holder is loaded:
-                # Shared context: the adapter of the version this request goes to (no-op when already set).
-                engine.set_adapter(use.adapter_path if use is not None else loaded.adapter_path)
-            route = "current" if use is None else ("pinned" if use.pinned else "candidate")
-            yield Session(use.version if use is not None else loaded.version, engine.llm, route)
+            if spec is None:
+                now = self._current  # the newest version on this pool answers
+                spec = now.spec if now is not None and pool in (now.pool, now.embed) else served.spec
+            engine.set_adapter(spec.adapter_path)
+            yield Session(spec.version, engine.llm, route)
         finally:
-            holder.lock.release()
+            pool.checkin(engine)
 
     # -- loading ------------------------------------------------------------------------------------
-    def _new_engine(self, base_path: Path, embedding: bool) -> _Engine:
-        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+    def _new_pool(self, base_path: Path, size: int, adapter_path: Path | None, embedding: bool = False) -> EnginePool:
+        engines = []
+        try:
+            for _ in range(size):
+                engines.append(new_engine(base_path, self.n_ctx, self.n_threads, self.seed, embedding=embedding))
+                engines[-1].set_adapter(adapter_path)  # a broken adapter fails here, not in a request
+        except Exception:
+            for engine in engines:
+                engine.close()
+            raise
+        return EnginePool(base_path, engines)
 
-        extra = {"embedding": True, "pooling_type": LLAMA_POOLING_TYPE_MEAN} if embedding else {}
-        llm = Llama(
-            model_path=str(base_path),
-            n_ctx=self.n_ctx,
-            n_threads=self.n_threads,
-            seed=self.seed,
-            verbose=False,
-            **extra,
-        )
-        return _Engine(llm)
+    def read_checked_manifest(self) -> dict:
+        """read_manifest, with a structurally broken manifest (a list, `versions` not an object) a ManifestError."""
+        try:
+            manifest = read_manifest(self.manifest_path)
+        except (KeyError, TypeError, AttributeError) as err:
+            raise MalformedManifestError(f"{self.manifest_path}: not a manifest object ({err})") from None
+        if not isinstance(manifest.get("versions"), dict):
+            raise MalformedManifestError(f"{self.manifest_path}: field 'versions' must be an object")
+        return manifest
 
     def verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
         """The files of `version`, sha256-checked once per (path, size, mtime): polling the manifest and every
-        download of a multi-GB base stay cheap."""
+        download of a multi-GB base stay cheap. A structurally broken entry is a ManifestError naming it."""
+        try:
+            return self._verified_files(manifest, version)
+        except Exception as err:
+            if _structural(err):
+                raise MalformedManifestError(
+                    f"{self.manifest_path}: version {version!r} is malformed ({type(err).__name__}: {err}); "
+                    "each version needs 'files' with role -> {path, sha256, size_bytes} or null"
+                ) from None
+            raise
+
+    def _verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
         entry = manifest["versions"].get(version)
         if entry is None:
             raise ManifestError(f"{self.manifest_path}: current version {version!r} is not in the manifest")
         key = (version, tuple(sorted((role, str(f and f.get("sha256"))) for role, f in entry["files"].items())))
         stamp = []
-        from forge_pipeline.export.manifest import resolve_file
-
         for _role, file_entry in sorted(entry["files"].items()):
             if file_entry:
                 path = resolve_file(file_entry, self.manifest_path)
@@ -339,11 +331,31 @@ class ModelHost:
         self._sha_cache[cache_key] = tuple((role, str(path)) for role, path in resolved.items())
         return resolved
 
-    def _serving_paths(self, resolved: dict[str, Path]) -> tuple[Path, Path | None]:
+    def _spec_of(self, manifest: dict, version: str) -> VersionSpec:
+        """The verified, servable description of `version`; remembered for when the manifest breaks."""
+        resolved = self.verified_files(manifest, version)
         # A version with an adapter is served as base + hot-swappable adapter; otherwise as the merged model.
         if "adapter_gguf" in resolved and "base_gguf" in resolved:
-            return resolved["base_gguf"], resolved["adapter_gguf"]
-        return resolved.get("merged_gguf") or resolved["base_gguf"], None
+            base_path, adapter_path = resolved["base_gguf"], resolved["adapter_gguf"]
+        else:
+            base_path, adapter_path = resolved.get("merged_gguf") or resolved["base_gguf"], None
+        spec = VersionSpec(version, base_path, adapter_path, manifest["versions"][version])
+        self._known[version] = spec
+        return spec
+
+    def _preload_adapter(self, pool: EnginePool, adapter_path: Path | None) -> float:
+        """Load `adapter_path` on one engine of `pool` if none has it yet (so a broken adapter is refused by
+        the reload); returns the milliseconds waited for a free engine."""
+        if adapter_path is None or any(str(adapter_path) in e.adapters for e in pool.engines):
+            return 0.0
+        started = time.perf_counter()
+        engine = pool.checkout(None, self.stopping_event.is_set)
+        waited = (time.perf_counter() - started) * 1000
+        try:
+            engine.load_adapter(adapter_path)
+        finally:
+            pool.checkin(engine)
+        return waited
 
     def reload(self) -> dict:
         """Load the manifest's current version if it differs from what is served. Never raises for a bad
@@ -358,71 +370,50 @@ class ModelHost:
                 return {"changed": False, "version": self.version, "error": self.last_error}
 
     def _reload(self) -> dict:
-        manifest = read_manifest(self.manifest_path)
+        manifest = self.read_checked_manifest()
         result = self._reload_current(manifest)
         result["candidate"] = self._sync_candidate(manifest)
         return result
 
     def _sync_candidate(self, manifest: dict) -> dict | None:
         """Load, update or drop the A/B candidate. A bad candidate never affects the current version."""
-        wanted = None
+        wanted, share = None, 0.0
         try:
             spec = candidate_of(manifest, self.manifest_path)
             if spec is not None and spec["version"] != self.version:
-                base_path, adapter_path = self._serving_paths(self.verified_files(manifest, spec["version"]))
-                wanted = (
-                    spec["version"],
-                    spec["traffic_share"],
-                    base_path,
-                    adapter_path,
-                    manifest["versions"][spec["version"]],
-                )
+                wanted, share = self._spec_of(manifest, spec["version"]), spec["traffic_share"]
             self.candidate_error = None
         except Exception as err:  # the current version keeps all traffic
             self.candidate_error = f"{type(err).__name__}: {err}"
             log.error("A/B candidate refused: %s", self.candidate_error)
         old, current = self._candidate, self._current
-        if wanted is None:
-            fresh = None
-        else:
-            version, share, base_path, adapter_path, entry = wanted
-            shares_base = current is not None and adapter_path is not None and base_path == current.base_path
-            if old is not None and (old.version, old.base_path, old.adapter_path, old.own is None) == (
-                version,
-                base_path,
-                adapter_path,
-                shares_base,
-            ):
+        fresh = None
+        if wanted is not None:
+            shares_base = (
+                current is not None and wanted.adapter_path is not None and wanted.base_path == current.pool.base_path
+            )
+            if old is not None and wanted.same_files(old.spec) and (old.pool is None) == shares_base:
                 old.share = share  # only the share changed
                 return self.candidate
-            fresh = _Candidate(version, share, base_path, adapter_path, entry)
+            fresh = _Candidate(wanted, share)
             try:
                 if shares_base:
-                    with current.lock:  # load it now, so a broken adapter fails here and not in a request
-                        current.chat.load_adapter(adapter_path)
+                    self._preload_adapter(current.pool, wanted.adapter_path)
                 else:
-                    chat = self._new_engine(base_path, embedding=False)
-                    try:
-                        chat.set_adapter(adapter_path)
-                    except Exception:
-                        chat.close()
-                        raise
-                    fresh.own = _Loaded(version, base_path, adapter_path, entry, chat, None)
+                    fresh.pool = self._new_pool(wanted.base_path, 1, wanted.adapter_path)
             except Exception as err:  # the current version keeps all traffic
                 self.candidate_error = f"{type(err).__name__}: {err}"
-                log.error("A/B candidate %s could not be loaded: %s", version, self.candidate_error)
+                log.error("A/B candidate %s could not be loaded: %s", wanted.version, self.candidate_error)
                 fresh = None
-        with self._pointer_lock:
-            self._candidate = fresh
-        if old is not None and old.own is not None:
-            with old.own.lock:  # waits for its in-flight request
-                old.own.chat.close()
+        self._candidate = fresh
+        if old is not None and old.pool is not None:
+            old.pool.retire()  # closes after its in-flight request
         if fresh is not None:
             log.info(
                 "A/B: %s gets %.0f%% of chat requests (%s)",
-                fresh.version,
+                fresh.spec.version,
                 fresh.share * 100,
-                "shared base" if fresh.own is None else "own model",
+                "shared base" if fresh.pool is None else "own model",
             )
         return self.candidate
 
@@ -430,56 +421,38 @@ class ModelHost:
         version = manifest.get("current")
         if version is None:
             raise ManifestError(f"{self.manifest_path}: no current version promoted")
-        resolved = self.verified_files(manifest, version)
-        entry = manifest["versions"][version]
-        base_path, adapter_path = self._serving_paths(resolved)
+        spec = self._spec_of(manifest, version)
         current = self._current
-        if (
-            current
-            and current.version == version
-            and current.base_path == base_path
-            and current.adapter_path == adapter_path
-        ):
+        if current is not None and spec.same_files(current.spec):
             self.last_error = None
             return {"changed": False, "version": version, "error": None}
-        previous = current.version if current else None
+        previous = current.spec.version if current else None
         started = time.perf_counter()
-        if current is not None and current.base_path == base_path:
-            with current.lock:
-                lock_wait = time.perf_counter() - started
-                swap_started = time.perf_counter()
-                current.chat.set_adapter(adapter_path)
-                if current.embed is not None:
-                    current.embed.set_adapter(adapter_path)
-                current.version, current.adapter_path, current.entry = version, adapter_path, entry
-                swap_ms = (time.perf_counter() - swap_started) * 1000
+        if current is not None and current.pool.base_path == spec.base_path:
+            waited = self._preload_adapter(current.pool, spec.adapter_path)
+            # The swap itself: requests that start from now on are answered by `spec`; running ones keep theirs.
+            self._current = _Served(spec, current.pool, current.embed)
             record = {
                 "kind": "adapter_swap",
                 "from": previous,
                 "to": version,
-                "swap_ms": round(swap_ms, 3),
-                "waited_for_requests_ms": round(lock_wait * 1000, 3),
+                "swap_ms": round((time.perf_counter() - started) * 1000 - waited, 3),
+                "waited_for_requests_ms": round(waited, 3),
             }
         else:
-            chat = self._new_engine(base_path, embedding=False)
-            embed = self._new_engine(base_path, embedding=True) if self.embeddings else None
+            pool = self._new_pool(spec.base_path, self.parallel, spec.adapter_path)
             try:
-                chat.set_adapter(adapter_path)
-                if embed is not None:
-                    embed.set_adapter(adapter_path)
+                embed = (
+                    self._new_pool(spec.base_path, 1, spec.adapter_path, embedding=True) if self.embeddings else None
+                )
             except Exception:
-                chat.close()
-                if embed is not None:
-                    embed.close()
+                pool.retire()
                 raise
-            fresh = _Loaded(version, base_path, adapter_path, entry, chat, embed)
-            with self._pointer_lock:
-                old, self._current = self._current, fresh
-            if old is not None:
-                with old.lock:  # waits for the old model's in-flight request to finish
-                    old.chat.close()
-                    if old.embed is not None:
-                        old.embed.close()
+            old, self._current = self._current, _Served(spec, pool, embed)
+            if old is not None:  # each closes when its in-flight requests end
+                old.pool.retire()
+                if old.embed is not None:
+                    old.embed.retire()
             record = {
                 "kind": "base_load",
                 "from": previous,
@@ -532,28 +505,28 @@ class ModelHost:
         self._watcher.start()
 
     def close(self) -> None:
-        self.stopping_event.set()  # in-flight generations end at their next token, releasing their locks
+        self.begin_shutdown()  # in-flight generations end at their next token, returning their engines
         self._watch_stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        loaded, self._current = self._current, None
-        candidate, self._candidate = self._candidate, None
-        if candidate is not None and candidate.own is not None:
-            with candidate.own.lock:
-                candidate.own.chat.close()
-        if loaded is not None:
-            with loaded.lock:
-                loaded.chat.close()
-                if loaded.embed is not None:
-                    loaded.embed.close()
+        with self._reload_lock:
+            served, self._current = self._current, None
+            candidate, self._candidate = self._candidate, None
+        pools = [p for p in (candidate and candidate.pool, served and served.pool, served and served.embed) if p]
+        for pool in pools:
+            pool.retire()
+        for pool in pools:
+            if not pool.wait_closed(CLOSE_WAIT_S):
+                log.error("an engine on %s was still in use after %.0f s; not closed", pool.base_path, CLOSE_WAIT_S)
 
     def health(self) -> dict:
         current = self._current
         return {
             "status": "ok" if current and not self.last_error else ("degraded" if current else "no_model"),
-            "model_version": current.version if current else None,
-            "base_gguf": str(current.base_path) if current else None,
-            "adapter_gguf": str(current.adapter_path) if current and current.adapter_path else None,
+            "model_version": current.spec.version if current else None,
+            "base_gguf": str(current.spec.base_path) if current else None,
+            "adapter_gguf": str(current.spec.adapter_path) if current and current.spec.adapter_path else None,
+            "parallel_requests": current.pool.size if current else self.parallel,
             "error": self.last_error,
             "manifest": str(self.manifest_path),
             "recent_swaps": self.swaps[-10:],

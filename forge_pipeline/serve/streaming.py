@@ -8,7 +8,8 @@ closed in a shielded scope, which releases it.
 
 The first event is produced before the status line is sent, so an error found on the first step (prompt
 longer than the context, model gone) is a normal OpenAI error response (400/503), not a broken 200 stream.
-An error after that is sent as one `data: {"error": ...}` event, which the OpenAI SDK raises as APIError.
+An error after that (the server shutting down included) is sent as one `data: {"error": ...}` event, and the
+stream ends; the OpenAI SDK raises it as APIError.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 import anyio
 from starlette.responses import Response
 
-from forge_pipeline.serve.errors import APIError
+from forge_pipeline.serve.errors import APIError, as_api_error
 
 _END = object()
 log = logging.getLogger(__name__)
@@ -62,9 +63,11 @@ class EventStream(Response):
                 return await anyio.to_thread.run_sync(advance)
             except APIError:
                 raise
-            except Exception as err:  # a bug or a llama.cpp failure: still an OpenAI-shaped answer
-                log.exception("stream failed")
-                raise APIError(500, f"generation failed: {type(err).__name__}: {err}") from err
+            except Exception as err:  # shutdown, no model, a bug or a llama.cpp failure: OpenAI-shaped all the same
+                answer = as_api_error(err)
+                if answer.status == 500:
+                    log.exception("stream failed")
+                raise answer from err
 
         try:
             async with anyio.create_task_group() as group:
