@@ -205,10 +205,13 @@ def main() -> None:
                 args.data_root,
                 *(["--dataset-dir", args.dataset_dir] if args.dataset_dir else []),
             ]
+            load_before = os.getloadavg()[0]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             if done.returncode != 0:
                 raise SystemExit(f"recipe {name} failed:\n{done.stderr[-3000:]}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            # How busy the machine was around this recipe: a ratio taken under changing load says so here.
+            results[-1]["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             print(json.dumps(results[-1]), flush=True)
     reference = next((r for r in results if r["recipe"] == "plain"), results[0])
     print(
