@@ -37,7 +37,12 @@ def _dagster_home(settings) -> Path:
 @app.command()
 def demo(
     data_root: Path = typer.Option(None, help="Where outputs go (default: settings' data_root)."),
-    select: str = typer.Option("*", help="Dagster asset selection, e.g. 'vault_notes+' or '*dataset_version'."),
+    select: str = typer.Option(
+        "*",
+        help="Assets to materialize: keys separated by spaces or commas ('base_model lora_adapter'), each with "
+        "Dagster's +/* graph operators ('*lora_adapter adapter_evaluation', 'vault_notes+'), or Dagster's "
+        "selection syntax ('key:base_model or key:lora_adapter', '+key:lora_adapter').",
+    ),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Show library warnings, logs and progress bars on the terminal too."
     ),
@@ -73,9 +78,12 @@ def _demo(console, settings, select: str, run_id: str) -> None:
 
     definitions = build_definitions(str(settings.data_root))
     job = definitions.resolve_implicit_global_asset_job_def()
-    selection = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
     asset_graph = definitions.resolve_asset_graph()
-    chosen = selection.resolve(asset_graph)
+    try:
+        chosen = resolve_selection(select, asset_graph)
+    except SelectionError as err:
+        console.print(f"forge demo: --select {select!r}: {err}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     # Upstream before downstream, so the progress list below reads in the order the chain runs.
     selected = [
         key.to_user_string()
@@ -153,6 +161,74 @@ def _demo(console, settings, select: str, run_id: str) -> None:
     console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
     _print_outputs(console, settings)
     _print_evaluation(console, settings)
+
+
+class SelectionError(ValueError):
+    """An asset selection that names no asset of the graph, or cannot be parsed; the message says which part."""
+
+
+_SELECTION_OPERATORS = re.compile(r"^(?:\d*\+|\*)+|(?:\+\d*|\*)+$")  # Dagster's graph operators around a key
+
+
+def _named_keys(clause: str) -> list[str]:
+    """The asset keys a clause names: bare words (graph operators stripped) and `key:` values; other
+    attributes (`group:`, `kind:`, `tag:`), boolean words and wildcards name no single key."""
+    names = []
+    for token in re.split(r"[\s()]+", clause):
+        token = _SELECTION_OPERATORS.sub("", token)
+        attribute, colon, value = token.partition(":")
+        name = (value if attribute == "key" else "") if colon else token
+        name = name.strip("\"'")
+        if name and name.lower() not in ("and", "or", "not") and "*" not in name:
+            names.append(name)
+    return names
+
+
+def resolve_selection(select: str, asset_graph) -> set:
+    """The asset keys `select` chooses. A selection is one or more clauses separated by commas or spaces, each
+    parsed by Dagster itself (`AssetSelection.from_string`: `name`, `*name`, `name+`, `2+name`, `key:name or
+    key:other`, `group:ingest`, ...). The whole string is tried first, so Dagster's own syntax with spaces (`key:a
+    or key:b`) keeps its meaning; clauses are tried one by one only when Dagster cannot read the whole. A clause
+    naming a key the graph does not have is refused with the closest existing keys."""
+    import difflib
+
+    import dagster as dg
+    from dagster._core.errors import DagsterError
+
+    text = select.strip()
+    if text in ("", "*"):
+        return set(asset_graph.get_all_asset_keys())
+    known = sorted(key.to_user_string() for key in asset_graph.get_all_asset_keys())
+
+    def parse(clause: str):
+        try:
+            return dg.AssetSelection.from_string(clause)
+        except DagsterError:
+            return None
+
+    whole = parse(text) if "," not in text else None
+    clauses = [text] if whole is not None else [c for c in re.split(r"[,\s]+", text) if c]
+    missing = sorted({name for clause in clauses for name in _named_keys(clause) if name not in known})
+    if missing:
+        hints = []
+        for name in missing:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hints.append(f"{name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+        raise SelectionError(f"no asset named {', '.join(hints)}; the assets are: {', '.join(known)}")
+    selections = [whole] if whole is not None else [parse(c) for c in clauses]
+    unreadable = [c for c, parsed in zip(clauses, selections) if parsed is None]
+    if unreadable:
+        raise SelectionError(
+            f"Dagster cannot read {', '.join(map(repr, unreadable))}; give asset keys separated by spaces or "
+            "commas, each with optional +/* ('*lora_adapter adapter_evaluation'), or Dagster's selection syntax "
+            "('key:base_model or key:lora_adapter')"
+        )
+    try:
+        # from_coercible: Dagster's own union of the clauses, each read by from_string.
+        selection = whole if whole is not None else dg.AssetSelection.from_coercible(clauses)
+        return set(selection.resolve(asset_graph))
+    except DagsterError as err:
+        raise SelectionError(str(err)) from None
 
 
 class TrainingProgress:
