@@ -53,6 +53,8 @@ def test_materialize_dataset_version_twice_then_with_new_data(tmp_path):
         first, result = _run(tmp_path, instance)
         assert first["train"] + first["validation"] == 50 and first["validation"] >= 1
         assert first["parent"] == "None" and "| train |" in first["approx_token_stats"]
+        # the quality-score distribution of the version (prepare.scoring): two-word prompts like "q7" are vague
+        assert "| all | 50 |" in first["quality"] and "vague_prompt 50" in first["quality"]
         evaluations = result.get_asset_check_evaluations()
         assert {e.check_name for e in evaluations} == {
             "dataset_version_no_split_leakage",
@@ -89,6 +91,30 @@ def test_leakage_check_fails_when_an_example_is_in_both_splits(tmp_path):
         assert not evaluations["dataset_version_no_split_leakage"].passed
         assert evaluations["dataset_version_no_split_leakage"].metadata["leaked"].value == 1
         assert evaluations["dataset_version_has_user_and_assistant_turns"].passed
+
+
+def test_leakage_check_fails_when_a_conversation_is_on_both_sides(tmp_path):
+    """Distinct example ids, but one conversation with turns in train and in validation: still a leak."""
+    import json
+
+    _write_curated(tmp_path, 20)
+    with dg.DagsterInstance.ephemeral() as instance:
+        first, _ = _run(tmp_path, instance)
+        folder = tmp_path / "catalog" / first["version_id"]
+        trained = json.loads((folder / "train.jsonl").read_text().splitlines()[0])
+        held = [json.loads(line) for line in (folder / "validation.jsonl").read_text().splitlines()]
+        held[0]["conversation_id"] = trained["conversation_id"]
+        (folder / "validation.jsonl").write_text("".join(json.dumps(row) + "\n" for row in held))
+        check = dg.materialize(
+            [curated_examples, *catalog_defs.assets, *catalog_defs.asset_checks],
+            resources=shared_resources(str(tmp_path)),
+            instance=instance,
+            selection=dg.AssetSelection.checks_for_assets("dataset_version"),
+            raise_on_error=False,
+        )
+        evaluation = {e.check_name: e for e in check.get_asset_check_evaluations()}["dataset_version_no_split_leakage"]
+        assert not evaluation.passed
+        assert evaluation.metadata["leaked"].value == 0 and evaluation.metadata["groups_on_both_sides"].value == 1
 
 
 def test_source_data_version_of_a_materialized_upstream_is_recorded(tmp_path):

@@ -14,7 +14,9 @@ from forge_pipeline.catalog.versions import (
     create_dataset_version,
     list_versions,
     load_version,
+    read_split_groups,
     read_split_ids,
+    split_group,
 )
 from forge_pipeline.records import example_id_for, examples_frame
 
@@ -60,6 +62,72 @@ def test_minimum_validation_is_met_deterministically():
     two = assign_splits(["a", "b"], 0.999, "forge", 0)
     assert sorted(two.values()) == ["train", "validation"]
     assert assign_splits(["only"], 0.0, "forge", 1) == {"only": "train"}  # train keeps at least one
+
+
+def _sections(notes: int, per_note: int, conversations: int = 0, turns: int = 0) -> pl.DataFrame:
+    """`per_note` examples from each of `notes` notes and `turns` examples from each of `conversations` chats."""
+    rows = []
+    for origin, count, each in (("vault", notes, per_note), ("conversation", conversations, turns)):
+        for n in range(count):
+            for k in range(each):
+                messages = [
+                    {"role": "user", "content": f"{origin} {n}, part {k}?"},
+                    {"role": "assistant", "content": f"the {origin} {n} says {k}."},
+                ]
+                rows.append(
+                    {
+                        "example_id": example_id_for(messages),
+                        "messages": messages,
+                        "source": origin,
+                        "source_path": f"notes/n{n}.md" if origin == "vault" else "chats.jsonl",
+                        "conversation_id": f"c{n}" if origin == "conversation" else None,
+                        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                        "tags": [],
+                    }
+                )
+    return examples_frame(rows)
+
+
+def test_split_holds_out_whole_notes_and_conversations():
+    frame = _sections(notes=60, per_note=5, conversations=40, turns=3)
+    groups = {row["example_id"]: split_group(row) for row in frame.iter_rows(named=True)}
+    # Every conversation shares one file: it is the conversation, not the file, that is held out together.
+    assert len(set(groups.values())) == 100
+    split = assign_splits(list(groups), 0.1, "forge", 8, groups)
+    sides: dict[str, set[str]] = {}
+    for eid, group in groups.items():
+        sides.setdefault(group, set()).add(split[eid])
+    assert all(len(s) == 1 for s in sides.values())  # no note or conversation on both sides
+    held = [g for g, s in sides.items() if s == {"validation"}]
+    assert any(g.startswith("source_path:") for g in held) and any(g.startswith("conversation_id:") for g in held)
+    assert split == assign_splits(list(reversed(groups)), 0.1, "forge", 8, groups)  # order does not matter
+    # Without groups (every example alone), the same data puts sections of one note on both sides.
+    alone = assign_splits(list(groups), 0.1, "forge", 8)
+    notes = {}
+    for eid, group in groups.items():
+        notes.setdefault(group, set()).add(alone[eid])
+    assert any(len(s) == 2 for s in notes.values())
+
+
+def test_grouped_split_minimum_and_caps():
+    # Ratio 0: the top-up holds whole notes out until the minimum is met, never past a third of the examples.
+    frame = _sections(notes=6, per_note=4)
+    groups = {row["example_id"]: split_group(row) for row in frame.iter_rows(named=True)}
+    split = assign_splits(list(groups), 0.0, "forge", 8, groups)
+    assert sum(s == "validation" for s in split.values()) == 8
+    # Nearly everything hashes into validation: a third at most is held out, and train keeps at least one note.
+    split = assign_splits(list(groups), 0.999, "forge", 0, groups)
+    assert 0 < sum(s == "validation" for s in split.values()) <= 8
+    one_note = _sections(notes=1, per_note=5)
+    groups = {row["example_id"]: split_group(row) for row in one_note.iter_rows(named=True)}
+    assert set(assign_splits(list(groups), 0.5, "forge", 8, groups).values()) == {"train"}
+
+
+def test_version_keeps_each_note_on_one_side(settings):
+    entry = create_dataset_version(_sections(notes=30, per_note=4), settings, {})
+    groups = read_split_groups(Path(entry["path"]))
+    assert groups["validation"] and not groups["train"] & groups["validation"]
+    assert entry["split"]["held_out_together"] == ["conversation_id", "source_path"]
 
 
 def test_version_written_and_read_back(settings):

@@ -59,7 +59,7 @@ def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_p
     assert "prompt: What are your thoughts on Postgres locks, specifically Advisory locks?" in out
     assert "Beratung" not in out
     quiet = CliRunner().invoke(
-        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats), "--sample", "0"]
+        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats), "--sample", "0", "--worst", "0"]
     )
     assert quiet.exit_code == 0 and "prompt:" not in quiet.output and "4 training examples" in quiet.output
 

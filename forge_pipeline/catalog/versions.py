@@ -1,14 +1,20 @@
 """The versioned dataset catalog: immutable train/validation snapshots of the curated examples.
 
-Split rule (deterministic, no randomness): an example goes to validation iff
-`int(sha256(salt + example_id), 16) % 10_000 < validation_ratio * 10_000` (10% by default). When that puts
-fewer than `min_validation_examples` (8 by default) there, the train examples with the smallest hash buckets
-move to validation until the minimum is met, but this top-up never takes validation past a third of the
-examples (ceil(n / 3)): 61 examples give >= 8 held out, 12 give 4, 5 give 2, 2 give 1 and 1 gives none (no
-evaluation possible). Train always keeps at least one example (train is never
-left empty: if every id hashes into validation, the one with the largest bucket goes to train). Same ids and same
-settings always give the same split; an example never changes split when others are added (unless the
-minimum kicks in).
+Split rule (deterministic, no randomness): examples are split by group, never one by one, so that no note and no
+conversation has examples on both sides (the sections of one note share words, names and structure: a held-out
+section whose siblings were trained on makes the held-out loss optimistic). An example's group is its
+`conversation_id`, else its `source_path` (the note), else its own `example_id` (`split_group`). A group goes to
+validation iff `int(sha256(salt + group), 16) % 10_000 < validation_ratio * 10_000` (10% of the groups by
+default). When that puts fewer than `min_validation_examples` (8 by default) examples there, the train groups
+with the smallest hash buckets move to validation until the minimum is met, but this top-up never takes
+validation past a third of the examples (ceil(n / 3)); a group that would overshoot is skipped for the next.
+When the hash alone puts more than a third of the examples in validation (a few large notes), the validation
+groups with the largest buckets go back to train until it is at most a third (one group stays held out).
+With one example per group: 61 examples give >= 8 held out, 12 give 4, 5 give 2, 2 give 1 and 1 gives none (no
+evaluation possible); a dataset that is one note has no held-out set. Train always keeps at least one group
+(if every group hashes into validation, the one with the largest bucket goes to train). Same examples and same
+settings always give the same split; a group never changes split when others are added (unless the minimum or
+the third cap kicks in).
 
 Version id: the first 12 hex digits of sha256 over the sorted example ids, the content hash of the
 examples (messages and provenance) and the split settings. Creating a version that exists returns the
@@ -22,6 +28,9 @@ Layout under `<catalog>/`:
   Each entry's `path` is relative to the data root (`catalog/<version_id>`), so a copied or moved data root
   keeps working; readers get it back absolute. Entries written before that (absolute paths) are read as
   `<catalog>/<version_id>`, where every version folder has always been.
+
+Quality: each version's entry has `quality`, the distribution of `prepare.scoring`'s per-example score (all,
+train, validation): bands, mean, p10, median and the most frequent reasons.
 
 Token statistics use an approximate token count: the number of words and punctuation marks
 (regex `\\w+|[^\\w\\s]`) over all message contents. It needs no tokenizer (the base model may not exist
@@ -60,22 +69,47 @@ def _bucket(salt: str, example_id: str) -> int:
     return int(hashlib.sha256((salt + example_id).encode("utf-8")).hexdigest(), 16) % 10_000
 
 
-def assign_splits(example_ids: list[str], ratio: float, salt: str, min_validation: int) -> dict[str, str]:
-    """example_id → "train" | "validation" by the module's split rule."""
-    buckets = {eid: _bucket(salt, eid) for eid in example_ids}
+def split_group(row: dict) -> str:
+    """What is held out together: a conversation, else a note, else the example alone (see module docstring)."""
+    for field in ("conversation_id", "source_path"):
+        if row.get(field):
+            return f"{field}:{row[field]}"
+    return f"example_id:{row['example_id']}"
+
+
+def assign_splits(
+    example_ids: list[str], ratio: float, salt: str, min_validation: int, groups: dict[str, str] | None = None
+) -> dict[str, str]:
+    """example_id → "train" | "validation" by the module's split rule; `groups` maps an example_id to its group
+    (default: every example its own group)."""
+    groups = groups or {}
+    members: dict[str, list[str]] = {}
+    for eid in example_ids:
+        members.setdefault(groups.get(eid, f"example_id:{eid}"), []).append(eid)
+    buckets = {group: _bucket(salt, group) for group in members}
     threshold = ratio * 10_000
-    split = {eid: "validation" if b < threshold else "train" for eid, b in buckets.items()}
+    held = {group for group, b in buckets.items() if b < threshold}
+    cap = -(-len(example_ids) // 3)
+
+    def held_out() -> int:
+        return sum(len(members[group]) for group in held)
+
+    # A few large notes hashing into validation would hold out most of the data: the largest buckets go back.
+    for _, group in sorted(((buckets[g], g) for g in held), reverse=True):
+        if held_out() <= cap or len(held) == 1:
+            break
+        held.discard(group)
     # The minimum is capped at a third of the data so that a tiny dataset still trains on most of it.
-    missing = min(min_validation, -(-len(buckets) // 3)) - sum(1 for s in split.values() if s == "validation")
-    train_ids = sorted((b, eid) for eid, b in buckets.items() if split[eid] == "train")
-    while missing > 0 and len(train_ids) > 1:
-        _, eid = train_ids.pop(0)
-        split[eid] = "validation"
-        missing -= 1
-    if split and not train_ids:
-        # A tiny dataset whose ids all hash into validation would leave nothing to train on.
-        split[max((b, eid) for eid, b in buckets.items())[1]] = "train"
-    return split
+    wanted = min(min_validation, cap)
+    for _, group in sorted((b, g) for g, b in buckets.items() if g not in held):
+        if held_out() >= wanted or len(held) >= len(members) - 1:
+            break
+        if held_out() + len(members[group]) <= cap:
+            held.add(group)
+    if held and len(held) == len(members):
+        # A tiny dataset whose groups all hash into validation would leave nothing to train on.
+        held.discard(max((b, g) for g, b in buckets.items())[1])
+    return {eid: "validation" if group in held else "train" for group, ids in members.items() for eid in ids}
 
 
 def _content_hash(examples: pl.DataFrame) -> str:
@@ -203,6 +237,8 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         "validation_ratio": cat.validation_ratio,
         "split_salt": cat.split_salt,
         "min_validation_examples": cat.min_validation_examples,
+        # Part of the version id: the same examples split by another rule are another version.
+        "held_out_together": ["conversation_id", "source_path"],
     }
     version_id = hashlib.sha256(
         json.dumps({"ids": ids, "content": content_hash, "split": split_settings}, sort_keys=True).encode()
@@ -213,9 +249,18 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         existing = next((v for v in catalog["versions"] if v["version_id"] == version_id), None)
         if existing is not None and (Path(existing["path"]) / "version.json").exists():
             return existing
-        split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples)
+        groups = {row["example_id"]: split_group(row) for row in examples.iter_rows(named=True)}
+        split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples, groups)
         examples = examples.with_columns(pl.col("example_id").replace_strict(split).alias("split"))
         parts = {name: examples.filter(pl.col("split") == name).drop("split") for name in SPLITS}
+        from forge_pipeline.prepare.scoring import score_examples, score_summary
+
+        # The score of what this version holds (curation's edits scored as edited), over the whole version (a
+        # prompt shared across splits is shared), summarised per split and in all.
+        scored = score_examples(examples)
+        quality = {"all": score_summary(scored)} | {
+            name: score_summary(scored.filter(pl.col("split") == name)) for name in SPLITS
+        }
         by_source = {name: _source_counts(parts[name]["source"]) for name in SPLITS}
         entry = {
             "version_id": version_id,
@@ -230,6 +275,7 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
             "token_stats": {
                 name: token_stats([approx_tokens(m) for m in parts[name]["messages"].to_list()]) for name in SPLITS
             },
+            "quality": quality,
             "parent": catalog.get("latest"),
             "sources": sources or {},
             "path": str(root / version_id),
@@ -298,9 +344,18 @@ def _write_version(folder: Path, parts: dict[str, pl.DataFrame], entry: dict) ->
 
 def read_split_ids(version_path: Path) -> dict[str, list[str]]:
     """example_ids of each split as written on disk (the JSONL exports), for leakage checks."""
+    return {name: [row["example_id"] for row in rows] for name, rows in _read_split_rows(version_path).items()}
+
+
+def read_split_groups(version_path: Path) -> dict[str, set[str]]:
+    """The groups (`split_group`: conversations, notes) of each split as written on disk, for leakage checks."""
+    return {name: {split_group(row) for row in rows} for name, rows in _read_split_rows(version_path).items()}
+
+
+def _read_split_rows(version_path: Path) -> dict[str, list[dict]]:
     out = {}
     for name in SPLITS:
         path = Path(version_path) / f"{name}.jsonl"
         with open(path, encoding="utf-8") as handle:
-            out[name] = [json.loads(line)["example_id"] for line in handle if line.strip()]
+            out[name] = [json.loads(line) for line in handle if line.strip()]
     return out

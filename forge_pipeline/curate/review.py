@@ -53,7 +53,8 @@ def select_examples(
     status: str = "unreviewed",
     search: str | None = None,
 ) -> list[dict]:
-    """The examples to review, in table order; `status` filters on the current decision."""
+    """The examples to review, worst quality score first (`prepare.scoring`; ties and tables without a score in
+    table order); `status` filters on the current decision."""
     if status not in FILTER_STATUSES:
         raise ReviewError(f"--status {status!r}: expected one of {', '.join(FILTER_STATUSES)}")
     if source:
@@ -67,6 +68,8 @@ def select_examples(
             .list.eval(pl.element().struct.field("content").str.to_lowercase().str.contains(needle, literal=True))
             .list.any()
         )
+    if "quality_score" in frame.columns:  # doubt first: the reviewer's time goes where it is needed
+        frame = frame.with_row_index("_order").sort(["quality_score", "_order"], nulls_last=True).drop("_order")
     rows = []
     for row in frame.iter_rows(named=True):
         decision = decisions.get(row["example_id"])
@@ -126,6 +129,9 @@ def render(example: dict, decision: Decision | None, position: int, total: int, 
     row("path", str(example.get("source_path") or "-"))
     row("conversation", str(example.get("conversation_id") or "-"))
     row("tags", ", ".join(example.get("tags") or []) or "-")
+    if example.get("quality_score") is not None:
+        reasons = "; ".join(example.get("quality_reasons") or []) or "no problem found"
+        row("quality", f"{example['quality_score']:.2f}  {reasons}")
     row("status", decision.status + (f" ({decision.reason})" if decision.reason else "") if decision else "unreviewed")
     replacements = example.get("pii_replacements") or []
     if replacements:

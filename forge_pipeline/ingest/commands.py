@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         vault: Path = typer.Option(None, help="Vault folder (default: settings' vault_dir)."),
         conversations: Path = typer.Option(None, help="Conversations folder (default: settings' conversations_dir)."),
         sample: int = typer.Option(8, min=0, help="Vault examples to show, drawn at random (seeded), 0 for none."),
+        worst: int = typer.Option(10, min=0, help="Lowest quality-scored examples to show, 0 for none."),
     ) -> None:
         """Parse notes and conversations, list every file/line that would be quarantined and why, and count the
         training examples they would give (per extraction strategy and language, with a sample of prompts).
@@ -51,6 +52,10 @@ def register(app: typer.Typer) -> None:
         by_strategy: dict[str, int] = {}
         examples, example_quarantine = build_training_examples(notes, chats, settings, by_strategy)
         for line in examples_summary(examples, example_quarantine.rows, by_strategy, notes.height, settings, sample):
+            typer.echo(escape_control(line))
+        from forge_pipeline.prepare.scoring import quality_report_lines
+
+        for line in quality_report_lines(examples, settings.prepare.filter.languages, worst):
             typer.echo(escape_control(line))
 
 

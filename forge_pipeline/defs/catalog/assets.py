@@ -34,6 +34,27 @@ def _token_stats_md(stats: dict) -> str:
     return "\n".join(lines)
 
 
+def _quality_md(quality: dict) -> str:
+    """The version's quality-score distribution per split (prepare.scoring) and why examples lost points."""
+    if not quality:
+        return "no quality summary (a version written before quality scores)"
+    bands = list(next(iter(quality.values()))["bands"])
+    lines = [
+        "| split | examples | mean | p10 | median | " + " | ".join(bands) + " |",
+        "| --- " * (5 + len(bands)) + "|",
+    ]
+    for name, q in quality.items():
+        lines.append(
+            f"| {name} | {q['examples']} | {q['mean']} | {q['p10']} | {q['median']} | "
+            + " | ".join(str(q["bands"][b]) for b in bands)
+            + " |"
+        )
+    reasons = quality.get("all", {}).get("reasons", {})
+    lines.append("")
+    lines.append("Reasons (examples): " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "none"))
+    return "\n".join(lines)
+
+
 SCRUB_CHECK = dg.AssetCheckKey(dg.AssetKey("scrubbed_examples"), "no_residual_pii")
 
 
@@ -95,6 +116,7 @@ def dataset_version(
             "validation": entry["counts"]["validation"],
             "by_source": dg.MetadataValue.json(entry["counts"]["by_source"]),
             "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
+            "quality": dg.MetadataValue.md(_quality_md(entry.get("quality") or {})),
             "path": dg.MetadataValue.path(entry["path"]),
             "preview": table_preview(preview),
             # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the

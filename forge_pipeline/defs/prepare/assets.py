@@ -75,14 +75,18 @@ def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFr
 def deduplicated_examples(
     forge: ForgeSettingsResource, embedder: EmbedderResource, filtered_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
-    """Filtered examples without exact or near duplicates (the newest member of each cluster is kept)."""
+    """Filtered examples without exact or near duplicates (the newest member of each cluster is kept), each with
+    its quality score and the reasons for it (`quality_score`, `quality_reasons`: forge_pipeline.prepare.scoring),
+    which `forge curate` reviews worst first."""
     from forge_pipeline.prepare.dedup import deduplicate
+    from forge_pipeline.prepare.scoring import score_examples, score_summary
 
     settings = forge.get()
     dedup = settings.prepare.dedup
     kept, quarantine, report = deduplicate(
         filtered_examples, dedup, embedder.get(dedup, settings.runtime), settings.paths.cache
     )
+    kept = score_examples(kept)
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
     # The user's words of each pair side by side (the system prompt, the same everywhere, would hide them).
     chats = chat_columns(filtered_examples.select("example_id", "messages"))
@@ -104,5 +108,6 @@ def deduplicated_examples(
             **{k: v for k, v in report.as_dict().items() if isinstance(v, int)},
             **keep_quarantine(settings, quarantine),
             "duplicate_pairs": table_preview(pairs, ["similarity", "kept_user", "dropped_user"], width=120),
+            "quality": dg.MetadataValue.json(score_summary(kept)),
         },
     )
