@@ -66,6 +66,12 @@ class TrainSettings(Section):
     attn_implementation: str | None = Field(
         default=None, description="None: sdpa, or flash_attention_2 when packing on CUDA with flash-attn installed."
     )
+    text_mode: Literal["off", "beside", "instead"] = Field(
+        default="off",
+        description="Vault notes as plain text (no invented prompt; forge_pipeline.train.text_mode): off = chat "
+        "pairs only; beside = vault examples as chat pairs and their replies as text too; instead = vault examples "
+        "as text only (conversations stay chat). Evaluated on the held-out notes' text (text_eval_perplexity).",
+    )
     use_liger_kernel: bool = Field(default=False, description="Liger fused kernels (CUDA, needs liger-kernel).")
     mlflow_ui_url: str = Field(
         default="http://127.0.0.1:5000",

@@ -314,7 +314,14 @@ def train_lora(
     if state.get("status") == "finished" and (output_dir / "adapter" / "adapter_config.json").is_file():
         return {**state["result"], "reused": True}
 
-    splits = load_splits(dataset_dir)
+    if hp.text_mode != "off" and hp.packing:
+        raise ValueError(
+            f"train.text_mode={hp.text_mode!r} with train.packing=true: text documents and chat pairs are prepared "
+            "apart and cannot be packed together yet; set train.packing=false or train.text_mode=off"
+        )
+    from forge_pipeline.train.text_mode import join_text_datasets, load_training_splits, text_metrics, trainer_datasets
+
+    splits, texts = load_training_splits(dataset_dir, hp.text_mode)
     cuda = torch.cuda.is_available()
     from accelerate import PartialState
 
@@ -363,24 +370,29 @@ def train_lora(
                 "dataset_content_hash": content_hash,
                 "git_commit": git_commit(),
                 "run_key": key,
-                "train_examples": len(splits["train"]),
+                "train_examples": len(splits["train"]) if "train" in splits else 0,
                 "validation_examples": len(splits["validation"]) if "validation" in splits else 0,
+                **{f"text_{split}_documents": len(data) for split, data in texts.items()},
                 "device": "cuda" if cuda else "cpu",
             }
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
             log_dataset_input(mlflow, splits, dataset_dir, dataset_version, content_hash)
 
         callback, forge_cb = metrics_callback(mlflow if main else NoMlflow(), progress, cuda)
-        tokenized = tokenize_splits(splits, tokenizer, hp.max_length)
+        tokenized = tokenize_splits(splits, tokenizer, hp.max_length) if "train" in splits else {}
+        train_dataset, eval_dataset = trainer_datasets(tokenized, texts)  # text documents: trl's `text` format
         trainer = SFTTrainer(
             model=model,
-            args=sft_config(output_dir, hp, cuda, hardware, "validation" in tokenized),
-            train_dataset=tokenized["train"],
-            eval_dataset=tokenized.get("validation"),
+            args=sft_config(output_dir, hp, cuda, hardware, eval_dataset is not None),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
             processing_class=tokenizer,
             peft_config=lora_config(hp),
             callbacks=[callback],
         )
+        join_text_datasets(trainer, tokenized, texts)
+        # The LoRA starts as the identity (B = 0), so before training the held-out text is scored by the base.
+        text_figures = text_metrics(trainer, "text_base") if not resume_from else {}
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our callback reports progress; no duplicate dict prints
@@ -390,7 +402,8 @@ def train_lora(
         train_out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         wall_s = time.perf_counter() - started
         # The final weights' validation metrics, computed once; the metrics callback has logged them at this step.
-        eval_metrics = final_eval_metrics(trainer) if "validation" in tokenized else {}
+        eval_metrics = final_eval_metrics(trainer) if eval_dataset is not None else {}
+        text_figures |= text_metrics(trainer, "text_eval")
         trainer.accelerator.wait_for_everyone()
         if not main:
             return {}
@@ -414,6 +427,7 @@ def train_lora(
             "tokens_per_s": sum(rates) / len(rates) if rates else None,
             "global_step": trainer.state.global_step,
             "wall_s": round(wall_s, 2),
+            **text_figures,  # text_mode: held-out text loss/perplexity of the base (before) and the tuned model
         }
         if cuda:
             metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
