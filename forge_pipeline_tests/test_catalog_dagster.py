@@ -53,8 +53,8 @@ def test_materialize_dataset_version_twice_then_with_new_data(tmp_path):
         first, result = _run(tmp_path, instance)
         assert first["train"] + first["validation"] == 50 and first["validation"] >= 1
         assert first["parent"] == "None" and "| train |" in first["approx_token_stats"]
-        # the quality-score distribution of the version (prepare.scoring): two-word prompts like "q7" are vague
-        assert "| all | 50 |" in first["quality"] and "vague_prompt 50" in first["quality"]
+        # the quality-score distribution of the version (prepare.scoring): four-word replies are short
+        assert "| all | 50 |" in first["quality"] and "short_reply 50" in first["quality"]
         evaluations = result.get_asset_check_evaluations()
         assert {e.check_name for e in evaluations} == {
             "dataset_version_no_split_leakage",

@@ -38,6 +38,8 @@ def reasons(result) -> set[str]:
 def test_own_writing_with_a_specific_question_scores_full_marks():
     result = score_example(chat("How did you set up the home server backups with systemd timers?", OWN_WRITING))
     assert result.score == 1.0 and result.reasons == ()
+    # a note titled by its one-word subject names it
+    assert score_example(chat("What are your thoughts on Kubernetes?", OWN_WRITING)).reasons == ()
 
 
 def test_each_problem_costs_points_and_names_itself():
@@ -45,6 +47,7 @@ def test_each_problem_costs_points_and_names_itself():
         "placeholder_in_prompt": chat("What did <PERSON_1> say about the backup plan?", OWN_WRITING),
         "placeholders": chat("Who came to the planning meeting?", OWN_WRITING + " <PERSON_1> and <PERSON_2> agreed."),
         "vague_prompt": chat("What are your thoughts on Notes?", OWN_WRITING),
+        "vague_prompt ": chat("What do you think about it?", OWN_WRITING),
         "template_syntax": chat("What is on the daily template?", OWN_WRITING + "\n\n<% tp.file.cursor() %>"),
         "clipped": chat(
             "What does the article on deep work argue?",
@@ -60,7 +63,7 @@ def test_each_problem_costs_points_and_names_itself():
     }
     for name, messages in cases.items():
         result = score_example(messages)
-        assert name in reasons(result), (name, result)
+        assert name.strip() in reasons(result), (name, result)
         assert result.score < 1.0
     flashcard = score_example(chat("Why did you choose to work in software? #card", OWN_WRITING))
     assert "template_syntax" in reasons(flashcard)
@@ -130,8 +133,9 @@ def test_shared_prompts_and_boilerplate_are_found_across_the_dataset():
     twice = score_examples(_frame([("a.md", "How did the restore test go?", OWN_WRITING)] * 2))
     assert not any(r.startswith("shared_prompt") for row in twice["quality_reasons"] for r in row)
     assert boilerplate_lines([("a", header), ("b", header)]) == frozenset()  # two notes are not a template
-    code = "```python\nreturn x\n```\n}"
-    assert boilerplate_lines([(str(n), code) for n in range(5)]) == frozenset()  # code repeats without a template
+    code = "```python\nreturn x\n```\n}\n$$\n\\begin{array}{c}\n\\hline\n\\end{array}\n$$\n\\hline"
+    # code and math repeat without being a template
+    assert boilerplate_lines([(str(n), code) for n in range(5)]) == frozenset()
 
 
 def test_summary_report_and_curate_order_put_the_worst_first():

@@ -13,8 +13,8 @@ Reasons are `name: detail`; the names, and what each costs:
   many mean the reply is mostly about people and reads badly once scrubbed.
 - `shared_prompt` (0.3): the same question (case and spaces aside) has different answers elsewhere in the
   dataset: the model is taught to give either, which teaches it nothing.
-- `vague_prompt` (0.2): the question names fewer than two words of content (stop words and the
-  generic question frames aside), so it cannot tell this answer from another.
+- `vague_prompt` (0.2): the question names no subject: no word of content (stop words and Forge's question
+  frames aside) or only generic ones ("Notes", "Untitled", "Overview"), so it cannot tell this answer from another.
 - `template_syntax` (0.4): template or plugin syntax on either side (`<% tp.… %>`, `{{date}}`, `#card`,
   `<< Yesterday | Tomorrow >>` navigation, Dataview query fences).
 - `boilerplate` (up to 0.4, proportional to the share): lines of the reply that repeat in many other notes
@@ -59,6 +59,41 @@ FRAME_WORDS = {
     "went",
     "day",
     "today",
+}
+# Subjects that name no subject: a prompt about "Notes" or "Untitled" could be about anything.
+GENERIC_WORDS = {
+    "note",
+    "notes",
+    "untitled",
+    "misc",
+    "miscellaneous",
+    "stuff",
+    "things",
+    "thing",
+    "ideas",
+    "idea",
+    "draft",
+    "drafts",
+    "inbox",
+    "index",
+    "todo",
+    "todos",
+    "overview",
+    "summary",
+    "introduction",
+    "intro",
+    "general",
+    "random",
+    "other",
+    "others",
+    "journal",
+    "daily",
+    "log",
+    "readme",
+    "home",
+    "page",
+    "section",
+    "part",
 }
 TEMPLATE_SYNTAX = re.compile(
     r"<%[-_*]?.*?%>"  # Templater
@@ -134,8 +169,8 @@ def score_example(
         penalties.append((0.3, f"shared_prompt: {context.answers_sharing_prompt} different answers"))
     stop = _stop_words()
     content = [w for w in WORD.findall(PLACEHOLDER.sub(" ", prompt).lower()) if w not in stop and w not in FRAME_WORDS]
-    if len(content) < 2:
-        penalties.append((0.2, f"vague_prompt: {len(content)} content word(s)"))
+    if not content or all(word in GENERIC_WORDS for word in content):
+        penalties.append((0.2, f"vague_prompt: names {' '.join(content) or 'nothing'}"))
     syntax = TEMPLATE_SYNTAX.search(prompt) or TEMPLATE_SYNTAX.search(reply)
     if syntax:
         penalties.append((0.4, f"template_syntax: {syntax.group().strip()[:40]!r}"))
@@ -195,14 +230,18 @@ def _ends_mid_sentence(last: str, reply: str) -> bool:
 
 
 def prose_lines(text: str) -> list[str]:
-    """Non-empty lines outside fenced code that hold a letter: code (`}`, fences) and rules repeat everywhere
-    without being anyone's template."""
-    out, fenced = [], False
+    """Non-empty lines outside fenced code and math blocks that hold a letter and are not LaTeX commands: code
+    (`}`), math (`\\hline`) and rules repeat everywhere without being anyone's template."""
+    out, fence = [], None
     for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
+        stripped = line.strip()
+        marker = next((m for m in ("```", "~~~", "$$") if stripped.startswith(m)), None)
+        if marker and (fence is None or fence == marker):
+            # `$$ x $$` on one line opens and closes; otherwise a marker toggles its own kind of block
+            if not (marker == "$$" and len(stripped) > 2 and stripped.endswith("$$")):
+                fence = None if fence else marker
             continue
-        if not fenced and any(ch.isalpha() for ch in line):
+        if fence is None and not stripped.startswith("\\") and any(ch.isalpha() for ch in line):
             out.append(line)
     return out
 
