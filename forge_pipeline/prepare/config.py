@@ -109,7 +109,31 @@ class DedupSettings(Section):
     batch_size: int = Field(default=64, gt=0)
 
 
+class QuestionSettings(Section):
+    """Questions from a language model for vault sections (forge_pipeline.prepare.questions); off by default."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (forge serve), "
+        "http://127.0.0.1:8080/v1 (llama.cpp server) or http://127.0.0.1:11434/v1 (Ollama). Unset: off.",
+    )
+    model: str = Field(default="forge", description="The model name the endpoint serves.")
+    api_key: str = Field(default="not-needed", description="Sent as the bearer token; local servers ignore it.")
+    max_tokens: int = Field(default=64, gt=0)
+    max_section_chars: int = Field(
+        default=2000,
+        gt=0,
+        description="What the model reads of a long section (its opening says what it is about); "
+        "lower it for a server with a small context (n_ctx).",
+    )
+    timeout_s: float = Field(default=120.0, gt=0)
+    min_key_term_overlap: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Share of the question's key terms that must appear in the section."
+    )
+
+
 class PrepareSettings(Section):
     scrub: ScrubSettings = ScrubSettings()
     filter: FilterSettings = FilterSettings()
     dedup: DedupSettings = DedupSettings()
+    questions: QuestionSettings = QuestionSettings()

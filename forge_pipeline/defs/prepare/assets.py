@@ -79,6 +79,7 @@ def deduplicated_examples(
     its quality score and the reasons for it (`quality_score`, `quality_reasons`: forge_pipeline.prepare.scoring),
     which `forge curate` reviews worst first."""
     from forge_pipeline.prepare.dedup import deduplicate
+    from forge_pipeline.prepare.questions import generate_questions
     from forge_pipeline.prepare.scoring import score_examples, score_summary
 
     settings = forge.get()
@@ -86,6 +87,8 @@ def deduplicated_examples(
     kept, quarantine, report = deduplicate(
         filtered_examples, dedup, embedder.get(dedup, settings.runtime), settings.paths.cache
     )
+    # Optional model-written questions for vault sections (prepare.questions, off by default), then the score.
+    kept, questions = generate_questions(kept, settings.prepare.questions, settings.paths.cache)
     kept = score_examples(kept)
     pairs = pl.DataFrame(report.pairs, schema={"kept_id": pl.String, "dropped_id": pl.String, "similarity": pl.Float64})
     # The user's words of each pair side by side (the system prompt, the same everywhere, would hide them).
@@ -109,5 +112,10 @@ def deduplicated_examples(
             **keep_quarantine(settings, quarantine),
             "duplicate_pairs": table_preview(pairs, ["similarity", "kept_user", "dropped_user"], width=120),
             "quality": dg.MetadataValue.json(score_summary(kept)),
+            **(
+                {"generated_questions": dg.MetadataValue.json(vars(questions))}
+                if settings.prepare.questions.base_url
+                else {}
+            ),
         },
     )
