@@ -81,9 +81,8 @@ def _demo(console, settings, select: str, run_id: str) -> None:
     asset_graph = definitions.resolve_asset_graph()
     try:
         chosen = resolve_selection(select, asset_graph)
-    except SelectionError as err:
-        console.print(f"forge demo: --select {select!r}: {err}", markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    except SelectionError as err:  # click prints it as a usage error (exit status 2), outside the log redirect
+        raise typer.BadParameter(f"{select!r}: {err}", param_hint="'--select'") from None
     # Upstream before downstream, so the progress list below reads in the order the chain runs.
     selected = [
         key.to_user_string()
