@@ -262,6 +262,15 @@ class TrainingProgress:
         return [(self.latest, worth_printing)]
 
 
+def _with_marks(output: dict) -> str:
+    from rich.markup import escape
+
+    from forge_pipeline.export.answer_quality import marks
+
+    flags = marks(output["quality"]) if output.get("quality") else ""
+    return _glimpse(output["text"], 60) + (f"\n[bold red]⚠ {escape(flags)}[/bold red]" if flags else "")
+
+
 def _print_evaluation(console, settings, answers: int = 2) -> None:
     """What the fine-tune changed: base vs tuned held-out perplexity and two answers side by side."""
     import json
@@ -282,7 +291,22 @@ def _print_evaluation(console, settings, answers: int = 2) -> None:
         f"{evaluation['base_perplexity']:.2f}",
         f"{evaluation['tuned_perplexity']:.2f} ({evaluation['perplexity_change']:+.0%})",
     )
-    table.add_row("held-out loss", f"{evaluation['base_loss']:.4f}", f"{evaluation['tuned_loss']:.4f}")
+    # What a person notices in the answers (export/answer_quality.py) and what they know of the notes.
+    base_q, tuned_q = evaluation.get("base_quality") or {}, evaluation.get("tuned_quality") or {}
+    for label, figure in (
+        ("repeat a sentence", "repeated_sentence_rate"),
+        ("cut at token limit", "cut_rate"),
+        ("show template text", "placeholder_rate"),
+    ):
+        if figure in base_q and figure in tuned_q:
+            table.add_row(label, f"{base_q[figure]:.0%}", f"{tuned_q[figure]:.0%}")
+    knowledge = evaluation.get("knowledge") or {}
+    if knowledge.get("questions"):
+        table.add_row(
+            f"knows the notes ({knowledge['questions']} q.)",
+            f"{knowledge['base_score']:.0%} key terms",
+            f"{knowledge['tuned_score']:.0%} key terms",
+        )
     # Held-out prompts first: they have the author's own answer to compare with.
     rows = sorted(evaluation["generations"], key=lambda r: r.get("reference") is None)[:answers]
     for row in rows:
@@ -290,7 +314,7 @@ def _print_evaluation(console, settings, answers: int = 2) -> None:
         label = f"{row['prompt_id']}: {_glimpse(prompt, 50)}"
         if row.get("reference"):
             label += f"\n[dim]reference: {_glimpse(row['reference'], 50)}[/dim]"
-        table.add_row(label, _glimpse(row["base"]["text"], 60), _glimpse(row["tuned"]["text"], 60))
+        table.add_row(label, *(_with_marks(row[side]) for side in ("base", "tuned")))
     console.print(table)
     console.print(f"gate: {evaluation['reason']}", soft_wrap=True)
 

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from forge_pipeline.catalog.config import CatalogSettings
 from forge_pipeline.curate.config import CurateSettings
+from forge_pipeline.decoding import DecodingSettings
 from forge_pipeline.embed.config import EmbedSettings
 from forge_pipeline.export.config import EvalSettings, ExportSettings
 from forge_pipeline.feedback.config import FeedbackSettings
@@ -100,6 +101,7 @@ class ForgeSettings(BaseSettings):
     curate: CurateSettings = CurateSettings()
     train: TrainSettings = TrainSettings()
     eval: EvalSettings = EvalSettings()
+    decoding: DecodingSettings = DecodingSettings()  # shared by serving and evaluation (forge_pipeline/decoding.py)
     export: ExportSettings = ExportSettings()
     serve: ServeSettings = ServeSettings()
     embed: EmbedSettings = EmbedSettings()  # embedding index and search (forge_pipeline/embed)

@@ -165,6 +165,7 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
     settings.eval.max_new_tokens = 4
     # A random tiny adapter cannot beat the base on loss; the gate itself is tested in test_export_evaluate.
     settings.eval.min_relative_improvement = -100.0
+    settings.eval.quality.enabled = False  # its 4 tokens of noise: the quality gate is test_export_answer_quality's
     out = publish_preference_candidate(settings, {**result, "trained": True}, dataset, toolchain)
     assert out["published"] and out["version"] == "v0002", out
     manifest = read_manifest(settings.paths.manifest)

@@ -225,3 +225,73 @@ def test_terminal_control_characters_never_reach_an_example_and_stay_escaped_in_
     assert "Sure. Done\nnext line" in contents and "hi" in contents
     payload = quarantine.frame()["payload"].to_list()[0]
     assert "\x1b" not in payload and "\\u001b]0;x\\u0007" in payload  # kept, escaped, for the person fixing it
+
+
+def _multi_turn_interactions(tmp_path):
+    """A three-turn playground chat as the server stores it: a choice on turn 2 (messages end with the turn-2
+    question), then a correction of the turn-3 reply (messages end with that reply; turn 2's history is the
+    chosen reply, as the page sends it)."""
+    import json
+
+    from forge_pipeline.ingest.conversations import read_interactions
+    from forge_pipeline.records import Quarantine
+
+    system = {"role": "system", "content": "Answer from my notes."}
+    turn1 = [{"role": "user", "content": "What is my sourdough ratio?"}, {"role": "assistant", "content": "1:5:5."}]
+    question2 = {"role": "user", "content": "And how often do I feed the starter?"}
+    chosen = "Twice a day at room temperature."
+    question3 = {"role": "user", "content": "What if I travel?"}
+    records = [
+        {
+            "interaction_id": "choice-2",
+            "messages": [system, *turn1, question2],
+            "choice": {"replies": ["Once a month.", chosen], "chosen": 1},
+        },
+        {
+            "interaction_id": "correct-3",
+            "messages": [system, *turn1, question2, {"role": "assistant", "content": chosen}, question3]
+            + [{"role": "assistant", "content": "I'm not sure. I'm not sure."}],
+            "corrected_reply": "Put it in the fridge; it keeps a week.",
+        },
+    ]
+    path = tmp_path / "interactions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    quarantine = Quarantine("conversations")
+    rows = read_interactions(path, 5_000_000, quarantine)
+    assert not quarantine.rows
+    return rows, system, turn1, question2, chosen, question3
+
+
+def test_a_multi_turn_choice_is_the_conversation_as_seen_with_the_chosen_reply_answering_the_judged_turn(
+    settings, tmp_path
+):
+    rows, system, turn1, question2, chosen, question3 = _multi_turn_interactions(tmp_path)
+    examples, dropped = build_training_examples(notes_frame([]), conversations_frame(rows), settings)
+    assert not dropped.rows
+    by_id = {row["conversation_id"]: row for row in examples.iter_rows(named=True)}
+    # The earlier reply ("1:5:5.") stays; the judged question is kept and the chosen reply answers it.
+    assert by_id["choice-2"]["messages"] == [system, *turn1, question2, {"role": "assistant", "content": chosen}]
+    assert by_id["choice-2"]["tags"] == ["choice"]
+    # A correction replaces the reply it corrects, nothing else; the chosen reply of turn 2 is history.
+    assert by_id["correct-3"]["messages"] == [
+        system,
+        *turn1,
+        question2,
+        {"role": "assistant", "content": chosen},
+        question3,
+        {"role": "assistant", "content": "Put it in the fridge; it keeps a week."},
+    ]
+    assert by_id["correct-3"]["tags"] == ["correction"]
+
+
+def test_judged_conversation_answers_the_last_turn():
+    from forge_pipeline.ingest.examples import judged_conversation
+
+    seen = [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+    ]
+    assert judged_conversation(seen, "picked") == [*seen, {"role": "assistant", "content": "picked"}]
+    corrected = [*seen, {"role": "assistant", "content": "wrong"}]
+    assert judged_conversation(corrected, "right") == [*seen, {"role": "assistant", "content": "right"}]

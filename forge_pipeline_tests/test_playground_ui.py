@@ -113,6 +113,14 @@ def test_chat_rate_correct_and_choose_are_recorded_with_the_versions_that_answer
         )
         assert page.locator("#status-candidate").text_content() == "v0002"
         assert page.locator("#status-job").text_content() == "enter the admin token to see jobs"
+        # The token can be entered to see jobs without starting one.
+        page.get_by_role("button", name="Enter admin token").click()
+        page.get_by_label("Admin token").fill(TOKEN)
+        page.get_by_label("Admin token").press("Enter")
+        expect(page.locator("#train-message")).to_have_text("Token set for this tab; no job was started.")
+        expect(page.locator("#status-job")).to_have_text("none yet")
+        assert page.get_by_role("button", name="Enter admin token").is_hidden()
+        assert not list((playground["root"] / "serve" / "fine_tuning").glob("ftjob-*.json"))
 
         page.get_by_label("System prompt").fill(f"You are terse. {INJECTION}")
         page.get_by_label("Temperature").fill("0.9")
@@ -156,7 +164,10 @@ def test_chat_rate_correct_and_choose_are_recorded_with_the_versions_that_answer
         expect(page.locator(".choose .confirm")).to_have_text(re.compile(r"^Saved: you chose B \(v0002\)"))
         replies = [a.locator(".text").first.text_content(), b.locator(".text").first.text_content()]
 
-        expect(page.locator("#status-interactions")).to_have_text(f"{len(before) + 3} since v0002 was trained")
+        # One consistent status: the newest version (v0002, the A/B candidate) is named with what serves.
+        expect(page.locator("#status-interactions")).to_have_text(
+            f"{len(before) + 3} since v0002 was trained (the A/B candidate; serving v0001)"
+        )
 
         # Text stays text: the user turn shows the tag literally and no element was made from it.
         assert page.locator(".turn.user .text").first.text_content() == f"Say hello {INJECTION}"
@@ -258,3 +269,105 @@ def test_train_now_asks_for_the_token_starts_a_job_and_shows_the_new_version_wit
             "held-out perplexity 20.75 vs base 41.50 (-50.0%)"
         )
         assert playground["client"].get("/health").json()["model_version"] == "v0003"
+
+
+def _examples_from_ingest(root: Path, tmp_path: Path, monkeypatch) -> dict[str, list[dict]]:
+    """The `training_examples` asset (real Dagster materialization of vault_notes -> conversations ->
+    training_examples) over the interactions folder the server wrote, by interaction id."""
+    import dagster as dg
+    import polars as pl
+
+    from forge_pipeline.definitions import build_definitions
+
+    (tmp_path / "empty_vault").mkdir()
+    monkeypatch.setenv("FORGE_VAULT_DIR", str(tmp_path / "empty_vault"))
+    monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(tmp_path / "no_conversations"))
+    monkeypatch.setenv("FORGE_INTERACTIONS_DIR", str(root / "interactions"))
+    data_root = tmp_path / "data_root"
+    result = (
+        build_definitions(str(data_root))
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=[dg.AssetKey(k) for k in ("vault_notes", "conversations", "training_examples")],
+        )
+    )
+    assert result.success
+    examples = pl.read_parquet(data_root / "tables" / "training_examples.parquet")
+    return {row["conversation_id"]: row for row in examples.iter_rows(named=True)}
+
+
+def test_a_multi_turn_correction_and_choice_train_on_exactly_the_conversation_the_person_saw(
+    playground, tmp_path, monkeypatch
+):
+    """Turn 1 corrected, turn 2 side by side with A chosen, turn 3 corrected: each later turn sends the
+    corrected / chosen reply as history, and each judgement is, in the ingest's examples, the conversation as the
+    page showed it up to the judged turn with the person's reply as the answer."""
+    from forge_pipeline.records import strip_control
+
+    before = len(_interactions(playground["root"]))
+    sent: list[list[dict]] = []
+    with chromium_page(viewport=(1280, 800)) as page:
+        from playwright.sync_api import expect
+
+        page.on(
+            "request",
+            lambda r: sent.append(r.post_data_json["messages"]) if r.url.endswith("/v1/chat/completions") else None,
+        )
+        _open(page, playground["url"])
+        page.get_by_label("Max tokens").fill("12")
+        page.get_by_label("Version", exact=True).select_option("v0001")
+
+        def correct(reply, text: str) -> None:
+            reply.get_by_role("button", name="Correct this reply").click()
+            reply.get_by_label("Corrected reply").fill(text)
+            reply.get_by_role("button", name="Save correction").click()
+            expect(reply.locator(".confirm")).to_have_text(re.compile(r"^Saved: correction of v0001's reply"))
+
+        _send(page, "How often do I feed the starter?")
+        correct(_done_reply(page, 0), "Twice a day, equal flour and water.")
+
+        page.get_by_label("Side by side").check()
+        page.get_by_label("Second version").select_option("v0002")
+        _send(page, "And when I travel?")
+        a = _done_reply(page, 1)
+        _done_reply(page, 2)  # both replies are in before the choice
+        page.get_by_role("button", name="Choose reply A").click()
+        expect(page.locator(".choose .confirm")).to_have_text(re.compile(r"^Saved: you chose A \(v0001\)"))
+        chosen_shown = a.locator(".text").first.text_content()
+
+        page.get_by_role("checkbox", name=re.compile(r"^Side by side")).uncheck()
+        _send(page, "Anything else?")
+        correct(_done_reply(page, 3), "Feed it once more before you leave.")
+        shown_users = page.locator(".turn.user .text").all_text_contents()
+
+    records = _interactions(playground["root"])[before:]
+    kinds = [(r.get("corrected_reply") is not None, r.get("choice") is not None) for r in records]
+    assert kinds == [(True, False), (False, True), (True, False)]
+    chosen = records[1]["choice"]["replies"][0]
+    assert _as_shown(chosen) == chosen_shown  # the reply stored is the one the page showed as A
+    u1, u2, u3 = ({"role": "user", "content": text} for text in shown_users)
+    fix1 = {"role": "assistant", "content": "Twice a day, equal flour and water."}
+    picked = {"role": "assistant", "content": chosen}
+    # What the page sent: after "Correct" and after the choice, the person's reply is the history.
+    assert sent[1] == sent[2] == [u1, fix1, u2]
+    assert sent[3] == [u1, fix1, u2, picked, u3]
+
+    examples = _examples_from_ingest(playground["root"], tmp_path, monkeypatch)
+    system = examples[records[0]["interaction_id"]]["messages"][0]
+    assert system["role"] == "system"  # the page sent none; ingest puts its system prompt first
+    fix3 = {"role": "assistant", "content": "Feed it once more before you leave."}
+    expected = {
+        records[0]["interaction_id"]: ([system, u1, fix1], ["correction"]),
+        records[1]["interaction_id"]: (
+            [system, u1, fix1, u2, {**picked, "content": strip_control(chosen)}],
+            ["choice"],
+        ),
+        records[2]["interaction_id"]: (
+            [system, u1, fix1, u2, {**picked, "content": strip_control(chosen)}, u3, fix3],
+            ["correction"],
+        ),
+    }
+    for interaction_id, (messages, tags) in expected.items():
+        assert examples[interaction_id]["messages"] == messages
+        assert examples[interaction_id]["tags"] == tags

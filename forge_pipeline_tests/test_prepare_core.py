@@ -238,6 +238,39 @@ def test_exact_and_near_duplicates_keep_newest(tmp_path, embedder):
     assert report.exact_dropped == 1 and report.near_dropped == 1
 
 
+def test_a_persons_correction_or_choice_is_kept_over_a_newer_automatic_near_duplicate(tmp_path, embedder):
+    """The playground bug: a wrong automatic example (newer) pushed the person's correction out as a near-duplicate."""
+    question = "How often should I feed my sourdough starter when it lives on the kitchen counter?"
+    frame = make_examples(
+        [
+            [("user", question), ("assistant", "Twice a day, at about the same times, with equal flour and water.")],
+            [("user", question), ("assistant", "Twice a day, at roughly the same times, with equal flour and water.")],
+            [
+                ("user", question + " Honestly."),
+                ("assistant", "Twice a day, at the same times, equal flour and water."),
+            ],
+        ]
+    )
+    frame = frame.with_columns(
+        source=pl.Series(["interaction", "interaction", "vault"]),
+        tags=pl.Series([["correction"], ["choice"], []], dtype=pl.List(pl.String)),
+    )
+    ids = frame["example_id"].to_list()
+    kept, quarantine, report = deduplicate(frame, DedupSettings(cosine_threshold=0.9), embedder, tmp_path)
+    assert report.near_dropped == 2  # the three are one cluster
+    # The newest human judgement (the choice) is kept; the automatic example is dropped though it is newest.
+    assert kept["example_id"].to_list() == [ids[1]]
+    dropped = {r["record_id"]: r["reason"] for r in quarantine.rows}
+    assert dropped == {ids[0]: "near_duplicate", ids[2]: "near_duplicate"}
+    # An incremental run that adds a newer automatic near-copy does not displace it either.
+    newer = make_examples(
+        [[("user", question + " Please."), ("assistant", "Twice a day, the same times, equal flour and water.")]],
+        start=T0 + timedelta(days=3),
+    )
+    kept2, _, _ = deduplicate(pl.concat([frame, newer]), DedupSettings(cosine_threshold=0.9), embedder, tmp_path)
+    assert kept2["example_id"].to_list() == [ids[1]]
+
+
 def test_embedding_cache_and_incremental_run(tmp_path):
     embedder = Embedder()
     topics = [

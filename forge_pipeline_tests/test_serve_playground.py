@@ -76,8 +76,18 @@ def test_status_counts_interactions_received_after_the_newest_version(tmp_path):
         trained_at + timedelta(days=1, hours=1),
     ):
         store.append(record, when=when)
+    # v0002 is the newest version but the gate did not promote it: the status says so beside what serves.
+    manifest["versions"]["v0001"]["promoted"] = True
+    manifest["current"] = "v0001"
+    write_json_atomic(settings.paths.manifest, manifest)
     status = client.get("/playground/status").json()
-    assert status["last_training"] == {"version": "v0002", "created_at": "2026-03-02T12:00:00Z"}
+    assert status["last_training"] == {
+        "version": "v0002",
+        "created_at": "2026-03-02T12:00:00Z",
+        "promoted": False,
+        "current": "v0001",
+        "candidate": None,
+    }
     assert status["interactions_since_training"] == 2
 
 

@@ -5,10 +5,32 @@ from pydantic import Field
 from forge_pipeline.section import Section
 
 
+class QualityGateSettings(Section):
+    """How much worse than the baseline (base model, and the serving version when there is one) the tuned model's
+    answers may be on each answer-quality figure (export/answer_quality.py). Each figure is a rate over the
+    side-by-side replies; 0 means "not one reply more than the baseline"."""
+
+    enabled: bool = Field(default=True, description="Gate on answer quality beside held-out loss.")
+    repeated_sentence_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    repeated_ngram_rate: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="Mean share of repeated word 4-grams per reply."
+    )
+    empty_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    cut_rate: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Replies that hit the token limit; some slack because the person's own notes are long.",
+    )
+    placeholder_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class EvalSettings(Section):
     """Base vs tuned evaluation and the promotion gate."""
 
-    max_new_tokens: int = Field(default=48, gt=0)
+    max_new_tokens: int | None = Field(
+        default=None, gt=0, description="None: decoding.max_tokens, the limit the server answers with."
+    )
     min_relative_improvement: float = Field(
         default=0.02,
         description="Promotion margin: tuned held-out loss must be below base * (1 - this), i.e. 2% lower by default, "
@@ -19,6 +41,13 @@ class EvalSettings(Section):
     max_heldout_prompts: int = Field(
         default=4, ge=0, description="Held-out examples also answered side by side (their reply is the reference)."
     )
+    knowledge_questions: int = Field(
+        default=12,
+        ge=0,
+        description="Questions from the dataset version's vault examples, scored on the note's key terms "
+        "(export/knowledge.py); held-out ones first.",
+    )
+    quality: QualityGateSettings = QualityGateSettings()
 
 
 class ExportSettings(Section):

@@ -6,17 +6,29 @@ generation stops at the model's own end-of-turn/EOS tokens (its generation confi
 is evaluated the same way. The held-out examples are the dataset version's validation split, disjoint from
 training by construction (the catalog's split rule).
 
-Promotion gate: the tuned adapter is promoted when its held-out loss is below
-`base_loss * (1 - eval.min_relative_improvement)`; the default margin, 0.02 (2% lower loss), keeps a run that
-merely matches the base (noise) from replacing the current model.
+Promotion gate, two parts, both must pass:
+1. Held-out loss: the tuned adapter's held-out loss is below `base_loss * (1 - eval.min_relative_improvement)`;
+   the default margin, 0.02 (2% lower loss), keeps a run that merely matches the base (noise) from replacing
+   the current model.
+2. Answer quality (export/answer_quality.py): on the side-by-side answers, the tuned model repeats sentences
+   and n-grams, leaves replies empty or cut, and writes placeholders/template tokens no more often than the
+   base model and the serving version (when its figures were recorded), within `eval.quality` tolerances.
+   Lower perplexity with looping answers is not an improvement a person would accept.
+
+Answers are decoded greedily with the shared decoding defaults (forge_pipeline/decoding.py: repetition
+penalty, token limit), the way the server answers, so the gate judges what a person would be served.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from pathlib import Path
 
+from forge_pipeline.decoding import DecodingSettings
+from forge_pipeline.export import answer_quality, knowledge
 from forge_pipeline.export.config import EvalSettings
 from forge_pipeline.records import read_chat_jsonl
 from forge_pipeline.train.chat_tokens import assistant_token_labels
@@ -98,9 +110,17 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return sorted({int(i) for i in ids if i is not None})
 
 
-def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 8) -> list[dict]:
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    max_new_tokens: int,
+    batch_size: int = 8,
+    repetition_penalty: float = 1.0,
+) -> list[dict]:
     """Greedy replies to chat prompts, rendered with the model's template; left-padded batches (one forward per
-    new token for the whole batch, much faster on CPU than one prompt at a time)."""
+    new token for the whole batch, much faster on CPU than one prompt at a time). `repetition_penalty` is
+    transformers' (the serving default: decoding.repeat_penalty)."""
     import torch
 
     eos = stop_token_ids(model, tokenizer)
@@ -115,7 +135,12 @@ def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: 
             started = time.perf_counter()
             with torch.no_grad():
                 generated = model.generate(
-                    **batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    repetition_penalty=repetition_penalty,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
                 )
             seconds = (time.perf_counter() - started) / len(chunk)
             prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
@@ -158,8 +183,15 @@ def _cell(text: str, width: int = 120) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _marked(output: dict) -> str:
+    """A reply's text for a table cell, led by what is wrong with it (⚠ repeats a sentence, cut, ...)."""
+    flags = answer_quality.marks(output["quality"]) if "quality" in output else ""
+    return f"⚠ {flags}: {output['text']}" if flags else output["text"]
+
+
 def side_by_side_markdown(rows: list[dict]) -> str:
-    """One row per prompt: the prompt, the held-out reference (if any), base and tuned answers, seconds/tokens."""
+    """One row per prompt: the prompt, the held-out reference (if any), base and tuned answers (marked with
+    what a person would notice: a repeated sentence, a cut or empty reply, template text), seconds/tokens."""
     lines = [
         "| prompt | reference | base | tuned | base s / tokens | tuned s / tokens |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -168,11 +200,45 @@ def side_by_side_markdown(rows: list[dict]) -> str:
         prompt = row["messages"][-1]["content"] if row["messages"] else ""
         lines.append(
             f"| {_cell(row['prompt_id'] + ': ' + prompt, 80)} | {_cell(row.get('reference') or '', 80)} "
-            f"| {_cell(row['base']['text'])} | {_cell(row['tuned']['text'])} "
+            f"| {_cell(_marked(row['base']))} | {_cell(_marked(row['tuned']))} "
             f"| {row['base']['seconds']} / {row['base']['completion_tokens']} "
             f"| {row['tuned']['seconds']} / {row['tuned']['completion_tokens']} |"
         )
     return "\n".join(lines)
+
+
+def score_answers(rows: list[dict]) -> dict[str, dict]:
+    """Adds each reply's answer-quality figures (`row[side]["quality"]`) and returns the summary per side."""
+    for row in rows:
+        for side in ("base", "tuned"):
+            output = row[side]
+            output["quality"] = answer_quality.reply_quality(output["text"], output["stopped"], row.get("reference"))
+    return {side: answer_quality.summarize([r[side]["quality"] for r in rows]) for side in ("base", "tuned")}
+
+
+def decide(
+    loss_gate: tuple[bool, str], quality: dict[str, dict], settings: EvalSettings, serving: dict | None = None
+) -> tuple[bool, str, list[str]]:
+    """(promoted, reason, quality problems): the loss gate and the answer-quality gate together. `serving` is
+    the serving version's recorded summary on the eval prompts (`{"version", "signature", "summary"}`), compared
+    with this run's eval-prompt summary (`quality["eval_prompts"]`) when both were decoded the same way on the
+    same prompts (same signature)."""
+    baselines = {"base": quality["base"]}
+    if serving and serving.get("summary") and serving.get("signature") == quality.get("signature"):
+        baselines[f"serving {serving['version']}"] = serving["summary"]
+    passes, problems = answer_quality.quality_gate(quality["tuned"], {"base": quality["base"]}, settings.quality)
+    if len(baselines) > 1 and quality.get("eval_prompts"):
+        name = next(n for n in baselines if n != "base")
+        more_passes, more = answer_quality.quality_gate(
+            quality["eval_prompts"], {name: baselines[name]}, settings.quality
+        )
+        passes, problems = passes and more_passes, problems + [f"on the eval prompts: {p}" for p in more]
+    promoted, reason = loss_gate
+    if settings.quality.enabled and not passes:
+        what = f"answers worse than {' / '.join(baselines)}: {'; '.join(problems)}"
+        reason = f"not promoted: {what} (held-out loss alone: {reason})" if promoted else f"{reason}; {what}"
+        promoted = False
+    return promoted, reason, problems
 
 
 def gate(base_loss: float, tuned_loss: float, min_relative_improvement: float) -> tuple[bool, str]:
@@ -197,6 +263,9 @@ def evaluate_adapter(
     max_length: int = 1024,
     tracking_uri: str | None = None,
     mlflow_run_id: str | None = None,
+    decoding: DecodingSettings | None = None,
+    serving_quality: dict | None = None,
+    knowledge_questions: list[dict] | None = None,
 ) -> dict:
     """Score base and tuned on the same held-out examples and prompts; decide promotion.
 
@@ -220,15 +289,38 @@ def evaluate_adapter(
     model.eval()
 
     started = time.perf_counter()
-    messages = [p["messages"] for p in prompts]
+    decoding = decoding or DecodingSettings()
+    limit = settings.max_new_tokens or decoding.max_tokens
+    questions = knowledge_questions or []
+    # One generation pass per side for the side-by-side prompts and the knowledge questions together.
+    messages = [p["messages"] for p in prompts] + [q["messages"] for q in questions]
     with model.disable_adapter():
         base_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
-        base_outputs = generate_batch(model, tokenizer, messages, settings.max_new_tokens)
+        base_outputs = generate_batch(model, tokenizer, messages, limit, repetition_penalty=decoding.repeat_penalty)
     tuned_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
-    tuned_outputs = generate_batch(model, tokenizer, messages, settings.max_new_tokens)
+    tuned_outputs = generate_batch(model, tokenizer, messages, limit, repetition_penalty=decoding.repeat_penalty)
     rows = [{**p, "base": b, "tuned": t} for p, b, t in zip(prompts, base_outputs, tuned_outputs)]
+    knowing = knowledge.score_knowledge(
+        questions,
+        [o["text"] for o in base_outputs[len(prompts) :]],
+        [o["text"] for o in tuned_outputs[len(prompts) :]],
+    )
+    quality = score_answers(rows)
+    eval_rows = [r for r in rows if r.get("reference") is None]
+    # The eval prompts are the same file every run: a later run compares its answers with this version's, when
+    # they were decoded the same way (the signature).
+    signature = hashlib.sha256(
+        json.dumps(
+            [[p["messages"] for p in prompts if p.get("reference") is None], limit, decoding.repeat_penalty]
+        ).encode()
+    ).hexdigest()[:16]
+    quality["signature"] = signature
+    if eval_rows:
+        quality["eval_prompts"] = answer_quality.summarize([r["tuned"]["quality"] for r in eval_rows])
+    eval_prompt_quality = {"signature": signature, "summary": quality["eval_prompts"]} if eval_rows else None
 
-    promoted, reason = gate(base_figures["loss"], tuned_figures["loss"], settings.min_relative_improvement)
+    loss_gate = gate(base_figures["loss"], tuned_figures["loss"], settings.min_relative_improvement)
+    promoted, reason, quality_problems = decide(loss_gate, quality, settings, serving_quality)
     result = {
         "base_loss": base_figures["loss"],
         "tuned_loss": tuned_figures["loss"],
@@ -244,6 +336,14 @@ def evaluate_adapter(
         "mean_seconds_tuned": sum(r["tuned"]["seconds"] for r in rows) / max(len(rows), 1),
         "promoted": promoted,
         "reason": reason,
+        "loss_gate_passed": loss_gate[0],
+        "quality_gate_passed": not quality_problems,
+        "quality_problems": quality_problems,
+        "knowledge": knowing,
+        "base_quality": quality["base"],
+        "tuned_quality": quality["tuned"],
+        "eval_prompt_quality": eval_prompt_quality,
+        "decoding": {"max_new_tokens": limit, "repetition_penalty": decoding.repeat_penalty, "greedy": True},
         "min_relative_improvement": settings.min_relative_improvement,
         "markdown": side_by_side_markdown(rows),
         "generations": rows,
@@ -266,6 +366,8 @@ def generations_table(rows: list[dict]) -> dict[str, list]:
         "tuned": [r["tuned"]["text"] for r in rows],
         "base_tokens": [r["base"]["completion_tokens"] for r in rows],
         "tuned_tokens": [r["tuned"]["completion_tokens"] for r in rows],
+        "base_marks": [answer_quality.marks(r["base"]["quality"]) if "quality" in r["base"] else "" for r in rows],
+        "tuned_marks": [answer_quality.marks(r["tuned"]["quality"]) if "quality" in r["tuned"] else "" for r in rows],
     }
 
 
@@ -279,5 +381,15 @@ def log_to_mlflow(tracking_uri: str, run_id: str, result: dict) -> bool:
     client.log_dict(run_id, result["generations"], "evaluation/generations.json")
     for key in ("base_loss", "tuned_loss", "base_perplexity", "tuned_perplexity", "relative_improvement"):
         client.log_metric(run_id, f"eval_{key}", float(result[key]))
+    for side in ("base", "tuned"):
+        for figure, value in (result.get(f"{side}_quality") or {}).items():
+            if isinstance(value, (int, float)):
+                client.log_metric(run_id, f"eval_{side}_{figure}", float(value))
+    knowing = result.get("knowledge") or {}
+    for key in ("base_score", "tuned_score", "base_held_out_score", "tuned_held_out_score"):
+        if knowing.get(key) is not None:
+            client.log_metric(run_id, f"eval_knowledge_{key}", float(knowing[key]))
+    if knowing.get("rows"):
+        client.log_dict(run_id, knowing["rows"], "evaluation/knowledge.json")
     client.set_tag(run_id, "forge.gate", "promoted" if result["promoted"] else "not promoted")
     return True

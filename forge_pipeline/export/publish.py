@@ -18,6 +18,10 @@ EVALUATION_FIELDS = (
     "prompts",
     "promoted",
     "reason",
+    "base_quality",
+    "tuned_quality",
+    "eval_prompt_quality",
+    "knowledge",
 )
 
 
@@ -90,6 +94,8 @@ def publish(
         "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
         "quant_type": gguf_model.get("quant_type"),
         "kind": kind,
+        # What the fine-tuning job route reports as `trained_tokens` (trl's count of real tokens trained on).
+        "trained_tokens": (info.get("metrics") or {}).get("trained_tokens"),
     }
     published = publish_version(
         manifest_path, entry, promote=bool(evaluation.get("promoted")), candidate_share=candidate_share
@@ -103,6 +109,21 @@ def publish(
         "manifest_path": str(manifest_path),
         "versions": len(published.manifest["versions"]),
     }
+
+
+def serving_quality(manifest_path: Path) -> dict | None:
+    """The serving version's recorded answer quality on the eval prompts (`{"version", "signature", "summary"}`),
+    for the gate to compare a candidate with; None when nothing is served or it was evaluated before these
+    figures existed."""
+    from forge_pipeline.export.manifest import read_manifest
+
+    if not Path(manifest_path).is_file():
+        return None
+    manifest = read_manifest(manifest_path)
+    current = manifest.get("current")
+    recorded = ((manifest.get("versions") or {}).get(current) or {}).get("evaluation") or {}
+    quality = recorded.get("eval_prompt_quality")
+    return {"version": current, **quality} if current and quality else None
 
 
 def models_table(manifest: dict) -> list[dict]:

@@ -32,6 +32,8 @@ def publish_preference_candidate(settings, preference_adapter: dict, dataset_ver
         max_length=settings.train.max_length,
         tracking_uri=settings.tracking_uri,
         mlflow_run_id=info["mlflow_run_id"],
+        decoding=settings.decoding,
+        serving_quality=publish.serving_quality(settings.paths.manifest),
     )
     exports = settings.paths.exports
     out_dir = exports / publish.export_key(info)

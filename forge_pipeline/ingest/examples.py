@@ -50,8 +50,10 @@ an alias; a `# Title` restates the prompt); any other first heading is the perso
 with no text besides headings is quarantined (`empty_reply`).
 
 Conversations: the messages as read, with `ingest.system_prompt` put first when there is no system
-message; their source is "conversation", or "import" for files `forge dataset validate --add` accepted. Interaction records: a `corrected_reply` replaces the last assistant message (the person said
-what it should have been), and the reply chosen in a `choice` between two answers the trailing user turn; a `down` rating without a correction is quarantined (`rated_down`), so the
+message; their source is "conversation", or "import" for files `forge dataset validate --add` accepted. Interaction records: a `corrected_reply` replaces the reply it corrects (the last message; the person said
+what it should have been), and the reply chosen in a `choice` between two answers the trailing user turn
+(`judged_conversation`): the example is the conversation as the person saw it up to the turn they judged. Such
+examples are tagged `correction` / `choice` (`rated_up` for a good rating), which dedup prefers; a `down` rating without a correction is quarantined (`rated_down`), so the
 model is not trained on a reply its user rejected. Trailing user messages after the last assistant reply
 are trimmed (nothing answers them). Examples with no user turn or no assistant turn are quarantined
 (`no_user_turn` / `no_assistant_turn`).
@@ -422,6 +424,26 @@ def conversation_language(messages: list[dict]) -> str | None:
     return detect_language("\n".join(m["content"] for m in messages if m["role"] != "system"))
 
 
+def judged_conversation(messages: list[dict], reply: str) -> list[dict]:
+    """The conversation a person judged, with their reply as its answer: exactly the turns they saw up to the
+    turn they judged. A correction's messages end with the reply it corrects, which the correction replaces;
+    a choice's messages end with the user turn both replies answered, which the chosen reply answers. Earlier
+    assistant turns are history the person saw and stay as they were."""
+    if messages and messages[-1]["role"] == "assistant":
+        return [*messages[:-1], {"role": "assistant", "content": reply}]
+    return [*messages, {"role": "assistant", "content": reply}]
+
+
+def interaction_tags(conversation: dict) -> list[str]:
+    """What a person did to an interaction, as example tags: `correction` (they wrote the reply), `choice` (they
+    picked it out of two), `rated_up`. Dedup keeps these over automatic examples; `forge curate review --tag`
+    filters by them."""
+    if conversation["corrected_reply"]:
+        messages = conversation["messages"] or []
+        return ["correction"] if messages and messages[-1]["role"] == "assistant" else ["choice"]
+    return ["rated_up"] if conversation["rating"] == "up" else []
+
+
 def _check_turns(messages: list[dict]) -> str | None:
     roles = {m["role"] for m in messages}
     if "user" not in roles:
@@ -513,12 +535,9 @@ def build_training_examples(
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"
         where = {"file": conv["source_path"], "line": conv["line"], "record_id": conv["conversation_id"]}
+        tags = interaction_tags(conv) if is_interaction else []
         if is_interaction and conv["corrected_reply"]:
-            last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
-            if last is None:
-                messages.append({"role": "assistant", "content": conv["corrected_reply"]})
-            else:
-                messages[last] = {"role": "assistant", "content": conv["corrected_reply"]}
+            messages = judged_conversation(messages, conv["corrected_reply"])
         elif is_interaction and conv["rating"] == "down":
             quarantine.add(reason="rated_down", detail="rated down and no corrected_reply", payload=messages, **where)
             continue
@@ -543,7 +562,7 @@ def build_training_examples(
                 "source_path": conv["source_path"],
                 "conversation_id": conv["conversation_id"],
                 "created_at": conv["created_at"],
-                "tags": [],
+                "tags": tags,
                 "language": conversation_language(messages),
                 "known_names": [],
             }

@@ -5,8 +5,10 @@
 2. Near: sentence embeddings (cosine = inner product of normalised vectors) in a FAISS `IndexFlatIP`;
    any pair with cosine >= `cosine_threshold` is a duplicate.
 
-Keep rule (both steps): the NEWEST member (`created_at`) of a group is kept, ties broken by the smallest
-`example_id`. Near-duplicates are resolved greedily newest-first: an example is kept unless a
+Keep rule (both steps): a person's own judgement first: an example tagged `correction` or `choice` (a reply
+the person wrote or picked in the playground) is kept over any automatic example of its group, so a wrong
+automatic near-copy can never push it out. Within the same kind, the NEWEST member (`created_at`) of a group is
+kept, ties broken by the smallest `example_id`. Near-duplicates are resolved greedily newest-first: an example is kept unless a
 kept example is within the threshold; a dropped one records the kept example it is closest to.
 
 Incremental: `<cache>/dedup/state.parquet` remembers the previous run's decisions (with the model and
@@ -61,9 +63,18 @@ class DedupReport:
         return {k: v for k, v in self.__dict__.items() if k != "pairs"}
 
 
+HUMAN_TAGS = ("correction", "choice")  # ingest.examples.interaction_tags: replies a person wrote or picked
+KEEP_RULE = "human-first"  # part of the state signature: decisions made under another keep rule are redone
+
+
 def _order(frame: pl.DataFrame) -> pl.DataFrame:
-    """Newest first, ties by smallest example_id: the first of a group is the one kept."""
-    return frame.sort(["created_at", "example_id"], descending=[True, False], nulls_last=True)
+    """Human-judged first, then newest first, ties by smallest example_id: the first of a group is the one kept."""
+    human = pl.col("tags").list.eval(pl.element().is_in(HUMAN_TAGS)).list.any().fill_null(False)
+    return (
+        frame.with_columns(_human=human)
+        .sort(["_human", "created_at", "example_id"], descending=[True, True, False], nulls_last=True)
+        .drop("_human")
+    )
 
 
 def deduplicate(
@@ -103,7 +114,7 @@ def deduplicate(
             survivors.append(i)
 
     ids = [rows[i]["example_id"] for i in survivors]
-    signature = f"{embedder.model_path}|{settings.cosine_threshold}"
+    signature = f"{embedder.model_path}|{settings.cosine_threshold}|{KEEP_RULE}"
     state_path = Path(cache_dir) / "dedup" / "state.parquet"
     previous: dict[str, tuple[str | None, float | None]] = {}
     if state_path.exists():

@@ -180,6 +180,13 @@ def fine_tuning_router(
         }
         return shown, overrides
 
+    def public(record: dict) -> dict:
+        """The job as a client sees it: the Dagster run id stays inside; a link to the run's page is given
+        (a field of Forge's own beside OpenAI's, which SDKs keep as an extra attribute)."""
+        out = {k: v for k, v in record.items() if k != "run_id"}
+        out["dagster_run_url"] = f"{settings.serve.dagster_url.rstrip('/')}/runs/{record['run_id']}"
+        return out
+
     def job_path(job_id: str) -> Path:
         return jobs_dir / f"{job_id}.json"
 
@@ -196,18 +203,19 @@ def fine_tuning_router(
         except DagsterError as err:
             raise APIError(err.status, str(err)) from None
 
-    def produced_version(record: dict) -> str | None:
-        """The manifest version the run published: the newest one created after the job started."""
+    def produced_version(record: dict) -> tuple[str | None, dict]:
+        """The manifest version the run published (the newest one created after the job started) and its entry."""
         try:
             manifest = read_manifest(manifest_path)
         except ManifestError:
-            return None
+            return None, {}
         newer = [
             (entry.get("created_at") or "", version)
             for version, entry in manifest["versions"].items()
             if (_epoch(entry.get("created_at")) or 0) >= record["created_at"]
         ]
-        return max(newer)[1] if newer else None
+        version = max(newer)[1] if newer else None
+        return version, (manifest["versions"][version] if version else {})
 
     def refresh(record: dict) -> dict:
         """The job as OpenAI shows it, its status read from Dagster (a final status is kept)."""
@@ -217,7 +225,8 @@ def fine_tuning_router(
             if status in FINAL:
                 record["finished_at"] = _epoch(run.get("endTime")) or int(time.time())
                 if status == "succeeded":
-                    record["fine_tuned_model"] = produced_version(record)
+                    record["fine_tuned_model"], entry = produced_version(record)
+                    record["trained_tokens"] = entry.get("trained_tokens")
                     if record["fine_tuned_model"] is None:
                         status = "failed"
                         record["error"] = {
@@ -234,7 +243,7 @@ def fine_tuning_router(
                     }
             record["status"] = status
             write_json_atomic(job_path(record["id"]), record)
-        return {k: v for k, v in record.items() if k != "run_id"}
+        return public(record)
 
     @router.post("/v1/fine_tuning/jobs")
     def create_job(body: JobRequest):
@@ -288,7 +297,7 @@ def fine_tuning_router(
         }
         jobs_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(job_path(record["id"]), record)
-        return {k: v for k, v in record.items() if k != "run_id"}
+        return public(record)
 
     @router.get("/v1/fine_tuning/jobs")
     def list_jobs(after: str | None = None, limit: int = 20):
@@ -298,7 +307,7 @@ def fine_tuning_router(
             else []
         )
         records.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
-        return page([{k: v for k, v in r.items() if k != "run_id"} for r in records], after, limit)
+        return page([public(r) for r in records], after, limit)
 
     @router.get("/v1/fine_tuning/jobs/{job_id}")
     def retrieve_job(job_id: str):
@@ -313,7 +322,7 @@ def fine_tuning_router(
         dagster_call(dagster.terminate, record["run_id"])
         record.update(status="cancelled", finished_at=int(time.time()))
         write_json_atomic(job_path(job_id), record)
-        return {k: v for k, v in record.items() if k != "run_id"}
+        return public(record)
 
     @router.get("/v1/fine_tuning/jobs/{job_id}/events")
     def list_events(job_id: str, after: str | None = None, limit: int = 20):

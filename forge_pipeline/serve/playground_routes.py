@@ -7,7 +7,8 @@ event queue in front of the handlers; a page of plain JS calls exactly the route
 what the playground does is what the API does.
 
 The only route of its own is `/playground/status`: what no API route says yet (interactions recorded since
-the newest manifest version, and whether this client needs the admin token).
+the newest manifest version, that version's fate beside the serving one, and whether this client needs the
+admin token).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def interactions_since(directory: Path, since: datetime | None) -> int:
 
 
 def last_training(manifest_path: Path) -> dict | None:
-    """The newest manifest version (what the last successful training published): version and created_at."""
+    """The newest manifest version (what the last successful training published): version, created_at, whether
+    the gate promoted it, and the version serving now (`current`), so the page can say both in one line."""
     try:
         manifest = read_manifest(manifest_path)
     except ManifestError:
@@ -83,7 +85,13 @@ def last_training(manifest_path: Path) -> dict | None:
     if not dated:
         return None
     _, version, created_at = max(dated)
-    return {"version": version, "created_at": created_at}
+    return {
+        "version": version,
+        "created_at": created_at,
+        "promoted": bool(manifest["versions"][version].get("promoted")),
+        "current": manifest.get("current"),
+        "candidate": (manifest.get("candidate") or {}).get("version"),
+    }
 
 
 def mount_playground(app: FastAPI, *, interactions_dir: Path, manifest_path: Path, require_admin) -> None:

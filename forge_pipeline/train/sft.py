@@ -419,7 +419,9 @@ def train_lora(
         model_id = log_adapter_model(tracking_uri, run, adapter_dir, hyperparameter_tags(hp), "peft-lora")
         losses = [h["loss"] for h in history if "loss" in h]
         rates = [h["tokens_per_s"] for h in forge_cb.history if "tokens_per_s" in h]
+        seen = [h["num_tokens"] for h in history if "num_tokens" in h]  # trl's running count of real tokens
         metrics = {
+            "trained_tokens": int(seen[-1]) if seen else None,
             "first_loss": losses[0] if losses else None,
             "final_loss": losses[-1] if losses else None,
             "train_loss": train_out.training_loss,

@@ -8,7 +8,7 @@ import polars as pl
 from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.export import evaluate, gguf, publish
+from forge_pipeline.export import evaluate, gguf, knowledge, publish
 
 
 def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
@@ -56,7 +56,14 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
         max_length=settings.train.max_length,
         tracking_uri=settings.tracking_uri,
         mlflow_run_id=info["mlflow_run_id"],
+        decoding=settings.decoding,
+        serving_quality=publish.serving_quality(settings.paths.manifest),
+        knowledge_questions=knowledge.knowledge_questions(
+            publish.validation_file(dataset_version).parent, settings.eval.knowledge_questions
+        ),
     )
+    knowing = result["knowledge"]
+    quality = {f"{side}_{k}": v for side in ("base", "tuned") for k, v in result[f"{side}_quality"].items()}
     return dg.MaterializeResult(
         value={**result, "dataset_version": info["dataset_version"] or dataset_version.get("version")},
         metadata={
@@ -67,6 +74,12 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
             "relative_improvement": result["relative_improvement"],
             "promoted": result["promoted"],
             "gate": result["reason"],
+            "loss_gate_passed": result["loss_gate_passed"],
+            "quality_gate_passed": result["quality_gate_passed"],
+            # Questions from the person's notes, scored on the note's key terms (export/knowledge.py).
+            **{f"knowledge_{k}": v for k, v in knowing.items() if k != "rows" and v is not None},
+            # What a person notices in the answers (export/answer_quality.py), base beside tuned.
+            **{k: v for k, v in quality.items() if v is not None},
             "gate_margin": result["min_relative_improvement"],
             "perplexity_change": result["perplexity_change"],
             "validation_examples": result["validation_examples"],
@@ -79,7 +92,7 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
             # evaluation/side_by_side.json).
             "side_by_side": table_preview(
                 pl.DataFrame(evaluate.generations_table(result["generations"])),
-                ["prompt_id", "prompt", "base", "tuned", "reference"],
+                ["prompt_id", "prompt", "base", "tuned", "tuned_marks", "reference"],
                 rows=len(result["generations"]),
                 width=100,
             ),

@@ -10,6 +10,8 @@ const SWAP_WAIT_MS = 180000; // after a job publishes a version, how long to wai
 
 const state = {
   history: [], // the conversation sent with the next message: {role, content}
+  chat: 0, // which conversation is on screen ("New chat" starts another)
+  unchosen: null, // closes the last side-by-side pair if the chat goes on before a reply is chosen
   adminToken: null, // kept in this tab's memory only
   adminNeeded: false,
   serving: null,
@@ -179,7 +181,24 @@ function showStreaming(card, text, version, chunks) {
   scrollChat();
 }
 
-function finishCard(card, reply, conversation) {
+// One exchange of the chat: the user's text and where its answer sits in `state.history`. The answer is the
+// reply, the reply chosen side by side, or the person's correction, whichever they did last: later turns send
+// that as history, so the model continues the conversation the person settled on.
+function newTurn(text) {
+  return { chat: state.chat, user: text, index: null };
+}
+
+function answer(turn, text) {
+  if (turn.chat !== state.chat) return; // that conversation was closed with "New chat"
+  if (turn.index === null) {
+    state.history.push({ role: "user", content: turn.user }, { role: "assistant", content: text });
+    turn.index = state.history.length - 1;
+  } else {
+    state.history[turn.index] = { role: "assistant", content: text };
+  }
+}
+
+function finishCard(card, reply, conversation, turn) {
   card.dataset.state = "done";
   card.dataset.responseId = reply.id || "";
   card.dataset.version = reply.version || "";
@@ -230,6 +249,7 @@ function finishCard(card, reply, conversation) {
       save.disabled = true;
       try {
         const saved = await record({ messages: rated, corrected_reply: area.value, response_id: reply.id });
+        answer(turn, area.value);
         form.remove();
         correct.disabled = true;
         const shown = node("div", "corrected");
@@ -256,21 +276,23 @@ function failCard(card, error) {
 
 async function askOne(text) {
   const conversation = [...conversationStart(), { role: "user", content: text }];
+  const turn = newTurn(text);
   const card = replyCard();
   $("chat").append(card);
   try {
     const reply = await streamChat(conversation, $("model").value, (t, v, n) => showStreaming(card, t, v, n));
-    finishCard(card, reply, conversation);
-    if (reply.text.trim()) state.history.push({ role: "user", content: text }, { role: "assistant", content: reply.text });
+    finishCard(card, reply, conversation, turn);
+    if (reply.text.trim()) answer(turn, reply.text);
   } catch (error) {
     failCard(card, error);
   }
 }
 
 // Side by side: the same conversation to two versions, one after the other; the person's pick is a `choice`
-// interaction and becomes the conversation's reply.
+// interaction and becomes the conversation's reply (a correction of either reply does too).
 async function askTwo(text) {
   const conversation = [...conversationStart(), { role: "user", content: text }];
+  const turn = newTurn(text);
   const pair = node("div", "pair");
   pair.setAttribute("role", "group");
   pair.setAttribute("aria-label", "Two versions side by side");
@@ -291,7 +313,7 @@ async function askTwo(text) {
   for (const [index, model] of [$("model").value, $("model-b").value].entries()) {
     try {
       const reply = await streamChat(conversation, model, (t, v, n) => showStreaming(cards[index], t, v, n));
-      finishCard(cards[index], reply, conversation);
+      finishCard(cards[index], reply, conversation, turn);
       replies.push(reply);
     } catch (error) {
       failCard(cards[index], error);
@@ -301,6 +323,13 @@ async function askTwo(text) {
     }
   }
   buttons.forEach((b) => (b.disabled = false));
+  // A choice made after a later message would answer a turn the later message was sent without.
+  state.unchosen = () => {
+    if (turn.index !== null || buttons.every((b) => b.disabled)) return;
+    buttons.forEach((b) => (b.disabled = true));
+    chooseLine.className = "confirm";
+    setText(chooseLine, "Not chosen: the chat went on without this turn.");
+  };
 
   async function pick(chosen) {
     buttons.forEach((b) => (b.disabled = true));
@@ -316,7 +345,7 @@ async function askTwo(text) {
       buttons[chosen].setAttribute("aria-pressed", "true");
       chooseLine.className = "confirm";
       setText(chooseLine, `Saved: you chose ${"AB"[chosen]} (${replies[chosen].version}) (${saved.interaction_id.slice(0, 8)})`);
-      state.history.push({ role: "user", content: text }, { role: "assistant", content: replies[chosen].text });
+      answer(turn, replies[chosen].text);
     } catch (error) {
       buttons.forEach((b) => (b.disabled = false));
       chooseLine.className = "confirm error";
@@ -331,6 +360,8 @@ async function send(event) {
   const text = box.value;
   if (!text.trim() || state.busy) return; // Enter while a reply is still streaming waits for it
   state.busy = true;
+  if (state.unchosen) state.unchosen();
+  state.unchosen = null;
   const sendButton = $("send");
   sendButton.disabled = true;
   box.value = "";
@@ -349,6 +380,7 @@ async function send(event) {
 
 function newConversation() {
   state.history = [];
+  state.chat += 1;
   const chat = $("chat");
   chat.replaceChildren(node("p", "empty", "Ask your model something."));
   $("message").focus();
@@ -407,30 +439,76 @@ async function refreshModels() {
 function describeJob(job, latest) {
   const parts = [job.id, job.status];
   if (job.fine_tuned_model) parts.push(`published ${job.fine_tuned_model}`);
+  if (job.trained_tokens) parts.push(`${job.trained_tokens.toLocaleString("en")} tokens trained`);
   if (job.error && job.error.message) parts.push(job.error.message);
-  if (latest && !FINAL.includes(job.status)) parts.push(`latest: ${latest}`);
+  if (latest && !FINAL.includes(job.status)) parts.push(latest);
   return parts.join(" · ");
+}
+
+// Dagster's run-level events, in words; step events name their step instead.
+const RUN_EVENTS = {
+  RUN_ENQUEUED: "queued",
+  RUN_DEQUEUED: "starting",
+  RUN_STARTING: "starting",
+  RUN_START: "started",
+  RUN_SUCCESS: "finished",
+  RUN_FAILURE: "failed",
+  RUN_CANCELING: "cancelling",
+  RUN_CANCELED: "cancelled",
+};
+// The training step's own progress line (train/tracking.py): "step 4/64 (6%) loss 2.31 68 tok/s ETA 2m55s".
+const TRAINING_LINE = /^step (\d+)\/(\d+) \((\d+)%\)(?:.*?ETA (\S+))?/;
+
+// Where the job is, from its newest events (newest first): the asset being materialized, the training step's
+// progress and estimate when it is training.
+function describeProgress(events) {
+  const stepEvent = events.find((e) => e.data && e.data.step);
+  const training = events.find((e) => e.data && e.data.step === "lora_adapter" && TRAINING_LINE.test(e.message));
+  if (stepEvent && stepEvent.data.step === "lora_adapter" && training) {
+    const [, step, total, percent, eta] = training.message.match(TRAINING_LINE);
+    return `training: step ${step}/${total} (${percent}%)${eta ? `, about ${eta} left` : ""}`;
+  }
+  if (stepEvent) return `running ${stepEvent.data.step}`;
+  const run = events.find((e) => e.data && RUN_EVENTS[e.data.dagster_event]);
+  return run ? RUN_EVENTS[run.data.dagster_event] : "";
 }
 
 async function latestEvent(jobId) {
   try {
-    const events = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/events?limit=1`, { admin: true });
-    return events.data.length ? events.data[0].message : "";
+    const events = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/events?limit=50`, { admin: true });
+    return describeProgress(events.data);
   } catch (error) {
     return "";
   }
 }
 
+function showRunLink(job) {
+  const link = $("job-run-link");
+  if (job && job.dagster_run_url) {
+    link.href = job.dagster_run_url;
+    link.hidden = false;
+  } else {
+    link.hidden = true;
+  }
+}
+
+// One line that agrees with the "Serving" label: the newest trained version is named with what became of it.
+function interactionsText(status) {
+  const trained = status.last_training;
+  const count = status.interactions_since_training;
+  if (!trained) return `${count} (no version trained yet)`;
+  const serving = state.serving || trained.current;
+  if (trained.version === serving) return `${count} since ${trained.version} (serving) was trained`;
+  const fate =
+    trained.version === trained.candidate ? "the A/B candidate" : trained.promoted ? "promoted" : "not promoted";
+  return `${count} since ${trained.version} was trained (${fate}; serving ${serving || "nothing"})`;
+}
+
 async function refreshStatus() {
   const status = await api("/playground/status", { admin: true });
   state.adminNeeded = status.admin !== "ok";
-  const trained = status.last_training;
-  setText(
-    $("status-interactions"),
-    trained
-      ? `${status.interactions_since_training} since ${trained.version} was trained`
-      : `${status.interactions_since_training} (no version trained yet)`,
-  );
+  $("enter-token").hidden = !state.adminNeeded;
+  setText($("status-interactions"), interactionsText(status));
   if (state.adminNeeded) {
     setText($("status-job"), "enter the admin token to see jobs");
     return;
@@ -445,6 +523,7 @@ async function refreshStatus() {
     () => jobs.data[0],
   );
   setText($("status-job"), describeJob(job, await latestEvent(job.id)));
+  showRunLink(job);
   if (!FINAL.includes(job.status)) follow(job.id);
 }
 
@@ -486,6 +565,7 @@ async function trainNow() {
     });
     trainMessage(`Started ${job.id}.`);
     setText($("status-job"), describeJob(job));
+    showRunLink(job);
     follow(job.id);
   } catch (error) {
     $("train-now").disabled = false;
@@ -511,6 +591,7 @@ async function follow(jobId) {
     for (;;) {
       job = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`, { admin: true });
       setText($("status-job"), describeJob(job, await latestEvent(jobId)));
+      showRunLink(job);
       if (FINAL.includes(job.status)) break;
       await sleep(JOB_POLL_MS);
     }
@@ -557,14 +638,15 @@ function init() {
     $("model-b-row").hidden = !$("side-by-side").checked;
   });
   $("train-now").addEventListener("click", trainNow);
+  $("enter-token").addEventListener("click", () => askForToken(null, "Enter the admin token to see and start jobs."));
   $("admin-token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.adminToken = $("admin-token").value;
     $("admin-token").value = "";
     $("admin-token-form").hidden = true;
-    trainMessage("Token set for this tab.");
     const then = state.afterToken;
     state.afterToken = null;
+    trainMessage(then ? "Token set for this tab." : "Token set for this tab; no job was started.");
     refreshStatus()
       .catch(() => {})
       .then(() => then && then());
