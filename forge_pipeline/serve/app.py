@@ -226,7 +226,7 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
             "clients on a single-user machine)",
         )
 
-    app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics))
+    app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics, settings.decoding))
     # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
     from forge_pipeline.serve.embedding_routes import embedding_router
 

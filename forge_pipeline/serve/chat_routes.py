@@ -20,6 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
+from forge_pipeline.decoding import DecodingSettings
 from forge_pipeline.records import ChatMessage
 from forge_pipeline.serve.engine import ShuttingDown
 from forge_pipeline.serve.errors import APIError, invalid, model_not_found, unsupported
@@ -121,7 +122,7 @@ def _completion_text(chunk: dict) -> str:
     return (chunk["choices"][0].get("text") or "") if chunk["choices"] else ""
 
 
-def chat_router(model_host, served, store, log_served_chats: bool, metrics=None) -> APIRouter:
+def chat_router(model_host, served, store, log_served_chats: bool, metrics=None, decoding=None) -> APIRouter:
     router = APIRouter()
 
     def pick_version(model: str | None) -> str | None:
@@ -219,13 +220,17 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None)
                 yield usage_chunk(response_id, obj, last["created"], session.version, prompt_tokens, completion_tokens)
             yield sse("[DONE]")
 
+    decoding = decoding or DecodingSettings()
+
     @router.post("/v1/chat/completions")
     def chat_completions(body: ChatRequest):
         body.check_supported()
         messages = [m.for_llama() for m in body.messages]
         options = {
             **body.sampling(),
-            "max_tokens": body.token_limit(),
+            # The shared decoding defaults (forge_pipeline/decoding.py): what the evaluation gate judged.
+            "repeat_penalty": decoding.repeat_penalty,
+            "max_tokens": body.token_limit() or decoding.max_tokens,
             "response_format": body.response_format.for_llama() if body.response_format else None,
         }
         version = pick_version(body.model)

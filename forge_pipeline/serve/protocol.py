@@ -200,9 +200,10 @@ class ChatRequest(SamplingFields):
         if self.logprobs or self.top_logprobs:
             raise unsupported("logprobs" if self.logprobs else "top_logprobs")
 
-    def token_limit(self) -> int:
-        # max_completion_tokens is OpenAI's current name (LangChain sends it); max_tokens the older one.
-        return self.max_completion_tokens or self.max_tokens or 128
+    def token_limit(self) -> int | None:
+        # max_completion_tokens is OpenAI's current name (LangChain sends it); max_tokens the older one. None: the
+        # server's decoding.max_tokens.
+        return self.max_completion_tokens or self.max_tokens
 
 
 class CompletionRequest(SamplingFields):
