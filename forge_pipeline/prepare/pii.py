@@ -1116,6 +1116,63 @@ def scrub_examples(
     return result, report
 
 
+@dataclass
+class FlaggedValue:
+    """One value the residual check flags, grouped over the whole table (what `no_residual_pii` shows a person).
+
+    Holds the raw value and a raw context snippet: in memory only; mask both before they are printed, logged
+    or stored (`mask_value`, `masked_context`). `signal` names what found it: "structured" (a pattern/validator
+    over the scrubbed text), "decision" (the scrub's own name decision says it must be gone, yet it is there),
+    "per_message" (presidio on that message alone, no corpus help, and the decision did not keep it on
+    purpose), "vault_person" (a name the vault marks as a person). `setting` is the setting that would change
+    the verdict (e.g. "prepare.scrub.allow_list")."""
+
+    value: str
+    entity_type: str
+    count: int  # occurrences left in the scrubbed table (messages and tags)
+    example_ids: list[str]  # scrubbed example ids holding it, first MAX_FLAG_EXAMPLES, in table order
+    context: str  # up to CONTEXT_CHARS either side of the first occurrence, on one line
+    signal: str
+    setting: str | None = None
+
+
+MAX_FLAG_EXAMPLES = 5
+CONTEXT_CHARS = 40
+
+
+def mask_value(value: str) -> str:
+    """`tips` -> `t***`, `Maren Olsen` -> `M**** O****`: the first letter of each word, the rest starred."""
+    return " ".join(w[:1] + "*" * max(len(w) - 1, 3) for w in value.split()) or "***"
+
+
+def masked_context(flag: FlaggedValue) -> str:
+    """The flag's context with every occurrence of its value masked (any letter case)."""
+    return re.sub(re.escape(flag.value), lambda m: mask_value(m.group()), flag.context, flags=re.IGNORECASE)
+
+
+def _snippet(text: str, start: int, end: int) -> str:
+    left = text[max(0, start - CONTEXT_CHARS) : start]
+    right = text[end : end + CONTEXT_CHARS]
+    return " ".join(f"{'...' if start > CONTEXT_CHARS else ''}{left}{text[start:end]}{right}...".split())
+
+
+def group_flags(hits: list[tuple[str, str, str, str, int, int, str | None]]) -> list[FlaggedValue]:
+    """(example_id, entity_type, signal, text, start, end, setting) hits -> one FlaggedValue per (type,
+    value in lower case), most frequent first."""
+    groups: dict[tuple[str, str], FlaggedValue] = {}
+    for eid, entity, signal, text, start, end, setting in hits:
+        value = text[start:end]
+        key = (entity, " ".join(value.split()).casefold())
+        flag = groups.get(key)
+        if flag is None:
+            groups[key] = FlaggedValue(value, entity, 1, [eid], _snippet(text, start, end), signal, setting)
+        else:
+            flag.count += 1
+            if eid not in flag.example_ids and len(flag.example_ids) < MAX_FLAG_EXAMPLES:
+                flag.example_ids.append(eid)
+    return sorted(groups.values(), key=lambda f: (-f.count, f.entity_type, f.value.casefold()))
+
+
 def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int, str]], list[str], list[list[str]]]:
     locs, texts, tags = [], [], []
     for eid, messages, row_tags in frame.select("example_id", "messages", "tags").iter_rows():
@@ -1126,9 +1183,29 @@ def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int, str]], list[str],
     return locs, texts, tags
 
 
+@dataclass
+class ResidualReport:
+    """What the residual check found: `rows` ([{example_id, message, entity_type, score}], no raw values: safe
+    for logs) and `flagged` (one FlaggedValue per value with its count and context: raw, mask before showing)."""
+
+    rows: list[dict] = field(default_factory=list)
+    flagged: list[FlaggedValue] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.rows
+
+
 def find_residual_pii(
     frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, original: pl.DataFrame | None = None, cache_dir=None
 ) -> list[dict]:
+    """check_residual_pii's rows: [{example_id, message, entity_type, score}] (no raw values)."""
+    return check_residual_pii(frame, scrub, analyzer, original=original, cache_dir=cache_dir).rows
+
+
+def check_residual_pii(
+    frame: pl.DataFrame, scrub: ScrubSettings, analyzer=None, *, original: pl.DataFrame | None = None, cache_dir=None
+) -> ResidualReport:
     """PII left in scrubbed examples (messages and tags), outside Forge's own placeholders.
 
     Two passes that agree with the scrubber by construction:
@@ -1139,8 +1216,6 @@ def find_residual_pii(
        a people/ tag, its known_names or the deny list) must be gone from the scrubbed messages and tags, in any letter case
        (detections come from the cache when `cache_dir` is the scrub's; pass 1's are cached there too). This catches a name the scrubber
        found in one place and left in another, e.g. in a field it did not scrub.
-    Returns [{example_id, message, entity_type, score}] with no raw values (they would be PII in logs);
-    `message` is -1 for a tag.
     """
     analyzer = analyzer or build_analyzer(scrub.spacy_model, scrub)
     locs, texts, tags = _fields(frame)
@@ -1151,7 +1226,7 @@ def find_residual_pii(
     # analyzes only the scrubbed texts it has not checked before instead of every text again.
     structured_cache = DetectionCache(cache_dir, structured) if cache_dir is not None else None
     found = detect_corpus(analyzer, texts, tags, structured, cache=structured_cache)
-    residual = []
+    residual, hits = [], []
 
     def outside_placeholders(text, dets, eid, j):
         holders = [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(text)]
@@ -1160,6 +1235,8 @@ def find_residual_pii(
                 residual.append(
                     {"example_id": eid, "message": j, "entity_type": d.entity_type, "score": round(d.score, 3)}
                 )
+                setting = "prepare.scrub.deny_list" if d.entity_type == DENY_ENTITY else None
+                hits.append((eid, d.entity_type, "structured", text, d.start, d.end, setting))
 
     for (eid, j), text, dets, row_tags, tag_dets in zip(locs, texts, found.texts, tags, found.tags):
         outside_placeholders(text, dets, eid, j)
@@ -1179,4 +1256,5 @@ def find_residual_pii(
                 for start, end, _ in known.find(src):
                     if not _inside(Detection("PERSON", start, end, 1.0), regions):
                         residual.append({"example_id": eid, "message": where, "entity_type": "PERSON", "score": 1.0})
-    return residual
+                        hits.append((eid, "PERSON", "decision", src, start, end, "prepare.scrub.allow_list"))
+    return ResidualReport(residual, group_flags(hits))
