@@ -85,6 +85,11 @@ class ScrubSettings(Section):
         description="spaCy sometimes labels a name as an organisation or place; such a span counts "
         "as a name when a person cue (with/to/from/told/and ...) comes right before it.",
     )
+    lowercase_names: bool = Field(
+        default=True,
+        description='A lower-case word that is no English word next to a person cue ("told yusuf", "rafael '
+        'thinks"; "with/and/for ingrid" only in text written mostly in lower case) is a name.',
+    )
     address_patterns: bool = Field(
         default=True, description="Forge's street-address and postcode patterns (US, UK, FR, DE, NL, SE, IT, ES, CA)."
     )

@@ -13,11 +13,19 @@ so the check can never fail on a value the scrub kept on purpose: `keep_reason` 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii.detection import _NAME_STRIP, NOT_NAMES
 from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept
+
+ORDINARY_MIN_LOWER = 2
+_LOWER_WORD = re.compile(r"(?<![\w/.@#`-])[a-z]+(?![\w/@`-])")
+# "iCloud", "PayPal", "OneNote", "LaTeX", "GitHub", "OpenAI": capitals inside a word name a product
+_PRODUCT_CAPS = re.compile(r"^[a-z]+[A-Z]|[a-z][A-Z]|[A-Z]{2,}[a-z]")
+_NAME_PREFIX = re.compile(r"^(?:Mc|Mac|O['’]|De|Di|Da|Du|Le|La|Van|Von|Fitz|St)[A-Z][a-z]")
 
 
 @dataclass
@@ -29,16 +37,34 @@ class NameDecision:
     common: set[str] = field(default_factory=set, repr=False)  # names that stay words in lower case
     concepts: dict[str, str] = field(default_factory=dict, repr=False)  # normalised concept -> its source
     allow: set[str] = field(default_factory=set, repr=False)
+    ordinary: set[str] = field(default_factory=set, repr=False)  # dictionary words the corpus writes in lower case
+    words: frozenset[str] = field(default_factory=frozenset, repr=False)  # the English dictionary (cues.py)
 
     @classmethod
     def start(cls, scrub: ScrubSettings, markers: VaultMarkers | None) -> NameDecision:
         concepts = markers.concepts if markers is not None and scrub.vault_concepts else {}
         return cls(concepts=concepts, allow={a.casefold() for a in scrub.allow_list})
 
-    def keep_reason(self, value: str) -> str | None:
+    def learn_words(self, texts: list[str], words: frozenset[str]) -> None:
+        """`ordinary`: the dictionary words written in lower case at least ORDINARY_MIN_LOWER times in `texts`
+        ("browse", "settings", "standard" in a help vault): a span of nothing but such words is no name
+        ("Quick Settings", "Browse"). Newton, Locke or Hopper are dictionary words too, but nobody writes
+        them in lower case twice."""
+        lower: Counter[str] = Counter()
+        for text in texts:
+            if text:
+                lower.update(w for w in _LOWER_WORD.findall(text) if w.islower())
+        self.words = words
+        self.ordinary = {w for w, n in lower.items() if n >= ORDINARY_MIN_LOWER and w in words}
+
+    def keep_reason(self, value: str, in_concept: bool = False) -> str | None:
         """Why a PERSON value a detector found is not replaced (None: it is). A person the vault marks is
-        always replaced; otherwise the allow list, kinship/role words and the vault's concepts keep a value."""
+        always replaced; otherwise kept: the allow list, kinship/role words, the vault's concepts (the whole
+        value is one), a span of ordinary words (see learn_words), words with product-style capitals
+        ("iCloud", "PayPal", "LaTeX", "OneNote"), and, inside a concept phrase written in the text
+        (`in_concept`: "Drag" in "What are your thoughts on Drag and drop?"), a span of dictionary words."""
         norm = normalise_concept(value)
+        parts = norm.split()
         if norm in self.persons:
             return None
         plain = _NAME_STRIP.sub("", value.casefold()).strip()
@@ -48,6 +74,12 @@ class NameDecision:
             return "kinship or role word"
         if norm in self.concepts:
             return f"vault concept ({self.concepts[norm]})"
+        if parts and all(p in self.ordinary for p in parts):
+            return "ordinary words"
+        if any(_PRODUCT_CAPS.search(w) and not _NAME_PREFIX.match(w) for w in value.split()):
+            return "product-style capitals"
+        if in_concept and parts and all(p in self.words for p in parts):
+            return "dictionary words in a vault concept"
         return None
 
     def is_concept_term(self, term: str) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import pairwise
 
 from forge_pipeline.prepare.config import ScrubSettings
+from forge_pipeline.prepare.pii.cues import cue_names, english_words
+from forge_pipeline.prepare.pii.cues import is_english_word as _is_english_word
 from forge_pipeline.prepare.pii.decision import NameDecision
 from forge_pipeline.prepare.pii.detection import (
     _MONTHS_DAYS,
@@ -108,31 +109,6 @@ _AFTER_NAME = re.compile(
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n#>*\-\"“(\[])\s*$")
 
 
-@lru_cache(maxsize=4)
-def english_words(spacy_model: str) -> frozenset[str]:
-    """The English words of WordNet's index that the spaCy model's lemmatizer carries (~83,000: nouns, verbs,
-    adjectives, adverbs), to tell a common word ("filters", "drop") from a name written in lower case
-    ("maren", "yusuf"). Some names are words too ("max", "grace"); see _supported for how little rests on it."""
-    import spacy
-
-    # the lemmatizer alone: its lookup tables are all that is read here, no second copy of the NER in memory
-    nlp = spacy.load(spacy_model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "ner", "senter"])
-    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
-    return frozenset(word for pos in table.keys() for word in table[pos])
-
-
-def _is_english_word(term: str, words: frozenset[str]) -> bool:
-    """Every word of `term` is a dictionary word, plural forms included ("filters", "libraries")."""
-
-    def known(w: str) -> bool:
-        stems = {w, w.removesuffix("s"), w.removesuffix("es")}
-        if w.endswith("ies"):
-            stems.add(w[:-3] + "y")
-        return any(stem in words for stem in stems)
-
-    return all(known(w) for w in term.split())
-
-
 def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) -> tuple[set[str], set[str]]:
     """The candidate names the corpus supports: the NER labelled them as a PERSON in at least
     PROPAGATION_MIN_SHARE of the places where it could judge them, or a person cue surrounds it there ("with
@@ -224,6 +200,23 @@ def per_text_detections(text: str, raw: list[Detection], scrub: ScrubSettings) -
     return merge_spans(trim_names(text, dets)) if dets else dets
 
 
+def concept_phrases(decision: NameDecision) -> NameIndex:
+    """The vault's concepts of two to eight words as a phrase index (titles, headings, link targets)."""
+    return NameIndex({c for c in decision.concepts if 1 < len(c.split()) <= 8})
+
+
+def _with_cue_names(text: str, dets: list[Detection], words, scrub: ScrubSettings) -> list[Detection]:
+    """`dets` plus the lower-case names cues.py finds, where no detection already covers them and not in code
+    or a URL."""
+    regions = code_regions(text) if scrub.skip_code and ("`" in text or "~~~" in text) else []
+    extra = [
+        d
+        for d in fit_to_structure(text, cue_names(text, words))
+        if not any(o.start < d.end and d.start < o.end for o in dets) and not (regions and _inside(d, regions))
+    ]
+    return sorted([*dets, *extra], key=lambda d: d.start) if extra else dets
+
+
 def detect_corpus(
     analyzer,
     texts: list[str],
@@ -275,10 +268,22 @@ def detect_corpus(
                     tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
                     sure |= _name_terms(tag[len(prefix) :].replace("-", " ").replace("_", " "), scrub)
         decision.persons = set(sure)
+        if scrub.lowercase_names:
+            words = english_words(scrub.spacy_model)
+            for i, t in enumerate(texts):
+                if t and any(c.islower() for c in t):
+                    text_dets[i] = _with_cue_names(t, text_dets[i], words, scrub)
+        decision.learn_words(texts, english_words(scrub.spacy_model))
+        phrases = concept_phrases(decision)
         for i, (t, dets) in enumerate(zip(texts, text_dets)):
             kept = []
+            spans = phrases.find(t) if phrases.terms and any(d.entity_type == "PERSON" for d in dets) else []
             for d in dets:
-                reason = decision.keep_reason(t[d.start : d.end]) if d.entity_type == "PERSON" else None
+                if d.entity_type != "PERSON":
+                    kept.append(d)
+                    continue
+                inside = any(s <= d.start and d.end <= e and (s, e) != (d.start, d.end) for s, e, _ in spans)
+                reason = decision.keep_reason(t[d.start : d.end], inside)
                 if reason is None:
                     kept.append(d)
                 else:

@@ -70,9 +70,12 @@ def merge_spans(dets: list[Detection]) -> list[Detection]:
 
 
 # Structure a placeholder never crosses: a line break, a list marker, a table cell, the brackets of a link.
-_STRUCTURE = re.compile(r"\n|\||\]\(|[\[\]]|\s+(?:and|&|w/)\s+|[,;]\s*", re.IGNORECASE)
+_STRUCTURE = re.compile(r"\n|\||\]\(|[\[\]<>]|\s+(?:and|&|w/)\s+|[,;]\s*", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:[\s>#*+\-]|\d+[.)]\s)+")  # list markers, headings, quotes, emphasis at a piece's start
-_URL_SPAN = re.compile(r"(?:https?://|www\.)[^\s<>)\]]+|\]\([^)\s]*\)|<[^>\s]+@[^>\s]+>")
+_URL_SPAN = re.compile(
+    r"(?:https?://|www\.)[^\s<>)\]]+|\]\([^)\s]*\)|<[^>\s]+@[^>\s]+>|</?[a-zA-Z][^<>\n]*>"
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|md|dev|app|co|ai|gg|me|edu|gov|uk|de|fr|blog|so)\b(?:/[^\s)\]]*)?"
+)
 # A "phone number" that is a date or a time ("2023-01-15 10:30", "20230115 1030") or an id in a URL is neither.
 _DATE_LIKE = re.compile(r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})\b|\d{1,2}:\d{2}")
 # Role addresses of products and services name no person ("support@", "help@", "noreply@").
@@ -105,8 +108,9 @@ ROLE_MAILBOXES = {
 
 
 def url_regions(text: str) -> list[tuple[int, int]]:
-    """(start, end) of URLs, Markdown link targets `](...)` and <address> links in `text`."""
-    if "http" not in text and "www." not in text and "](" not in text and "<" not in text:
+    """(start, end) of URLs (also bare domains: "developer.mozilla.org/..."), Markdown link targets `](...)`,
+    <address> links and HTML tags in `text`."""
+    if "." not in text and "<" not in text:
         return []
     return [(m.start(), m.end()) for m in _URL_SPAN.finditer(text)]
 
