@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forge_pipeline.cli import app
+from forge_pipeline.defs.prepare.resources import PiiAnalyzerResource
 from forge_pipeline.prepare.pii_decisions import (
     ReviewError,
     load_decisions,
@@ -212,6 +213,7 @@ def test_a_failed_residual_check_shows_masked_values_and_a_rerun_the_cli_runs(tm
     from forge_pipeline.defs.prepare.checks import no_residual_pii
     from forge_pipeline.defs.prepare.resources import prepare_resources
     from forge_pipeline.defs.resources import shared_resources
+    from forge_pipeline.prepare.pii import scrub_examples
 
     vault, chats, root, home = tmp_path / "vault", tmp_path / "chats", tmp_path / "root", tmp_path / "home"
     (vault / "Outdoors").mkdir(parents=True)
@@ -238,13 +240,10 @@ def test_a_failed_residual_check_shows_masked_values_and_a_rerun_the_cli_runs(tm
     training = pl.read_parquet(root / "tables" / "training_examples.parquet")
 
     @dg.asset(name="scrubbed_examples", deps=["training_examples"])
-    def missed_scrub() -> pl.DataFrame:
-        return training.select(pl.exclude("language", "known_names")).with_columns(
-            pl.col("example_id").alias("original_example_id"),
-            pl.lit([], dtype=pl.List(pl.Struct({"entity_type": pl.String, "placeholder": pl.String}))).alias(
-                "pii_replacements"
-            ),
-        )
+    def missed_scrub(pii_analyzer: PiiAnalyzerResource) -> pl.DataFrame:
+        """The real scrub, blind to the deny list: it misses the rejected word."""
+        scrub = load_settings().prepare.scrub.model_copy(update={"deny_list": []})
+        return scrub_examples(training, scrub, pii_analyzer.get(scrub, load_settings().runtime))[0]
 
     graph = build_definitions(str(root)).resolve_asset_graph()
     with dg.DagsterInstance.from_config(str(home)) as instance:
