@@ -107,10 +107,15 @@ NOTES = {
 
 
 def _needle(value: str) -> re.Pattern:
-    """The value as a whole word in any letter case (bytes: the files are searched as stored), with any
-    separator between its parts ("marguerite-delacroix" also as "Marguerite Delacroix")."""
-    parts = [re.escape(p.encode("utf-8")) for p in re.split(r"[\s-]+", value)]
-    return re.compile(rb"(?<![A-Za-z0-9])" + rb"[\s_-]+".join(parts) + rb"(?![A-Za-z0-9])", re.IGNORECASE)
+    """The value as a whole word in any letter case, as stored: UTF-8 or JSON-escaped (`Nguy\\u1ec5n`, what
+    Dagster's event log and some JSON writers store), with any separator between its parts
+    ("marguerite-delacroix" also as "Marguerite Delacroix"); a JSON `\\n` before it still counts as a word break."""
+    forms = []
+    for encode in (lambda w: w.encode("utf-8"), lambda w: json.dumps(w)[1:-1].encode("ascii")):
+        parts = [re.escape(encode(p)) for p in re.split(r"[\s-]+", value)]
+        forms.append(rb"[\s_-]+".join(parts))
+    alternatives = b"|".join(dict.fromkeys(forms))
+    return re.compile(rb"(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))(?:" + alternatives + rb")(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def _needles() -> dict[str, re.Pattern]:

@@ -128,14 +128,14 @@ def _print_listing(candidates, path: Path, unmask: bool) -> None:
 
 
 def _print_template(candidates) -> None:
-    from forge_pipeline.prepare.pii_display import masked_context
+    from forge_pipeline.prepare.pii_display import context_of
     from forge_pipeline.records import escape_control
 
     typer.echo("# one decision per line: `accept VALUE` keeps it as a word, `reject VALUE` always replaces it;")
     typer.echo("# delete the lines you leave undecided. Then: forge pii review --from-file THIS_FILE")
     for kind, flag in candidates.ordered():
         verb = "accept" if kind == "flagged" else "reject"
-        context = masked_context(*flag.contexts[0]) if flag.contexts else ""
+        context = context_of(flag)
         typer.echo(escape_control(f"# {kind} x{flag.count} ({flag.entity_type}): {context}"))
         typer.echo(escape_control(f"{verb} {flag.value}"))
 

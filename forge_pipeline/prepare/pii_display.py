@@ -76,18 +76,39 @@ def masked_context(text: str, start: int, end: int, also: Sequence[str] = (), wi
     return ("... " if left > 0 else "") + snippet + (" ..." if right < len(text) else "")
 
 
-def describe(flag: FlaggedValue, others: Sequence[str] = ()) -> str:
-    """One line: `t*** x11 (PERSON, 6 examples): "... some t*** for ..."`."""
+def mask_all(text: str, values: Sequence[str]) -> str:
+    """`text` with every occurrence of `values` (whole words, any letter case) masked, on one line."""
+    pattern = _word_pattern(values)
+    text = pattern.sub(lambda m: mask(m.group()), text) if pattern is not None else text
+    return " ".join(text.split())
+
+
+def context_of(flag, others: Sequence[str] = ()) -> str:
+    """The masked context of a flagged value: from (text, start, end) places (`contexts`) or from a raw
+    snippet around the value (`context`, the detection side's form)."""
+    contexts = getattr(flag, "contexts", None)
+    if contexts:
+        text, start, end = contexts[0]
+        return masked_context(text, start, end, others)
+    return mask_all(getattr(flag, "context", "") or "", [flag.value, *others])
+
+
+def describe(flag, others: Sequence[str] = ()) -> str:
+    """One line: `t*** x11 (PERSON, 6 examples): "... some t*** for ..."`, plus the setting that changes it
+    when the detection side names one."""
     examples = len(set(flag.example_ids))
     where = f"{flag.entity_type}, {examples} example{'s' if examples != 1 else ''}"
+    setting = getattr(flag, "setting", None)
+    if setting:
+        where += f", {setting}"
     line = f"{mask(flag.value)} x{flag.count} ({where})"
-    if flag.contexts:
-        text, start, end = flag.contexts[0]
-        line += f': "{masked_context(text, start, end, others)}"'
+    context = context_of(flag, others)
+    if context:
+        line += f': "{context}"'
     return line
 
 
-def lines(flags: Sequence[FlaggedValue], limit: int = SHOWN_VALUES) -> list[str]:
+def lines(flags: Sequence, limit: int = SHOWN_VALUES) -> list[str]:
     """Every flagged value as a masked line, most frequent first; past `limit`, a count of the rest."""
     ordered = sorted(flags, key=lambda f: (-f.count, mask(f.value), f.value))
     values = [f.value for f in flags]
@@ -142,7 +163,7 @@ def advice_lines() -> list[str]:
     ]
 
 
-def residual_report(flags: Sequence[FlaggedValue], rerun: str = RERUN_CHECK) -> str:
+def residual_report(flags: Sequence, rerun: str = RERUN_CHECK) -> str:
     """The text of a failed no_residual_pii check: masked values with counts and context, what changes them,
     and the command that checks again."""
     occurrences = sum(f.count for f in flags)
