@@ -1,6 +1,7 @@
 """Benchmark of the prepare steps (scrub, filter, dedup) on generated examples.
 
     .venv/bin/python benchmarks/prepare_bench.py --examples 10000 [--plain-sample 300] [--out result.json]
+        [--spacy-model NAME_OR_FOLDER]
 
 Reports examples/s per step, peak RSS, presidio's plain one-document-at-a-time `analyze` loop vs the
 batched path on the same sample (with a check that detections are identical), and the cost of an
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--plain-sample", type=int, default=300, help="examples for the plain-loop comparison")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--n-process", type=int, default=2, help="spaCy worker processes for the batched scrub")
+    ap.add_argument("--spacy-model", default=None, help="spaCy package or model folder (default: the setting's)")
     args = ap.parse_args()
 
     from forge_pipeline.prepare.embeddings import Embedder
@@ -133,6 +135,8 @@ def main() -> None:
 
     prepare = PrepareSettings()
     prepare.scrub.n_process = args.n_process
+    if args.spacy_model:
+        prepare.scrub.spacy_model = args.spacy_model
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     frame, language_s = with_ingest_language(generate(args.examples, seed=7, start=t0))
     t = time.perf_counter()
@@ -141,6 +145,7 @@ def main() -> None:
     _ = embedder.model
     result = {
         "examples": args.examples,
+        "spacy_model": Path(prepare.scrub.spacy_model).name,
         "startup_s": round(time.perf_counter() - t, 1),
         "ingest_language_s": round(language_s, 1),  # training_examples' work, before the scrub
     }

@@ -17,6 +17,7 @@ from forge_pipeline.defs.prepare.assets import (  # noqa: E402
 from forge_pipeline.defs.prepare.checks import no_residual_pii  # noqa: E402
 from forge_pipeline.defs.prepare.resources import prepare_resources  # noqa: E402
 from forge_pipeline.defs.resources import shared_resources  # noqa: E402
+from forge_pipeline.ingest.vault import notes_frame  # noqa: E402
 from forge_pipeline_tests.test_prepare_core import make_examples  # noqa: E402
 
 
@@ -40,9 +41,11 @@ def test_materialize_prepare_chain(tmp_path):
     tables = tmp_path / "tables"
     tables.mkdir()
     frame.write_parquet(tables / "training_examples.parquet")
+    notes_frame([]).write_parquet(tables / "vault_notes.parquet")  # no vault: no people or concepts from it
     result = dg.materialize(
         [
             dg.AssetSpec("training_examples"),
+            dg.AssetSpec("vault_notes"),
             scrubbed_examples,
             filtered_examples,
             deduplicated_examples,

@@ -285,7 +285,7 @@ def test_names_in_frontmatter_person_fields_are_replaced_everywhere_in_any_case(
 def test_residual_check_rerun_analyzes_only_texts_it_has_not_checked(analyzer, tmp_path, monkeypatch):
     """Bug: no_residual_pii ran presidio over every scrubbed text on every run (58 s of a 145 s incremental
     run of 200 notes in benchmarks/vault_bench.py). Its structured pass is now cached like the scrub."""
-    from forge_pipeline.prepare import pii
+    from forge_pipeline.prepare.pii import propagation as pii  # detect_corpus looks _analyze_raw up there
 
     frame = frame_of([["Call me on +44 20 7946 0958 tonight.", "Sure."], ["Dinner with Ilse Brandt.", "Lovely."]])
     scrub = ScrubSettings()

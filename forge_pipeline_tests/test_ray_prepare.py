@@ -39,7 +39,13 @@ def _materialize(assets, data_root, config_file=None) -> dg.ExecuteInProcessResu
 
 def _prepare(data_root, config_file=None) -> dict:
     result = _materialize(
-        [dg.AssetSpec("training_examples"), scrubbed_examples, filtered_examples, deduplicated_examples],
+        [
+            dg.AssetSpec("training_examples"),
+            dg.AssetSpec("vault_notes"),  # scrubbed_examples reads the vault's people and concepts
+            scrubbed_examples,
+            filtered_examples,
+            deduplicated_examples,
+        ],
         data_root,
         config_file,
     )
@@ -67,6 +73,7 @@ def test_ray_engine_prepares_the_sample_data_exactly_like_the_local_engine(ray_c
     _materialize([vault_notes, conversations, training_examples], local_root)
     (ray_root / "tables").mkdir(parents=True)
     shutil.copy(local_root / "tables" / "training_examples.parquet", ray_root / "tables")
+    shutil.copy(local_root / "tables" / "vault_notes.parquet", ray_root / "tables")
     config = tmp_path / "forge-ray.yaml"
     # Two actors of half a CPU per pool: they fit beside Ray Data's own tasks on the two one-CPU nodes.
     config.write_text(

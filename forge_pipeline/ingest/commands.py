@@ -71,7 +71,7 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
     """What `build_training_examples` made of the inputs, as lines for a person: examples per note and per
     strategy, why notes gave none, languages the scrub would hold back, and `sample` vault prompts. These are
     the person's own notes on their own screen, before the scrub (nothing here is stored or logged)."""
-    from forge_pipeline.prepare.pii import held_back_language
+    from forge_pipeline.language import held_back_language
 
     from_vault = examples.filter(examples["source"] == "vault")
     notes_used = from_vault["source_path"].n_unique()

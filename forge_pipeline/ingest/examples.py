@@ -82,7 +82,7 @@ from datetime import datetime
 
 import polars as pl
 
-from forge_pipeline.prepare.quality import detect_language
+from forge_pipeline.language import detect_language
 from forge_pipeline.records import (
     EXAMPLE_SCHEMA,
     Quarantine,

@@ -26,7 +26,7 @@ import polars as pl
 from forge_pipeline.atomic import locked, write_json_atomic
 from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.ingest.obsidian import FrontmatterError, parse_note
-from forge_pipeline.prepare.quality import detect_language
+from forge_pipeline.language import detect_language
 from forge_pipeline.records import Quarantine
 
 NOTES_SCHEMA: dict[str, pl.DataType] = {

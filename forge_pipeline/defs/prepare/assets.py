@@ -18,11 +18,15 @@ def _preview(frame: pl.DataFrame):
 
 @dg.asset(group_name="prepare", kinds={"presidio", "polars"}, code_version="1")
 def scrubbed_examples(
-    forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource, training_examples: pl.DataFrame
+    forge: ForgeSettingsResource,
+    pii_analyzer: PiiAnalyzerResource,
+    training_examples: pl.DataFrame,
+    vault_notes: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """Training examples with personal data replaced by consistent placeholders (<EMAIL_ADDRESS_1>, ...) in
     messages, tags and source paths; examples in a language outside prepare.filter.languages are held back
-    before the scrub (quarantine/scrubbed_examples, reason `language`, no text kept)."""
+    before the scrub (quarantine/scrubbed_examples, reason `language`, no text kept). The vault's notes say
+    which names are people and which are concepts (titles, headings, links, tags: never replaced as names)."""
     from forge_pipeline.prepare.pii import scrub_examples
 
     settings = forge.get()
@@ -33,6 +37,7 @@ def scrubbed_examples(
         pii_analyzer.get(scrub, settings.runtime),
         cache_dir=settings.paths.cache,
         languages=settings.prepare.filter.languages,
+        notes=vault_notes,
     )
     return dg.MaterializeResult(
         value=frame,
@@ -43,6 +48,8 @@ def scrubbed_examples(
             "examples_changed": report.examples_changed,
             "tags_changed": report.tags_changed,
             "names_propagated": report.names_propagated,
+            # PERSON spans of the NER kept by the decision, per reason (counts only: values would be PII)
+            "names_kept": dg.MetadataValue.json(dict(sorted(report.names_kept.items()))),
             "messages": report.messages,
             "messages_analyzed": report.messages_analyzed,  # the rest reused cached detections
             "distinct_values_replaced": report.distinct_values,

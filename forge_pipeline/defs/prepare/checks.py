@@ -12,13 +12,16 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
 @dg.asset_check(
-    asset="scrubbed_examples", blocking=True, additional_ins={"training_examples": dg.AssetIn("training_examples")}
+    asset="scrubbed_examples",
+    blocking=True,
+    additional_ins={"training_examples": dg.AssetIn("training_examples"), "vault_notes": dg.AssetIn("vault_notes")},
 )
 def no_residual_pii(
     forge: ForgeSettingsResource,
     pii_analyzer: PiiAnalyzerResource,
     scrubbed_examples: pl.DataFrame,
     training_examples: pl.DataFrame,
+    vault_notes: pl.DataFrame,
 ) -> dg.AssetCheckResult:
     """No structured value (e-mail, phone, card, IBAN, IP, address, deny-list term) outside the placeholders,
     and no name the scrubber knows from the unscrubbed table left in any message or tag, in any letter case.
@@ -35,6 +38,7 @@ def no_residual_pii(
         pii_analyzer.get(scrub, settings.runtime),
         original=training_examples,
         cache_dir=settings.paths.cache,
+        notes=vault_notes,
     )
     by_type = Counter()
     for flag in flags:

@@ -1,0 +1,94 @@
+"""The one decision on names, shared by the scrub and the residual check: is this value a person to replace?
+
+Built once per dataset (`NameDecision.build`) from what the corpus and the vault say:
+- `persons`: names the vault marks as people (people folders, person types and tags, `people/<name>` tags,
+  frontmatter person fields, the deny list is separate): replaced everywhere, any letter case, parts alone.
+- `concepts`: what the vault names as a thing (titles, headings, link targets, tags, folders, words in code
+  and URL hosts; see vault.py): a PERSON value equal to one is kept, with that as its reason.
+- `names`: every term replaced wherever it occurs: `persons` plus the NER's names that the corpus supports
+  (propagation.py), minus concepts; `common` of them stay words where written in lower case ("filters").
+The scrub replaces exactly what `replaces` says; the check flags what is left that `replaces` says must go,
+so the check can never fail on a value the scrub kept on purpose: `keep_reason` says why it was kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from forge_pipeline.prepare.config import ScrubSettings
+from forge_pipeline.prepare.pii.detection import _NAME_STRIP, NOT_NAMES
+from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept
+
+ORDINARY_MIN_LOWER = 2
+_LOWER_WORD = re.compile(r"(?<![\w/.@#`-])[a-z]+(?![\w/@`-])")
+# "iCloud", "PayPal", "OneNote", "LaTeX", "GitHub", "OpenAI": capitals inside a word name a product
+_PRODUCT_CAPS = re.compile(r"^[a-z]+[A-Z]|[a-z][A-Z]|[A-Z]{2,}[a-z]")
+_NAME_PREFIX = re.compile(r"^(?:Mc|Mac|O['’]|De|Di|Da|Du|Le|La|Van|Von|Fitz|St)[A-Z][a-z]")
+
+
+@dataclass
+class NameDecision:
+    """Raw names: in memory only, never stored or logged."""
+
+    persons: set[str] = field(default_factory=set, repr=False)  # terms (lower case) the vault marks as people
+    names: set[str] = field(default_factory=set, repr=False)  # terms replaced everywhere (persons included)
+    common: set[str] = field(default_factory=set, repr=False)  # names that stay words in lower case
+    concepts: dict[str, str] = field(default_factory=dict, repr=False)  # normalised concept -> its source
+    allow: set[str] = field(default_factory=set, repr=False)
+    ordinary: set[str] = field(default_factory=set, repr=False)  # dictionary words the corpus writes in lower case
+    words: frozenset[str] = field(default_factory=frozenset, repr=False)  # the English dictionary (cues.py)
+
+    @classmethod
+    def start(cls, scrub: ScrubSettings, markers: VaultMarkers | None) -> NameDecision:
+        concepts = markers.concepts if markers is not None and scrub.vault_concepts else {}
+        return cls(concepts=concepts, allow={a.casefold() for a in scrub.allow_list})
+
+    def learn_words(self, texts: list[str], words: frozenset[str]) -> None:
+        """`ordinary`: the dictionary words written in lower case at least ORDINARY_MIN_LOWER times in `texts`
+        ("browse", "settings", "standard" in a help vault): a span of nothing but such words is no name
+        ("Quick Settings", "Browse"). Newton, Locke or Hopper are dictionary words too, but nobody writes
+        them in lower case twice."""
+        lower: Counter[str] = Counter()
+        for text in texts:
+            if text:
+                lower.update(w for w in _LOWER_WORD.findall(text) if w.islower())
+        self.words = words
+        self.ordinary = {w for w, n in lower.items() if n >= ORDINARY_MIN_LOWER and w in words}
+
+    def keep_reason(self, value: str, in_concept: bool = False) -> str | None:
+        """Why a PERSON value a detector found is not replaced (None: it is). A person the vault marks is
+        always replaced; otherwise kept: the allow list, kinship/role words, the vault's concepts (the whole
+        value is one), a span of ordinary words (see learn_words), words with product-style capitals
+        ("iCloud", "PayPal", "LaTeX", "OneNote"), and, inside a concept phrase written in the text
+        (`in_concept`: "Drag" in "What are your thoughts on Drag and drop?"), a span of dictionary words."""
+        norm = normalise_concept(value)
+        parts = norm.split()
+        if norm in self.persons:
+            return None
+        plain = _NAME_STRIP.sub("", value.casefold()).strip()
+        if plain in self.allow or norm in self.allow:
+            return "allow_list"
+        if plain in NOT_NAMES:
+            return "kinship or role word"
+        if norm in self.concepts:
+            return f"vault concept ({self.concepts[norm]})"
+        if parts and all(p in self.ordinary for p in parts):
+            return "ordinary words"
+        if any(_PRODUCT_CAPS.search(w) and not _NAME_PREFIX.match(w) for w in value.split()):
+            return "product-style capitals"
+        if in_concept and parts and all(p in self.words for p in parts):
+            return "dictionary words in a vault concept"
+        return None
+
+    def is_concept_term(self, term: str) -> bool:
+        return term not in self.persons and term in self.concepts
+
+    def replaces(self, key: str, written: str) -> bool:
+        """Whether an occurrence of the known term `key`, written as `written`, is replaced."""
+        if key in self.persons:
+            return True
+        if key not in self.names or key in self.concepts:
+            return False
+        return not (key in self.common and written.islower())
