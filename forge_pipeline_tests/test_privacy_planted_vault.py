@@ -159,13 +159,8 @@ def planted_run(tmp_path_factory):
                 selection=dg.AssetSelection.assets("embedding_index").upstream(),
                 raise_on_error=False,
             )
-            records = instance.get_event_records(
-                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-            )
-            checks_log = instance.get_event_records(
-                dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-            )
-            event_text = "\n".join(dg.serialize_value(r.event_log_entry) for r in [*records, *checks_log])
+            # the whole run's event log as Dagster serves it (materialization metadata, previews, check results)
+            event_text = "\n".join(dg.serialize_value(entry) for entry in instance.all_logs(result.run_id))
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     return {"root": root, "home": home, "result": result, "event_text": event_text, "checks": evaluations}
 
@@ -216,7 +211,17 @@ def test_no_planted_structured_value_in_any_file_after_the_scrub(planted_run):
     assert not _leaks(planted_run, needles)
 
 
+DETECTOR_MISSES = (
+    "the name detector (forge_pipeline/prepare/pii, issue 29) misses, in the scrubbed tables, the catalog and "
+    "the embedding chunks (and in the event log's previews of them): a lower-case first name with no cue "
+    "('nadia disagreed'), a first name alone at a sentence start ('Oluwaseun called'), and full names in a list "
+    "item or prose that spaCy does not tag ('Nguyễn Thị Lan', 'Siobhán Gallagher', 'Priyanka Raghunathan', "
+    "'Adebayo Okonkwo'); no_residual_pii passes on them"
+)
+
+
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=DETECTOR_MISSES)
 def test_no_planted_name_in_any_file_after_the_scrub(planted_run):
     needles = {f: n for f, n in _needles().items() if f.split(":")[0] in NAMES}
     leaks = _leaks(planted_run, needles)
@@ -224,6 +229,11 @@ def test_no_planted_name_in_any_file_after_the_scrub(planted_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the scrub replaces 'Docker' ('Docker compose is enough', 'a course on Docker networking') and "
+    "'Kafka' ('the Kafka consumer lag', \"Kafka's diaries\") as PERSON (forge_pipeline/prepare/pii, issue 29)",
+)
 def test_ordinary_words_that_look_like_names_survive_the_scrub(planted_run):
     text = _dataset_text(planted_run["root"])
     lost = [w for w in ORDINARY if not re.search(rf"\b{w}\b", text)]

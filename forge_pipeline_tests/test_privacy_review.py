@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from forge_pipeline.cli import app
 from forge_pipeline.defs.prepare.resources import PiiAnalyzerResource
+from forge_pipeline.prepare.pii import FlaggedValue
 from forge_pipeline.prepare.pii_decisions import (
     ReviewError,
     load_decisions,
@@ -23,7 +24,7 @@ from forge_pipeline.prepare.pii_decisions import (
     review_path,
     update_decisions,
 )
-from forge_pipeline.prepare.pii_display import FlaggedValue, lines, mask, masked_context, residual_report
+from forge_pipeline.prepare.pii_display import lines, mask, masked_context, residual_report, snippet
 from forge_pipeline.prepare.pii_flags import align_placeholders
 from forge_pipeline.settings import SettingsError, load_settings
 from forge_pipeline_tests.test_prepare_pii_rules import frame_of
@@ -44,13 +45,13 @@ def test_context_masks_the_value_and_every_other_flagged_value_on_one_line():
     shown = masked_context(text, start, start + 4, also=["Ingrid"])
     assert "\n" not in shown and "t***" in shown and "T***" in shown and "I***" in shown and "i***" in shown
     assert not re.search(r"tips|ingrid", shown, re.IGNORECASE), shown
-    flag = FlaggedValue("tips", 11, ["a", "b", "a"], [(text, start, start + 4)])
+    flag = FlaggedValue("tips", "PERSON", 11, ["a", "b"], snippet(text, start, start + 4), "decision")
     line = lines([flag])[0]
     assert line.startswith("t*** x11 (PERSON, 2 examples): ") and "some t*** for" in line
 
 
 def test_failure_report_names_each_setting_its_variable_and_the_review_command():
-    report = residual_report([FlaggedValue("tips", 3, ["a"], [("some tips for", 5, 9)])])
+    report = residual_report([FlaggedValue("tips", "PERSON", 3, ["a"], "some tips for", "decision")])
     for needed in (
         "prepare.scrub.allow_list",
         "FORGE_PREPARE__SCRUB__ALLOW_LIST",
@@ -248,7 +249,7 @@ def test_a_failed_residual_check_shows_masked_values_and_a_rerun_the_cli_runs(tm
     graph = build_definitions(str(root)).resolve_asset_graph()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize(
-            [dg.AssetSpec("training_examples"), missed_scrub, no_residual_pii],
+            [dg.AssetSpec("training_examples"), dg.AssetSpec("vault_notes"), missed_scrub, no_residual_pii],
             resources=shared_resources(str(root)) | prepare_resources(),
             instance=instance,
             raise_on_error=False,
@@ -256,7 +257,8 @@ def test_a_failed_residual_check_shows_masked_values_and_a_rerun_the_cli_runs(tm
     assert not result.success
     printed = "\n".join(_failure_lines(result, graph, "*dataset_version", home))
     assert "check scrubbed_examples:no_residual_pii failed: 1 value(s) left" in printed
-    assert 't*** x1 (DENY_LIST, 1 example): "' in printed and "some t*** for the ascent" in printed
+    assert "t*** x1 (DENY_LIST, 1 example, prepare.scrub.deny_list): " in printed
+    assert "some t*** for the ascent" in printed
     assert "FORGE_PREPARE__SCRUB__ALLOW_LIST" in printed and "forge pii review --accept VALUE" in printed
     assert not re.search(r"\btips\b", printed)
     for db in home.rglob("*.db"):  # the event log holds the check's report, masked

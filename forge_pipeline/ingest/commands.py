@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             # the scrub the pipeline would run, in memory; where Forge has a data root already, its detection
             # cache (offsets, no text) is shared with the pipeline, else nothing is written
             cache = settings.paths.cache if settings.paths.root.is_dir() else None
-            candidates = review_candidates(examples, settings, cache_dir=cache)
+            candidates = review_candidates(examples, settings, cache_dir=cache, notes=notes)
             for line in preview_lines(candidates):
                 typer.echo(escape_control(line))
 

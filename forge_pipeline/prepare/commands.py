@@ -99,7 +99,13 @@ def _candidates(settings):
             "a vault without building anything: `forge check-inputs`)"
         )
     typer.echo("scrubbing training_examples in memory to see what the current settings replace ...", err=True)
-    return review_candidates(pl.read_parquet(table), settings, cache_dir=settings.paths.cache)
+    notes = settings.paths.tables / "vault_notes.parquet"  # what the vault marks as people, as the scrub reads it
+    return review_candidates(
+        pl.read_parquet(table),
+        settings,
+        cache_dir=settings.paths.cache,
+        notes=pl.read_parquet(notes) if notes.exists() else None,
+    )
 
 
 def _print_listing(candidates, path: Path, unmask: bool) -> None:

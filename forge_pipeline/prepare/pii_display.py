@@ -5,33 +5,19 @@ Every place that displays a flagged value (the `no_residual_pii` check's result 
 name never reaches a log in full: `tips` is shown as `t***` x11: "... some t*** for ...". The first letter and
 the context are enough to recognise a word ("some t*** for the trip") or a person ("lunch with m***").
 
-`FlaggedValue` is what the detection side hands over: one value, how often it occurs, in which examples, and
-the text around its first occurrences. The raw value lives in memory only; `lines` renders it masked.
+What is shown is a `FlaggedValue` (forge_pipeline.prepare.pii: value, entity_type, count, example_ids, a raw
+context snippet, the signal that found it and the setting that changes it), from the residual check or from
+the scrub's own replacements (pii_flags.replaced_values). Its raw parts live in memory only.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 MASK = "***"
 CONTEXT_CHARS = 40  # characters shown on each side of a value
 SHOWN_VALUES = 25  # values listed in a check result or a failure line; the rest are counted
-
-
-@dataclass
-class FlaggedValue:
-    """A value the scrub replaced or the residual check flagged, with where it occurs.
-
-    `value` and `contexts` are raw (the person's own text): display them only through `mask` /
-    `masked_context`. `contexts` are (text, start, end) of the first few occurrences."""
-
-    value: str
-    count: int
-    example_ids: list[str]
-    contexts: list[tuple[str, int, int]] = field(default_factory=list, repr=False)
-    entity_type: str = "PERSON"
 
 
 def mask(value: str) -> str:
@@ -56,24 +42,23 @@ def _word_pattern(values: Iterable[str]) -> re.Pattern | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
-def masked_context(text: str, start: int, end: int, also: Sequence[str] = (), width: int = CONTEXT_CHARS) -> str:
-    """`... some t*** for ...`: the text around text[start:end] on one line, the value masked, and every other
-    occurrence of it or of the values in `also` (other flagged values near it) masked too."""
+def snippet(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> str:
+    """The raw text around text[start:end] on one line, cut at whole words (a cut word reads like another
+    word), with `...` where it was cut. Raw: show it only through `mask_all` / `context_of`."""
     left = max(0, start - width)
     right = min(len(text), end + width)
-    # whole words at the edges: a cut word reads like a different word
     while left > 0 and not text[left - 1].isspace() and left < start:
         left += 1
     while right < len(text) and not text[right].isspace() and right > end:
         right -= 1
-    value = text[start:end]
-    pattern = _word_pattern([value, *also])
-    parts = [text[left:start], mask(value), text[end:right]]
-    if pattern is not None:
-        parts[0] = pattern.sub(lambda m: mask(m.group()), parts[0])
-        parts[2] = pattern.sub(lambda m: mask(m.group()), parts[2])
-    snippet = " ".join("".join(parts).split())
-    return ("... " if left > 0 else "") + snippet + (" ..." if right < len(text) else "")
+    inner = " ".join(text[left:right].split())
+    return ("... " if left > 0 else "") + inner + (" ..." if right < len(text) else "")
+
+
+def masked_context(text: str, start: int, end: int, also: Sequence[str] = ()) -> str:
+    """`... some t*** for ...`: the snippet around text[start:end] with the value, and every occurrence of it
+    or of the values in `also` (other flagged values near it), masked."""
+    return mask_all(snippet(text, start, end), [text[start:end], *also])
 
 
 def mask_all(text: str, values: Sequence[str]) -> str:
@@ -84,12 +69,7 @@ def mask_all(text: str, values: Sequence[str]) -> str:
 
 
 def context_of(flag, others: Sequence[str] = ()) -> str:
-    """The masked context of a flagged value: from (text, start, end) places (`contexts`) or from a raw
-    snippet around the value (`context`, the detection side's form)."""
-    contexts = getattr(flag, "contexts", None)
-    if contexts:
-        text, start, end = contexts[0]
-        return masked_context(text, start, end, others)
+    """The masked context of a flagged value: its raw snippet with it and every other flagged value masked."""
     return mask_all(getattr(flag, "context", "") or "", [flag.value, *others])
 
 
@@ -117,31 +97,6 @@ def lines(flags: Sequence, limit: int = SHOWN_VALUES) -> list[str]:
         rest = ordered[limit:]
         out.append(f"... and {len(rest)} more value(s), {sum(f.count for f in rest)} occurrence(s)")
     return out
-
-
-def group_occurrences(
-    occurrences: Iterable[tuple[str, str, str, int, int]], keep_contexts: int = 3, by_type: bool = True
-) -> list[FlaggedValue]:
-    """(entity_type, example_id, text, start, end) occurrences -> one FlaggedValue per value (letter case and
-    spacing ignored: `Tips` and `tips` are one value; with by_type=False one per value whatever the type, the
-    type of its first occurrence kept), in order of first occurrence. The same place counts once."""
-    grouped: dict[tuple[str, str], FlaggedValue] = {}
-    seen: set[tuple] = set()
-    for entity_type, example_id, text, start, end in occurrences:
-        if (entity_type if by_type else "", example_id, id(text), start, end) in seen:
-            continue
-        seen.add((entity_type if by_type else "", example_id, id(text), start, end))
-        value = text[start:end]
-        key = (entity_type if by_type else "", " ".join(value.split()).casefold())
-        flag = grouped.get(key)
-        if flag is None:
-            flag = grouped[key] = FlaggedValue(value, 0, [], [], entity_type)
-        flag.count += 1
-        if example_id not in flag.example_ids:
-            flag.example_ids.append(example_id)
-        if len(flag.contexts) < keep_contexts:
-            flag.contexts.append((text, start, end))
-    return list(grouped.values())
 
 
 RERUN_CHECK = "forge demo --select scrubbed_examples"

@@ -3,14 +3,14 @@
 - `replaced_values`: from a table and its scrubbed copy (scrub_examples' output), what each placeholder stands
   for. It reads only the scrub's output (placeholders are consistent over the dataset), so the preview shows
   exactly what the scrub does, whatever rules decided it.
-- `residual_values`: the values `find_residual_pii` flags, with their place in the text.
+- `residual_values`: the values the `no_residual_pii` check flags (check_residual_pii's FlaggedValues).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from forge_pipeline.prepare.pii_display import FlaggedValue, group_occurrences
+from forge_pipeline.prepare.pii_display import snippet
 
 
 def align_placeholders(original: str, scrubbed: str) -> list[tuple[str, int, int]]:
@@ -40,15 +40,19 @@ def align_placeholders(original: str, scrubbed: str) -> list[tuple[str, int, int
     return found
 
 
-def replaced_values(original: pl.DataFrame, scrubbed: pl.DataFrame) -> list[FlaggedValue]:
-    """What the scrub replaced in messages, tags and source paths: one FlaggedValue per placeholder (its
-    value as first written, how often it was replaced, in which examples, with context)."""
+def replaced_values(original: pl.DataFrame, scrubbed: pl.DataFrame) -> list:
+    """What the scrub replaced in messages, tags and source paths: one FlaggedValue per placeholder (the
+    scrub gives one value, in any letter case, one placeholder), with the value as first written, how often
+    it was replaced, in which examples (original ids) and the raw text around its first occurrence."""
+    from forge_pipeline.prepare.pii import FlaggedValue
+
     by_id = {
         row["example_id"]: row for row in original.select("example_id", "messages", "tags", "source_path").to_dicts()
     }
-    occurrences = []
+    flags: dict[str, FlaggedValue] = {}
     for row in scrubbed.select("original_example_id", "messages", "tags", "source_path").to_dicts():
-        source = by_id.get(row["original_example_id"])
+        eid = row["original_example_id"]
+        source = by_id.get(eid)
         if source is None:
             continue
         pairs = [
@@ -61,63 +65,24 @@ def replaced_values(original: pl.DataFrame, scrubbed: pl.DataFrame) -> list[Flag
             if before == after:
                 continue
             for placeholder, start, end in align_placeholders(before, after):
-                occurrences.append((placeholder, row["original_example_id"], before, start, end))
-    # one value per placeholder: the scrub gives the same value (any case) the same placeholder
-    by_placeholder = group_occurrences(occurrences)
-    merged: dict[str, FlaggedValue] = {}
-    for flag in by_placeholder:
-        placeholder = flag.entity_type
-        kind = placeholder.strip("<>").rsplit("_", 1)[0]
-        if placeholder in merged:
-            into = merged[placeholder]
-            into.count += flag.count
-            into.example_ids += [e for e in flag.example_ids if e not in into.example_ids]
-            into.contexts += flag.contexts[: max(0, 3 - len(into.contexts))]
-        else:
-            merged[placeholder] = FlaggedValue(flag.value, flag.count, flag.example_ids, flag.contexts, kind)
-    return list(merged.values())
+                flag = flags.get(placeholder)
+                if flag is None:
+                    kind = placeholder.strip("<>").rsplit("_", 1)[0]
+                    flags[placeholder] = FlaggedValue(
+                        before[start:end], kind, 1, [eid], snippet(before, start, end), "scrub", None
+                    )
+                    continue
+                flag.count += 1
+                if eid not in flag.example_ids:
+                    flag.example_ids.append(eid)
+    return list(flags.values())
 
 
 def residual_values(
-    frame: pl.DataFrame, scrub, analyzer=None, *, original: pl.DataFrame | None = None, cache_dir=None
-) -> list[FlaggedValue]:
-    """The values find_residual_pii flags in `frame` (scrubbed examples), grouped, with context; the same two
-    passes (structured recognizers and the deny list outside placeholders; every name the scrubber knows from
-    `original`, in any letter case), keeping where each value is."""
-    from forge_pipeline.prepare import pii
+    frame: pl.DataFrame, scrub, analyzer=None, *, original: pl.DataFrame | None = None, cache_dir=None, notes=None
+) -> list:
+    """The values the residual check flags in `frame` (scrubbed examples), one per value with its count and
+    context (check_residual_pii's FlaggedValue: raw, shown only through pii_display)."""
+    from forge_pipeline.prepare.pii import check_residual_pii
 
-    analyzer = analyzer or pii.build_analyzer(scrub.spacy_model, scrub)
-    locs, texts, tags = pii._fields(frame)
-    structured = scrub.model_copy(
-        update={"entities": [e for e in scrub.entities if e not in pii.NER_ENTITIES], "propagate_names": False}
-    )
-    cache = pii.DetectionCache(cache_dir, structured) if cache_dir is not None else None
-    found = pii.detect_corpus(analyzer, texts, tags, structured, cache=cache)
-    occurrences = []
-
-    def outside_placeholders(text, dets, eid):
-        holders = [(m.start(), m.end()) for m in pii.PLACEHOLDER_RE.finditer(text)]
-        for d in dets:
-            if not any(d.start < e and d.end > s for s, e in holders):
-                occurrences.append((d.entity_type, eid, text, d.start, d.end))
-
-    for (eid, _), text, dets, row_tags, tag_dets in zip(locs, texts, found.texts, tags, found.tags):
-        outside_placeholders(text, dets, eid)
-        for tag, td in zip(row_tags, tag_dets):
-            outside_placeholders(tag, td, eid)
-    if original is not None and original.height:
-        _, o_texts, o_tags = pii._fields(original)
-        o_cache = pii.DetectionCache(cache_dir, scrub) if cache_dir is not None else None
-        known = pii.NameIndex(
-            pii.detect_corpus(
-                analyzer, o_texts, o_tags, scrub, cache=o_cache, known_names=pii.known_names_of(original)
-            ).name_terms
-        )
-        for (eid, _), text, row_tags in zip(locs, texts, tags):
-            for src in [text, *row_tags]:
-                regions = pii.code_regions(src) if scrub.skip_code and ("`" in src or "~~~" in src) else []
-                for start, end, _ in known.find(src):
-                    if not pii._inside(pii.Detection("PERSON", start, end, 1.0), regions):
-                        occurrences.append(("PERSON", eid, src, start, end))
-    # a value both passes find is one value (a deny-list name is also a known name)
-    return group_occurrences(occurrences, by_type=False)
+    return check_residual_pii(frame, scrub, analyzer, original=original, cache_dir=cache_dir, notes=notes).flagged

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from forge_pipeline.prepare.pii_display import FlaggedValue, describe, mask
+from forge_pipeline.prepare.pii import FlaggedValue
+from forge_pipeline.prepare.pii_display import describe, mask
 
 
 @dataclass
@@ -31,20 +32,23 @@ def value_id(value: str) -> str:
     return hashlib.sha256(" ".join(value.split()).casefold().encode("utf-8")).hexdigest()[:6]
 
 
-def review_candidates(training: pl.DataFrame, settings, analyzer=None, cache_dir=None) -> ReviewCandidates:
+def review_candidates(
+    training: pl.DataFrame, settings, analyzer=None, cache_dir=None, notes: pl.DataFrame | None = None
+) -> ReviewCandidates:
     """Scrub `training` (training_examples' table) with `settings` as the pipeline would, in memory only, and
-    collect what was replaced and what the residual check flags afterwards."""
+    collect what was replaced and what the residual check flags afterwards. `notes` (vault_notes' table) says
+    what the vault marks as people and concepts, as in the pipeline."""
     from forge_pipeline.prepare.pii import build_analyzer, scrub_examples
     from forge_pipeline.prepare.pii_flags import replaced_values, residual_values
 
     scrub = settings.prepare.scrub
     analyzer = analyzer or build_analyzer(scrub.spacy_model, scrub)
     scrubbed, report = scrub_examples(
-        training, scrub, analyzer, cache_dir=cache_dir, languages=settings.prepare.filter.languages
+        training, scrub, analyzer, cache_dir=cache_dir, languages=settings.prepare.filter.languages, notes=notes
     )
     return ReviewCandidates(
         replaced=replaced_values(training, scrubbed),
-        residual=residual_values(scrubbed, scrub, analyzer, original=training, cache_dir=cache_dir),
+        residual=residual_values(scrubbed, scrub, analyzer, original=training, cache_dir=cache_dir, notes=notes),
         examples=report.examples,
         examples_changed=report.examples_changed,
     )
