@@ -174,9 +174,25 @@ def test_pii_review_lists_masked_values_and_records_decisions_in_bulk(tmp_path):
     assert [d["value"] for d in stored["rejected"]] == ["ingrid"]
     assert str(review_path(root)) in done.output
 
+    masked = runner.invoke(app, ["pii", "review", "--accept", "I*** H***", "--data-root", str(root)])
+    assert masked.exit_code == 1 and "masked value" in masked.output and "[id]" in masked.output
     decisions.write_text("accept Docker\nmaybe Kafka\n")
     refused = runner.invoke(app, ["pii", "review", "--from-file", str(decisions), "--data-root", str(root)])
     assert refused.exit_code == 1 and f"{decisions}:2:" in refused.output
+
+
+def test_pii_review_one_value_at_a_time(tmp_path):
+    root = tmp_path / "root"
+    _training_table(root)
+    # answers: view the first value in full, accept it; reject the second; quit
+    result = CliRunner().invoke(
+        app, ["pii", "review", "-i", "--data-root", str(root)], input="v\na\nr\nq\n", env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "[1/" in result.output and "2 decision(s) saved" in result.output
+    stored = json.loads(review_path(root).read_text())
+    assert len(stored["accepted"]) == 1 and len(stored["rejected"]) == 1
+    assert f"value: {stored['accepted'][0]['value']}" in result.output  # `v` showed it in full
 
 
 def test_pii_review_without_a_table_says_what_to_build(tmp_path):

@@ -27,6 +27,9 @@ def review(
     as_file: bool = typer.Option(
         False, "--as-file", help="Print the values as a --from-file template (values in full) and exit."
     ),
+    interactive: bool = typer.Option(
+        False, "--interactive", "-i", help="One value at a time, even when stdin is not a terminal."
+    ),
     data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     reviewer: str = typer.Option(None, help="Name stored with the decisions (default: $USER)."),
 ) -> None:
@@ -53,7 +56,7 @@ def review(
             rejected += more_rejected
         needs_listing = list_only or as_file or any(_looks_like_id(a) for a in accepted + rejected)
         deciding = accepted or rejected or forget
-        interactive = not deciding and not needs_listing and sys.stdin.isatty()
+        interactive = not deciding and not needs_listing and (interactive or sys.stdin.isatty())
         if not deciding and not needs_listing and not interactive:
             list_only = True  # a pipe or a script without decisions gets the listing
         candidates = _candidates(settings) if (list_only or as_file or interactive or needs_listing) else None
@@ -69,7 +72,7 @@ def review(
             typer.echo(
                 f"{changed} decision(s) changed; {len(decisions.accepted)} accepted, {len(decisions.rejected)} "
                 f"rejected in {path}. They apply the next time the scrub runs: forge demo --select "
-                "'scrubbed_examples*' (or your usual --select)"
+                "'*dataset_version' (or your usual --select)"
             )
             return
         if interactive:

@@ -49,6 +49,10 @@ class ReviewDecisions:
         key = _key(value)
         if not key:
             raise ReviewError("an empty value cannot be accepted or rejected")
+        if "***" in value:  # what a listing shows is masked: the decision needs the value itself
+            raise ReviewError(
+                f"{value!r} is a masked value; pass the value itself, or its [id] from `forge pii review --list`"
+            )
         target, other = (self.accepted, self.rejected) if accept else (self.rejected, self.accepted)
         if key in target and key not in other:
             return False
