@@ -24,7 +24,7 @@ from forge_pipeline.prepare.pii_decisions import (
     review_path,
     update_decisions,
 )
-from forge_pipeline.prepare.pii_display import lines, mask, masked_context, residual_report, snippet
+from forge_pipeline.prepare.pii_display import RERUN_CHECK, lines, mask, masked_context, residual_report, snippet
 from forge_pipeline.prepare.pii_flags import align_placeholders
 from forge_pipeline.settings import SettingsError, load_settings
 from forge_pipeline_tests.test_prepare_pii_rules import frame_of
@@ -135,6 +135,8 @@ def test_rerun_selection_is_accepted_and_selects_the_failed_asset_and_what_was_a
     asked = dg.AssetSelection.all() if select == "*" else dg.AssetSelection.from_string(select)
     expected = (dg.AssetSelection.assets(failed).downstream() & asked).resolve(graph)
     assert dg.AssetSelection.from_string(rerun).resolve(graph) == expected
+    # the check's own hint (it does not know the run's selection) is a selection the CLI accepts too
+    assert dg.AssetSelection.from_string(RERUN_CHECK.split("--select ")[1]).resolve(graph) == {failed}
 
 
 def _training_table(root: Path) -> pl.DataFrame:
