@@ -414,6 +414,8 @@ def run_summary(instance) -> tuple[list[dict], list[dict]]:
                     "check": key[1],
                     "passed": evaluation.passed,
                     "run_id": run.run_id,
+                    # what the check says about itself (the PII check: values masked, what changes them)
+                    **({"description": evaluation.description} if evaluation.description else {}),
                 }
     failed = [c for c in latest_checks.values() if not c["passed"]]
     return list(last_by_job.values()), sorted(failed, key=lambda c: (c["asset"], c["check"]))
@@ -443,6 +445,8 @@ def _print_runs_and_checks(console, settings) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+            for line in (check.get("description") or "").splitlines():
+                console.print(shown(f"  {line}"), markup=False, soft_wrap=True)
     else:
         console.print("asset checks: none failing")
 

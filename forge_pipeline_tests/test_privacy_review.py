@@ -281,6 +281,9 @@ def test_a_failed_residual_check_shows_masked_values_and_a_rerun_the_cli_runs(tm
     assert not re.search(r"\btips\b", printed)
     for db in home.rglob("*.db"):  # the event log holds the check's report, masked
         assert b"some tips" not in db.read_bytes(), db
+    status = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert "FAILED check scrubbed_examples:no_residual_pii" in status.output and "some t*** for" in status.output
+    assert not re.search(r"\btips\b", status.output)
     rerun = re.findall(r"Then rerun: forge demo --select '([^']+)'", printed)
     assert rerun == ['key:"scrubbed_examples"+ and +key:"dataset_version"'], printed
 
