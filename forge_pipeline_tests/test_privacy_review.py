@@ -73,6 +73,33 @@ def test_placeholders_line_up_with_the_values_they_replaced():
     found = [(p, original[s:e]) for p, s, e in align_placeholders(original, scrubbed)]
     assert found == [("<PERSON_1>", "Maren Olsen"), ("<PHONE_NUMBER_1>", "+44 20 7946 0958"), ("<PERSON_2>", "Maren")]
     assert align_placeholders("something else entirely", scrubbed) == []
+    # a value that holds the text after it ("pre" + "sent"): the pieces must line up over the whole text
+    # (bug: the first "sent" after the placeholder was taken, which cut the value to "pre")
+    original = "Ask Presenta about it; she sent it.\nThe rest stays."
+    scrubbed = "Ask <PERSON_1>sent it.\nThe rest stays."
+    assert [original[s:e] for _, s, e in align_placeholders(original, scrubbed)] == ["Presenta about it; she "]
+    from forge_pipeline.prepare.pii_flags import replaced_values
+
+    before = frame_of([["Is it empty or is not present at all?", "Yes."]])
+    after = before.with_columns(
+        pl.col("example_id").alias("original_example_id"),
+        pl.Series(
+            "messages",
+            [
+                [
+                    {"role": "user", "content": "Is it empty or is not <PERSON_1>sent at all?"},
+                    {"role": "assistant", "content": "Yes."},
+                ]
+            ],
+        ),
+    )
+    (flag,) = replaced_values(before, after)
+    assert flag.value == "pre" and "is not p***sent at all" in lines([flag])[0]  # a value inside a word, shown there
+    text = "Maren\nand then Ilse wrote\nbye"
+    assert [text[s:e] for _, s, e in align_placeholders(text, "<PERSON_1>\nand then <PERSON_2> wrote\nbye")] == [
+        "Maren",
+        "Ilse",
+    ]
 
 
 def test_review_decisions_join_the_lists_the_scrub_reads(tmp_path):

@@ -8,36 +8,50 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
-from forge_pipeline.prepare.pii_display import snippet
+from forge_pipeline.prepare.pii_display import mask, snippet
 
 
 def align_placeholders(original: str, scrubbed: str) -> list[tuple[str, int, int]]:
     """(placeholder, start, end) in `original` of each placeholder in `scrubbed`: the text between placeholders
-    is unchanged by the scrub, so each value ends where the next unchanged piece begins. [] when the two texts
-    do not line up (a text that holds `<TYPE_n>`-like strings itself)."""
+    is unchanged by the scrub, so the values are what fills the gaps, chosen so that every unchanged piece
+    lines up (the first way that does, shortest values first). Line by line when the scrub kept the lines (a
+    placeholder never spans a line break), which keeps the search short. [] when the texts do not line up."""
     from forge_pipeline.prepare.pii import PLACEHOLDER_RE
 
-    holders = list(PLACEHOLDER_RE.finditer(scrubbed))
-    if not holders:
+    if not PLACEHOLDER_RE.search(scrubbed):
         return []
-    pieces = [scrubbed[: holders[0].start()]]
-    pieces += [scrubbed[a.end() : b.start()] for a, b in zip(holders, holders[1:])]
-    pieces.append(scrubbed[holders[-1].end() :])
-    if not original.startswith(pieces[0]) or not original.endswith(pieces[-1]):
-        return []
-    found, pos = [], len(pieces[0])
-    for i, (holder, following) in enumerate(zip(holders, pieces[1:])):
-        if i == len(holders) - 1:
-            end = len(original) - len(following)
-        else:  # two placeholders with nothing between them cannot be told apart
-            end = original.find(following, pos + 1) if following else -1
-        if end <= pos:
-            return []
-        found.append((holder.group(), pos, end))
-        pos = end + len(following)
+    o_lines, s_lines = original.split("\n"), scrubbed.split("\n")
+    if len(o_lines) != len(s_lines):
+        return _align(original, scrubbed, PLACEHOLDER_RE) or []
+    found, offset = [], 0
+    for o_line, s_line in zip(o_lines, s_lines):
+        if o_line != s_line:
+            aligned = _align(o_line, s_line, PLACEHOLDER_RE)
+            if aligned is None:
+                return []
+            found += [(holder, start + offset, end + offset) for holder, start, end in aligned]
+        offset += len(o_line) + 1
     return found
+
+
+MAX_ALIGN_CHARS = 20_000  # a longer text with a placeholder spanning lines is not lined up (rare; only shown)
+
+
+def _align(original: str, scrubbed: str, placeholder_re) -> list[tuple[str, int, int]] | None:
+    holders = placeholder_re.findall(scrubbed)
+    if not holders:
+        return [] if original == scrubbed else None
+    if len(original) > MAX_ALIGN_CHARS:
+        return None
+    pieces = placeholder_re.split(scrubbed)
+    match = re.fullmatch("(.+?)".join(re.escape(p) for p in pieces), original, re.DOTALL)
+    if match is None:
+        return None
+    return [(holder, match.start(i + 1), match.end(i + 1)) for i, holder in enumerate(holders)]
 
 
 def replaced_values(original: pl.DataFrame, scrubbed: pl.DataFrame) -> list:
@@ -68,9 +82,11 @@ def replaced_values(original: pl.DataFrame, scrubbed: pl.DataFrame) -> list:
                 flag = flags.get(placeholder)
                 if flag is None:
                     kind = placeholder.strip("<>").rsplit("_", 1)[0]
-                    flags[placeholder] = FlaggedValue(
-                        before[start:end], kind, 1, [eid], snippet(before, start, end), "scrub", None
-                    )
+                    # the span masked in place: a value inside a word ("pre" of "present") is shown where it is
+                    value = before[start:end]
+                    marked = before[:start] + mask(value) + before[end:]
+                    context = snippet(marked, start, start + len(mask(value)))
+                    flags[placeholder] = FlaggedValue(value, kind, 1, [eid], context, "scrub", None)
                     continue
                 flag.count += 1
                 if eid not in flag.example_ids:
