@@ -16,26 +16,57 @@ from functools import lru_cache
 
 from forge_pipeline.prepare.pii.detection import _MONTHS_DAYS, NOT_NAMES, Detection
 
-_T = r"([a-zà-öø-ÿ][a-zà-öø-ÿ-]*[a-zà-öø-ÿ])"
-_STRONG_BEFORE = (
-    r"told|tell|telling|met|meet|meeting|asked|ask|texted|text|messaged|emailed|pinged|phoned|called|call|"
-    r"thanks|thank|dear|hi|hey|hugged|visited|visit|invited|helped|paid|miss|missed|reach|cooked for|"
-    r"lunch with|dinner with|coffee with|drinks with|chess with|walk with|call with|chat with|birthday card for|"
-    r"letter from|gift for|present for|date with"
-)
+_LOWER = r"[a-zà-öø-ÿ]"
+_T = r"([^\W\d_][^\W\d_]*(?:-[^\W\d_]+)*)"  # a word of letters, any case (its case is judged after)
+_STRONG_BEFORE_WORDS = (
+    "told tell telling met meet meeting asked ask texted text messaged email emailed pinged phoned called call "
+    "contact thanks thank dear hi hey hugged visited visit invited helped paid miss missed reach picked "
+    "lent"
+).split()
+_STRONG_BEFORE_PHRASES = [
+    *(
+        f"{w} with"
+        for w in "lunch dinner breakfast brunch coffee drinks tea chess walk walked call chat talk talked trip "
+        "stayed argued played hike run movie date meeting catch-up session sync pairing went came".split()
+    ),
+    *(f"{w} to" for w in "talked spoke apologise apologize wrote".split()),
+    *(f"{w} from" for w in "letter card message borrowed heard".split()),
+    *(f"{w} for" for w in "ask asked cooked gift present card".split()),
+    *(f"{w} into" for w in "ran bumped".split()),
+    *(
+        f"{w} and"
+        for w in "mum mom dad sister brother wife husband partner friend colleague son daughter cousin "
+        "neighbour neighbor".split()
+    ),
+    "birthday card for",
+]
+# longest first: "call with" must win over "call" (a regex alternation takes the first that fits)
+_STRONG_BEFORE = "|".join(sorted({*_STRONG_BEFORE_WORDS, *_STRONG_BEFORE_PHRASES}, key=len, reverse=True))
 _WEAK_BEFORE = r"with|w/|and|for|from|to|by|saw|see|love"
-_AFTER = (
-    r"said|says|say|thinks|thought|called|calls|texted|texts|wrote|writes|asked|asks|told|tells|moved|moves|"
-    r"came|comes|went|goes|wants|needs|sent|sends|lent|lends|laughed|cried|replied|mentioned|suggested|"
-    r"recommended|loved|hated|left|arrived|visited|phoned|is coming|and i|says hi|got|gave|bought|made|"
-    r"finally|still|just|was|is|has|had|will|can|could|would|'s|’s"
+_STRONG_AFTER = (
+    r"said|says|thinks|thought|called|calls|texted|texts|wrote|asked|asks|told|tells|moved|lent|lends|laughed|"
+    r"cried|replied|mentioned|suggested|recommended|is coming|and i|says hi|came over|dropped by|"
+    r"is moving|is pregnant|has a new|got engaged|got married|'s birthday|’s birthday|'s place|’s place|"
+    r"'s house|’s house|'s flat|’s flat"
 )
-STRONG_BEFORE_RE = re.compile(r"(?<![\w@/])(?:" + _STRONG_BEFORE + r")\s+" + _T + r"\b")
-WEAK_BEFORE_RE = re.compile(r"(?<![\w@/])(?:" + _WEAK_BEFORE + r")\s+" + _T + r"\b")
-AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=\s*(?:" + _AFTER + r")\b)")
-# the after-cues that are ordinary verbs after anything ("it was", "that is"): only a name at a clause start
-_WEAK_AFTER = {"finally", "still", "just", "was", "is", "has", "had", "will", "can", "could", "would", "got", "made"}
+_WEAK_AFTER = r"came|comes|went|goes|wants|needs|sent|sends|loved|hated|left|arrived|visited|phoned|got|gave|" + (
+    r"bought|made|finally|still|just|was|is|has|had|will|can|could|would|'s|’s"
+)
+STRONG_BEFORE_RE = re.compile(r"(?<![\w@/])(?i:" + _STRONG_BEFORE + r")\s+" + _T + r"\b")
+WEAK_BEFORE_RE = re.compile(r"(?<![\w@/])(?i:" + _WEAK_BEFORE + r")\s+" + _T + r"\b")
+# the cue is a word of its own ("equivalent" is not "equiva" + "lent"); a possessive is written on the name
+STRONG_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=(?:\s+|(?=['’]))(?i:" + _STRONG_AFTER + r")\b)")
+WEAK_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=(?:\s+|(?=['’]))(?i:" + _WEAK_AFTER + r")\b)")
+PHONE_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=\s+[-–:]\s+\+?\(?\d)")  # "thiago - +31 20 ..."
+LIST_AFTER_RE = re.compile(r"\s*(?:,|&|\band\b)\s*" + _T + r"\b")  # "Björn Mensah and Stanislav"
+# the weak after-cues are ordinary verbs after anything ("it was", "that is"): only a name at a clause start
 _CLAUSE_START = re.compile(r"(?:^|[.!?;:\n,(]|\b(?:and|but|so|then|today|yesterday|lol|ok|also)\b)\s*$")
+# "## Attendees" and the list under it: each item is a person
+_PEOPLE_HEADING = re.compile(
+    r"^#{1,6}\s*(?:attendees|participants|people|present|guests|with|who)\b[^\n]*\n((?:[ \t]*[-*+][^\n]*\n?)+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ITEM = re.compile(r"^[ \t]*[-*+][ \t]+(?:\[\[)?([^\n\]|]+?)(?:\]\])?[ \t]*$", re.MULTILINE)
 
 
 @lru_cache(maxsize=4)
@@ -72,12 +103,19 @@ def mostly_lower_case(text: str) -> bool:
     return letters >= 12 and sum(c.isupper() for c in text) * 60 < letters
 
 
-def cue_names(text: str, words: frozenset[str]) -> list[Detection]:
-    """Lower-case names by the words around them (see the module docstring). Score 0.6: below the NER's."""
+def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | None = None) -> list[Detection]:
+    """Names by the words around them (see the module docstring), in any case: a lower-case word that is no
+    English word after any cue; a capitalised one only after a strong cue, before a strong verb ("Siobhán
+    thinks"), before a phone number, as the next item of a list of names that `people` (spans already found)
+    starts ("Björn Mensah and Stanislav"), or as an item under an "Attendees" heading. Score 0.6."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    def is_name(word: str) -> bool:
+    def is_name(word: str, lower_only: bool = False) -> bool:
         w = word.casefold()
+        if lower_only and not word.islower():
+            return False
+        if not (word.islower() or (word[:1].isupper() and word[1:].islower())):
+            return False  # "iPhone", "API": not written like a name
         return (
             len(w) >= 3
             and w not in STOP_WORDS
@@ -87,16 +125,38 @@ def cue_names(text: str, words: frozenset[str]) -> list[Detection]:
         )
 
     found: dict[tuple[int, int], Detection] = {}
-    matches = list(STRONG_BEFORE_RE.finditer(text))
-    if mostly_lower_case(text):
-        matches += WEAK_BEFORE_RE.finditer(text)
-    for m in matches:
+
+    def add(start: int, end: int) -> None:
+        found[(start, end)] = Detection("PERSON", start, end, 0.6)
+
+    lower_text = mostly_lower_case(text)
+    for m in STRONG_BEFORE_RE.finditer(text):
         if is_name(m.group(1)):
-            found[m.span(1)] = Detection("PERSON", m.start(1), m.end(1), 0.6)
-    for m in AFTER_RE.finditer(text):
-        verb = text[m.end(1) :].split(None, 1)[0].casefold() if text[m.end(1) :].strip() else ""
-        if verb in _WEAK_AFTER and not _CLAUSE_START.search(text[max(0, m.start(1) - 12) : m.start(1)]):
-            continue
+            add(*m.span(1))
+    for m in STRONG_AFTER_RE.finditer(text):
         if is_name(m.group(1)):
-            found[m.span(1)] = Detection("PERSON", m.start(1), m.end(1), 0.6)
+            add(*m.span(1))
+    for m in PHONE_AFTER_RE.finditer(text):
+        if is_name(m.group(1)):
+            add(*m.span(1))
+    if lower_text:
+        for m in WEAK_BEFORE_RE.finditer(text):
+            if is_name(m.group(1), lower_only=True):
+                add(*m.span(1))
+    for m in WEAK_AFTER_RE.finditer(text):
+        possessive = text[m.end(1) : m.end(1) + 2] in ("'s", "’s")  # "return priyanka's drill"
+        start_of_clause = _CLAUSE_START.search(text[max(0, m.start(1) - 12) : m.start(1)])
+        if is_name(m.group(1), lower_only=True) and (start_of_clause or (possessive and lower_text)):
+            add(*m.span(1))
+    for block in _PEOPLE_HEADING.finditer(text):
+        for item in _ITEM.finditer(text, block.start(1), block.end(1)):
+            value = item.group(1).strip()
+            if 0 < len(value.split()) <= 4 and any(is_name(w) for w in re.findall(r"[^\W\d_]+", value)):
+                add(item.start(1), item.start(1) + len(value))
+    for _ in range(3):  # a list of names: "with Björn Mensah, Ilse and Stanislav"
+        ends = sorted({e for _, e in [*(people or []), *found]})
+        for end in ends:
+            m = LIST_AFTER_RE.match(text, end)
+            if m and is_name(m.group(1)) and m.span(1) not in found:
+                add(*m.span(1))
     return sorted(found.values(), key=lambda d: d.start)

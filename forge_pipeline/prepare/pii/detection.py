@@ -65,6 +65,8 @@ NOT_NAMES = {
 
 FENCE_RE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
 INLINE_CODE_RE = re.compile(r"(`+)[^`\n]+?\1")
+# math as Obsidian reads it (ingest keeps it verbatim): $$...$$, or $...$ with no space just inside either $
+MATH_RE = re.compile(r"\$\$.+?\$\$|\$[^\s$](?:[^$\n]*?[^\s$])?\$", re.DOTALL)
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
@@ -196,12 +198,18 @@ def _analyze_raw(analyzer, texts: list[str], scrub: ScrubSettings, fast: bool) -
     return results
 
 
+def has_code(text: str) -> bool:
+    return "`" in text or "~~~" in text or "$" in text
+
+
 def code_regions(text: str) -> list[tuple[int, int]]:
-    """(start, end) of fenced code blocks and inline `code` spans."""
+    """(start, end) of fenced code blocks, inline `code` spans and math (`$x_2$`, `$$...$$`: LaTeX is code
+    too: "\\overline{x" and "x_2" were names to the NER)."""
     regions = [(m.start(), m.end()) for m in FENCE_RE.finditer(text)]
-    for m in INLINE_CODE_RE.finditer(text):
-        if not any(s <= m.start() < e for s, e in regions):
-            regions.append((m.start(), m.end()))
+    for rx in (INLINE_CODE_RE, MATH_RE):
+        for m in rx.finditer(text):
+            if not any(s <= m.start() < e for s, e in regions):
+                regions.append((m.start(), m.end()))
     return regions
 
 
@@ -212,7 +220,7 @@ def _inside(d: Detection, regions: list[tuple[int, int]]) -> bool:
 def _apply_rules(text: str, raw: list[Detection], scrub: ScrubSettings) -> list[Detection]:
     """presidio's raw results -> the detections Forge keeps (before name propagation and the deny list)."""
     allow = {a.casefold() for a in scrub.allow_list}
-    regions = code_regions(text) if scrub.skip_code and ("`" in text or "~~~" in text) else []
+    regions = code_regions(text) if scrub.skip_code and has_code(text) else []
     kept = []
     for d in raw:
         if d.entity_type in ORG_LOC and d.entity_type not in scrub.entities:

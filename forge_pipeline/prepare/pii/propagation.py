@@ -23,8 +23,9 @@ from forge_pipeline.prepare.pii.detection import (
     _apply_rules,
     _inside,
     code_regions,
+    has_code,
 )
-from forge_pipeline.prepare.pii.spans import fit_to_structure, merge_spans, trim_names
+from forge_pipeline.prepare.pii.spans import fit_to_structure, merge_spans, trim_names, url_regions
 from forge_pipeline.prepare.pii.vault import VaultMarkers, text_concepts
 
 # A name found by the NER is propagated when the NER found it in at least this share of the places where it
@@ -200,6 +201,17 @@ def per_text_detections(text: str, raw: list[Detection], scrub: ScrubSettings) -
     return merge_spans(trim_names(text, dets)) if dets else dets
 
 
+def _uncued_word_at_sentence_start(text: str, d: Detection, words: frozenset[str]) -> bool:
+    """ "Lunch", "Catching", "Email" opening a sentence: the NER calls a capitalised dictionary word there a person
+    when nothing around it says so. One word only, no person cue before or after it."""
+    value = text[d.start : d.end]
+    if " " in value or not value[:1].isupper() or value.casefold() not in words:
+        return False
+    if not (d.start == 0 or _SENTENCE_START.search(text[max(0, d.start - 4) : d.start])):
+        return False
+    return not (LOC_CUE_RE.search(text[max(0, d.start - 12) : d.start]) or _AFTER_NAME.match(text, d.end))
+
+
 def concept_phrases(decision: NameDecision) -> NameIndex:
     """The vault's concepts of two to eight words as a phrase index (titles, headings, link targets)."""
     return NameIndex({c for c in decision.concepts if 1 < len(c.split()) <= 8})
@@ -208,10 +220,12 @@ def concept_phrases(decision: NameDecision) -> NameIndex:
 def _with_cue_names(text: str, dets: list[Detection], words, scrub: ScrubSettings) -> list[Detection]:
     """`dets` plus the lower-case names cues.py finds, where no detection already covers them and not in code
     or a URL."""
-    regions = code_regions(text) if scrub.skip_code and ("`" in text or "~~~" in text) else []
+    regions = code_regions(text) if scrub.skip_code and has_code(text) else []
     extra = [
         d
-        for d in fit_to_structure(text, cue_names(text, words))
+        for d in fit_to_structure(
+            text, cue_names(text, words, [(d.start, d.end) for d in dets if d.entity_type == "PERSON"])
+        )
         if not any(o.start < d.end and d.start < o.end for o in dets) and not (regions and _inside(d, regions))
     ]
     return sorted([*dets, *extra], key=lambda d: d.start) if extra else dets
@@ -273,7 +287,8 @@ def detect_corpus(
             for i, t in enumerate(texts):
                 if t and any(c.islower() for c in t):
                     text_dets[i] = _with_cue_names(t, text_dets[i], words, scrub)
-        decision.learn_words(texts, english_words(scrub.spacy_model))
+        # corpus evidence about words, like name propagation: only when the corpus may speak for a text
+        decision.learn_words(texts if scrub.propagate_names else [], english_words(scrub.spacy_model))
         phrases = concept_phrases(decision)
         for i, (t, dets) in enumerate(zip(texts, text_dets)):
             kept = []
@@ -284,6 +299,8 @@ def detect_corpus(
                     continue
                 inside = any(s <= d.start and d.end <= e and (s, e) != (d.start, d.end) for s, e, _ in spans)
                 reason = decision.keep_reason(t[d.start : d.end], inside)
+                if reason is None and _uncued_word_at_sentence_start(t, d, decision.words):
+                    reason = "dictionary word at a sentence start"
                 if reason is None:
                     kept.append(d)
                 else:
@@ -300,7 +317,10 @@ def detect_corpus(
     candidates -= deny_terms | sure
     candidates = {c for c in candidates if not decision.is_concept_term(c)}
     index = NameIndex(sure | candidates if scrub.propagate_names else sure)
-    regions_of = [code_regions(t) if t and scrub.skip_code and ("`" in t or "~~~" in t) else [] for t in texts]
+    # propagated names never land in code or inside a URL (a name found in prose is no part of youtube.com)
+    regions_of = [
+        [*(code_regions(t) if scrub.skip_code and has_code(t) else []), *url_regions(t)] if t else [] for t in texts
+    ]
     occurrences = [index.find(t) if t else [] for t in texts]
     terms = set(sure)
     if candidates:

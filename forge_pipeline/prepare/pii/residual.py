@@ -16,10 +16,12 @@ from forge_pipeline.prepare.pii.detection import (
     DetectionCache,
     _inside,
     code_regions,
+    has_code,
 )
 from forge_pipeline.prepare.pii.propagation import NameIndex, detect_corpus
 from forge_pipeline.prepare.pii.recognizers import build_analyzer
 from forge_pipeline.prepare.pii.scrub import known_names_of
+from forge_pipeline.prepare.pii.spans import url_regions
 from forge_pipeline.prepare.pii.vault import vault_markers
 
 
@@ -190,7 +192,7 @@ def check_residual_pii(
     persons = NameIndex(decision.persons)
 
     def decided(text, where, eid, index):
-        regions = code_regions(text) if scrub.skip_code and ("`" in text or "~~~" in text) else []
+        regions = [*(code_regions(text) if scrub.skip_code and has_code(text) else []), *url_regions(text)]
         for start, end, term in index.find(text):
             key = " ".join(term)
             if decision.replaces(key, text[start:end]) and not _inside(Detection("PERSON", start, end, 1.0), regions):
@@ -213,8 +215,10 @@ def check_residual_pii(
         }
         to_original = dict(zip(frame["example_id"].to_list(), frame["original_example_id"].to_list()))
         for (eid, j), text in zip(locs, texts):
-            for value in dict.fromkeys(own.get((to_original.get(eid), j), [])):
+            values = list(dict.fromkeys(own.get((to_original.get(eid), j), [])))
+            skip = [*(code_regions(text) if values and has_code(text) else []), *(url_regions(text) if values else [])]
+            for value in values:
                 for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):
-                    if not PLACEHOLDER_RE.fullmatch(m.group()):
+                    if not any(s <= m.start() and m.end() <= e for s, e in skip):
                         flag(eid, j, "PERSON", "per_message", text, m.start(), m.end(), "prepare.scrub.allow_list")
     return ResidualReport(residual, group_flags(hits))

@@ -146,7 +146,7 @@ def text_concepts(texts: list[str], markers: VaultMarkers, code_regions) -> None
     for text in texts:
         if not text:
             continue
-        if "`" in text or "~~~" in text:
+        if "`" in text or "~~~" in text or "$" in text:
             for start, end in code_regions(text):
                 for word in _WORD_RE.findall(text[start:end]):
                     if len(word) >= 3:
