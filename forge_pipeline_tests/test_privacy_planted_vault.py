@@ -212,11 +212,11 @@ def test_no_planted_structured_value_in_any_file_after_the_scrub(planted_run):
 
 
 DETECTOR_MISSES = (
-    "the name detector (forge_pipeline/prepare/pii, issue 29) misses, in the scrubbed tables, the catalog and "
-    "the embedding chunks (and in the event log's previews of them): a lower-case first name with no cue "
-    "('nadia disagreed'), a first name alone at a sentence start ('Oluwaseun called'), and full names in a list "
-    "item or prose that spaCy does not tag ('Nguyễn Thị Lan', 'Siobhán Gallagher', 'Priyanka Raghunathan', "
-    "'Adebayo Okonkwo'); no_residual_pii passes on them"
+    "the name detector (forge_pipeline/prepare/pii, issue 29) leaves, in the scrubbed tables, the catalog (JSONL "
+    "and arrow), the embedding chunks and the event log's previews of them: a lower-case first name with no cue "
+    "('nadia disagreed') and full names that spaCy does not tag in a list item or in prose ('Nguyễn Thị Lan:', "
+    "'Siobhán Gallagher:', 'Priyanka Raghunathan: call ...', 'Adebayo Okonkwo from the platform team'); "
+    "no_residual_pii passes on them"
 )
 
 
