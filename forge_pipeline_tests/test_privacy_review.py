@@ -191,9 +191,11 @@ def test_pii_review_lists_masked_values_and_records_decisions_in_bulk(tmp_path):
     assert ids, listed.output
 
     template = runner.invoke(app, ["pii", "review", "--as-file", "--data-root", str(root)])
-    assert template.exit_code == 0 and "reject Ingrid Halvorsen" in template.output  # values in full: for editing
+    assert template.exit_code == 0 and "\n#reject Ingrid Halvorsen\n" in template.output  # in full: for editing
     decisions = tmp_path / "decisions.txt"
-    decisions.write_text("accept Docker\nreject ingrid\n")
+    decisions.write_text(template.stdout)  # what `> decisions.txt` keeps (the progress line goes to stderr)
+    assert read_decisions_file(decisions) == ([], [])  # the template decides nothing until a line is uncommented
+    decisions.write_text(template.stdout + "accept Docker\nreject ingrid\n")
     done = runner.invoke(
         app, ["pii", "review", "--from-file", str(decisions), "--accept", ids[0], "--data-root", str(root)]
     )

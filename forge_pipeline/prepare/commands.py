@@ -140,13 +140,13 @@ def _print_template(candidates) -> None:
     from forge_pipeline.prepare.pii_display import context_of
     from forge_pipeline.records import escape_control
 
-    typer.echo("# one decision per line: `accept VALUE` keeps it as a word, `reject VALUE` always replaces it;")
-    typer.echo("# delete the lines you leave undecided. Then: forge pii review --from-file THIS_FILE")
+    typer.echo("# PII review: for each value, uncomment (remove the leading #) the decision you want: `accept`")
+    typer.echo("# keeps it as a word, `reject` always replaces it. Lines left commented decide nothing.")
+    typer.echo("# Then: forge pii review --from-file THIS_FILE")
     for kind, flag in candidates.ordered():
-        verb = "accept" if kind == "flagged" else "reject"
-        context = context_of(flag)
-        typer.echo(escape_control(f"# {kind} x{flag.count} ({flag.entity_type}): {context}"))
-        typer.echo(escape_control(f"{verb} {flag.value}"))
+        typer.echo(escape_control(f"# {kind} x{flag.count} ({flag.entity_type}): {context_of(flag)}"))
+        typer.echo(escape_control(f"#accept {flag.value}"))
+        typer.echo(escape_control(f"#reject {flag.value}"))
 
 
 def _interactive(candidates, path: Path, who: str | None) -> None:
