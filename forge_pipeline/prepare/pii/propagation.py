@@ -212,6 +212,23 @@ def _uncued_word_at_sentence_start(text: str, d: Detection, words: frozenset[str
     return not (LOC_CUE_RE.search(text[max(0, d.start - 12) : d.start]) or _AFTER_NAME.match(text, d.end))
 
 
+_NEXT_NAME = re.compile(r"[ \t]+([A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)?)\b")
+
+
+def _with_surnames(text: str, dets: list[Detection], decision: NameDecision) -> list[Detection]:
+    """A first name the NER found alone before a capitalised word that is no English word and no concept
+    takes that word in ("[Colin Tedford](...)": the NER saw only "Colin"; the surname is the identifying part)."""
+    out = []
+    for d in dets:
+        if d.entity_type == "PERSON" and " " not in text[d.start : d.end]:
+            m = _NEXT_NAME.match(text, d.end)
+            word = m.group(1).casefold() if m else ""
+            if m and word not in decision.words and not decision.is_concept_term(word) and len(word) >= 2:
+                d = Detection("PERSON", d.start, m.end(1), d.score)
+        out.append(d)
+    return out
+
+
 def concept_phrases(decision: NameDecision) -> NameIndex:
     """The vault's concepts of two to eight words as a phrase index (titles, headings, link targets)."""
     return NameIndex({c for c in decision.concepts if 1 < len(c.split()) <= 8})
@@ -305,7 +322,7 @@ def detect_corpus(
                     kept.append(d)
                 else:
                     kept_reasons[reason] += 1
-            text_dets[i] = kept
+            text_dets[i] = kept = _with_surnames(t, kept, decision)
             if scrub.propagate_names:
                 for d in kept:
                     if d.entity_type == "PERSON":

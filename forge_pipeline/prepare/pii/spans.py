@@ -69,8 +69,9 @@ def merge_spans(dets: list[Detection]) -> list[Detection]:
     return [Detection(lead.entity_type, u.start, u.end, u.score) for u, lead in merged]
 
 
-# Structure a placeholder never crosses: a line break, a list marker, a table cell, the brackets of a link.
-_STRUCTURE = re.compile(r"\n|\||\]\(|[\[\]<>]|\s+(?:and|&|w/)\s+|[,;]\s*", re.IGNORECASE)
+# Structure a placeholder never crosses: a line break, a list marker, a table cell, the brackets of a link, the
+# " / " between headings of a prompt ("Apple Journal / On Mac").
+_STRUCTURE = re.compile(r"\n|\||\]\(|[\[\]<>]|\s+(?:and|&|w/|/)\s+|[,;]\s*", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:[\s>#*+\-]|\d+[.)]\s)+")  # list markers, headings, quotes, emphasis at a piece's start
 _URL_SPAN = re.compile(
     r"(?:https?://|www\.)[^\s<>)\]]+|\]\([^)\s]*\)|<[^>\s]+@[^>\s]+>|</?[a-zA-Z][^<>\n]*>"
