@@ -153,9 +153,8 @@ def _demo(console, settings, select: str, run_id: str) -> None:
         raise outcome["error"]
     result = outcome["result"]
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                console.print(_failure_line(event, result.run_id, home), markup=False, soft_wrap=True)
+        for line in _failure_lines(result, asset_graph, select, home):
+            console.print(line, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[bold green]Done[/bold green] in {time.time() - started:.0f}s (run {result.run_id}).")
     _print_outputs(console, settings)
@@ -328,7 +327,79 @@ def _glimpse(text: str, limit: int) -> str:
     return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
-def _failure_line(event, run_id: str, home: Path) -> str:
+def _failure_lines(result, asset_graph, select: str, home: Path) -> list[str]:
+    """What a person needs after a failed run: per failed check its own report (the PII check lists the values,
+    masked, and the settings that change them), per failed step one line, each with a rerun command that
+    `forge demo --select` accepts."""
+    import dagster as dg
+
+    from forge_pipeline.records import escape_control
+
+    out = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                asset = evaluation.asset_key.to_user_string()
+                rerun = rerun_selection(asset_graph, evaluation.asset_key, select)
+                # the check's own rerun hint does not know this run's --select: the one below does
+                report = "\n".join(
+                    line for line in (evaluation.description or "").splitlines() if not line.startswith("Then rerun:")
+                )
+                out.append(
+                    escape_control(
+                        f"forge demo: check {asset}:{evaluation.check_name} failed: {report}\n"
+                        f"Then rerun: forge demo --select '{rerun}'"
+                    )
+                )
+    for event in result.all_events:
+        if event.is_step_failure:
+            key = _asset_of_step(asset_graph, event.step_key)
+            rerun = rerun_selection(asset_graph, key, select) if key is not None else f"{event.step_key}*"
+            out.append(_failure_line(event, result.run_id, home, rerun))
+    return out
+
+
+def _asset_of_step(asset_graph, step_key: str):
+    """The asset a step materializes or checks (a check's op is named `<asset>_<check>`)."""
+    for key in asset_graph.get_all_asset_keys():
+        if key.to_python_identifier() == step_key:
+            return key
+    for check in asset_graph.asset_check_keys:
+        if f"{check.asset_key.to_python_identifier()}_{check.name}" == step_key:
+            return check.asset_key
+    return None
+
+
+def rerun_selection(asset_graph, failed, select: str) -> str:
+    """An asset selection that reruns `failed` and what `select` asked for after it (nothing upstream that
+    already succeeded, nothing downstream that was not asked for), written so AssetSelection.from_string
+    (which `--select` uses) gives exactly that set back."""
+    import dagster as dg
+
+    asked = dg.AssetSelection.from_string(select) if select != "*" else dg.AssetSelection.all()
+    name = failed.to_user_string()
+    downstream = dg.AssetSelection.assets(failed).downstream()
+    target = {k for k in (downstream & asked).resolve(asset_graph) if asset_graph.get(k).is_materializable}
+    sinks = [k for k in target if not (asset_graph.get(k).child_keys & target)]
+    ends = " or ".join(f'+key:"{k.to_user_string()}"' for k in sorted(sinks))
+    candidates = [
+        f"{name}*",
+        name,
+        f'key:"{name}"+ and ' + (ends if len(sinks) == 1 else f"({ends})"),
+        " or ".join(f'key:"{k.to_user_string()}"' for k in sorted(target)),
+    ]
+    for candidate in candidates:
+        try:
+            chosen = dg.AssetSelection.from_string(candidate).resolve(asset_graph)
+        except Exception:  # a form this Dagster version does not parse: try the next
+            continue
+        if {k for k in chosen if asset_graph.get(k).is_materializable} == target:
+            return candidate
+    return select
+
+
+def _failure_line(event, run_id: str, home: Path, rerun: str | None = None) -> str:
     """One line for a failed step: which step, the error's own first line (stage errors name their file and
     what to do) and where the full trace is."""
     error = event.step_failure_data.error if event.step_failure_data else None
@@ -343,7 +414,7 @@ def _failure_line(event, run_id: str, home: Path) -> str:
 
     return escape_control(
         f"forge demo: step {event.step_key} failed: {message} (full trace: run {run_id} in "
-        f"the Dagster UI, DAGSTER_HOME={home}; fix it and rerun with --select '{event.step_key}*')"
+        f"the Dagster UI, DAGSTER_HOME={home}; fix it and rerun with --select '{rerun or event.step_key + '*'}')"
     )
 
 
@@ -469,6 +540,8 @@ def run_summary(instance) -> tuple[list[dict], list[dict]]:
                     "check": key[1],
                     "passed": evaluation.passed,
                     "run_id": run.run_id,
+                    # what the check says about itself (the PII check: values masked, what changes them)
+                    **({"description": evaluation.description} if evaluation.description else {}),
                 }
     failed = [c for c in latest_checks.values() if not c["passed"]]
     return list(last_by_job.values()), sorted(failed, key=lambda c: (c["asset"], c["check"]))
@@ -498,6 +571,8 @@ def _print_runs_and_checks(console, settings) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+            for line in (check.get("description") or "").splitlines():
+                console.print(shown(f"  {line}"), markup=False, soft_wrap=True)
     else:
         console.print("asset checks: none failing")
 

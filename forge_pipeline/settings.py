@@ -224,7 +224,7 @@ def _load(overrides: dict) -> ForgeSettings:
             f"sections: {', '.join(sorted(ForgeSettings.model_fields))}"
         )
     try:
-        return ForgeSettings(**overrides)
+        settings = ForgeSettings(**overrides)
     except ValidationError as err:
         config = _config_file()  # forge.yaml found in the working directory counts too, not only FORGE_CONFIG
         source = str(config) if config else "environment/arguments"
@@ -246,6 +246,13 @@ def _load(overrides: dict) -> ForgeSettings:
             f"{config}: cannot read the settings file ({type(err).__name__}: {first}); "
             f"it must be a YAML/TOML mapping of fields. Details: {err}"
         ) from None
+    from forge_pipeline.prepare.pii_decisions import ReviewError, apply_review
+
+    try:
+        # `forge pii review` decisions join prepare.scrub's allow/deny lists: one path into the scrubber
+        return apply_review(settings)
+    except ReviewError as err:
+        raise SettingsError(str(err)) from None
 
 
 def _describe_error(error: dict) -> str:

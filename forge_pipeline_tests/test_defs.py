@@ -18,7 +18,7 @@ EXPECTED_PARENTS = {
     "vault_notes": set(),
     "conversations": set(),
     "training_examples": {"vault_notes", "conversations"},
-    "scrubbed_examples": {"training_examples"},
+    "scrubbed_examples": {"training_examples", "vault_notes"},
     "filtered_examples": {"scrubbed_examples"},
     "deduplicated_examples": {"filtered_examples"},
     "curated_examples": {"deduplicated_examples"},

@@ -18,7 +18,7 @@ def test_check_inputs_lists_dropped_files_with_reasons(tmp_path):
     (vault / "ok.md").write_text("# Fine\ntext")
     (vault / "bad.md").write_bytes(b"\xff\xfe not utf-8")
     (chats / "c.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n{oops\n")
-    result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)])
+    result = CliRunner().invoke(app, ["check-inputs", "--no-pii", "--vault", str(vault), "--conversations", str(chats)])
     assert result.exit_code == 0, result.output  # quarantining is normal work, not a failure
     assert "1 notes, 1 conversations readable; 2 record(s) would be quarantined" in result.output
     assert "dropped bad.md: not_utf8" in result.output
@@ -46,7 +46,7 @@ def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_p
         json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
     )
     result = CliRunner().invoke(
-        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)], env={"COLUMNS": "200"}
+        app, ["check-inputs", "--no-pii", "--vault", str(vault), "--conversations", str(chats)], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 0, result.output
     out = result.output
@@ -59,7 +59,8 @@ def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_p
     assert "prompt: What are your thoughts on Postgres locks, specifically Advisory locks?" in out
     assert "Beratung" not in out
     quiet = CliRunner().invoke(
-        app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats), "--sample", "0", "--worst", "0"]
+        app,
+        ["check-inputs", "--no-pii", "--vault", str(vault), "--conversations", str(chats), "--sample", "0", "--worst", "0"],
     )
     assert quiet.exit_code == 0 and "prompt:" not in quiet.output and "4 training examples" in quiet.output
 
@@ -76,7 +77,7 @@ def test_check_inputs_shows_control_characters_escaped(tmp_path):
     vault.mkdir()
     chats.mkdir()
     (chats / "c.jsonl").write_text(json.dumps({"messages": [{"role": "\x1b]0;owned\x07", "content": "q"}]}) + "\n")
-    result = CliRunner().invoke(app, ["check-inputs", "--vault", str(vault), "--conversations", str(chats)])
+    result = CliRunner().invoke(app, ["check-inputs", "--no-pii", "--vault", str(vault), "--conversations", str(chats)])
     assert result.exit_code == 0
     assert "\x1b" not in result.output and "\x07" not in result.output and "\\x1b]0;owned\\x07" in result.output
 

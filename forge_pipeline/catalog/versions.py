@@ -50,6 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
+from forge_pipeline.prepare.pii_decisions import lists_record
 from forge_pipeline.records import EXAMPLE_SCHEMA, check_schema
 from forge_pipeline.settings import ForgeSettings
 
@@ -278,6 +279,8 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
             "quality": quality,
             "parent": catalog.get("latest"),
             "sources": sources or {},
+            # the allow/deny lists (with `forge pii review` decisions) this version was scrubbed with
+            "pii_lists": lists_record(settings),
             "path": str(root / version_id),
         }
         try:

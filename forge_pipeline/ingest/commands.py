@@ -17,9 +17,13 @@ def register(app: typer.Typer) -> None:
         conversations: Path = typer.Option(None, help="Conversations folder (default: settings' conversations_dir)."),
         sample: int = typer.Option(8, min=0, help="Vault examples to show, drawn at random (seeded), 0 for none."),
         worst: int = typer.Option(10, min=0, help="Lowest quality-scored examples to show, 0 for none."),
+        pii: bool = typer.Option(
+            True, "--pii/--no-pii", help="Preview what the PII scrub would replace (values masked; loads spaCy)."
+        ),
     ) -> None:
         """Parse notes and conversations, list every file/line that would be quarantined and why, and count the
-        training examples they would give (per extraction strategy and language, with a sample of prompts).
+        training examples they would give (per extraction strategy and language, with a sample of prompts), and
+        preview what the PII scrub would replace and flag (values masked, counts, context; `--no-pii` skips it).
         Exit status 0 even when records are dropped; non-zero only when the inputs cannot be read at all."""
         from forge_pipeline.ingest.conversations import read_conversations
         from forge_pipeline.ingest.examples import build_training_examples
@@ -57,6 +61,15 @@ def register(app: typer.Typer) -> None:
 
         for line in quality_report_lines(examples, settings.prepare.filter.languages, worst):
             typer.echo(escape_control(line))
+        if pii and examples.height:
+            from forge_pipeline.prepare.pii_review import preview_lines, review_candidates
+
+            # the scrub the pipeline would run, in memory; where Forge has a data root already, its detection
+            # cache (offsets, no text) is shared with the pipeline, else nothing is written
+            cache = settings.paths.cache if settings.paths.root.is_dir() else None
+            candidates = review_candidates(examples, settings, cache_dir=cache, notes=notes)
+            for line in preview_lines(candidates):
+                typer.echo(escape_control(line))
 
 
 def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: int, settings, sample: int) -> list[str]:

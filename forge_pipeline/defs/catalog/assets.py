@@ -82,8 +82,10 @@ def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
     if not evaluation.passed:
         raise dg.Failure(
             "dataset_version: the latest scrubbed_examples failed its blocking check no_residual_pii "
-            f"(run {record.run_id}): personal data may remain. Fix the scrub settings (deny_list, "
-            "entities) and re-materialize scrubbed_examples; no version was built."
+            f"(run {record.run_id}): personal data may remain (the check's report lists each value masked, "
+            "with the setting that changes it). Decide with `forge pii review --list` (or prepare.scrub.allow_list"
+            " / deny_list), re-materialize scrubbed_examples with its check (forge demo --select "
+            "scrubbed_examples), then dataset_version; no version was built."
         )
 
 
@@ -118,6 +120,8 @@ def dataset_version(
             "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
             "quality": dg.MetadataValue.md(_quality_md(entry.get("quality") or {})),
             "path": dg.MetadataValue.path(entry["path"]),
+            # the allow/deny lists (reviewed decisions included) the examples were scrubbed with: hash and counts
+            "pii_lists": dg.MetadataValue.json(entry.get("pii_lists", {})),
             "preview": table_preview(preview),
             # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the
             # version in the UI before spending GPU time on it.

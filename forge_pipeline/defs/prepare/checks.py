@@ -25,12 +25,14 @@ def no_residual_pii(
 ) -> dg.AssetCheckResult:
     """No structured value (e-mail, phone, card, IBAN, IP, address, deny-list term) outside the placeholders,
     and no name the scrubber knows from the unscrubbed table left in any message or tag, in any letter case.
-    A failure blocks everything downstream, and dataset_version refuses to build from the table later too."""
-    from forge_pipeline.prepare.pii import find_residual_pii
+    A failure blocks everything downstream, and dataset_version refuses to build from the table later too; it
+    lists each value masked (`t***` x11: "... some t*** for ..."), the setting that changes it and the rerun."""
+    from forge_pipeline.prepare.pii_display import lines, mask, residual_report
+    from forge_pipeline.prepare.pii_flags import residual_values
 
     settings = forge.get()
     scrub = settings.prepare.scrub
-    residual = find_residual_pii(
+    flags = residual_values(
         scrubbed_examples,
         scrub,
         pii_analyzer.get(scrub, settings.runtime),
@@ -38,13 +40,24 @@ def no_residual_pii(
         cache_dir=settings.paths.cache,
         notes=vault_notes,
     )
+    by_type = Counter()
+    for flag in flags:
+        by_type[flag.entity_type] += flag.count
+    # Values only masked: the event log is stored and shown in the UI, the values are the person's PII.
     return dg.AssetCheckResult(
-        passed=not residual,
+        passed=not flags,
+        description=residual_report(flags) if flags else "no personal data found outside the placeholders",
         metadata={
-            "residual_entities": len(residual),
-            "by_type": dg.MetadataValue.json(dict(Counter(r["entity_type"] for r in residual))),
-            # ids and positions only: the values themselves would put PII into the event log
-            "first_residuals": dg.MetadataValue.json(residual[:20]),
+            "residual_entities": sum(f.count for f in flags),
+            "distinct_values": len(flags),
+            "by_type": dg.MetadataValue.json(dict(by_type)),
+            "flagged_values": dg.MetadataValue.md("\n".join(f"- {line}" for line in lines(flags)) or "none"),
+            "flagged": dg.MetadataValue.json(
+                [
+                    {"masked": mask(f.value), "type": f.entity_type, "count": f.count, "example_ids": f.example_ids[:5]}
+                    for f in sorted(flags, key=lambda f: -f.count)[:20]
+                ]
+            ),
         },
     )
 
