@@ -82,6 +82,11 @@ from datetime import datetime
 
 import polars as pl
 
+from forge_pipeline.ingest.boilerplate import BoilerplateReport, common_headings, repeated_lines, strip_boilerplate
+from forge_pipeline.ingest.flashcards import split_cards
+from forge_pipeline.ingest.prompts import Candidate, resolve_shared_prompts, topic
+from forge_pipeline.ingest.sections import first_sentence, plain, section_candidates
+from forge_pipeline.ingest.vault_config import VaultConfig, daily_note_matcher
 from forge_pipeline.prepare.quality import detect_language
 from forge_pipeline.records import (
     EXAMPLE_SCHEMA,
@@ -104,21 +109,6 @@ _H2_SPLIT = re.compile(r"^(#{2,6})\s+(.+?)\s*$", re.MULTILINE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ANY_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _JOURNAL_NAME = re.compile(r"^\d{4}([-_.]?)\d{2}\1\d{2}(?:[ _-]+[A-Za-z]+)?$")
-# Dates (2026-03-02, 2026/03/02, 20260302, 02.03.2026), version numbers (1.11.1, v2.0) and bare numbers: a
-# prompt made of these ("What are your thoughts on 1.11.1?") teaches nothing.
-_DATE_OR_VERSION = re.compile(
-    r"\b(?:\d{4}[-_./]\d{1,2}[-_./]\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{8}"
-    r"|v?\d+(?:\.\d+)+|\d+(?:st|nd|rd|th)?)\b",
-    re.IGNORECASE,
-)
-_CALENDAR_WORDS = re.compile(
-    r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-    r"[a-z]*\b|\b(?:week|daily|note|journal|log|entry|today|changelog|release|version)\b",
-    re.IGNORECASE,
-)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[.\]\s+)?")  # "- ", "2. ", "- [x] "
-_BOLD_LINE = re.compile(r"^(?:\*\*|__)([^*_\n]+?)(?:\*\*|__):?$")
 
 
 def _is_reflection(tags: list[str], reflection_tags: list[str]) -> bool:
@@ -127,16 +117,6 @@ def _is_reflection(tags: list[str], reflection_tags: list[str]) -> bool:
 
 def _norm(text: str) -> str:
     return re.sub(r"[\W_]+", "", text).lower()
-
-
-def _topic(text: str) -> str | None:
-    """`text` without dates and version numbers, or None when nothing but dates, numbers and calendar words
-    is left ("2026-03-24", "1.11.1", "Monday, March 2", "Weekly note 12")."""
-    cleaned = _DATE_OR_VERSION.sub(" ", text)
-    if not re.search(r"[^\W\d_]", _CALENDAR_WORDS.sub(" ", cleaned)):
-        return None
-    cleaned = re.sub(r"\s+", " ", cleaned)
-    return re.sub(r"^[\s\-–—:,.;/|()]+|[\s\-–—:,;/|(]+$", "", cleaned) or None
 
 
 def _frontmatter(note: dict) -> dict:
@@ -157,8 +137,8 @@ def _aliases(note: dict) -> list[str]:
 def note_topic(note: dict) -> str | None:
     """What the note is about: its title, or its first alias that is more than a date or version."""
     for name in [note["title"], *_aliases(note)]:
-        if name and (topic := _topic(name)):
-            return topic
+        if name and (found := topic(name)):
+            return found
     return None
 
 
@@ -174,7 +154,7 @@ def _strip_title_line(body: str, names: list[str] | None = None) -> str:
 
 def _names_note(heading: str, names: list[str]) -> bool:
     wanted = {_norm(n) for n in names}
-    return _norm(heading) in wanted or _norm(_topic(heading) or heading) in wanted
+    return _norm(heading) in wanted or _norm(topic(heading) or heading) in wanted
 
 
 _WIKILINK = re.compile(r"\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
@@ -217,48 +197,7 @@ def _note_names(note: dict) -> list[str]:
     """The title and aliases, each also without its dates ("Platform sync — 2026-03-03" names the note
     "2026-03-03 Platform sync")."""
     names = [note["title"], *_aliases(note)]
-    return names + [t for n in names if (t := _topic(n))]
-
-
-def _prose_words(text: str) -> int:
-    """Words outside fenced code and table rows: what the person wrote, not a pasted table or snippet."""
-    words, in_code = 0, False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        elif not in_code and not line.lstrip().startswith("|"):
-            words += len(line.split())
-    return words
-
-
-def _first_sentence(text: str) -> tuple[str, str]:
-    """(opening sentence of the first paragraph, the rest of the text)."""
-    text = text.strip()
-    first_line, _, after = text.partition("\n")
-    parts = _SENTENCE_END.split(first_line, maxsplit=1)
-    rest = (parts[1] if len(parts) > 1 else "") + ("\n" + after if after else "")
-    return parts[0].strip(), rest.strip()
-
-
-def _split_sections(body: str) -> list[tuple[list[str], str]]:
-    """[(heading path, text directly under that heading)], headings found outside fenced code only; the text
-    before the first heading has the empty path."""
-    sections: list[tuple[list[str], list[str]]] = [([], [])]
-    stack: list[tuple[int, str]] = []
-    in_code = False
-    for line in body.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        heading = None if in_code else _ANY_HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, heading.group(2).strip()))
-            sections.append(([h for _, h in stack], []))
-        else:
-            sections[-1][1].append(line)
-    return [(path, "\n".join(lines).strip()) for path, lines in sections]
+    return names + [t for n in names if (t := topic(n))]
 
 
 def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -274,84 +213,25 @@ def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
     return preamble, sections
 
 
-def journal_prompt_and_reply(note: dict) -> tuple[str, str, str] | None:
-    """("journal", prompt, reply) for a date-named note, None for any other note."""
+def journal_prompt_and_reply(note: dict, is_daily=None) -> tuple[str, str, str] | None:
+    """("journal", prompt, reply) for a date-named note (or one `is_daily` recognises by the vault's own
+    daily-notes format), None for any other note."""
     stem = note["path"].rsplit("/", 1)[-1].removesuffix(".md")
-    if not _JOURNAL_NAME.match(stem.strip()):
+    if not _JOURNAL_NAME.match(stem.strip()) and not (is_daily and is_daily(note["path"])):
         return None
     body = _strip_title_line(note["body"] or "", _note_names(note))
     lines = body.split("\n")
     heading = _ANY_HEADING.match(lines[0]) if lines else None
-    if heading and _topic(heading.group(2)) is None:  # "# Monday, March 2": the date again
+    if heading and topic(heading.group(2)) is None:  # "# Monday, March 2": the date again
         body = "\n".join(lines[1:]).strip()
         lines = body.split("\n")
         heading = _ANY_HEADING.match(lines[0]) if lines else None
     if heading:
         return "journal", f"Tell me about your day: {heading.group(2).strip()}.", "\n".join(lines[1:]).strip()
-    sentence, rest = _first_sentence(body)
+    sentence, rest = first_sentence(body)
     if not sentence:
         return "journal", "", ""
     return "journal", f"{sentence} How did it go, and what's on your mind?", rest
-
-
-def _folder_topic(note: dict) -> str | None:
-    """The note's last two folders that are more than dates or versions ("Release notes / Mobile" for
-    `Release notes/Mobile/v1.4.1.md`): the context of a section whose note title says nothing."""
-    folders = [t for part in note["path"].split("/")[:-1] if (t := _topic(part))]
-    return " / ".join(folders[-2:]) or None
-
-
-def _plain(text: str) -> str:
-    """`text` without Markdown emphasis, highlights, link targets and HTML tags (a prompt is a question, not
-    formatting)."""
-    text = re.sub(r"\[([^\]]+)\]\([^)\s]*\)", r"\1", text)  # [Bases](https://...) -> Bases
-    return re.sub(r"</?[A-Za-z][^<>]*>", "", re.sub(r"(\*\*|__|==)(.+?)\1", r"\2", text)).strip()
-
-
-def _section_prompt(title: str | None, headings: list[str]) -> str:
-    """The prompt for a section under `headings` of a note about `title` (see the module docstring)."""
-    if headings and headings[-1].endswith("?"):  # the person's own question ("Why not SQLite?") is the prompt
-        return f"About {title}: {headings[-1]}" if title else headings[-1]
-    if title and headings:
-        return f"What are your thoughts on {title}, specifically {' / '.join(headings)}?"
-    return f"What are your thoughts on {title or ' / '.join(headings)}?"
-
-
-def section_prompts_and_replies(note: dict, min_words: int) -> list[tuple[str, str, str]]:
-    """[("sections", prompt, reply)] for every heading section of the note with at least `min_words` words."""
-    title = note_topic(note)
-    names = _note_names(note)
-    out = []
-    for path, text in _split_sections(_strip_title_line(note["body"] or "", names)):
-        if _prose_words(text) < min_words:
-            continue
-        headings = [_plain(t) for h in path if (t := _topic(h)) and not _names_note(h, names)]
-        if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
-            first, _, after = text.partition("\n")
-            if (label := _BOLD_LINE.match(first.strip())) and _topic(label.group(1)):
-                headings, text = [label.group(1).rstrip(":").strip()], after.strip()
-        if title or headings:
-            # a version- or date-titled note ("Release notes/v1.3.1.md"): its folders say what it is about
-            context = title or (_folder_topic(note) if headings else None)
-            out.append(("sections", _section_prompt(context, headings), text))
-        else:
-            sentence, rest = _opening_sentence(text)
-            if rest:
-                out.append(("sections", f"{sentence} Tell me more.", rest))
-    return out
-
-
-def _opening_sentence(text: str) -> tuple[str, str]:
-    """(the first sentence that says something, as plain text; the text without it). Openings such as
-    "Released on 2020/04/21." (fewer than three words once dates are gone) stay at the head of the reply."""
-    skipped, rest = [], text
-    while True:
-        sentence, after = _first_sentence(rest)
-        plain = _plain(_LIST_MARKER.sub("", sentence))
-        if not after or len(re.findall(r"[^\W\d_]+", _topic(plain) or "")) >= 3:
-            return plain, "\n".join([*skipped, after]).strip()
-        skipped.append(sentence)
-        rest = after
 
 
 def selector_matches(selector: str, note: dict) -> bool:
@@ -398,17 +278,19 @@ def note_prompt_and_reply(note: dict) -> tuple[str, str, str]:
                 context += "."
             return "decision", f"I'm facing this decision: {context} What should I consider?", reply
     if "learning" in tags:
-        topic = re.sub(r"^what i learned about\s+", "", title, flags=re.IGNORECASE).strip() or title
-        return "learning", f"What did you learn about {topic}?", body
+        about = topic(re.sub(r"^what i learned about\s+", "", title, flags=re.IGNORECASE).strip() or title)
+        if about is None:  # "What did you learn about 2025-03-24?" asks nothing: open with the text instead
+            sentence, rest = first_sentence(body)
+            return "learning", f"{sentence} What did you learn?", rest
+        return "learning", f"What did you learn about {about}?", body
     if "journal" in tags and note.get("created") is not None:
         created: datetime = note["created"]
         day = f"{created:%A}, {created:%B} {created.day}, {created.year}"
         return "journal", f"How did {day} go? What's on your mind?", body
-    topic = note_topic(note)
-    if topic is None:  # a date or version title ("2026-03-05", "1.11.1") is no question; open with the text
-        sentence, rest = _first_sentence(body)
+    title = note_topic(note)
+    if title is None:  # a date or version title ("2026-03-05", "1.11.1") is no question; open with the text
+        sentence, rest = first_sentence(body)
         return "generic", f"{sentence} Tell me more.", rest
-    title = topic
     prompt = f"What are your thoughts on {title}?"
     headings = note.get("headings") or []
     if headings and headings[0].strip().lower() not in title.lower() and title.lower() not in headings[0].lower():
@@ -441,74 +323,185 @@ def _with_system(messages: list[dict], system_prompt: str) -> list[dict]:
     return [{"role": "system", "content": system_prompt}, *messages]
 
 
-def _apply(strategy: str, note: dict, ingest) -> list[tuple[str, str, str]] | None:
+def _apply(
+    strategy: str, note: dict, ingest, is_daily=None, template_headings: frozenset = frozenset()
+) -> list[Candidate] | None:
     """The examples one strategy makes of a note ([] when it claims the note but finds nothing to use), or
     None when the strategy does not apply to this note."""
+    path, title = note["path"], note_topic(note)
     if strategy == "reflection_tags":
-        return [note_prompt_and_reply(note)] if _is_reflection(note["tags"] or [], ingest.reflection_tags) else None
+        if not _is_reflection(note["tags"] or [], ingest.reflection_tags):
+            return None
+        rule, prompt, reply = note_prompt_and_reply(note)
+        shape = {"decision": "decision", "journal": "journal"}.get(rule, "reflection")
+        return [Candidate(strategy, shape, reply, path, title=title, fixed=prompt, path=path)]
     if strategy == "journal":
-        made = journal_prompt_and_reply(note)
-        return None if made is None else [made]
-    return section_prompts_and_replies(note, ingest.min_section_words)
+        made = journal_prompt_and_reply(note, is_daily)
+        if made is None:
+            return None
+        # a shared journal prompt ("Tell me about your day: Log.") is told apart by the entry's own name
+        return [Candidate(strategy, "journal", made[2], path, title=note["title"], fixed=made[1], path=path)]
+    names = _note_names(note)
+    body = _strip_title_line(note["body"] or "", names)
+    title_names = [note["title"], *([t] if (t := topic(note["title"] or "")) else [])]
+
+    def names_note(heading: str, level: int) -> bool:
+        return _names_note(heading, names if level == 1 else title_names)
+
+    return section_candidates(note, title, names_note, body, ingest.min_section_words, template_headings)
+
+
+def _flashcards(note: dict, syntax) -> list[Candidate]:
+    """The note's flashcards as Q/A candidates; the card lines leave the note's body (the rest is still prose
+    for the strategies)."""
+    if not syntax.marks(note["tags"] or []):
+        return []
+    cards, note["body"] = split_cards(note["body"] or "", syntax)
+    path = note["path"]
+    return [
+        Candidate("flashcards", "flashcard", answer, path, title=note_topic(note), fixed=question, path=path)
+        for question, answer in cards
+    ]
+
+
+def _vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str, quarantine, details) -> list[dict]:
+    """Rows for the vault's examples, each prompt made specific enough that no two different replies share it
+    (parent heading, then folder, then path); one still shared is quarantined (`shared_prompt`)."""
+    resolved = resolve_shared_prompts([cand for cand, _, _ in made])
+    rows: list[dict] = []
+    answers: dict[str, str] = {}
+    shapes: dict[str, int] = {}
+    dropped = 0
+    for cand, note, names in sorted(made, key=lambda item: (item[0].path, item[0].seed)):
+        if cand.merged:
+            continue
+        prompt = strip_control(cand.prompt())
+        if answers.setdefault(prompt, cand.reply) != cand.reply:
+            dropped += 1
+            quarantine.add(
+                reason="shared_prompt",
+                file=cand.path,
+                detail="another section of the vault gives a different answer to the same prompt, even with its "
+                "heading path and folder; rename one of the headings",
+                payload=prompt,
+            )
+            continue
+        shapes[cand.shape] = shapes.get(cand.shape, 0) + 1
+        messages = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": cand.reply},
+        ]
+        example_id = example_id_for(messages)
+        details.setdefault("shape_of", {})[example_id] = cand.shape
+        rows.append(
+            {
+                "example_id": example_id,
+                "messages": messages,
+                "source": "vault",
+                "source_path": note["path"],
+                "conversation_id": None,
+                "created_at": note["created"],
+                "tags": list(note["tags"] or []),
+                "language": note.get("language"),
+                "known_names": names,
+            }
+        )
+    # the promise the dataset makes: one prompt, one answer (identical duplicates are the dedup stage's)
+    shared = {}
+    for row in rows:
+        shared.setdefault(row["messages"][1]["content"], set()).add(row["messages"][2]["content"])
+    assert all(len(replies) == 1 for replies in shared.values()), "a prompt is shared by different answers"
+    details["prompt_shapes"] = dict(sorted(shapes.items()))
+    details["shared_prompts"] = {**resolved, "dropped": dropped}
+    return rows
+
+
+def _keep_boilerplate(
+    report: BoilerplateReport, repeated: dict[str, int], notes: int, quarantine: Quarantine, details: dict
+) -> None:
+    """What boilerplate removal took out: one quarantine row per distinct text, counts for metadata."""
+    for (reason, _), (path, times, text) in sorted(report.samples.items(), key=lambda kv: kv[1][0]):
+        seen_in = repeated.get(text.split("\n")[0])
+        where = f"repeated in {seen_in} of {notes} notes; " if seen_in else ""
+        quarantine.add(
+            reason=reason,
+            file=path,
+            detail=f"{where}removed {times} time(s) across the vault (ingest.boilerplate_min_notes / _min_share)",
+            payload=text,
+        )
+    details["boilerplate"] = {
+        **dict(sorted(report.counts.items())),
+        "notes_changed": report.notes_changed,
+        "repeated_lines": len(repeated),
+    }
 
 
 def build_training_examples(
-    notes: pl.DataFrame, conversations: pl.DataFrame, settings: ForgeSettings, counts: dict[str, int] | None = None
+    notes: pl.DataFrame,
+    conversations: pl.DataFrame,
+    settings: ForgeSettings,
+    counts: dict[str, int] | None = None,
+    vault_config: VaultConfig | None = None,
+    details: dict | None = None,
 ) -> tuple[pl.DataFrame, Quarantine]:
     """Examples (EXAMPLE_SCHEMA) from notes (by `ingest.extraction`) and conversations, plus what was dropped
-    and why. `counts`, when given, receives vault examples per rule (and `excluded` notes)."""
+    and why. `counts`, when given, receives vault examples per rule (and `excluded` notes). `vault_config` is
+    what the vault's `.obsidian/` says (daily-notes format, flashcards); None means the app's defaults.
+    `details`, when given, receives what was removed as boilerplate and how prompts were made (for metadata)."""
     ingest = settings.ingest
+    vault_config = vault_config or VaultConfig()
+    is_daily = daily_note_matcher(vault_config)
     counts = counts if counts is not None else {}
     quarantine = Quarantine("training_examples")
     rows: list[dict] = []
     person_fields = settings.prepare.scrub.person_frontmatter_fields
     names_of: dict[str, list[str]] = {}  # note path -> the names in its person fields
+    details = details if details is not None else {}
+    repeated = repeated_lines(notes["body"].to_list(), ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
+    furniture = BoilerplateReport()
+    template_headings = common_headings(
+        [[plain(h) for h in hs or []] for hs in notes["headings"].to_list()],
+        ingest.boilerplate_min_notes,
+        ingest.boilerplate_min_share,
+    )
+    made_from: list[tuple[Candidate, dict, list[str]]] = []  # every vault example before its prompt is final
     for note in notes.iter_rows(named=True):
         names_of[note["path"]] = names = frontmatter_names(note, person_fields)
         if not is_selected(note, ingest.include, ingest.exclude):
             counts["excluded"] = counts.get("excluded", 0) + 1
             continue
+        note["body"] = strip_boilerplate(note["body"] or "", repeated, note["path"], furniture)
+        cards = _flashcards(note, vault_config.flashcards)
         for strategy in ingest.extraction:
-            made = _apply(strategy, note, ingest)
+            made = _apply(strategy, note, ingest, is_daily, template_headings)
             if made is not None:
                 break
         else:
+            made = None
+        if not made and not cards:
+            if made is not None:
+                quarantine.add(
+                    reason="no_long_section",
+                    file=note["path"],
+                    detail=f"no section has ingest.min_section_words={ingest.min_section_words} words",
+                )
             continue
-        if not made:
-            quarantine.add(
-                reason="no_long_section",
-                file=note["path"],
-                detail=f"no section has ingest.min_section_words={ingest.min_section_words} words",
-            )
-            continue
-        for rule, prompt, reply in made:
-            prompt, reply = strip_control(prompt), strip_control(reply)
-            if not prompt.strip() or not any(
-                line.strip() and not _ANY_HEADING.match(line) for line in reply.split("\n")
+        for cand in [*cards, *(made or [])]:
+            cand.reply = strip_control(cand.reply)
+            if not cand.prompt().strip() or not any(
+                line.strip() and not _ANY_HEADING.match(line) for line in cand.reply.split("\n")
             ):
                 quarantine.add(
-                    reason="empty_reply", file=note["path"], detail=f"rule {rule}: the note has no text after its title"
+                    reason="empty_reply",
+                    file=note["path"],
+                    detail=f"{cand.rule} ({cand.shape}): the note has no text after its title",
                 )
                 continue
-            counts[strategy] = counts.get(strategy, 0) + 1
-            messages = [
-                {"role": "system", "content": ingest.system_prompt},
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": reply},
-            ]
-            rows.append(
-                {
-                    "example_id": example_id_for(messages),
-                    "messages": messages,
-                    "source": "vault",
-                    "source_path": note["path"],
-                    "conversation_id": None,
-                    "created_at": note["created"],
-                    "tags": list(note["tags"] or []),
-                    "language": note.get("language"),
-                    "known_names": names,
-                }
-            )
+            counts[cand.rule] = counts.get(cand.rule, 0) + 1
+            made_from.append((cand, note, names))
+    rows.extend(_vault_rows(made_from, ingest.system_prompt, quarantine, details))
+    _keep_boilerplate(furniture, repeated, notes.height, quarantine, details)
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"
