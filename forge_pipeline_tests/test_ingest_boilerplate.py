@@ -89,3 +89,18 @@ def test_build_training_examples_quarantines_boilerplate_with_counts(settings):
     assert ("boilerplate", "–Notes–") in reasons and ("header_block", "Tags:") in reasons
     assert ("navigation", "<< Yesterday | Tomorrow >>") in reasons
     assert details["boilerplate"]["notes_changed"] == 6 and details["boilerplate"]["boilerplate"] == 12
+
+
+def test_a_header_of_fields_goes_when_its_fields_repeat_but_a_block_of_pros_and_cons_stays():
+    headers = [
+        f"{'Recorded' if i == 2 else 'Published'}: 2023{i:02d}15\nTags: #Macro\n"
+        f"[Podcast Link](https://podcasts.example/{i})\n\n{t}"
+        for i, t in enumerate(THOUGHTS)
+    ]
+    repeated = repeated_lines([*headers, "Pros: fast\nCons: costly"] * 1, min_notes=5, min_share=0.02)
+    report = BoilerplateReport()
+    assert strip_boilerplate(headers[2], repeated, "Podcasts/Ep 3.md", report) == THOUGHTS[2]
+    assert report.counts == {"header_block": 1}
+    assert strip_boilerplate("Pros: fast\nCons: costly", repeated, "x.md", BoilerplateReport()) == (
+        "Pros: fast\nCons: costly"
+    )

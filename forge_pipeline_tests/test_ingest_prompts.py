@@ -205,3 +205,21 @@ def test_a_table_of_the_persons_own_stories_is_content(settings):
     )
     pairs, _, _ = _pairs(settings, [_note("Career/Interview stories.md", table)], min_section_words=25)
     assert [(p, r) for _, p, r in pairs] == [(pairs[0][1], table.strip())]
+
+
+def test_a_week_heading_names_what_the_week_covered(settings):
+    body = (
+        "## Week 12\n\n- ### Components of an App\n\t- Permanent deployment needs dedicated servers and power\n"
+        "- ### Service Approach\n\t- Datacenter operators specialise in infrastructure\n"
+        "```python\n# not a topic\n```\n"
+    )
+    pairs, _, _ = _pairs(settings, [_note("Courses/MAD.md", body)])
+    assert [p for _, p, _ in pairs] == [
+        "What are the main ideas of Week 12 (Components of an App, Service Approach) in MAD?"
+    ]
+
+
+def test_a_journal_template_heading_is_not_the_days_topic(settings):
+    body = "# Habits\n\n- DONE: Study\n- TODO: Gym\n\n# Log\n\n## 09:14\n\nOk!\n\n## 17:27\n\nToday was a good day at work."
+    pairs, _, _ = _pairs(settings, [_note("Journal/2024-05-21.md", body)])
+    assert [p for _, p, _ in pairs] == ["Today was a good day at work. How did it go, and what's on your mind?"]

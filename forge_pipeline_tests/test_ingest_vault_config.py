@@ -109,3 +109,19 @@ def test_flashcard_notes_keep_their_card_lines_and_others_read_fields(settings, 
     notes, _ = read_vault(vault, settings.ingest)
     bodies = dict(zip(notes["path"], notes["body"], strict=True))
     assert bodies == {"Cards.md": "Capital of Peru::Lima", "Fields.md": "Status: draft"}
+
+
+def test_excalidraw_drawings_are_plugin_data_not_notes(settings, tmp_path):
+    vault = _vault(tmp_path, {})
+    _write(
+        vault,
+        "Excalidraw/Drawing 2025-02-05.excalidraw.md",
+        "---\nexcalidraw-plugin: parsed\n---\n# Text Elements\nIncus\n",
+    )
+    _write(vault, "Sketch.md", "---\nexcalidraw-plugin: parsed\n---\n# Drawing\n```json\n{}\n```\n")
+    notes, quarantine = read_vault(vault, settings.ingest)
+    assert notes.height == 0
+    assert sorted((r["file"], r["reason"]) for r in quarantine.rows) == [
+        ("Excalidraw/Drawing 2025-02-05.excalidraw.md", "plugin_file"),
+        ("Sketch.md", "plugin_file"),
+    ]

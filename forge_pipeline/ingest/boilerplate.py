@@ -38,7 +38,9 @@ _URL_OR_LINK_ONLY = re.compile(r"^\s*(?:[-*+]\s+)?(?:\[[^\]]*\]\([^)]*\)|https?:
 
 # A metadata field ("Published: 20200703", "upstream: [[Deep Learning]]", "Tags: #Macro") and a link line
 # ("[Podcast Link](https://...)") count by their key: the value differs from note to note, the field does not.
-_FIELD = re.compile(r"^(?:\*\*)?([A-Za-z][\w ]{0,24}?)(?:\*\*)?\s*:(?:\*\*)?(?:\s+(.*))?$")
+_FIELD = re.compile(r"^(?:\*\*)?([A-Za-z][\w ()/'-]{0,24}?)(?:\*\*)?\s*:(?:\*\*)?(?:\s+(.*))?$")
+# a value that reads as metadata: a date or number, tags, a link
+_META_VALUE = re.compile(r"^(?:[\d\s.,/:-]+|(?:#[\w/-]+\s*)+|\[[^\]]*\]\([^)]*\)|https?://\S+|\S+)$")
 _LINK_LINE = re.compile(r"^(?:[-*+]\s+)?\[([^\]]{1,30})\]\([^)]*\)$")
 
 
@@ -111,6 +113,18 @@ def _short_item(line: str) -> bool:
     return len(line.split()) <= _SHORT_ITEM_WORDS + 1 or _URL_OR_LINK_ONLY.match(line) is not None
 
 
+def _metadata_block(block: list[str], keys: list[str], repeated: dict[str, int]) -> bool:
+    """A block of fields only (`Recorded: 20220906`, `Tags: #AQR`, `[Link](https://...)`), one of them a field
+    many notes have and one holding a value that reads as metadata (date, number, tags, link): a header the
+    template asked for, not prose ("Pros: fast / Cons: costly" has no such value and stays)."""
+    fields = [_FIELD.match(" ".join(line.split())) for line in block]
+    if not all(f or _LINK_LINE.match(" ".join(line.split())) for f, line in zip(fields, block, strict=True)):
+        return False
+    values = [(f.group(2) or "").strip() for f in fields if f]
+    has_meta = any(v and _META_VALUE.match(v) for v in values) or any(not f for f in fields)
+    return has_meta and any(k in repeated for k in keys)
+
+
 def strip_boilerplate(body: str, repeated: dict[str, int], path: str, report: BoilerplateReport) -> str:
     """`body` without the furniture described in the module docstring; what went is added to `report`."""
     out: list[str] = []
@@ -127,6 +141,9 @@ def strip_boilerplate(body: str, repeated: dict[str, int], path: str, report: Bo
             changed = True
         elif keys[0] in repeated and keys[0].rstrip("*_ ").endswith(":") and all(_short_item(k) for k in keys[1:]):
             report.add("header_block", keys[0], path)
+            changed = True
+        elif _metadata_block(block, keys, repeated):
+            report.add("header_block", " / ".join(k for k in keys if k in repeated), path)
             changed = True
         else:
             out.extend(block)

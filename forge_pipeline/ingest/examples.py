@@ -226,12 +226,39 @@ def journal_prompt_and_reply(note: dict, is_daily=None) -> tuple[str, str, str] 
         body = "\n".join(lines[1:]).strip()
         lines = body.split("\n")
         heading = _ANY_HEADING.match(lines[0]) if lines else None
-    if heading:
-        return "journal", f"Tell me about your day: {heading.group(2).strip()}.", "\n".join(lines[1:]).strip()
-    sentence, rest = first_sentence(body)
+    if heading and (label := topic(plain(heading.group(2)))) and _has_prose(_first_section(lines[1:])):
+        return "journal", f"Tell me about your day: {label}.", "\n".join(lines[1:]).strip()
+    # a template's scaffolding heading ("# Habits" over a checklist, "# Log", "## 09:14") says nothing about
+    # the day: the entry's first sentence of prose does
+    sentence, rest = _journal_opening(body)
     if not sentence:
         return "journal", "", ""
     return "journal", f"{sentence} How did it go, and what's on your mind?", rest
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def _first_section(lines: list[str]) -> list[str]:
+    return next(([*lines[:i]] for i, line in enumerate(lines) if _ANY_HEADING.match(line)), lines)
+
+
+def _has_prose(lines: list[str]) -> bool:
+    """Whether some line is prose: not blank, not a heading, not a list or task item."""
+    return any(line.strip() and not _ANY_HEADING.match(line) and not _LIST_ITEM.match(line) for line in lines)
+
+
+def _journal_opening(body: str) -> tuple[str, str]:
+    """(the first sentence of prose with at least three words, the entry without it)."""
+    lines = body.split("\n")
+    for index, line in enumerate(lines):
+        if not _has_prose([line]):
+            continue
+        sentence, rest = first_sentence(line)
+        if len(re.findall(r"[^\W\d_]+", topic(plain(sentence)) or "")) >= 3:
+            lines[index] = rest
+            return plain(sentence), "\n".join(lines).strip()
+    return "", body
 
 
 def selector_matches(selector: str, note: dict) -> bool:

@@ -98,7 +98,8 @@ _GERUND = re.compile(
     r"^(?!(?:engineering|marketing|morning|evening|meeting|reading|writing|learning|training|building|thing|something"
     r"|nothing|everything|spring|string|ring|king|wedding|ceiling|clothing|funding|pricing|timing|hosting|logging"
     r"|networking|computing|programming|testing|parsing|caching|routing|rendering|scheduling|understanding"
-    r"|working|thinking|feeling|being|setting|painting|drawing|listening|speaking|ending|opening|beginning)\b)"
+    r"|working|thinking|feeling|being|setting|painting|drawing|listening|speaking|ending|opening|beginning|concluding"
+    r"|closing|remaining|recording|offering|pricing|following|upcoming|outstanding|interesting|missing|existing)\b)"
     r"[A-Z][a-z]+ing\s+\S",
     re.IGNORECASE,
 )
@@ -154,7 +155,7 @@ _GENERIC_HEADING = re.compile(
 )
 _SUMMARY_HEADING = re.compile(
     r"^(?:summary|overview|introduction|intro|conclusions?|takeaways?|key takeaways|main takeaways|tl;?dr|abstract"
-    r"|resumo|key ideas|main ideas|core ideas|highlights)\b",
+    r"|resumo|key ideas|main ideas|core ideas|highlights|concluding remarks|final thoughts|closing thoughts)\b",
     re.I,
 )
 
@@ -212,7 +213,7 @@ def classify(subject: str | None, text: str, reading: bool) -> str:
     if _EXAMPLE_HEADING.match(subject) or _code_share(text) >= 0.5:
         return "example"
     items = sum(1 for line in lines if _LIST_ITEM.match(line))
-    if items >= 3 and items >= 0.6 * len(lines):
+    if items >= 4 and items >= 0.6 * len(lines):
         return "list"
     if reading:  # a section of notes on a book, course, paper or talk
         return "chapter"

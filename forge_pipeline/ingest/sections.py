@@ -89,6 +89,25 @@ def split_sections(body: str) -> list[tuple[list[tuple[int, str]], str]]:
     return [(path, "\n".join(lines).strip()) for path, lines in sections]
 
 
+_LABEL_ONLY = re.compile(
+    r"^(?:week|lecture|lesson|chapter|part|module|unit|day|session|episode|section)\s*\d+\s*:?$", re.IGNORECASE
+)
+_INNER_HEADING = re.compile(r"^\s*(?:[-*+]\s+)?#{1,6}\s+(.+?)\s*$")
+
+
+def _inner_topics(text: str, most: int = 2) -> str:
+    """The first sub-topics a section names inside its lists ("- ### Components of an App")."""
+    found, in_code = [], False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            in_code = not in_code
+        elif not in_code and (match := _INNER_HEADING.match(line)) and (label := heading_label(plain(match.group(1)))):
+            found.append(label)
+            if len(found) == most:
+                break
+    return ", ".join(found)
+
+
 def folder_topic(path: str) -> str | None:
     """The note's last two folders that are more than dates or numbers ("Release notes / Mobile" for
     `Release notes/Mobile/v1.4.1.md`): the context of a section whose note title says nothing."""
@@ -131,6 +150,8 @@ def section_candidates(
                 out.append(Candidate("sections", "opening", rest, seed, fixed=f"{sentence} Tell me more.", path=path))
             continue
         subject = headings[-1] if headings else None
+        if subject and _LABEL_ONLY.match(subject) and (inner := _inner_topics(text)):
+            subject = f"{subject} ({inner})"  # "Week 12" says which week, its own sub-headings say what about
         out.append(
             Candidate(
                 "sections",

@@ -46,7 +46,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String,  # ISO 639-1 code of the clean text (langdetect), null when too short to tell
 }
 
-CACHE_VERSION = 5  # 5: flashcard notes keep their `Q::A` lines, Markdown images removed; 4: one detect_language rule with prepare; 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
+CACHE_VERSION = 5  # 5: flashcard notes keep their `Q::A` lines, Markdown images removed, Excalidraw files out; 4: one detect_language rule with prepare; 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
 
 
 @dataclass
@@ -189,6 +189,9 @@ def _parse_file(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return "not_utf8", f"not UTF-8 at byte {err.start}: {err.reason}; re-save the note as UTF-8"
+    if rel.endswith(".excalidraw.md") or "excalidraw-plugin:" in text[:2000]:
+        # the Excalidraw plugin stores drawings as notes: element lists and compressed JSON, not writing
+        return "plugin_file", "an Excalidraw drawing stored as a note (plugin data, not writing)"
     try:
         parsed = parse_note(text, card_tags)
     except FrontmatterError as err:
