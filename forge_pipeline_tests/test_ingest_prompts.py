@@ -223,3 +223,23 @@ def test_a_journal_template_heading_is_not_the_days_topic(settings):
     body = "# Habits\n\n- DONE: Study\n- TODO: Gym\n\n# Log\n\n## 09:14\n\nOk!\n\n## 17:27\n\nToday was a good day at work."
     pairs, _, _ = _pairs(settings, [_note("Journal/2024-05-21.md", body)])
     assert [p for _, p, _ in pairs] == ["Today was a good day at work. How did it go, and what's on your mind?"]
+
+
+def test_a_to_read_list_of_links_is_left_out_with_its_reason_but_action_items_stay(settings):
+    reading = "\n".join(f"- TODO: [Paper {i} on trend following](https://papers.example/{i})" for i in range(5))
+    actions = "- TODO: send Jonas the migration plan\n- TODO: book the room\n- DONE: close the incident doc"
+    notes = [
+        _note("Threads/Volatility.md", f"## Options\n\n{reading}"),
+        _note("Meetings/Sync.md", f"## Tasks\n\n{actions}"),
+    ]
+    pairs, _, quarantine = _pairs(settings, notes, min_section_words=5)
+    assert [path for path, _, _ in pairs] == ["Meetings/Sync.md"]
+    assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Threads/Volatility.md", "task_list")]
+
+
+def test_a_gerund_title_is_a_task_only_outside_reading_notes():
+    text = "Trend signals on risk-adjusted returns work best when volatility is forecast too."
+    assert classify("Forecasting mean reverting volatility", text, reading=True) == "chapter"
+    assert classify("Installing man pages", "Alpine ships without man tools; add mandoc first.", reading=False) == (
+        "howto"
+    )

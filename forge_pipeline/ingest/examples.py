@@ -351,7 +351,12 @@ def _with_system(messages: list[dict], system_prompt: str) -> list[dict]:
 
 
 def _apply(
-    strategy: str, note: dict, ingest, is_daily=None, template_headings: frozenset = frozenset()
+    strategy: str,
+    note: dict,
+    ingest,
+    is_daily=None,
+    template_headings: frozenset = frozenset(),
+    skipped: list | None = None,
 ) -> list[Candidate] | None:
     """The examples one strategy makes of a note ([] when it claims the note but finds nothing to use), or
     None when the strategy does not apply to this note."""
@@ -375,7 +380,7 @@ def _apply(
     def names_note(heading: str, level: int) -> bool:
         return _names_note(heading, names if level == 1 else title_names)
 
-    return section_candidates(note, title, names_note, body, ingest.min_section_words, template_headings)
+    return section_candidates(note, title, names_note, body, ingest.min_section_words, template_headings, skipped)
 
 
 def _flashcards(note: dict, syntax) -> list[Candidate]:
@@ -500,14 +505,17 @@ def build_training_examples(
             continue
         note["body"] = strip_boilerplate(note["body"] or "", repeated, note["path"], furniture)
         cards = _flashcards(note, vault_config.flashcards)
+        skipped: list[tuple[str, str]] = []
         for strategy in ingest.extraction:
-            made = _apply(strategy, note, ingest, is_daily, template_headings)
+            made = _apply(strategy, note, ingest, is_daily, template_headings, skipped)
             if made is not None:
                 break
         else:
             made = None
+        for reason, detail in skipped:
+            quarantine.add(reason=reason, file=note["path"], detail=detail)
         if not made and not cards:
-            if made is not None:
+            if made is not None and not skipped:
                 quarantine.add(
                     reason="no_long_section",
                     file=note["path"],

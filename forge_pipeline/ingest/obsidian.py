@@ -4,7 +4,7 @@ Nothing here touches the file system, so every rule is testable on a string.
 
 Cleaning rules (what the model should read, not Obsidian's markup):
 - `[[Note]]` → `Note`, `[[Note|alias]]` → `alias` (also `[[Note\\|alias]]` inside a table),
-  `[[Note#Heading]]` / `[[Note#^block]]` → `Note` (the reader sees the name); a link into the same note,
+  `[[Note#Heading]]` / `[[Note#^block]]` → `Note` (the reader sees the name; `[[Folder/Note]]` → `Note`); a link into the same note,
   `[[#Heading]]`, → `Heading` (never `#Heading`, which would read as a tag); `[[#^block]]` → nothing.
 - Block ids (`^b15695` ending a line, or alone on a line) are removed: they are anchors, not words.
 - Embeds `![[...]]` are removed: they pull in an image or another note's section that is not this note's text;
@@ -191,7 +191,7 @@ def _replace_link(match: re.Match) -> str:
         return alias.strip()
     note, _, anchor = target.partition("#")
     if note.strip():
-        return note.strip()
+        return note.strip().rsplit("/", 1)[-1]  # [[Notes/MAAS]] reads "MAAS": the folder is not the name
     return "" if anchor.startswith("^") else anchor.strip()  # [[#Heading]] reads as the heading
 
 

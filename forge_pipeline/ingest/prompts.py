@@ -174,6 +174,10 @@ def _norm(text: str) -> str:
     return re.sub(r"[\W_]+", "", text).lower()
 
 
+def is_generic_heading(text: str) -> bool:
+    return bool(_GENERIC_HEADING.match(text) or _BARE_QUESTION.match(text) or _EXAMPLE_HEADING.match(text))
+
+
 def is_reading_note(path: str, tags: list[str] | None = None) -> bool:
     folders = {part.strip().lower() for part in path.split("/")[:-1]}
     return bool(folders & _READING_FOLDERS) or bool({t.lower() for t in tags or []} & {"book", "books", "course"})
@@ -198,7 +202,8 @@ def classify(subject: str | None, text: str, reading: bool) -> str:
     # numbered steps: three or more numbered lines, most of them an instruction ("1. Open Settings.")
     steps = [_NUMBERED.sub("", line).strip() for line in lines if _NUMBERED.match(line)]
     instructions = sum(1 for step in steps if _INSTRUCTION.match(plain_words(step)))
-    if _HOW_TO.match(subject) or _INSTRUCTION_HEADING.match(subject) or _GERUND.match(subject):
+    # a gerund title in reading notes names what the author wrote about ("Forecasting linearity"), not a task
+    if _HOW_TO.match(subject) or _INSTRUCTION_HEADING.match(subject) or (_GERUND.match(subject) and not reading):
         return "howto"
     if len(steps) >= 3 and instructions >= 0.5 * len(steps):
         return "howto"

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import re
 
-from forge_pipeline.ingest.prompts import Candidate, classify, heading_label, is_reading_note, norm, topic
+from forge_pipeline.ingest.prompts import (
+    Candidate,
+    classify,
+    heading_label,
+    is_generic_heading,
+    is_reading_note,
+    norm,
+    topic,
+)
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ANY_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -89,6 +97,18 @@ def split_sections(body: str) -> list[tuple[list[tuple[int, str]], str]]:
     return [(path, "\n".join(lines).strip()) for path, lines in sections]
 
 
+_TASK_ITEM = re.compile(r"^\s*[-*+]\s+(?:TODO|DONE|CANCELLED|IN PROGRESS):")
+
+
+def _is_task_list(text: str) -> bool:
+    """Mostly task items that point elsewhere ("- TODO: [paper](https://...)"): a to-read list of links, not
+    writing. A meeting's action items ("- TODO: send the migration plan") are the person's words and stay."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    tasks = [line for line in lines if _TASK_ITEM.match(line)]
+    linked = [line for line in tasks if re.search(r"\]\(|https?://", line)]
+    return len(lines) >= 3 and len(tasks) >= 0.6 * len(lines) and len(linked) >= 0.5 * len(tasks)
+
+
 _LABEL_ONLY = re.compile(
     r"^(?:week|lecture|lesson|chapter|part|module|unit|day|session|episode|section)\s*\d+\s*:?$", re.IGNORECASE
 )
@@ -101,7 +121,12 @@ def _inner_topics(text: str, most: int = 2) -> str:
     for line in text.split("\n"):
         if _FENCE.match(line):
             in_code = not in_code
-        elif not in_code and (match := _INNER_HEADING.match(line)) and (label := heading_label(plain(match.group(1)))):
+        elif (
+            not in_code
+            and (match := _INNER_HEADING.match(line))
+            and (label := heading_label(plain(match.group(1))))
+            and not is_generic_heading(label)
+        ):
             found.append(label)
             if len(found) == most:
                 break
@@ -116,13 +141,20 @@ def folder_topic(path: str) -> str | None:
 
 
 def section_candidates(
-    note: dict, title: str | None, names_note, body: str, min_words: int, template_headings: frozenset = frozenset()
+    note: dict,
+    title: str | None,
+    names_note,
+    body: str,
+    min_words: int,
+    template_headings: frozenset = frozenset(),
+    skipped: list | None = None,
 ) -> list[Candidate]:
     """A Candidate for every section of `body` with at least `min_words` words (see the module docstring).
     `title` is the note's topic; `names_note(heading, level)` says whether a heading only restates the note's
     name (an alias counts for a level-1 heading only: "## Reading view" in a note aliased "Reading view" is a
     section of its own). `template_headings` (normalised) are headings most notes share (a template's "Brain
     Dump", "Origin of Thought"): they never stand as a parent in a prompt, they say nothing about the section."""
+    skipped = skipped if skipped is not None else []  # (reason, detail) of sections left out on purpose
     path = note["path"]
     raw_title = note["title"] or ""
     if title is None and topic(re.sub(r"\d", "", raw_title)) is None and re.search(r"\d", raw_title):
@@ -136,6 +168,15 @@ def section_candidates(
     out: list[Candidate] = []
     for heading_path, text in split_sections(body):
         if prose_words(text) < min_words:
+            continue
+        if _is_task_list(text):
+            skipped.append(
+                (
+                    "task_list",
+                    f"section {' / '.join(h for _, h in heading_path) or '(top)'}: a list of "
+                    "tasks (TODO/DONE items), not writing to learn from",
+                )
+            )
             continue
         headings = [p for level, h in heading_path if (p := heading_label(plain(h))) and not names_note(h, level)]
         if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
