@@ -376,8 +376,9 @@ def resolve_shared_prompts(candidates: list[Candidate], max_level: int = 3) -> d
         if not shared:
             break
         for group in shared:
-            if len({(c.path, c.subject, tuple(c.parents)) for c in group}) == 1:
-                # "## Search" twice in one note: one question, the note's answers to it in order
+            if len({(c.path, tuple(c.parents)) for c in group}) == 1:
+                # "## Search" twice in one note, or "### Example 1" and "### Example 2" under one heading: one
+                # question, the note's answers to it in order
                 group[0].reply = "\n\n".join(dict.fromkeys(c.reply for c in group))
                 for cand in group[1:]:
                     cand.merged = True
