@@ -33,7 +33,14 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
             "interaction": 12,
         }
         assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 18}
-        assert examples["prompt_shapes"] == {"decision": 9, "explain": 11, "journal": 13, "list": 6, "reflection": 11}
+        assert examples["prompt_shapes"] == {
+            "decision": 9,
+            "explain": 10,
+            "howto": 1,
+            "journal": 13,
+            "list": 6,
+            "reflection": 11,
+        }
         assert examples["shared_prompts"] == {"level_1": 2, "dropped": 0}
         assert notes["vault_config"]["daily_format"] == "YYYY-MM-DD" and notes["templates_skipped"] == 0
         assert examples["extraction"]["strategies"] == ["reflection_tags", "journal", "sections"]

@@ -9,6 +9,7 @@ import pytest
 from forge_pipeline.ingest.conversations import conversations_frame
 from forge_pipeline.ingest.examples import build_training_examples, note_prompt_and_reply
 from forge_pipeline.ingest.flashcards import split_cards
+from forge_pipeline.ingest.obsidian import extract_headings
 from forge_pipeline.ingest.prompts import classify, heading_label, topic
 from forge_pipeline.ingest.vault import notes_frame
 from forge_pipeline.ingest.vault_config import FlashcardSyntax, VaultConfig
@@ -21,7 +22,7 @@ def _note(path: str, body: str, tags: list[str] | None = None, front: dict | Non
         "frontmatter": json.dumps(front or {}),
         "tags": tags or [],
         "links": [],
-        "headings": [],
+        "headings": extract_headings(body),
         "created": "2026-02-10T08:00:00+00:00",
         "modified": "2026-02-10T08:00:00+00:00",
         "body": body,
@@ -243,3 +244,30 @@ def test_a_gerund_title_is_a_task_only_outside_reading_notes():
     assert classify("Installing man pages", "Alpine ships without man tools; add mandoc first.", reading=False) == (
         "howto"
     )
+
+
+def test_part_headings_ask_for_that_part_and_template_headings_name_nothing(settings):
+    long = "enough words here to pass the minimum section length of this test"
+    notes = [
+        _note(
+            "Notes/DNS.md",
+            f"## Introduction\n\nDNS maps names to addresses, {long}.\n\n## Conclusion\n\nCache it, {long}.",
+        ),
+        _note(
+            "Notes/Serializers.md",
+            f"## Serializers\n\n### How are they used in Django?\n\nDeclare fields and validate, {long}.\n\n"
+            f"## Why use GraphQL?\n\n### Examples\n\nMany related entities in one query, {long}.",
+        ),
+    ] + [
+        _note(f"Notes/Idea {i}.md", f"## Origin of Thought\n\nThis came from reading about topic {i}, {long}.")
+        for i in range(10)
+    ]
+    pairs, _, _ = _pairs(settings, notes)
+    prompts = {path: [] for path, _, _ in pairs}
+    for path, prompt, _ in pairs:
+        prompts[path].append(prompt)
+    assert sorted(prompts["Notes/DNS.md"]) == ["Give me an overview of DNS.", "What are the takeaways of DNS?"]
+    assert "About Serializers, Serializers: How are they used in Django?" not in prompts["Notes/Serializers.md"]
+    assert "About Serializers: Why use GraphQL? Give me examples." in prompts["Notes/Serializers.md"]
+    # "Origin of Thought" heads every idea note: the prompt names the idea, not the template's heading
+    assert prompts["Notes/Idea 3.md"] == ["Explain Idea 3."]

@@ -357,6 +357,7 @@ def _apply(
     is_daily=None,
     template_headings: frozenset = frozenset(),
     skipped: list | None = None,
+    vacuous_headings: frozenset = frozenset(),
 ) -> list[Candidate] | None:
     """The examples one strategy makes of a note ([] when it claims the note but finds nothing to use), or
     None when the strategy does not apply to this note."""
@@ -380,7 +381,9 @@ def _apply(
     def names_note(heading: str, level: int) -> bool:
         return _names_note(heading, names if level == 1 else title_names)
 
-    return section_candidates(note, title, names_note, body, ingest.min_section_words, template_headings, skipped)
+    return section_candidates(
+        note, title, names_note, body, ingest.min_section_words, template_headings, skipped, vacuous_headings
+    )
 
 
 def _flashcards(note: dict, syntax) -> list[Candidate]:
@@ -492,11 +495,10 @@ def build_training_examples(
     details = details if details is not None else {}
     repeated = repeated_lines(notes["body"].to_list(), ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
     furniture = BoilerplateReport()
-    template_headings = common_headings(
-        [[plain(h) for h in hs or []] for hs in notes["headings"].to_list()],
-        ingest.boilerplate_min_notes,
-        ingest.boilerplate_min_share,
-    )
+    headings = [[plain(h) for h in hs or []] for hs in notes["headings"].to_list()]
+    template_headings = common_headings(headings, ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
+    # in a tenth of the vault or more, a template's heading is no subject at all (see sections.py)
+    vacuous_headings = common_headings(headings, ingest.boilerplate_min_notes, max(0.1, ingest.boilerplate_min_share))
     made_from: list[tuple[Candidate, dict, list[str]]] = []  # every vault example before its prompt is final
     for note in notes.iter_rows(named=True):
         names_of[note["path"]] = names = frontmatter_names(note, person_fields)
@@ -507,7 +509,7 @@ def build_training_examples(
         cards = _flashcards(note, vault_config.flashcards)
         skipped: list[tuple[str, str]] = []
         for strategy in ingest.extraction:
-            made = _apply(strategy, note, ingest, is_daily, template_headings, skipped)
+            made = _apply(strategy, note, ingest, is_daily, template_headings, skipped, vacuous_headings)
             if made is not None:
                 break
         else:

@@ -83,7 +83,9 @@ _INSTRUCTION = re.compile(
     r"^(?:install|set up|setup|configure|create|add|enable|disable|use|build|run|deploy|import|export|change"
     r"|delete|move|open|make|write|get started|troubleshoot|fix|update|upgrade|remove|connect|sync|rename"
     r"|customi[sz]e|manage|back up|restore|search|share|publish|edit|insert|link|embed|find|view|choose|select"
-    r"|switch|convert|migrate|start|stop|learn|avoid|prevent|improve|write|read|organi[sz]e|track)\b",
+    r"|switch|convert|migrate|start|stop|learn|avoid|prevent|improve|write|read|organi[sz]e|track|download|click"
+    r"|go|navigate|type|enter|press|scroll|tap|paste|copy|follow|check|wait|sign|log|launch|drag|right-click"
+    r"|under|in)\b",
     re.IGNORECASE,
 )
 # "Creating a template", "Installing plugins": a gerund with an object. Nouns that end in -ing are not steps.
@@ -91,9 +93,19 @@ _INSTRUCTION = re.compile(
 _INSTRUCTION_HEADING = re.compile(
     r"^(?:install|set up|configure|create|add|enable|disable|deploy|import|export|change|delete|move|get started"
     r"|troubleshoot|fix|upgrade|remove|connect|rename|customi[sz]e|manage|back up|restore|publish|edit|insert"
-    r"|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make)\s+\S",
+    r"|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make)\s+\S"
+    # verbs that are often nouns too ("Open questions", "Run time") count with an object of two words or more
+    r"|^(?:start|stop|run|open|use|build|set|get|find|test|deploy|send|load|save|train|define|handle)"
+    r"\s+\S+\s+\S",
     re.IGNORECASE,
 )
+_DEICTIC = re.compile(r"\b(?:it|they|them|this|these|those|its|their)\b", re.IGNORECASE)
+_OVERVIEW_HEADING = re.compile(r"^(?:introduction|intro|overview|background|abstract)\b", re.IGNORECASE)
+_CONCLUSION_HEADING = re.compile(
+    r"^(?:conclusions?|concluding remarks|final thoughts|closing thoughts|takeaways?|key takeaways|main takeaways)\b",
+    re.IGNORECASE,
+)
+_DEFINITION_HEADING = re.compile(r"^(?:definitions?|meaning|what is it|what it is)\s*:?$", re.IGNORECASE)
 _GERUND = re.compile(
     r"^(?!(?:engineering|marketing|morning|evening|meeting|reading|writing|learning|training|building|thing|something"
     r"|nothing|everything|spring|string|ring|king|wedding|ceiling|clothing|funding|pricing|timing|hosting|logging"
@@ -196,6 +208,12 @@ def classify(subject: str | None, text: str, reading: bool) -> str:
         _QUESTION_WORDS.match(subject) and not _HOW_TO.match(subject) and re.match(r"^\S+\s+[a-z]", subject)
     ):
         return "question"
+    if (
+        _BARE_QUESTION.match(subject)
+        or re.match(r"^(?:why|how)\s", subject, re.IGNORECASE)
+        and not _HOW_TO.match(subject)
+    ):
+        return "question"  # "## Why" under a note, "Why Input Embedding is Needed"
     subject = _STEP_NUMBER.sub("", subject)  # "Step 3: Run the server", "1. Start the Express server"
     if _COMPARISON.search(subject):
         return "comparison"
@@ -211,6 +229,8 @@ def classify(subject: str | None, text: str, reading: bool) -> str:
         return "chapter"
     if _SUMMARY_HEADING.match(subject):
         return "summary"
+    if _DEFINITION_HEADING.match(subject):
+        return "definition"
     first = re.sub(r"[*_`]", "", lines[0]) if lines else ""
     defined = _DEFINES.match(first)
     if subject and defined and _norm(defined.group(1)) in {_norm(subject), _norm(_ARTICLE.sub("", subject))}:
@@ -285,7 +305,15 @@ class Candidate:
         subject, title = self.subject, self.title
         parent = self.parents[-1] if self.parents else None
         generic = _GENERIC_HEADING.match(subject or "") or _EXAMPLE_HEADING.match(subject or "")
-        if subject and parent and generic and not _BARE_QUESTION.match(subject):
+        if subject and parent and _norm(subject) in _norm(parent):
+            parent = None  # "Disadvantages" under "Advantages and Disadvantages" says it already
+        if self.shape == "summary" and subject:
+            return _summary_prompt(subject, parent or title or subject, title if parent else None, self.seed)
+        if subject and _DEFINITION_HEADING.match(subject):
+            subject = parent  # "## Definition" under "Routing": what is routing?
+        elif subject and parent and parent.endswith("?") and _EXAMPLE_HEADING.match(subject):
+            return f"About {title}: {parent} Give me examples." if title else f"{parent} Give me examples."
+        elif subject and parent and generic and not _BARE_QUESTION.match(subject):
             # "Examples", "Parameters" under "## Open note" are about opening a note
             subject = f"{parent}" if _EXAMPLE_HEADING.match(subject) else f"{subject} of {parent}"
         elif level >= 1 and subject and parent:
@@ -295,6 +323,18 @@ class Candidate:
         if level >= 3:
             title = f"{title} ({self.path})" if title else self.path
         return render(self.shape, subject, title, self.seed, parent)
+
+
+def _summary_prompt(kind: str, thing: str, title: str | None, seed: str) -> str:
+    """ "Introduction", "Summary", "Conclusion" name a part, not a subject: ask for that part of the thing."""
+    where = f"{thing} in {title}" if title and _norm(title) not in _norm(thing) else thing
+    if _OVERVIEW_HEADING.match(kind):
+        if kind.lower().startswith("abstract"):
+            return f"What is the abstract of {where}?"
+        return _pick([f"Give me an overview of {where}.", f"What is {where} about?"], seed)
+    if _CONCLUSION_HEADING.match(kind):
+        return _pick([f"What are the takeaways of {where}?", f"What do you conclude about {where}?"], seed)
+    return _pick([f"Summarise {where}.", f"What are the key ideas of {where}?"], seed)
 
 
 def render(shape: str, subject: str | None, title: str | None, seed: str, parent: str | None = None) -> str:
@@ -308,6 +348,8 @@ def render(shape: str, subject: str | None, title: str | None, seed: str, parent
                 word, f"{word.capitalize()} — {thing}?"
             )
         question = (subject or title or "").rstrip("?").rstrip() + "?"
+        if parent and title and _DEICTIC.search(question):  # "How are they used?" under "## Serializers"
+            return f"About {title}, {parent}: {question}"
         return f"About {title}: {question}" if title and subject and _norm(title) not in _norm(question) else question
     if shape == "comparison":
         name = subject or title or ""

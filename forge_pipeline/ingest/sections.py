@@ -30,6 +30,7 @@ _ANY_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[.\]\s+)?")  # "- ", "2. ", "- [x] "
 _BOLD_LINE = re.compile(r"^(?:\*\*|__)([^*_\n]+?)(?:\*\*|__):?$")
+_SENTENCE = re.compile(r"^(?:here|this|these|there|it|we|you|i)\b", re.IGNORECASE)
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
 
@@ -148,12 +149,14 @@ def section_candidates(
     min_words: int,
     template_headings: frozenset = frozenset(),
     skipped: list | None = None,
+    vacuous_headings: frozenset = frozenset(),
 ) -> list[Candidate]:
     """A Candidate for every section of `body` with at least `min_words` words (see the module docstring).
     `title` is the note's topic; `names_note(heading, level)` says whether a heading only restates the note's
     name (an alias counts for a level-1 heading only: "## Reading view" in a note aliased "Reading view" is a
     section of its own). `template_headings` (normalised) are headings most notes share (a template's "Brain
-    Dump", "Origin of Thought"): they never stand as a parent in a prompt, they say nothing about the section."""
+    Dump", "Origin of Thought"): they never stand as a parent in a prompt, they say nothing about the section;
+    `vacuous_headings`, those in a large share of the notes, do not stand as the subject either."""
     skipped = skipped if skipped is not None else []  # (reason, detail) of sections left out on purpose
     path = note["path"]
     raw_title = note["title"] or ""
@@ -181,7 +184,14 @@ def section_candidates(
         headings = [p for level, h in heading_path if (p := heading_label(plain(h))) and not names_note(h, level)]
         if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
             first, _, after = text.partition("\n")
-            if (label := _BOLD_LINE.match(first.strip())) and topic(label.group(1)):
+            label = _BOLD_LINE.match(first.strip())
+            # a short bold label ("**Core update**"), not a bold sentence ("**Here's a basic command that ...**")
+            if (
+                label
+                and topic(label.group(1))
+                and len(label.group(1).split()) <= 6
+                and not _SENTENCE.match(label.group(1))
+            ):
                 headings, text = [plain(label.group(1))], after.strip()
         seed = f"{path}\n" + "\n".join(h for _, h in heading_path)
         top = context or (folder_topic(path) if headings else None)
@@ -190,6 +200,8 @@ def section_candidates(
             if rest:
                 out.append(Candidate("sections", "opening", rest, seed, fixed=f"{sentence} Tell me more.", path=path))
             continue
+        # a template's own heading ("Origin of Thought", "Solution/Reasoning") names no subject: the note does
+        headings = [h for h in headings if norm(h) not in vacuous_headings or re.search(r"\d", h)]
         subject = headings[-1] if headings else None
         if subject and _LABEL_ONLY.match(subject) and (inner := _inner_topics(text)):
             subject = f"{subject} ({inner})"  # "Week 12" says which week, its own sub-headings say what about
