@@ -93,7 +93,9 @@ _INSTRUCTION = re.compile(
 _INSTRUCTION_HEADING = re.compile(
     r"^(?:install|set up|configure|create|add|enable|disable|deploy|import|export|change|delete|move|get started"
     r"|troubleshoot|fix|upgrade|remove|connect|rename|customi[sz]e|manage|back up|restore|publish|edit|insert"
-    r"|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make)\s+\S"
+    r"|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make|uninstall|reinstall|apply"
+    r"|browse|register|pin|hide|unlock|invite|cancel|downgrade|verify|reset|recover|duplicate|archive|assign"
+    r"|log in|sign in|sign up|sign out|log out)\s+\S"
     # verbs that are often nouns too ("Open questions", "Run time") count with an object of two words or more
     r"|^(?:start|stop|run|open|use|build|set|get|find|test|deploy|send|load|save|train|define|handle)"
     r"\s+\S+\s+\S",
