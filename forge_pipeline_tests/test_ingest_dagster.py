@@ -35,11 +35,11 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 18}
         assert examples["prompt_shapes"] == {
             "decision": 9,
-            "explain": 10,
+            "explain": 11,
             "howto": 1,
             "journal": 13,
             "list": 6,
-            "reflection": 11,
+            "reflection": 10,
         }
         assert examples["shared_prompts"] == {"level_1": 2, "dropped": 0}
         assert notes["vault_config"]["daily_format"] == "YYYY-MM-DD" and notes["templates_skipped"] == 0

@@ -220,10 +220,22 @@ def test_a_week_heading_names_what_the_week_covered(settings):
     ]
 
 
-def test_a_journal_template_heading_is_not_the_days_topic(settings):
-    body = "# Habits\n\n- DONE: Study\n- TODO: Gym\n\n# Log\n\n## 09:14\n\nOk!\n\n## 17:27\n\nToday was a good day at work."
-    pairs, _, _ = _pairs(settings, [_note("Journal/2024-05-21.md", body)])
-    assert [p for _, p, _ in pairs] == ["Today was a good day at work. How did it go, and what's on your mind?"]
+def test_a_journal_template_heading_is_not_the_days_topic_and_its_checklist_is_not_the_answer(settings):
+    notes = [
+        _note(
+            f"Journal/2024-05-2{day}.md",
+            f"# Habits\n\n- {'DONE' if day % 2 else 'TODO'}: Study\n- TODO: Gym\n\n# Log\n\n## 09:1{day}\n\n"
+            f"Coffee number {day}.\n\n## 17:27\n\n"
+            f"Today was a good day at work, day {day}. The integration tests finally pass on the branch.",
+        )
+        for day in range(6)
+    ]
+    pairs, _, _ = _pairs(settings, notes)
+    first = next((p, r) for path, p, r in pairs if path == "Journal/2024-05-21.md")
+    assert first == (
+        "Today was a good day at work, day 1. How did it go, and what's on your mind?",
+        "Coffee number 1.\n\nThe integration tests finally pass on the branch.",
+    )
 
 
 def test_a_to_read_list_of_links_is_left_out_with_its_reason_but_action_items_stay(settings):

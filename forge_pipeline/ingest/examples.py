@@ -84,7 +84,7 @@ import polars as pl
 
 from forge_pipeline.ingest.boilerplate import BoilerplateReport, common_headings, repeated_lines, strip_boilerplate
 from forge_pipeline.ingest.flashcards import split_cards
-from forge_pipeline.ingest.prompts import Candidate, resolve_shared_prompts, topic
+from forge_pipeline.ingest.prompts import Candidate, norm, resolve_shared_prompts, topic
 from forge_pipeline.ingest.sections import first_sentence, plain, section_candidates
 from forge_pipeline.ingest.vault_config import VaultConfig, daily_note_matcher
 from forge_pipeline.prepare.quality import detect_language
@@ -213,9 +213,13 @@ def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
     return preamble, sections
 
 
-def journal_prompt_and_reply(note: dict, is_daily=None) -> tuple[str, str, str] | None:
+def journal_prompt_and_reply(
+    note: dict, is_daily=None, template_headings: frozenset = frozenset()
+) -> tuple[str, str, str] | None:
     """("journal", prompt, reply) for a date-named note (or one `is_daily` recognises by the vault's own
-    daily-notes format), None for any other note."""
+    daily-notes format), None for any other note. The reply leaves out the daily template's scaffolding: a
+    checklist under a heading many notes share ("# Habits"), and headings that are only a time or a calendar
+    word ("# Log", "## 09:14"), whose text stays."""
     stem = note["path"].rsplit("/", 1)[-1].removesuffix(".md")
     if not _JOURNAL_NAME.match(stem.strip()) and not (is_daily and is_daily(note["path"])):
         return None
@@ -233,7 +237,36 @@ def journal_prompt_and_reply(note: dict, is_daily=None) -> tuple[str, str, str] 
     sentence, rest = _journal_opening(body)
     if not sentence:
         return "journal", "", ""
-    return "journal", f"{sentence} How did it go, and what's on your mind?", rest
+    return (
+        "journal",
+        f"{sentence} How did it go, and what's on your mind?",
+        _without_scaffolding(rest, template_headings),
+    )
+
+
+def _without_scaffolding(text: str, template_headings: frozenset) -> str:
+    out: list[str] = []
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        heading = _ANY_HEADING.match(lines[index])
+        if not heading:
+            out.append(lines[index])
+            index += 1
+            continue
+        section = _first_section(lines[index + 1 :])
+        label = plain(heading.group(2))
+        body = [line for line in section if line.strip()]
+        if norm(label) in template_headings and all(_TASK_LINE.match(line) for line in body):
+            index += 1 + len(section)  # the template's checklist (or its heading left empty)
+            continue
+        if topic(label) is not None:
+            out.append(lines[index])
+        index += 1
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+_TASK_LINE = re.compile(r"^\s*[-*+]\s+(?:TODO|DONE|CANCELLED|IN PROGRESS):")
 
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
@@ -369,7 +402,7 @@ def _apply(
         shape = {"decision": "decision", "journal": "journal"}.get(rule, "reflection")
         return [Candidate(strategy, shape, reply, path, title=title, fixed=prompt, path=path)]
     if strategy == "journal":
-        made = journal_prompt_and_reply(note, is_daily)
+        made = journal_prompt_and_reply(note, is_daily, template_headings)
         if made is None:
             return None
         # a shared journal prompt ("Tell me about your day: Log.") is told apart by the entry's own name

@@ -245,7 +245,7 @@ def classify(subject: str | None, text: str, reading: bool) -> str:
     if reading:  # a section of notes on a book, course, paper or talk
         return "chapter"
     words = len(text.split())
-    if words and len(_FIRST_PERSON.findall(text)) >= max(2, words / 60):
+    if words and len(_FIRST_PERSON.findall(text)) >= max(3, words / 40):
         return "reflection"
     if len(subject.split()) >= 4 and _CLAIM.search(subject):
         return "claim"
