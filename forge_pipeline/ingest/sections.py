@@ -169,19 +169,22 @@ def section_candidates(
         context = title
     reading = is_reading_note(path, note.get("tags"))
     out: list[Candidate] = []
+    labels: dict[tuple[int, str], str | None] = {}  # a heading is on the path of every section below it
+
+    def label_of(level: int, heading: str) -> str | None:
+        if (level, heading) not in labels:
+            found = heading_label(plain(heading))
+            labels[(level, heading)] = found if found and not names_note(heading, level) else None
+        return labels[(level, heading)]
+
     for heading_path, text in split_sections(body):
         if prose_words(text) < min_words:
             continue
         if _is_task_list(text):
-            skipped.append(
-                (
-                    "task_list",
-                    f"section {' / '.join(h for _, h in heading_path) or '(top)'}: a list of "
-                    "tasks (TODO/DONE items), not writing to learn from",
-                )
-            )
+            where = " / ".join(h for _, h in heading_path) or "(top)"
+            skipped.append(("task_list", f"section {where}: a to-read list of linked tasks, not writing"))
             continue
-        headings = [p for level, h in heading_path if (p := heading_label(plain(h))) and not names_note(h, level)]
+        headings = [p for level, h in heading_path if (p := label_of(level, h))]
         if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
             first, _, after = text.partition("\n")
             label = _BOLD_LINE.match(first.strip())
