@@ -22,28 +22,29 @@ reflection_tags — notes carrying one of `ingest.reflection_tags` (or a nested 
    "<first sentence> Tell me more." and the rest of the body instead.
    Example: `reflection/work` note "Team health" -> "What are your thoughts on Team health?"
 
-journal — notes named by a date (`2026-03-02.md`, `2026_03_02`, `20260302`, `2026-03-02 Monday`), one
-example per entry, the prompt from the entry's content: its first heading when that says more than a date
-("Tell me about your day: <heading>."; reply = the rest), otherwise its opening sentence ("<sentence> How
-did it go, and what's on your mind?"; reply = the rest of the entry).
+journal — notes named by a date (`2026-03-02.md`, `2026_03_02`, `20260302`, `2026-03-02 Monday`) or by the
+vault's own daily-notes format (`.obsidian/daily-notes.json`, e.g. `DD-MM-YYYY - dddd`), one example per entry,
+the prompt from the entry's content: its first heading when that names something and has prose under it
+("Tell me about your day: <heading>."; reply = the rest), otherwise its first sentence of prose ("<sentence>
+How did it go, and what's on your mind?"; reply = the rest of the entry without the daily template's checklist
+and time headings).
    Example: `2026-03-02.md` opening "Back at my desk after the long weekend. I spent ..." ->
    "Back at my desk after the long weekend. How did it go, and what's on your mind?" / "I spent ...".
 
-sections — any note: one example per heading section (the text under a heading down to the next heading
-of any level; text before the first heading counts as the note's own section) with at least
-`ingest.min_section_words` words of prose (words in fenced code and
-table rows do not count: a pasted table is not the person's writing). The topic is the note's title (its first alias when the title is only a
-date or version) followed by the heading path, with dates, version numbers and emphasis markers taken out; the
-prompt is "What are your thoughts on <title>?" or "What are your thoughts on <title>, specifically <h2> / <h3>?".
-A heading that is a question is the prompt itself ("About <title>: Why not SQLite?"). A section opening with a
-line that is all bold (`**Core update**`) has that line as its heading. When the title is only a date or
-version, the note's last two folders stand in for it next to a heading (`Release notes/v1.3.1.md`,
-`## Improvements` -> "What are your thoughts on Release notes, specifically Improvements?"). When nothing is
-left of the topic (a `1.11.1` note under a `2025-03-24` heading), the section's first sentence is the prompt
-("<sentence> Tell me more.") and the rest the reply.
-   Example: note "Postgres locks", `## Advisory locks` section -> "What are your thoughts on Postgres locks,
-   specifically Advisory locks?" / the section's text.
-A note the sections strategy can take nothing from is quarantined (`no_long_section`).
+sections — any note: one example per heading section (sections.py has the rules: minimum words, tables
+count, bold labels, version-titled notes) with a prompt in the shape of the section (prompts.py: question,
+how-to, definition, list, book or course chapter, comparison, example, summary, reflection, claim, explain),
+phrased deterministically from the note path and heading path. Topics keep numbers and versions; dates never
+make a prompt.
+   Example: note "Postgres locks", `## Advisory locks` section -> "Explain Advisory locks in Postgres locks."
+A note the sections strategy can take nothing from is quarantined (`no_long_section`); a to-read list of
+linked tasks is quarantined as `task_list`.
+
+Before any strategy: lines and blocks the vault repeats in many notes (template furniture: boilerplate.py)
+are removed and quarantined, and a note carrying the flashcards plugin's tag gives one example per card
+(flashcards.py) besides what the strategies make of the rest. No two different answers share a prompt: a
+shared prompt is made specific (parent heading, then folder, then path) or, for two sections of one note under
+the same heading, the answers are merged; what is still shared is quarantined (`shared_prompt`).
 
 The note's first heading is dropped from a reply when it is a level-1 heading naming the note (its title or
 an alias; a `# Title` restates the prompt); any other first heading is the person's text and stays. A reply
