@@ -173,3 +173,23 @@ def strip_boilerplate(body: str, repeated: dict[str, int], path: str, report: Bo
     if changed:
         report.notes_changed += 1
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+def keep_boilerplate(
+    report: BoilerplateReport, repeated: dict[str, int], notes: int, quarantine, details: dict
+) -> None:
+    """What boilerplate removal took out: one quarantine row per distinct text, counts for metadata."""
+    for (reason, _), (path, times, text) in sorted(report.samples.items(), key=lambda kv: kv[1][0]):
+        seen_in = repeated.get(text.split("\n")[0])
+        where = f"repeated in {seen_in} of {notes} notes; " if seen_in else ""
+        quarantine.add(
+            reason=reason,
+            file=path,
+            detail=f"{where}removed {times} time(s) across the vault (ingest.boilerplate_min_notes / _min_share)",
+            payload=text,
+        )
+    details["boilerplate"] = {
+        **dict(sorted(report.counts.items())),
+        "notes_changed": report.notes_changed,
+        "repeated_lines": len(repeated),
+    }

@@ -83,9 +83,15 @@ from datetime import datetime
 
 import polars as pl
 
-from forge_pipeline.ingest.boilerplate import BoilerplateReport, common_headings, repeated_lines, strip_boilerplate
+from forge_pipeline.ingest.boilerplate import (
+    BoilerplateReport,
+    common_headings,
+    keep_boilerplate,
+    repeated_lines,
+    strip_boilerplate,
+)
 from forge_pipeline.ingest.flashcards import split_cards
-from forge_pipeline.ingest.prompts import Candidate, norm, resolve_shared_prompts, topic
+from forge_pipeline.ingest.prompts import Candidate, norm, topic, vault_rows
 from forge_pipeline.ingest.sections import first_sentence, plain, section_candidates
 from forge_pipeline.ingest.vault_config import VaultConfig, daily_note_matcher
 from forge_pipeline.prepare.quality import detect_language
@@ -433,79 +439,6 @@ def _flashcards(note: dict, syntax) -> list[Candidate]:
     ]
 
 
-def _vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str, quarantine, details) -> list[dict]:
-    """Rows for the vault's examples, each prompt made specific enough that no two different replies share it
-    (parent heading, then folder, then path); one still shared is quarantined (`shared_prompt`)."""
-    resolved = resolve_shared_prompts([cand for cand, _, _ in made])
-    rows: list[dict] = []
-    answers: dict[str, str] = {}
-    shapes: dict[str, int] = {}
-    dropped = 0
-    for cand, note, names in sorted(made, key=lambda item: (item[0].path, item[0].seed)):
-        if cand.merged:
-            continue
-        prompt = strip_control(cand.prompt())
-        if answers.setdefault(prompt, cand.reply) != cand.reply:
-            dropped += 1
-            quarantine.add(
-                reason="shared_prompt",
-                file=cand.path,
-                detail="another section of the vault gives a different answer to the same prompt, even with its "
-                "heading path and folder; rename one of the headings",
-                payload=prompt,
-            )
-            continue
-        shapes[cand.shape] = shapes.get(cand.shape, 0) + 1
-        messages = [
-            {"role": "system", "content": system_prompt},
-            {"role": "user", "content": prompt},
-            {"role": "assistant", "content": cand.reply},
-        ]
-        example_id = example_id_for(messages)
-        details.setdefault("shape_of", {})[example_id] = cand.shape
-        rows.append(
-            {
-                "example_id": example_id,
-                "messages": messages,
-                "source": "vault",
-                "source_path": note["path"],
-                "conversation_id": None,
-                "created_at": note["created"],
-                "tags": list(note["tags"] or []),
-                "language": note.get("language"),
-                "known_names": names,
-            }
-        )
-    # the promise the dataset makes: one prompt, one answer (identical duplicates are the dedup stage's)
-    shared = {}
-    for row in rows:
-        shared.setdefault(row["messages"][1]["content"], set()).add(row["messages"][2]["content"])
-    assert all(len(replies) == 1 for replies in shared.values()), "a prompt is shared by different answers"
-    details["prompt_shapes"] = dict(sorted(shapes.items()))
-    details["shared_prompts"] = {**resolved, "dropped": dropped}
-    return rows
-
-
-def _keep_boilerplate(
-    report: BoilerplateReport, repeated: dict[str, int], notes: int, quarantine: Quarantine, details: dict
-) -> None:
-    """What boilerplate removal took out: one quarantine row per distinct text, counts for metadata."""
-    for (reason, _), (path, times, text) in sorted(report.samples.items(), key=lambda kv: kv[1][0]):
-        seen_in = repeated.get(text.split("\n")[0])
-        where = f"repeated in {seen_in} of {notes} notes; " if seen_in else ""
-        quarantine.add(
-            reason=reason,
-            file=path,
-            detail=f"{where}removed {times} time(s) across the vault (ingest.boilerplate_min_notes / _min_share)",
-            payload=text,
-        )
-    details["boilerplate"] = {
-        **dict(sorted(report.counts.items())),
-        "notes_changed": report.notes_changed,
-        "repeated_lines": len(repeated),
-    }
-
-
 def build_training_examples(
     notes: pl.DataFrame,
     conversations: pl.DataFrame,
@@ -571,8 +504,8 @@ def build_training_examples(
                 continue
             counts[cand.rule] = counts.get(cand.rule, 0) + 1
             made_from.append((cand, note, names))
-    rows.extend(_vault_rows(made_from, ingest.system_prompt, quarantine, details))
-    _keep_boilerplate(furniture, repeated, notes.height, quarantine, details)
+    rows.extend(vault_rows(made_from, ingest.system_prompt, quarantine, details))
+    keep_boilerplate(furniture, repeated, notes.height, quarantine, details)
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"

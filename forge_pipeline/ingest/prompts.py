@@ -30,6 +30,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from forge_pipeline.records import example_id_for, strip_control
+
 _MONTH_NAMES = (
     "january|february|march|april|may|june|july|august|september|october|november|december"
     "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
@@ -432,3 +434,56 @@ def resolve_shared_prompts(candidates: list[Candidate], max_level: int = 3) -> d
                     cand.level = level
                 resolved[f"level_{level}"] = resolved.get(f"level_{level}", 0) + len(group)
     return resolved
+
+
+def vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str, quarantine, details) -> list[dict]:
+    """Rows for the vault's examples, each prompt made specific enough that no two different replies share it
+    (parent heading, then folder, then path); one still shared is quarantined (`shared_prompt`)."""
+    resolved = resolve_shared_prompts([cand for cand, _, _ in made])
+    rows: list[dict] = []
+    answers: dict[str, str] = {}
+    shapes: dict[str, int] = {}
+    dropped = 0
+    for cand, note, names in sorted(made, key=lambda item: (item[0].path, item[0].seed)):
+        if cand.merged:
+            continue
+        prompt = strip_control(cand.prompt())
+        if answers.setdefault(prompt, cand.reply) != cand.reply:
+            dropped += 1
+            quarantine.add(
+                reason="shared_prompt",
+                file=cand.path,
+                detail="another section of the vault gives a different answer to the same prompt, even with its "
+                "heading path and folder; rename one of the headings",
+                payload=prompt,
+            )
+            continue
+        shapes[cand.shape] = shapes.get(cand.shape, 0) + 1
+        messages = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": cand.reply},
+        ]
+        example_id = example_id_for(messages)
+        details.setdefault("shape_of", {})[example_id] = cand.shape
+        rows.append(
+            {
+                "example_id": example_id,
+                "messages": messages,
+                "source": "vault",
+                "source_path": note["path"],
+                "conversation_id": None,
+                "created_at": note["created"],
+                "tags": list(note["tags"] or []),
+                "language": note.get("language"),
+                "known_names": names,
+            }
+        )
+    # the promise the dataset makes: one prompt, one answer (identical duplicates are the dedup stage's)
+    shared = {}
+    for row in rows:
+        shared.setdefault(row["messages"][1]["content"], set()).add(row["messages"][2]["content"])
+    assert all(len(replies) == 1 for replies in shared.values()), "a prompt is shared by different answers"
+    details["prompt_shapes"] = dict(sorted(shapes.items()))
+    details["shared_prompts"] = {**resolved, "dropped": dropped}
+    return rows
