@@ -27,15 +27,15 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         conversations = _metadata(result, "conversations")
         assert conversations["conversations"] == 37 and conversations["dropped"] == 6
         examples = _metadata(result, "training_examples")
-        assert examples["examples"] == 86 and examples["by_source"] == {
-            "vault": 50,
+        assert examples["examples"] == 82 and examples["by_source"] == {
+            "vault": 46,
             "conversation": 24,
             "interaction": 12,
         }
-        assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 18}
+        assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 14}
         assert examples["prompt_shapes"] == {
             "decision": 9,
-            "explain": 11,
+            "explain": 7,
             "howto": 1,
             "journal": 13,
             "list": 6,
@@ -44,7 +44,7 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         assert examples["shared_prompts"] == {"level_1": 2, "dropped": 0}
         assert notes["vault_config"]["daily_format"] == "YYYY-MM-DD" and notes["templates_skipped"] == 0
         assert examples["extraction"]["strategies"] == ["reflection_tags", "journal", "sections"]
-        assert examples["dropped_by_reason"] == {"no_assistant_turn": 1, "no_long_section": 2}
+        assert examples["dropped_by_reason"] == {"no_assistant_turn": 1, "no_long_section": 5}
         checks_run = result.get_asset_check_evaluations()
         assert len(checks_run) == 3 and all(c.passed for c in checks_run)
 
@@ -71,7 +71,7 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
             ("conversations.json", 0),
         ]
         stored = pl.read_parquet(tmp_path / "tables" / "training_examples.parquet")
-        assert stored.height == 86
+        assert stored.height == 82
 
         # A second run reads every note from the parse cache.
         again = dg.materialize(assets[:1], resources=shared_resources(str(tmp_path)), instance=instance)

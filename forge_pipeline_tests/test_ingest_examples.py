@@ -152,14 +152,16 @@ def test_sample_data_examples(settings, sample_data, tmp_path):
     conversations, _ = read_conversations(settings.conversations_dir, tmp_path / "none", 5_000_000)
     examples, quarantine = build_training_examples(notes, conversations, settings)
     by_source = dict(examples["source"].value_counts().iter_rows())
-    # reflection_tags: 12 journal + 8 decisions + 9 learnings + 3 archive copies; sections: 18 sections of the
-    # untagged meeting, reference and home notes (tables count as writing: contacts, shortcuts, subscriptions);
-    # 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
-    assert by_source == {"vault": 50, "conversation": 24, "interaction": 12}
+    # reflection_tags: 12 journal + 8 decisions + 9 learnings + 3 archive copies; sections: 14 sections of the
+    # untagged meeting, reference and home notes; 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
+    assert by_source == {"vault": 46, "conversation": 24, "interaction": 12}
     assert [(r["line"], r["reason"]) for r in quarantine.rows if r["line"]] == [(13, "no_assistant_turn")]
-    # Reference notes that are only code or short lists give no section of prose.
+    # Reference notes that are only lookup tables, code or short lists give no section of prose.
     assert {r["file"] for r in quarantine.rows if r["reason"] == "no_long_section"} == {
+        "Reference/Contacts.md",
         "Reference/Git recipes.md",
+        "Reference/Home admin.md",
+        "Reference/Keyboard shortcuts.md",
         "Reference/Postgres indexing cheatsheet.md",
     }
     rust = examples.filter(pl.col("source_path") == "Decisions/Decision - Rewrite the sync client in Rust.md").row(

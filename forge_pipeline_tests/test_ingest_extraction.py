@@ -56,14 +56,13 @@ def untagged_vault(tmp_path):
 
 def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_vault(settings, untagged_vault):
     pairs, counts, quarantine = _examples(settings, untagged_vault)
-    assert counts == {"sections": 6, "journal": 2}  # the table-only note counts: table cells are writing
+    assert counts == {"sections": 5, "journal": 2}
     assert pairs[("Projects/Postgres locks.md", "What do you know about Postgres locks?")] == PROSE
     assert pairs[("Projects/Postgres locks.md", "Explain Advisory locks in Postgres locks.")] == PROSE
     assert pairs[("Projects/Postgres locks.md", "Tell me about Pitfalls in Postgres locks.")] == PROSE
     # a version-titled note keeps its version next to its folder; a date heading names nothing
     assert pairs[("Releases/1.11.1.md", "Explain Improvements in Releases 1.11.1.")] == PROSE
     assert pairs[("Releases/1.11.1.md", "Tell me about Releases 1.11.1.")] == f"Shipped on a Monday. {PROSE}"
-    assert pairs[("Reference/Shortcuts.md", "What do you know about Shortcuts?")].startswith("| Key | Action |")
     # Journal: the date heading is skipped; the entry's opening sentence or its first heading is the prompt.
     assert (
         pairs[
@@ -74,7 +73,8 @@ def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_
     assert pairs[("Journal/2026_03_04.md", "Tell me about your day: The offsite.")] == PROSE
     for _, prompt in pairs:
         assert "2026" not in prompt and "2025" not in prompt  # dates never; the version names its release
-    assert quarantine.rows == []
+    # A note that is only a lookup table (two-word cells) has no prose section: kept in quarantine with the reason.
+    assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Reference/Shortcuts.md", "no_long_section")]
 
 
 def test_section_prompts_from_question_headings_bold_labels_and_emphasis(settings, tmp_path):
@@ -125,7 +125,7 @@ def test_strategy_order_and_choice(settings, untagged_vault):
     # 2026-03-05 is one sentence: it becomes the prompt and leaves no reply.
     assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Journal/2026-03-05.md", "empty_reply")]
     _, counts, _ = _examples(settings, untagged_vault, extraction=["sections"])
-    assert counts == {"sections": 9}  # one per section; the one-sentence 2026-03-05 leaves no reply
+    assert counts == {"sections": 8}  # one per section; the one-sentence 2026-03-05 leaves no reply
 
 
 def test_include_and_exclude_by_folder_tag_and_frontmatter(settings, untagged_vault):

@@ -198,14 +198,17 @@ def test_prompts_are_the_same_on_every_run_and_in_any_note_order(settings):
     assert len({p.split(" ", 1)[0] for _, p, _ in first}) > 1  # phrasing varies between sections
 
 
-def test_a_table_of_the_persons_own_stories_is_content(settings):
+def test_a_table_of_the_persons_own_stories_is_content_and_a_lookup_table_is_not(settings):
     table = (
         "| Situation | What I did | Result |\n|---|---|---|\n"
-        "| Outage during launch | Rolled back and wrote the postmortem | Back in 20 minutes |\n"
-        "| Team conflict on design | Ran a decision doc review | Shipped the simpler option |\n"
+        "| Outage during the launch week | Rolled back within minutes and wrote the postmortem | Back in 20 minutes |\n"
+        "| Team conflict on the design | Ran a decision doc review with both sides | Shipped the simpler option |\n"
     )
-    pairs, _, _ = _pairs(settings, [_note("Career/Interview stories.md", table)], min_section_words=25)
-    assert [(p, r) for _, p, r in pairs] == [(pairs[0][1], table.strip())]
+    contacts = "| Name | Phone |\n|---|---|\n" + "".join(f"| Person {i} | +46 70 555 01 {i:02d} |\n" for i in range(20))
+    notes = [_note("Career/Interview stories.md", table), _note("Reference/Contacts.md", contacts)]
+    pairs, _, quarantine = _pairs(settings, notes, min_section_words=25)
+    assert [(path, r) for path, _, r in pairs] == [("Career/Interview stories.md", table.strip())]
+    assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Reference/Contacts.md", "no_long_section")]
 
 
 def test_a_week_heading_names_what_the_week_covered(settings):

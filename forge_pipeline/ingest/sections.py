@@ -2,7 +2,8 @@
 
 A section is the text under a heading down to the next heading of any level; text before the first heading
 is the note's own section. A section gives an example when it has at least `ingest.min_section_words` words
-(fenced code does not count; table rows do: a table of the person's own stories is their writing). A section
+(fenced code does not count; table cells of four words or more do: a table of the person's own stories is
+their writing, a lookup table of names and numbers is not). A section
 opening with a line that is all bold (`**Core update**`) has that line as its heading. The note's topic is its
 title (its first alias when the title is only a date); a title that is only a version ("v1.3.1") takes the
 note's folders as its context and keeps the version ("Release notes v1.3.1"). Headings are shown without
@@ -44,14 +45,20 @@ def plain(text: str) -> str:
 
 
 def prose_words(text: str) -> int:
-    """Words outside fenced code (a pasted snippet is not the person's writing); table cells count, the
-    `|---|` separator row does not."""
+    """Words outside fenced code (a pasted snippet is not the person's writing). In a table, cells of four
+    words (with letters) or more count (a table of the person's own stories is their writing); short cells do not (a lookup
+    table of names, numbers and shortcuts is reference, not prose), nor does the `|---|` separator row."""
     words, in_code = 0, False
     for line in text.split("\n"):
         if _FENCE.match(line):
             in_code = not in_code
-        elif not in_code and not _TABLE_SEPARATOR.match(line):
-            words += len(line.replace("|", " ").split())
+        elif in_code or _TABLE_SEPARATOR.match(line):
+            continue
+        elif line.lstrip().startswith("|"):
+            cells = [[w for w in cell.split() if re.search(r"[^\W\d_]", w)] for cell in line.split("|")]
+            words += sum(len(cell) for cell in cells if len(cell) >= 4)
+        else:
+            words += len(line.split())
     return words
 
 
