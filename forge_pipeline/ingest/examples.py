@@ -505,6 +505,8 @@ def build_training_examples(
             counts[cand.rule] = counts.get(cand.rule, 0) + 1
             made_from.append((cand, note, names))
     rows.extend(vault_rows(made_from, ingest.system_prompt, quarantine, details))
+    for rule, n in details.pop("uncounted", {}).items():  # counts are of examples made, not of candidates
+        counts[rule] -= n
     keep_boilerplate(furniture, repeated, notes.height, quarantine, details)
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]

@@ -443,13 +443,16 @@ def vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str
     rows: list[dict] = []
     answers: dict[str, str] = {}
     shapes: dict[str, int] = {}
+    uncounted: dict[str, int] = {}  # per strategy: sections merged into another answer or dropped as shared
     dropped = 0
     for cand, note, names in sorted(made, key=lambda item: (item[0].path, item[0].seed)):
         if cand.merged:
+            uncounted[cand.rule] = uncounted.get(cand.rule, 0) + 1
             continue
         prompt = strip_control(cand.prompt())
         if answers.setdefault(prompt, cand.reply) != cand.reply:
             dropped += 1
+            uncounted[cand.rule] = uncounted.get(cand.rule, 0) + 1
             quarantine.add(
                 reason="shared_prompt",
                 file=cand.path,
@@ -486,4 +489,5 @@ def vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str
     assert all(len(replies) == 1 for replies in shared.values()), "a prompt is shared by different answers"
     details["prompt_shapes"] = dict(sorted(shapes.items()))
     details["shared_prompts"] = {**resolved, "dropped": dropped}
+    details["uncounted"] = uncounted
     return rows
