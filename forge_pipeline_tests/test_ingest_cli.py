@@ -56,7 +56,7 @@ def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_p
     assert "1 example(s) in languages outside prepare.filter.languages ['en'] will be held back" in out
     # the sample is what training would see: the English note's sections, not the German one held back
     assert "2 of the 2 vault example(s) that go on to the PII scrub, as written (before it):" in out
-    assert "prompt: What are your thoughts on Postgres locks, specifically Advisory locks?" in out
+    assert "prompt: Explain Advisory locks in Postgres locks." in out
     assert "Beratung" not in out
     quiet = CliRunner().invoke(
         app,

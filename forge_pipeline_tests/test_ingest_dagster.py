@@ -33,6 +33,16 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
             "interaction": 12,
         }
         assert examples["vault_examples_by_strategy"] == {"reflection_tags": 32, "sections": 14}
+        assert examples["prompt_shapes"] == {
+            "decision": 9,
+            "explain": 7,
+            "howto": 1,
+            "journal": 13,
+            "list": 6,
+            "reflection": 10,
+        }
+        assert examples["shared_prompts"] == {"level_1": 2, "dropped": 0}
+        assert notes["vault_config"]["daily_format"] == "YYYY-MM-DD" and notes["templates_skipped"] == 0
         assert examples["extraction"]["strategies"] == ["reflection_tags", "journal", "sections"]
         assert examples["dropped_by_reason"] == {"no_assistant_turn": 1, "no_long_section": 5}
         checks_run = result.get_asset_check_evaluations()

@@ -156,7 +156,7 @@ def test_sample_data_examples(settings, sample_data, tmp_path):
     # untagged meeting, reference and home notes; 22 JSONL + 3 ChatGPT minus conv-0009; 12 interactions.
     assert by_source == {"vault": 46, "conversation": 24, "interaction": 12}
     assert [(r["line"], r["reason"]) for r in quarantine.rows if r["line"]] == [(13, "no_assistant_turn")]
-    # Reference notes that are only tables, code or short lists give no section of prose.
+    # Reference notes that are only lookup tables, code or short lists give no section of prose.
     assert {r["file"] for r in quarantine.rows if r["reason"] == "no_long_section"} == {
         "Reference/Contacts.md",
         "Reference/Git recipes.md",

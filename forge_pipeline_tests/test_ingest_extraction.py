@@ -57,19 +57,12 @@ def untagged_vault(tmp_path):
 def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_vault(settings, untagged_vault):
     pairs, counts, quarantine = _examples(settings, untagged_vault)
     assert counts == {"sections": 5, "journal": 2}
-    assert pairs[("Projects/Postgres locks.md", "What are your thoughts on Postgres locks?")] == PROSE
-    assert (
-        pairs[("Projects/Postgres locks.md", "What are your thoughts on Postgres locks, specifically Advisory locks?")]
-        == PROSE
-    )
-    assert (
-        "Projects/Postgres locks.md",
-        "What are your thoughts on Postgres locks, specifically Advisory locks / Pitfalls?",
-    ) in pairs
-    # A version-number title and a date heading never become the prompt: the folder says what the note is
-    # about next to a heading, and a section with no topic at all opens with its first sentence.
-    assert pairs[("Releases/1.11.1.md", "What are your thoughts on Releases, specifically Improvements?")] == PROSE
-    assert pairs[("Releases/1.11.1.md", "Shipped on a Monday. Tell me more.")] == PROSE
+    assert pairs[("Projects/Postgres locks.md", "What do you know about Postgres locks?")] == PROSE
+    assert pairs[("Projects/Postgres locks.md", "Explain Advisory locks in Postgres locks.")] == PROSE
+    assert pairs[("Projects/Postgres locks.md", "Tell me about Pitfalls in Postgres locks.")] == PROSE
+    # a version-titled note keeps its version next to its folder; a date heading names nothing
+    assert pairs[("Releases/1.11.1.md", "Explain Improvements in Releases 1.11.1.")] == PROSE
+    assert pairs[("Releases/1.11.1.md", "Tell me about Releases 1.11.1.")] == f"Shipped on a Monday. {PROSE}"
     # Journal: the date heading is skipped; the entry's opening sentence or its first heading is the prompt.
     assert (
         pairs[
@@ -79,8 +72,8 @@ def test_default_extraction_gives_sections_and_journal_entries_from_an_untagged_
     )
     assert pairs[("Journal/2026_03_04.md", "Tell me about your day: The offsite.")] == PROSE
     for _, prompt in pairs:
-        assert "2026" not in prompt and "1.11" not in prompt and "2025" not in prompt
-    # A note that is only a table has no prose section: kept in quarantine with the reason.
+        assert "2026" not in prompt and "2025" not in prompt  # dates never; the version names its release
+    # A note that is only a lookup table (two-word cells) has no prose section: kept in quarantine with the reason.
     assert [(r["file"], r["reason"]) for r in quarantine.rows] == [("Reference/Shortcuts.md", "no_long_section")]
 
 
@@ -102,13 +95,10 @@ def test_section_prompts_from_question_headings_bold_labels_and_emphasis(setting
     assert counts == {"sections": 6}
     assert pairs == {
         ("Projects/Storage.md", "About Storage: Why not SQLite?"): PROSE,  # the person's own question, no "??"
-        ("Projects/Storage.md", "What are your thoughts on Storage, specifically The hot path?"): PROSE,
+        ("Projects/Storage.md", "Tell me about The hot path in Storage."): PROSE,
         # a bold line opening a section is its heading only when no real heading names the section
-        ("Projects/Storage.md", "What are your thoughts on Storage, specifically Later?"): f"**Costs:**\n{PROSE}",
-        (
-            "Release notes/Mobile/v1.4.1.md",
-            "What are your thoughts on Release notes / Mobile, specifically Core update?",
-        ): PROSE,
+        ("Projects/Storage.md", "What do you know about Later in Storage?"): f"**Costs:**\n{PROSE}",
+        ("Release notes/Mobile/v1.4.1.md", "Tell me about Core update in Release notes / Mobile."): PROSE,
         # no heading and no title: the opening sentence, without its list marker and emphasis
         ("Release notes/Mobile/v1.0.2.md", "Includes all fixes of v0.12.10. Tell me more."): PROSE,
         # an opening that is only a date ("Released on <date>") is no prompt: it stays at the head of the reply
@@ -116,7 +106,7 @@ def test_section_prompts_from_question_headings_bold_labels_and_emphasis(setting
             "Release notes/Mobile/v0.0.1.md",
             "I keep coming back to this because the first attempt failed for reasons nobody wrote down, and "
             "the second attempt only worked because we measured before changing anything at all. Tell me more.",
-        ): "<small>Released May 23, 2023</small>\nFirst beta.",
+        ): "Released May 23, 2023\nFirst beta.",  # formatting HTML goes, its words stay
     }
 
 
@@ -163,8 +153,8 @@ def test_first_h1_is_dropped_only_when_it_names_the_note(settings, tmp_path):
     _write(vault, "Aliased.md", f"---\naliases: [Other name]\n---\n# Other name\n\n{PROSE}\n")
     _write(vault, "Untitled.md", f"---\ntags: [reflection]\n---\n# A claim worth keeping\n\n{PROSE}\n")
     pairs, _, _ = _examples(settings, vault)
-    assert pairs[("Titled.md", "What are your thoughts on Titled?")] == PROSE
-    assert pairs[("Aliased.md", "What are your thoughts on Aliased?")] == PROSE
+    assert pairs[("Titled.md", "Tell me about Titled.")] == PROSE
+    assert pairs[("Aliased.md", "What do you know about Aliased?")] == PROSE
     reply = next(v for (path, _), v in pairs.items() if path == "Untitled.md")
     assert reply == f"# A claim worth keeping\n\n{PROSE}"
     assert json.dumps(list(pairs))  # prompts are plain strings

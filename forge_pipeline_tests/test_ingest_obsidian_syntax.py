@@ -70,3 +70,10 @@ def test_clean_text_of_each_obsidian_construct(body, expected):
 def test_heading_links_code_and_math_give_no_tags():
     body = "See [[#Heading]] and [[Note#Other]].\n`#not-a-tag` and $#x$ too.\nReal #tag."
     assert extract_tags({}, body) == ["tag"]
+
+
+def test_a_link_into_a_folder_reads_as_the_notes_name():
+    from forge_pipeline.ingest.obsidian import clean_body
+
+    assert clean_body("MAAS implements the [[Notes/MAAS]] concept.") == "MAAS implements the MAAS concept."
+    assert clean_body("See ![diagram](latch.png) and <u>this</u>.") == "See  and this."

@@ -20,6 +20,10 @@ def register(app: typer.Typer) -> None:
         pii: bool = typer.Option(
             True, "--pii/--no-pii", help="Preview what the PII scrub would replace (values masked; loads spaCy)."
         ),
+        seed: int = typer.Option(
+            0, help="Seed of the sample: the same seed on the same vault shows the same examples."
+        ),
+        full: bool = typer.Option(False, "--full", help="Show whole prompts and replies, not their first line."),
     ) -> None:
         """Parse notes and conversations, list every file/line that would be quarantined and why, and count the
         training examples they would give (per extraction strategy and language, with a sample of prompts), and
@@ -27,7 +31,7 @@ def register(app: typer.Typer) -> None:
         Exit status 0 even when records are dropped; non-zero only when the inputs cannot be read at all."""
         from forge_pipeline.ingest.conversations import read_conversations
         from forge_pipeline.ingest.examples import build_training_examples
-        from forge_pipeline.ingest.vault import read_vault
+        from forge_pipeline.ingest.vault import VaultReadStats, read_vault
         from forge_pipeline.records import escape_control
         from forge_pipeline.settings import load_settings
 
@@ -39,7 +43,8 @@ def register(app: typer.Typer) -> None:
                     escape_control(f"check-inputs: {folder} is not a folder; set {setting} or pass it"), err=True
                 )
                 raise typer.Exit(1)
-        notes, note_quarantine = read_vault(vault, settings.ingest)
+        stats = VaultReadStats()
+        notes, note_quarantine = read_vault(vault, settings.ingest, stats=stats)
         chats, chat_quarantine = read_conversations(
             conversations, settings.paths.interactions, settings.ingest.max_jsonl_line_bytes
         )
@@ -48,14 +53,24 @@ def register(app: typer.Typer) -> None:
             f"{notes.height} notes, {chats.height} conversations readable; {len(dropped)} record(s) "
             "would be quarantined"
         )
+        config = stats.config
+        typer.echo(
+            f"vault settings (.obsidian): templates folder {config.template_folders or 'none'}, daily notes "
+            f"'{config.daily_folder or '/'}' named {config.daily_format}, flashcard tags {config.flashcards.tags}"
+        )
+        for problem in config.problems:
+            typer.echo(escape_control(f"  not used: {problem}"))
         for row in dropped:
             where = row["file"] + (f":{row['line']}" if row["line"] else "")
             typer.echo(escape_control(f"  dropped {where}: {row['reason']}: {row['detail']}"))
         # Dropping records with their reasons is what ingest does every run (the sample data has some), not a
         # failure: the exit status stays 0. Missing folders or bad settings exit non-zero.
         by_strategy: dict[str, int] = {}
-        examples, example_quarantine = build_training_examples(notes, chats, settings, by_strategy)
-        for line in examples_summary(examples, example_quarantine.rows, by_strategy, notes.height, settings, sample):
+        details: dict = {}
+        examples, example_quarantine = build_training_examples(notes, chats, settings, by_strategy, config, details)
+        for line in examples_summary(
+            examples, example_quarantine.rows, by_strategy, notes.height, settings, sample, seed, full, details
+        ):
             typer.echo(escape_control(line))
         from forge_pipeline.prepare.scoring import quality_report_lines
 
@@ -72,10 +87,22 @@ def register(app: typer.Typer) -> None:
                 typer.echo(escape_control(line))
 
 
-def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: int, settings, sample: int) -> list[str]:
+def examples_summary(
+    examples,
+    dropped: list[dict],
+    by_strategy: dict,
+    notes: int,
+    settings,
+    sample: int,
+    seed: int = 0,
+    full: bool = False,
+    details: dict | None = None,
+) -> list[str]:
     """What `build_training_examples` made of the inputs, as lines for a person: examples per note and per
-    strategy, why notes gave none, languages the scrub would hold back, and `sample` vault prompts. These are
-    the person's own notes on their own screen, before the scrub (nothing here is stored or logged)."""
+    strategy, prompt shapes, boilerplate removed, why notes gave none, languages the scrub would hold back, and
+    `sample` vault examples drawn with `seed`. These are the person's own notes on their own screen, before the
+    scrub (nothing here is stored or logged)."""
+    details = details or {}
     from forge_pipeline.language import held_back_language
 
     from_vault = examples.filter(examples["source"] == "vault")
@@ -86,7 +113,25 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
         f"({from_vault.height / max(notes, 1):.2f} per note; {strategies}), "
         f"{examples.height - from_vault.height} from conversations"
     ]
-    reasons = Counter(row["reason"] for row in dropped)
+    shapes = details.get("prompt_shapes") or {}
+    if shapes:
+        total = max(sum(shapes.values()), 1)
+        lines.append(
+            "  prompt shapes: "
+            + ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in sorted(shapes.items(), key=lambda kv: -kv[1]))
+        )
+    shared = details.get("shared_prompts") or {}
+    if any(shared.values()):
+        lines.append(
+            "  prompts shared by different answers: "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shared.items())
+            + " (raised levels add the parent heading, folder, path; 'dropped' were quarantined)"
+        )
+    removed = {k: v for k, v in (details.get("boilerplate") or {}).items() if v and k != "repeated_lines"}
+    if removed:
+        lines.append("  removed as template furniture: " + ", ".join(f"{k} {v}" for k, v in removed.items()))
+    furniture = {"boilerplate", "header_block", "navigation"}
+    reasons = Counter(row["reason"] for row in dropped if row["reason"] not in furniture)
     if by_strategy.get("excluded"):
         reasons["excluded by ingest.include/exclude"] = by_strategy["excluded"]
     if "no_long_section" in reasons:
@@ -108,7 +153,7 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
     # the sample shows what training would see: examples in the languages the scrub lets through
     rows = [
         r
-        for r in from_vault.select("source_path", "messages", "language").to_dicts()
+        for r in from_vault.select("example_id", "source_path", "messages", "language").to_dicts()
         if not held_back_language(r["language"], allowed)
     ]
     if sample and rows:
@@ -116,11 +161,16 @@ def examples_summary(examples, dropped: list[dict], by_strategy: dict, notes: in
             f"  {min(sample, len(rows))} of the {len(rows)} vault example(s) that go on to the PII scrub, "
             "as written (before it):"
         )
-        for row in random.Random(0).sample(rows, min(sample, len(rows))):
+        shape_of = details.get("shape_of") or {}
+        for row in random.Random(seed).sample(rows, min(sample, len(rows))):
             turns = {m["role"]: m["content"] for m in row["messages"]}
-            lines.append(f"    {row['source_path']}")
-            lines.append(f"      prompt: {_shorten(turns.get('user', ''), 160)}")
-            lines.append(f"      reply:  {_shorten(turns.get('assistant', ''), 100)}")
+            lines.append(f"    {row['source_path']}  [{shape_of.get(row['example_id'], '?')}]")
+            if full:
+                lines.append("      prompt: " + turns.get("user", "").replace("\n", "\n        "))
+                lines.append("      reply:  " + turns.get("assistant", "").replace("\n", "\n        "))
+            else:
+                lines.append(f"      prompt: {_shorten(turns.get('user', ''), 160)}")
+                lines.append(f"      reply:  {_shorten(turns.get('assistant', ''), 100)}")
     return lines
 
 

@@ -35,6 +35,15 @@ class IngestSettings(Section):
     min_section_words: int = Field(
         default=25, ge=1, description="sections strategy: shorter sections are skipped (headings, stubs)."
     )
+    boilerplate_min_notes: int = Field(
+        default=5,
+        ge=2,
+        description="A block whose every line appears in at least this many notes (and in "
+        "boilerplate_min_share of them) is template furniture and is removed before examples are made.",
+    )
+    boilerplate_min_share: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="Share of the vault's notes a line must appear in to be boilerplate."
+    )
     ignored_dirs: list[str] = Field(default=[".obsidian", ".trash", "attachments", ".git"])
     max_note_bytes: int = Field(default=2_000_000, gt=0, description="Larger notes are quarantined, not parsed.")
     max_jsonl_line_bytes: int = Field(default=5_000_000, gt=0)

@@ -22,28 +22,29 @@ reflection_tags — notes carrying one of `ingest.reflection_tags` (or a nested 
    "<first sentence> Tell me more." and the rest of the body instead.
    Example: `reflection/work` note "Team health" -> "What are your thoughts on Team health?"
 
-journal — notes named by a date (`2026-03-02.md`, `2026_03_02`, `20260302`, `2026-03-02 Monday`), one
-example per entry, the prompt from the entry's content: its first heading when that says more than a date
-("Tell me about your day: <heading>."; reply = the rest), otherwise its opening sentence ("<sentence> How
-did it go, and what's on your mind?"; reply = the rest of the entry).
+journal — notes named by a date (`2026-03-02.md`, `2026_03_02`, `20260302`, `2026-03-02 Monday`) or by the
+vault's own daily-notes format (`.obsidian/daily-notes.json`, e.g. `DD-MM-YYYY - dddd`), one example per entry,
+the prompt from the entry's content: its first heading when that names something and has prose under it
+("Tell me about your day: <heading>."; reply = the rest), otherwise its first sentence of prose ("<sentence>
+How did it go, and what's on your mind?"; reply = the rest of the entry without the daily template's checklist
+and time headings).
    Example: `2026-03-02.md` opening "Back at my desk after the long weekend. I spent ..." ->
    "Back at my desk after the long weekend. How did it go, and what's on your mind?" / "I spent ...".
 
-sections — any note: one example per heading section (the text under a heading down to the next heading
-of any level; text before the first heading counts as the note's own section) with at least
-`ingest.min_section_words` words of prose (words in fenced code and
-table rows do not count: a pasted table is not the person's writing). The topic is the note's title (its first alias when the title is only a
-date or version) followed by the heading path, with dates, version numbers and emphasis markers taken out; the
-prompt is "What are your thoughts on <title>?" or "What are your thoughts on <title>, specifically <h2> / <h3>?".
-A heading that is a question is the prompt itself ("About <title>: Why not SQLite?"). A section opening with a
-line that is all bold (`**Core update**`) has that line as its heading. When the title is only a date or
-version, the note's last two folders stand in for it next to a heading (`Release notes/v1.3.1.md`,
-`## Improvements` -> "What are your thoughts on Release notes, specifically Improvements?"). When nothing is
-left of the topic (a `1.11.1` note under a `2025-03-24` heading), the section's first sentence is the prompt
-("<sentence> Tell me more.") and the rest the reply.
-   Example: note "Postgres locks", `## Advisory locks` section -> "What are your thoughts on Postgres locks,
-   specifically Advisory locks?" / the section's text.
-A note the sections strategy can take nothing from is quarantined (`no_long_section`).
+sections — any note: one example per heading section (sections.py has the rules: minimum words, tables
+count, bold labels, version-titled notes) with a prompt in the shape of the section (prompts.py: question,
+how-to, definition, list, book or course chapter, comparison, example, summary, reflection, claim, explain),
+phrased deterministically from the note path and heading path. Topics keep numbers and versions; dates never
+make a prompt.
+   Example: note "Postgres locks", `## Advisory locks` section -> "Explain Advisory locks in Postgres locks."
+A note the sections strategy can take nothing from is quarantined (`no_long_section`); a to-read list of
+linked tasks is quarantined as `task_list`.
+
+Before any strategy: lines and blocks the vault repeats in many notes (template furniture: boilerplate.py)
+are removed and quarantined, and a note carrying the flashcards plugin's tag gives one example per card
+(flashcards.py) besides what the strategies make of the rest. No two different answers share a prompt: a
+shared prompt is made specific (parent heading, then folder, then path) or, for two sections of one note under
+the same heading, the answers are merged; what is still shared is quarantined (`shared_prompt`).
 
 The note's first heading is dropped from a reply when it is a level-1 heading naming the note (its title or
 an alias; a `# Title` restates the prompt); any other first heading is the person's text and stays. A reply
@@ -84,6 +85,17 @@ from datetime import datetime
 
 import polars as pl
 
+from forge_pipeline.ingest.boilerplate import (
+    BoilerplateReport,
+    common_headings,
+    keep_boilerplate,
+    repeated_lines,
+    strip_boilerplate,
+)
+from forge_pipeline.ingest.flashcards import split_cards
+from forge_pipeline.ingest.prompts import Candidate, norm, topic, vault_rows
+from forge_pipeline.ingest.sections import first_sentence, plain, section_candidates
+from forge_pipeline.ingest.vault_config import VaultConfig, daily_note_matcher
 from forge_pipeline.language import detect_language
 from forge_pipeline.records import (
     EXAMPLE_SCHEMA,
@@ -106,21 +118,6 @@ _H2_SPLIT = re.compile(r"^(#{2,6})\s+(.+?)\s*$", re.MULTILINE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ANY_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _JOURNAL_NAME = re.compile(r"^\d{4}([-_.]?)\d{2}\1\d{2}(?:[ _-]+[A-Za-z]+)?$")
-# Dates (2026-03-02, 2026/03/02, 20260302, 02.03.2026), version numbers (1.11.1, v2.0) and bare numbers: a
-# prompt made of these ("What are your thoughts on 1.11.1?") teaches nothing.
-_DATE_OR_VERSION = re.compile(
-    r"\b(?:\d{4}[-_./]\d{1,2}[-_./]\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{8}"
-    r"|v?\d+(?:\.\d+)+|\d+(?:st|nd|rd|th)?)\b",
-    re.IGNORECASE,
-)
-_CALENDAR_WORDS = re.compile(
-    r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)"
-    r"[a-z]*\b|\b(?:week|daily|note|journal|log|entry|today|changelog|release|version)\b",
-    re.IGNORECASE,
-)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[.\]\s+)?")  # "- ", "2. ", "- [x] "
-_BOLD_LINE = re.compile(r"^(?:\*\*|__)([^*_\n]+?)(?:\*\*|__):?$")
 
 
 def _is_reflection(tags: list[str], reflection_tags: list[str]) -> bool:
@@ -129,16 +126,6 @@ def _is_reflection(tags: list[str], reflection_tags: list[str]) -> bool:
 
 def _norm(text: str) -> str:
     return re.sub(r"[\W_]+", "", text).lower()
-
-
-def _topic(text: str) -> str | None:
-    """`text` without dates and version numbers, or None when nothing but dates, numbers and calendar words
-    is left ("2026-03-24", "1.11.1", "Monday, March 2", "Weekly note 12")."""
-    cleaned = _DATE_OR_VERSION.sub(" ", text)
-    if not re.search(r"[^\W\d_]", _CALENDAR_WORDS.sub(" ", cleaned)):
-        return None
-    cleaned = re.sub(r"\s+", " ", cleaned)
-    return re.sub(r"^[\s\-–—:,.;/|()]+|[\s\-–—:,;/|(]+$", "", cleaned) or None
 
 
 def _frontmatter(note: dict) -> dict:
@@ -159,8 +146,8 @@ def _aliases(note: dict) -> list[str]:
 def note_topic(note: dict) -> str | None:
     """What the note is about: its title, or its first alias that is more than a date or version."""
     for name in [note["title"], *_aliases(note)]:
-        if name and (topic := _topic(name)):
-            return topic
+        if name and (found := topic(name)):
+            return found
     return None
 
 
@@ -176,7 +163,7 @@ def _strip_title_line(body: str, names: list[str] | None = None) -> str:
 
 def _names_note(heading: str, names: list[str]) -> bool:
     wanted = {_norm(n) for n in names}
-    return _norm(heading) in wanted or _norm(_topic(heading) or heading) in wanted
+    return _norm(heading) in wanted or _norm(topic(heading) or heading) in wanted
 
 
 _WIKILINK = re.compile(r"\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
@@ -219,48 +206,7 @@ def _note_names(note: dict) -> list[str]:
     """The title and aliases, each also without its dates ("Platform sync — 2026-03-03" names the note
     "2026-03-03 Platform sync")."""
     names = [note["title"], *_aliases(note)]
-    return names + [t for n in names if (t := _topic(n))]
-
-
-def _prose_words(text: str) -> int:
-    """Words outside fenced code and table rows: what the person wrote, not a pasted table or snippet."""
-    words, in_code = 0, False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        elif not in_code and not line.lstrip().startswith("|"):
-            words += len(line.split())
-    return words
-
-
-def _first_sentence(text: str) -> tuple[str, str]:
-    """(opening sentence of the first paragraph, the rest of the text)."""
-    text = text.strip()
-    first_line, _, after = text.partition("\n")
-    parts = _SENTENCE_END.split(first_line, maxsplit=1)
-    rest = (parts[1] if len(parts) > 1 else "") + ("\n" + after if after else "")
-    return parts[0].strip(), rest.strip()
-
-
-def _split_sections(body: str) -> list[tuple[list[str], str]]:
-    """[(heading path, text directly under that heading)], headings found outside fenced code only; the text
-    before the first heading has the empty path."""
-    sections: list[tuple[list[str], list[str]]] = [([], [])]
-    stack: list[tuple[int, str]] = []
-    in_code = False
-    for line in body.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        heading = None if in_code else _ANY_HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, heading.group(2).strip()))
-            sections.append(([h for _, h in stack], []))
-        else:
-            sections[-1][1].append(line)
-    return [(path, "\n".join(lines).strip()) for path, lines in sections]
+    return names + [t for n in names if (t := topic(n))]
 
 
 def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -276,84 +222,85 @@ def _sections(body: str) -> tuple[str, list[tuple[str, str, str]]]:
     return preamble, sections
 
 
-def journal_prompt_and_reply(note: dict) -> tuple[str, str, str] | None:
-    """("journal", prompt, reply) for a date-named note, None for any other note."""
+def journal_prompt_and_reply(
+    note: dict, is_daily=None, template_headings: frozenset = frozenset()
+) -> tuple[str, str, str] | None:
+    """("journal", prompt, reply) for a date-named note (or one `is_daily` recognises by the vault's own
+    daily-notes format), None for any other note. The reply leaves out the daily template's scaffolding: a
+    checklist under a heading many notes share ("# Habits"), and headings that are only a time or a calendar
+    word ("# Log", "## 09:14"), whose text stays."""
     stem = note["path"].rsplit("/", 1)[-1].removesuffix(".md")
-    if not _JOURNAL_NAME.match(stem.strip()):
+    if not _JOURNAL_NAME.match(stem.strip()) and not (is_daily and is_daily(note["path"])):
         return None
     body = _strip_title_line(note["body"] or "", _note_names(note))
     lines = body.split("\n")
     heading = _ANY_HEADING.match(lines[0]) if lines else None
-    if heading and _topic(heading.group(2)) is None:  # "# Monday, March 2": the date again
+    if heading and topic(heading.group(2)) is None:  # "# Monday, March 2": the date again
         body = "\n".join(lines[1:]).strip()
         lines = body.split("\n")
         heading = _ANY_HEADING.match(lines[0]) if lines else None
-    if heading:
-        return "journal", f"Tell me about your day: {heading.group(2).strip()}.", "\n".join(lines[1:]).strip()
-    sentence, rest = _first_sentence(body)
+    if heading and (label := topic(plain(heading.group(2)))) and _has_prose(_first_section(lines[1:])):
+        return "journal", f"Tell me about your day: {label}.", "\n".join(lines[1:]).strip()
+    # a template's scaffolding heading ("# Habits" over a checklist, "# Log", "## 09:14") says nothing about
+    # the day: the entry's first sentence of prose does
+    sentence, rest = _journal_opening(body)
     if not sentence:
         return "journal", "", ""
-    return "journal", f"{sentence} How did it go, and what's on your mind?", rest
+    return (
+        "journal",
+        f"{sentence} How did it go, and what's on your mind?",
+        _without_scaffolding(rest, template_headings),
+    )
 
 
-def _folder_topic(note: dict) -> str | None:
-    """The note's last two folders that are more than dates or versions ("Release notes / Mobile" for
-    `Release notes/Mobile/v1.4.1.md`): the context of a section whose note title says nothing."""
-    folders = [t for part in note["path"].split("/")[:-1] if (t := _topic(part))]
-    return " / ".join(folders[-2:]) or None
-
-
-def _plain(text: str) -> str:
-    """`text` without Markdown emphasis, highlights, link targets and HTML tags (a prompt is a question, not
-    formatting)."""
-    text = re.sub(r"\[([^\]]+)\]\([^)\s]*\)", r"\1", text)  # [Bases](https://...) -> Bases
-    return re.sub(r"</?[A-Za-z][^<>]*>", "", re.sub(r"(\*\*|__|==)(.+?)\1", r"\2", text)).strip()
-
-
-def _section_prompt(title: str | None, headings: list[str]) -> str:
-    """The prompt for a section under `headings` of a note about `title` (see the module docstring)."""
-    if headings and headings[-1].endswith("?"):  # the person's own question ("Why not SQLite?") is the prompt
-        return f"About {title}: {headings[-1]}" if title else headings[-1]
-    if title and headings:
-        return f"What are your thoughts on {title}, specifically {' / '.join(headings)}?"
-    return f"What are your thoughts on {title or ' / '.join(headings)}?"
-
-
-def section_prompts_and_replies(note: dict, min_words: int) -> list[tuple[str, str, str]]:
-    """[("sections", prompt, reply)] for every heading section of the note with at least `min_words` words."""
-    title = note_topic(note)
-    names = _note_names(note)
-    out = []
-    for path, text in _split_sections(_strip_title_line(note["body"] or "", names)):
-        if _prose_words(text) < min_words:
+def _without_scaffolding(text: str, template_headings: frozenset) -> str:
+    out: list[str] = []
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        heading = _ANY_HEADING.match(lines[index])
+        if not heading:
+            out.append(lines[index])
+            index += 1
             continue
-        headings = [_plain(t) for h in path if (t := _topic(h)) and not _names_note(h, names)]
-        if not headings:  # a line that is all bold ("**Core update**") is a heading in all but syntax
-            first, _, after = text.partition("\n")
-            if (label := _BOLD_LINE.match(first.strip())) and _topic(label.group(1)):
-                headings, text = [label.group(1).rstrip(":").strip()], after.strip()
-        if title or headings:
-            # a version- or date-titled note ("Release notes/v1.3.1.md"): its folders say what it is about
-            context = title or (_folder_topic(note) if headings else None)
-            out.append(("sections", _section_prompt(context, headings), text))
-        else:
-            sentence, rest = _opening_sentence(text)
-            if rest:
-                out.append(("sections", f"{sentence} Tell me more.", rest))
-    return out
+        section = _first_section(lines[index + 1 :])
+        label = plain(heading.group(2))
+        body = [line for line in section if line.strip()]
+        if norm(label) in template_headings and all(_TASK_LINE.match(line) for line in body):
+            index += 1 + len(section)  # the template's checklist (or its heading left empty)
+            continue
+        if topic(label) is not None:
+            out.append(lines[index])
+        index += 1
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 
-def _opening_sentence(text: str) -> tuple[str, str]:
-    """(the first sentence that says something, as plain text; the text without it). Openings such as
-    "Released on 2020/04/21." (fewer than three words once dates are gone) stay at the head of the reply."""
-    skipped, rest = [], text
-    while True:
-        sentence, after = _first_sentence(rest)
-        plain = _plain(_LIST_MARKER.sub("", sentence))
-        if not after or len(re.findall(r"[^\W\d_]+", _topic(plain) or "")) >= 3:
-            return plain, "\n".join([*skipped, after]).strip()
-        skipped.append(sentence)
-        rest = after
+_TASK_LINE = re.compile(r"^\s*[-*+]\s+(?:TODO|DONE|CANCELLED|IN PROGRESS):")
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def _first_section(lines: list[str]) -> list[str]:
+    return next(([*lines[:i]] for i, line in enumerate(lines) if _ANY_HEADING.match(line)), lines)
+
+
+def _has_prose(lines: list[str]) -> bool:
+    """Whether some line is prose: not blank, not a heading, not a list or task item."""
+    return any(line.strip() and not _ANY_HEADING.match(line) and not _LIST_ITEM.match(line) for line in lines)
+
+
+def _journal_opening(body: str) -> tuple[str, str]:
+    """(the first sentence of prose with at least three words, the entry without it)."""
+    lines = body.split("\n")
+    for index, line in enumerate(lines):
+        if not _has_prose([line]):
+            continue
+        sentence, rest = first_sentence(line)
+        if len(re.findall(r"[^\W\d_]+", topic(plain(sentence)) or "")) >= 3:
+            lines[index] = rest
+            return plain(sentence), "\n".join(lines).strip()
+    return "", body
 
 
 def selector_matches(selector: str, note: dict) -> bool:
@@ -400,17 +347,19 @@ def note_prompt_and_reply(note: dict) -> tuple[str, str, str]:
                 context += "."
             return "decision", f"I'm facing this decision: {context} What should I consider?", reply
     if "learning" in tags:
-        topic = re.sub(r"^what i learned about\s+", "", title, flags=re.IGNORECASE).strip() or title
-        return "learning", f"What did you learn about {topic}?", body
+        about = topic(re.sub(r"^what i learned about\s+", "", title, flags=re.IGNORECASE).strip() or title)
+        if about is None:  # "What did you learn about 2025-03-24?" asks nothing: open with the text instead
+            sentence, rest = first_sentence(body)
+            return "learning", f"{sentence} What did you learn?", rest
+        return "learning", f"What did you learn about {about}?", body
     if "journal" in tags and note.get("created") is not None:
         created: datetime = note["created"]
         day = f"{created:%A}, {created:%B} {created.day}, {created.year}"
         return "journal", f"How did {day} go? What's on your mind?", body
-    topic = note_topic(note)
-    if topic is None:  # a date or version title ("2026-03-05", "1.11.1") is no question; open with the text
-        sentence, rest = _first_sentence(body)
+    title = note_topic(note)
+    if title is None:  # a date or version title ("2026-03-05", "1.11.1") is no question; open with the text
+        sentence, rest = first_sentence(body)
         return "generic", f"{sentence} Tell me more.", rest
-    title = topic
     prompt = f"What are your thoughts on {title}?"
     headings = note.get("headings") or []
     if headings and headings[0].strip().lower() not in title.lower() and title.lower() not in headings[0].lower():
@@ -463,74 +412,124 @@ def _with_system(messages: list[dict], system_prompt: str) -> list[dict]:
     return [{"role": "system", "content": system_prompt}, *messages]
 
 
-def _apply(strategy: str, note: dict, ingest) -> list[tuple[str, str, str]] | None:
+def _apply(
+    strategy: str,
+    note: dict,
+    ingest,
+    is_daily=None,
+    template_headings: frozenset = frozenset(),
+    skipped: list | None = None,
+    vacuous_headings: frozenset = frozenset(),
+) -> list[Candidate] | None:
     """The examples one strategy makes of a note ([] when it claims the note but finds nothing to use), or
     None when the strategy does not apply to this note."""
+    path, title = note["path"], note_topic(note)
     if strategy == "reflection_tags":
-        return [note_prompt_and_reply(note)] if _is_reflection(note["tags"] or [], ingest.reflection_tags) else None
+        if not _is_reflection(note["tags"] or [], ingest.reflection_tags):
+            return None
+        rule, prompt, reply = note_prompt_and_reply(note)
+        shape = {"decision": "decision", "journal": "journal"}.get(rule, "reflection")
+        return [Candidate(strategy, shape, reply, path, title=title, fixed=prompt, path=path)]
     if strategy == "journal":
-        made = journal_prompt_and_reply(note)
-        return None if made is None else [made]
-    return section_prompts_and_replies(note, ingest.min_section_words)
+        made = journal_prompt_and_reply(note, is_daily, template_headings)
+        if made is None:
+            return None
+        # a shared journal prompt ("Tell me about your day: Log.") is told apart by the entry's own name
+        return [Candidate(strategy, "journal", made[2], path, title=note["title"], fixed=made[1], path=path)]
+    names = _note_names(note)
+    body = _strip_title_line(note["body"] or "", names)
+    title_names = [note["title"], *([t] if (t := topic(note["title"] or "")) else [])]
+
+    def names_note(heading: str, level: int) -> bool:
+        return _names_note(heading, names if level == 1 else title_names)
+
+    return section_candidates(
+        note, title, names_note, body, ingest.min_section_words, template_headings, skipped, vacuous_headings
+    )
+
+
+def _flashcards(note: dict, syntax) -> list[Candidate]:
+    """The note's flashcards as Q/A candidates; the card lines leave the note's body (the rest is still prose
+    for the strategies)."""
+    if not syntax.marks(note["tags"] or []):
+        return []
+    cards, note["body"] = split_cards(note["body"] or "", syntax)
+    path = note["path"]
+    return [
+        Candidate("flashcards", "flashcard", answer, path, title=note_topic(note), fixed=question, path=path)
+        for question, answer in cards
+    ]
 
 
 def build_training_examples(
-    notes: pl.DataFrame, conversations: pl.DataFrame, settings: ForgeSettings, counts: dict[str, int] | None = None
+    notes: pl.DataFrame,
+    conversations: pl.DataFrame,
+    settings: ForgeSettings,
+    counts: dict[str, int] | None = None,
+    vault_config: VaultConfig | None = None,
+    details: dict | None = None,
 ) -> tuple[pl.DataFrame, Quarantine]:
     """Examples (EXAMPLE_SCHEMA) from notes (by `ingest.extraction`) and conversations, plus what was dropped
-    and why. `counts`, when given, receives vault examples per rule (and `excluded` notes)."""
+    and why. `counts`, when given, receives vault examples per rule (and `excluded` notes). `vault_config` is
+    what the vault's `.obsidian/` says (daily-notes format, flashcards); None means the app's defaults.
+    `details`, when given, receives what was removed as boilerplate and how prompts were made (for metadata)."""
     ingest = settings.ingest
+    vault_config = vault_config or VaultConfig()
+    is_daily = daily_note_matcher(vault_config)
     counts = counts if counts is not None else {}
     quarantine = Quarantine("training_examples")
     rows: list[dict] = []
     person_fields = settings.prepare.scrub.person_frontmatter_fields
     names_of: dict[str, list[str]] = {}  # note path -> the names in its person fields
+    details = details if details is not None else {}
+    repeated = repeated_lines(notes["body"].to_list(), ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
+    furniture = BoilerplateReport()
+    headings = [[plain(h) for h in hs or []] for hs in notes["headings"].to_list()]
+    template_headings = common_headings(headings, ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
+    # in a tenth of the vault or more, a template's heading is no subject at all (see sections.py)
+    vacuous_headings = common_headings(headings, ingest.boilerplate_min_notes, max(0.1, ingest.boilerplate_min_share))
+    made_from: list[tuple[Candidate, dict, list[str]]] = []  # every vault example before its prompt is final
     for note in notes.iter_rows(named=True):
         names_of[note["path"]] = names = frontmatter_names(note, person_fields)
         if not is_selected(note, ingest.include, ingest.exclude):
             counts["excluded"] = counts.get("excluded", 0) + 1
             continue
+        note["body"] = strip_boilerplate(note["body"] or "", repeated, note["path"], furniture)
+        cards = _flashcards(note, vault_config.flashcards)
+        skipped: list[tuple[str, str]] = []
         for strategy in ingest.extraction:
-            made = _apply(strategy, note, ingest)
+            made = _apply(strategy, note, ingest, is_daily, template_headings, skipped, vacuous_headings)
             if made is not None:
                 break
         else:
+            made = None
+        for reason, detail in skipped:
+            quarantine.add(reason=reason, file=note["path"], detail=detail)
+        if not made and not cards:
+            if made is not None and not skipped:
+                quarantine.add(
+                    reason="no_long_section",
+                    file=note["path"],
+                    detail=f"no section has ingest.min_section_words={ingest.min_section_words} words",
+                )
             continue
-        if not made:
-            quarantine.add(
-                reason="no_long_section",
-                file=note["path"],
-                detail=f"no section has ingest.min_section_words={ingest.min_section_words} words",
-            )
-            continue
-        for rule, prompt, reply in made:
-            prompt, reply = strip_control(prompt), strip_control(reply)
-            if not prompt.strip() or not any(
-                line.strip() and not _ANY_HEADING.match(line) for line in reply.split("\n")
+        for cand in [*cards, *(made or [])]:
+            cand.reply = strip_control(cand.reply)
+            if not cand.prompt().strip() or not any(
+                line.strip() and not _ANY_HEADING.match(line) for line in cand.reply.split("\n")
             ):
                 quarantine.add(
-                    reason="empty_reply", file=note["path"], detail=f"rule {rule}: the note has no text after its title"
+                    reason="empty_reply",
+                    file=note["path"],
+                    detail=f"{cand.rule} ({cand.shape}): the note has no text after its title",
                 )
                 continue
-            counts[strategy] = counts.get(strategy, 0) + 1
-            messages = [
-                {"role": "system", "content": ingest.system_prompt},
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": reply},
-            ]
-            rows.append(
-                {
-                    "example_id": example_id_for(messages),
-                    "messages": messages,
-                    "source": "vault",
-                    "source_path": note["path"],
-                    "conversation_id": None,
-                    "created_at": note["created"],
-                    "tags": list(note["tags"] or []),
-                    "language": note.get("language"),
-                    "known_names": names,
-                }
-            )
+            counts[cand.rule] = counts.get(cand.rule, 0) + 1
+            made_from.append((cand, note, names))
+    rows.extend(vault_rows(made_from, ingest.system_prompt, quarantine, details))
+    for rule, n in details.pop("uncounted", {}).items():  # counts are of examples made, not of candidates
+        counts[rule] -= n
+    keep_boilerplate(furniture, repeated, notes.height, quarantine, details)
     for conv in conversations.iter_rows(named=True):
         messages = [dict(m) for m in conv["messages"] or []]
         is_interaction = conv["source_format"] == "interaction"

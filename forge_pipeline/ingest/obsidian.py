@@ -4,10 +4,13 @@ Nothing here touches the file system, so every rule is testable on a string.
 
 Cleaning rules (what the model should read, not Obsidian's markup):
 - `[[Note]]` → `Note`, `[[Note|alias]]` → `alias` (also `[[Note\\|alias]]` inside a table),
-  `[[Note#Heading]]` / `[[Note#^block]]` → `Note` (the reader sees the name); a link into the same note,
+  `[[Note#Heading]]` / `[[Note#^block]]` → `Note` (the reader sees the name; `[[Folder/Note]]` → `Note`); a link into the same note,
   `[[#Heading]]`, → `Heading` (never `#Heading`, which would read as a tag); `[[#^block]]` → nothing.
 - Block ids (`^b15695` ending a line, or alone on a line) are removed: they are anchors, not words.
-- Embeds `![[...]]` are removed: they pull in an image or another note's section that is not this note's text.
+- Embeds `![[...]]` are removed: they pull in an image or another note's section that is not this note's text;
+  so are Markdown images `![alt](picture.png)` (a file name is not writing).
+- Formatting HTML (`<u>`, `<i>`, `<b>`, `<span ...>`, `<mark>`, the underline plugin's tags) is removed, its
+  words kept.
 - `%% comments %%` are removed (private scratch text, possibly multi-line).
 - `==highlight==` → `highlight`.
 - Callout markers `> [!note] Title` (and the folding forms `[!note]-` / `[!note]+`) become the plain line
@@ -17,7 +20,8 @@ Cleaning rules (what the model should read, not Obsidian's markup):
   `- CANCELLED: x` / `- IN PROGRESS: x`.
 - Footnote references `[^1]` are removed, a definition `[^1]: text` keeps its text, and an inline footnote
   `^[text]` becomes ` (text)`.
-- Dataview inline fields: `key:: value` on its own line, `[key:: value]` and `(key:: value)` → `key: value`.
+- Dataview inline fields: `key:: value` on its own line, `[key:: value]` and `(key:: value)` → `key: value`;
+  in a note tagged for the flashcards plugin a `Question::Answer` line is a card and stays as written.
 - Fenced code blocks are kept verbatim (the filter stage decides whether code is training text), and so are
   inline code spans and math (`$x$`, `$$...$$`): no rule above is applied inside them.
 - Tables stay as Markdown tables (readable as they are).
@@ -41,6 +45,9 @@ _WIKILINK = re.compile(r"(!?)\[\[([^\]\n]+?)\]\]")
 _INLINE_TAG = re.compile(r"(?<![\w/#&])#([A-Za-z0-9_][\w\-/]*)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _COMMENT = re.compile(r"%%.*?%%", re.DOTALL)
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+# Inline HTML that only formats (the underline plugin writes <u>...</u>): the words stay, the tags go.
+_FORMAT_TAG = re.compile(r"</?(?:u|i|b|em|strong|mark|span|font|small|big|center|sup|sub)(?:\s[^<>\n]*)?>", re.I)
 _HIGHLIGHT = re.compile(r"==([^=\n]+)==")
 _CALLOUT = re.compile(r"^>\s*\[!(\w+)\][+-]?\s*(.*)$")
 _TASK = re.compile(r"^(\s*)[-*+]\s+\[(.)\]\s+(.*)$")
@@ -184,19 +191,20 @@ def _replace_link(match: re.Match) -> str:
         return alias.strip()
     note, _, anchor = target.partition("#")
     if note.strip():
-        return note.strip()
+        return note.strip().rsplit("/", 1)[-1]  # [[Notes/MAAS]] reads "MAAS": the folder is not the name
     return "" if anchor.startswith("^") else anchor.strip()  # [[#Heading]] reads as the heading
 
 
-def clean_body(body: str) -> str:
-    """Obsidian Markdown → readable text by the rules in the module docstring."""
+def clean_body(body: str, keep_cards: bool = False) -> str:
+    """Obsidian Markdown → readable text by the rules in the module docstring. keep_cards: the note holds
+    flashcards, whose `Question::Answer` lines must stay as written (they are not Dataview fields)."""
     # Comments can span lines but never apply inside code; strip them per prose run.
     out: list[str] = []
     prose: list[str] = []
 
     def flush() -> None:
         if prose:
-            out.extend(_clean_prose("\n".join(prose)).split("\n"))
+            out.extend(_clean_prose("\n".join(prose), keep_cards).split("\n"))
             prose.clear()
 
     for line, in_code in _prose_lines(body):
@@ -213,13 +221,15 @@ def clean_body(body: str) -> str:
 
 def _clean_inline(line: str) -> str:
     line = _WIKILINK.sub(_replace_link, line)
+    line = _IMAGE.sub("", line)
+    line = _FORMAT_TAG.sub("", line)
     line = _HIGHLIGHT.sub(r"\1", line)
     line = _INLINE_FOOTNOTE.sub(r" (\1)", line)
     line = _FOOTNOTE_REF.sub("", line)
     return _FIELD_INLINE.sub(lambda m: f"{m.group(1).strip()}: {m.group(2).strip()}", line)
 
 
-def _clean_prose(text: str) -> str:
+def _clean_prose(text: str, keep_cards: bool = False) -> str:
     # Code spans and math are swapped for NUL-delimited placeholders (a note never holds NUL: such files are
     # quarantined as binary) so no rule below can rewrite them, then put back verbatim.
     kept: list[str] = []
@@ -249,7 +259,7 @@ def _clean_prose(text: str) -> str:
             state = _TASK_STATES.get(task.group(2), "TODO")
             line = f"{task.group(1)}- {state}: {task.group(3)}"
         field = _FIELD_LINE.match(line)
-        if field and not _TASK.match(line):
+        if field and not keep_cards and not _TASK.match(line):
             line = f"{field.group(1)}{field.group(2).strip()}: {field.group(3)}"
         line = _clean_inline(line)
         stripped = _INLINE_TAG.sub("", line).strip()
@@ -259,13 +269,16 @@ def _clean_prose(text: str) -> str:
     return re.sub("\0(\\d+)\0", lambda m: kept[int(m.group(1))], "\n".join(lines))
 
 
-def parse_note(text: str) -> dict:
-    """Everything the vault reader keeps from one note's text. Raises FrontmatterError."""
+def parse_note(text: str, card_tags: tuple[str, ...] = ()) -> dict:
+    """Everything the vault reader keeps from one note's text. Raises FrontmatterError. A note tagged with one
+    of `card_tags` (the flashcards plugin's tags, or a nested child) keeps its `Q::A` card lines as written."""
     frontmatter, body = split_frontmatter(text)
+    tags = extract_tags(frontmatter, body)
+    cards = any(t == c or t.startswith(c + "/") for t in tags for c in card_tags)
     return {
         "frontmatter": frontmatter,
-        "tags": extract_tags(frontmatter, body),
+        "tags": tags,
         "links": extract_links(body),
         "headings": extract_headings(body),
-        "body": clean_body(body),
+        "body": clean_body(body, keep_cards=cards),
     }

@@ -1,6 +1,8 @@
 """Read an Obsidian vault into one row per note, quarantining what cannot be read.
 
-Walk rules: folders named in `ignored_dirs` and hidden folders are skipped, only `.md` files are read,
+Walk rules: folders named in `ignored_dirs` and hidden folders (`.obsidian`, `.trash`, `.quartz`, ...) are
+skipped, the vault's templates folder (`.obsidian/templates.json`, Templater's settings; see vault_config.py) is
+skipped with each of its notes quarantined as `template`, only `.md` files are read,
 a folder reached twice through symlinks (same device+inode) is skipped, and folders deeper than
 `max_folder_depth` are quarantined rather than followed (both guard against symlink loops).
 
@@ -26,6 +28,7 @@ import polars as pl
 from forge_pipeline.atomic import locked, write_json_atomic
 from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.ingest.obsidian import FrontmatterError, parse_note
+from forge_pipeline.ingest.vault_config import VaultConfig, read_vault_config
 from forge_pipeline.language import detect_language
 from forge_pipeline.records import Quarantine
 
@@ -43,7 +46,7 @@ NOTES_SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String,  # ISO 639-1 code of the clean text (langdetect), null when too short to tell
 }
 
-CACHE_VERSION = 4  # 4: one detect_language rule with prepare; 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
+CACHE_VERSION = 5  # 5: flashcard notes keep their `Q::A` lines, Markdown images removed, Excalidraw files out; 4: one detect_language rule with prepare; 3: cleaning rules for block ids, heading links, code spans, math, footnotes, fields
 
 
 @dataclass
@@ -51,6 +54,8 @@ class VaultReadStats:
     files_seen: int = 0
     parsed: int = 0  # notes actually parsed this run (not served from the cache)
     cached: int = 0
+    templates_skipped: int = 0  # notes in the vault's templates folder
+    config: VaultConfig | None = None  # what .obsidian/ said (templates, daily notes, flashcards)
 
 
 def _to_utc(value, fallback: datetime) -> datetime:
@@ -68,7 +73,23 @@ def _to_utc(value, fallback: datetime) -> datetime:
     return fallback
 
 
-def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
+def _quarantine_templates(folder: Path, vault: Path, quarantine: Quarantine) -> int:
+    """Each note of the templates folder, quarantined with its reason (nothing dropped silently)."""
+    count = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith(".md"):
+                count += 1
+                quarantine.add(
+                    reason="template",
+                    file=_printable((Path(root) / name).relative_to(vault).as_posix()),
+                    detail="in the vault's templates folder (.obsidian templates settings): scaffolding, not writing",
+                )
+    return count
+
+
+def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine, config: VaultConfig, stats: VaultReadStats):
     """Yield .md files under `vault`, guarding against loops and excessive depth."""
     ignored = set(settings.ignored_dirs)
     seen_dirs: set[tuple[int, int]] = set()
@@ -103,6 +124,9 @@ def _walk(vault: Path, settings: IngestSettings, quarantine: Quarantine):
         for entry in entries:
             if _safe(entry.is_dir):
                 if entry.name in ignored or entry.name.startswith("."):
+                    continue
+                if config.is_template(Path(entry.path).relative_to(vault).as_posix()):
+                    stats.templates_skipped += _quarantine_templates(Path(entry.path), vault, quarantine)
                     continue
                 stack.append((Path(entry.path), depth + 1))
             elif entry.name.lower().endswith(".md"):
@@ -145,7 +169,9 @@ def _load_cache(path: Path, fingerprint: dict) -> dict:
     return data.get("notes", {})
 
 
-def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSettings) -> dict | tuple[str, str]:
+def _parse_file(
+    file: Path, rel: str, stat: os.stat_result, settings: IngestSettings, card_tags: tuple[str, ...] = ()
+) -> dict | tuple[str, str]:
     """A note row (JSON-able) or (reason, detail) when the file must be quarantined."""
     if stat.st_size > settings.max_note_bytes:
         return "too_large", f"{stat.st_size} bytes > ingest.max_note_bytes={settings.max_note_bytes}"
@@ -163,8 +189,11 @@ def _parse_file(file: Path, rel: str, stat: os.stat_result, settings: IngestSett
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return "not_utf8", f"not UTF-8 at byte {err.start}: {err.reason}; re-save the note as UTF-8"
+    if rel.endswith(".excalidraw.md") or "excalidraw-plugin:" in text[:2000]:
+        # the Excalidraw plugin stores drawings as notes: element lists and compressed JSON, not writing
+        return "plugin_file", "an Excalidraw drawing stored as a note (plugin data, not writing)"
     try:
-        parsed = parse_note(text)
+        parsed = parse_note(text, card_tags)
     except FrontmatterError as err:
         return "invalid_frontmatter", str(err)
     mtime = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
@@ -196,12 +225,15 @@ def read_vault(
     stats = stats if stats is not None else VaultReadStats()
     quarantine = Quarantine("vault_notes")
     cache_path = cache_dir / "vault_notes.json" if cache_dir else None
-    # A changed size limit must re-judge notes the cache remembers as too large (or not).
-    fingerprint = {"max_note_bytes": settings.max_note_bytes}
+    stats.config = config = read_vault_config(vault)
+    card_tags = tuple(config.flashcards.tags)
+    # A changed size limit must re-judge notes the cache remembers as too large (or not); changed flashcard
+    # tags change which notes keep their card lines.
+    fingerprint = {"max_note_bytes": settings.max_note_bytes, "card_tags": list(card_tags)}
     cache = _load_cache(cache_path, fingerprint) if cache_path else {}
     new_cache: dict[str, dict] = {}
     rows: list[dict] = []
-    for file in _walk(vault, settings, quarantine):
+    for file in _walk(vault, settings, quarantine, config, stats):
         rel = file.relative_to(vault).as_posix()
         stats.files_seen += 1
         if _printable(rel) != rel:
@@ -221,7 +253,7 @@ def read_vault(
             result = hit["result"]
         else:
             stats.parsed += 1
-            result = _parse_file(file, rel, stat, settings)
+            result = _parse_file(file, rel, stat, settings, card_tags)
             if isinstance(result, tuple):
                 result = {"quarantine": list(result)}
         if result.get("quarantine", [None])[0] != "unreadable":

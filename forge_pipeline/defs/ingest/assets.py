@@ -12,6 +12,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.ingest.conversations import read_conversations
 from forge_pipeline.ingest.examples import build_training_examples
 from forge_pipeline.ingest.vault import VaultReadStats, read_vault
+from forge_pipeline.ingest.vault_config import read_vault_config
 
 
 def _counts_md(counts: dict, label: str) -> str:
@@ -40,6 +41,9 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
             "files_seen": stats.files_seen,
             "parsed": stats.parsed,
             "from_cache": stats.cached,
+            "templates_skipped": stats.templates_skipped,
+            # what the vault's .obsidian/ settings said, and any settings file that could not be used
+            "vault_config": dg.MetadataValue.json(stats.config.summary() if stats.config else {}),
             "vault_dir": dg.MetadataValue.path(str(settings.vault_dir)),
             "tag_counts": dg.MetadataValue.md(_counts_md(dict(tag_counts), "reflection tag")),
             "distinct_tags": len(set(all_tags)),
@@ -97,7 +101,10 @@ def training_examples(
     and conversations as multi-turn chats; conversations without a user or assistant turn are quarantined."""
     settings = forge.get()
     by_strategy: dict[str, int] = {}
-    examples, quarantine = build_training_examples(vault_notes, conversations, settings, by_strategy)
+    details: dict = {}
+    examples, quarantine = build_training_examples(
+        vault_notes, conversations, settings, by_strategy, read_vault_config(settings.vault_dir), details
+    )
     by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
     return dg.MaterializeResult(
         value=examples,
@@ -115,6 +122,12 @@ def training_examples(
                 }
             ),
             "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
+            # template furniture removed before extraction (counts per rule; the texts are in the quarantine)
+            "boilerplate_removed": dg.MetadataValue.json(details.get("boilerplate", {})),
+            # how the vault's prompts are shaped (no shape should dominate), and prompts that two different
+            # answers shared, made specific by level (1 parent heading, 2 folder, 3 path) or quarantined
+            "prompt_shapes": dg.MetadataValue.json(details.get("prompt_shapes", {})),
+            "shared_prompts": dg.MetadataValue.json(details.get("shared_prompts", {})),
             "preview": table_preview(
                 examples.with_columns(pl.col("messages").list.len().alias("turns")),
                 ["example_id", "source", "turns"],
