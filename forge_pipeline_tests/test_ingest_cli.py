@@ -60,7 +60,18 @@ def test_check_inputs_counts_the_examples_a_vault_gives_and_shows_a_sample(tmp_p
     assert "Beratung" not in out
     quiet = CliRunner().invoke(
         app,
-        ["check-inputs", "--no-pii", "--vault", str(vault), "--conversations", str(chats), "--sample", "0", "--worst", "0"],
+        [
+            "check-inputs",
+            "--no-pii",
+            "--vault",
+            str(vault),
+            "--conversations",
+            str(chats),
+            "--sample",
+            "0",
+            "--worst",
+            "0",
+        ],
     )
     assert quiet.exit_code == 0 and "prompt:" not in quiet.output and "4 training examples" in quiet.output
 
