@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -25,31 +24,7 @@ from forge_pipeline.prepare.pii import (
     scrub_examples,
 )
 from forge_pipeline.prepare.pii.spans import fit_to_structure
-from forge_pipeline.records import example_id_for, examples_frame
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def frame_of(chats: list[list[str]], tags: list[list[str]] | None = None, paths: list[str] | None = None):
-    rows = []
-    for i, chat in enumerate(chats):
-        messages = [{"role": "user" if j % 2 == 0 else "assistant", "content": c} for j, c in enumerate(chat)]
-        rows.append(
-            {
-                "example_id": example_id_for(messages),
-                "messages": messages,
-                "source": "vault",
-                "source_path": (paths or [f"Journal/{i}.md"] * len(chats))[i],
-                "conversation_id": None,
-                "created_at": T0 + timedelta(hours=i),
-                "tags": (tags or [[]] * len(chats))[i],
-            }
-        )
-    return examples_frame(rows)
-
-
-def contents(frame: pl.DataFrame) -> str:
-    return "\n".join(m["content"] for msgs in frame["messages"].to_list() for m in msgs)
+from forge_pipeline_tests.test_prepare_pii_rules import T0, contents, frame_of  # the same example frames
 
 
 @pytest.fixture(scope="module")
