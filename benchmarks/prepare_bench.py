@@ -125,7 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", type=int, default=10_000)
     ap.add_argument("--plain-sample", type=int, default=300, help="examples for the plain-loop comparison")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results_prepare_bench.json"))
     ap.add_argument("--n-process", type=int, default=2, help="spaCy worker processes for the batched scrub")
     ap.add_argument("--spacy-model", default=None, help="spaCy package or model folder (default: the setting's)")
     args = ap.parse_args()
@@ -183,8 +183,7 @@ def main() -> None:
     result["incremental_1pct"] = {**inc, "cost_vs_full": round(inc["total_s"] / full["total_s"], 3)}
     text = json.dumps(result, indent=2, default=str)
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":
