@@ -36,8 +36,17 @@ def library_output_to(log_path: Path, verbose: bool = False, stderr_only: bool =
     sys.stderr.flush()
     redirected = (2,) if stderr_only else (1, 2)
     saved = {fd: os.dup(fd) for fd in (1, 2)}
-    # Line-buffered, so Forge's progress lines reach the terminal as they are printed.
-    terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+    try:
+        stdout_is_fd1 = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # replaced by a capturing stream (a test runner, a notebook)
+        stdout_is_fd1 = False
+    # Line-buffered, so Forge's progress lines reach the terminal as they are printed. Where Python's stdout is
+    # not descriptor 1 (captured), Forge's own output goes where the caller captures it.
+    terminal = (
+        os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+        if stdout_is_fd1
+        else sys.stdout
+    )
     with open(log_path, "ab", buffering=0) as log:
         for fd in redirected:
             os.dup2(log.fileno(), fd)
@@ -49,4 +58,5 @@ def library_output_to(log_path: Path, verbose: bool = False, stderr_only: bool =
             for fd, original in saved.items():
                 os.dup2(original, fd)
                 os.close(original)
-            terminal.close()
+            if stdout_is_fd1:
+                terminal.close()
