@@ -103,48 +103,10 @@ def served(
 ) -> dict:
     manifest = root / "serve" / "adapter_manifest.json"
     write_manifest(manifest, models, "v0001")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "FORGE_DATA_ROOT": str(root),
-        "FORGE_SERVE__N_CTX": "512",
-        "FORGE_SERVE__MANIFEST_POLL_S": "0.05",
-    }
-    log = open(root / "server.log", "wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "forge_pipeline.serve.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process, client = _start_server(
+        root, {"FORGE_SERVE__N_CTX": "512", "FORGE_SERVE__MANIFEST_POLL_S": "0.05"}, timeout=timeout
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError((root / "server.log").read_text()[-2000:])
-            time.sleep(0.2)
         client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": max_tokens})  # warm-up
         failures: list[str] = []
         versions: dict[str, int] = {}
@@ -203,7 +165,6 @@ def served(
         client.close()
         process.terminate()
         process.wait(timeout=20)
-        log.close()
 
 
 PROMPTS = [
@@ -214,7 +175,10 @@ PROMPTS = [
 ]
 
 
-def _start_server(root: Path, manifest_env: dict[str, str]) -> tuple[subprocess.Popen, httpx.Client]:
+def _start_server(
+    root: Path, manifest_env: dict[str, str], timeout: float = 300
+) -> tuple[subprocess.Popen, httpx.Client]:
+    """A uvicorn server on the Forge app over `root` (a free loopback port), once /health answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -240,7 +204,7 @@ def _start_server(root: Path, manifest_env: dict[str, str]) -> tuple[subprocess.
         stderr=subprocess.STDOUT,
     )
     log.close()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
     deadline = time.time() + 120
     while True:
         try:
