@@ -24,20 +24,20 @@ def analyzer():
     return build_analyzer()
 
 
-def test_journal_set_recall_and_precision(analyzer):
+def test_journal_set_each_message_alone_recall_and_precision(analyzer):
+    """Each message scrubbed on its own, as a note that mentions a person once: no corpus help for names."""
     rows = ev.load_eval_set(ev.SETS["journal"])
     assert len(rows) >= 500 and sum(1 for r in rows if not r["spans"]) >= 80  # benign text included
-    result = ev.evaluate(analyzer, rows, ScrubSettings())
+    result = ev.evaluate(analyzer, rows, ScrubSettings(), alone=True)
     print("\n" + ev.markdown(result))
     table = result["by_type"]
-    for entity in ("PERSON", "PHONE_NUMBER", "STREET_ADDRESS"):
-        assert table[entity]["recall"] >= 0.95, (entity, table[entity])
-    for entity in ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE"):
-        assert table[entity]["recall"] >= 0.95, (entity, table[entity])
-    # precision guards against "redact everything": benign text full of products and places stays mostly clean.
-    # Names: spaCy's small model itself calls some products and places people (Louvre, Firefox) every time it
-    # sees them; before issue 19 the name precision here was 0.59.
-    assert table["PERSON"]["precision"] >= 0.75, table["PERSON"]
+    assert table["PERSON"]["recall"] >= 0.95, table["PERSON"]
+    for entity in ("PHONE_NUMBER", "STREET_ADDRESS", "EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS"):
+        assert table[entity]["recall"] == 1.0, (entity, table[entity])
+    # precision guards against "redact everything": benign text full of products and places stays clean. Names:
+    # spaCy's small model calls some products and places people (Louvre, Firefox) every time it sees them; a guess
+    # needs a sign of a person (person_signs.py): 0.82 before it, 0.59 before issue 19.
+    assert table["PERSON"]["precision"] >= 0.95, table["PERSON"]
     for entity in ("PHONE_NUMBER", "STREET_ADDRESS"):
         assert table[entity]["precision"] >= 0.95, (entity, table[entity])
 

@@ -211,17 +211,7 @@ def test_no_planted_structured_value_in_any_file_after_the_scrub(planted_run):
     assert not _leaks(planted_run, needles)
 
 
-DETECTOR_MISSES = (
-    "the name detector (forge_pipeline/prepare/pii, issue 29) leaves, in the scrubbed tables, the catalog (JSONL "
-    "and arrow), the embedding chunks and the event log's previews of them: a lower-case first name with no cue "
-    "('nadia disagreed') and full names that spaCy does not tag in a list item or in prose ('Nguyễn Thị Lan:', "
-    "'Siobhán Gallagher:', 'Priyanka Raghunathan: call ...', 'Adebayo Okonkwo from the platform team'); "
-    "no_residual_pii passes on them"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=DETECTOR_MISSES)
 def test_no_planted_name_in_any_file_after_the_scrub(planted_run):
     needles = {f: n for f, n in _needles().items() if f.split(":")[0] in NAMES}
     leaks = _leaks(planted_run, needles)
@@ -229,11 +219,6 @@ def test_no_planted_name_in_any_file_after_the_scrub(planted_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scrub replaces 'Docker' ('Docker compose is enough', 'a course on Docker networking') and "
-    "'Kafka' ('the Kafka consumer lag', \"Kafka's diaries\") as PERSON (forge_pipeline/prepare/pii, issue 29)",
-)
 def test_ordinary_words_that_look_like_names_survive_the_scrub(planted_run):
     text = _dataset_text(planted_run["root"])
     lost = [w for w in ORDINARY if not re.search(rf"\b{w}\b", text)]

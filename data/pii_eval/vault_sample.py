@@ -12,7 +12,8 @@ labels file holds only the vault, its commit, the note path, the value and the l
 
 With --labels: precision of PERSON over the labelled sample of this vault (value + path matched), and the
 labelled false placeholders that sit in a prompt. With --names FILE (JSON lines {vault, path, value} of real
-full names found by reading the vault): the share of them the scrub replaces (recall).
+full names found by reading the vault): the share of them the scrub replaces (recall), over the names that are
+in the vault's training examples at all.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def person_placeholders(vault: Path) -> tuple[list[dict], int]:
-    """[{path, value, prompt, context}] for every PERSON span the scrub replaces, and the examples count."""
+def person_placeholders(vault: Path) -> tuple[list[dict], int, dict[str, str]]:
+    """[{path, value, prompt, context}] for every PERSON span the scrub replaces, the examples count, and the
+    examples' text per note path (what could leak at all)."""
     from forge_pipeline.ingest.conversations import conversations_frame
     from forge_pipeline.ingest.examples import build_training_examples
     from forge_pipeline.ingest.vault import read_vault
@@ -54,7 +56,9 @@ def person_placeholders(vault: Path) -> tuple[list[dict], int]:
         known_names=known_names_of(examples),
         markers=vault_markers(notes, scrub),
     )
-    out = []
+    out, text_of = [], {}
+    for (path, _), text in zip(where, texts):
+        text_of[path] = text_of.get(path, "") + "\n" + text
     for (path, role), text, dets in zip(where, texts, found.texts):
         for d in dets:
             if d.entity_type == "PERSON":
@@ -62,7 +66,7 @@ def person_placeholders(vault: Path) -> tuple[list[dict], int]:
                 line_end = text.find("\n", d.end)
                 line = text[line_start : line_end if line_end != -1 else len(text)]
                 out.append({"path": path, "value": text[d.start : d.end], "prompt": role == "user", "context": line})
-    return out, len(rows)
+    return out, len(rows), text_of
 
 
 def main() -> None:
@@ -74,7 +78,7 @@ def main() -> None:
     ap.add_argument("--names", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    found, examples = person_placeholders(args.vault)
+    found, examples, text_of = person_placeholders(args.vault)
     name = args.vault.name
     summary = {
         "vault": name,
@@ -94,7 +98,9 @@ def main() -> None:
         summary["false_in_prompts"] = sum(f["prompt"] for f in judged if f not in true)
     if args.names:
         names = [json.loads(x) for x in args.names.read_text().splitlines() if x.strip()]
-        mine = [n for n in names if n["vault"] == name]
+        # a name in a section that made no example (a licence list, a note too short) cannot leak
+        mine = [n for n in names if n["vault"] == name and n["value"] in text_of.get(n["path"], "")]
+        summary["labelled_names_not_in_examples"] = sum(n["vault"] == name for n in names) - len(mine)
         replaced = {(f["path"], f["value"].casefold()) for f in found}
         hit = [n for n in mine if any(p == n["path"] and n["value"].casefold() in v for p, v in replaced)]
         summary["real_full_names"] = len(mine)

@@ -90,6 +90,14 @@ class ScrubSettings(Section):
         description='A lower-case word that is no English word next to a person cue ("told yusuf", "rafael '
         'thinks"; "with/and/for ingrid" only in text written mostly in lower case) is a name.',
     )
+    name_evidence: bool = Field(
+        default=True,
+        description="A name the NER guesses is replaced only with a sign that it names a person somewhere in "
+        'the dataset: a given name ("Colin Tedford", "Ingrid"; Faker\'s first names of ~80 locales), initials, '
+        'a title, two capitalised non-words ("Dharam Kapila"), or a cue ("lunch with Thiago"). Off: every PERSON '
+        'guess is replaced ("Firefox", "Traefik" written once in prose). Names the vault marks as people, '
+        "people/ tags, frontmatter person fields and the deny list are replaced either way.",
+    )
     address_patterns: bool = Field(
         default=True, description="Forge's street-address and postcode patterns (US, UK, FR, DE, NL, SE, IT, ES, CA)."
     )

@@ -12,9 +12,9 @@ numpy" is a library. A word the vault names as a concept (code, titles, tags) is
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from forge_pipeline.prepare.pii.detection import _MONTHS_DAYS, NOT_NAMES, Detection
+from forge_pipeline.prepare.pii.lexicon import fold, given_names, is_english_word
 
 _LOWER = r"[a-zà-öø-ÿ]"
 _T = r"([^\W\d_][^\W\d_]*(?:-[^\W\d_]+)*)"  # a word of letters, any case (its case is judged after)
@@ -25,7 +25,8 @@ _STRONG_BEFORE_WORDS = (
 ).split()
 _STRONG_BEFORE_PHRASES = [
     *(
-        f"{w} with"
+        f"{w} {with_}"
+        for with_ in ("with", "w/")
         for w in "lunch dinner breakfast brunch coffee drinks tea chess walk walked call chat talk talked trip "
         "stayed argued played hike run movie date meeting catch-up session sync pairing went came".split()
     ),
@@ -47,7 +48,8 @@ _STRONG_AFTER = (
     r"said|says|thinks|thought|called|calls|texted|texts|wrote|asked|asks|told|tells|moved|lent|lends|laughed|"
     r"cried|replied|mentioned|suggested|recommended|is coming|and i|says hi|came over|dropped by|"
     r"is moving|is pregnant|has a new|got engaged|got married|'s birthday|’s birthday|'s place|’s place|"
-    r"'s house|’s house|'s flat|’s flat"
+    r"'s house|’s house|'s flat|’s flat|'s (?:new )?(?:number|phone|mobile|work line|email|address)|"
+    r"’s (?:new )?(?:number|phone|mobile|work line|email|address)"
 )
 _WEAK_AFTER = r"came|comes|went|goes|wants|needs|sent|sends|loved|hated|left|arrived|visited|phoned|got|gave|" + (
     r"bought|made|finally|still|just|was|is|has|had|will|can|could|would|'s|’s"
@@ -58,6 +60,27 @@ WEAK_BEFORE_RE = re.compile(r"(?<![\w@/])(?i:" + _WEAK_BEFORE + r")\s+" + _T + r
 STRONG_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=(?:\s+|(?=['’]))(?i:" + _STRONG_AFTER + r")\b)")
 WEAK_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=(?:\s+|(?=['’]))(?i:" + _WEAK_AFTER + r")\b)")
 PHONE_AFTER_RE = re.compile(r"(?<![\w@/.'’-])" + _T + r"(?=\s+[-–:]\s+\+?\(?\d)")  # "thiago - +31 20 ..."
+# the same cues judged at a capitalised span the NER found (cue_around), less those that also name a thing in
+# prose: "a business called CATI Jr", "went with Ubuntu Server", "thanks Obsidian", "visit Firefox's page"
+_NAMES_THINGS_TOO = {
+    "called",
+    "call",
+    "went with",
+    "came with",
+    "contact",
+    "reach",
+    "visit",
+    "visited",
+    "thanks",
+    "thank",
+}
+_STRONG_BEFORE_SPAN = "|".join(
+    sorted({*_STRONG_BEFORE_WORDS, *_STRONG_BEFORE_PHRASES} - _NAMES_THINGS_TOO, key=len, reverse=True)
+)
+STRONG_CUE_BEFORE_RE = re.compile(r"(?<![\w@/])(?i:" + _STRONG_BEFORE_SPAN + r")\s+$")
+WEAK_CUE_BEFORE_RE = re.compile(r"(?<![\w@/])(?i:" + _WEAK_BEFORE + r")\s+$")
+STRONG_CUE_AFTER_RE = re.compile(r"(?:\s+|(?=['’]))(?i:" + _STRONG_AFTER + r")\b")
+_LOWER_WORD_RE = re.compile(r"(?<![\w@/.#`'’-])[a-zà-öø-ÿ]{3,}(?![\w@/`-])")
 LIST_AFTER_RE = re.compile(r"\s*(?:,|&|\band\b)\s*" + _T + r"\b")  # "Björn Mensah and Stanislav"
 # the weak after-cues are ordinary verbs after anything ("it was", "that is"): only a name at a clause start
 _CLAUSE_START = re.compile(r"(?:^|[.!?;:\n,(]|\b(?:and|but|so|then|today|yesterday|lol|ok|also)\b)\s*$")
@@ -67,34 +90,6 @@ _PEOPLE_HEADING = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _ITEM = re.compile(r"^[ \t]*[-*+][ \t]+(?:\[\[)?([^\n\]|]+?)(?:\]\])?[ \t]*$", re.MULTILINE)
-
-
-@lru_cache(maxsize=4)
-def english_words(spacy_model: str) -> frozenset[str]:
-    """The English words of WordNet's index that the spaCy model's lemmatizer carries (~83,000: nouns, verbs,
-    adjectives, adverbs), to tell a common word ("filters", "drop") from a name written in lower case
-    ("maren", "yusuf"). Some names are words too ("max", "grace"); see _supported for how little rests on it."""
-    import spacy
-
-    # the lemmatizer alone: its lookup tables are all that is read here, no second copy of the NER in memory
-    nlp = spacy.load(spacy_model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "ner", "senter"])
-    table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
-    return frozenset(word for pos in table.keys() for word in table[pos])
-
-
-def is_english_word(term: str, words: frozenset[str]) -> bool:
-    """Every word of `term` is a dictionary word, plural and verb forms included ("filters", "libraries")."""
-
-    def known(w: str) -> bool:
-        stems = {w, w.removesuffix("s"), w.removesuffix("es"), w.removesuffix("ed"), w.removesuffix("ing")}
-        if w.endswith("ies"):
-            stems.add(w[:-3] + "y")
-        if w.endswith("ed") or w.endswith("ing"):
-            stems.add(w.removesuffix("d"))
-            stems.add(w.removesuffix("ing") + "e")
-        return any(stem in words for stem in stems)
-
-    return all(known(w) for w in term.split())
 
 
 def mostly_lower_case(text: str) -> bool:
@@ -125,11 +120,26 @@ def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | 
         )
 
     found: dict[tuple[int, int], Detection] = {}
+    lower_text = mostly_lower_case(text)
 
     def add(start: int, end: int) -> None:
+        word = text[start:end]
+        if text[end : end + 2] in ("'t", "’t"):
+            return  # "doesn't": the dictionary has "does", not its stem "doesn"
+        if "-" in word and any(
+            p.casefold() in STOP_WORDS or is_english_word(p.casefold(), words) for p in word.split("-")
+        ):
+            return  # "plugin-added", "in-app"
+        # in prose that capitalises, a lower-case word is rarely a name the writer meant: only a known given name
+        # ("seen", "offline", "birthtime" are no dictionary words but no names either)
+        if word.islower() and not lower_text and fold(word) not in given_names():
+            return
         found[(start, end)] = Detection("PERSON", start, end, 0.6)
 
-    lower_text = mostly_lower_case(text)
+    if lower_text:  # "nadia disagreed": in text without capitals, a known given name that is no English word
+        for m in _LOWER_WORD_RE.finditer(text):
+            if fold(m.group()) in given_names() and is_name(m.group(), lower_only=True):
+                add(*m.span())
     for m in STRONG_BEFORE_RE.finditer(text):
         if is_name(m.group(1)):
             add(*m.span(1))
@@ -160,3 +170,14 @@ def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | 
             if m and is_name(m.group(1)) and m.span(1) not in found:
                 add(*m.span(1))
     return sorted(found.values(), key=lambda d: d.start)
+
+
+def cue_around(text: str, start: int, end: int) -> bool:
+    """A person cue right before or after text[start:end] ("lunch with Thiago", "Siobhán thinks"); the weak
+    cues ("with", "and", "for") only for a lower-case word in text written mostly in lower case, as in
+    cue_names."""
+    before = text[max(0, start - 24) : start]
+    if STRONG_CUE_BEFORE_RE.search(before) or STRONG_CUE_AFTER_RE.match(text, end):
+        return True
+    lower = text[start:end].islower() and mostly_lower_case(text)
+    return lower and bool(WEAK_CUE_BEFORE_RE.search(before))

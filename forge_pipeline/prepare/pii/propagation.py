@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from forge_pipeline.prepare.config import ScrubSettings
-from forge_pipeline.prepare.pii.cues import cue_names, english_words
-from forge_pipeline.prepare.pii.cues import is_english_word as _is_english_word
+from forge_pipeline.prepare.pii.cues import cue_around, cue_names
 from forge_pipeline.prepare.pii.decision import NameDecision
 from forge_pipeline.prepare.pii.detection import (
     _MONTHS_DAYS,
     _NAME_STRIP,
     DENY_ENTITY,
     LOC_CUE_RE,
+    NER_ENTITIES,
     NOT_NAMES,
     Detection,
     DetectionCache,
@@ -25,8 +25,11 @@ from forge_pipeline.prepare.pii.detection import (
     code_regions,
     has_code,
 )
+from forge_pipeline.prepare.pii.lexicon import english_words
+from forge_pipeline.prepare.pii.lexicon import is_english_word as _is_english_word
+from forge_pipeline.prepare.pii.person_signs import given_name_pairs, person_sign
 from forge_pipeline.prepare.pii.spans import fit_to_structure, merge_spans, trim_names, url_regions
-from forge_pipeline.prepare.pii.vault import VaultMarkers, text_concepts
+from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept, text_concepts
 
 # A name found by the NER is propagated when the NER found it in at least this share of the places where it
 # is written in a way that NER could judge (capitalised, or in lower case inside otherwise capitalised text);
@@ -229,6 +232,69 @@ def _with_surnames(text: str, dets: list[Detection], decision: NameDecision) -> 
     return out
 
 
+_CONTACT = {"EMAIL_ADDRESS", "PHONE_NUMBER"}
+
+
+def _keep_signed_names(texts, text_dets, cue_added, decision: NameDecision, kept_reasons: Counter) -> None:
+    """Drops, in place, the PERSON spans with no sign of a person anywhere in the corpus (person_signs.py):
+    a value is kept when, at any of its places, its first word is a given name, it has initials, a title or two
+    unknown capitalised words, a cue surrounds it (cues.cue_around), a cue found it, or an e-mail address or phone
+    number follows it ("Email Zofia at ...", "Contact Oluwaseun 07573 ..."); and always when the
+    vault marks it as a person. "Firefox" or "Traefik" written once in prose is a product to the reader."""
+    signed: set[str] = set()
+    for i, (t, dets) in enumerate(zip(texts, text_dets)):
+        for d in dets:
+            if d.entity_type != "PERSON":
+                continue
+            value = t[d.start : d.end]
+            norm = normalise_concept(value)
+            if norm in signed or (t[d.end : d.end + 1] == "-" and t[d.end + 1 : d.end + 2].isalpha()):
+                continue  # known, or the head of a compound ("Carl-bot", "Safari-based")
+            if (
+                norm in decision.persons
+                or ((i, d.start, d.end) in cue_added and value.islower())  # a capitalised one is judged below
+                or person_sign(value, t[max(0, d.start - 8) : d.start], decision.words, t[d.end : d.end + 3])
+                or cue_around(t, d.start, d.end)
+                or any(v.entity_type in _CONTACT and 0 <= v.start - d.end <= 5 for v in dets)  # "Zofia at z@x.fr"
+            ):
+                signed.add(norm)
+    for i, (t, dets) in enumerate(zip(texts, text_dets)):
+        kept = [d for d in dets if d.entity_type != "PERSON" or normalise_concept(t[d.start : d.end]) in signed]
+        if len(kept) < len(dets):
+            kept_reasons["no sign of a person"] += len(dets) - len(kept)
+            text_dets[i] = kept
+
+
+def _with_given_name_pairs(
+    text: str, dets: list[Detection], decision: NameDecision, scrub: ScrubSettings, phrases: NameIndex
+):
+    """`dets` plus the names of person_signs.given_name_pairs that no PERSON span covers yet (an ORG or LOC
+    span over them gives way), outside code and URLs, cut to the Markdown structure. A given name alone that
+    opens one of the vault's concept phrases is the start of a term ("Meta skill", "Siri integration")."""
+    regions = [*(code_regions(text) if scrub.skip_code and has_code(text) else []), *url_regions(text)]
+    opens_term = {s for s, _, words in phrases.find(text) if len(words) > 1}
+    people = [d for d in dets if d.entity_type == "PERSON"]
+    values = [d for d in dets if d.entity_type not in NER_ENTITIES]  # an address or phone keeps its own type
+    pairs = [
+        Detection("PERSON", start, end, 0.7)
+        for start, end in given_name_pairs(text, decision.words, decision.ordinary)
+        # a PERSON span inside the pair ("Liam" of "Liam Cain") gives way to it; one that overlaps it otherwise wins
+        if not any(p.start < end and start < p.end and not (start <= p.start and p.end <= end) for p in people)
+        and not any(v.start < end and start < v.end for v in values)
+        and not (start in opens_term and " " not in text[start:end])
+        and not decision.is_concept_term(normalise_concept(text[start:end]))
+    ]
+    pairs = [d for d in fit_to_structure(text, pairs) if not (regions and _inside(d, regions))]
+    if not pairs:
+        return dets
+    rest = [
+        d
+        for d in dets
+        if d.entity_type not in NER_ENTITIES or not any(p.start < d.end and d.start < p.end for p in pairs)
+    ]
+    return sorted([*rest, *pairs], key=lambda d: d.start)
+
+
 def concept_phrases(decision: NameDecision) -> NameIndex:
     """The vault's concepts of two to eight words as a phrase index (titles, headings, link targets)."""
     return NameIndex({c for c in decision.concepts if 1 < len(c.split()) <= 8})
@@ -299,14 +365,21 @@ def detect_corpus(
                     tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
                     sure |= _name_terms(tag[len(prefix) :].replace("-", " ").replace("_", " "), scrub)
         decision.persons = set(sure)
+        cue_added: set[tuple[int, int, int]] = set()  # (text, start, end) of names a cue found (cues.py)
         if scrub.lowercase_names:
             words = english_words(scrub.spacy_model)
             for i, t in enumerate(texts):
                 if t and any(c.islower() for c in t):
+                    before = {(d.start, d.end) for d in text_dets[i]}
                     text_dets[i] = _with_cue_names(t, text_dets[i], words, scrub)
+                    cue_added |= {(i, d.start, d.end) for d in text_dets[i] if (d.start, d.end) not in before}
         # corpus evidence about words, like name propagation: only when the corpus may speak for a text
         decision.learn_words(texts if scrub.propagate_names else [], english_words(scrub.spacy_model))
         phrases = concept_phrases(decision)
+        for i, t in enumerate(texts):
+            if t and scrub.name_evidence:
+                text_dets[i] = _with_given_name_pairs(t, text_dets[i], decision, scrub, phrases)
+            text_dets[i] = _with_surnames(t, text_dets[i], decision)
         for i, (t, dets) in enumerate(zip(texts, text_dets)):
             kept = []
             spans = phrases.find(t) if phrases.terms and any(d.entity_type == "PERSON" for d in dets) else []
@@ -322,11 +395,14 @@ def detect_corpus(
                     kept.append(d)
                 else:
                     kept_reasons[reason] += 1
-            text_dets[i] = kept = _with_surnames(t, kept, decision)
-            if scrub.propagate_names:
-                for d in kept:
-                    if d.entity_type == "PERSON":
-                        candidates |= _name_terms(t[d.start : d.end], scrub)
+            text_dets[i] = kept
+        if scrub.name_evidence:
+            _keep_signed_names(texts, text_dets, cue_added, decision, kept_reasons)
+        if scrub.propagate_names:
+            for t, dets in zip(texts, text_dets):
+                candidates |= {
+                    term for d in dets if d.entity_type == "PERSON" for term in _name_terms(t[d.start : d.end], scrub)
+                }
     own = [list(d) for d in text_dets]
     deny_terms = {" ".join(d.split()).casefold() for d in scrub.deny_list if d.strip()}
     sure -= deny_terms
