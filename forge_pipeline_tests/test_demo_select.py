@@ -7,8 +7,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from forge_pipeline.cli import SelectionError, app, resolve_selection
+from forge_pipeline.cli import app
 from forge_pipeline.definitions import defs
+from forge_pipeline.selection import SelectionError, resolve_selection
 
 GRAPH = defs.resolve_asset_graph()
 

@@ -152,11 +152,11 @@ def test_decisions_file_lines_and_their_errors(tmp_path):
 @pytest.mark.parametrize("select", ["*", "*dataset_version", "*embedding_index", "scrubbed_examples", "*lora_adapter"])
 def test_rerun_selection_is_accepted_and_selects_the_failed_asset_and_what_was_asked_after_it(select, tmp_path):
     """Bug: a failed check printed `--select 'scrubbed_examples_no_residual_pii*'`, which the CLI refuses."""
-    from forge_pipeline.cli import _asset_of_step, rerun_selection
     from forge_pipeline.definitions import build_definitions
+    from forge_pipeline.selection import asset_of_step, rerun_selection
 
     graph = build_definitions(str(tmp_path)).resolve_asset_graph()
-    failed = _asset_of_step(graph, "scrubbed_examples_no_residual_pii")
+    failed = asset_of_step(graph, "scrubbed_examples_no_residual_pii")
     assert failed == dg.AssetKey("scrubbed_examples")
     rerun = rerun_selection(graph, failed, select)
     asked = dg.AssetSelection.all() if select == "*" else dg.AssetSelection.from_string(select)

@@ -1,16 +1,20 @@
 """PII scrubbing with presidio: detection, consistent placeholders, residual check.
 
 Modules: `recognizers` (the AnalyzerEngine and Forge's patterns), `detection` (presidio over texts, cached,
-and the per-text rules), `spans` (union of overlaps, structure a placeholder never crosses), `propagation`
-(names over the corpus), `scrub` (the table: placeholders, language gate, report), `residual` (the check).
+and the per-text rules), `lexicon` (English words, given names), `person_signs` (what says a span is a
+person), `cues` (names by the words around them), `decision` (the one name decision), `vault` (people and
+concepts), `spans` (union of overlaps, structure a placeholder never crosses), `propagation` (names over the
+corpus), `scrub` (the table: placeholders, language gate, report), `residual` (the check).
 
 What is replaced (settings.prepare.scrub; each rule is measured on data/pii_eval_journal, see
 data/pii_eval/evaluate.py --ablation):
 - presidio's recognizers for the configured entities, with Forge's patterns for street addresses and
   postcodes (US, UK, FR, DE, NL, SE, IT, ES, CA), phone numbers in the national formats of `phone_regions`,
   and a checksum-validated IBAN recognizer.
-- Names: spaCy's PERSON spans, plus ORGANIZATION/LOCATION spans right after a person cue ("coffee with
-  Maren", spaCy often calls a lone first name an organisation), `people/<name>` tags, names in frontmatter
+- Names: spaCy's PERSON spans that show a sign of a person (person_signs.py: a given name from `lexicon`,
+  initials, a title, unknown capitalised words, a cue), names the lexicon knows that the NER missed, plus
+  ORGANIZATION/LOCATION spans right after a person cue ("coffee with Maren", spaCy often calls a lone first
+  name an organisation), `people/<name>` tags, names in frontmatter
   person fields (`attendees: [Maren Olsen, olu]`, `person_frontmatter_fields`) and the deny list. Every
   name found anywhere is then replaced everywhere in the dataset, in any letter case and as first or last name
   alone (`propagate_names`): "Olu" found once makes "a long talk with olu" safe too.

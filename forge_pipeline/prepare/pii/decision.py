@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii.detection import _NAME_STRIP, NOT_NAMES
@@ -81,6 +82,11 @@ class NameDecision:
         if in_concept and parts and all(p in self.words for p in parts):
             return "dictionary words in a vault concept"
         return None
+
+    @cached_property
+    def concept_words(self) -> frozenset[str]:
+        """The one-word concepts that are no person of the vault ("django", "meta"): no given name there."""
+        return frozenset(c for c in self.concepts if " " not in c and c not in self.persons)
 
     def is_concept_term(self, term: str) -> bool:
         return term not in self.persons and term in self.concepts

@@ -41,13 +41,15 @@ def person_sign(value: str, before: str, english: frozenset[str], after: str = "
         return "initials"
     if _TITLE_BEFORE.search(before[-8:]):
         return "title"
-    if len(words) >= 2 and all(_capitalised(w) and not is_english_word(w.casefold(), english) for w in words):
+    if len(words) >= 2 and all(_capitalised(w) and _name_like(w, english) for w in words):
         return "unknown words"
     return None
 
 
 _ARTICLE_BEFORE = re.compile(r"(?i:\bthe|\ban?)\s+$")
 _INITIALS_NAME = re.compile(r"(?<![\w.])(?:[A-Z]\.[ \t]?){1,3}([A-Z][a-zà-öø-ÿ]{2,})\b")
+_COUNTRY_INITIALS = {"U.S.", "U.K.", "E.U.", "U.N.", "U.A.E.", "P.R."}
+_ENGLISH_SUFFIXES = ("ity", "ness", "tion", "sion", "ment", "able", "ible", "ing", "ize", "ise", "ism", "ics", "ology")
 _MORE_CAPITALS = re.compile(r"[ \t]+[A-Z]")
 _PLACE_HEADS = {
     "san",
@@ -69,20 +71,23 @@ def _capitalised(word: str) -> bool:
     return word[:1].isupper() and (len(word) == 1 or word[1:].islower() or "-" in word or "'" in word)
 
 
-def given_name_pairs(text: str, english: frozenset[str], ordinary: set[str]) -> list[tuple[int, int]]:
+def given_name_pairs(
+    text: str, english: frozenset[str], ordinary: set[str], terms: frozenset[str] = frozenset()
+) -> list[tuple[int, int]]:
     """(start, end) of names the NER may have missed or called an organisation ("[Steph Ango](...)", "Knut
     Sveidqvist", "Grateful for Tariq today"): a capitalised given name, then on the same line one or two
     capitalised words (particles such as "van", "El" between them allowed), or alone when the given name is no
     English word and not the head of a compound ("Carl-bot"). The surname must be no English word, or,
     after a given name that is no English word itself, at least no word this corpus writes in lower case
-    ("Liam Cain" yes; "Will Power", "Grace Period", "Zach Young" in a vault that writes "young": no)."""
+    ("Liam Cain" yes; "Will Power", "Grace Period", "Zach Young" in a vault that writes "young": no). A given
+    name in `terms` (the vault's concepts: a note on "Django") starts no name ("Django Auth")."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
     tokens = list(_WORD.finditer(text))
     found, i = [], 0
     while i < len(tokens):
         first = tokens[i].group()
-        if not (_capitalised(first) and len(first) > 1 and fold(first) in given_names()):
+        if not (_capitalised(first) and len(first) > 1 and fold(first) in given_names()) or first.casefold() in terms:
             if _family_name_first(text, tokens, i, english, STOP_WORDS) or _unknown_pair(
                 text, tokens, i, english, ordinary, STOP_WORDS
             ):
@@ -109,11 +114,12 @@ def given_name_pairs(text: str, english: frozenset[str], ordinary: set[str]) -> 
             continue
         compound = i + 1 < len(tokens) and text[tokens[i].end() : tokens[i + 1].start()] in ("-", "_")
         article = _ARTICLE_BEFORE.search(text[max(0, tokens[i].start() - 5) : tokens[i].start()])  # "the Hilton"
-        if rare_first and not compound and not article:
+        place = i > 0 and tokens[i - 1].group().casefold() in _PLACE_HEADS  # "San Diego"
+        if rare_first and not compound and not article and not place:
             found.append(tokens[i].span())  # "Grateful for Tariq today": no surname, still a person
         i += 1
-    for m in _INITIALS_NAME.finditer(text):  # "J. A. Murphy", "R.C. Waldun"
-        if m.group(1).casefold() not in ordinary:  # the surname alone, if found above, gives way
+    for m in _INITIALS_NAME.finditer(text):  # "J. A. Murphy", "R.C. Waldun"; not "D. The", "U.S. Bonds"
+        if _initials_name(m, english, ordinary, STOP_WORDS):  # the surname alone, if found above, gives way
             found = [(s, e) for s, e in found if not (m.start() <= s and e <= m.end())]
             if not any(s < m.end() and m.start() < e for s, e in found):
                 found.append(m.span())
@@ -151,6 +157,23 @@ def _unknown_pair(text: str, tokens, i: int, english: frozenset[str], ordinary: 
         and w.casefold() not in stop_words
         and w.casefold() not in ordinary
         and w.casefold() not in _PLACE_HEADS
-        and not is_english_word(w.casefold(), english)
+        and _name_like(w, english)
         for w in (tokens[i].group(), tokens[i + 1].group())
     )
+
+
+def _initials_name(m: re.Match, english: frozenset[str], ordinary: set[str], stop_words) -> bool:
+    """Initials then a surname: the surname is no stop word, nothing the corpus writes in lower case and, after a
+    single initial (often a sentence's last letter: "router R. Destinations"), no English word; the initials
+    are no country's ("U.S.", "U.K.")."""
+    surname, initials = m.group(1).casefold(), m.group()[: m.start(1) - m.start()].replace(" ", "")
+    if surname in stop_words or surname in ordinary or initials in _COUNTRY_INITIALS:
+        return False
+    return initials.count(".") > 1 or not is_english_word(surname, english)
+
+
+def _name_like(word: str, english: frozenset[str]) -> bool:
+    """No English word, no compound ("Multi-Layer", "Gesture-Based") and no English derivation the dictionary
+    lacks ("Interactivity", "Preprocessing", "Generalizable")."""
+    plain = word.casefold()
+    return "-" not in plain and not plain.endswith(_ENGLISH_SUFFIXES) and not is_english_word(plain, english)

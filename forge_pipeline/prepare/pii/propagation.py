@@ -277,7 +277,7 @@ def _with_given_name_pairs(
     values = [d for d in dets if d.entity_type not in NER_ENTITIES]  # an address or phone keeps its own type
     pairs = [
         Detection("PERSON", start, end, 0.7)
-        for start, end in given_name_pairs(text, decision.words, decision.ordinary)
+        for start, end in given_name_pairs(text, decision.words, decision.ordinary, decision.concept_words)
         # a PERSON span inside the pair ("Liam" of "Liam Cain") gives way to it; one that overlaps it otherwise wins
         if not any(p.start < end and start < p.end and not (start <= p.start and p.end <= end) for p in people)
         and not any(v.start < end and start < v.end for v in values)
