@@ -98,6 +98,17 @@ def mostly_lower_case(text: str) -> bool:
     return letters >= 12 and sum(c.isupper() for c in text) * 60 < letters
 
 
+_SENTENCE_OPENING = re.compile(r"(?:^|[.!?]\s+|\n\s*(?:[-*+]\s+)?)([^\W\d_])", re.MULTILINE)
+
+
+def sentences_start_lower(text: str) -> bool:
+    """Most sentences and lines open in lower case ("ok so siobhán made me laugh. told yusuf"): the writer
+    does not capitalise, so a capital says nothing and a lower-case name is as likely as any. Prose with few
+    capitals overall still opens its sentences with one ("... and vice versa. In general, ...")."""
+    openings = [m.group(1) for m in _SENTENCE_OPENING.finditer(text)]
+    return bool(openings) and sum(c.islower() for c in openings) * 3 >= len(openings) * 2
+
+
 def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | None = None) -> list[Detection]:
     """Names by the words around them (see the module docstring), in any case: a lower-case word that is no
     English word after any cue; a capitalised one only after a strong cue, before a strong verb ("Siobhán
@@ -120,7 +131,9 @@ def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | 
         )
 
     found: dict[tuple[int, int], Detection] = {}
-    lower_text = mostly_lower_case(text)
+    # written in lower case: few capitals and sentences that open without one (quotes and technical prose have
+    # few capitals too, but open their sentences with one: "induced by rebalancing" is no name there)
+    lower_text = mostly_lower_case(text) and sentences_start_lower(text)
 
     def add(start: int, end: int) -> None:
         word = text[start:end]
@@ -136,7 +149,7 @@ def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | 
             return
         found[(start, end)] = Detection("PERSON", start, end, 0.6)
 
-    if lower_text:  # "nadia disagreed": in text without capitals, a known given name that is no English word
+    if lower_text:  # "nadia disagreed": in text written in lower case, a known given name that is no English word
         for m in _LOWER_WORD_RE.finditer(text):
             if fold(m.group()) in given_names() and is_name(m.group(), lower_only=True):
                 add(*m.span())
@@ -179,5 +192,5 @@ def cue_around(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 24) : start]
     if STRONG_CUE_BEFORE_RE.search(before) or STRONG_CUE_AFTER_RE.match(text, end):
         return True
-    lower = text[start:end].islower() and mostly_lower_case(text)
+    lower = text[start:end].islower() and mostly_lower_case(text) and sentences_start_lower(text)
     return lower and bool(WEAK_CUE_BEFORE_RE.search(before))

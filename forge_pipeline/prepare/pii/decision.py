@@ -88,6 +88,11 @@ class NameDecision:
         """The one-word concepts that are no person of the vault ("django", "meta"): no given name there."""
         return frozenset(c for c in self.concepts if " " not in c and c not in self.persons)
 
+    @cached_property
+    def concept_heads(self) -> frozenset[str]:
+        """First words of the vault's multi-word concepts ("meta" of "meta skill")."""
+        return frozenset(c.split()[0] for c in self.concepts if " " in c)
+
     def is_concept_term(self, term: str) -> bool:
         return term not in self.persons and term in self.concepts
 

@@ -51,7 +51,29 @@ def given_names() -> frozenset[str]:
             for name in _words_of(getattr(provider, attribute)):
                 names.update(fold(part) for part in name.split() if len(part) > 1)
     places = {fold(word) for country in address_en.Provider.countries for word in country.split()}
-    return frozenset(names - places)
+    # month and weekday abbreviations ("Jun 1913", "Mar", "Sat") are given names somewhere too
+    calendar = {
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    }
+    return frozenset(names - places - calendar)
 
 
 @lru_cache(maxsize=4)

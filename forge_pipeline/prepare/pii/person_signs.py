@@ -53,6 +53,7 @@ _ENGLISH_SUFFIXES = ("ity", "ness", "tion", "sion", "ment", "able", "ible", "ing
 _MORE_CAPITALS = re.compile(r"[ \t]+[A-Z]")
 _PLACE_HEADS = {
     "san",
+    "abu",
     "santa",
     "santo",
     "são",
@@ -175,5 +176,11 @@ def _initials_name(m: re.Match, english: frozenset[str], ordinary: set[str], sto
 def _name_like(word: str, english: frozenset[str]) -> bool:
     """No English word, no compound ("Multi-Layer", "Gesture-Based") and no English derivation the dictionary
     lacks ("Interactivity", "Preprocessing", "Generalizable")."""
-    plain = word.casefold()
-    return "-" not in plain and not plain.endswith(_ENGLISH_SUFFIXES) and not is_english_word(plain, english)
+    plain = word.casefold().removesuffix("'s").removesuffix("’s")  # "Notion's", "Let's"
+    return (
+        "'" not in plain
+        and "’" not in plain
+        and "-" not in plain
+        and not plain.endswith(_ENGLISH_SUFFIXES)
+        and not is_english_word(plain, english)
+    )

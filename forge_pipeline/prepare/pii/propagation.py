@@ -235,6 +235,15 @@ def _with_surnames(text: str, dets: list[Detection], decision: NameDecision) -> 
 _CONTACT = {"EMAIL_ADDRESS", "PHONE_NUMBER"}
 
 
+def _signed_by_itself(value: str, text: str, d: Detection, decision: NameDecision) -> bool:
+    """person_sign, except that a given name which opens the vault's concept phrases is no sign by itself
+    ("Meta" of the note "Meta skill" in "Meta skills are ...", "Siri" of "Siri integration")."""
+    sign = person_sign(value, text[max(0, d.start - 8) : d.start], decision.words, text[d.end : d.end + 3])
+    if sign == "given name" and normalise_concept(value).split()[0] in decision.concept_heads:
+        return False
+    return sign is not None
+
+
 def _keep_signed_names(texts, text_dets, cue_added, decision: NameDecision, kept_reasons: Counter) -> None:
     """Drops, in place, the PERSON spans with no sign of a person anywhere in the corpus (person_signs.py):
     a value is kept when, at any of its places, its first word is a given name, it has initials, a title or two
@@ -253,7 +262,7 @@ def _keep_signed_names(texts, text_dets, cue_added, decision: NameDecision, kept
             if (
                 norm in decision.persons
                 or ((i, d.start, d.end) in cue_added and value.islower())  # a capitalised one is judged below
-                or person_sign(value, t[max(0, d.start - 8) : d.start], decision.words, t[d.end : d.end + 3])
+                or _signed_by_itself(value, t, d, decision)
                 or cue_around(t, d.start, d.end)
                 or any(v.entity_type in _CONTACT and 0 <= v.start - d.end <= 5 for v in dets)  # "Zofia at z@x.fr"
             ):
@@ -391,6 +400,8 @@ def detect_corpus(
                 reason = decision.keep_reason(t[d.start : d.end], inside)
                 if reason is None and _uncued_word_at_sentence_start(t, d, decision.words):
                     reason = "dictionary word at a sentence start"
+                if reason is None and any(d.start <= s < d.end < e for s, e, _ in spans):
+                    reason = "runs into a vault concept"  # "Meta" of "Meta skill", "Explain Meta" of "Meta variables"
                 if reason is None:
                     kept.append(d)
                 else:
