@@ -39,6 +39,7 @@ class NameDecision:
     concepts: dict[str, str] = field(default_factory=dict, repr=False)  # normalised concept -> its source
     allow: set[str] = field(default_factory=set, repr=False)
     ordinary: set[str] = field(default_factory=set, repr=False)  # dictionary words the corpus writes in lower case
+    lower_in_prose: set[str] = field(default_factory=set, repr=False)  # non-words capitalising prose writes so
     words: frozenset[str] = field(default_factory=frozenset, repr=False)  # the English dictionary (cues.py)
 
     @classmethod
@@ -51,17 +52,28 @@ class NameDecision:
         ("browse", "settings", "standard" in a help vault): a span of nothing but such words is no name
         ("Quick Settings", "Browse"). Newton, Locke or Hopper are dictionary words too, but nobody writes
         them in lower case twice."""
+        from forge_pipeline.prepare.pii.cues import sentences_start_lower
+
         lower: Counter[str] = Counter()
+        in_prose: Counter[str] = Counter()  # lower-case words of text that capitalises its sentences
         for text in texts:
             if text:
-                lower.update(w for w in _LOWER_WORD.findall(text) if w.islower())
+                found = [w for w in _LOWER_WORD.findall(text) if w.islower()]
+                lower.update(found)
+                if not sentences_start_lower(text):
+                    in_prose.update(found)
         self.words = words
         self.ordinary = {w for w, n in lower.items() if n >= ORDINARY_MIN_LOWER and w in words}
+        # "reverb", "django", "laravel": no dictionary words, yet prose that capitalises names writes them in
+        # lower case, so they are things ("Reverb Plugins", "Django Apps"); a journal written in lower case says
+        # nothing either way, and a dictionary word ("mark", "will") is a given name too ("Mark Twain")
+        self.lower_in_prose = {w for w, n in in_prose.items() if n >= ORDINARY_MIN_LOWER and w not in words}
 
     def keep_reason(self, value: str, in_concept: bool = False) -> str | None:
         """Why a PERSON value a detector found is not replaced (None: it is). A person the vault marks is
         always replaced; otherwise kept: the allow list, kinship/role words, the vault's concepts (the whole
-        value is one), a span of ordinary words (see learn_words), words with product-style capitals
+        value is one), a span of ordinary words (see learn_words), a word that capitalising prose writes in
+        lower case ("Reverb Plugins", `lower_in_prose`), words with product-style capitals
         ("iCloud", "PayPal", "LaTeX", "OneNote"), and, inside a concept phrase written in the text
         (`in_concept`: "Drag" in "What are your thoughts on Drag and drop?"), a span of dictionary words."""
         norm = normalise_concept(value)
@@ -77,6 +89,8 @@ class NameDecision:
             return f"vault concept ({self.concepts[norm]})"
         if parts and all(p in self.ordinary for p in parts):
             return "ordinary words"
+        if any(p in self.lower_in_prose for p in parts):
+            return "written in lower case in prose"
         if any(_PRODUCT_CAPS.search(w) and not _NAME_PREFIX.match(w) for w in value.split()):
             return "product-style capitals"
         if in_concept and parts and all(p in self.words for p in parts):

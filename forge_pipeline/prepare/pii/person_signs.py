@@ -9,7 +9,6 @@ import re
 
 from forge_pipeline.prepare.pii.lexicon import fold, given_names, is_english_word
 
-_INITIALS = re.compile(r"^(?:[A-Z]\.\s?){1,3}[A-Z][a-zà-öø-ÿ]+")  # "J. A. Murphy", "R.C. Waldun"
 _TITLE_BEFORE = re.compile(r"(?<![\w])(?:Dr|Mr|Mrs|Ms|Mx|Prof|Sr|Sra|Herr|Frau|Mme|M)\.?\s+$")
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
@@ -25,7 +24,7 @@ def person_sign(value: str, before: str, english: frozenset[str], after: str = "
         return None
     english_at = [is_english_word(w.casefold(), english) for w in words]
     if not any(w.casefold() in STOP_WORDS for w in words[1:]):  # "Bill To" is a form label
-        if fold(words[0]) in given_names():
+        if fold(words[0]) in given_names() and words[0].casefold() not in _PLACE_HEADS:  # "Abu Dhabi"
             if not english_at[0]:
                 return "given name"
             # "Michael Naumov" yes; "Safari", "Grace", "Will" alone are words first, and so is the start of a
@@ -35,9 +34,10 @@ def person_sign(value: str, before: str, english: frozenset[str], after: str = "
                 return "given name"
         # dictionary words the NER took in before the name ("Email Jaroslav")
         head = next((k for k, e in enumerate(english_at) if not e), 0)
-        if head and fold(words[head]) in given_names():
+        if head and _capitalised(words[head]) and fold(words[head]) in given_names():  # not "Incorrect AMI"
             return "given name"
-    if _INITIALS.match(value):
+    initials = _INITIALS_NAME.match(value)
+    if initials and _initials_name(initials, english, set(), STOP_WORDS):  # "J. A. Murphy", not "C. Input"
         return "initials"
     if _TITLE_BEFORE.search(before[-8:]):
         return "title"
