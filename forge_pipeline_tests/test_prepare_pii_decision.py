@@ -199,3 +199,18 @@ def test_a_guess_of_the_ner_with_no_sign_of_a_person_stays_a_word(analyzer):
     found = detect_corpus(analyzer, list(texts), None, ScrubSettings())
     for (text, names), dets in zip(texts.items(), found.texts):
         assert [text[d.start : d.end] for d in dets if d.entity_type == "PERSON"] == names, text
+
+
+def test_a_first_name_in_e_mail_addresses_does_not_make_the_name_a_word(analyzer):
+    """Words that capitalising prose writes in lower case are things ("reverb", "django"), but the parts of a
+    dotted address are no prose: "laura.johnson@..." twice must not turn "Laura Johnson" into a thing."""
+    from forge_pipeline.prepare.pii import detect_corpus
+
+    texts = [
+        "Write to laura.johnson@example.org about the invoice. The old address laura.johnson@example.net bounces.",
+        "Laura Johnson agreed to ship on Friday.",
+        "We route the reverb plugins through a bus. Two reverb sends are enough. Reverb Plugins are cheap now.",
+    ]
+    found = detect_corpus(analyzer, texts, None, ScrubSettings())
+    assert [texts[1][d.start : d.end] for d in found.texts[1] if d.entity_type == "PERSON"] == ["Laura Johnson"]
+    assert not [d for d in found.texts[2] if d.entity_type == "PERSON"]

@@ -23,6 +23,7 @@ from forge_pipeline.prepare.pii.detection import _NAME_STRIP, NOT_NAMES
 from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept
 
 ORDINARY_MIN_LOWER = 2
+_DOTTED = re.compile(r"\.\w")
 _LOWER_WORD = re.compile(r"(?<![\w/.@#`-])[a-z]+(?![\w/@`-])")
 # "iCloud", "PayPal", "OneNote", "LaTeX", "GitHub", "OpenAI": capitals inside a word name a product
 _PRODUCT_CAPS = re.compile(r"^[a-z]+[A-Z]|[a-z][A-Z]|[A-Z]{2,}[a-z]")
@@ -61,7 +62,8 @@ class NameDecision:
                 found = [w for w in _LOWER_WORD.findall(text) if w.islower()]
                 lower.update(found)
                 if not sentences_start_lower(text):
-                    in_prose.update(found)
+                    # not the parts of dotted names: "emma" of emma.williams@example.org is no word of prose
+                    in_prose.update(m.group() for m in _LOWER_WORD.finditer(text) if not _DOTTED.match(text, m.end()))
         self.words = words
         self.ordinary = {w for w, n in lower.items() if n >= ORDINARY_MIN_LOWER and w in words}
         # "reverb", "django", "laravel": no dictionary words, yet prose that capitalises names writes them in
