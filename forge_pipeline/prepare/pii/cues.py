@@ -111,7 +111,8 @@ def sentences_start_lower(text: str) -> bool:
 
 def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | None = None) -> list[Detection]:
     """Names by the words around them (see the module docstring), in any case: a lower-case word that is no
-    English word after any cue; a capitalised one only after a strong cue, before a strong verb ("Siobhán
+    English word after any cue (in prose that capitalises its sentences, only a known given name: lexicon.py),
+    and in text written in lower case any known given name that is no English word ("nadia disagreed"); a capitalised one only after a strong cue, before a strong verb ("Siobhán
     thinks"), before a phone number, as the next item of a list of names that `people` (spans already found)
     starts ("Björn Mensah and Stanislav"), or as an item under an "Attendees" heading. Score 0.6."""
     from spacy.lang.en.stop_words import STOP_WORDS
