@@ -59,11 +59,11 @@ class NameDecision:
         in_prose: Counter[str] = Counter()  # lower-case words of text that capitalises its sentences
         for text in texts:
             if text:
-                found = [w for w in _LOWER_WORD.findall(text) if w.islower()]
-                lower.update(found)
+                found = [m for m in _LOWER_WORD.finditer(text) if m.group().islower()]
+                lower.update(m.group() for m in found)
                 if not sentences_start_lower(text):
                     # not the parts of dotted names: "emma" of emma.williams@example.org is no word of prose
-                    in_prose.update(m.group() for m in _LOWER_WORD.finditer(text) if not _DOTTED.match(text, m.end()))
+                    in_prose.update(m.group() for m in found if not _DOTTED.match(text, m.end()))
         self.words = words
         self.ordinary = {w for w, n in lower.items() if n >= ORDINARY_MIN_LOWER and w in words}
         # "reverb", "django", "laravel": no dictionary words, yet prose that capitalises names writes them in

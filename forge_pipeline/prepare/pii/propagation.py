@@ -275,12 +275,12 @@ def _keep_signed_names(texts, text_dets, cue_added, decision: NameDecision, kept
 
 
 def _with_given_name_pairs(
-    text: str, dets: list[Detection], decision: NameDecision, scrub: ScrubSettings, phrases: NameIndex
+    text: str, dets: list[Detection], decision: NameDecision, regions: list[tuple[int, int]], phrases: NameIndex
 ):
     """`dets` plus the names of person_signs.given_name_pairs that no PERSON span covers yet (an ORG or LOC
     span over them gives way), outside code and URLs, cut to the Markdown structure. A given name alone that
-    opens one of the vault's concept phrases is the start of a term ("Meta skill", "Siri integration")."""
-    regions = [*(code_regions(text) if scrub.skip_code and has_code(text) else []), *url_regions(text)]
+    opens one of the vault's concept phrases is the start of a term ("Meta skill", "Siri integration").
+    `regions`: the text's code and URL spans."""
     opens_term = {s for s, _, words in phrases.find(text) if len(words) > 1}
     people = [d for d in dets if d.entity_type == "PERSON"]
     values = [d for d in dets if d.entity_type not in NER_ENTITIES]  # an address or phone keeps its own type
@@ -354,6 +354,10 @@ def detect_corpus(
     tags = tags if tags is not None else [[] for _ in texts]
     extras = extras or []
     raw = raw_detections(analyzer, texts, scrub, fast, cache)
+    # code and URLs of each text: no name is found there by the lexicon, and none propagated into them
+    regions_of = [
+        [*(code_regions(t) if scrub.skip_code and has_code(t) else []), *url_regions(t)] if t else [] for t in texts
+    ]
     text_dets = [per_text_detections(t, r, scrub) for t, r in zip(texts, raw)]
     markers = markers if markers is not None else VaultMarkers()
     if scrub.vault_concepts:
@@ -387,7 +391,7 @@ def detect_corpus(
         phrases = concept_phrases(decision)
         for i, t in enumerate(texts):
             if t and scrub.name_evidence:
-                text_dets[i] = _with_given_name_pairs(t, text_dets[i], decision, scrub, phrases)
+                text_dets[i] = _with_given_name_pairs(t, text_dets[i], decision, regions_of[i], phrases)
             text_dets[i] = _with_surnames(t, text_dets[i], decision)
         for i, (t, dets) in enumerate(zip(texts, text_dets)):
             kept = []
@@ -421,10 +425,6 @@ def detect_corpus(
     candidates -= deny_terms | sure
     candidates = {c for c in candidates if not decision.is_concept_term(c)}
     index = NameIndex(sure | candidates if scrub.propagate_names else sure)
-    # propagated names never land in code or inside a URL (a name found in prose is no part of youtube.com)
-    regions_of = [
-        [*(code_regions(t) if scrub.skip_code and has_code(t) else []), *url_regions(t)] if t else [] for t in texts
-    ]
     occurrences = [index.find(t) if t else [] for t in texts]
     terms = set(sure)
     if candidates:
