@@ -1,7 +1,8 @@
 """The `forge` command. Heavy libraries are imported inside commands so `forge --help` starts fast.
 
 Each stage adds its own commands from `forge_pipeline/<stage>/commands.py` (a `register(app)` function),
-so this file stays a list of entry points, not a home for stage logic.
+so this file stays a list of entry points, not a home for stage logic. The options every command shares
+(`forge --data-root DIR --config FILE COMMAND`) and the one-line printing of a ForgeError live in cli_root.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import importlib
 import importlib.util
 import os
 import re
-import sys
 import threading
 import time
 import uuid
@@ -18,9 +18,11 @@ from pathlib import Path
 
 import typer
 
+from forge_pipeline.cli_root import ForgeGroup, root_of, root_options, settings_from
 from forge_pipeline.selection import SelectionError, asset_of_step, rerun_selection, resolve_selection
 
-app = typer.Typer(help="Forge: fine-tune a local LLM on your own vault and conversations.", no_args_is_help=True)
+app = typer.Typer(cls=ForgeGroup, no_args_is_help=True)
+app.callback()(root_options)  # --data-root and --config, before the command: `forge --data-root DIR demo`
 
 STAGES_WITH_COMMANDS = ("ingest", "prepare", "catalog", "curate", "train", "export", "serve", "embed", "feedback")
 
@@ -38,7 +40,7 @@ def _dagster_home(settings) -> Path:
 
 @app.command()
 def demo(
-    data_root: Path = typer.Option(None, help="Where outputs go (default: settings' data_root)."),
+    ctx: typer.Context,
     select: str = typer.Option(
         "*",
         help="Assets to materialize: keys separated by spaces or commas ('base_model lora_adapter'), each with "
@@ -53,9 +55,8 @@ def demo(
     from rich.console import Console
 
     from forge_pipeline.run_log import library_output_to, run_log_path
-    from forge_pipeline.settings import load_settings
 
-    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    settings = settings_from(ctx)
     settings.paths.ensure()
     run_id = str(uuid.uuid4())
     log_path = run_log_path(settings.paths.root, f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}")
@@ -64,13 +65,13 @@ def demo(
     with library_output_to(log_path, verbose) as terminal:
         console = Console(file=terminal)
         try:
-            _demo(console, settings, select, run_id)
+            _demo(console, settings, select, run_id, root_of(ctx).config)
         finally:
             if not verbose:
                 console.print(f"library output (warnings, converter and quantizer logs): {log_path}", soft_wrap=True)
 
 
-def _demo(console, settings, select: str, run_id: str) -> None:
+def _demo(console, settings, select: str, run_id: str, config_file: Path | None) -> None:
     import dagster as dg
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -78,7 +79,8 @@ def _demo(console, settings, select: str, run_id: str) -> None:
 
     from forge_pipeline.definitions import build_definitions
 
-    definitions = build_definitions(str(settings.data_root))
+    # the run's assets read the same settings file as this command (--config), not only FORGE_CONFIG
+    definitions = build_definitions(str(settings.data_root), str(config_file) if config_file else None)
     job = definitions.resolve_implicit_global_asset_job_def()
     asset_graph = definitions.resolve_asset_graph()
     try:
@@ -332,7 +334,7 @@ def _print_outputs(console, settings) -> None:
 
 
 @app.command()
-def status(data_root: Path = typer.Option(None)) -> None:
+def status(ctx: typer.Context) -> None:
     """Where things are and what is current: dataset versions, promoted model, quarantine counts, the embedding
     index, the last run of each job and the asset checks that fail."""
     import polars as pl
@@ -340,20 +342,15 @@ def status(data_root: Path = typer.Option(None)) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from forge_pipeline.catalog.versions import CatalogError, list_versions
+    from forge_pipeline.catalog.versions import list_versions
     from forge_pipeline.export.manifest import read_manifest
     from forge_pipeline.records import escape_control as shown
-    from forge_pipeline.settings import load_settings
 
     console = Console()
-    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    settings = settings_from(ctx)
     paths = settings.paths
     console.print(shown(f"data root: {paths.root}"), markup=False, soft_wrap=True)
-    try:
-        versions = list_versions(settings)
-    except CatalogError as err:  # a damaged catalog.json: its name, the line and what to do
-        typer.echo(str(err), err=True)
-        raise typer.Exit(1) from None
+    versions = list_versions(settings)  # a damaged catalog.json: CatalogError names it, the line and what to do
     if versions:
         table = Table("dataset version", "created", "train", "validation")
         for version in versions[-10:]:
@@ -483,13 +480,8 @@ _register_stage_commands()
 
 
 def main() -> None:
-    try:
-        app()
-    except Exception as err:  # a clear one-line error for people; tracebacks with FORGE_DEBUG=1
-        if os.environ.get("FORGE_DEBUG"):
-            raise
-        print(f"forge: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    # A ForgeError becomes one line (ForgeGroup); anything else is a bug in Forge and shows its trace.
+    app()
 
 
 if __name__ == "__main__":

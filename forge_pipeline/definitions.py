@@ -14,8 +14,9 @@ from forge_pipeline.defs.serve import definitions as serve_definitions
 from forge_pipeline.defs.train import definitions as train_definitions
 
 
-def build_definitions(data_root: str | None = None) -> dg.Definitions:
-    """All of Forge; `data_root` overrides the settings' data root (tests use a temporary one)."""
+def build_definitions(data_root: str | None = None, config_file: str | None = None) -> dg.Definitions:
+    """All of Forge; `data_root` overrides the settings' data root (tests use a temporary one), `config_file`
+    names the settings file (`forge --config`; None: FORGE_CONFIG or ./forge.yaml)."""
     return dg.Definitions.merge(
         ingest_definitions.defs,
         prepare_definitions.defs,
@@ -24,7 +25,7 @@ def build_definitions(data_root: str | None = None) -> dg.Definitions:
         train_definitions.defs,
         export_definitions.defs,
         serve_definitions.defs,
-        dg.Definitions(resources=shared_resources(data_root)),
+        dg.Definitions(resources=shared_resources(data_root, config_file)),
     )
 
 

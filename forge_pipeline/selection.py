@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from forge_pipeline.errors import ForgeError
 
-class SelectionError(ValueError):
+
+class SelectionError(ForgeError, ValueError):
     """An asset selection that names no asset of the graph, or cannot be parsed; the message says which part."""
 
 

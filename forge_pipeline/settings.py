@@ -1,8 +1,13 @@
 """One typed settings object for every path and hyperparameter.
 
 Precedence (highest first): keyword arguments, environment variables (`FORGE_` prefix, `__` between
-nested fields, e.g. `FORGE_TRAIN__LEARNING_RATE=1e-4`), the YAML or TOML file named by `FORGE_CONFIG`
-(or `forge.yaml` / `forge.toml` in the working directory), then the defaults below.
+nested fields, e.g. `FORGE_TRAIN__LEARNING_RATE=1e-4`), the YAML or TOML file named by `forge --config` /
+`load_settings(config_file=...)` or `FORGE_CONFIG` (or `forge.yaml` / `forge.toml` in the working directory),
+then the defaults below.
+
+Outputs go under the working directory's `.forge_data` unless a data root is set: never inside the installed
+package. The input defaults (vault_dir, conversations_dir, eval_prompts) point at the sample data shipped in the
+source checkout's `data/`, read-only; an installed Forge has no such folder, so it needs them set.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from forge_pipeline.catalog.config import CatalogSettings
 from forge_pipeline.curate.config import CurateSettings
 from forge_pipeline.decoding import DecodingSettings
 from forge_pipeline.embed.config import EmbedSettings
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.export.config import EvalSettings, ExportSettings
 from forge_pipeline.feedback.config import FeedbackSettings
 from forge_pipeline.ingest.config import IngestSettings
@@ -38,10 +44,16 @@ from forge_pipeline.serve.config import ServeSettings
 from forge_pipeline.train.config import TrainSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO_ROOT / "data"
+SAMPLE_DATA = REPO_ROOT / "data"  # the source checkout's sample inputs, read only
+DATA_ROOT_NAME = ".forge_data"
 
 
-class SettingsError(ValueError):
+def default_data_root() -> Path:
+    """<working directory>/.forge_data, fixed when the settings load (a later chdir does not move it)."""
+    return Path.cwd() / DATA_ROOT_NAME
+
+
+class SettingsError(ForgeError, ValueError):
     """A settings value is wrong; the message names the field and the source file."""
 
 
@@ -60,11 +72,13 @@ def _named_config(config_file: str | Path | None):
 
 
 def _config_file() -> Path | None:
-    named = _CONFIG_FILE.get() or os.environ.get("FORGE_CONFIG")
+    explicit = _CONFIG_FILE.get()
+    named = explicit or os.environ.get("FORGE_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
-            raise SettingsError(f"FORGE_CONFIG={named}: no such file")
+            source = f"settings file {named}" if explicit else f"FORGE_CONFIG={named}"
+            raise SettingsError(f"{source}: no such file")
         return path
     for candidate in (Path("forge.yaml"), Path("forge.yml"), Path("forge.toml")):
         if candidate.is_file():
@@ -79,7 +93,9 @@ class ForgeSettings(BaseSettings):
         env_prefix="FORGE_", env_nested_delimiter="__", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
-    data_root: Path = Field(default=REPO_ROOT / ".forge_data", description="All outputs go under here.")
+    data_root: Path = Field(
+        default_factory=default_data_root, description="All outputs go under here (default: ./.forge_data)."
+    )
     vault_dir: Path = SAMPLE_DATA / "sample_vault"
     conversations_dir: Path = SAMPLE_DATA / "sample_conversations"
     interactions_dir: Path | None = Field(

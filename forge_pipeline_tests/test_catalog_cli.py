@@ -36,7 +36,7 @@ def _examples(n: int) -> pl.DataFrame:
 
 def test_datasets_prints_whole_paths_at_80_columns(settings):
     entry = create_dataset_version(_examples(12), settings, {})
-    result = CliRunner().invoke(app, ["datasets", "--data-root", str(settings.data_root)], env={"COLUMNS": "80"})
+    result = CliRunner().invoke(app, ["--data-root", str(settings.data_root), "datasets"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert len(entry["path"]) > 60  # longer than any table column could be at 80 columns
     assert f"{entry['version_id']}  {entry['path']}" in result.output.splitlines()
@@ -53,7 +53,7 @@ def test_dataset_show_token_stats_agree_with_the_catalog_and_label_replacements(
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(
         app,
-        ["dataset", "show", entry["version_id"], "--data-root", str(settings.data_root), "--hardware", "cpu"],
+        ["--data-root", str(settings.data_root), "dataset", "show", entry["version_id"], "--hardware", "cpu"],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
@@ -94,7 +94,7 @@ def test_status_shows_last_run_per_job_failed_checks_and_embedding_index(setting
             }
         )
     )
-    result = CliRunner().invoke(app, ["status", "--data-root", str(settings.data_root)], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["--data-root", str(settings.data_root), "status"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "embedding index: e0001 (all-MiniLM-L6-v2, 96 chunks, dimension 384; 1 version(s))" in result.output
     assert "__ephemeral_asset_job__" in result.output and second.run_id in result.output

@@ -203,7 +203,7 @@ def test_a_copied_data_root_keeps_its_catalog_working(tmp_path):
     moved = load_settings(data_root=tmp_path / "moved")
     assert list_versions(moved)[0]["path"] == str(moved.paths.catalog / entry["version_id"])
     assert load_version(moved)["train"].num_rows == entry["counts"]["train"]
-    shown = CliRunner().invoke(app, ["dataset", "show", "latest", "--data-root", str(tmp_path / "moved")])
+    shown = CliRunner().invoke(app, ["--data-root", str(tmp_path / "moved"), "dataset", "show", "latest"])
     assert shown.exit_code == 0, shown.output
     assert f"examples: train {entry['counts']['train']}" in shown.output
 
@@ -227,7 +227,7 @@ def test_status_names_a_truncated_catalog_and_what_to_do(settings):
     catalog_path = settings.paths.catalog / "catalog.json"
     catalog_path.write_text(catalog_path.read_text()[:40])
     for command in (["status"], ["datasets"], ["dataset", "show", "latest"]):
-        result = CliRunner().invoke(app, [*command, "--data-root", str(settings.data_root)])
+        result = CliRunner().invoke(app, ["--data-root", str(settings.data_root), *command])
         assert result.exit_code == 1, (command, result.output)
         assert f"{catalog_path} line " in result.output and ": not valid JSON" in result.output, command
         assert "restore it from the version folders' version.json files" in result.output, command

@@ -212,7 +212,7 @@ def test_dataset_show_prints_the_report_and_saves_the_histogram(version):
     settings, folder, _, _ = version
     runner = CliRunner()
     result = runner.invoke(
-        app, ["dataset", "show", "v0001", "--data-root", str(settings.data_root), "--hardware", "cpu"]
+        app, ["--data-root", str(settings.data_root), "dataset", "show", "v0001", "--hardware", "cpu"]
     )
     assert result.exit_code == 0, result.output
     out = result.output
@@ -221,13 +221,13 @@ def test_dataset_show_prints_the_report_and_saves_the_histogram(version):
     png = settings.paths.root / "reports" / "v0001" / "token_lengths.png"
     assert str(png) in out.replace("\n", "") and png.read_bytes()[:4] == b"\x89PNG"
 
-    as_json = runner.invoke(app, ["dataset", "show", "latest", "--json", "--data-root", str(settings.data_root)])
+    as_json = runner.invoke(app, ["--data-root", str(settings.data_root), "dataset", "show", "latest", "--json"])
     assert json.loads(as_json.output)["counts"] == {"train": 3, "validation": 1}
 
-    by_prefix = runner.invoke(app, ["dataset", "show", "v00", "--json", "--data-root", str(settings.data_root)])
+    by_prefix = runner.invoke(app, ["--data-root", str(settings.data_root), "dataset", "show", "v00", "--json"])
     assert json.loads(by_prefix.output)["version_id"] == "v0001"
 
-    missing = runner.invoke(app, ["dataset", "show", "v9", "--data-root", str(settings.data_root)])
+    missing = runner.invoke(app, ["--data-root", str(settings.data_root), "dataset", "show", "v9"])
     assert missing.exit_code == 1 and "known versions: v0001" in missing.output
 
 

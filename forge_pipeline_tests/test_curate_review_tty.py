@@ -109,7 +109,7 @@ def review_root(tmp_path):
 def test_a_person_approves_rejects_undoes_skips_edits_and_resumes_later(review_root):
     settings, rows, env = review_root
     ids = [r["example_id"] for r in rows]
-    command = [*FORGE, "curate", "--data-root", str(settings.data_root), "--reviewer", "tester"]
+    command = [*FORGE, "--data-root", str(settings.data_root), "curate", "--reviewer", "tester"]
 
     term = Terminal(command, env)
     term.expect("(1/4)")
@@ -161,7 +161,7 @@ def test_an_edit_that_breaks_the_format_is_not_saved_and_the_example_stays(revie
         "import json, sys\njson.dump([{'role': 'assistant', 'content': ''}], open(sys.argv[1], 'w'))\n"
     )
     env = {**env, "EDITOR": f"{sys.executable} {bad_editor}"}
-    term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
+    term = Terminal([*FORGE, "--data-root", str(settings.data_root), "curate"], env)
     term.expect("(1/4)")
     term.press("e")
     term.expect("edit not saved")
@@ -183,10 +183,10 @@ def test_non_interactive_approve_all_filters_export_and_import(review_root, tmp_
     with DecisionStore(settings.paths.curation_db) as store:
         store.decide(ids[3], "rejected", reason="private")
 
-    result = runner.invoke(app, ["curate", "--approve-all", "--source", "vault", *root])
+    result = runner.invoke(app, [*root, "curate", "--approve-all", "--source", "vault"])
     assert result.exit_code == 0, result.output
     assert "approved 1 of 1" in result.output  # the rejected vault example is not selected (status unreviewed)
-    result = runner.invoke(app, ["curate", "--approve-all", "--search", "HI", *root])
+    result = runner.invoke(app, [*root, "curate", "--approve-all", "--search", "HI"])
     assert "approved 1 of 1" in result.output  # only "Say hi" matches, case-insensitively
     with DecisionStore(settings.paths.curation_db) as store:
         assert {k: d.status for k, d in store.all().items()} == {
@@ -196,22 +196,22 @@ def test_non_interactive_approve_all_filters_export_and_import(review_root, tmp_
         }
 
     exported = tmp_path / "decisions.jsonl"
-    assert runner.invoke(app, ["curate", "--export", str(exported), *root]).exit_code == 0
+    assert runner.invoke(app, [*root, "curate", "--export", str(exported)]).exit_code == 0
     assert len(exported.read_text().splitlines()) == 3
     other_root = ["--data-root", str(tmp_path / "other")]
-    result = runner.invoke(app, ["curate", "--import", str(exported), *other_root])
+    result = runner.invoke(app, [*other_root, "curate", "--import", str(exported)])
     assert result.exit_code == 0 and "imported 3 decisions" in result.output
     with DecisionStore(load_settings(data_root=tmp_path / "other").paths.curation_db) as store:
         assert store.get(ids[3]).reason == "private"
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"example_id": "x", "status": "approved"}\n{"example_id": "y", "status": "great"}\n')
-    result = runner.invoke(app, ["curate", "--import", str(bad), *other_root])
+    result = runner.invoke(app, [*other_root, "curate", "--import", str(bad)])
     assert result.exit_code == 1 and "bad.jsonl:2: field status is 'great'" in result.output
 
 
 def test_curate_without_examples_says_to_run_the_demo(tmp_path):
-    result = CliRunner().invoke(app, ["curate", "--data-root", str(tmp_path)])
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path), "curate"])
     assert result.exit_code == 1 and "forge demo" in result.output
 
 
@@ -231,7 +231,7 @@ def test_a_json_typo_in_an_edit_reopens_the_editor_with_the_text_as_typed(review
         "open(path, 'w').write(text)\n"
     )
     env = {**env, "EDITOR": f"{sys.executable} {typo_editor}"}
-    term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
+    term = Terminal([*FORGE, "--data-root", str(settings.data_root), "curate"], env)
     term.expect("(1/4)")
     term.press("e")
     term.expect("not valid JSON")
@@ -247,7 +247,7 @@ def test_a_json_typo_in_an_edit_reopens_the_editor_with_the_text_as_typed(review
 
 def test_ctrl_c_at_the_reject_reason_prompt_quits_at_once(review_root):
     settings, rows, env = review_root
-    term = Terminal([*FORGE, "curate", "--data-root", str(settings.data_root)], env)
+    term = Terminal([*FORGE, "--data-root", str(settings.data_root), "curate"], env)
     term.expect("(1/4)")
     term.press("a")
     term.expect("(2/4)")

@@ -35,7 +35,7 @@ def write_lines(path, lines):
 
 def test_a_valid_file_passes_and_add_copies_it_into_imports(tmp_path):
     good = write_lines(tmp_path / "mine.jsonl", GOOD)
-    result = CliRunner().invoke(app, ["dataset", "validate", str(good), "--add", "--data-root", str(tmp_path / "root")])
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path / "root"), "dataset", "validate", str(good), "--add"])
     assert result.exit_code == 0, result.output
     assert "valid: 2 examples" in result.output
     copied = tmp_path / "root" / "imports" / "mine.jsonl"
@@ -77,7 +77,7 @@ def test_every_problem_is_listed_with_its_line_and_the_exit_code_is_1(tmp_path):
     assert lines == {2, 3, 4, 5, 6, 7, 8, 9}
     assert not report.ok and report.examples == 9
 
-    result = CliRunner().invoke(app, ["dataset", "validate", str(bad), "--data-root", str(tmp_path / "root")])
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path / "root"), "dataset", "validate", str(bad)])
     assert result.exit_code == 1
     out = result.output
     assert f"{bad}:2: not valid JSON" in out
@@ -98,7 +98,7 @@ def test_approximate_token_count_follows_the_documented_rule():
 
 
 def _validate_cli(path, tmp_path, *extra):
-    return CliRunner().invoke(app, ["dataset", "validate", str(path), *extra, "--data-root", str(tmp_path / "root")])
+    return CliRunner().invoke(app, ["--data-root", str(tmp_path / "root"), "dataset", "validate", str(path), *extra])
 
 
 def test_a_pretty_printed_json_array_gets_one_message_saying_so(tmp_path):

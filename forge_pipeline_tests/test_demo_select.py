@@ -57,7 +57,7 @@ def test_an_unknown_key_is_named_with_close_matches(select):
 def test_the_command_refuses_an_unknown_key_before_running_anything(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(
-        app, ["demo", "--data-root", str(tmp_path / "data"), "--select", "base_modle lora_adapter"]
+        app, ["--data-root", str(tmp_path / "data"), "demo", "--select", "base_modle lora_adapter"]
     )
     assert result.exit_code == 2  # a usage error, printed by click in its error box
     shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())

@@ -140,7 +140,8 @@ def test_kuberay_manifests_have_their_required_fields():
 
 
 def _check_forge_command(entrypoint: str) -> None:
-    """The entrypoint is a `forge` command with options that command has."""
+    """The entrypoint is a `forge` command with options that command has; the shared options (`--data-root`,
+    `--config`) come before the command, each with its value."""
     import typer.main
 
     from forge_pipeline.cli import app
@@ -148,12 +149,17 @@ def _check_forge_command(entrypoint: str) -> None:
     words = shlex.split(entrypoint)
     assert words[0] == "forge", entrypoint
     group = typer.main.get_command(app)
-    command = group.commands.get(words[1])
-    assert command is not None, f"{entrypoint}: no `forge {words[1]}` command"
+    with_value = {opt for param in group.params if not getattr(param, "is_flag", False) for opt in param.opts}
+    rest = words[1:]
+    while rest and rest[0] in with_value:
+        rest = rest[2:]  # a shared option and its value
+    assert rest, f"{entrypoint}: no command"
+    command = group.commands.get(rest[0])
+    assert command is not None, f"{entrypoint}: no `forge {rest[0]}` command"
     options = {opt for param in command.params for opt in param.opts}
-    for word in words[2:]:
+    for word in rest[1:]:
         if word.startswith("--"):
-            assert word.split("=")[0] in options, f"{entrypoint}: `forge {words[1]}` has no option {word}"
+            assert word.split("=")[0] in options, f"{entrypoint}: `forge {rest[0]}` has no option {word}"
 
 
 def test_serve_config_file_names_a_real_application_builder():

@@ -104,7 +104,7 @@ def test_forge_search_prints_a_table_with_the_planted_note_first(served):
     _build_index(served)
     result = CliRunner().invoke(
         cli_app,
-        ["search", "feeding my sourdough starter", "-k", "2", "--data-root", str(served["settings"].data_root)],
+        ["--data-root", str(served["settings"].data_root), "search", "feeding my sourdough starter", "-k", "2"],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
@@ -113,5 +113,5 @@ def test_forge_search_prints_a_table_with_the_planted_note_first(served):
 
 
 def test_forge_search_without_an_index_says_what_to_materialize(tmp_path):
-    result = CliRunner().invoke(cli_app, ["search", "anything", "--data-root", str(tmp_path)])
+    result = CliRunner().invoke(cli_app, ["--data-root", str(tmp_path), "search", "anything"])
     assert result.exit_code == 1 and "embedding_index" in result.output

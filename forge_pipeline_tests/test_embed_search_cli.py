@@ -18,7 +18,7 @@ from forge_pipeline_tests.embed_fixtures import note, records
 
 
 def test_an_empty_query_is_refused_before_anything_loads(tmp_path):
-    result = CliRunner().invoke(app, ["search", "  ", "--data-root", str(tmp_path)])
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path), "search", "  "])
     assert result.exit_code == 2 and "the query is empty" in result.output
 
 
@@ -37,7 +37,7 @@ def test_search_prints_its_table_without_progress_bars_and_shows_hostile_text_in
     # Settings no other test uses: the command loads its own model instance, as a fresh `forge search` does.
     monkeypatch.setenv("FORGE_EMBED__BATCH_SIZE", "17")
     result = CliRunner().invoke(
-        app, ["search", "sourdough starter", "-k", "5", "--data-root", str(tmp_path)], env={"COLUMNS": "300"}
+        app, ["--data-root", str(tmp_path), "search", "sourdough starter", "-k", "5"], env={"COLUMNS": "300"}
     )
     assert result.exit_code == 0, result.output
     assert "Loading weights" not in result.output and "%|" not in result.output

@@ -154,15 +154,15 @@ def test_cli_models_and_rollback(tmp_path, info):
     publish(path, info, _evaluation(True, 1.25), *_version_files(tmp_path, "two"))
     runner = CliRunner()
 
-    listed = runner.invoke(app, ["models", "--data-root", str(tmp_path)])
+    listed = runner.invoke(app, ["--data-root", str(tmp_path), "models"])
     assert listed.exit_code == 0, listed.output
     assert "v0001" in listed.output and "v0002" in listed.output and "1.2500" in listed.output
 
-    rolled = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    rolled = runner.invoke(app, ["--data-root", str(tmp_path), "rollback"])
     assert rolled.exit_code == 0 and "current: v0001" in rolled.output
     assert json.loads(path.read_text())["current"] == "v0001"
 
-    unknown = runner.invoke(app, ["rollback", "v0099", "--data-root", str(tmp_path)])
+    unknown = runner.invoke(app, ["--data-root", str(tmp_path), "rollback", "v0099"])
     assert unknown.exit_code == 1 and "v0099" in unknown.output
 
 
@@ -171,13 +171,13 @@ def test_rollback_twice_walks_back_through_history_and_says_so(tmp_path, info):
     for name in ("one", "two", "three"):
         publish(path, info, _evaluation(True), *_version_files(tmp_path, name))
     runner = CliRunner()
-    first = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    first = runner.invoke(app, ["--data-root", str(tmp_path), "rollback"])
     assert first.exit_code == 0 and "current: v0002 (was v0003" in first.output
     assert "again goes back to v0001" in first.output
-    second = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    second = runner.invoke(app, ["--data-root", str(tmp_path), "rollback"])
     assert second.exit_code == 0 and "current: v0001 (was v0002" in second.output, second.output
     assert read_manifest(path)["history"] == ["v0001"]
-    third = runner.invoke(app, ["rollback", "--data-root", str(tmp_path)])
+    third = runner.invoke(app, ["--data-root", str(tmp_path), "rollback"])
     assert third.exit_code == 1 and "no earlier promoted version" in third.output
     # Naming a version is a new promotion: it goes on top of the history.
     assert rollback(path, "v0003")["history"] == ["v0001", "v0003"]

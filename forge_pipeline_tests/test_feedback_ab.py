@@ -140,7 +140,7 @@ def test_ratings_land_on_the_version_that_served_the_response(ab_server):
 
     shown = CliRunner().invoke(
         app,
-        ["compare", "v0001", "v0002", "--data-root", str(settings.data_root), "--json"],
+        ["--data-root", str(settings.data_root), "compare", "v0001", "v0002", "--json"],
         env={
             "FORGE_DATA_ROOT": str(settings.data_root),  # not the sample interactions:
             "FORGE_CONVERSATIONS_DIR": str(settings.data_root / "no_conversations"),
@@ -173,7 +173,7 @@ def test_promote_makes_the_candidate_current_in_one_command(ab_server):
     client, settings = ab_server["client"], ab_server["settings"]
     with pytest.raises(ManifestError, match="not v0001"):
         promote_candidate(settings.paths.manifest, "v0001")
-    result = CliRunner().invoke(app, ["promote", "--data-root", str(settings.data_root)])
+    result = CliRunner().invoke(app, ["--data-root", str(settings.data_root), "promote"])
     assert result.exit_code == 0, result.output
     manifest = read_manifest(settings.paths.manifest)
     assert manifest["current"] == "v0002" and manifest["candidate"] is None and manifest["history"][-1] == "v0002"
@@ -181,5 +181,5 @@ def test_promote_makes_the_candidate_current_in_one_command(ab_server):
     health = client.get("/health").json()
     assert health["model_version"] == "v0002" and health["candidate"] is None
     assert all(_chat(client).headers["x-forge-model-version"] == "v0002" for _ in range(10))
-    again = CliRunner().invoke(app, ["promote", "--data-root", str(settings.data_root)])
+    again = CliRunner().invoke(app, ["--data-root", str(settings.data_root), "promote"])
     assert again.exit_code == 1 and "no A/B candidate" in again.output

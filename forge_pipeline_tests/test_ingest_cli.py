@@ -95,11 +95,11 @@ def test_check_inputs_shows_control_characters_escaped(tmp_path):
 
 def test_datasets_lists_versions(settings, tmp_path):
     runner = CliRunner()
-    empty = runner.invoke(app, ["datasets", "--data-root", str(settings.data_root)])
+    empty = runner.invoke(app, ["--data-root", str(settings.data_root), "datasets"])
     assert empty.exit_code == 0 and "no dataset versions" in empty.output
     notes, _ = read_vault(settings.vault_dir, settings.ingest)
     conversations, _ = read_conversations(settings.conversations_dir, tmp_path / "none", 5_000_000)
     examples, _ = build_training_examples(notes, conversations, settings)
     entry = create_dataset_version(examples, settings, {})
-    listed = runner.invoke(app, ["datasets", "--data-root", str(settings.data_root)], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["--data-root", str(settings.data_root), "datasets"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and entry["version_id"] in listed.output

@@ -182,7 +182,7 @@ def test_pii_review_lists_masked_values_and_records_decisions_in_bulk(tmp_path):
     root = tmp_path / "root"
     _training_table(root)
     runner = CliRunner()
-    listed = runner.invoke(app, ["pii", "review", "--list", "--data-root", str(root)], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["--data-root", str(root), "pii", "review", "--list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "value(s) the scrub replaces" in listed.output and "+*** x1 (PHONE_NUMBER" in listed.output
     assert "I*** H***" in listed.output  # the name found by the NER, masked, with its context
@@ -190,14 +190,14 @@ def test_pii_review_lists_masked_values_and_records_decisions_in_bulk(tmp_path):
     ids = re.findall(r"\[([0-9a-f]{6})\] I\*\*\* H\*\*\*", listed.output)
     assert ids, listed.output
 
-    template = runner.invoke(app, ["pii", "review", "--as-file", "--data-root", str(root)])
+    template = runner.invoke(app, ["--data-root", str(root), "pii", "review", "--as-file"])
     assert template.exit_code == 0 and "\n#reject Ingrid Halvorsen\n" in template.output  # in full: for editing
     decisions = tmp_path / "decisions.txt"
     decisions.write_text(template.stdout)  # what `> decisions.txt` keeps (the progress line goes to stderr)
     assert read_decisions_file(decisions) == ([], [])  # the template decides nothing until a line is uncommented
     decisions.write_text(template.stdout + "accept Docker\nreject ingrid\n")
     done = runner.invoke(
-        app, ["pii", "review", "--from-file", str(decisions), "--accept", ids[0], "--data-root", str(root)]
+        app, ["--data-root", str(root), "pii", "review", "--from-file", str(decisions), "--accept", ids[0]]
     )
     assert done.exit_code == 0, done.output
     stored = json.loads(review_path(root).read_text())
@@ -205,10 +205,10 @@ def test_pii_review_lists_masked_values_and_records_decisions_in_bulk(tmp_path):
     assert [d["value"] for d in stored["rejected"]] == ["ingrid"]
     assert str(review_path(root)) in done.output
 
-    masked = runner.invoke(app, ["pii", "review", "--accept", "I*** H***", "--data-root", str(root)])
+    masked = runner.invoke(app, ["--data-root", str(root), "pii", "review", "--accept", "I*** H***"])
     assert masked.exit_code == 1 and "masked value" in masked.output and "[id]" in masked.output
     decisions.write_text("accept Docker\nmaybe Kafka\n")
-    refused = runner.invoke(app, ["pii", "review", "--from-file", str(decisions), "--data-root", str(root)])
+    refused = runner.invoke(app, ["--data-root", str(root), "pii", "review", "--from-file", str(decisions)])
     assert refused.exit_code == 1 and f"{decisions}:2:" in refused.output
 
 
@@ -217,7 +217,7 @@ def test_pii_review_one_value_at_a_time(tmp_path):
     _training_table(root)
     # answers: view the first value in full, accept it; reject the second; quit
     result = CliRunner().invoke(
-        app, ["pii", "review", "-i", "--data-root", str(root)], input="v\na\nr\nq\n", env={"COLUMNS": "200"}
+        app, ["--data-root", str(root), "pii", "review", "-i"], input="v\na\nr\nq\n", env={"COLUMNS": "200"}
     )
     assert result.exit_code == 0, result.output
     assert "[1/" in result.output and "2 decision(s) saved" in result.output
@@ -227,7 +227,7 @@ def test_pii_review_one_value_at_a_time(tmp_path):
 
 
 def test_pii_review_without_a_table_says_what_to_build(tmp_path):
-    result = CliRunner().invoke(app, ["pii", "review", "--list", "--data-root", str(tmp_path)])
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path), "pii", "review", "--list"])
     assert result.exit_code == 1
     assert "training_examples.parquet" in result.output and "forge check-inputs" in result.output
 

@@ -440,7 +440,7 @@ def test_a_failing_demo_step_prints_one_line_naming_it_and_keeps_the_trace_in_th
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("FORGE_VAULT_DIR", str(missing))
     result = CliRunner().invoke(
-        app, ["demo", "--select", "vault_notes", "--data-root", str(tmp_path / "data")], env={"COLUMNS": "300"}
+        app, ["--data-root", str(tmp_path / "data"), "demo", "--select", "vault_notes"], env={"COLUMNS": "300"}
     )
     assert result.exit_code == 1
     assert "Traceback" not in result.output and 'File "' not in result.output

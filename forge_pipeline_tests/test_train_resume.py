@@ -33,12 +33,12 @@ def _command(dataset: Path, base: Path, data_root: Path, out: Path) -> list[str]
         sys.executable,
         "-m",
         "forge_pipeline.cli",
+        "--data-root",
+        str(data_root),
         "train",
         str(dataset),
         "--base-model",
         str(base),
-        "--data-root",
-        str(data_root),
         "--output-dir",
         str(out),
     ] + [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
@@ -121,6 +121,8 @@ def test_forge_train_refuses_a_bad_set_naming_it_before_training(tmp_path, overr
 
     from forge_pipeline.cli import app
 
-    result = CliRunner().invoke(app, ["train", str(tmp_path), "--data-root", str(tmp_path), "--set", override])
-    assert isinstance(result.exception, ValueError) and message in str(result.exception), result.output
+    result = CliRunner().invoke(app, ["--data-root", str(tmp_path), "train", str(tmp_path), "--set", override])
+    # a SettingsError (a ForgeError): one line naming the override, exit status 1, no trace
+    assert result.exit_code == 1 and result.output.startswith("forge train: --set"), result.output
+    assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "adapters").exists()  # refused before anything was set up

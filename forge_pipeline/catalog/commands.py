@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
+
+from forge_pipeline.cli_root import settings_from
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def datasets(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+    def datasets(ctx: typer.Context) -> None:
         """List dataset versions (oldest first): id, parent, train/validation counts, then each version's path."""
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        from forge_pipeline.catalog.versions import CatalogError, catalog_file, list_versions
+        from forge_pipeline.catalog.versions import catalog_file, list_versions
         from forge_pipeline.records import escape_control
-        from forge_pipeline.settings import load_settings
 
-        settings = load_settings(**({"data_root": data_root} if data_root else {}))
-        try:
-            versions = list_versions(settings)
-        except CatalogError as err:
-            typer.echo(str(err), err=True)
-            raise typer.Exit(1) from None
+        settings = settings_from(ctx)
+        versions = list_versions(settings)
         if not versions:
             typer.echo(f"no dataset versions in {catalog_file(settings)}; materialize dataset_version first")
             return

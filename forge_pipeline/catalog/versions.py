@@ -50,6 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.prepare.pii_decisions import lists_record
 from forge_pipeline.records import EXAMPLE_SCHEMA, check_schema
 from forge_pipeline.settings import ForgeSettings
@@ -58,7 +59,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 SPLITS = ("train", "validation")
 
 
-class CatalogError(ValueError):
+class CatalogError(ForgeError, ValueError):
     """The catalog or its input is not usable; the message says which file or field."""
 
 

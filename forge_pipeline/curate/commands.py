@@ -8,11 +8,7 @@ from pathlib import Path
 
 import typer
 
-
-def _settings(data_root: Path | None):
-    from forge_pipeline.settings import load_settings
-
-    return load_settings(**({"data_root": data_root} if data_root else {}))
+from forge_pipeline.cli_root import ForgeGroup, settings_from
 
 
 def _reviewer(settings, given: str | None) -> str | None:
@@ -29,7 +25,7 @@ def _dataset_group(app: typer.Typer) -> typer.Typer:
     for group in app.registered_groups:
         if group.name == "dataset" and group.typer_instance is not None:
             return group.typer_instance
-    group = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
+    group = typer.Typer(cls=ForgeGroup, help="Inspect and validate datasets.", no_args_is_help=True)
     app.add_typer(group, name="dataset")
     return group
 
@@ -37,7 +33,7 @@ def _dataset_group(app: typer.Typer) -> typer.Typer:
 def register(app: typer.Typer) -> None:
     @app.command()
     def curate(
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
+        ctx: typer.Context,
         source: str = typer.Option(
             None, help="Only examples from this source (vault, conversation, interaction, import)."
         ),
@@ -56,11 +52,11 @@ def register(app: typer.Typer) -> None:
         kept in <data_root>/curation.sqlite and apply to every later dataset version."""
         from rich.console import Console
 
-        from forge_pipeline.curate.decisions import DecisionError, DecisionStore
-        from forge_pipeline.curate.review import ReviewError
+        from forge_pipeline.curate.decisions import DecisionStore
+        from forge_pipeline.errors import ForgeError
 
         console = Console()
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         who = _reviewer(settings, reviewer)
         try:
             with DecisionStore(settings.paths.curation_db) as store:
@@ -77,33 +73,30 @@ def register(app: typer.Typer) -> None:
                     export=export,
                     import_=import_,
                 )
-        except (DecisionError, ReviewError, OSError) as err:
-            typer.echo(f"curate: {err}", err=True)
-            raise typer.Exit(1) from None
+        except ForgeError:
+            raise
+        except OSError as err:  # the --export/--import file or the decisions database: the person's to fix
+            raise ForgeError(str(err)) from err
 
     dataset = _dataset_group(app)
 
     @dataset.command("show")
     def show(
+        ctx: typer.Context,
         version: str = typer.Argument(..., help="Version id from the catalog, `latest`, or a version folder."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
         as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
         hardware: str = typer.Option(None, help="Estimate for cpu or gpu (default: curate.estimate_hardware)."),
     ) -> None:
         """Counts by source and tag, token lengths (with a histogram PNG), PII replaced, duplicates removed,
         a sample, and an estimate of training time and memory."""
-        from forge_pipeline.curate.inspect import DatasetNotFound, dataset_stats, resolve_version, write_histogram
+        from forge_pipeline.curate.inspect import dataset_stats, resolve_version, write_histogram
 
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         if hardware not in (None, "cpu", "gpu"):
             typer.echo("dataset show: --hardware must be cpu or gpu", err=True)
             raise typer.Exit(2)
-        try:
-            folder = resolve_version(settings, version)
-            stats = dataset_stats(folder, settings, hardware=hardware)
-        except (DatasetNotFound, ValueError) as err:
-            typer.echo(f"dataset show: {err}", err=True)
-            raise typer.Exit(1) from None
+        folder = resolve_version(settings, version)  # DatasetNotFound / CatalogError: one line (ForgeGroup)
+        stats = dataset_stats(folder, settings, hardware=hardware)
         stats["histogram_png"] = str(write_histogram(folder, settings, stats["version_id"]))
         if as_json:
             typer.echo(json.dumps(stats, indent=2, ensure_ascii=False, default=str))
@@ -112,14 +105,14 @@ def register(app: typer.Typer) -> None:
 
     @dataset.command("validate")
     def validate(
+        ctx: typer.Context,
         file: Path = typer.Argument(..., help='A chat JSONL file: one {"messages": [...]} per line.'),
         add: bool = typer.Option(False, "--add", help="When valid, copy it to <data_root>/imports/ for ingest."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Check a chat JSONL the way hosted fine-tuning APIs do; every problem is listed with its line."""
         from forge_pipeline.curate.validate import add_import, validate_jsonl
 
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         report = validate_jsonl(file, settings.train.max_length, settings.prepare.filter.languages)
         for line, problem in report.problems:
             typer.echo(f"{file}:{line}: {problem}" if line else f"{file}: {problem}")

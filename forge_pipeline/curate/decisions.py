@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from forge_pipeline.errors import ForgeError
+
 STATUSES = ("approved", "rejected", "edited", "skipped")
 
 
-class DecisionError(ValueError):
+class DecisionError(ForgeError, ValueError):
     """A decision (or a line of a decisions file) is invalid; the message says where and why."""
 
 

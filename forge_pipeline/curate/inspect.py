@@ -41,6 +41,7 @@ import polars as pl
 
 # One token count for the whole project: the catalog stores token_stats with it, so `dataset show` must agree.
 from forge_pipeline.catalog.versions import approx_tokens, token_stats
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.records import read_jsonl
 from forge_pipeline.settings import ForgeSettings, load_settings
 from forge_pipeline.train.config import TrainSettings
@@ -58,7 +59,7 @@ GPU_REFERENCE = {
 }
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(ForgeError, FileNotFoundError):
     pass
 
 

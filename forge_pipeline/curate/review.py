@@ -25,6 +25,7 @@ import polars as pl
 
 from forge_pipeline.curate.decisions import Decision, DecisionConflict, DecisionStore
 from forge_pipeline.curate.validate import message_problems
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.records import escape_control
 from forge_pipeline.settings import ForgeSettings
 
@@ -33,7 +34,7 @@ KEY_HELP = "[a]pprove  [r]eject  [e]dit  [s]kip  [u]ndo  [v]iew all  [q]uit"
 INTERRUPT_KEYS = ("\x03", "\x04")  # Ctrl-C, Ctrl-D: quit (in raw mode they arrive as characters, not signals)
 
 
-class ReviewError(RuntimeError):
+class ReviewError(ForgeError, RuntimeError):
     pass
 
 

@@ -68,6 +68,8 @@ class ForgeTablesIOManager(dg.ConfigurableIOManager):
         )
 
 
-def shared_resources(data_root: str | None = None) -> dict:
-    forge = ForgeSettingsResource(data_root=data_root or dg.EnvVar("FORGE_DATA_ROOT").get_value() or None)
+def shared_resources(data_root: str | None = None, config_file: str | None = None) -> dict:
+    forge = ForgeSettingsResource(
+        data_root=data_root or dg.EnvVar("FORGE_DATA_ROOT").get_value() or None, config_file=config_file
+    )
     return {"forge": forge, "io_manager": ForgeTablesIOManager(forge=forge)}

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from forge_pipeline.embed.config import EmbedSettings
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.prepare.embeddings import Embedder
 
 SMALL_BATCH = 8  # texts up to which encoding runs on one thread (queries, not index builds)
 
 
-class EmbedBackendError(RuntimeError):
+class EmbedBackendError(ForgeError, RuntimeError):
     """The configured backend cannot be built (missing file, unset path)."""
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
+
+from forge_pipeline.cli_root import settings_from
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def search(
+        ctx: typer.Context,
         query: str = typer.Argument(..., help="What to look for, in plain words."),
         k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many results."),
         source: str = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Search your notes and interactions (embedding_index) and print a table of the best matches."""
         import os
@@ -28,25 +28,19 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from forge_pipeline.embed.backends import EmbedBackendError, shared_backend
-        from forge_pipeline.embed.search import ModelMismatchError
+        from forge_pipeline.embed.backends import shared_backend
         from forge_pipeline.embed.search import search as search_index
-        from forge_pipeline.embed.store import IndexNotFoundError, index_root, load_current
+        from forge_pipeline.embed.store import index_root, load_current
         from forge_pipeline.records import escape_control
-        from forge_pipeline.settings import load_settings
 
-        settings = load_settings(**({"data_root": data_root} if data_root else {}))
-        try:
-            version = load_current(index_root(settings.data_root))  # before the model: no index, no wait
-            backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
-            # Loading the model (torch and sentence-transformers, or llama.cpp) is most of a search's time: say
-            # so on stderr instead of showing the libraries' progress bars and load reports.
-            with Console(stderr=True).status(f"loading the embedding model {backend.name} (a few seconds)…"):
-                _quiet_model_loading(backend)
-                results = search_index(version, backend, query, k, source)
-        except (IndexNotFoundError, EmbedBackendError, ModelMismatchError) as err:
-            typer.echo(str(err), err=True)
-            raise typer.Exit(1) from None
+        settings = settings_from(ctx)
+        version = load_current(index_root(settings.data_root))  # before the model: no index, no wait
+        backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
+        # Loading the model (torch and sentence-transformers, or llama.cpp) is most of a search's time: say so
+        # on stderr instead of showing the libraries' progress bars and load reports.
+        with Console(stderr=True).status(f"loading the embedding model {backend.name} (a few seconds)…"):
+            _quiet_model_loading(backend)
+            results = search_index(version, backend, query, k, source)
         if not results:
             typer.echo(f"no results in index version {version.meta['version_id']}")
             return

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from forge_pipeline.embed.store import META_FILE, IndexVersion, current_version_dir, load_version
+from forge_pipeline.errors import ForgeError
 
 OVERFETCH = 4  # chunks fetched per wanted result, since several chunks of one note may rank first
 # FAISS spreads even one query over OpenMP threads; on a busy 2-core machine the threads' barriers cost
@@ -16,7 +17,7 @@ OVERFETCH = 4  # chunks fetched per wanted result, since several chunks of one n
 _SINGLE_THREAD = threading.Lock()
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(ForgeError, ValueError):
     """The query would be embedded by another model than the index was built with."""
 
 

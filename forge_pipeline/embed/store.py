@@ -20,12 +20,13 @@ import numpy as np
 import polars as pl
 
 from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
+from forge_pipeline.errors import ForgeError
 
 CHUNKS_FILE, FAISS_FILE, META_FILE, VERSIONS_FILE = "chunks.parquet", "index.faiss", "meta.json", "versions.json"
 INDEX_FILES = (CHUNKS_FILE, FAISS_FILE, META_FILE)
 
 
-class IndexNotFoundError(FileNotFoundError):
+class IndexNotFoundError(ForgeError, FileNotFoundError):
     """No index version has been built yet (or the one named is missing)."""
 
 

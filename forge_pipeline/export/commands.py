@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-
-def _settings(data_root: Path | None):
-    from forge_pipeline.settings import load_settings
-
-    return load_settings(**({"data_root": data_root} if data_root else {}))
+from forge_pipeline.cli_root import settings_from
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def rollback(
+        ctx: typer.Context,
         version: str = typer.Argument(None, help="Version to make current (default: the previously promoted one)."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Re-point the adapter manifest's current version (files are verified against their sha256 first)."""
-        from forge_pipeline.export.manifest import ManifestError, read_manifest
+        from forge_pipeline.export.manifest import read_manifest
         from forge_pipeline.export.manifest import rollback as do_rollback
 
-        settings = _settings(data_root)
-        try:
-            before = read_manifest(settings.paths.manifest)["current"]
-            manifest = do_rollback(settings.paths.manifest, version)
-        except ManifestError as err:
-            typer.echo(f"rollback failed: {err}", err=True)
-            raise typer.Exit(1) from None
+        settings = settings_from(ctx)
+        before = read_manifest(settings.paths.manifest)["current"]
+        manifest = do_rollback(settings.paths.manifest, version)
         earlier = manifest["history"][:-1]
         further = f"`forge rollback` again goes back to {earlier[-1]}" if earlier else "no earlier version left"
         typer.echo(
@@ -38,7 +28,7 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
-    def models(data_root: Path = typer.Option(None, help="Data root (default: settings' data_root).")) -> None:
+    def models(ctx: typer.Context) -> None:
         """List the manifest's versions: promoted, current, evaluation loss and files."""
         from rich.console import Console
         from rich.table import Table
@@ -46,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from forge_pipeline.export.manifest import read_manifest
         from forge_pipeline.export.publish import models_table
 
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         rows = models_table(read_manifest(settings.paths.manifest))
         if not rows:
             typer.echo(f"no versions in {settings.paths.manifest}")

@@ -61,7 +61,8 @@ class ExportSettings(Section):
     converter_dir: Path | None = Field(
         default=None,
         description="Folder with llama.cpp's convert_hf_to_gguf.py, convert_lora_to_gguf.py, conversion/ and gguf-py/ "
-        "matching the installed llama-cpp-python; None means <repo>/.cache/llama_cpp_convert.",
+        "matching the installed llama-cpp-python; None means the source checkout's .cache/llama_cpp_convert "
+        "(scripts/setup.sh) when there is one, else ~/.cache/forge/llama_cpp_convert.",
     )
     converter_timeout_s: float = Field(
         default=1800.0, gt=0.0, description="A converter run longer than this is killed."

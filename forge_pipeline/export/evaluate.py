@@ -28,13 +28,14 @@ import time
 from pathlib import Path
 
 from forge_pipeline.decoding import DecodingSettings
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.export import answer_quality, knowledge
 from forge_pipeline.export.config import EvalSettings
 from forge_pipeline.records import read_chat_jsonl
 from forge_pipeline.train.chat_tokens import assistant_token_labels
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(ForgeError, ValueError):
     """A validation example or eval prompt is malformed; the message names file, line and field."""
 
 

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forge_pipeline.atomic import atomic_path
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.export.config import ExportSettings
 
 logger = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONVERTER_DIR = REPO_ROOT / ".cache" / "llama_cpp_convert"
+CONVERTER_FOLDER = "llama_cpp_convert"
 UNKNOWN_PRE_TOKENIZER = "BPE pre-tokenizer was not recognized"
 FALLBACK_SCRIPT = Path(__file__).with_name("gpt2_pre_tokenizer_fallback.py")
 
 
-class ConversionError(RuntimeError):
+class ConversionError(ForgeError, RuntimeError):
     """A converter or the quantizer failed; the message carries the command's last output lines."""
 
 
@@ -38,11 +38,24 @@ class ConversionResult:
     pre_tokenizer: str | None = None  # what the converter wrote as tokenizer.ggml.pre (None for adapters)
 
 
+def default_converter_dir() -> Path:
+    """Where the converter copy is looked for when export.converter_dir is unset: a source checkout's
+    `.cache/llama_cpp_convert` (where scripts/setup.sh extracts it), else the user's cache folder
+    ($XDG_CACHE_HOME or ~/.cache, then forge/llama_cpp_convert). Forge only reads the folder; an installed Forge
+    never looks beside site-packages, which holds no pyproject.toml."""
+    checkout = Path(__file__).resolve().parents[2]
+    extracted = checkout / ".cache" / CONVERTER_FOLDER
+    if (checkout / "pyproject.toml").is_file() and extracted.is_dir():
+        return extracted
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "forge" / CONVERTER_FOLDER
+
+
 class LlamaCppToolchain:
     """Locates the converter folder and runs the converters and the quantizer."""
 
     def __init__(self, converter_dir: Path | None = None, timeout_s: float = 1800.0):
-        self.converter_dir = Path(converter_dir or DEFAULT_CONVERTER_DIR).resolve()
+        self.converter_dir = Path(converter_dir or default_converter_dir()).resolve()
         self.timeout_s = timeout_s
         missing = [
             name

@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from forge_pipeline.atomic import locked, write_json_atomic
+from forge_pipeline.errors import ForgeError
 
 SCHEMA_VERSION = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(ForgeError, ValueError):
     """The manifest is unreadable or refers to files that are missing or do not match their sha256."""
 
 

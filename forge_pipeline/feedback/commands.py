@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-
-def _settings(data_root: Path | None):
-    from forge_pipeline.settings import load_settings
-
-    return load_settings(**({"data_root": data_root} if data_root else {}))
+from forge_pipeline.cli_root import settings_from
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def compare(
+        ctx: typer.Context,
         version_a: str = typer.Argument(..., help="A model version in the manifest, e.g. v0002."),
         version_b: str = typer.Argument(..., help="The version to compare it with."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """Win rate, ratings, latency and tokens served, and MLflow evaluation figures of two versions."""
@@ -29,7 +23,7 @@ def register(app: typer.Typer) -> None:
         from forge_pipeline.records import Quarantine
         from forge_pipeline.serve.interactions import ServedLog, served_log_dir
 
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         unreadable = Quarantine("compare")  # a bad line is skipped (and counted), as the pipeline does
         interactions = [r["record"] for r in read_interaction_records(settings.interaction_dirs, unreadable)]
         if unreadable.rows:
@@ -37,18 +31,14 @@ def register(app: typer.Typer) -> None:
                 f"note: skipped {len(unreadable.rows)} unreadable interaction line(s): {unreadable.reason_counts()}",
                 err=True,
             )
-        try:
-            figures = compare_versions(
-                version_a,
-                version_b,
-                read_manifest(settings.paths.manifest),
-                ServedLog(served_log_dir(settings)).read_all(),
-                interactions,
-                settings.tracking_uri,
-            )
-        except ValueError as err:
-            typer.echo(f"compare failed: {err}", err=True)
-            raise typer.Exit(1) from None
+        figures = compare_versions(
+            version_a,
+            version_b,
+            read_manifest(settings.paths.manifest),
+            ServedLog(served_log_dir(settings)).read_all(),
+            interactions,
+            settings.tracking_uri,
+        )
         if as_json:
             typer.echo(dumps(figures))
             return
@@ -63,43 +53,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def promote(
+        ctx: typer.Context,
         version: str = typer.Argument(None, help="The candidate version (default: whichever is the candidate)."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Make the A/B candidate the current version (all traffic); the server hot-swaps to it."""
-        from forge_pipeline.export.manifest import ManifestError, promote_candidate
+        from forge_pipeline.export.manifest import promote_candidate
 
-        settings = _settings(data_root)
-        try:
-            manifest = promote_candidate(settings.paths.manifest, version)
-        except ManifestError as err:
-            typer.echo(f"promote failed: {err}", err=True)
-            raise typer.Exit(1) from None
+        manifest = promote_candidate(settings_from(ctx).paths.manifest, version)
         typer.echo(f"current: {manifest['current']} (candidate cleared)")
 
     @app.command()
     def candidate(
+        ctx: typer.Context,
         version: str = typer.Argument(None, help="Version to A/B test against the current one."),
         share: float = typer.Option(
             None, help="Share of chat requests (0-1]; default feedback.candidate_traffic_share."
         ),
         clear: bool = typer.Option(False, "--clear", help="Stop the A/B test (all traffic to current)."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     ) -> None:
         """Name the A/B candidate in the manifest (or clear it)."""
-        from forge_pipeline.export.manifest import ManifestError, set_candidate
+        from forge_pipeline.export.manifest import set_candidate
 
-        settings = _settings(data_root)
+        settings = settings_from(ctx)
         if not clear and not version:
             typer.echo("candidate: give a VERSION or --clear", err=True)
             raise typer.Exit(2)
-        try:
-            manifest = set_candidate(
-                settings.paths.manifest,
-                None if clear else version,
-                share if share is not None else settings.feedback.candidate_traffic_share,
-            )
-        except ManifestError as err:
-            typer.echo(f"candidate failed: {err}", err=True)
-            raise typer.Exit(1) from None
+        manifest = set_candidate(
+            settings.paths.manifest,
+            None if clear else version,
+            share if share is not None else settings.feedback.candidate_traffic_share,
+        )
         typer.echo(f"current: {manifest['current']}, candidate: {manifest['candidate']}")

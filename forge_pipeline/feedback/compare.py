@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from forge_pipeline.export.manifest import ManifestError
+
 
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 2) if values else None
@@ -69,7 +71,7 @@ def evaluation_stats(manifest: dict, version: str, tracking_uri: str | None) -> 
     """The manifest's evaluation block plus the MLflow run's final metrics (eval/loss/reward figures)."""
     entry = manifest["versions"].get(version)
     if entry is None:
-        raise ValueError(
+        raise ManifestError(
             f"version {version!r} is not in the manifest (versions: {', '.join(sorted(manifest['versions']))})"
         )
     evaluation = {

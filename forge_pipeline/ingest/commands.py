@@ -9,10 +9,13 @@ from pathlib import Path
 
 import typer
 
+from forge_pipeline.cli_root import settings_from
+
 
 def register(app: typer.Typer) -> None:
     @app.command("check-inputs")
     def check_inputs(
+        ctx: typer.Context,
         vault: Path = typer.Option(None, help="Vault folder (default: settings' vault_dir)."),
         conversations: Path = typer.Option(None, help="Conversations folder (default: settings' conversations_dir)."),
         sample: int = typer.Option(8, min=0, help="Vault examples to show, drawn at random (seeded), 0 for none."),
@@ -33,9 +36,8 @@ def register(app: typer.Typer) -> None:
         from forge_pipeline.ingest.examples import build_training_examples
         from forge_pipeline.ingest.vault import VaultReadStats, read_vault
         from forge_pipeline.records import escape_control
-        from forge_pipeline.settings import load_settings
 
-        settings = load_settings()
+        settings = settings_from(ctx)
         vault, conversations = vault or settings.vault_dir, conversations or settings.conversations_dir
         for folder, setting in ((vault, "vault_dir"), (conversations, "conversations_dir")):
             if not folder.is_dir():  # a failure: nothing could be checked

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.records import MESSAGE_DTYPE, Quarantine
 from forge_pipeline.settings import interaction_folders
 
@@ -57,7 +58,7 @@ ROLE_ALIASES = {
 DROPPED_ROLES = {"tool", "function"}
 
 
-class ConversationError(ValueError):
+class ConversationError(ForgeError, ValueError):
     """One conversation cannot be used; `reason` is the quarantine reason, the message the detail."""
 
     def __init__(self, reason: str, detail: str):

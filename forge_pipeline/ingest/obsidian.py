@@ -35,8 +35,10 @@ import re
 
 import yaml
 
+from forge_pipeline.errors import ForgeError
 
-class FrontmatterError(ValueError):
+
+class FrontmatterError(ForgeError, ValueError):
     """The note's YAML frontmatter cannot be read; the message says what is wrong."""
 
 

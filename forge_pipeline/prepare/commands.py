@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-pii_app = typer.Typer(help="Review what the PII scrub replaces.", no_args_is_help=True)
+from forge_pipeline.cli_root import ForgeGroup, settings_from
+
+pii_app = typer.Typer(cls=ForgeGroup, help="Review what the PII scrub replaces.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
 @pii_app.command("review")
 def review(
+    ctx: typer.Context,
     accept: list[str] = typer.Option([], "--accept", help="Keep VALUE as a word (a listing's [id] works too)."),
     reject: list[str] = typer.Option([], "--reject", help="Always replace VALUE, in any letter case."),
     forget: list[str] = typer.Option([], "--forget", help="Drop the decision about VALUE."),
@@ -30,7 +33,6 @@ def review(
     interactive: bool = typer.Option(
         False, "--interactive", "-i", help="One value at a time, even when stdin is not a terminal."
     ),
-    data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
     reviewer: str = typer.Option(None, help="Name stored with the decisions (default: $USER)."),
 ) -> None:
     """List the values the scrub would replace in training_examples and those the no_residual_pii check would
@@ -39,49 +41,45 @@ def review(
     options, on a terminal: one value at a time (a accept, r reject, s skip, v view in full, q quit)."""
     import getpass
 
-    from forge_pipeline.prepare.pii_decisions import ReviewError, read_decisions_file, review_path, update_decisions
-    from forge_pipeline.settings import load_settings
+    from forge_pipeline.prepare.pii_decisions import read_decisions_file, review_path, update_decisions
 
-    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    settings = settings_from(ctx)
     path = review_path(settings.paths.root)
     try:
         who = reviewer or getpass.getuser()
     except (KeyError, OSError):
         who = None
-    try:
-        accepted, rejected = list(accept), list(reject)
-        if from_file is not None:
-            more_accepted, more_rejected = read_decisions_file(from_file)
-            accepted += more_accepted
-            rejected += more_rejected
-        needs_listing = list_only or as_file or any(_looks_like_id(a) for a in accepted + rejected)
-        deciding = accepted or rejected or forget
-        interactive = not deciding and not needs_listing and (interactive or sys.stdin.isatty())
-        if not deciding and not needs_listing and not interactive:
-            list_only = True  # a pipe or a script without decisions gets the listing
-        candidates = _candidates(settings) if (list_only or as_file or interactive or needs_listing) else None
-        if as_file:
-            _print_template(candidates)
-            return
-        if deciding:
-            from forge_pipeline.prepare.pii_review import resolve
+    # A ReviewError (an unusable review or decisions file, no training_examples yet) is a ForgeError: one line.
+    accepted, rejected = list(accept), list(reject)
+    if from_file is not None:
+        more_accepted, more_rejected = read_decisions_file(from_file)
+        accepted += more_accepted
+        rejected += more_rejected
+    needs_listing = list_only or as_file or any(_looks_like_id(a) for a in accepted + rejected)
+    deciding = accepted or rejected or forget
+    interactive = not deciding and not needs_listing and (interactive or sys.stdin.isatty())
+    if not deciding and not needs_listing and not interactive:
+        list_only = True  # a pipe or a script without decisions gets the listing
+    candidates = _candidates(settings) if (list_only or as_file or interactive or needs_listing) else None
+    if as_file:
+        _print_template(candidates)
+        return
+    if deciding:
+        from forge_pipeline.prepare.pii_review import resolve
 
-            decisions, changed = update_decisions(
-                path, resolve(accepted, candidates), resolve(rejected, candidates), forget, who
-            )
-            typer.echo(
-                f"{changed} decision(s) changed; {len(decisions.accepted)} accepted, {len(decisions.rejected)} "
-                f"rejected in {path}. They apply the next time the scrub runs: forge demo --select "
-                "'*dataset_version' (or your usual --select)"
-            )
-            return
-        if interactive:
-            _interactive(candidates, path, who)
-            return
-        _print_listing(candidates, path, unmask)
-    except ReviewError as err:
-        typer.echo(f"pii review: {err}", err=True)
-        raise typer.Exit(1) from None
+        decisions, changed = update_decisions(
+            path, resolve(accepted, candidates), resolve(rejected, candidates), forget, who
+        )
+        typer.echo(
+            f"{changed} decision(s) changed; {len(decisions.accepted)} accepted, {len(decisions.rejected)} "
+            f"rejected in {path}. They apply the next time the scrub runs: forge demo --select "
+            "'*dataset_version' (or your usual --select)"
+        )
+        return
+    if interactive:
+        _interactive(candidates, path, who)
+        return
+    _print_listing(candidates, path, unmask)
 
 
 def _looks_like_id(value: str) -> bool:

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from forge_pipeline.errors import ForgeError
+
 REVIEW_FILE = Path("pii") / "review.json"
 FORMAT_VERSION = 1
 
 
-class ReviewError(ValueError):
+class ReviewError(ForgeError, ValueError):
     """The review file or a decisions file is unusable; the message names the file, line and field."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.prepare.config import QuestionSettings
 from forge_pipeline.records import example_id_for
 
@@ -70,7 +71,7 @@ INSTRUCTION = (
 )
 
 
-class QuestionEndpointError(RuntimeError):
+class QuestionEndpointError(ForgeError, RuntimeError):
     """The endpoint cannot be reached or refuses; the message names it and the setting to change."""
 
 

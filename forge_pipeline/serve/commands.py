@@ -3,17 +3,17 @@ Ray Serve replicas (forge_pipeline.runtime.ray_serve, the optional `ray` extra).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
+
+from forge_pipeline.cli_root import settings_from
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
+        ctx: typer.Context,
         host: str = typer.Option(None, help="Bind address (default: serve.host, loopback)."),
         port: int = typer.Option(None, help="Port (default: serve.port)."),
-        data_root: Path = typer.Option(None, help="Data root holding serve/adapter_manifest.json."),
         ray: bool = typer.Option(
             False, "--ray", help="Serve as Ray Serve replicas on runtime.ray_address (needs the `ray` extra)."
         ),
@@ -25,9 +25,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the promoted model: OpenAI-compatible API, hot-swapping when the manifest changes."""
-        from forge_pipeline.settings import load_settings
-
-        settings = load_settings(**({"data_root": data_root} if data_root else {}))
+        settings = settings_from(ctx)
         settings.paths.ensure()
         if replicas is not None and not ray:
             raise typer.BadParameter("--replicas needs --ray (a single server is one process)", param_hint="--replicas")

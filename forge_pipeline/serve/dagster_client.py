@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import httpx
 
+from forge_pipeline.errors import ForgeError
+
 REPOSITORY = "__repository__"  # the name Dagster gives a code location's single Definitions object
 
 LAUNCH = """
@@ -53,7 +55,7 @@ mutation Terminate($runId: String!) {
 }"""
 
 
-class DagsterError(RuntimeError):
+class DagsterError(ForgeError, RuntimeError):
     """Dagster refused or could not be reached; `status` is the HTTP status the server should answer with."""
 
     def __init__(self, message: str, status: int = 502):

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from forge_pipeline.errors import ForgeError
 from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, resolve_file, verify_version
 from forge_pipeline.serve.engine import EnginePool, PoolRetired, ShuttingDown, new_engine
 from forge_pipeline.serve.routing import TrafficRouter
@@ -45,7 +46,7 @@ CLOSE_WAIT_S = 30.0
 __all__ = ["DEFAULT_MODEL_NAMES", "ModelHost", "NoModelError", "Session", "ShuttingDown", "UnknownVersionError"]
 
 
-class NoModelError(RuntimeError):
+class NoModelError(ForgeError, RuntimeError):
     """Nothing is loaded yet (no promoted version, or the first one was refused)."""
 
 
@@ -53,7 +54,7 @@ class MalformedManifestError(ManifestError):
     """The manifest (or one version's entry) is valid JSON of the wrong shape."""
 
 
-class UnknownVersionError(LookupError):
+class UnknownVersionError(ForgeError, LookupError):
     """A request named a model this server cannot answer with (not in the manifest, or not on the served base)."""
 
 

@@ -1,7 +1,7 @@
 """`forge train`: fine-tune a LoRA adapter from a dataset version folder without Dagster (same code path).
 
-    forge train <data_root>/catalog/<version> [--base-model DIR] [--output-dir DIR] [--set max_steps=100 ...]
-    accelerate launch --num_processes 2 -m forge_pipeline.cli train <data_root>/catalog/<version> ...
+    forge [--data-root DIR] train <data_root>/catalog/<version> [--base-model DIR] [--output-dir DIR] [--set ...]
+    accelerate launch --num_processes 2 -m forge_pipeline.cli [--data-root DIR] train <data_root>/catalog/<version>
 
 Without --base-model, the base model comes from settings (train.base_model: smollm2-135m-instruct by default,
 tiny-demo, or a local folder; see forge_pipeline.train.base_models). Without --output-dir, the run goes to
@@ -17,17 +17,21 @@ from pathlib import Path
 
 import typer
 
+from forge_pipeline.cli_root import settings_from
+
 
 def parse_overrides(pairs: list[str], train_settings) -> object:
     """`NAME=VALUE` pairs (VALUE read as JSON when it parses, else as a string) applied to `train_settings` and
     validated like settings, so a bad override fails here naming the field, not inside the trainer."""
     from pydantic import ValidationError
 
+    from forge_pipeline.settings import SettingsError
+
     overrides = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep:
-            raise ValueError(f"--set {pair!r}: expected NAME=VALUE (e.g. learning_rate=1e-4)")
+            raise SettingsError(f"--set {pair!r}: expected NAME=VALUE (e.g. learning_rate=1e-4)")
         try:
             overrides[name] = json.loads(raw)
         except json.JSONDecodeError:
@@ -35,11 +39,11 @@ def parse_overrides(pairs: list[str], train_settings) -> object:
     known = type(train_settings).model_fields
     unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise ValueError(f"--set: unknown train setting(s) {unknown}; known: {sorted(known)}")
+        raise SettingsError(f"--set: unknown train setting(s) {unknown}; known: {sorted(known)}")
     try:
         return type(train_settings).model_validate({**train_settings.model_dump(), **overrides})
     except ValidationError as err:
-        raise ValueError(
+        raise SettingsError(
             "--set: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         ) from None
 
@@ -48,19 +52,20 @@ def train_from_folder(
     dataset_dir: Path,
     base_model: str | None = None,
     output_dir: Path | None = None,
-    data_root: Path | None = None,
+    settings=None,
     overrides: list[str] = (),
     dataset_version: str | None = None,
 ) -> dict:
     """Train (or resume) a LoRA adapter on a dataset version folder; print progress and the result as JSON lines.
-    Returns the result ({} on the non-main ranks of a multi-process `accelerate launch`)."""
+    `settings` default: load_settings(). Returns the result ({} on the non-main ranks of a multi-process
+    `accelerate launch`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from forge_pipeline.settings import load_settings
     from forge_pipeline.train.base_models import resolve_base_model
     from forge_pipeline.train.sft import corpus_texts, dataset_content_hash, run_key, train_lora
 
     dataset_dir = Path(dataset_dir)
-    settings = load_settings(**({"data_root": data_root} if data_root else {}))
+    settings = settings or load_settings()
     hp = parse_overrides(list(overrides), settings.train)
     settings.paths.ensure()
     if base_model:
@@ -91,14 +96,14 @@ def train_from_folder(
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
+        ctx: typer.Context,
         dataset_dir: Path = typer.Argument(..., help="Dataset version folder (train.jsonl, validation.jsonl)."),
         base_model: str = typer.Option(
             None, help="smollm2-135m-instruct, tiny-demo or a local HF folder (default: settings)."
         ),
         output_dir: Path = typer.Option(None, help="Run folder (default: <data_root>/adapters/<run key>)."),
-        data_root: Path = typer.Option(None, help="Data root (default: settings' data_root)."),
         dataset_version: str = typer.Option(None, help="Version id recorded in MLflow (default: the folder name)."),
         set_: list[str] = typer.Option([], "--set", help="Override a train.* setting, NAME=VALUE (repeatable)."),
     ) -> None:
         """Train (or resume) a LoRA adapter; progress as JSON lines, the result as the last line."""
-        train_from_folder(dataset_dir, base_model, output_dir, data_root, set_, dataset_version)
+        train_from_folder(dataset_dir, base_model, output_dir, settings_from(ctx), set_, dataset_version)

@@ -9,7 +9,7 @@ from forge_pipeline.export.llama_cpp import LlamaCppToolchain
 
 
 class LlamaCppToolchainResource(dg.ConfigurableResource):
-    """Converter folder override; empty means settings.export.converter_dir (default .cache/llama_cpp_convert)."""
+    """Converter folder override; empty means settings.export.converter_dir (default: llama_cpp.default_converter_dir)."""
 
     converter_dir: str | None = None
 
