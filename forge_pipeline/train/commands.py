@@ -65,6 +65,12 @@ def train_from_folder(
     settings.paths.ensure()
     if base_model:
         hp = hp.model_copy(update={"base_model": base_model})
+    if hp.continue_from:
+        raise ValueError(
+            f"train.continue_from={hp.continue_from!r}: `forge train` trains a dataset folder from the base model; "
+            "a taught run continues a published version through the lora_adapter asset (a fine-tuning job with "
+            "model 'current', or `forge demo --select lora_adapter*` with the setting)"
+        )
     base = resolve_base_model(settings.model_copy(update={"train": hp}), corpus_texts(dataset_dir))
     output_dir = output_dir or settings.paths.adapters / run_key(dataset_content_hash(dataset_dir), hp, base["path"])
 
