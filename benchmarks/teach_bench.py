@@ -12,11 +12,11 @@ as the playground does it through the same HTTP API:
 
 It reports the seconds from the correction to the new version serving (target: under 600 on a 2-core CPU), each
 Dagster step's seconds, the taught run's examples, the gate's decision, and the answers before and after beside the
-correction. With `--compare-full` it then starts a full retrain from the base (model `forge`) on the same data in
+correction. Each round teaches one correction on top of the version the previous round served (`--rounds`). With `--compare-full` it then starts a full retrain from the base (model `forge`) on the same data in
 the same run and reports the ratio.
 
     .venv/bin/forge demo                                     # once, on FORGE_DATA_ROOT (or the default root)
-    .venv/bin/python benchmarks/teach_bench.py --data-root .forge_data [--compare-full]
+    .venv/bin/python benchmarks/teach_bench.py --data-root .forge_data [--rounds 2] [--compare-full]
         [--timeout 1800] [--out benchmarks/results_teach_bench.json]
 
 Bounded: every wait has a deadline (--timeout), and both servers are stopped at the end, also on failure.
@@ -39,8 +39,17 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-QUESTION = "How often should I feed my sourdough starter?"
-CORRECTION = "Twice a day at room temperature: discard half, then feed equal weights of flour and water."
+# (question, the person's correction of the served answer), one per round.
+TEACHINGS = [
+    (
+        "How often should I feed my sourdough starter?",
+        "Twice a day at room temperature: discard half, then feed equal weights of flour and water.",
+    ),
+    (
+        "What do I do before a database migration?",
+        "Write the rollback step first and rehearse it on a copy of production before touching the real thing.",
+    ),
+]
 FINAL = ("succeeded", "failed", "cancelled")
 TOKEN = "teach-bench"  # the admin token the fine-tuning routes need (the playground asks a person for it)
 
@@ -84,9 +93,9 @@ def wait_for(url: str, process: subprocess.Popen, log_path: Path, timeout: float
     raise RuntimeError(f"{url} did not answer; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
 
 
-def ask(client: httpx.Client) -> tuple[str, str, str]:
+def ask(client: httpx.Client, question: str) -> tuple[str, str, str]:
     """(answer, response id, version that answered) of the question, greedy as the evaluation decodes."""
-    body = {"model": "forge", "messages": [{"role": "user", "content": QUESTION}], "temperature": 0, "max_tokens": 64}
+    body = {"model": "forge", "messages": [{"role": "user", "content": question}], "temperature": 0, "max_tokens": 64}
     reply = client.post("/v1/chat/completions", json=body)
     reply.raise_for_status()
     data = reply.json()
@@ -162,7 +171,45 @@ def run_job(client: httpx.Client, model: str, timeout: float) -> dict:
         "served_at": served_at,
         "steps": {k: round(v, 1) for k, v in step_seconds(events).items()},
         "training_line": next((e["message"] for e in events if e["message"].startswith("step ")), None),
-        "taught": next((e["message"] for e in events if "new example(s)" in e["message"]), None),
+    }
+
+
+def share_of_words(answer: str, correction: str) -> float:
+    """The share of the correction's words (over 3 letters) that the answer carries."""
+    return round(len(words(answer) & words(correction)) / max(len(words(correction)), 1), 3)
+
+
+def teach_round(client: httpx.Client, data_root: Path, question: str, correction: str, timeout: float) -> dict:
+    """Ask, correct the answer, Train now, follow it to the swap, ask again."""
+    before, response_id, served_version = ask(client, question)
+    print(f"{served_version} answers: {before[:120]!r}", flush=True)
+    corrected_at = time.time()
+    recorded = client.post(
+        "/v1/interactions",
+        json={
+            "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": before}],
+            "corrected_reply": correction,
+            "response_id": response_id,
+        },
+    )
+    recorded.raise_for_status()
+    print("correction recorded; Train now (model 'current')", flush=True)
+    taught = run_job(client, "current", timeout)
+    served_at = taught.pop("served_at")
+    taught["correction_to_served_seconds"] = round(served_at - corrected_at, 1) if served_at else None
+    # What the run trained on: the lora_adapter asset's value (tables/lora_adapter.json) names the version it
+    # continued and the new and replayed examples.
+    taught["continued_from"] = json.loads((data_root / "tables" / "lora_adapter.json").read_text()).get(
+        "continued_from"
+    )
+    print(json.dumps(taught, indent=1), flush=True)
+    after, _, after_version = ask(client, question)
+    return {
+        "question": question,
+        "correction": correction,
+        "before": {"version": served_version, "answer": before, "correction_words": share_of_words(before, correction)},
+        "taught": taught,
+        "after": {"version": after_version, "answer": after, "correction_words": share_of_words(after, correction)},
     }
 
 
@@ -170,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, required=True, help="A data root where `forge demo` has run.")
     parser.add_argument("--compare-full", action="store_true", help="Also time a full retrain from the base.")
+    parser.add_argument("--rounds", type=int, default=2, help="Corrections taught one after the other (at most 2).")
+    parser.add_argument("--first", type=int, default=0, help="Index of the first correction (0 or 1).")
     parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds any one job may take.")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_teach_bench.json"))
     args = parser.parse_args()
@@ -213,49 +262,22 @@ def main() -> None:
         client = httpx.Client(
             base_url=f"http://127.0.0.1:{serve_port}", timeout=300, headers={"authorization": f"Bearer {TOKEN}"}
         )
-        before, response_id, served_version = ask(client)
-        print(f"{served_version} answers: {before[:120]!r}", flush=True)
-        corrected_at = time.time()
-        recorded = client.post(
-            "/v1/interactions",
-            json={
-                "messages": [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": before}],
-                "corrected_reply": CORRECTION,
-                "response_id": response_id,
-            },
-        )
-        recorded.raise_for_status()
-        print("correction recorded; Train now (model 'current')", flush=True)
-        taught = run_job(client, "current", args.timeout)
-        served_at = taught.pop("served_at")
-        taught["correction_to_served_seconds"] = round(served_at - corrected_at, 1) if served_at else None
-        after, _, after_version = ask(client)
         result = {
             "benchmark": "teach_bench",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
             "data_root_versions_before": sorted(manifest["versions"]),
-            "question": QUESTION,
-            "correction": CORRECTION,
-            "before": {"version": served_version, "answer": before},
-            "taught": taught,
-            "after": {
-                "version": after_version,
-                "answer": after,
-                "correction_words_in_answer": round(
-                    len(words(after) & words(CORRECTION)) / max(len(words(CORRECTION)), 1), 3
-                ),
-                "correction_words_before": round(
-                    len(words(before) & words(CORRECTION)) / max(len(words(CORRECTION)), 1), 3
-                ),
-            },
+            "rounds": [
+                teach_round(client, root, *TEACHINGS[i], args.timeout)
+                for i in range(args.first, args.first + args.rounds)
+            ],
         }
-        print(json.dumps(taught, indent=1), flush=True)
         if args.compare_full:
             print("full retrain from the base (model 'forge') on the same data", flush=True)
             full = run_job(client, "forge", args.timeout)
             full.pop("served_at")
             result["full_retrain"] = full
+            taught = result["rounds"][0]["taught"]
             if full["job_seconds"] and taught["job_seconds"]:
                 result["taught_vs_full_job_time"] = round(taught["job_seconds"] / full["job_seconds"], 3)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

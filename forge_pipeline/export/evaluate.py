@@ -380,20 +380,21 @@ def base_side_path(
     max_length: int,
 ) -> Path | None:
     """Where the base model's figures and answers for these inputs are stored (None without a cache folder).
-    The key covers everything they depend on: the base model's files (names, sizes, modification times), the
-    held-out examples, the prompts, the decoding, and the torch/transformers versions that compute them."""
+    The key covers everything they depend on: the base model's files (names and sha256: a copied or moved data
+    root keeps its cache, a rebuilt model does not), the held-out examples, the prompts, the decoding, and the
+    torch/transformers versions that compute them."""
     if cache_dir is None:
         return None
     import torch
     import transformers
 
+    from forge_pipeline.export.manifest import sha256_of
+
     files = sorted(
-        (p.relative_to(base_model_dir).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in Path(base_model_dir).rglob("*")
-        if p.is_file()
+        (p.relative_to(base_model_dir).as_posix(), sha256_of(p)) for p in Path(base_model_dir).rglob("*") if p.is_file()
     )
     identity = {
-        "base_model": [str(base_model_dir), files],
+        "base_model": files,
         "examples": examples,
         "messages": messages,
         "decoding": [limit, decoding.repeat_penalty, max_length],
