@@ -13,6 +13,11 @@ from forge_pipeline.defs.resources import shared_resources
 from forge_pipeline.defs.serve import definitions as serve_definitions
 from forge_pipeline.defs.train import definitions as train_definitions
 
+# Runs launched from the UI, a sensor or a fine-tuning job run each step in its own process. Spawned, every
+# step re-imports Dagster and Forge (seconds each, ~25 steps in a retrain); Dagster's forkserver start method
+# forks them from one process that has imported this code location once. `forge demo` runs in process.
+STEP_EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
+
 
 def build_definitions(data_root: str | None = None, config_file: str | None = None) -> dg.Definitions:
     """All of Forge; `data_root` overrides the settings' data root (tests use a temporary one), `config_file`
@@ -25,7 +30,7 @@ def build_definitions(data_root: str | None = None, config_file: str | None = No
         train_definitions.defs,
         export_definitions.defs,
         serve_definitions.defs,
-        dg.Definitions(resources=shared_resources(data_root, config_file)),
+        dg.Definitions(resources=shared_resources(data_root, config_file), executor=STEP_EXECUTOR),
     )
 
 

@@ -22,10 +22,13 @@ def quick_notes() -> list[str]:
 
 @dg.asset(group_name="train", deps=[quick_notes])
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig) -> None:
-    """A stand-in for training: logs its per-run config, then runs until the test cancels it (long enough for two
-    runs to start on a loaded 2-core machine; bounded, so a failed test leaves no endless run behind)."""
+    """A stand-in for training: logs its per-run config. A run from the base then runs until the test cancels it
+    (long enough for two runs to start on a loaded 2-core machine; bounded, so a failed test leaves no endless
+    run behind); a taught run (`continue_from`, the playground's "Train now") ends at once, so the page can follow
+    its job to the end."""
     context.log.info(CONFIG_LOG_PREFIX + json.dumps(config.model_dump(), sort_keys=True))
-    time.sleep(300)
+    if not config.continue_from:
+        time.sleep(300)
 
 
 defs = dg.Definitions(

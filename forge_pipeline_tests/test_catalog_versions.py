@@ -123,6 +123,26 @@ def test_grouped_split_minimum_and_caps():
     assert set(assign_splits(list(groups), 0.5, "forge", 8, groups).values()) == {"train"}
 
 
+def test_what_a_person_taught_always_trains_with_its_whole_conversation(settings):
+    """A conversation holding a correction or a choice is never held out: the person asked the model to learn it.
+    Tag every conversation the hash held out, and they all train; others are held out in their place."""
+    frame = _sections(notes=0, per_note=1, conversations=40, turns=2)
+    untagged = create_dataset_version(frame, settings, {})
+    held = {g.removeprefix("conversation_id:") for g in read_split_groups(Path(untagged["path"]))["validation"]}
+    assert held
+    tagged = frame.with_columns(
+        pl.when(pl.col("conversation_id").is_in(list(held)))
+        .then(pl.lit(["correction"]))
+        .otherwise(pl.col("tags"))
+        .alias("tags")
+    )
+    entry = create_dataset_version(tagged, settings, {})
+    groups = read_split_groups(Path(entry["path"]))
+    assert {f"conversation_id:{c}" for c in held} <= groups["train"]
+    assert groups["validation"] and not groups["train"] & groups["validation"]
+    assert entry["split"]["always_trained"] == ["correction", "choice"]
+
+
 def test_version_keeps_each_note_on_one_side(settings):
     entry = create_dataset_version(_sections(notes=30, per_note=4), settings, {})
     groups = read_split_groups(Path(entry["path"]))

@@ -86,6 +86,21 @@ def test_sensor_schedule_and_checks_are_defined():
     assert {"scrubbed_examples", "dataset_version", "adapter_manifest", "gguf_model"} <= checked
 
 
+def test_the_run_config_of_a_taught_retrain_is_valid_for_the_retrain_job():
+    """What the interactions sensor and a fine-tuning job with model 'current' launch (train.continue_from) is
+    accepted by the real job's config schema; a misspelt field is not."""
+    job = defs.resolve_job_def("forge_retrain_job")
+    taught = {"ops": {"lora_adapter": {"config": {"continue_from": "current"}}}}
+    assert dg.validate_run_config(job, taught)["ops"]["lora_adapter"]["config"]["continue_from"] == "current"
+    misspelt = {"ops": {"lora_adapter": {"config": {"continue_form": "current"}}}}
+    try:
+        dg.validate_run_config(job, misspelt)
+    except dg.DagsterInvalidConfigError as err:
+        assert "continue_form" in str(err)
+    else:
+        raise AssertionError("a misspelt config field was accepted")
+
+
 def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
     """With the repo's dagster.yaml, a second run's step in the training pool waits for the first one's."""
     assert {defs.get_assets_def(key).op.pool for key in ("lora_adapter", "preference_adapter")} == {TRAINING_POOL}

@@ -184,3 +184,37 @@ def test_evaluate_adapter_figures_generations_and_mlflow_artifact(tiny, tmp_path
     assert len(table["data"]) == 5 and {"prompt", "reference", "base", "tuned"} <= set(table["columns"])
     metrics = client.get_run(run_id).data.metrics
     assert metrics["eval_tuned_loss"] == pytest.approx(result["tuned_loss"])
+
+
+def test_the_base_side_is_computed_once_per_base_model_held_out_set_and_decoding(tiny, tmp_path):
+    """A second evaluation on the same base, held-out examples, prompts and decoding reads the base model's
+    figures and answers from the cache (a taught run pays only for the tuned side); other examples compute them."""
+    prompts = _write_jsonl(
+        tmp_path / "prompts.jsonl", [{"prompt_id": "p", "messages": [{"role": "user", "content": "Hi?"}]}]
+    )
+    cache = tmp_path / "cache"
+    settings = EvalSettings(max_new_tokens=4)
+    first = evaluate_adapter(tiny["base"], tiny["adapter"], VALIDATION, prompts, settings, cache_dir=cache)
+    (stored,) = list((cache / "evaluation").glob("base-*.json"))
+    assert first["base_side_cached"] is False
+    again = evaluate_adapter(tiny["base"], tiny["adapter"], VALIDATION, prompts, settings, cache_dir=cache)
+    assert again["base_side_cached"] is True
+    same = ("base_loss", "tuned_loss", "base_quality", "tuned_quality")
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    assert [r["base"]["text"] for r in again["generations"]] == [r["base"]["text"] for r in first["generations"]]
+
+    # What is stored is what is used: an edited base loss comes back as the base loss.
+    data = json.loads(stored.read_text())
+    data["figures"]["loss"] = 123.0
+    stored.write_text(json.dumps(data))
+    assert (
+        evaluate_adapter(tiny["base"], tiny["adapter"], VALIDATION, prompts, settings, cache_dir=cache)["base_loss"]
+        == 123.0
+    )
+    other = evaluate_adapter(tiny["base"], tiny["adapter"], VALIDATION[:2], prompts, settings, cache_dir=cache)
+    assert other["base_side_cached"] is False and other["base_loss"] != 123.0
+    longer = evaluate_adapter(
+        tiny["base"], tiny["adapter"], VALIDATION, prompts, EvalSettings(max_new_tokens=5), cache_dir=cache
+    )
+    assert longer["base_side_cached"] is False
+    assert len(list((cache / "evaluation").glob("base-*.json"))) == 3

@@ -4,7 +4,7 @@ choice, text that stays text, and "train now" followed to the hot-swap.
 
 This module's server requires the admin token (loopback is not trusted), as off-loopback clients see it, and
 launches fine-tuning jobs on the session's dagster-webserver (conftest.py `serve_dagster`). Its retrain job is
-the serve stage's real `forge_data_job` over a stand-in asset (the whole tiny-model chain is minutes on CPU);
+the serve stage's real `forge_retrain_job` over stand-in assets (the whole tiny-model chain is minutes on CPU);
 the test publishes the version that chain would publish at its end, and the page must follow the job through
 the fine-tuning route to that version and show it without a reload.
 """
@@ -20,12 +20,14 @@ import pytest
 
 from forge_pipeline.atomic import write_json_atomic
 from forge_pipeline.export.manifest import read_manifest
+from forge_pipeline_tests.serve_dagster_location import CONFIG_LOG_PREFIX
 from forge_pipeline_tests.serve_fixtures import DAGSTER_LOCATION, start_server, stop
 from forge_pipeline_tests.ui_support import chromium_page, save_screenshot, wait_until
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 TOKEN = "playground-token"
+ADMIN = {"authorization": f"Bearer {TOKEN}"}
 INJECTION = '<img src=x onerror="window.__pwned=1">'
 EVALUATION = {
     "v0001": {"base_perplexity": 41.5, "tuned_perplexity": 30.25, "relative_improvement": 0.27},
@@ -53,7 +55,7 @@ def playground(serve_models, serve_dagster, tmp_path_factory):
             "FORGE_SERVE__EMBEDDINGS": "false",
             "FORGE_SERVE__DAGSTER_URL": serve_dagster,
             "FORGE_SERVE__DAGSTER_LOCATION": DAGSTER_LOCATION,
-            "FORGE_SERVE__FINE_TUNING_JOB": "forge_data_job",
+            "FORGE_SERVE__FINE_TUNING_JOB": "forge_retrain_job",
             "FORGE_SERVE__DAGSTER_TIMEOUT_S": "60",  # a launch waits for the run process to start: seconds under load
         },
     )
@@ -238,6 +240,8 @@ def test_train_now_asks_for_the_token_starts_a_job_and_shows_the_new_version_wit
         (job_file,) = list(jobs_dir.glob("ftjob-*.json"))
         job = json.loads(job_file.read_text())
         assert job["training_file"] is None and job["user_provided_suffix"] == "playground"
+        # "Train now" teaches the serving version (train.continue_from: current), not a retrain from the base.
+        assert job["model"] == "current"
 
         # What the retrain chain's last asset does: publish and promote a version (here v0002's files as v0003).
         manifest = read_manifest(playground["manifest"])
@@ -269,13 +273,33 @@ def test_train_now_asks_for_the_token_starts_a_job_and_shows_the_new_version_wit
             "held-out perplexity 20.75 vs base 41.50 (-50.0%)"
         )
         assert playground["client"].get("/health").json()["model_version"] == "v0003"
+        # The run (finished: the page saw it succeed) was launched with the config of a taught run.
+        events = (
+            playground["client"]
+            .get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"limit": 100}, headers=ADMIN)
+            .json()["data"]
+        )
+        (logged,) = [e["message"] for e in events if e["message"].startswith(CONFIG_LOG_PREFIX)]
+        assert json.loads(logged.removeprefix(CONFIG_LOG_PREFIX))["continue_from"] == "current"
 
 
-def _examples_from_ingest(root: Path, tmp_path: Path, monkeypatch) -> dict[str, list[dict]]:
-    """The `training_examples` asset (real Dagster materialization of vault_notes -> conversations ->
-    training_examples) over the interactions folder the server wrote, by interaction id."""
+DATA_ASSETS = (
+    "vault_notes",
+    "conversations",
+    "training_examples",
+    "scrubbed_examples",
+    "filtered_examples",
+    "deduplicated_examples",
+    "curated_examples",
+    "dataset_version",
+)
+
+
+def _examples_in_next_dataset_version(root: Path, tmp_path: Path, monkeypatch) -> dict[str, dict]:
+    """The next dataset version's examples (real Dagster materialization of ingest -> scrub -> filter -> dedup ->
+    curate -> dataset_version over the interactions folder the server wrote), by interaction id, with the split
+    each landed in."""
     import dagster as dg
-    import polars as pl
 
     from forge_pipeline.definitions import build_definitions
 
@@ -289,20 +313,25 @@ def _examples_from_ingest(root: Path, tmp_path: Path, monkeypatch) -> dict[str, 
         .resolve_implicit_global_asset_job_def()
         .execute_in_process(
             instance=dg.DagsterInstance.ephemeral(),
-            asset_selection=[dg.AssetKey(k) for k in ("vault_notes", "conversations", "training_examples")],
+            asset_selection=[dg.AssetKey(k) for k in DATA_ASSETS],
         )
     )
     assert result.success
-    examples = pl.read_parquet(data_root / "tables" / "training_examples.parquet")
-    return {row["conversation_id"]: row for row in examples.iter_rows(named=True)}
+    version = result.output_for_node("dataset_version")
+    return {
+        row["conversation_id"]: {**row, "split": split}
+        for split in ("train", "validation")
+        for line in (Path(version["path"]) / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        if (row := json.loads(line))
+    }
 
 
 def test_a_multi_turn_correction_and_choice_train_on_exactly_the_conversation_the_person_saw(
     playground, tmp_path, monkeypatch
 ):
     """Turn 1 corrected, turn 2 side by side with A chosen, turn 3 corrected: each later turn sends the
-    corrected / chosen reply as history, and each judgement is, in the ingest's examples, the conversation as the
-    page showed it up to the judged turn with the person's reply as the answer."""
+    corrected / chosen reply as history, and each judgement is, in the next dataset version's train split, the
+    conversation as the page showed it up to the judged turn with the person's reply as the answer."""
     from forge_pipeline.records import strip_control
 
     before = len(_interactions(playground["root"]))
@@ -353,7 +382,7 @@ def test_a_multi_turn_correction_and_choice_train_on_exactly_the_conversation_th
     assert sent[1] == sent[2] == [u1, fix1, u2]
     assert sent[3] == [u1, fix1, u2, picked, u3]
 
-    examples = _examples_from_ingest(playground["root"], tmp_path, monkeypatch)
+    examples = _examples_in_next_dataset_version(playground["root"], tmp_path, monkeypatch)
     system = examples[records[0]["interaction_id"]]["messages"][0]
     assert system["role"] == "system"  # the page sent none; ingest puts its system prompt first
     fix3 = {"role": "assistant", "content": "Feed it once more before you leave."}
@@ -371,3 +400,4 @@ def test_a_multi_turn_correction_and_choice_train_on_exactly_the_conversation_th
     for interaction_id, (messages, tags) in expected.items():
         assert examples[interaction_id]["messages"] == messages
         assert examples[interaction_id]["tags"] == tags
+        assert examples[interaction_id]["split"] == "train"  # what a person taught is trained on, never held out

@@ -146,6 +146,9 @@ def test_sensor_requests_data_refresh_then_retrain_at_threshold(tmp_path, monkey
             handle.write("}\n")
         third, cursor = tick(cursor)  # 3 + 1 + 1 = 5 >= threshold
         assert third.job_name == "forge_retrain_job" and third.tags["forge/new_interactions"] == "1"
+        # The serving version is taught the new records (train.continue_from), not retrained from the base.
+        assert third.run_config == {"ops": {"lora_adapter": {"config": {"continue_from": "current"}}}}
+        assert first.run_config == {}
         assert ScanState.from_cursor(cursor).since_retrain == 0
         _append_lines(sample, 2, start=10)
         fourth, cursor = tick(cursor)

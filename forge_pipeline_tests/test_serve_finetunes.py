@@ -155,6 +155,31 @@ def test_fine_tuning_job_runs_in_dagster_pages_its_events_and_cancels(dagster_ur
         sdk.fine_tuning.jobs.cancel(job.id)
 
 
+def test_fine_tuning_a_published_version_continues_it_as_openai_fine_tunes_a_fine_tuned_model(dagster_url, tmp_path):
+    """`model` = a published version, or 'current', launches the real retrain job with the lora_adapter config of a
+    taught run (train.continue_from); a version without a recorded adapter, or none at all, is refused by name."""
+    from forge_pipeline.atomic import write_json_atomic
+    from forge_pipeline.export.manifest import empty_manifest
+
+    sdk, settings = _sdk(dagster_url, tmp_path, "forge_retrain_job")
+    manifest = empty_manifest()
+    manifest["versions"] = {
+        "v0001": {"version": "v0001", "adapter_dir": str(tmp_path / "adapters" / "a" / "adapter")},
+        "v0002": {"version": "v0002"},  # published before versions recorded their adapter folder
+    }
+    manifest["current"] = "v0001"
+    write_json_atomic(settings.paths.manifest, manifest)
+    for model in ("v0001", "current"):
+        job = sdk.fine_tuning.jobs.create(model=model)
+        assert job.model == model
+        assert _config_logged(sdk, job.id)["continue_from"] == model
+        assert _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"}).status != "cancelled"
+    for model, says in (("v0002", "records no adapter folder"), ("v0009", "cannot be fine-tuned here")):
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.fine_tuning.jobs.create(model=model)
+        assert caught.value.param == "model" and says in caught.value.message
+
+
 def test_fine_tuning_job_refusals_name_the_parameter(dagster_url, tmp_path):
     sdk, _ = _sdk(dagster_url, tmp_path, "forge_retrain_job")
     training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")

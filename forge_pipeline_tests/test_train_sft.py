@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,58 @@ def test_loss_is_on_assistant_tokens_only(trained, tmp_path):
     reply = splits["train"][0]["messages"][-1]["content"]
     assert tokenizer.decode(kept) == reply + "<|im_end|>\n"  # the template's whole assistant turn, end token included
     assert len(kept) < len(labels) / 2  # the system and user turns are masked out
+
+
+@pytest.mark.slow
+def test_a_taught_run_starts_from_the_parent_adapter_and_trains_the_new_rows_beside_a_replay(trained, tmp_path):
+    """train.continue_from: the trainer is given the published adapter (not a fresh LoRA), and trains each new row
+    teach_repeats times beside teach_replay_examples old ones. At a learning rate of 1e-12 the taught adapter
+    keeps the parent's weights, which a fresh LoRA (B = 0) would not have."""
+    from mlflow.tracking import MlflowClient
+    from safetensors.torch import load_file
+
+    settings, version, base, result, _ = trained
+    folder = tmp_path / "next_version"
+    folder.mkdir()
+    old = (Path(version["path"]) / "train.jsonl").read_text()
+    new = [
+        {"messages": [{"role": "user", "content": f"New question {i}?"}, {"role": "assistant", "content": "New."}]}
+        for i in range(2)
+    ]
+    (folder / "train.jsonl").write_text(old + "".join(json.dumps(r) + "\n" for r in new))
+    (folder / "validation.jsonl").write_text((Path(version["path"]) / "validation.jsonl").read_text())
+    hp = settings.train.model_copy(
+        update={
+            "continue_from": "v0001",
+            "learning_rate": 1e-12,
+            "max_steps": -1,
+            "per_device_train_batch_size": 1,
+            "teach_repeats": 2,
+            "teach_replay_examples": 3,
+        }
+    )
+    parent = {"version": "v0001", "adapter_dir": result["adapter_dir"], "parent_dataset_dir": version["path"]}
+    taught = train_lora(
+        folder,
+        base["path"],
+        settings.paths.adapters / "taught",
+        hp,
+        settings.tracking_uri,
+        settings.mlflow_experiment,
+        base_model_name=base["name"],
+        is_demo_model=True,
+        parent=parent,
+    )
+    assert taught["continued_from"] == {"version": "v0001", "new": 2, "replayed": 3}
+    assert taught["metrics"]["global_step"] == 2 * 2 + 3  # one epoch over the taught rows, batch 1
+    assert taught["run_key"] != result["run_key"]
+    before = load_file(Path(result["adapter_dir"]) / "adapter_model.safetensors")
+    after = load_file(Path(taught["adapter_dir"]) / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    assert max((after[k] - before[k]).abs().max().item() for k in before) < 1e-6
+    assert max(before[k].abs().max().item() for k in before if "lora_B" in k) > 1e-3  # the parent had learned
+    params = MlflowClient(tracking_uri=settings.tracking_uri).get_run(taught["mlflow_run_id"]).data.params
+    assert (params["teach_new"], params["teach_replayed"], params["train_examples"]) == ("2", "3", "7")
 
 
 def test_bad_dataset_line_names_file_line_and_field(tmp_path):

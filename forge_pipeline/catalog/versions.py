@@ -14,7 +14,9 @@ With one example per group: 61 examples give >= 8 held out, 12 give 4, 5 give 2,
 evaluation possible); a dataset that is one note has no held-out set. Train always keeps at least one group
 (if every group hashes into validation, the one with the largest bucket goes to train). Same examples and same
 settings always give the same split; a group never changes split when others are added (unless the minimum or
-the third cap kicks in).
+the third cap kicks in). A group holding what a person taught in the playground (an example tagged
+`correction` or `choice`) always trains: it is what the person asked the model to learn, not a sample of their
+writing to measure it on.
 
 Version id: the first 12 hex digits of sha256 over the sorted example ids, the content hash of the
 examples (messages and provenance) and the split settings. Creating a version that exists returns the
@@ -59,6 +61,10 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 SPLITS = ("train", "validation")
 
 
+# Tags of what a person taught in the playground (ingest.examples.interaction_tags): their groups always train.
+TAUGHT_TAGS = ("correction", "choice")
+
+
 class CatalogError(ForgeError, ValueError):
     """The catalog or its input is not usable; the message says which file or field."""
 
@@ -80,15 +86,20 @@ def split_group(row: dict) -> str:
 
 
 def assign_splits(
-    example_ids: list[str], ratio: float, salt: str, min_validation: int, groups: dict[str, str] | None = None
+    example_ids: list[str],
+    ratio: float,
+    salt: str,
+    min_validation: int,
+    groups: dict[str, str] | None = None,
+    trains: set[str] = frozenset(),
 ) -> dict[str, str]:
     """example_id → "train" | "validation" by the module's split rule; `groups` maps an example_id to its group
-    (default: every example its own group)."""
+    (default: every example its own group); the groups in `trains` are never held out."""
     groups = groups or {}
     members: dict[str, list[str]] = {}
     for eid in example_ids:
         members.setdefault(groups.get(eid, f"example_id:{eid}"), []).append(eid)
-    buckets = {group: _bucket(salt, group) for group in members}
+    buckets = {group: _bucket(salt, group) for group in members if group not in trains}
     threshold = ratio * 10_000
     held = {group for group, b in buckets.items() if b < threshold}
     cap = -(-len(example_ids) // 3)
@@ -241,6 +252,7 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         "min_validation_examples": cat.min_validation_examples,
         # Part of the version id: the same examples split by another rule are another version.
         "held_out_together": ["conversation_id", "source_path"],
+        "always_trained": list(TAUGHT_TAGS),
     }
     version_id = hashlib.sha256(
         json.dumps({"ids": ids, "content": content_hash, "split": split_settings}, sort_keys=True).encode()
@@ -252,7 +264,12 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         if existing is not None and (Path(existing["path"]) / "version.json").exists():
             return existing
         groups = {row["example_id"]: split_group(row) for row in examples.iter_rows(named=True)}
-        split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples, groups)
+        taught = {
+            groups[row["example_id"]]
+            for row in examples.select("example_id", "tags").iter_rows(named=True)
+            if set(row["tags"] or ()) & set(TAUGHT_TAGS)
+        }
+        split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples, groups, taught)
         examples = examples.with_columns(pl.col("example_id").replace_strict(split).alias("split"))
         parts = {name: examples.filter(pl.col("split") == name).drop("split") for name in SPLITS}
         from forge_pipeline.prepare.scoring import score_examples, score_summary

@@ -15,6 +15,10 @@ Promotion gate, two parts, both must pass:
    base model and the serving version (when its figures were recorded), within `eval.quality` tolerances.
    Lower perplexity with looping answers is not an improvement a person would accept.
 
+The base model's side (its held-out loss and its answers) depends only on the base model, the held-out examples,
+the prompts and the decoding; it is stored under `<cache>/evaluation/` by those, so a later evaluation on the same
+held-out set (every taught run, a retrain with other hyperparameters) computes only the tuned side: half the time.
+
 Answers are decoded greedily with the shared decoding defaults (forge_pipeline/decoding.py: repetition
 penalty, token limit), the way the server answers, so the gate judges what a person would be served.
 """
@@ -27,6 +31,7 @@ import math
 import time
 from pathlib import Path
 
+from forge_pipeline.atomic import write_json_atomic
 from forge_pipeline.decoding import DecodingSettings
 from forge_pipeline.errors import ForgeError
 from forge_pipeline.export import answer_quality, knowledge
@@ -267,6 +272,7 @@ def evaluate_adapter(
     decoding: DecodingSettings | None = None,
     serving_quality: dict | None = None,
     knowledge_questions: list[dict] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
     """Score base and tuned on the same held-out examples and prompts; decide promotion.
 
@@ -295,9 +301,17 @@ def evaluate_adapter(
     questions = knowledge_questions or []
     # One generation pass per side for the side-by-side prompts and the knowledge questions together.
     messages = [p["messages"] for p in prompts] + [q["messages"] for q in questions]
-    with model.disable_adapter():
-        base_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
-        base_outputs = generate_batch(model, tokenizer, messages, limit, repetition_penalty=decoding.repeat_penalty)
+    cached = base_side_path(cache_dir, base_model_dir, examples, messages, limit, decoding, max_length)
+    from_cache = cached is not None and cached.is_file()
+    if from_cache:
+        stored = json.loads(cached.read_text(encoding="utf-8"))
+        base_figures, base_outputs = stored["figures"], stored["outputs"]
+    else:
+        with model.disable_adapter():
+            base_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
+            base_outputs = generate_batch(model, tokenizer, messages, limit, repetition_penalty=decoding.repeat_penalty)
+        if cached is not None:
+            write_json_atomic(cached, {"figures": base_figures, "outputs": base_outputs})
     tuned_figures = validation_loss(model, tokenizer, examples, max_length=max_length)
     tuned_outputs = generate_batch(model, tokenizer, messages, limit, repetition_penalty=decoding.repeat_penalty)
     rows = [{**p, "base": b, "tuned": t} for p, b, t in zip(prompts, base_outputs, tuned_outputs)]
@@ -349,11 +363,46 @@ def evaluate_adapter(
         "markdown": side_by_side_markdown(rows),
         "generations": rows,
         "seconds": round(time.perf_counter() - started, 3),
+        "base_side_cached": from_cache,
         "mlflow_logged": False,
     }
     if mlflow_run_id and tracking_uri:
         result["mlflow_logged"] = log_to_mlflow(tracking_uri, mlflow_run_id, result)
     return result
+
+
+def base_side_path(
+    cache_dir: Path | None,
+    base_model_dir: Path,
+    examples: list[dict],
+    messages: list[list[dict]],
+    limit: int,
+    decoding: DecodingSettings,
+    max_length: int,
+) -> Path | None:
+    """Where the base model's figures and answers for these inputs are stored (None without a cache folder).
+    The key covers everything they depend on: the base model's files (names and sha256: a copied or moved data
+    root keeps its cache, a rebuilt model does not), the held-out examples, the prompts, the decoding, and the
+    torch/transformers versions that compute them."""
+    if cache_dir is None:
+        return None
+    import torch
+    import transformers
+
+    from forge_pipeline.export.manifest import sha256_of
+
+    files = sorted(
+        (p.relative_to(base_model_dir).as_posix(), sha256_of(p)) for p in Path(base_model_dir).rglob("*") if p.is_file()
+    )
+    identity = {
+        "base_model": files,
+        "examples": examples,
+        "messages": messages,
+        "decoding": [limit, decoding.repeat_penalty, max_length],
+        "libraries": [torch.__version__, transformers.__version__],
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return Path(cache_dir) / "evaluation" / f"base-{key}.json"
 
 
 def generations_table(rows: list[dict]) -> dict[str, list]:

@@ -89,6 +89,8 @@ def publish(
     entry = {
         "dataset_version": dataset_version or info.get("dataset_version"),
         "mlflow_run_id": info.get("mlflow_run_id"),
+        # The peft adapter folder: what `train.continue_from` continues (train/teach.py).
+        "adapter_dir": info["adapter_dir"],
         "base_model": {"name": info["base_model_name"], "is_demo_model": info["is_demo_model"]},
         "files": files,
         "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},

@@ -34,6 +34,7 @@ def publish_preference_candidate(settings, preference_adapter: dict, dataset_ver
         mlflow_run_id=info["mlflow_run_id"],
         decoding=settings.decoding,
         serving_quality=publish.serving_quality(settings.paths.manifest),
+        cache_dir=settings.paths.cache,
     )
     exports = settings.paths.exports
     out_dir = exports / publish.export_key(info)

@@ -241,7 +241,6 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
             files=files,
             jobs_dir=serve_dir / "fine_tuning",
             manifest_path=paths.manifest,
-            model_host=model_host,
             settings=settings,
             job_name=serve.fine_tuning_job,
             require_admin=require_admin,

@@ -14,7 +14,13 @@ Hyperparameters, in OpenAI's top-level `hyperparameters` or its newer `method` f
 `train.learning_rate` setting -> `learning_rate`, `seed` -> `seed`. "auto" (or leaving one out) keeps the
 `train.*` setting. The job object shows the values the run trains with, as OpenAI's does. A value outside
 OpenAI's ranges, or a method other than supervised, is a 400 naming the parameter. `training_file` may be omitted
-(Forge's extension, the playground's "train now"): the run retrains on the sources as they are. Job records live under
+(Forge's extension, the playground's "train now"): the run trains on the sources as they are.
+
+`model` is what OpenAI's is: the model to fine-tune. 'forge' (or the configured base model's name) trains from
+the base on the whole dataset version; a published version, or 'current' (the serving one), is trained further,
+as OpenAI fine-tunes a fine-tuned model: its adapter continues on the examples new since its dataset version
+beside a replay of older ones (`continue_from` in the lora_adapter config, train/teach.py), minutes on a CPU
+instead of a full run. "Train now" asks for 'current'. Job records live under
 <data_root>/serve/fine_tuning/.
 """
 
@@ -60,6 +66,8 @@ HYPERPARAMETERS = {
 }
 TRAINING_ASSET = "lora_adapter"  # the asset whose config (defs/train/assets.py LoraAdapterConfig) a job sets
 METHODS = ("supervised", "dpo", "reinforcement")
+BASE_NAMES = ("forge",)  # with train.base_model: the job trains from the base model
+CURRENT = "current"  # the serving version: the job continues it (train.continue_from)
 
 
 class JobRequest(BaseModel):
@@ -153,7 +161,6 @@ def fine_tuning_router(
     files: FileStore,
     jobs_dir: Path,
     manifest_path: Path,
-    model_host,
     settings,
     job_name: str,
     require_admin,
@@ -245,18 +252,38 @@ def fine_tuning_router(
             write_json_atomic(job_path(record["id"]), record)
         return public(record)
 
+    def continue_from(model: str) -> str | None:
+        """The lora_adapter `continue_from` a job's `model` asks for. As with OpenAI, fine-tuning a fine-tuned
+        model continues it: a published version, or `current` (the serving one; the base while none serves),
+        is trained further on what is new since its dataset version (train/teach.py). The base model's names
+        train from the base ("" overrides a `train.continue_from` setting)."""
+        if model in BASE_NAMES or model == settings.train.base_model:
+            return "" if settings.train.continue_from else None
+        if model == CURRENT:
+            return CURRENT
+        try:
+            entry = read_manifest(manifest_path)["versions"].get(model)
+        except ManifestError:
+            entry = None
+        if entry is None:
+            raise invalid(
+                f"model {model!r} cannot be fine-tuned here: use 'forge' (the configured base, "
+                f"{settings.train.base_model or 'the demo model'}), 'current' or a published version",
+                param="model",
+                code="model_not_available",
+            )
+        if not entry.get("adapter_dir"):
+            raise invalid(
+                f"model {model!r} records no adapter folder (published by an older Forge), so it cannot be trained "
+                "further; fine-tune 'forge' (from the base) instead",
+                param="model",
+                code="model_not_available",
+            )
+        return model
+
     @router.post("/v1/fine_tuning/jobs")
     def create_job(body: JobRequest):
-        if body.model not in ("forge", "current", settings.train.base_model):
-            try:
-                model_host.resolve(body.model)
-            except Exception:
-                raise invalid(
-                    f"model {body.model!r} cannot be fine-tuned here: use 'forge' (the configured base, "
-                    f"{settings.train.base_model or 'the demo model'}) or a served version",
-                    param="model",
-                    code="model_not_available",
-                ) from None
+        parent = continue_from(body.model)
         for param in ("training_file", "validation_file"):
             file_id = getattr(body, param)
             if file_id is not None and not files.exists(file_id):
@@ -269,6 +296,8 @@ def fine_tuning_router(
         if body.integrations:
             raise unsupported("integrations", "runs are tracked in this server's MLflow and Dagster")
         shown, overrides = training_config(requested, body.seed)
+        if parent is not None:
+            overrides["continue_from"] = parent
         run_config = {"ops": {TRAINING_ASSET: {"config": overrides}}} if overrides else None
         created = int(time.time())
         run = dagster_call(dagster.launch, job_name, None, run_config)

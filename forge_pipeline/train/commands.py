@@ -60,7 +60,7 @@ def train_from_folder(
     `settings` default: load_settings(). Returns the result ({} on the non-main ranks of a multi-process
     `accelerate launch`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from forge_pipeline.settings import load_settings
+    from forge_pipeline.settings import SettingsError, load_settings
     from forge_pipeline.train.base_models import resolve_base_model
     from forge_pipeline.train.sft import corpus_texts, dataset_content_hash, run_key, train_lora
 
@@ -70,6 +70,12 @@ def train_from_folder(
     settings.paths.ensure()
     if base_model:
         hp = hp.model_copy(update={"base_model": base_model})
+    if hp.continue_from:
+        raise SettingsError(
+            f"train.continue_from={hp.continue_from!r}: `forge train` trains a dataset folder from the base model; "
+            "a taught run continues a published version through the lora_adapter asset (a fine-tuning job with "
+            "model 'current', or `forge demo --select lora_adapter*` with the setting)"
+        )
     base = resolve_base_model(settings.model_copy(update={"train": hp}), corpus_texts(dataset_dir))
     output_dir = output_dir or settings.paths.adapters / run_key(dataset_content_hash(dataset_dir), hp, base["path"])
 

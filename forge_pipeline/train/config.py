@@ -72,6 +72,18 @@ class TrainSettings(Section):
         "pairs only; beside = vault examples as chat pairs and their replies as text too; instead = vault examples "
         "as text only (conversations stay chat). Evaluated on the held-out notes' text (text_eval_perplexity).",
     )
+    continue_from: str | None = Field(
+        default=None,
+        description="A published version (v0003) or 'current' (the serving one): continue its LoRA adapter on the "
+        "examples new since its dataset version, beside a replay of older ones (forge_pipeline.train.teach); minutes "
+        "instead of a full run. Unset, or 'current' while nothing serves: train from the base model.",
+    )
+    teach_repeats: int = Field(
+        default=3, gt=0, description="With continue_from: how many times each new example is trained on."
+    )
+    teach_replay_examples: int = Field(
+        default=8, ge=0, description="With continue_from: examples trained on before, replayed beside the new ones."
+    )
     use_liger_kernel: bool = Field(default=False, description="Liger fused kernels (CUDA, needs liger-kernel).")
     mlflow_ui_url: str = Field(
         default="http://127.0.0.1:5000",

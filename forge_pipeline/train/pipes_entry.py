@@ -2,7 +2,8 @@
 
 Run as `python -m forge_pipeline.train.pipes_entry` by `dg.PipesSubprocessClient`; its parameters arrive as
 Pipes extras: dataset_dir, base_model_dir, output_dir, hp (TrainSettings as a dict), tracking_uri, experiment,
-dataset_version, base_model_name, is_demo_model, run_tags (the Dagster run id and URL for the MLflow run).
+dataset_version, base_model_name, is_demo_model, run_tags (the Dagster run id and URL for the MLflow run), parent
+(a taught run's version to continue, train/teach.py).
 Progress is streamed back as Pipes log lines a person reads ("step 4/28 (14%) loss 2.31 312 tok/s ETA 1m20s")
 and the result, with the progress summary, as the asset materialization's metadata.
 """
@@ -47,6 +48,7 @@ def main() -> None:
             base_model_name=extras.get("base_model_name"),
             is_demo_model=bool(extras.get("is_demo_model")),
             run_tags=extras.get("run_tags"),
+            parent=extras.get("parent"),
         )
         metrics = {k: v for k, v in result["metrics"].items() if v is not None}
         pipes.report_asset_materialization(
@@ -55,6 +57,8 @@ def main() -> None:
                 "adapter_dir": {"raw_value": result["adapter_dir"], "type": "path"},
                 "run_key": result["run_key"],
                 "resumed_from": result.get("resumed_from") or "",
+                # A taught run: "v0003 + 2 new examples x3, 8 replayed"; empty for a run from the base.
+                "continued_from": _taught(result.get("continued_from"), hp),
                 "reused_finished_run": bool(result.get("reused")),
                 # The last progress line, so the materialization says how far and how fast training went.
                 "progress": format_progress(last) if last else "reused: no training in this run",
@@ -62,6 +66,15 @@ def main() -> None:
                 **metrics,
             }
         )
+
+
+def _taught(continued: dict | None, hp) -> str:
+    if not continued:
+        return ""
+    return (
+        f"{continued['version']} + {continued['new']} new example(s) x{hp.teach_repeats}, "
+        f"{continued['replayed']} replayed"
+    )
 
 
 if __name__ == "__main__":

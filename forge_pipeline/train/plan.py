@@ -29,12 +29,49 @@ def version_id_of(dataset_version: dict) -> str:
     )
 
 
-def plan_training(settings, hp: TrainSettings, base_model: dict, dataset_version: dict) -> dict:
-    """The Pipes extras of one run; `output_dir` is keyed by data + hyperparameters + base model, so a retry
-    of the same run lands in the same folder and resumes from its checkpoints."""
+def teaching_parent(
+    settings, hp: TrainSettings, base_model: dict, dataset_version: dict, manifest: dict
+) -> tuple[dict | None, str]:
+    """(the version a run with `train.continue_from` continues (teach.parent_of), why it trains from the base
+    instead), checked before anything is launched: the version exists, its adapter and dataset version are there,
+    and the new dataset version has examples it was not trained on (else TeachError). `current` falls back to the
+    base, saying why, when no version serves or the serving one cannot be continued; a named version does not."""
+    from forge_pipeline.catalog.versions import list_versions
+    from forge_pipeline.train.sft import read_training_messages
+    from forge_pipeline.train.teach import CURRENT, TeachError, parent_of, teaching_rows
+
+    if not hp.continue_from:
+        return None, ""
+    version = manifest.get("current") if hp.continue_from == CURRENT else hp.continue_from
+    if version is None:
+        return None, "train.continue_from='current': no version serves yet, so this run trains from the base"
+    try:
+        parent = parent_of(version, manifest, list_versions(settings), base_model.get("name"))
+    except TeachError as err:
+        if hp.continue_from != CURRENT:
+            raise
+        return None, f"{err} (so this run trains from the base)"
+    # Raises TeachError when nothing is new: said here, once, instead of by a training subprocess and its retries.
+    teaching_rows(
+        read_training_messages(dataset_dir_of(dataset_version) / "train.jsonl"),
+        read_training_messages(Path(parent["parent_dataset_dir"]) / "train.jsonl"),
+        hp.teach_replay_examples,
+        hp.teach_repeats,
+        hp.seed,
+    )
+    return parent, ""
+
+
+def plan_training(
+    settings, hp: TrainSettings, base_model: dict, dataset_version: dict, parent: dict | None = None
+) -> dict:
+    """The Pipes extras of one run; `output_dir` is keyed by data + hyperparameters + base model (+ the adapter a
+    taught run continues, `parent`), so a retry of the same run lands in the same folder and resumes from its
+    checkpoints."""
     dataset_dir = dataset_dir_of(dataset_version)
-    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"])
+    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"], parent and parent["adapter_dir"])
     return {
+        "parent": parent,
         "dataset_dir": str(dataset_dir),
         "base_model_dir": str(base_model["path"]),
         "output_dir": str(settings.paths.adapters / key),

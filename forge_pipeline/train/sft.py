@@ -67,14 +67,21 @@ def dataset_content_hash(dataset_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def run_key(dataset_hash: str, hp: TrainSettings, base_model: str) -> str:
-    # The UI link and the tiny-model settings (already in the base model path) do not change the training.
-    params = hp.model_dump(mode="json", exclude={"tiny_model", "base_model", "mlflow_ui_url"})
-    payload = json.dumps({"dataset": dataset_hash, "hp": params, "base_model": str(base_model)}, sort_keys=True)
+def run_key(dataset_hash: str, hp: TrainSettings, base_model: str, parent_adapter: str | None = None) -> str:
+    # The UI link and the tiny-model settings (already in the base model path) do not change the training, nor do
+    # the teaching settings of a run from the base (so `continue_from: current` with nothing serving reuses it).
+    ignored = {"tiny_model", "base_model", "mlflow_ui_url"}
+    if not parent_adapter:
+        ignored |= {"continue_from", "teach_repeats", "teach_replay_examples"}
+    params = hp.model_dump(mode="json", exclude=ignored)
+    identity = {"dataset": dataset_hash, "hp": params, "base_model": str(base_model)}
+    if parent_adapter:  # a taught run: `continue_from: current` names another adapter as versions are published
+        identity["parent_adapter"] = str(parent_adapter)
+    payload = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _read_jsonl_messages(path: Path) -> list[dict]:
+def read_training_messages(path: Path) -> list[dict]:
     # Only the messages, and only role/content in each turn: what the chat template and the trainer read.
     return [
         {"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]}
@@ -98,7 +105,7 @@ def load_splits(dataset_dir: Path):
             if split == "validation":
                 continue
             raise FileNotFoundError(f"{path}: missing; the dataset version folder must hold train.jsonl")
-        rows = _read_jsonl_messages(path)
+        rows = read_training_messages(path)
         if rows:
             splits[split] = Dataset.from_list(rows)
     if "train" not in splits:
@@ -130,7 +137,7 @@ def tokenize_splits(splits, tokenizer, max_length: int) -> dict:
 
 def corpus_texts(dataset_dir: Path) -> list[str]:
     """All message texts of the train split (what the demo tokenizer is trained on)."""
-    return [t["content"] for row in _read_jsonl_messages(Path(dataset_dir) / "train.jsonl") for t in row["messages"]]
+    return [t["content"] for row in read_training_messages(Path(dataset_dir) / "train.jsonl") for t in row["messages"]]
 
 
 # ---------------------------------------------------------------- checkpoints and state
@@ -291,9 +298,11 @@ def train_lora(
     base_model_name: str | None = None,
     is_demo_model: bool = False,
     run_tags: dict | None = None,
+    parent: dict | None = None,
 ) -> dict:
     """Train a LoRA adapter on `dataset_dir` (train.jsonl/validation.jsonl) and return a result dict.
-    `run_tags` are added to the MLflow run's tags (the Dagster run id and URL).
+    `run_tags` are added to the MLflow run's tags (the Dagster run id and URL). `parent` (teach.parent_of) makes
+    it a taught run: that version's adapter trained on the rows new since its dataset version (train/teach.py).
 
     Re-running with the same data, hyperparameters and base model resumes from the latest checkpoint in
     `output_dir` (same MLflow run); when that run already finished, its stored result is returned.
@@ -305,7 +314,7 @@ def train_lora(
 
     dataset_dir, base_model_dir, output_dir = Path(dataset_dir), Path(base_model_dir), Path(output_dir)
     content_hash = dataset_content_hash(dataset_dir)
-    key = run_key(content_hash, hp, str(base_model_dir))
+    key = run_key(content_hash, hp, str(base_model_dir), parent and parent["adapter_dir"])
     state = _read_state(output_dir)
     if state.get("run_key") != key:
         # Another configuration left files here: its checkpoints must not be resumed into this run.
@@ -322,6 +331,9 @@ def train_lora(
     from forge_pipeline.train.text_mode import join_text_datasets, load_training_splits, text_metrics, trainer_datasets
 
     splits, texts = load_training_splits(dataset_dir, hp.text_mode)
+    taught = None
+    if parent is not None:
+        splits, taught = _teaching_splits(splits, parent, hp)
     cuda = torch.cuda.is_available()
     from accelerate import PartialState
 
@@ -337,6 +349,7 @@ def train_lora(
         "forge_version": forge_version(),
         "run_key": key,
         "is_demo_model": str(is_demo_model).lower(),
+        **({"continued_from": parent["version"]} if parent else {}),
     }
     run = (
         mlflow.start_run(
@@ -353,6 +366,11 @@ def train_lora(
                 output_dir / "run_state.json", {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"}
             )
         model, hardware = _load_model(str(base_model_dir), hp, cuda)
+        if parent is not None:
+            from peft import PeftModel
+
+            # The published adapter's weights are the start; trl trains the PeftModel it is given as it is.
+            model = PeftModel.from_pretrained(model, parent["adapter_dir"], is_trainable=True)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
@@ -374,6 +392,7 @@ def train_lora(
                 "validation_examples": len(splits["validation"]) if "validation" in splits else 0,
                 **{f"text_{split}_documents": len(data) for split, data in texts.items()},
                 "device": "cuda" if cuda else "cpu",
+                **({f"teach_{k}": v for k, v in taught.items()} if taught else {}),
             }
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
             log_dataset_input(mlflow, splits, dataset_dir, dataset_version, content_hash)
@@ -387,12 +406,12 @@ def train_lora(
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=tokenizer,
-            peft_config=lora_config(hp),
+            peft_config=None if parent is not None else lora_config(hp),
             callbacks=[callback],
         )
         join_text_datasets(trainer, tokenized, texts)
         # The LoRA starts as the identity (B = 0), so before training the held-out text is scored by the base.
-        text_figures = text_metrics(trainer, "text_base") if not resume_from else {}
+        text_figures = text_metrics(trainer, "text_base") if not resume_from and parent is None else {}
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our callback reports progress; no duplicate dict prints
@@ -446,6 +465,8 @@ def train_lora(
             "dataset_content_hash": content_hash,
             "run_key": key,
             "resumed_from": str(resume_from) if resume_from else None,
+            # A taught run: the version continued and how many new / replayed examples it trained on.
+            "continued_from": {"version": parent["version"], **taught} if parent else None,
             "hardware": hardware,
             "loss_curve_png": str(curve),
             "metrics": metrics,
@@ -458,6 +479,23 @@ def train_lora(
         if run is not None:
             # An exception: mark the run failed (a kill leaves it RUNNING; both resume into the same run).
             mlflow.end_run("FAILED")
+
+
+def _teaching_splits(splits, parent: dict, hp: TrainSettings):
+    """The train split of a taught run (teach.teaching_rows) and its counts; validation stays as it is."""
+    from datasets import Dataset
+
+    from forge_pipeline.train.teach import TeachError, teaching_rows
+
+    if hp.text_mode != "off":
+        raise TeachError(
+            f"train.continue_from with train.text_mode={hp.text_mode!r}: a taught run trains chat pairs only; set "
+            "train.text_mode=off or train from the base"
+        )
+    parent_rows = read_training_messages(Path(parent["parent_dataset_dir"]) / "train.jsonl")
+    taught = teaching_rows(list(splits["train"]), parent_rows, hp.teach_replay_examples, hp.teach_repeats, hp.seed)
+    splits["train"] = Dataset.from_list(taught.pop("rows"))
+    return splits, taught
 
 
 def final_eval_metrics(trainer) -> dict:

@@ -58,6 +58,7 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
         mlflow_run_id=info["mlflow_run_id"],
         decoding=settings.decoding,
         serving_quality=publish.serving_quality(settings.paths.manifest),
+        cache_dir=settings.paths.cache,
         knowledge_questions=knowledge.knowledge_questions(
             publish.validation_file(dataset_version).parent, settings.eval.knowledge_questions
         ),

@@ -7,6 +7,7 @@ from pydantic import Field, ValidationError
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.resources import launch_training
+from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.outputs import check_lora_adapter
 from forge_pipeline.train.plan import (
@@ -16,7 +17,9 @@ from forge_pipeline.train.plan import (
     mlflow_run_url,
     plan_training,
     png_markdown,
+    teaching_parent,
 )
+from forge_pipeline.train.teach import TeachError
 
 
 class Quantization(enum.Enum):
@@ -55,6 +58,9 @@ class LoraAdapterConfig(dg.Config):
     quantization: Quantization | None = _override("quantization", "auto (NF4 on CUDA), nf4 or none.")
     packing: bool | None = _override("packing", "Padding-free packing of examples.")
     seed: int | None = _override("seed", "Random seed of the run.")
+    continue_from: str | None = _override(
+        "continue_from", "A published version (v0003) or 'current': continue its adapter on what is new."
+    )
 
     def merged(self, train: TrainSettings) -> TrainSettings:
         overrides = {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
@@ -118,7 +124,14 @@ def lora_adapter(
     last checkpoint. Its value (the IO manager writes tables/lora_adapter.json) is what `read_lora_adapter` reads."""
     settings = forge.get()
     hp = config.merged(settings.train)
-    job = plan_training(settings, hp, base_model, dataset_version)
+    try:
+        manifest = read_manifest(settings.paths.manifest) if hp.continue_from else {}
+        parent, from_base = teaching_parent(settings, hp, base_model, dataset_version, manifest)
+    except (TeachError, ManifestError) as err:
+        raise dg.Failure(str(err), allow_retries=False) from None
+    if from_base:
+        context.log.warning(from_base)
+    job = plan_training(settings, hp, base_model, dataset_version, parent)
     run_url = dagster_run_url(settings.dagster_ui_url, context.run.run_id)
     job["run_tags"] = {
         "dagster.run_id": context.run.run_id,
@@ -154,6 +167,7 @@ def lora_adapter(
             "is_demo_model": result["is_demo_model"],
             "dataset_version": result["dataset_version"] or "",
             "base_model": result.get("base_model_name") or "",
+            "continued_from": (result.get("continued_from") or {}).get("version") or "",
             "hyperparameters": dg.MetadataValue.json(hyperparameters),
             **{k: hyperparameters[k] for k in KEY_HYPERPARAMETERS},
         },

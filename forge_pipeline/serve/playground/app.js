@@ -561,7 +561,8 @@ async function trainNow() {
     const job = await api("/v1/fine_tuning/jobs", {
       method: "POST",
       admin: true,
-      body: { model: "forge", suffix: "playground" },
+      // 'current': the serving version learns what is new since it was trained (minutes), not a full retrain.
+      body: { model: "current", suffix: "playground" },
     });
     trainMessage(`Started ${job.id}.`);
     setText($("status-job"), describeJob(job));
