@@ -271,6 +271,27 @@ def test_a_persons_correction_or_choice_is_kept_over_a_newer_automatic_near_dupl
     assert kept2["example_id"].to_list() == [ids[1]]
 
 
+def test_judgements_of_different_turns_of_one_chat_are_all_kept_however_alike(tmp_path, embedder):
+    """The playground's multi-turn chat: a correction at turn 1 and another at turn 2 of the same chat are two
+    things taught (the second carries the first as history, so they look alike); neither is dropped. An automatic
+    copy of the first is."""
+    u1 = ("user", "How often should I feed my sourdough starter when it lives on the kitchen counter?")
+    fix1 = ("assistant", "Twice a day, at about the same times, with equal flour and water.")
+    frame = make_examples(
+        [
+            [u1, fix1],
+            [u1, fix1, ("user", "And in the fridge?"), ("assistant", "Once a week, with equal flour and water.")],
+            [u1, ("assistant", "Twice a day, at roughly the same times, with equal flour and water.")],
+        ]
+    )
+    frame = frame.with_columns(tags=pl.Series([["correction"], ["correction"], []], dtype=pl.List(pl.String)))
+    ids = frame["example_id"].to_list()
+    kept, quarantine, report = deduplicate(frame, DedupSettings(cosine_threshold=0.8), embedder, tmp_path)
+    assert report.pairs and max(p["similarity"] for p in report.pairs) >= 0.8  # alike enough to be one group
+    assert sorted(kept["example_id"].to_list()) == sorted(ids[:2])
+    assert {r["record_id"]: r["reason"] for r in quarantine.rows} == {ids[2]: "near_duplicate"}
+
+
 def test_embedding_cache_and_incremental_run(tmp_path):
     embedder = Embedder()
     topics = [

@@ -169,14 +169,15 @@ def test_fine_tuning_a_published_version_continues_it_as_openai_fine_tunes_a_fin
     }
     manifest["current"] = "v0001"
     write_json_atomic(settings.paths.manifest, manifest)
+    training = sdk.files.create(file=("train.jsonl", GOOD), purpose="fine-tune")  # the SDK requires one
     for model in ("v0001", "current"):
-        job = sdk.fine_tuning.jobs.create(model=model)
+        job = sdk.fine_tuning.jobs.create(model=model, training_file=training.id)
         assert job.model == model
         assert _config_logged(sdk, job.id)["continue_from"] == model
         assert _wait_job(sdk, job.id, {"succeeded", "failed", "cancelled"}).status != "cancelled"
     for model, says in (("v0002", "records no adapter folder"), ("v0009", "cannot be fine-tuned here")):
         with pytest.raises(openai.BadRequestError) as caught:
-            sdk.fine_tuning.jobs.create(model=model)
+            sdk.fine_tuning.jobs.create(model=model, training_file=training.id)
         assert caught.value.param == "model" and says in caught.value.message
 
 

@@ -7,8 +7,10 @@
 
 Keep rule (both steps): a person's own judgement first: an example tagged `correction` or `choice` (a reply
 the person wrote or picked in the playground) is kept over any automatic example of its group, so a wrong
-automatic near-copy can never push it out. Within the same kind, the NEWEST member (`created_at`) of a group is
-kept, ties broken by the smallest `example_id`. Near-duplicates are resolved greedily newest-first: an example is kept unless a
+automatic near-copy can never push it out. A judgement gives way only to a newer judgement of the same prompt
+(the same messages before the judged reply: the person changed their mind); judgements of other turns are
+each kept, however alike (a chat judged at turn 1 and at turn 3 taught two things). Within the same kind, the
+NEWEST member (`created_at`) of a group is kept, ties broken by the smallest `example_id`. Near-duplicates are resolved greedily newest-first: an example is kept unless a
 kept example is within the threshold; a dropped one records the kept example it is closest to.
 
 Incremental: `<cache>/dedup/state.parquet` remembers the previous run's decisions (with the model and
@@ -64,14 +66,17 @@ class DedupReport:
 
 
 HUMAN_TAGS = ("correction", "choice")  # ingest.examples.interaction_tags: replies a person wrote or picked
-KEEP_RULE = "human-first"  # part of the state signature: decisions made under another keep rule are redone
+KEEP_RULE = "human-first-per-prompt"  # part of the state signature: decisions under another rule are redone
+
+
+def _is_human() -> pl.Expr:
+    return pl.col("tags").list.eval(pl.element().is_in(HUMAN_TAGS)).list.any().fill_null(False)
 
 
 def _order(frame: pl.DataFrame) -> pl.DataFrame:
     """Human-judged first, then newest first, ties by smallest example_id: the first of a group is the one kept."""
-    human = pl.col("tags").list.eval(pl.element().is_in(HUMAN_TAGS)).list.any().fill_null(False)
     return (
-        frame.with_columns(_human=human)
+        frame.with_columns(_human=_is_human())
         .sort(["_human", "created_at", "example_id"], descending=[True, True, False], nulls_last=True)
         .drop("_human")
     )
@@ -96,6 +101,9 @@ def deduplicate(
         report.exact_dropped += examples.height - ordered.height
 
     rows = ordered.select("example_id", "messages", "source_path").to_dicts()
+    human = set(ordered.filter(_is_human())["example_id"].to_list())
+    # What a judgement answers: every message before the judged reply.
+    prompt_of = {row["example_id"]: normalized_hash((row["messages"] or [])[:-1]) for row in rows}
     first_by_hash: dict[str, str] = {}
     survivors: list[int] = []
     for i, row in enumerate(rows):
@@ -160,8 +168,15 @@ def deduplicate(
         order = sorted(range(len(cand_pos)), key=lambda c: cand_pos[c])
         kept_c: set[int] = set()
         for c in order:
-            best = max(((s, b) for b, s in neighbours.get(c, []) if b in kept_c), default=None)
             eid = ids[cand_pos[c]]
+            near = [(s, b) for b, s in neighbours.get(c, []) if b in kept_c]
+            if eid in human:  # only a newer judgement of the same prompt replaces a person's judgement
+                near = [
+                    (sim, b)
+                    for sim, b in near
+                    if ids[cand_pos[b]] in human and prompt_of[ids[cand_pos[b]]] == prompt_of[eid]
+                ]
+            best = max(near, default=None)
             if best is None:
                 kept_c.add(c)
                 decisions[eid] = (None, None)
