@@ -14,9 +14,21 @@ from forge_pipeline.defs.serve import definitions as serve_definitions
 from forge_pipeline.defs.train import definitions as train_definitions
 
 # Runs launched from the UI, a sensor or a fine-tuning job run each step in its own process. Spawned, every
-# step re-imports Dagster and Forge (seconds each, ~25 steps in a retrain); Dagster's forkserver start method
-# forks them from one process that has imported this code location once. `forge demo` runs in process.
-STEP_EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
+# step re-imports Dagster, Forge and the libraries its asset imports (seconds each, ~30 steps in a retrain);
+# Dagster's forkserver start method forks them from one process that has imported these once. The forkserver
+# only imports (torch starts no thread pool until it computes), so forking it is safe. `forge demo` runs in
+# process.
+PRELOADED = (
+    "forge_pipeline.definitions",
+    "polars",
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "presidio_analyzer",
+)
+STEP_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": list(PRELOADED)}}}
+)
 
 
 def build_definitions(data_root: str | None = None, config_file: str | None = None) -> dg.Definitions:
