@@ -123,6 +123,11 @@ class ReplyChoice(BaseModel):
         return value
 
 
+# The example tags of replies a person wrote or picked in the playground (ingest.examples.interaction_tags):
+# dedup keeps them over automatic examples and the catalog never holds them out.
+PERSON_TAUGHT_TAGS = ("correction", "choice")
+
+
 class InteractionIn(BaseModel):
     """What a client posts to /v1/interactions.
 

@@ -54,15 +54,11 @@ import polars as pl
 from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
 from forge_pipeline.errors import ForgeError
 from forge_pipeline.prepare.pii_decisions import lists_record
-from forge_pipeline.records import EXAMPLE_SCHEMA, check_schema
+from forge_pipeline.records import EXAMPLE_SCHEMA, PERSON_TAUGHT_TAGS, check_schema
 from forge_pipeline.settings import ForgeSettings
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 SPLITS = ("train", "validation")
-
-
-# Tags of what a person taught in the playground (ingest.examples.interaction_tags): their groups always train.
-TAUGHT_TAGS = ("correction", "choice")
 
 
 class CatalogError(ForgeError, ValueError):
@@ -252,7 +248,7 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         "min_validation_examples": cat.min_validation_examples,
         # Part of the version id: the same examples split by another rule are another version.
         "held_out_together": ["conversation_id", "source_path"],
-        "always_trained": list(TAUGHT_TAGS),
+        "always_trained": list(PERSON_TAUGHT_TAGS),
     }
     version_id = hashlib.sha256(
         json.dumps({"ids": ids, "content": content_hash, "split": split_settings}, sort_keys=True).encode()
@@ -267,7 +263,7 @@ def create_dataset_version(examples: pl.DataFrame, settings: ForgeSettings, sour
         taught = {
             groups[row["example_id"]]
             for row in examples.select("example_id", "tags").iter_rows(named=True)
-            if set(row["tags"] or ()) & set(TAUGHT_TAGS)
+            if set(row["tags"] or ()) & set(PERSON_TAUGHT_TAGS)
         }
         split = assign_splits(ids, cat.validation_ratio, cat.split_salt, cat.min_validation_examples, groups, taught)
         examples = examples.with_columns(pl.col("example_id").replace_strict(split).alias("split"))

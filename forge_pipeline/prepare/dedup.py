@@ -34,7 +34,7 @@ import polars as pl
 from forge_pipeline.atomic import atomic_path
 from forge_pipeline.prepare.config import DedupSettings
 from forge_pipeline.prepare.embeddings import Embedder, EmbeddingCache
-from forge_pipeline.records import Quarantine
+from forge_pipeline.records import PERSON_TAUGHT_TAGS, Quarantine
 
 PLACEHOLDER_NUM_RE = re.compile(r"<([A-Z_]+?)_\d+>")
 SEARCH_BATCH = 4096  # faiss range_search allocates per query batch; it aborted above ~5,000 (benchmarks/README.md)
@@ -65,12 +65,11 @@ class DedupReport:
         return {k: v for k, v in self.__dict__.items() if k != "pairs"}
 
 
-HUMAN_TAGS = ("correction", "choice")  # ingest.examples.interaction_tags: replies a person wrote or picked
 KEEP_RULE = "human-first-per-prompt"  # part of the state signature: decisions under another rule are redone
 
 
 def _is_human() -> pl.Expr:
-    return pl.col("tags").list.eval(pl.element().is_in(HUMAN_TAGS)).list.any().fill_null(False)
+    return pl.col("tags").list.eval(pl.element().is_in(PERSON_TAUGHT_TAGS)).list.any().fill_null(False)
 
 
 def _order(frame: pl.DataFrame) -> pl.DataFrame:
