@@ -214,3 +214,52 @@ def test_a_first_name_in_e_mail_addresses_does_not_make_the_name_a_word(analyzer
     found = detect_corpus(analyzer, texts, None, ScrubSettings())
     assert [texts[1][d.start : d.end] for d in found.texts[1] if d.entity_type == "PERSON"] == ["Laura Johnson"]
     assert not [d for d in found.texts[2] if d.entity_type == "PERSON"]
+
+
+def test_a_list_of_people_names_a_person_at_the_same_place_in_every_item(analyzer):
+    """Credits and team pages list people in one shape; the NER misses an unusual spelling, a surname that is a
+    dictionary word or a name in a script without capitals, a reader does not. A list of things in the same
+    shape, with a person or two among them, keeps its things."""
+    from forge_pipeline.prepare.pii import detect_corpus
+
+    people = (
+        "Past organisers of the meetup:\n\n"
+        "- bramble ([Ingrid Halvorsen](https://example.org/ingrid))\n"
+        "- tkoster ([Tobias Köster](https://example.org/tobias))\n"
+        "- pinewood ([Dale Fisher](https://example.org/dale))\n"
+    )
+    translators = (
+        "Translators:\n\n"
+        "- lmorel, Lucie Morel (French)\n"
+        "- vkov, Владимир Ковалёв (Russian)\n"
+        "- hina, 佐藤 陽菜 (Japanese)\n"
+    )
+    things = (
+        "Reading list for the quarter:\n\n"
+        "- [Designing Data Pipelines](https://example.org/ddp) by Ingrid Halvorsen\n"
+        "- [Stream Processing](https://example.org/sp)\n"
+        "- [Query Planning](https://example.org/qp)\n"
+        "- [Tobias Köster](https://example.org/tk) on query planning\n"
+    )
+    found = detect_corpus(analyzer, [people, translators, things], None, ScrubSettings())
+    named = [
+        {t[d.start : d.end] for d in dets if d.entity_type == "PERSON"}
+        for t, dets in zip([people, translators, things], found.texts)
+    ]
+    assert {"Ingrid Halvorsen", "Tobias Köster", "Dale Fisher"} <= named[0]  # Dale Fisher by its place alone
+    assert {"Lucie Morel", "Владимир Ковалёв", "佐藤 陽菜"} <= named[1]
+    assert not named[2] & {"Designing Data Pipelines", "Stream Processing", "Query Planning"}
+
+
+def test_words_after_the_head_of_an_institution_name_no_person(analyzer):
+    """ "Grupo de Sistemas Distribuídos" is a research group: two capitalised words no English dictionary holds are
+    no sign of a person after an institution's head and its preposition."""
+    from forge_pipeline.prepare.pii import detect_corpus
+
+    texts = [
+        "## Researcher, Grupo de Sistemas Distribuídos e Redes (2024-Present)",
+        "I met Lucie Morel at the Institute for Advanced Study.",
+    ]
+    found = detect_corpus(analyzer, texts, None, ScrubSettings())
+    assert not [d for d in found.texts[0] if d.entity_type == "PERSON"]
+    assert [texts[1][d.start : d.end] for d in found.texts[1] if d.entity_type == "PERSON"] == ["Lucie Morel"]

@@ -14,13 +14,14 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 
 def person_sign(value: str, before: str, english: frozenset[str], after: str = "") -> str | None:
-    """What in the value itself, or the words just `before` it, says it names a person (None: nothing):
+    """What in the value itself, or the words just `before` it, says it names a person (None: nothing, or the
+    value follows the head of an institution's name):
     "given name" (its first word), "initials", "title", or "unknown words" (two or more capitalised words,
     none of them an English word: "Dharam Kapila", "Solyta Teng", a surname after a rare given name)."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
     words = _WORD.findall(value)
-    if not words:
+    if not words or _ORG_BEFORE.search(before):  # "Grupo de Sistemas Distribuídos", "Institute for Advanced Study"
         return None
     english_at = [is_english_word(w.casefold(), english) for w in words]
     if not any(w.casefold() in STOP_WORDS for w in words[1:]):  # "Bill To" is a form label
@@ -46,6 +47,16 @@ def person_sign(value: str, before: str, english: frozenset[str], after: str = "
     return None
 
 
+# The head of an institution's name, then its preposition, in the languages of the given-name lists' commonest
+# locales: what follows names the institution's subject, not a person.
+_ORG_BEFORE = re.compile(
+    r"(?i:\b(?:group|grupo|groupe|gruppe|institute|instituto|institut|istituto|university|universidade|universidad|"
+    r"université|universität|università|department|departamento|département|dipartimento|laboratory|laboratório|"
+    r"laboratorio|laboratoire|center|centre|centro|zentrum|school|escola|escuela|école|faculty|faculdade|facultad|"
+    r"faculté|college|ministry|ministério|ministerio|museum|museu|museo|musée|society|sociedade|sociedad|société|"
+    r"association|associação|asociación|bank|banco|banque)\s+(?:of|for|de|da|do|dos|das|del|des|du|der|für|di|em|en)"
+    r"\s+(?:the\s+)?)$"
+)
 _ARTICLE_BEFORE = re.compile(r"(?i:\bthe|\ban?)\s+$")
 _INITIALS_NAME = re.compile(r"(?<![\w.])(?:[A-Z]\.[ \t]?){1,3}([A-Z][a-zà-öø-ÿ]{2,})\b")
 _COUNTRY_INITIALS = {"U.S.", "U.K.", "E.U.", "U.N.", "U.A.E.", "P.R."}

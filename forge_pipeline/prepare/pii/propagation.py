@@ -27,6 +27,7 @@ from forge_pipeline.prepare.pii.detection import (
 )
 from forge_pipeline.prepare.pii.lexicon import english_words
 from forge_pipeline.prepare.pii.lexicon import is_english_word as _is_english_word
+from forge_pipeline.prepare.pii.lists import MIN_PEOPLE, list_sibling_names
 from forge_pipeline.prepare.pii.person_signs import given_name_pairs, person_sign
 from forge_pipeline.prepare.pii.spans import fit_to_structure, merge_spans, trim_names, url_regions
 from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept, text_concepts
@@ -238,7 +239,7 @@ _CONTACT = {"EMAIL_ADDRESS", "PHONE_NUMBER"}
 def _signed_by_itself(value: str, text: str, d: Detection, decision: NameDecision) -> bool:
     """person_sign, except that a given name which opens the vault's concept phrases is no sign by itself
     ("Meta" of the note "Meta skill" in "Meta skills are ...", "Siri" of "Siri integration")."""
-    sign = person_sign(value, text[max(0, d.start - 8) : d.start], decision.words, text[d.end : d.end + 3])
+    sign = person_sign(value, text[max(0, d.start - 40) : d.start], decision.words, text[d.end : d.end + 3])
     if sign == "given name" and normalise_concept(value).split()[0] in decision.concept_heads:
         return False
     return sign is not None
@@ -302,6 +303,24 @@ def _with_given_name_pairs(
         if d.entity_type not in NER_ENTITIES or not any(p.start < d.end and d.start < p.end for p in pairs)
     ]
     return sorted([*rest, *pairs], key=lambda d: d.start)
+
+
+def _with_list_siblings(
+    text: str, dets: list[Detection], decision: NameDecision, regions: list[tuple[int, int]]
+) -> list[Detection]:
+    """`dets` plus the names at the same place as the persons of a list of people (lists.py), where nothing is
+    found yet, outside code and URLs, and not one of the vault's concepts."""
+    people = [(d.start, d.end) for d in dets if d.entity_type == "PERSON"]
+    if len(people) < MIN_PEOPLE:
+        return dets
+    extra = [
+        Detection("PERSON", start, end, 0.6)
+        for start, end in list_sibling_names(text, people)
+        if not any(d.start < end and start < d.end for d in dets)
+        and not decision.is_concept_term(normalise_concept(text[start:end]))
+    ]
+    extra = [d for d in extra if not (regions and _inside(d, regions))]
+    return sorted([*dets, *extra], key=lambda d: d.start) if extra else dets
 
 
 def concept_phrases(decision: NameDecision) -> NameIndex:
@@ -413,6 +432,9 @@ def detect_corpus(
             text_dets[i] = kept
         if scrub.name_evidence:
             _keep_signed_names(texts, text_dets, cue_added, decision, kept_reasons)
+            for i, t in enumerate(texts):
+                if t and "\n" in t:
+                    text_dets[i] = _with_list_siblings(t, text_dets[i], decision, regions_of[i])
         if scrub.propagate_names:
             for t, dets in zip(texts, text_dets):
                 candidates |= {
