@@ -170,10 +170,18 @@ def test_language_is_detected_once_per_note_and_carried_by_its_examples(settings
         "dass wir zuerst messen müssen, bevor wir irgendetwas an der Datenbank ändern.\n",
     )
     _write(vault, "Short.md", "# Short\n\nOk.\n")
+    # Vietnamese around English technical terms: langdetect alone calls it English
+    _write(
+        vault,
+        "Kubernetes.md",
+        "# Kubernetes\n\n- Quản lý container cluster\n- Tạo Deployment file YAML\n- kubectl get pods: xem Pod\n"
+        "- Helm chart: deploy release, rollback\n- Dùng Ingress controller\n- Đọc log: kubectl logs\n",
+    )
     notes, _ = read_vault(vault, settings.ingest)
     assert dict(zip(notes["path"], notes["language"], strict=True)) == {
         "Deutsch.md": "de",
         "English.md": "en",
+        "Kubernetes.md": "vi",
         "Short.md": None,
     }
     examples, _ = build_training_examples(
@@ -184,5 +192,6 @@ def test_language_is_detected_once_per_note_and_carried_by_its_examples(settings
     assert dict(zip(examples["source_path"], examples["language"], strict=True)) == {
         "Deutsch.md": "de",
         "English.md": "en",
+        "Kubernetes.md": "vi",
         "Short.md": None,
     }
