@@ -18,7 +18,7 @@ Recipes (the levers, measured rather than assumed):
 - packed_bf16: as packed, with bf16 autocast on the CPU (AVX512-BF16/AMX where the CPU has them)
 
 Data: a catalog version folder (train.jsonl/validation.jsonl) if given, else the newest version under
-<data root>/catalog, else the sample conversations (data/sample_conversations/chats.jsonl), split 80/20.
+<data root>/catalog, else the sample conversations (forge_pipeline/sample_data/sample_conversations/chats.jsonl), split 80/20.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "forge_pipeline" / "sample_data"
 RECIPES = {
     "plain": {"packing": False, "gradient_checkpointing": True, "bf16": False, "batch": 4},
     "nogc": {"packing": False, "gradient_checkpointing": False, "bf16": False, "batch": 4},
@@ -71,9 +72,13 @@ def _examples(args) -> tuple[list[dict], list[dict], str]:
         train, validation = rows(folder / "train.jsonl"), rows(folder / "validation.jsonl")
         source = str(folder)
     else:
-        data = rows(REPO / "data" / "sample_conversations" / "chats.jsonl")
+        data = rows(SAMPLE_DATA / "sample_conversations" / "chats.jsonl")
         cut = max(1, len(data) * 4 // 5)
-        train, validation, source = data[:cut], data[cut:], "data/sample_conversations/chats.jsonl"
+        train, validation, source = (
+            data[:cut],
+            data[cut:],
+            "forge_pipeline/sample_data/sample_conversations/chats.jsonl",
+        )
     return train[: args.examples], validation[: args.heldout], source
 
 

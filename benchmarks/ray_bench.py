@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "forge_pipeline" / "sample_data"
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -123,7 +124,7 @@ def bench_prepare(args) -> dict:
     from forge_pipeline.runtime.ray_prepare import RayPiiAnalyzer
 
     texts = []
-    for path in sorted((REPO / "data" / "sample_conversations").rglob("*.jsonl")):
+    for path in sorted((SAMPLE_DATA / "sample_conversations").rglob("*.jsonl")):
         for line in path.read_text().splitlines():
             try:
                 texts.extend(m.get("content") or "" for m in json.loads(line).get("messages", []))

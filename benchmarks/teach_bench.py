@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+DAGSTER_YAML = REPO / "forge_pipeline" / "dagster.yaml"
 # (question, the person's correction of the served answer), one per round.
 TEACHINGS = [
     (
@@ -230,7 +231,7 @@ def main() -> None:
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").is_file():
-        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FORGE_DATA_ROOT": str(root), "DAGSTER_HOME": str(home)}
     dagster_port, serve_port = free_port(), free_port()
     dagster_url = f"http://127.0.0.1:{dagster_port}"

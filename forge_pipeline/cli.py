@@ -28,12 +28,13 @@ STAGES_WITH_COMMANDS = ("ingest", "prepare", "catalog", "curate", "train", "expo
 
 
 def _dagster_home(settings) -> Path:
-    """DAGSTER_HOME, defaulting to <data_root>/dagster_home with the repo's dagster.yaml copied in."""
+    """DAGSTER_HOME, defaulting to <data_root>/dagster_home, with Forge's dagster.yaml copied in."""
+    from forge_pipeline.settings import DAGSTER_YAML
+
     home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.root / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    repo_config = Path(__file__).resolve().parent.parent / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and repo_config.exists():
-        (home / "dagster.yaml").write_text(repo_config.read_text())
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -6,8 +6,8 @@ nested fields, e.g. `FORGE_TRAIN__LEARNING_RATE=1e-4`), the YAML or TOML file na
 then the defaults below.
 
 Outputs go under the working directory's `.forge_data` unless a data root is set: never inside the installed
-package. The input defaults (vault_dir, conversations_dir, eval_prompts) point at the sample data shipped in the
-source checkout's `data/`, read-only; an installed Forge has no such folder, so it needs them set.
+package. The input defaults (vault_dir, conversations_dir, eval_prompts) point at the sample data shipped inside
+the package (`forge_pipeline/sample_data/`, read only), so `forge demo` runs wherever Forge is installed.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ from forge_pipeline.runtime.config import RuntimeSettings
 from forge_pipeline.serve.config import ServeSettings
 from forge_pipeline.train.config import TrainSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO_ROOT / "data"  # the source checkout's sample inputs, read only
+SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data"  # the demo's inputs, shipped in the package, read only
+# The Dagster instance settings Forge runs with (queued runs, run monitoring, one training at a time), copied
+# into a DAGSTER_HOME that has none.
+DAGSTER_YAML = Path(__file__).resolve().parent / "dagster.yaml"
 DATA_ROOT_NAME = ".forge_data"
 
 
@@ -176,7 +178,7 @@ def interaction_folders(conversations_dir: Path, server_interactions: Path | Non
 
 
 class DataPaths:
-    """The layout of the data root. Nothing writes outside it (and never into the shipped `data/`)."""
+    """The layout of the data root. Nothing writes outside it (and never into the shipped sample data)."""
 
     def __init__(self, root: Path, interactions_dir: Path | None = None):
         self.root = root

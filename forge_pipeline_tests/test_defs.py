@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from forge_pipeline.definitions import defs
+from forge_pipeline.settings import DAGSTER_YAML
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINING_POOL = "forge/training"
@@ -102,11 +103,11 @@ def test_the_run_config_of_a_taught_retrain_is_valid_for_the_retrain_job():
 
 
 def test_two_runs_wanting_the_training_pool_take_turns(tmp_path, monkeypatch):
-    """With the repo's dagster.yaml, a second run's step in the training pool waits for the first one's."""
+    """With Forge's dagster.yaml, a second run's step in the training pool waits for the first one's."""
     assert {defs.get_assets_def(key).op.pool for key in ("lora_adapter", "preference_adapter")} == {TRAINING_POOL}
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     release, started, results = threading.Event(), [], {}
 

@@ -20,7 +20,7 @@ from forge_pipeline.export.manifest import read_manifest, verify_version
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Values planted in data/sample_vault and data/sample_conversations (see data/README.md) that the PII step
+# Values planted in the sample vault and conversations (forge_pipeline/sample_data/, see its README) that the PII step
 # must remove before anything is written past scrubbed_examples.
 PLANTED_PII = [
     "jonas.berg@gmail.com",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from forge_pipeline.settings import SAMPLE_DATA
 from forge_pipeline_tests.ui_support import (
     REPO_ROOT,
     chromium_page,
@@ -252,9 +253,7 @@ def test_new_interaction_file_makes_the_sensor_request_a_data_run(tmp_path):
     # A copy of the sample conversations without their interactions folder: the only interaction records
     # the sensor can see are the one this test writes.
     conversations = tmp_path / "conversations"
-    shutil.copytree(
-        REPO_ROOT / "data" / "sample_conversations", conversations, ignore=shutil.ignore_patterns("interactions")
-    )
+    shutil.copytree(SAMPLE_DATA / "sample_conversations", conversations, ignore=shutil.ignore_patterns("interactions"))
     env = {"FORGE_CONVERSATIONS_DIR": str(conversations), "FORGE_SERVE__RETRAIN_THRESHOLD": "1000"}
     with (
         dagster_dev(tmp_path, data_root=data_root, workspace=REPO_ROOT / "workspace.yaml", extra_env=env) as url,

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from forge_pipeline.settings import DAGSTER_YAML
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = Path(os.environ.get("FORGE_CHROMIUM", "/usr/bin/chromium"))
@@ -142,10 +144,10 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def dagster_home(tmp_path: Path) -> Path:
-    """A fresh DAGSTER_HOME with the repo's dagster.yaml (queued runs, run monitoring, SQLite storage)."""
+    """A fresh DAGSTER_HOME with Forge's dagster.yaml (queued runs, run monitoring, SQLite storage)."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
     return home
 
 
