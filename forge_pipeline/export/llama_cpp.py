@@ -203,4 +203,7 @@ def gguf_metadata(
 def gguf_token_text(path: Path, token_id: int) -> str:
     from gguf import GGUFReader
 
-    return GGUFReader(str(path)).get_field("tokenizer.ggml.tokens").contents(token_id)
+    tokens = GGUFReader(str(path)).get_field("tokenizer.ggml.tokens")
+    if tokens is None:
+        raise ValueError(f"{path}: the GGUF has no tokenizer.ggml.tokens")
+    return tokens.contents(token_id)
