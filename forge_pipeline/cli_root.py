@@ -10,17 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-
-# typer 0.29 carries its own copy of click and exports no public name for the click Context a group is invoked
-# with (typer.Context is a subclass of it) nor for click's unknown-option error.
-from typer._click import Context as ClickContext
-from typer._click.exceptions import NoSuchOption
 from typer.core import TyperGroup
 
 from forge_pipeline.errors import ForgeError
+
+if TYPE_CHECKING:
+    # typer 0.29 carries its own copy of click and exports no public name for the click Context a group is
+    # invoked with (typer.Context is a subclass of it); only the checker reads this private module.
+    from typer._click import Context as ClickContext
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _say_where_root_options_go(err: typer.TyperException) -> None:
     if option in ROOT_OPTIONS and ctx is not None:
         command = " ".join(_words_below_root(ctx))
         err.message = f"{option} goes before the command: forge {option} VALUE {command} ..."
-        if isinstance(err, NoSuchOption):
+        if hasattr(err, "possibilities"):  # click's unknown-option error
             err.possibilities = None  # click's "Possible options" list would not hold it
 
 
