@@ -21,10 +21,11 @@ ray-setup: setup
 demo: setup
 	$(VENV)/bin/forge demo
 
-# Lint and format check first: they take seconds, the suite takes minutes.
+# Lint, format and type checks first: they take seconds to minutes, the suite takes longer.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy forge_pipeline
 
 test: setup ui-deps lint
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -101,11 +101,13 @@ def _demo(console, settings, select: str, run_id: str, config_file: Path | None)
     )
 
     finished: set[str] = set()
-    outcome: dict[str, object] = {}
+    # what the worker thread hands back: the run's result, or the exception that stopped it
+    results: list[dg.ExecuteInProcessResult] = []
+    errors: list[Exception] = []
 
     def run() -> None:
         try:
-            outcome["result"] = job.execute_in_process(
+            result = job.execute_in_process(
                 instance=instance,
                 asset_selection=[dg.AssetKey.from_user_string(k) for k in selected],
                 raise_on_error=False,
@@ -115,7 +117,9 @@ def _demo(console, settings, select: str, run_id: str, config_file: Path | None)
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             )
         except Exception as err:  # surfaced below, after the progress display closes
-            outcome["error"] = err
+            errors.append(err)
+        else:
+            results.append(result)
 
     # The run (worker thread) imports MLflow's SQLAlchemy store late, while this thread reads Dagster's SQLite
     # storage: two threads importing sqlalchemy.orm at once crashed the demo ("partially initialized module
@@ -154,9 +158,9 @@ def _demo(console, settings, select: str, run_id: str, config_file: Path | None)
             if not was_alive:
                 break
 
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    if errors:
+        raise errors[0]
+    result = results[0]
     if not result.success:
         for line in _failure_lines(result, asset_graph, select, home):
             console.print(line, markup=False, soft_wrap=True)

@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
 from forge_pipeline.errors import ForgeError
+
+if TYPE_CHECKING:
+    # typer 0.29 carries its own copy of click and exports no public name for the click Context a group is
+    # invoked with (typer.Context is a subclass of it); only the checker reads this private module.
+    from typer._click import Context as ClickContext
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,10 @@ class RootOptions:
 
 def root_options(
     ctx: typer.Context,
-    data_root: Path = typer.Option(
+    data_root: Path | None = typer.Option(
         None, "--data-root", help="Where outputs go (default: FORGE_DATA_ROOT, the settings file, or ./.forge_data)."
     ),
-    config: Path = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="Settings file (YAML/TOML) read instead of FORGE_CONFIG / ./forge.yaml."
     ),
 ) -> None:
@@ -59,7 +65,7 @@ class ForgeGroup(TyperGroup):
     Nested groups (`forge dataset`, `forge pii`) use it too, so the line names the whole command; were one to
     forget, the root group still catches the error and names the first word."""
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except typer.TyperException as err:  # click's usage errors, printed by click (exit status 2)
@@ -84,17 +90,18 @@ def _say_where_root_options_go(err: typer.TyperException) -> None:
     if option in ROOT_OPTIONS and ctx is not None:
         command = " ".join(_words_below_root(ctx))
         err.message = f"{option} goes before the command: forge {option} VALUE {command} ..."
-        err.possibilities = None  # click's "Possible options" list would not hold it
+        if hasattr(err, "possibilities"):  # click's unknown-option error
+            err.possibilities = None  # click's "Possible options" list would not hold it
 
 
-def _command_name(ctx: typer.Context) -> str:
+def _command_name(ctx: ClickContext) -> str:
     """'forge dataset show', from the context of the group that caught the error and the subcommand it ran."""
     return " ".join(["forge", *_words_below_root(ctx), *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])])
 
 
-def _words_below_root(ctx: typer.Context) -> list[str]:
-    words = []
+def _words_below_root(ctx: ClickContext) -> list[str]:
+    words: list[str] = []
     while ctx.parent is not None:
-        words.insert(0, ctx.info_name)
+        words.insert(0, ctx.info_name or "")
         ctx = ctx.parent
     return words

@@ -12,16 +12,20 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ROLES = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+# A column's type as the schemas write it: a class (pl.String) or an instance carrying parameters (pl.List(...)).
+ColumnType = pl.DataType | type[pl.DataType]
 
 MESSAGE_DTYPE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
-EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
+EXAMPLE_SCHEMA: dict[str, ColumnType] = {
     "example_id": pl.String,
     "messages": MESSAGE_DTYPE,
     "source": pl.String,  # "vault" | "conversation" | "interaction" | "import"
@@ -31,7 +35,7 @@ EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "tags": pl.List(pl.String),
 }
 
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+QUARANTINE_SCHEMA: dict[str, ColumnType] = {
     "stage": pl.String,  # the asset that dropped it
     "file": pl.String,
     "line": pl.Int64,  # 1-based line in the file, null when not line-oriented
@@ -42,7 +46,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def iter_jsonl(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, object]]:
+def iter_jsonl(path: Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
     """(line number, value) for every non-blank line of a JSONL file Forge wrote itself; a broken line raises
     `error` naming file and line (these files are outputs, not user input: user input is quarantined line by
     line by the ingest readers)."""
@@ -92,7 +96,7 @@ class ChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal[ROLES]
+    role: Role
     content: str
 
     @field_validator("content")
@@ -246,7 +250,7 @@ class Quarantine:
         return counts
 
 
-def check_schema(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> list[str]:
+def check_schema(frame: pl.DataFrame, schema: Mapping[str, ColumnType]) -> list[str]:
     """Differences between a frame's schema and the expected one (empty list when it matches)."""
     problems = []
     for name, dtype in schema.items():

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -273,7 +274,7 @@ def _load(overrides: dict) -> ForgeSettings:
         raise SettingsError(str(err)) from None
 
 
-def _describe_error(error: dict) -> str:
+def _describe_error(error: ErrorDetails) -> str:
     """'field.path: message (got value)', plus the environment variable when that is where the value came from."""
     path = ".".join(str(p) for p in error["loc"])
     variable = "FORGE_" + "__".join(str(p) for p in error["loc"]).upper()

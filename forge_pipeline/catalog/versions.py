@@ -46,6 +46,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def assign_splits(
     salt: str,
     min_validation: int,
     groups: dict[str, str] | None = None,
-    trains: set[str] = frozenset(),
+    trains: AbstractSet[str] = frozenset(),
 ) -> dict[str, str]:
     """example_id → "train" | "validation" by the module's split rule; `groups` maps an example_id to its group
     (default: every example its own group); the groups in `trains` are never held out."""

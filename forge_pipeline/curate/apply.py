@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from forge_pipeline.curate.decisions import Decision
-from forge_pipeline.records import EXAMPLE_SCHEMA, MESSAGE_DTYPE, Quarantine, example_id_for
+from forge_pipeline.records import EXAMPLE_SCHEMA, MESSAGE_DTYPE, ColumnType, Quarantine, example_id_for
 
 STAGE = "curated_examples"
 
@@ -40,7 +40,7 @@ def apply_decisions(
         decision = decisions.get(example_id)
         status = decision.status if decision else "unreviewed"
         counts[status] += 1
-        if status == "rejected":
+        if decision is not None and decision.status == "rejected":
             quarantine.add(
                 reason="rejected_by_reviewer",
                 detail=decision.reason or "",
@@ -61,7 +61,8 @@ def apply_decisions(
             continue
         out = dict(row)
         out["edited_from"] = None
-        if status == "edited":
+        if decision is not None and decision.status == "edited":
+            assert decision.messages is not None  # the store refuses an edit without messages (decisions._validate)
             messages = [{"role": m["role"], "content": m["content"]} for m in decision.messages]
             out["messages"] = messages
             out["example_id"] = example_id_for(messages)
@@ -71,7 +72,7 @@ def apply_decisions(
         counts["included"] += 1
 
     extra = [c for c in frame.columns if c not in EXAMPLE_SCHEMA and c not in ("curation_status", "edited_from")]
-    schema = {
+    schema: dict[str, ColumnType] = {
         **EXAMPLE_SCHEMA,
         **{c: frame.schema[c] for c in extra},
         "edited_from": pl.String,

@@ -25,28 +25,30 @@ def _dataset_group(app: typer.Typer) -> typer.Typer:
     for group in app.registered_groups:
         if group.name == "dataset" and group.typer_instance is not None:
             return group.typer_instance
-    group = typer.Typer(cls=ForgeGroup, help="Inspect and validate datasets.", no_args_is_help=True)
-    app.add_typer(group, name="dataset")
-    return group
+    dataset = typer.Typer(cls=ForgeGroup, help="Inspect and validate datasets.", no_args_is_help=True)
+    app.add_typer(dataset, name="dataset")
+    return dataset
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def curate(
         ctx: typer.Context,
-        source: str = typer.Option(
+        source: str | None = typer.Option(
             None, help="Only examples from this source (vault, conversation, interaction, import)."
         ),
-        tag: str = typer.Option(None, help="Only examples with this tag."),
+        tag: str | None = typer.Option(None, help="Only examples with this tag."),
         status: str = typer.Option(
             "unreviewed",
             help="Only examples whose decision is this (unreviewed, approved, rejected, edited, skipped, all).",
         ),
-        search: str = typer.Option(None, help="Only examples whose text contains this (case-insensitive)."),
+        search: str | None = typer.Option(None, help="Only examples whose text contains this (case-insensitive)."),
         approve_all: bool = typer.Option(False, "--approve-all", help="Approve every selected example, no questions."),
-        export: Path = typer.Option(None, "--export", help="Write all decisions to this JSONL file and exit."),
-        import_: Path = typer.Option(None, "--import", help="Read decisions from this JSONL file and exit."),
-        reviewer: str = typer.Option(None, help="Name stored with decisions (default: curate.reviewer or $USER)."),
+        export: Path | None = typer.Option(None, "--export", help="Write all decisions to this JSONL file and exit."),
+        import_: Path | None = typer.Option(None, "--import", help="Read decisions from this JSONL file and exit."),
+        reviewer: str | None = typer.Option(
+            None, help="Name stored with decisions (default: curate.reviewer or $USER)."
+        ),
     ) -> None:
         """Review examples one at a time (a approve, r reject, e edit, s skip, u undo, v view all, q quit); decisions are
         kept in <data_root>/curation.sqlite and apply to every later dataset version."""
@@ -85,7 +87,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         version: str = typer.Argument(..., help="Version id from the catalog, `latest`, or a version folder."),
         as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
-        hardware: str = typer.Option(None, help="Estimate for cpu or gpu (default: curate.estimate_hardware)."),
+        hardware: str | None = typer.Option(None, help="Estimate for cpu or gpu (default: curate.estimate_hardware)."),
     ) -> None:
         """Counts by source and tag, token lengths (with a histogram PNG), PII replaced, duplicates removed,
         a sample, and an estimate of training time and memory."""

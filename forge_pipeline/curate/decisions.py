@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from forge_pipeline.errors import ForgeError
 
@@ -305,7 +306,8 @@ class DecisionStore:
             unknown = set(payload) - fields
             if unknown:
                 raise DecisionError(f"{where}: unknown field(s) {sorted(unknown)}")
-            decision = Decision(**{k: payload.get(k) for k in fields})
+            values: dict[str, Any] = {k: payload.get(k) for k in fields}  # _validate checks each type next
+            decision = Decision(**values)
             _validate(decision, where)
             parsed.append(decision)
         for decision in parsed:

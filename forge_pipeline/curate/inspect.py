@@ -36,6 +36,7 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import polars as pl
 
@@ -46,12 +47,22 @@ from forge_pipeline.records import read_jsonl
 from forge_pipeline.settings import ForgeSettings, load_settings
 from forge_pipeline.train.config import TrainSettings
 
-CPU_REFERENCE = {
+
+class ThroughputReference(TypedDict):
+    """A measured training speed; an estimate for another model scales it by parameter count."""
+
+    tokens_per_s: float
+    params: int
+    what: str
+    peak_gb: NotRequired[float]
+
+
+CPU_REFERENCE: ThroughputReference = {
     "tokens_per_s": 12_500,
     "params": 2_229_504,
     "what": "tiny demo Llama, 2 CPU cores, LoRA r=16, batch 4, 2026-11-22",
 }
-GPU_REFERENCE = {
+GPU_REFERENCE: ThroughputReference = {
     "tokens_per_s": 3_031,
     "params": 8_030_261_248,
     "peak_gb": 14.6,
@@ -343,7 +354,7 @@ def token_length_histogram_png(lengths: dict[str, list[int]], max_length: int | 
     edges = np.histogram_bin_edges(everything or [0, 1], bins=bins)
     for name, values in lengths.items():
         if values:
-            axes.hist(values, bins=edges, alpha=0.6, label=f"{name} ({len(values)})")
+            axes.hist(values, bins=edges.tolist(), alpha=0.6, label=f"{name} ({len(values)})")
     if max_length and everything and max(everything) >= max_length / 2:
         axes.axvline(max_length, color="red", linestyle="--", label=f"max_length {max_length}")
     elif max_length:

@@ -286,9 +286,9 @@ def run_review(
             if key == "q":
                 break
             if key == "a":
-                store.decide(example_id, "approved", reviewer=reviewer, expected=shown)
+                decided = store.decide(example_id, "approved", reviewer=reviewer, expected=shown)
             elif key == "s":
-                store.decide(example_id, "skipped", reviewer=reviewer, expected=shown)
+                decided = store.decide(example_id, "skipped", reviewer=reviewer, expected=shown)
             elif key == "r":
                 reason = line_reader("reason for rejecting (Enter alone cancels, Ctrl-C quits): ")
                 if reason is None:
@@ -296,12 +296,12 @@ def run_review(
                 if not reason.strip():
                     console.print("not rejected (no reason given)")
                     continue
-                store.decide(example_id, "rejected", reason=reason.strip(), reviewer=reviewer, expected=shown)
+                decided = store.decide(example_id, "rejected", reason=reason.strip(), reviewer=reviewer, expected=shown)
             elif key == "e":
                 edited = _edit(example, shown, console, key_reader)
                 if edited is None:
                     continue
-                store.decide(
+                decided = store.decide(
                     example_id,
                     "edited",
                     messages=edited,
@@ -329,7 +329,7 @@ def run_review(
         except DecisionConflict as err:
             console.print(f"[yellow]{escape(str(err))}[/yellow]; here it is again")
             continue
-        actions[store.get(example_id).status] += 1
+        actions[decided.status] += 1
         position += 1
     else:
         console.print(f"reviewed all {len(examples)} selected examples")
@@ -341,14 +341,15 @@ def _edit(example: dict, shown: Decision | None, console, key_reader: Callable[[
     from rich.markup import escape
 
     start = shown.messages if shown and shown.status == "edited" and shown.messages else example["messages"]
-    text: str | None = as_editable(start)
+    text = as_editable(start)
     while True:
-        edited, problems, text = edit_in_editor(text)
+        edited, problems, saved = edit_in_editor(text)
         if edited is not None:
             return edited
         console.print("[red]edit not saved:[/red] " + escape(escape_control("; ".join(problems))))
-        if text is None:
+        if saved is None:
             return None
+        text = saved
         console.print("press e to fix it in the editor (your text is kept), any other key to discard the edit")
         if key_reader().lower() != "e":
             return None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from forge_pipeline.records import ROLES, ChatMessage, escape_control, strip_control
 
@@ -42,7 +43,7 @@ def approx_tokens(messages: Sequence[Mapping[str, str]]) -> int:
 OPTIONAL_FIELDS = ("name", "weight")
 
 
-def _message_problem(index: int, turn: dict, error: dict) -> str:
+def _message_problem(index: int, turn: dict, error: ErrorDetails) -> str:
     """One pydantic error of ChatMessage in this checker's words (field path, what was wrong, what is expected)."""
     field = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":

@@ -11,12 +11,16 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forge_pipeline.embed.config import EmbedSettings
 from forge_pipeline.errors import ForgeError
 from forge_pipeline.prepare.embeddings import Embedder
+
+if TYPE_CHECKING:  # llama.cpp is loaded with the first GGUF model
+    from llama_cpp import Llama
 
 SMALL_BATCH = 8  # texts up to which encoding runs on one thread (queries, not index builds)
 
@@ -34,10 +38,6 @@ class SentenceTransformerBackend(Embedder):
         super().__init__(model_path, batch_size)
         # torch releases the GIL while encoding; one lock keeps server threads from sharing a batch.
         self._lock = threading.Lock()
-
-    @property
-    def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -68,7 +68,7 @@ class GgufBackend:
         self.n_ctx = n_ctx
         self.batch_size = batch_size
         self.texts_encoded = 0
-        self._llm = None
+        self._llm: Llama | None = None
         self._lock = threading.Lock()  # a llama.cpp context is not thread-safe
 
     @property
@@ -76,7 +76,7 @@ class GgufBackend:
         return Path(self.model_path).name
 
     @property
-    def llm(self):
+    def llm(self) -> Llama:
         if self._llm is None:
             from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
 

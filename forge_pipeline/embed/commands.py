@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         query: str = typer.Argument(..., help="What to look for, in plain words."),
         k: int = typer.Option(5, "-k", "--top", min=1, max=100, help="How many results."),
-        source: str = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
+        source: str | None = typer.Option(None, help="Only this source: vault, conversation, interaction, import."),
     ) -> None:
         """Search your notes and interactions (embedding_index) and print a table of the best matches."""
         import os

@@ -22,9 +22,9 @@ from forge_pipeline.embed.chunking import chunk_messages
 from forge_pipeline.embed.config import EmbedSettings
 from forge_pipeline.embed.store import load_current_for_reuse, write_version
 from forge_pipeline.prepare.embeddings import EmbeddingCache
-from forge_pipeline.records import read_jsonl
+from forge_pipeline.records import ColumnType, read_jsonl
 
-CHUNK_SCHEMA: dict[str, pl.DataType] = {
+CHUNK_SCHEMA: dict[str, ColumnType] = {
     "chunk_id": pl.String,  # <example_id>:<chunk_index>
     "example_id": pl.String,
     "chunk_index": pl.Int32,
@@ -95,9 +95,10 @@ def make_faiss_index(vectors: np.ndarray, index_type: str, settings: EmbedSettin
 
     dim = vectors.shape[1]
     if index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.hnsw.efSearch = settings.hnsw_ef_search  # saved with the index, so readers search the same way
+        hnsw = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = settings.hnsw_ef_construction
+        hnsw.hnsw.efSearch = settings.hnsw_ef_search  # saved with the index, so readers search the same way
+        index: faiss.Index = hnsw
     else:
         index = faiss.IndexFlatIP(dim)
     if len(vectors):

@@ -80,7 +80,8 @@ def _best_per_example(
     version: IndexVersion, query_vector: np.ndarray, fetch: int, k: int, source: str | None
 ) -> list[dict]:
     scores, rows = _search_one_thread(version.faiss_index, query_vector, fetch)
-    results, seen = [], set()
+    results: list[dict] = []
+    seen: set[str] = set()
     for score, row in zip(scores[0].tolist(), rows[0].tolist()):
         if row < 0:
             continue

@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from forge_pipeline.atomic import atomic_directory, locked, write_json_atomic
 from forge_pipeline.errors import ForgeError
+
+if TYPE_CHECKING:  # faiss is imported where an index is read or written
+    import faiss
 
 CHUNKS_FILE, FAISS_FILE, META_FILE, VERSIONS_FILE = "chunks.parquet", "index.faiss", "meta.json", "versions.json"
 INDEX_FILES = (CHUNKS_FILE, FAISS_FILE, META_FILE)
@@ -40,7 +44,7 @@ class IndexVersion:
     meta: dict
     chunks: pl.DataFrame  # without the vector column
     vectors: np.ndarray
-    faiss_index: object
+    faiss_index: faiss.Index
 
 
 def read_versions(root: Path) -> dict:

@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def rollback(
         ctx: typer.Context,
-        version: str = typer.Argument(None, help="Version to make current (default: the previously promoted one)."),
+        version: str | None = typer.Argument(
+            None, help="Version to make current (default: the previously promoted one)."
+        ),
     ) -> None:
         """Re-point the adapter manifest's current version (files are verified against their sha256 first)."""
         from forge_pipeline.export.manifest import read_manifest

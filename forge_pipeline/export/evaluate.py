@@ -30,6 +30,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from forge_pipeline.atomic import write_json_atomic
 from forge_pipeline.decoding import DecodingSettings
@@ -292,7 +293,9 @@ def evaluate_adapter(
     # fp32 on CPU (bf16 matmuls are slow there); bf16 on a GPU, where a real base model would not fit in fp32.
     on_gpu = torch.cuda.is_available()
     base = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.bfloat16 if on_gpu else torch.float32)
-    model = PeftModel.from_pretrained(base.to("cuda" if on_gpu else "cpu"), str(adapter_dir))
+    # transformers decorates PreTrainedModel.to with functools.wraps(torch.nn.Module.to), which types the bound
+    # method as the unbound function: the checker takes the device for `self`.
+    model = PeftModel.from_pretrained(base.to("cuda" if on_gpu else "cpu"), str(adapter_dir))  # type: ignore[arg-type]
     model.eval()
 
     started = time.perf_counter()
@@ -303,7 +306,7 @@ def evaluate_adapter(
     messages = [p["messages"] for p in prompts] + [q["messages"] for q in questions]
     cached = base_side_path(cache_dir, base_model_dir, examples, messages, limit, decoding, max_length)
     from_cache = cached is not None and cached.is_file()
-    if from_cache:
+    if cached is not None and from_cache:
         stored = json.loads(cached.read_text(encoding="utf-8"))
         base_figures, base_outputs = stored["figures"], stored["outputs"]
     else:
@@ -320,7 +323,7 @@ def evaluate_adapter(
         [o["text"] for o in base_outputs[len(prompts) :]],
         [o["text"] for o in tuned_outputs[len(prompts) :]],
     )
-    quality = score_answers(rows)
+    quality: dict[str, Any] = score_answers(rows)  # + the signature and the eval prompts' summary, below
     eval_rows = [r for r in rows if r.get("reference") is None]
     # The eval prompts are the same file every run: a later run compares its answers with this version's, when
     # they were decoded the same way (the signature).

@@ -79,7 +79,7 @@ def knowledge_questions(dataset_dir: Path, limit: int) -> list[dict]:
         m["content"] for rows in splits.values() for r in rows for m in r["messages"] if m["role"] == "assistant"
     ]
     document_frequency = Counter(stem for reply in replies for stem in {_stem(w) for w in words(reply)})
-    questions = []
+    questions: list[dict] = []
     for split, held_out in (("validation", True), ("train", False)):
         vault = sorted((r for r in splits[split] if r.get("source") == "vault"), key=lambda r: r.get("example_id", ""))
         for row in vault:

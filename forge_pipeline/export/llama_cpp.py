@@ -54,7 +54,7 @@ def default_converter_dir() -> Path:
 class LlamaCppToolchain:
     """Locates the converter folder and runs the converters and the quantizer."""
 
-    def __init__(self, converter_dir: Path | None = None, timeout_s: float = 1800.0):
+    def __init__(self, converter_dir: str | Path | None = None, timeout_s: float = 1800.0):
         self.converter_dir = Path(converter_dir or default_converter_dir()).resolve()
         self.timeout_s = timeout_s
         missing = [
@@ -203,4 +203,7 @@ def gguf_metadata(
 def gguf_token_text(path: Path, token_id: int) -> str:
     from gguf import GGUFReader
 
-    return GGUFReader(str(path)).get_field("tokenizer.ggml.tokens").contents(token_id)
+    tokens = GGUFReader(str(path)).get_field("tokenizer.ggml.tokens")
+    if tokens is None:
+        raise ValueError(f"{path}: the GGUF has no tokenizer.ggml.tokens")
+    return tokens.contents(token_id)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
 @contextmanager
@@ -47,7 +51,9 @@ def render_prompt(llm, messages: list[dict]) -> str:
         if llm.token_bos() >= 0
         else ""
     )
-    return Jinja2ChatFormatter(template, eos_token=end_token(llm), bos_token=bos)(messages=messages).prompt
+    formatter = Jinja2ChatFormatter(template, eos_token=end_token(llm), bos_token=bos)
+    # Forge's chat turns ({role, content}, checked by records.ChatMessage) are llama.cpp's request messages
+    return formatter(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
 
 
 def generation_check(

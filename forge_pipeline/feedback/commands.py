@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def promote(
         ctx: typer.Context,
-        version: str = typer.Argument(None, help="The candidate version (default: whichever is the candidate)."),
+        version: str | None = typer.Argument(None, help="The candidate version (default: whichever is the candidate)."),
     ) -> None:
         """Make the A/B candidate the current version (all traffic); the server hot-swaps to it."""
         from forge_pipeline.export.manifest import promote_candidate
@@ -65,8 +65,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def candidate(
         ctx: typer.Context,
-        version: str = typer.Argument(None, help="Version to A/B test against the current one."),
-        share: float = typer.Option(
+        version: str | None = typer.Argument(None, help="Version to A/B test against the current one."),
+        share: float | None = typer.Option(
             None, help="Share of chat requests (0-1]; default feedback.candidate_traffic_share."
         ),
         clear: bool = typer.Option(False, "--clear", help="Stop the A/B test (all traffic to current)."),

@@ -40,8 +40,8 @@ def serving_stats(served: list[dict], version: str) -> dict:
 
 def feedback_stats(interactions: list, version_a: str, version_b: str) -> dict[str, dict]:
     """Ratings and corrections per version, and head-to-head wins between the two versions."""
-    ratings = {v: Counter() for v in (version_a, version_b)}
-    wins = Counter()
+    ratings: dict[str, Counter[str]] = {v: Counter() for v in (version_a, version_b)}
+    wins: Counter[str] = Counter()
     for record in interactions:
         if record.model_version in ratings:
             if record.rating:

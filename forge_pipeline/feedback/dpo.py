@@ -16,6 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 from forge_pipeline.atomic import atomic_directory, write_json_atomic
 from forge_pipeline.feedback.config import FeedbackSettings
@@ -124,6 +125,7 @@ def train_preference_adapter(
             "is_demo_model": str(bool(sft.get("is_demo_model"))).lower(),
         },
     )
+    finished = False
     try:
         write_json_atomic(state_path, {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"})
         mlflow.log_params(
@@ -160,7 +162,8 @@ def train_preference_adapter(
         adapter_dir = output_dir / "adapter"
         with atomic_directory(adapter_dir) as staging:
             # Only the trained adapter: trl's frozen "ref" copy is training machinery, not a result.
-            trainer.model.save_pretrained(staging, selected_adapters=["default"])
+            # trl types Trainer.model as any model; here it is the PeftModel that was trained
+            cast(PeftModel, trainer.model).save_pretrained(str(staging), selected_adapters=["default"])
             tokenizer.save_pretrained(staging)
         history = trainer.state.log_history
         curve = loss_curve_png([{"step": h.get("step", 0), **h} for h in history], output_dir / "loss_curve.png")
@@ -196,8 +199,8 @@ def train_preference_adapter(
         }
         record_finished_run(output_dir, key, run.info.run_id, result)  # state_path, as SFT runs write it
         mlflow.end_run("FINISHED")
-        run = None
+        finished = True
         return result
     finally:
-        if run is not None:
+        if not finished:
             mlflow.end_run("FAILED")

@@ -23,10 +23,10 @@ from pathlib import Path
 import polars as pl
 from pydantic import ValidationError
 
-from forge_pipeline.records import EXAMPLE_SCHEMA, MESSAGE_DTYPE, Quarantine, example_id_for
+from forge_pipeline.records import EXAMPLE_SCHEMA, MESSAGE_DTYPE, ColumnType, Quarantine, example_id_for
 
 STAGE = "preference_pairs"
-PAIR_SCHEMA: dict[str, pl.DataType] = {
+PAIR_SCHEMA: dict[str, ColumnType] = {
     "pair_id": pl.String,  # stable content hash of prompt + chosen + rejected (after scrubbing)
     "prompt": MESSAGE_DTYPE,  # the conversation up to the reply being judged, system prompt first
     "chosen": pl.String,
@@ -58,10 +58,22 @@ def read_interaction_records(dirs: list[Path], quarantine: Quarantine) -> list[d
                 try:
                     raw = json.loads(line)
                 except json.JSONDecodeError as err:
-                    quarantine.add(reason="invalid_json", detail=f"not valid JSON ({err.msg})", payload=line, **where)
+                    quarantine.add(
+                        reason="invalid_json",
+                        detail=f"not valid JSON ({err.msg})",
+                        payload=line,
+                        file=str(path),
+                        line=number,
+                    )
                     continue
                 if not isinstance(raw, dict):
-                    quarantine.add(reason="wrong_shape", detail="a line must be a JSON object", payload=line, **where)
+                    quarantine.add(
+                        reason="wrong_shape",
+                        detail="a line must be a JSON object",
+                        payload=line,
+                        file=str(path),
+                        line=number,
+                    )
                     continue
                 interaction_id = str(raw.pop("interaction_id", None) or f"{path.name}:{number}")
                 received_at = raw.pop("received_at", None)
@@ -75,7 +87,12 @@ def read_interaction_records(dirs: list[Path], quarantine: Quarantine) -> list[d
                         else f"received_at {received_at!r}: {err}"
                     )
                     quarantine.add(
-                        reason="invalid_interaction", detail=detail, record_id=interaction_id, payload=raw, **where
+                        reason="invalid_interaction",
+                        detail=detail,
+                        record_id=interaction_id,
+                        payload=raw,
+                        file=str(path),
+                        line=number,
                     )
                     continue
                 rows.append({"record": record, "interaction_id": interaction_id, "created_at": created, **where})
@@ -95,7 +112,8 @@ def _prompt_key(prompt: list[dict]) -> str:
 
 def raw_pairs(rows: list[dict], system_prompt: str | None = None) -> tuple[list[dict], dict]:
     """Pairs before scrubbing, plus counts of feedback that gave no pair (by reason)."""
-    pairs, unpaired = [], defaultdict(int)
+    pairs: list[dict] = []
+    unpaired: defaultdict[str, int] = defaultdict(int)
     rated: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {"up": [], "down": []})
 
     def add(row, kind, prompt, chosen, rejected, chosen_version, rejected_version):
@@ -183,7 +201,7 @@ def pairs_as_examples(pairs: list[dict]) -> pl.DataFrame:
                 "rejected_version": pair["rejected_version"],
             }
         )
-    schema = {**EXAMPLE_SCHEMA, "chosen_version": pl.String, "rejected_version": pl.String}
+    schema: dict[str, ColumnType] = {**EXAMPLE_SCHEMA, "chosen_version": pl.String, "rejected_version": pl.String}
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAX_WORDS = 25
@@ -84,7 +85,7 @@ def repeated_lines(bodies: list[str], min_notes: int, min_share: float) -> dict[
     return {line: n for line, n in frequency.items() if n >= threshold}
 
 
-def common_headings(headings: list[list[str] | None], min_notes: int, min_share: float) -> frozenset:
+def common_headings(headings: Sequence[Sequence[str] | None], min_notes: int, min_share: float) -> frozenset:
     """Headings (compared without case or punctuation) that many notes share: a template's scaffolding."""
     frequency: Counter[str] = Counter()
     for note_headings in headings:

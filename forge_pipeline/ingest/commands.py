@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
     @app.command("check-inputs")
     def check_inputs(
         ctx: typer.Context,
-        vault: Path = typer.Option(None, help="Vault folder (default: settings' vault_dir)."),
-        conversations: Path = typer.Option(None, help="Conversations folder (default: settings' conversations_dir)."),
+        vault: Path | None = typer.Option(None, help="Vault folder (default: settings' vault_dir)."),
+        conversations: Path | None = typer.Option(
+            None, help="Conversations folder (default: settings' conversations_dir)."
+        ),
         sample: int = typer.Option(8, min=0, help="Vault examples to show, drawn at random (seeded), 0 for none."),
         worst: int = typer.Option(10, min=0, help="Lowest quality-scored examples to show, 0 for none."),
         pii: bool = typer.Option(
@@ -56,6 +58,7 @@ def register(app: typer.Typer) -> None:
             "would be quarantined"
         )
         config = stats.config
+        assert config is not None  # read_vault reads .obsidian/ (or its defaults) first, every time
         typer.echo(
             f"vault settings (.obsidian): templates folder {config.template_folders or 'none'}, daily notes "
             f"'{config.daily_folder or '/'}' named {config.daily_format}, flashcard tags {config.flashcards.tags}"

@@ -29,10 +29,10 @@ from pathlib import Path
 import polars as pl
 
 from forge_pipeline.errors import ForgeError
-from forge_pipeline.records import MESSAGE_DTYPE, Quarantine
+from forge_pipeline.records import MESSAGE_DTYPE, ColumnType, Quarantine
 from forge_pipeline.settings import interaction_folders
 
-CONVERSATIONS_SCHEMA: dict[str, pl.DataType] = {
+CONVERSATIONS_SCHEMA: dict[str, ColumnType] = {
     "conversation_id": pl.String,
     "source_format": pl.String,  # "messages_jsonl" | "chatgpt_export" | "interaction" | "import"
     "source_path": pl.String,
@@ -229,7 +229,7 @@ def chatgpt_active_path(conversation: dict) -> list[dict]:
         raise ConversationError("broken_tree", f"current_node {current!r} is not in the mapping")
     chain: list[dict] = []
     seen: set[str] = set()
-    node_id = current
+    node_id: object = current  # parent ids come from the file: anything JSON can hold
     while node_id is not None:
         if not isinstance(node_id, str) or node_id not in mapping:
             raise ConversationError("broken_tree", f"parent {node_id!r} is not in the mapping")

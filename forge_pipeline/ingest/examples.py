@@ -99,13 +99,14 @@ from forge_pipeline.ingest.vault_config import VaultConfig, daily_note_matcher
 from forge_pipeline.language import detect_language
 from forge_pipeline.records import (
     EXAMPLE_SCHEMA,
+    ColumnType,
     Quarantine,
     example_id_for,
     strip_control,
 )
 from forge_pipeline.settings import ForgeSettings
 
-TRAINING_EXAMPLES_SCHEMA: dict[str, pl.DataType] = {
+TRAINING_EXAMPLES_SCHEMA: dict[str, ColumnType] = {
     **EXAMPLE_SCHEMA,
     "language": pl.String,
     "known_names": pl.List(pl.String),  # raw names for the scrub (see "Known names" above); never kept past it
@@ -336,12 +337,12 @@ def note_prompt_and_reply(note: dict) -> tuple[str, str, str]:
         preamble, sections = _sections(body)
         situation = next((s for s in sections if s[1].lower().rstrip(":") in SITUATION_HEADINGS), None)
         if situation is not None and situation[2]:
-            rest = [
+            other_sections = [
                 f"{marker} {heading}\n\n{text}".strip()
                 for marker, heading, text in sections
                 if (marker, heading, text) != situation
             ]
-            reply = "\n\n".join(part for part in [preamble, *rest] if part)
+            reply = "\n\n".join(part for part in [preamble, *other_sections] if part)
             context = situation[2].rstrip()
             if context[-1:] not in ".!?":
                 context += "."

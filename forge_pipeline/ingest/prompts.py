@@ -483,7 +483,7 @@ def vault_rows(made: list[tuple[Candidate, dict, list[str]]], system_prompt: str
             }
         )
     # the promise the dataset makes: one prompt, one answer (identical duplicates are the dedup stage's)
-    shared = {}
+    shared: dict[str, set[str]] = {}
     for row in rows:
         shared.setdefault(row["messages"][1]["content"], set()).add(row["messages"][2]["content"])
     assert all(len(replies) == 1 for replies in shared.values()), "a prompt is shared by different answers"

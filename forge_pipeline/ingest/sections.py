@@ -74,7 +74,8 @@ def first_sentence(text: str) -> tuple[str, str]:
 def opening_sentence(text: str) -> tuple[str, str]:
     """(the first sentence that says something, as plain text; the text without it). Openings such as
     "Released on 2020/04/21." (fewer than three words once dates are gone) stay at the head of the reply."""
-    skipped, rest = [], text
+    skipped: list[str] = []
+    rest = text
     while True:
         sentence, after = first_sentence(rest)
         clean = plain(_LIST_MARKER.sub("", sentence))

@@ -30,9 +30,9 @@ from forge_pipeline.ingest.config import IngestSettings
 from forge_pipeline.ingest.obsidian import FrontmatterError, parse_note
 from forge_pipeline.ingest.vault_config import VaultConfig, read_vault_config
 from forge_pipeline.language import detect_language
-from forge_pipeline.records import Quarantine
+from forge_pipeline.records import ColumnType, Quarantine
 
-NOTES_SCHEMA: dict[str, pl.DataType] = {
+NOTES_SCHEMA: dict[str, ColumnType] = {
     "path": pl.String,
     "title": pl.String,
     "frontmatter": pl.String,  # JSON object

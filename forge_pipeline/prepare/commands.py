@@ -22,7 +22,7 @@ def review(
     accept: list[str] = typer.Option([], "--accept", help="Keep VALUE as a word (a listing's [id] works too)."),
     reject: list[str] = typer.Option([], "--reject", help="Always replace VALUE, in any letter case."),
     forget: list[str] = typer.Option([], "--forget", help="Drop the decision about VALUE."),
-    from_file: Path = typer.Option(
+    from_file: Path | None = typer.Option(
         None, "--from-file", help="Decisions in bulk: lines `accept VALUE` / `reject VALUE` (# comments)."
     ),
     list_only: bool = typer.Option(False, "--list", help="List what the scrub replaces and flags, and exit."),
@@ -33,7 +33,7 @@ def review(
     interactive: bool = typer.Option(
         False, "--interactive", "-i", help="One value at a time, even when stdin is not a terminal."
     ),
-    reviewer: str = typer.Option(None, help="Name stored with the decisions (default: $USER)."),
+    reviewer: str | None = typer.Option(None, help="Name stored with the decisions (default: $USER)."),
 ) -> None:
     """List the values the scrub would replace in training_examples and those the no_residual_pii check would
     flag (masked, with count and context), and record decisions. Decisions go to <data_root>/pii/review.json

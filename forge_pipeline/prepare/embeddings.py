@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from forge_pipeline.atomic import atomic_path, locked
+
+if TYPE_CHECKING:  # imported on first use: loading sentence-transformers takes seconds
+    from sentence_transformers import SentenceTransformer
 
 
 def default_model_path() -> str:
@@ -30,7 +34,7 @@ class Embedder:
         self.model_path = model_path or default_model_path()
         self.batch_size = batch_size
         self.texts_encoded = 0
-        self._model = None
+        self._model: SentenceTransformer | None = None
 
     @property
     def name(self) -> str:
@@ -39,7 +43,14 @@ class Embedder:
         )
 
     @property
-    def model(self):
+    def dimension(self) -> int:
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:  # a vector index needs one size for every vector
+            raise ValueError(f"{self.model_path}: the model does not declare the size of its embeddings")
+        return dimension
+
+    @property
+    def model(self) -> SentenceTransformer:
         if self._model is None:
             import os
 
@@ -60,7 +71,7 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         self.texts_encoded += len(texts)
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
@@ -105,4 +116,5 @@ class EmbeddingCache:
                 matrix = fresh if matrix is None else np.vstack([matrix, fresh])
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        assert matrix is not None  # every key was in the cache or has just been encoded
         return np.ascontiguousarray(matrix[[known[k] for k in keys]], dtype=np.float32)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,9 +118,9 @@ def save_decisions(path: Path, decisions: ReviewDecisions) -> Path:
 
 def update_decisions(
     path: Path,
-    accept: list[str] = (),
-    reject: list[str] = (),
-    forget: list[str] = (),
+    accept: Sequence[str] = (),
+    reject: Sequence[str] = (),
+    forget: Sequence[str] = (),
     reviewer: str | None = None,
 ) -> tuple[ReviewDecisions, int]:
     """Apply accept/reject/forget to the stored decisions under a lock (two terminals never lose each other's
@@ -146,7 +147,8 @@ def read_decisions_file(path: Path) -> tuple[list[str], list[str]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ReviewError(f"{path}: cannot read the decisions file ({err})") from None
-    accepted, rejected = [], []
+    accepted: list[str] = []
+    rejected: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):

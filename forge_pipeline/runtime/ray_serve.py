@@ -30,7 +30,6 @@ REGISTRY_NAMESPACE = "forge"
 REPLICA_HEADER = "x-forge-replica"
 
 
-@ray.remote(num_cpus=0)
 class ReplicaVersions:
     """What each replica serves, as it last reported it: {replica id: {model_version, status, since, ...}}."""
 
@@ -47,10 +46,15 @@ class ReplicaVersions:
         return dict(self.replicas)
 
 
+# ray.remote called rather than written as @ray.remote: mypy does not apply a class decorator's type
+# (python/mypy#3135), so it would not see the actor class's .options and .remote.
+ReplicaVersionsActor = ray.remote(num_cpus=0)(ReplicaVersions)
+
+
 def replica_registry():
     # Detached: it outlives any one replica (replicas come and go with autoscaling); `forge serve --ray` kills it
     # on exit, and it goes with the cluster otherwise.
-    return ReplicaVersions.options(
+    return ReplicaVersionsActor.options(
         name=REGISTRY_NAME, namespace=REGISTRY_NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote()
 
@@ -178,7 +182,7 @@ def forge_application(settings: ForgeSettings, replicas: int | None = None):
             "max_replicas": high,
             "target_ongoing_requests": runtime.serve_target_ongoing_requests,
         }
-    deployment = serve.deployment(ForgeReplica, **options)
+    deployment = serve.deployment(**options)(ForgeReplica)
     return deployment.bind(settings.model_dump(mode="json"), n_threads=max(1, round(cpus)))
 
 

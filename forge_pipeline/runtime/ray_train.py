@@ -8,8 +8,13 @@ subprocess. The job's files (adapter, MLflow run) land under the data root, whic
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from forge_pipeline.runtime.config import RuntimeSettings
 from forge_pipeline.runtime.ray_cluster import require_ray
+
+if TYPE_CHECKING:  # dagster-ray is the optional `ray` extra, imported where a job is submitted
+    from dagster_ray.core.pipes import SubmitJobParams
 
 
 def run_pipes_job(context, runtime: RuntimeSettings, module: str, extras: dict):
@@ -19,7 +24,7 @@ def run_pipes_job(context, runtime: RuntimeSettings, module: str, extras: dict):
     from dagster_ray import PipesRayJobClient
 
     client = PipesRayJobClient(address=runtime.ray_dashboard_url, poll_interval=0.5)
-    params = {
+    params: SubmitJobParams = {
         "entrypoint": f"{runtime.ray_train_python} -m {module}",
         "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1"}},
     }

@@ -14,14 +14,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from typing import cast
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
 from forge_pipeline.decoding import DecodingSettings
-from forge_pipeline.records import ChatMessage
+from forge_pipeline.records import ChatMessage, Role
 from forge_pipeline.serve.engine import ShuttingDown
 from forge_pipeline.serve.errors import APIError, invalid, model_not_found, unsupported
 from forge_pipeline.serve.interactions import InteractionIn
@@ -43,7 +44,7 @@ VERSION_HEADER = "x-forge-model-version"
 
 
 def usage_chunk(
-    response_id: str, obj: str, created: int, version: str, prompt_tokens: int, completion_tokens: int
+    response_id: str | None, obj: str, created: int, version: str, prompt_tokens: int, completion_tokens: int
 ) -> bytes:
     """The last SSE frame of a stream asked for `stream_options.include_usage`: no choices, only the usage."""
     usage = {
@@ -138,7 +139,9 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None,
         turns = [m for m in request_messages if m.role in ("system", "user", "assistant", "developer")]
         try:
             messages = [
-                ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in turns
+                # tool turns were left out above
+                ChatMessage(role="system" if m.role == "developer" else cast(Role, m.role), content=m.text())
+                for m in turns
             ] + [ChatMessage(role="assistant", content=reply)]
             store.append(InteractionIn(messages=messages, model_version=version))
         except ValueError:
@@ -184,7 +187,7 @@ def chat_router(model_host, served, store, log_served_chats: bool, metrics=None,
         include_usage: bool,
         headers: dict[str, str],
         on_done: Callable,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         # The engine is taken here, on the generator's first step, never in the request handler: see
         # serve/streaming.py for why. The `with` gives it back whenever the generator is closed.
         param, text_of = ("messages", _chat_text) if kind == "chat" else ("prompt", _completion_text)

@@ -114,7 +114,11 @@ class DagsterClient:
         return result
 
     def launch(self, job: str, assets: list[str] | None = None, run_config: dict | None = None) -> dict:
-        selector = {"repositoryLocationName": self.location, "repositoryName": REPOSITORY, "jobName": job}
+        selector: dict[str, object] = {
+            "repositoryLocationName": self.location,
+            "repositoryName": REPOSITORY,
+            "jobName": job,
+        }
         if assets:
             selector["assetSelection"] = [{"path": key.split("/")} for key in assets]
         params = {"selector": selector, "runConfigData": run_config or {}, "mode": "default"}

@@ -15,7 +15,7 @@ import base64
 import os
 import tempfile
 import zipfile
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from fastapi import APIRouter
@@ -96,9 +96,14 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
 
     @router.post("/v1/embeddings")
     def embeddings(body: EmbeddingsRequest):
-        inputs = body.input
-        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
-            inputs = [inputs]
+        given = body.input
+        inputs: list[str | list[int]]
+        if isinstance(given, str):
+            inputs = [given]
+        elif given and isinstance(given[0], int):
+            inputs = [given]  # one token array
+        else:
+            inputs = list(cast("list[str] | list[list[int]]", given))
         if not inputs or len(inputs) > MAX_INPUTS or any(len(item) == 0 for item in inputs):
             raise invalid(
                 f"input must be a non-empty string, or 1..{MAX_INPUTS} non-empty strings or token arrays", param="input"
@@ -113,9 +118,10 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
                     "input",
                     f"token ids only mean something to the served GGUF; the {embed.backend} backend embeds text",
                 )
+            texts = cast("list[str]", inputs)  # all text: the request's type allows no mix of text and token ids
             model = backend()
-            vectors = model.encode(inputs)
-            tokens = sum(len(t.split()) for t in inputs)  # whitespace words: the backends do not expose counts alike
+            vectors = model.encode(texts)
+            tokens = sum(len(t.split()) for t in texts)  # whitespace words: the backends do not expose counts alike
             name = model.name
         width = len(vectors[0])
         if body.dimensions is not None and body.dimensions != width:

@@ -22,8 +22,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forge_pipeline.export.manifest import ManifestError
+
+if TYPE_CHECKING:  # llama.cpp is loaded with the first engine
+    from llama_cpp import Llama
+    from llama_cpp.llama_cpp import llama_adapter_lora_p
 
 
 class ShuttingDown(RuntimeError):
@@ -47,11 +52,11 @@ def _clear_state(llm) -> None:
 class Engine:
     """One llama.cpp model+context with the adapters it has loaded (adapters belong to a model)."""
 
-    llm: object
-    adapters: dict[str, object] = field(default_factory=dict)
+    llm: Llama
+    adapters: dict[str, llama_adapter_lora_p] = field(default_factory=dict)
     active: str | None = None
 
-    def load_adapter(self, path: Path) -> object:
+    def load_adapter(self, path: Path) -> llama_adapter_lora_p:
         """Load an adapter GGUF for this model once (without activating it)."""
         import llama_cpp
 
@@ -70,11 +75,12 @@ class Engine:
         key = str(path) if path else None
         if key == self.active:
             return
-        if key is None:
+        if path is None:
             status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
         else:
-            self.load_adapter(path)
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapters[key])
+            # llama-cpp-python types a loaded adapter as c_void_p and the array's items as POINTER(c_void_p);
+            # ctypes takes the one for the other
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.load_adapter(path))  # type: ignore[misc]
             scales = (ctypes.c_float * 1)(1.0)
             status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, adapters, 1, scales)
         if status:
@@ -110,10 +116,11 @@ def _stoppable_llama():
         class StoppableLlama(Llama):
             stop_check = None
 
-            def generate(self, tokens, *args, stopping_criteria=None, **kwargs):
+            def generate(self, tokens, *args, **kwargs):
                 if self.stop_check is not None:
-                    stopping_criteria = StoppingCriteriaList([*(stopping_criteria or []), self.stop_check])
-                return super().generate(tokens, *args, stopping_criteria=stopping_criteria, **kwargs)
+                    given = kwargs.get("stopping_criteria") or []  # Llama passes it by keyword
+                    kwargs["stopping_criteria"] = StoppingCriteriaList([*given, self.stop_check])
+                return super().generate(tokens, *args, **kwargs)
 
         _LLAMA_CLASS = StoppableLlama
     return _LLAMA_CLASS

@@ -58,7 +58,7 @@ def unsupported(param: str, why: str = "") -> APIError:
     )
 
 
-def model_not_found(model: str, why: str = "") -> APIError:
+def model_not_found(model: str | None, why: str = "") -> APIError:
     return APIError(
         404,
         f"The model '{model}' does not exist{': ' + why if why else ''}. "

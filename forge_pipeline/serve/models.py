@@ -238,6 +238,7 @@ class ModelHost:
         """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate;
         `version` (from `resolve`) pins the request to that version instead."""
         to_candidate = None  # drawn once per request, even if a base switch makes us look again
+        spec: VersionSpec | None
         while True:
             served = self._current
             if served is None:
@@ -398,7 +399,7 @@ class ModelHost:
                 return self.candidate
             fresh = _Candidate(wanted, share)
             try:
-                if shares_base:
+                if shares_base and current is not None:  # shares_base says current is there
                     self._preload_adapter(current.pool, wanted.adapter_path)
                 else:
                     fresh.pool = self._new_pool(wanted.base_path, 1, wanted.adapter_path)

@@ -6,7 +6,7 @@ so SDK-based agents that always send them work unchanged (docs/api.md)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -55,6 +55,7 @@ class ResponseFormat(BaseModel):
             return None
         if self.type == "json_object":
             return {"type": "json_object"}
+        assert self.json_schema is not None  # _schema_with_json_schema requires it with type json_schema
         schema = self.json_schema.schema_ or {"type": "object"}
         return {"type": "json_object", "schema": schema}
 
@@ -223,10 +224,13 @@ class CompletionRequest(SamplingFields):
 
     def prompts(self) -> list[str | list[int]]:
         prompt = self.prompt
-        if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
+        prompts: list[str | list[int]]
+        if isinstance(prompt, str):
             prompts = [prompt]
+        elif prompt and isinstance(prompt[0], int):
+            prompts = [prompt]  # one token array
         else:
-            prompts = list(prompt)
+            prompts = list(cast("list[str] | list[list[int]]", prompt))
         if not prompts or any(len(p) == 0 for p in prompts):
             raise invalid("prompt must not be empty", param="prompt")
         return prompts

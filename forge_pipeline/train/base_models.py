@@ -107,7 +107,9 @@ def _write_hf_folder(gguf_path: Path, out_dir: Path, spec: PackagedGguf) -> None
     # transformers 5.23 keeps the GGUF quantizer marker on the loaded model and then refuses save_pretrained,
     # although the dequantized weights are plain float tensors. Dropping the marker (and the config entry it
     # wrote) saves them as an ordinary model; re-check this when upgrading transformers.
-    model.hf_quantizer = None
+    # torch types Module.__setattr__'s value as a Tensor or Module, which the checker applies here over the
+    # attribute's own declaration (HfQuantizer | None)
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     if tokenizer.pad_token is None:

@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from forge_pipeline.cli_root import settings_from
+from forge_pipeline.train.config import TrainSettings
+
+if TYPE_CHECKING:  # loaded when a command runs
+    from forge_pipeline.settings import ForgeSettings
 
 
-def parse_overrides(pairs: list[str], train_settings) -> object:
+def parse_overrides(pairs: list[str], train_settings: TrainSettings) -> TrainSettings:
     """`NAME=VALUE` pairs (VALUE read as JSON when it parses, else as a string) applied to `train_settings` and
     validated like settings, so a bad override fails here naming the field, not inside the trainer."""
     from pydantic import ValidationError
 
     from forge_pipeline.settings import SettingsError
 
-    overrides = {}
+    overrides: dict[str, object] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep:
@@ -52,8 +58,8 @@ def train_from_folder(
     dataset_dir: Path,
     base_model: str | None = None,
     output_dir: Path | None = None,
-    settings=None,
-    overrides: list[str] = (),
+    settings: ForgeSettings | None = None,
+    overrides: Sequence[str] = (),
     dataset_version: str | None = None,
 ) -> dict:
     """Train (or resume) a LoRA adapter on a dataset version folder; print progress and the result as JSON lines.
@@ -104,11 +110,13 @@ def register(app: typer.Typer) -> None:
     def train(
         ctx: typer.Context,
         dataset_dir: Path = typer.Argument(..., help="Dataset version folder (train.jsonl, validation.jsonl)."),
-        base_model: str = typer.Option(
+        base_model: str | None = typer.Option(
             None, help="smollm2-135m-instruct, tiny-demo or a local HF folder (default: settings)."
         ),
-        output_dir: Path = typer.Option(None, help="Run folder (default: <data_root>/adapters/<run key>)."),
-        dataset_version: str = typer.Option(None, help="Version id recorded in MLflow (default: the folder name)."),
+        output_dir: Path | None = typer.Option(None, help="Run folder (default: <data_root>/adapters/<run key>)."),
+        dataset_version: str | None = typer.Option(
+            None, help="Version id recorded in MLflow (default: the folder name)."
+        ),
         set_: list[str] = typer.Option([], "--set", help="Override a train.* setting, NAME=VALUE (repeatable)."),
     ) -> None:
         """Train (or resume) a LoRA adapter; progress as JSON lines, the result as the last line."""

@@ -69,7 +69,7 @@ def plan_training(
     taught run continues, `parent`), so a retry of the same run lands in the same folder and resumes from its
     checkpoints."""
     dataset_dir = dataset_dir_of(dataset_version)
-    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"], parent and parent["adapter_dir"])
+    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"], parent["adapter_dir"] if parent else None)
     return {
         "parent": parent,
         "dataset_dir": str(dataset_dir),

@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from forge_pipeline.atomic import atomic_directory, write_json_atomic
 from forge_pipeline.records import read_chat_jsonl
@@ -44,6 +45,9 @@ from forge_pipeline.train.tracking import (
     run_name,
     training_experiment,
 )
+
+if TYPE_CHECKING:  # imported where a model is loaded: peft pulls in torch and transformers
+    from peft import PeftModel
 
 FLASH_ATTENTION = (
     "flash_attention_2",
@@ -243,11 +247,12 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
     from trl import SFTConfig
 
     optim = hp.optim or ("paged_adamw_8bit" if cuda and hardware["quantization"] == "nf4" else "adamw_torch")
-    eval_kwargs = {}
+    eval_kwargs: dict[str, Any] = {}
     if has_eval:
         eval_kwargs = (
             {"eval_strategy": "steps", "eval_steps": hp.eval_steps} if hp.eval_steps else {"eval_strategy": "epoch"}
         )
+    packing_kwargs: dict[str, Any] = {"packing_strategy": "bfd"} if hp.packing else {}
     return SFTConfig(
         output_dir=str(output_dir / "checkpoints"),
         learning_rate=hp.learning_rate,
@@ -270,7 +275,7 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
         max_length=hp.max_length,
         packing=hp.packing,
         padding_free=hp.packing,
-        **({"packing_strategy": "bfd"} if hp.packing else {}),
+        **packing_kwargs,
         pad_to_multiple_of=hp.pad_to_multiple_of,
         bf16=cuda,
         fp16=False,
@@ -314,7 +319,7 @@ def train_lora(
 
     dataset_dir, base_model_dir, output_dir = Path(dataset_dir), Path(base_model_dir), Path(output_dir)
     content_hash = dataset_content_hash(dataset_dir)
-    key = run_key(content_hash, hp, str(base_model_dir), parent and parent["adapter_dir"])
+    key = run_key(content_hash, hp, str(base_model_dir), parent["adapter_dir"] if parent else None)
     state = _read_state(output_dir)
     if state.get("run_key") != key:
         # Another configuration left files here: its checkpoints must not be resumed into this run.
@@ -331,7 +336,7 @@ def train_lora(
     from forge_pipeline.train.text_mode import join_text_datasets, load_training_splits, text_metrics, trainer_datasets
 
     splits, texts = load_training_splits(dataset_dir, hp.text_mode)
-    taught = None
+    taught: dict | None = None
     if parent is not None:
         splits, taught = _teaching_splits(splits, parent, hp)
     cuda = torch.cuda.is_available()
@@ -361,7 +366,7 @@ def train_lora(
         else None
     )
     try:
-        if main:
+        if run is not None:  # the main process
             write_json_atomic(
                 output_dir / "run_state.json", {"run_key": key, "mlflow_run_id": run.info.run_id, "status": "running"}
             )
@@ -424,12 +429,13 @@ def train_lora(
         eval_metrics = final_eval_metrics(trainer) if eval_dataset is not None else {}
         text_figures |= text_metrics(trainer, "text_eval")
         trainer.accelerator.wait_for_everyone()
-        if not main:
+        if run is None:  # not the main process: rank 0 saves and records the run
             return {}
 
         adapter_dir = output_dir / "adapter"
         with atomic_directory(adapter_dir) as staging:
-            trainer.model.save_pretrained(staging)
+            # trl types Trainer.model as any model; here it is the LoRA PeftModel that was trained
+            cast("PeftModel", trainer.model).save_pretrained(str(staging))
             tokenizer.save_pretrained(staging)
         history = trainer.state.log_history  # restored from the checkpoint on resume: the whole curve
         curve = loss_curve_png([{"step": h.get("step", 0), **h} for h in history], output_dir / "loss_curve.png")
@@ -466,7 +472,7 @@ def train_lora(
             "run_key": key,
             "resumed_from": str(resume_from) if resume_from else None,
             # A taught run: the version continued and how many new / replayed examples it trained on.
-            "continued_from": {"version": parent["version"], **taught} if parent else None,
+            "continued_from": {"version": parent["version"], **taught} if parent and taught is not None else None,
             "hardware": hardware,
             "loss_curve_png": str(curve),
             "metrics": metrics,

@@ -55,6 +55,8 @@ def training_experiment(tracking_uri: str, name: str) -> str:
             )
         except MlflowException:  # created meanwhile by another process
             experiment = client.get_experiment_by_name(name)
+            if experiment is None:  # no: the creation itself failed, and says why
+                raise
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_EXPERIMENT_KIND:
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
     return experiment.experiment_id

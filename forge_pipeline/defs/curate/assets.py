@@ -26,7 +26,7 @@ def curated_examples(
     with DecisionStore(settings.paths.curation_db) as store:
         decisions = store.all()
     curated, quarantine, counts = apply_decisions(deduplicated_examples, decisions, include)
-    metadata = {name: dg.MetadataValue.int(n) for name, n in counts.items()}
+    metadata: dict[str, dg.MetadataValue] = {name: dg.MetadataValue.int(n) for name, n in counts.items()}
     metadata |= keep_quarantine(settings, quarantine)
     metadata |= {
         **table_metadata(curated),

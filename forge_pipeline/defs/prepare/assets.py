@@ -39,6 +39,7 @@ def scrubbed_examples(
         languages=settings.prepare.filter.languages,
         notes=vault_notes,
     )
+    assert report.quarantine is not None  # set whenever `languages` is given
     return dg.MaterializeResult(
         value=frame,
         data_version=frame_data_version(frame),

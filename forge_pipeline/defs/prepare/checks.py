@@ -40,7 +40,7 @@ def no_residual_pii(
         cache_dir=settings.paths.cache,
         notes=vault_notes,
     )
-    by_type = Counter()
+    by_type: Counter[str] = Counter()
     for flag in flags:
         by_type[flag.entity_type] += flag.count
     # Values only masked: the event log is stored and shown in the UI, the values are the person's PII.

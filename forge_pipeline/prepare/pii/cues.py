@@ -180,9 +180,9 @@ def cue_names(text: str, words: frozenset[str], people: list[tuple[int, int]] | 
     for _ in range(3):  # a list of names: "with Björn Mensah, Ilse and Stanislav"
         ends = sorted({e for _, e in [*(people or []), *found]})
         for end in ends:
-            m = LIST_AFTER_RE.match(text, end)
-            if m and is_name(m.group(1)) and m.span(1) not in found:
-                add(*m.span(1))
+            listed = LIST_AFTER_RE.match(text, end)
+            if listed and is_name(listed.group(1)) and listed.span(1) not in found:
+                add(*listed.span(1))
     return sorted(found.values(), key=lambda d: d.start)
 
 

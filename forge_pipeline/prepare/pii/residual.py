@@ -85,8 +85,11 @@ def group_flags(hits: list[tuple[str, str, str, str, int, int, str | None]]) -> 
     return sorted(groups.values(), key=lambda f: (-f.count, f.entity_type, f.value.casefold()))
 
 
-def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int, str]], list[str], list[list[str]]]:
-    locs, texts, tags = [], [], []
+def _fields(frame: pl.DataFrame) -> tuple[list[tuple[str, int]], list[str], list[list[str]]]:
+    """(example id, message index), the message's text and, for its first message, the example's tags."""
+    locs: list[tuple[str, int]] = []
+    texts: list[str] = []
+    tags: list[list[str]] = []
     for eid, messages, row_tags in frame.select("example_id", "messages", "tags").iter_rows():
         for j, m in enumerate(messages or []):
             locs.append((eid, j))
@@ -215,7 +218,7 @@ def check_residual_pii(
         }
         to_original = dict(zip(frame["example_id"].to_list(), frame["original_example_id"].to_list()))
         for (eid, j), text in zip(locs, texts):
-            values = list(dict.fromkeys(own.get((to_original.get(eid), j), [])))
+            values = list(dict.fromkeys(own.get((to_original[eid], j), [])))
             skip = [*(code_regions(text) if values and has_code(text) else []), *(url_regions(text) if values else [])]
             for value in values:
                 for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):

@@ -14,7 +14,7 @@ from forge_pipeline.prepare.pii.detection import Detection, DetectionCache
 from forge_pipeline.prepare.pii.propagation import _NAME_STRIP, detect_corpus
 from forge_pipeline.prepare.pii.recognizers import build_analyzer
 from forge_pipeline.prepare.pii.vault import vault_markers
-from forge_pipeline.records import EXAMPLE_SCHEMA, Quarantine, example_id_for
+from forge_pipeline.records import EXAMPLE_SCHEMA, ColumnType, Quarantine, example_id_for
 
 REPLACEMENT_DTYPE = pl.List(pl.Struct({"entity_type": pl.String, "placeholder": pl.String}))
 
@@ -204,7 +204,8 @@ def scrub_examples(
     mapping, pos = PlaceholderMap(), 0
     out = []
     for i, row in enumerate(rows):
-        new_messages, replacements = [], []
+        new_messages: list[dict] = []
+        replacements: list[dict] = []
         for m in row["messages"] or []:
             content = m.get("content")
             if content:
@@ -234,6 +235,10 @@ def scrub_examples(
             }
         )
     report.distinct_values = len(mapping)
-    schema = {**EXAMPLE_SCHEMA, "original_example_id": pl.String, "pii_replacements": REPLACEMENT_DTYPE}
+    schema: dict[str, ColumnType] = {
+        **EXAMPLE_SCHEMA,
+        "original_example_id": pl.String,
+        "pii_replacements": REPLACEMENT_DTYPE,
+    }
     result = pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
     return result, report
