@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.records import InteractionIn
-from forge_pipeline.serve.chat_routes import VERSION_HEADER
 from forge_pipeline.serve.errors import APIError, invalid
+from forge_pipeline.serve.protocol import VERSION_HEADER
 
 
 def forge_router(*, model_host, store, served, manifest_path: Path, require_admin) -> APIRouter:

@@ -55,7 +55,13 @@ class MalformedManifestError(ManifestError):
 
 
 class UnknownVersionError(ForgeError, LookupError):
-    """A request named a model this server cannot answer with (not in the manifest, or not on the served base)."""
+    """A request named a model this server cannot answer with (not in the manifest, or not on the served base).
+    `model` is the name the request gave, `reason` why it cannot be served (the 404 says both)."""
+
+    def __init__(self, model: str, reason: str):
+        super().__init__(reason)
+        self.model = model
+        self.reason = reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,8 +212,9 @@ class ModelHost:
         spec = self._pinned(version)
         if spec.adapter_path is None or spec.base_path != served.pool.base_path:
             raise UnknownVersionError(
+                version,
                 f"it is not an adapter on the served base {served.pool.base_path.name}; only "
-                "versions that an adapter swap can serve are selectable"
+                "versions that an adapter swap can serve are selectable",
             )
         return spec, "pinned", served.pool
 
@@ -219,18 +226,18 @@ class ModelHost:
         except ManifestError as err:
             if version in self._known:
                 return self._known[version]
-            raise UnknownVersionError(f"the manifest cannot be read ({err})") from None
+            raise UnknownVersionError(version, f"the manifest cannot be read ({err})") from None
         versions = manifest["versions"]
         if version not in versions:
-            raise UnknownVersionError("it is not a version in the adapter manifest")
+            raise UnknownVersionError(version, "it is not a version in the adapter manifest")
         try:
             spec = self._spec_of(manifest, version)
         except MalformedManifestError as err:  # as unreadable as no manifest: serve it as last verified
             if version in self._known:
                 return self._known[version]
-            raise UnknownVersionError(f"its manifest entry cannot be read ({err})") from None
+            raise UnknownVersionError(version, f"its manifest entry cannot be read ({err})") from None
         except ManifestError as err:  # its files changed or vanished: refused
-            raise UnknownVersionError(f"its files cannot be served ({err})") from None
+            raise UnknownVersionError(version, f"its files cannot be served ({err})") from None
         return spec
 
     @contextlib.contextmanager

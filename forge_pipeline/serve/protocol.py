@@ -1,5 +1,5 @@
-"""Request schemas of the OpenAI inference routes (chat completions, completions), with OpenAI's names, ranges
-and defaults. What llama-cpp-python can do is passed on (`sampling()`); what would change the answer and cannot
+"""Request schemas of the server's routes in one module (chat completions, completions, embeddings, search,
+fine-tuning jobs), with OpenAI's names, ranges and defaults. What llama-cpp-python can do is passed on (`sampling()`); what would change the answer and cannot
 be honoured is a 400 naming the parameter (`check_supported()`); what carries no meaning for a local server
 (`store`, `metadata`, `service_tier`, `prompt_cache_key`, `safety_identifier`, `user`) is accepted and ignored,
 so SDK-based agents that always send them work unchanged (docs/api.md)."""
@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from forge_pipeline.serve.errors import invalid, unsupported
 
+# Every generation response names the manifest version that produced it (chat, completions, downloads).
+VERSION_HEADER = "x-forge-model-version"
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 UNHONOURED_CHAT_FIELDS = {
     "audio": "the served models answer in text only",
@@ -230,3 +232,27 @@ class CompletionRequest(SamplingFields):
         if not prompts or any(len(p) == 0 for p in prompts):
             raise invalid("prompt must not be empty", param="prompt")
         return prompts
+
+
+MAX_INPUTS = 2048  # OpenAI's own limit on inputs per embeddings request
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's embeddings request. `input` may be text, texts, or token ids (one array or several), as the
+    SDK and LangChain send them; `encoding_format` base64 is the SDK's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None  # the server embeds with its configured backend; the answer names it
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, gt=0)
+    user: str | None = None  # an end-user id for the caller's own records; changes nothing here
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    k: int = Field(default=5, ge=1, le=100)
+    source: str | None = Field(default=None, description="Only this source: vault, conversation, interaction, import.")
