@@ -256,3 +256,23 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1)
     k: int = Field(default=5, ge=1, le=100)
     source: str | None = Field(default=None, description="Only this source: vault, conversation, interaction, import.")
+
+
+class JobRequest(BaseModel):
+    """OpenAI's fine-tuning job request (`POST /v1/fine_tuning/jobs`); fine_tuning_routes.py checks the
+    hyperparameters and the method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    # Forge's extension: without a training file the job retrains on the sources as they are (notes, interactions,
+    # files uploaded earlier), which is what the playground's "train now" asks for.
+    training_file: str | None = None
+    validation_file: str | None = None
+    # Checked by requested_hyperparameters (not pydantic) so an error names `hyperparameters.n_epochs`.
+    hyperparameters: dict[str, Any] | None = None
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+    method: dict[str, Any] | None = None
