@@ -15,6 +15,7 @@ something (skip a version, answer 200 without admin), never to restate it as HTT
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,7 +86,7 @@ def shutting_down(err: Exception) -> APIError:
     )
 
 
-def _domain_errors() -> dict[type[BaseException], Callable[[BaseException], APIError]]:
+def _domain_errors() -> dict[type[BaseException], Callable[[Any], APIError]]:
     """Forge's own errors a route lets through, and the OpenAI error each one is. Imported here, not at the top:
     the engine and the stages import this module's helpers."""
     from forge_pipeline.embed.backends import EmbedBackendError
@@ -93,7 +94,8 @@ def _domain_errors() -> dict[type[BaseException], Callable[[BaseException], APIE
     from forge_pipeline.embed.store import IndexNotFoundError
     from forge_pipeline.serve.dagster_client import DagsterError
     from forge_pipeline.serve.engine import ShuttingDown
-    from forge_pipeline.serve.models import NoModelError, UnknownVersionError
+    from forge_pipeline.serve.models import NoModelError
+    from forge_pipeline.serve.versions import UnknownVersionError
 
     def unknown_version(err) -> APIError:
         return model_not_found(err.model, err.reason)

@@ -31,7 +31,7 @@ def forge_router(*, model_host, store, served, manifest_path: Path, require_admi
         if version not in manifest["versions"]:
             raise APIError(404, f"model version {version!r} is not in the manifest", param="version")
         try:
-            resolved = model_host.verified_files(manifest, version)  # hashed once per (path, size, mtime)
+            resolved = model_host.versions.verified_files(manifest, version)  # hashed once per (path, size, mtime)
         except ManifestError as err:
             raise APIError(409, str(err), code="manifest_file_mismatch") from None
         for role in roles:
