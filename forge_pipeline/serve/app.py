@@ -146,7 +146,7 @@ def stop_generating_on_signals(model_host: ModelHost):
     Signal handlers can only be set from the main thread; elsewhere (TestClient, Ray replicas) nothing is done."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = {}
+    previous: dict[int, Any] = {}  # signal -> the handler it had
 
     def handler(signum, frame):
         model_host.begin_shutdown()

@@ -26,7 +26,7 @@ from forge_pipeline.embed.search import IndexReader, search
 from forge_pipeline.embed.store import INDEX_FILES, current_version_dir, index_root
 from forge_pipeline.export.manifest import sha256_of
 from forge_pipeline.serve.errors import APIError, invalid, unsupported
-from forge_pipeline.serve.protocol import MAX_INPUTS, EmbeddingsRequest, SearchRequest
+from forge_pipeline.serve.protocol import MAX_INPUTS, EmbeddingsRequest, SearchRequest, one_or_many
 from forge_pipeline.settings import ForgeSettings
 
 INDEX_VERSION_HEADER = "x-forge-index-version"
@@ -66,9 +66,7 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
 
     @router.post("/v1/embeddings")
     def embeddings(body: EmbeddingsRequest):
-        inputs = body.input
-        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
-            inputs = [inputs]
+        inputs = one_or_many(body.input)
         if not inputs or len(inputs) > MAX_INPUTS or any(len(item) == 0 for item in inputs):
             raise invalid(
                 f"input must be a non-empty string, or 1..{MAX_INPUTS} non-empty strings or token arrays", param="input"
@@ -85,7 +83,9 @@ def embedding_router(settings: ForgeSettings, model_host) -> APIRouter:
                 )
             model = backend()
             vectors = model.encode(inputs)
-            tokens = sum(len(t.split()) for t in inputs)  # whitespace words: the backends do not expose counts alike
+            tokens = sum(
+                len(t.split()) for t in inputs if isinstance(t, str)
+            )  # whitespace words: the backends do not expose counts alike
             name = model.name
         width = len(vectors[0])
         if body.dimensions is not None and body.dimensions != width:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forge_pipeline.export.manifest import ManifestError
 
@@ -47,7 +48,7 @@ def _clear_state(llm) -> None:
 class Engine:
     """One llama.cpp model+context with the adapters it has loaded (adapters belong to a model)."""
 
-    llm: object
+    llm: Any  # llama-cpp-python's Llama (its subclass is made on first use: _stoppable_llama)
     adapters: dict[str, object] = field(default_factory=dict)
     active: str | None = None
 
@@ -70,7 +71,7 @@ class Engine:
         key = str(path) if path else None
         if key == self.active:
             return
-        if key is None:
+        if key is None or path is None:
             status = llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
         else:
             self.load_adapter(path)

@@ -6,7 +6,7 @@ so SDK-based agents that always send them work unchanged (docs/api.md)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +22,14 @@ UNHONOURED_CHAT_FIELDS = {
     "verbosity": "the served models have no verbosity control",
     "web_search_options": "this server has no web search",
 }
+
+
+def one_or_many(value: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """A prompt or embeddings input as OpenAI takes it (a text, texts, token ids, or lists of token ids) as a list
+    of texts or token-id lists."""
+    if isinstance(value, str) or (value and isinstance(value[0], int)):
+        return [cast(str | list[int], value)]
+    return list(cast(list[str] | list[list[int]], value))
 
 
 class StreamOptions(BaseModel):
@@ -57,7 +65,7 @@ class ResponseFormat(BaseModel):
             return None
         if self.type == "json_object":
             return {"type": "json_object"}
-        schema = self.json_schema.schema_ or {"type": "object"}
+        schema = (self.json_schema.schema_ if self.json_schema else None) or {"type": "object"}
         return {"type": "json_object", "schema": schema}
 
 
@@ -224,11 +232,7 @@ class CompletionRequest(SamplingFields):
             raise unsupported("logprobs", "the served models keep only the last token's logits")
 
     def prompts(self) -> list[str | list[int]]:
-        prompt = self.prompt
-        if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
-            prompts = [prompt]
-        else:
-            prompts = list(prompt)
+        prompts = one_or_many(self.prompt)
         if not prompts or any(len(p) == 0 for p in prompts):
             raise invalid("prompt must not be empty", param="prompt")
         return prompts

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ Done = Callable[[Any, "_Meter", float, str, "str | None", int], None]
 
 
 def usage_chunk(
-    response_id: str, obj: str, created: int, version: str, prompt_tokens: int, completion_tokens: int
+    response_id: str | None, obj: str, created: int, version: str, prompt_tokens: int, completion_tokens: int
 ) -> bytes:
     """The last SSE frame of a stream asked for `stream_options.include_usage`: no choices, only the usage."""
     usage = {
@@ -243,7 +243,7 @@ class OpenAIServing:
         include_usage: bool,
         headers: dict[str, str],
         done: Done,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         # The engine is taken here, on the generator's first step, never in the request handler: see
         # serve/streaming.py for why. The `with` gives it back whenever the generator is closed.
         with self.model_host.session(ab=kind.ab, version=version) as session:

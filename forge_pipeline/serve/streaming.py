@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import anyio
 from starlette.responses import Response
@@ -37,7 +37,7 @@ class EventStream(Response):
     frame is produced, so the generator can fill it in (the version that answers is known only then)."""
 
     # A Response subclass only so FastAPI passes it through untouched; __call__ is all its own.
-    def __init__(self, events: Iterator[bytes], headers: dict[str, str] | None = None):  # noqa: D107
+    def __init__(self, events: Generator[bytes, None, None], headers: dict[str, str] | None = None):  # noqa: D107
         self.status_code = 200
         self.background = None
         self.events = events
