@@ -4,7 +4,7 @@ of traffic first, compared with `forge compare`, and promoted with `forge promot
 
 from __future__ import annotations
 
-from forge_pipeline.export import evaluate, gguf, publish
+from forge_pipeline.export import publish, steps
 from forge_pipeline.export.manifest import read_manifest
 
 
@@ -22,41 +22,10 @@ def publish_preference_candidate(settings, preference_adapter: dict, dataset_ver
     ]
     if published:
         return {"published": False, "reason": f"DPO run {info['mlflow_run_id']} is already version {published[0]}"}
-    examples = evaluate.load_validation_examples(publish.validation_file(dataset_version))
-    evaluation = evaluate.evaluate_adapter(
-        info["base_model_dir"],
-        info["adapter_dir"],
-        examples,
-        settings.eval_prompts,
-        settings.eval,
-        max_length=settings.train.max_length,
-        tracking_uri=settings.tracking_uri,
-        mlflow_run_id=info["mlflow_run_id"],
-        decoding=settings.decoding,
-        serving_quality=publish.serving_quality(settings.paths.manifest),
-        cache_dir=settings.paths.cache,
-    )
-    exports = settings.paths.exports
-    out_dir = exports / publish.export_key(info)
-    merged = gguf.export_merged_model(
-        info["base_model_dir"],
-        info["adapter_dir"],
-        out_dir,
-        settings.export,
-        exports_dir=exports,
-        toolchain=toolchain,
-        demo=info["is_demo_model"],
-    )
-    base = gguf.export_base_model(info["base_model_dir"], exports, settings.export, toolchain)
-    adapter = gguf.export_adapter(
-        info["adapter_dir"],
-        info["base_model_dir"],
-        out_dir,
-        settings.export,
-        base_gguf=base["base_gguf"],
-        toolchain=toolchain,
-        demo=info["is_demo_model"],
-    )
+    # The SFT assets' own steps (export/steps.py): the same evaluation and gate, the same GGUF exports.
+    evaluation = steps.evaluation(settings, info, dataset_version)
+    merged = steps.merged_gguf(settings, info, toolchain)
+    adapter, _ = steps.adapter_gguf(settings, info, toolchain)
     result = publish.publish(
         settings.paths.manifest,
         info,

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from forge_pipeline.serve.chat_routes import VERSION_HEADER, chat_router
+from forge_pipeline.serve import chat_routes
 from forge_pipeline.serve.dagster_client import DagsterClient
 from forge_pipeline.serve.errors import APIError, install_error_handlers
 from forge_pipeline.serve.files_routes import FileStore, files_router
@@ -33,6 +33,8 @@ from forge_pipeline.serve.metrics import Metrics, RequestMetrics
 from forge_pipeline.serve.model_routes import models_router
 from forge_pipeline.serve.models import ModelHost
 from forge_pipeline.serve.playground_routes import mount_playground
+from forge_pipeline.serve.protocol import VERSION_HEADER
+from forge_pipeline.serve.serving import OpenAIServing
 from forge_pipeline.settings import ForgeSettings
 
 log = logging.getLogger(__name__)
@@ -144,7 +146,7 @@ def stop_generating_on_signals(model_host: ModelHost):
     Signal handlers can only be set from the main thread; elsewhere (TestClient, Ray replicas) nothing is done."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous: dict[int, Any] = {}
+    previous: dict[int, Any] = {}  # signal -> the handler it had
 
     def handler(signum, frame):
         model_host.begin_shutdown()
@@ -226,7 +228,8 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
             "clients on a single-user machine)",
         )
 
-    app.include_router(chat_router(model_host, served, store, serve.log_served_chats, metrics, settings.decoding))
+    app.state.serving = OpenAIServing(model_host, served, store, serve.log_served_chats, metrics, settings.decoding)
+    app.include_router(chat_routes.router)
     # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
     from forge_pipeline.serve.embedding_routes import embedding_router
 

@@ -5,9 +5,17 @@
 with the status codes OpenAI uses (400 bad request, 401/403 access, 404 not found, 409 conflict, 413 too large,
 429 rate limit, 500/502/503 server side), so the official SDK raises its matching exception class
 (BadRequestError, NotFoundError, ...) with `param` and `code` filled in.
+
+Routes and the engine raise typed errors (APIError, or a domain error such as UnknownVersionError or
+DagsterError); the handlers `install_error_handlers` registers on the app turn each into that shape, through
+`as_api_error`, the one table from error class to status and wording. A route catches an error only to decide
+something (skip a version, answer 200 without admin), never to restate it as HTTP.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -78,19 +86,50 @@ def shutting_down(err: Exception) -> APIError:
     )
 
 
-def as_api_error(err: BaseException) -> APIError:
-    """The one mapping from anything a route or a stream raises to OpenAI's error JSON."""
+def _domain_errors() -> dict[type[BaseException], Callable[[Any], APIError]]:
+    """Forge's own errors a route lets through, and the OpenAI error each one is. Imported here, not at the top:
+    the engine and the stages import this module's helpers."""
+    from forge_pipeline.embed.backends import EmbedBackendError
+    from forge_pipeline.embed.search import ModelMismatchError
+    from forge_pipeline.embed.store import IndexNotFoundError
+    from forge_pipeline.serve.dagster_client import DagsterError
     from forge_pipeline.serve.engine import ShuttingDown
     from forge_pipeline.serve.models import NoModelError
+    from forge_pipeline.serve.versions import UnknownVersionError
 
+    def unknown_version(err) -> APIError:
+        return model_not_found(err.model, err.reason)
+
+    def dagster(err) -> APIError:
+        return APIError(err.status, str(err))
+
+    def conflict(err) -> APIError:  # the server's set-up cannot do this (a backend, an index built otherwise)
+        return APIError(409, str(err))
+
+    def missing(err) -> APIError:
+        return APIError(404, str(err))
+
+    return {
+        ShuttingDown: shutting_down,
+        NoModelError: no_model,
+        UnknownVersionError: unknown_version,
+        DagsterError: dagster,
+        EmbedBackendError: conflict,
+        ModelMismatchError: conflict,
+        IndexNotFoundError: missing,
+    }
+
+
+def as_api_error(err: BaseException) -> APIError:
+    """The one mapping from anything a route or a stream raises to OpenAI's error JSON."""
     if isinstance(err, APIError):
         return err
     if isinstance(err, RequestValidationError):
         return validation_error(err)
-    if isinstance(err, ShuttingDown):
-        return shutting_down(err)
-    if isinstance(err, NoModelError):
-        return no_model(err)
+    domain = _domain_errors()
+    for error_class in type(err).__mro__:  # the most specific class that has an answer
+        if error_class in domain:
+            return domain[error_class](err)
     if isinstance(err, StarletteHTTPException):
         return APIError(err.status_code, str(err.detail))
     return APIError(500, f"internal error: {type(err).__name__}: {err}")
@@ -123,8 +162,6 @@ def validation_error(err: RequestValidationError) -> APIError:
 def install_error_handlers(app: FastAPI) -> None:
     """One handler for every error class a route raises (all through `as_api_error`); `Exception` is the
     last resort for bugs (Starlette logs those)."""
-    from forge_pipeline.serve.engine import ShuttingDown
-    from forge_pipeline.serve.models import NoModelError
 
     async def _handle(request: Request, err: Exception):
         return as_api_error(err).response(headers=getattr(err, "headers", None))
@@ -133,8 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
         APIError,
         RequestValidationError,
         StarletteHTTPException,  # routing 404/405 and any HTTPException
-        ShuttingDown,
-        NoModelError,
+        *_domain_errors(),
         Exception,
     ):
         app.add_exception_handler(error_class, _handle)

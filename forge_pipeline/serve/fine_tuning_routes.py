@@ -3,7 +3,7 @@
 `GET /v1/fine_tuning/jobs/{id}/checkpoints`.
 
 A job is a Dagster run of the retrain job (serve.fine_tuning_job), launched through Dagster's GraphQL API
-like every run the server starts (serve/dagster_client.py): the chain re-reads every source, the uploaded
+like every run the server starts (serve/dagster_client.py, dagster-graphql's client): the chain re-reads every source, the uploaded
 files included (see files_routes.py), trains, evaluates, exports and publishes a manifest version. That version
 is the job's `fine_tuned_model`, which chat and completion requests accept as `model`.
 
@@ -30,16 +30,14 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
 
 from forge_pipeline.atomic import write_json_atomic
 from forge_pipeline.export.manifest import ManifestError, read_manifest
-from forge_pipeline.serve.dagster_client import DagsterError
 from forge_pipeline.serve.errors import APIError, invalid, unsupported
 from forge_pipeline.serve.files_routes import FileStore, page
+from forge_pipeline.serve.protocol import JobRequest
 
 # Dagster run status -> OpenAI job status. `validating_files` is the job's state while its files are checked,
 # before the run is launched.
@@ -68,23 +66,6 @@ TRAINING_ASSET = "lora_adapter"  # the asset whose config (defs/train/assets.py 
 METHODS = ("supervised", "dpo", "reinforcement")
 BASE_NAMES = ("forge",)  # with train.base_model: the job trains from the base model
 CURRENT = "current"  # the serving version: the job continues it (train.continue_from)
-
-
-class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    # Forge's extension: without a training file the job retrains on the sources as they are (notes, interactions,
-    # files uploaded earlier), which is what the playground's "train now" asks for.
-    training_file: str | None = None
-    validation_file: str | None = None
-    # Checked by requested_hyperparameters (not pydantic) so an error names `hyperparameters.n_epochs`.
-    hyperparameters: dict[str, Any] | None = None
-    suffix: str | None = Field(default=None, max_length=64)
-    seed: int | None = None
-    metadata: dict[str, str] | None = None
-    integrations: list[dict[str, Any]] | None = None
-    method: dict[str, Any] | None = None
 
 
 def _number(param: str, value, kind: type, low: float, high: float | None):
@@ -204,12 +185,6 @@ def fine_tuning_router(
             )
         return json.loads(job_path(job_id).read_text(encoding="utf-8"))
 
-    def dagster_call(fn, *args):
-        try:
-            return fn(*args)
-        except DagsterError as err:
-            raise APIError(err.status, str(err)) from None
-
     def produced_version(record: dict) -> tuple[str | None, dict]:
         """The manifest version the run published (the newest one created after the job started) and its entry."""
         try:
@@ -227,10 +202,9 @@ def fine_tuning_router(
     def refresh(record: dict) -> dict:
         """The job as OpenAI shows it, its status read from Dagster (a final status is kept)."""
         if record["status"] not in FINAL:
-            run = dagster_call(dagster.run, record["run_id"])
-            status = STATUS.get(run["status"], "running")
+            status = STATUS.get(dagster.status(record["run_id"]), "running")
             if status in FINAL:
-                record["finished_at"] = _epoch(run.get("endTime")) or int(time.time())
+                record["finished_at"] = _epoch(dagster.end_time(record["run_id"])) or int(time.time())
                 if status == "succeeded":
                     record["fine_tuned_model"], entry = produced_version(record)
                     record["trained_tokens"] = entry.get("trained_tokens")
@@ -300,11 +274,11 @@ def fine_tuning_router(
             overrides["continue_from"] = parent
         run_config = {"ops": {TRAINING_ASSET: {"config": overrides}}} if overrides else None
         created = int(time.time())
-        run = dagster_call(dagster.launch, job_name, None, run_config)
+        run_id = dagster.launch(job_name, run_config)
         record = {
-            "id": f"ftjob-{run['runId']}",
+            "id": f"ftjob-{run_id}",
             "object": "fine_tuning.job",
-            "run_id": run["runId"],
+            "run_id": run_id,
             "created_at": created,
             "model": body.model,
             "training_file": body.training_file,
@@ -313,7 +287,8 @@ def fine_tuning_router(
             "user_provided_suffix": body.suffix,
             "metadata": body.metadata,
             "seed": body.seed if body.seed is not None else train.seed,
-            "status": STATUS.get(run["status"], "queued"),
+            # A run just launched is queued (or starting, which OpenAI also calls queued); the next read asks Dagster.
+            "status": "queued",
             "fine_tuned_model": None,
             "finished_at": None,
             "error": None,
@@ -348,7 +323,7 @@ def fine_tuning_router(
         refreshed = refresh(record)
         if refreshed["status"] in FINAL:
             raise invalid(f"job {job_id} is already {refreshed['status']}", param="fine_tuning_job_id")
-        dagster_call(dagster.terminate, record["run_id"])
+        dagster.terminate(record["run_id"])
         record.update(status="cancelled", finished_at=int(time.time()))
         write_json_atomic(job_path(job_id), record)
         return public(record)
@@ -356,7 +331,7 @@ def fine_tuning_router(
     @router.get("/v1/fine_tuning/jobs/{job_id}/events")
     def list_events(job_id: str, after: str | None = None, limit: int = 20):
         record = load(job_id)
-        events = dagster_call(dagster.events, record["run_id"])
+        events = dagster.events(record["run_id"])
         items = [
             {
                 "id": f"ftevent-{record['run_id']}-{index}",

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.records import InteractionIn
-from forge_pipeline.serve.chat_routes import VERSION_HEADER
 from forge_pipeline.serve.errors import APIError, invalid
+from forge_pipeline.serve.protocol import VERSION_HEADER
 
 
 def forge_router(*, model_host, store, served, manifest_path: Path, require_admin) -> APIRouter:
@@ -31,7 +31,7 @@ def forge_router(*, model_host, store, served, manifest_path: Path, require_admi
         if version not in manifest["versions"]:
             raise APIError(404, f"model version {version!r} is not in the manifest", param="version")
         try:
-            resolved = model_host.verified_files(manifest, version)  # hashed once per (path, size, mtime)
+            resolved = model_host.versions.verified_files(manifest, version)  # hashed once per (path, size, mtime)
         except ManifestError as err:
             raise APIError(409, str(err), code="manifest_file_mismatch") from None
         for role in roles:

@@ -17,7 +17,8 @@ from fastapi import APIRouter
 
 from forge_pipeline.export.manifest import ManifestError
 from forge_pipeline.serve.errors import model_not_found
-from forge_pipeline.serve.models import DEFAULT_MODEL_NAMES, NoModelError, UnknownVersionError
+from forge_pipeline.serve.models import DEFAULT_MODEL_NAMES, NoModelError
+from forge_pipeline.serve.versions import UnknownVersionError
 
 
 def _created(entry: dict) -> int:
@@ -35,7 +36,7 @@ def models_router(model_host, manifest_path) -> APIRouter:
         entries: dict[str, dict] = {}
         problem = None
         try:
-            versions = model_host.read_checked_manifest()["versions"]
+            versions = model_host.versions.read()["versions"]
         except ManifestError as err:  # keep answering with what was verified and is still servable
             versions, problem = model_host.known_versions(), str(err)
         for version, entry in versions.items():

@@ -1,5 +1,8 @@
-"""ModelHost: keeps the manifest's current version loaded, hot-swaps it, and gives each request the version it
-asked for.
+"""ModelHost, the engine side of the server: keeps the manifest's current version loaded, hot-swaps it, and
+gives each request an engine of the version it asked for. It knows no HTTP: the routes (serve/*_routes.py,
+serve/serving.py) hold it in `app.state` and call `resolve`, `session` and `health`. Which versions the
+manifest has, and their verified files, are serve/versions.py's (`host.versions`), which the HTTP side reads
+too (model listing, downloads) without touching an engine.
 
 * A version is an immutable description (`VersionSpec`: base GGUF, adapter GGUF, manifest entry). A request
   takes one at its start (the one it named, or the serving one once it has an engine), checks an engine out
@@ -34,43 +37,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forge_pipeline.errors import ForgeError
-from forge_pipeline.export.manifest import ManifestError, candidate_of, read_manifest, resolve_file, verify_version
+from forge_pipeline.export.manifest import ManifestError, candidate_of
 from forge_pipeline.serve.engine import EnginePool, PoolRetired, ShuttingDown, new_engine
 from forge_pipeline.serve.routing import TrafficRouter
+from forge_pipeline.serve.versions import ManifestVersions, UnknownVersionError, VersionSpec
 
 log = logging.getLogger(__name__)
 # `model` values that mean "whatever the server serves by default" (the current version, A/B included).
 DEFAULT_MODEL_NAMES = ("forge", "current")
 CLOSE_WAIT_S = 30.0
 
-__all__ = ["DEFAULT_MODEL_NAMES", "ModelHost", "NoModelError", "Session", "ShuttingDown", "UnknownVersionError"]
+__all__ = ["DEFAULT_MODEL_NAMES", "ModelHost", "NoModelError", "Session", "ShuttingDown"]
 
 
 class NoModelError(ForgeError, RuntimeError):
     """Nothing is loaded yet (no promoted version, or the first one was refused)."""
-
-
-class MalformedManifestError(ManifestError):
-    """The manifest (or one version's entry) is valid JSON of the wrong shape."""
-
-
-class UnknownVersionError(ForgeError, LookupError):
-    """A request named a model this server cannot answer with (not in the manifest, or not on the served base)."""
-
-
-@dataclass(frozen=True, eq=False)
-class VersionSpec:
-    version: str
-    base_path: Path
-    adapter_path: Path | None
-    entry: dict
-
-    def same_files(self, other: VersionSpec | None) -> bool:
-        return other is not None and (self.version, self.base_path, self.adapter_path) == (
-            other.version,
-            other.base_path,
-            other.adapter_path,
-        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,10 +81,6 @@ class Session:
     route: str = "current"  # "current" | "candidate" (A/B) | "pinned" (the request named this version)
 
 
-def _structural(err: Exception) -> bool:
-    return isinstance(err, KeyError | TypeError | AttributeError)
-
-
 class ModelHost:
     def __init__(
         self,
@@ -123,7 +100,7 @@ class ModelHost:
         self.parallel = max(1, int(parallel))
         self._current: _Served | None = None
         self._candidate: _Candidate | None = None
-        self._known: dict[str, VersionSpec] = {}  # every version verified since start, for a broken manifest
+        self.versions = ManifestVersions(self.manifest_path)  # the manifest's versions, verified
         self.candidate_error: str | None = None
         self.router = TrafficRouter(router_seed)
         self._reload_lock = threading.Lock()  # one reload at a time
@@ -131,7 +108,6 @@ class ModelHost:
         self.swaps: list[dict] = []
         self.swap_counts: dict[str, int] = {}  # all swaps since start by kind (self.swaps keeps the last 200)
         self.refusals = 0  # manifests refused since start (the old version kept serving)
-        self._sha_cache: dict[tuple, tuple] = {}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._seen_manifest: tuple | None = None
@@ -169,7 +145,7 @@ class ModelHost:
             return {}
         return {
             v: s.entry
-            for v, s in sorted(self._known.items())
+            for v, s in self.versions.known().items()
             if s.base_path == current.pool.base_path and (s.adapter_path is not None or v == current.spec.version)
         }
 
@@ -203,49 +179,29 @@ class ModelHost:
                 return candidate.spec, "candidate", candidate.pool
             if candidate.spec.base_path == served.pool.base_path:
                 return candidate.spec, "candidate", served.pool
-        spec = self._pinned(version)
+        spec = self.versions.pinned(version)
         if spec.adapter_path is None or spec.base_path != served.pool.base_path:
             raise UnknownVersionError(
+                version,
                 f"it is not an adapter on the served base {served.pool.base_path.name}; only "
-                "versions that an adapter swap can serve are selectable"
+                "versions that an adapter swap can serve are selectable",
             )
         return spec, "pinned", served.pool
-
-    def _pinned(self, version: str) -> VersionSpec:
-        """A version that is neither current nor candidate, from the manifest (files verified), or, while the
-        manifest cannot be read, as it was last verified."""
-        try:
-            manifest = self.read_checked_manifest()
-        except ManifestError as err:
-            if version in self._known:
-                return self._known[version]
-            raise UnknownVersionError(f"the manifest cannot be read ({err})") from None
-        versions = manifest["versions"]
-        if version not in versions:
-            raise UnknownVersionError("it is not a version in the adapter manifest")
-        try:
-            spec = self._spec_of(manifest, version)
-        except MalformedManifestError as err:  # as unreadable as no manifest: serve it as last verified
-            if version in self._known:
-                return self._known[version]
-            raise UnknownVersionError(f"its manifest entry cannot be read ({err})") from None
-        except ManifestError as err:  # its files changed or vanished: refused
-            raise UnknownVersionError(f"its files cannot be served ({err})") from None
-        return spec
 
     @contextlib.contextmanager
     def session(self, kind: str = "chat", ab: bool = False, version: str | None = None) -> Iterator[Session]:
         """The engine for one request. `ab=True` (chat requests) lets the router send it to the candidate;
         `version` (from `resolve`) pins the request to that version instead."""
         to_candidate = None  # drawn once per request, even if a base switch makes us look again
-        spec: VersionSpec | None
+        spec: VersionSpec | None = None
         while True:
             served = self._current
             if served is None:
                 raise NoModelError(self.last_error or "no model version is promoted in the manifest yet")
             if self.stopping_event.is_set():
                 raise ShuttingDown("the server is shutting down")
-            spec, route = None, "current"  # None: the serving version, read once an engine is ours
+            spec = None  # None: the serving version, read once an engine is ours
+            route = "current"
             if kind == "embed":
                 if served.embed is None:
                     raise NoModelError("embeddings are disabled on this server")
@@ -290,61 +246,6 @@ class ModelHost:
             raise
         return EnginePool(base_path, engines)
 
-    def read_checked_manifest(self) -> dict:
-        """read_manifest, with a structurally broken manifest (a list, `versions` not an object) a ManifestError."""
-        try:
-            manifest = read_manifest(self.manifest_path)
-        except (KeyError, TypeError, AttributeError) as err:
-            raise MalformedManifestError(f"{self.manifest_path}: not a manifest object ({err})") from None
-        if not isinstance(manifest.get("versions"), dict):
-            raise MalformedManifestError(f"{self.manifest_path}: field 'versions' must be an object")
-        return manifest
-
-    def verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
-        """The files of `version`, sha256-checked once per (path, size, mtime): polling the manifest and every
-        download of a multi-GB base stay cheap. A structurally broken entry is a ManifestError naming it."""
-        try:
-            return self._verified_files(manifest, version)
-        except Exception as err:
-            if _structural(err):
-                raise MalformedManifestError(
-                    f"{self.manifest_path}: version {version!r} is malformed ({type(err).__name__}: {err}); "
-                    "each version needs 'files' with role -> {path, sha256, size_bytes} or null"
-                ) from None
-            raise
-
-    def _verified_files(self, manifest: dict, version: str) -> dict[str, Path]:
-        entry = manifest["versions"].get(version)
-        if entry is None:
-            raise ManifestError(f"{self.manifest_path}: current version {version!r} is not in the manifest")
-        key = (version, tuple(sorted((role, str(f and f.get("sha256"))) for role, f in entry["files"].items())))
-        stamp = []
-        for _role, file_entry in sorted(entry["files"].items()):
-            if file_entry:
-                path = resolve_file(file_entry, self.manifest_path)
-                stat = path.stat() if path.is_file() else None
-                stamp.append((str(path), stat and (stat.st_size, stat.st_mtime_ns)))
-        cache_key = (key, tuple(stamp))
-        if cache_key in self._sha_cache:
-            return {role: Path(path) for role, path in self._sha_cache[cache_key]}
-        resolved = verify_version(manifest, version, self.manifest_path)
-        if "base_gguf" not in resolved and "merged_gguf" not in resolved:
-            raise ManifestError(f"{self.manifest_path}: {version} names neither base_gguf nor merged_gguf")
-        self._sha_cache[cache_key] = tuple((role, str(path)) for role, path in resolved.items())
-        return resolved
-
-    def _spec_of(self, manifest: dict, version: str) -> VersionSpec:
-        """The verified, servable description of `version`; remembered for when the manifest breaks."""
-        resolved = self.verified_files(manifest, version)
-        # A version with an adapter is served as base + hot-swappable adapter; otherwise as the merged model.
-        if "adapter_gguf" in resolved and "base_gguf" in resolved:
-            base_path, adapter_path = resolved["base_gguf"], resolved["adapter_gguf"]
-        else:
-            base_path, adapter_path = resolved.get("merged_gguf") or resolved["base_gguf"], None
-        spec = VersionSpec(version, base_path, adapter_path, manifest["versions"][version])
-        self._known[version] = spec
-        return spec
-
     def _preload_adapter(self, pool: EnginePool, adapter_path: Path | None) -> float:
         """Load `adapter_path` on one engine of `pool` if none has it yet (so a broken adapter is refused by
         the reload); returns the milliseconds waited for a free engine."""
@@ -372,7 +273,7 @@ class ModelHost:
                 return {"changed": False, "version": self.version, "error": self.last_error}
 
     def _reload(self) -> dict:
-        manifest = self.read_checked_manifest()
+        manifest = self.versions.read()
         result = self._reload_current(manifest)
         result["candidate"] = self._sync_candidate(manifest)
         return result
@@ -383,7 +284,7 @@ class ModelHost:
         try:
             spec = candidate_of(manifest, self.manifest_path)
             if spec is not None and spec["version"] != self.version:
-                wanted, share = self._spec_of(manifest, spec["version"]), spec["traffic_share"]
+                wanted, share = self.versions.spec_of(manifest, spec["version"]), spec["traffic_share"]
             self.candidate_error = None
         except Exception as err:  # the current version keeps all traffic
             self.candidate_error = f"{type(err).__name__}: {err}"
@@ -399,7 +300,7 @@ class ModelHost:
                 return self.candidate
             fresh = _Candidate(wanted, share)
             try:
-                if shares_base and current is not None:  # shares_base says current is there
+                if shares_base and current is not None:
                     self._preload_adapter(current.pool, wanted.adapter_path)
                 else:
                     fresh.pool = self._new_pool(wanted.base_path, 1, wanted.adapter_path)
@@ -423,7 +324,7 @@ class ModelHost:
         version = manifest.get("current")
         if version is None:
             raise ManifestError(f"{self.manifest_path}: no current version promoted")
-        spec = self._spec_of(manifest, version)
+        spec = self.versions.spec_of(manifest, version)
         current = self._current
         if current is not None and spec.same_files(current.spec):
             self.last_error = None

@@ -1,5 +1,5 @@
-"""Request schemas of the OpenAI inference routes (chat completions, completions), with OpenAI's names, ranges
-and defaults. What llama-cpp-python can do is passed on (`sampling()`); what would change the answer and cannot
+"""Request schemas of the server's routes in one module (chat completions, completions, embeddings, search,
+fine-tuning jobs), with OpenAI's names, ranges and defaults. What llama-cpp-python can do is passed on (`sampling()`); what would change the answer and cannot
 be honoured is a 400 naming the parameter (`check_supported()`); what carries no meaning for a local server
 (`store`, `metadata`, `service_tier`, `prompt_cache_key`, `safety_identifier`, `user`) is accepted and ignored,
 so SDK-based agents that always send them work unchanged (docs/api.md)."""
@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from forge_pipeline.serve.errors import invalid, unsupported
 
+# Every generation response names the manifest version that produced it (chat, completions, downloads).
+VERSION_HEADER = "x-forge-model-version"
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 UNHONOURED_CHAT_FIELDS = {
     "audio": "the served models answer in text only",
@@ -20,6 +22,14 @@ UNHONOURED_CHAT_FIELDS = {
     "verbosity": "the served models have no verbosity control",
     "web_search_options": "this server has no web search",
 }
+
+
+def one_or_many(value: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """A prompt or embeddings input as OpenAI takes it (a text, texts, token ids, or lists of token ids) as a list
+    of texts or token-id lists."""
+    if isinstance(value, str) or (value and isinstance(value[0], int)):
+        return [value]
+    return list(cast(list[str] | list[list[int]], value))
 
 
 class StreamOptions(BaseModel):
@@ -55,8 +65,7 @@ class ResponseFormat(BaseModel):
             return None
         if self.type == "json_object":
             return {"type": "json_object"}
-        assert self.json_schema is not None  # _schema_with_json_schema requires it with type json_schema
-        schema = self.json_schema.schema_ or {"type": "object"}
+        schema = (self.json_schema.schema_ if self.json_schema else None) or {"type": "object"}
         return {"type": "json_object", "schema": schema}
 
 
@@ -223,14 +232,51 @@ class CompletionRequest(SamplingFields):
             raise unsupported("logprobs", "the served models keep only the last token's logits")
 
     def prompts(self) -> list[str | list[int]]:
-        prompt = self.prompt
-        prompts: list[str | list[int]]
-        if isinstance(prompt, str):
-            prompts = [prompt]
-        elif prompt and isinstance(prompt[0], int):
-            prompts = [prompt]  # one token array
-        else:
-            prompts = list(cast("list[str] | list[list[int]]", prompt))
+        prompts = one_or_many(self.prompt)
         if not prompts or any(len(p) == 0 for p in prompts):
             raise invalid("prompt must not be empty", param="prompt")
         return prompts
+
+
+MAX_INPUTS = 2048  # OpenAI's own limit on inputs per embeddings request
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's embeddings request. `input` may be text, texts, or token ids (one array or several), as the
+    SDK and LangChain send them; `encoding_format` base64 is the SDK's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None  # the server embeds with its configured backend; the answer names it
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, gt=0)
+    user: str | None = None  # an end-user id for the caller's own records; changes nothing here
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    k: int = Field(default=5, ge=1, le=100)
+    source: str | None = Field(default=None, description="Only this source: vault, conversation, interaction, import.")
+
+
+class JobRequest(BaseModel):
+    """OpenAI's fine-tuning job request (`POST /v1/fine_tuning/jobs`); fine_tuning_routes.py checks the
+    hyperparameters and the method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    # Forge's extension: without a training file the job retrains on the sources as they are (notes, interactions,
+    # files uploaded earlier), which is what the playground's "train now" asks for.
+    training_file: str | None = None
+    validation_file: str | None = None
+    # Checked by requested_hyperparameters (not pydantic) so an error names `hyperparameters.n_epochs`.
+    hyperparameters: dict[str, Any] | None = None
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+    method: dict[str, Any] | None = None

@@ -1,4 +1,5 @@
-"""Evaluation, GGUF export and the adapter manifest: thin assets over forge_pipeline.export."""
+"""Evaluation, GGUF export and the adapter manifest: thin assets over forge_pipeline.export (its steps.py is what
+the DPO candidate runs too)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import polars as pl
 from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.export import evaluate, gguf, knowledge, publish
+from forge_pipeline.export import evaluate, publish, steps
 
 
 def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
@@ -46,23 +47,7 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
     held-out loss with the eval.min_relative_improvement margin (a failed gate keeps the version unpromoted)."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
-    examples = evaluate.load_validation_examples(publish.validation_file(dataset_version))
-    result = evaluate.evaluate_adapter(
-        info["base_model_dir"],
-        info["adapter_dir"],
-        examples,
-        settings.eval_prompts,
-        settings.eval,
-        max_length=settings.train.max_length,
-        tracking_uri=settings.tracking_uri,
-        mlflow_run_id=info["mlflow_run_id"],
-        decoding=settings.decoding,
-        serving_quality=publish.serving_quality(settings.paths.manifest),
-        cache_dir=settings.paths.cache,
-        knowledge_questions=knowledge.knowledge_questions(
-            publish.validation_file(dataset_version).parent, settings.eval.knowledge_questions
-        ),
-    )
+    result = steps.evaluation(settings, info, dataset_version)
     knowing = result["knowledge"]
     quality = {f"{side}_{k}": v for side in ("base", "tuned") for k, v in result[f"{side}_quality"].items()}
     return dg.MaterializeResult(
@@ -114,16 +99,7 @@ def gguf_model(
     default), with an Ollama Modelfile; also the unmerged base GGUF the server hot-swaps adapters on."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
-    exports = settings.paths.exports
-    result = gguf.export_merged_model(
-        info["base_model_dir"],
-        info["adapter_dir"],
-        exports / publish.export_key(info),
-        settings.export,
-        exports_dir=exports,
-        toolchain=llama_cpp_toolchain.get(settings.export),
-        demo=info["is_demo_model"],
-    )
+    result = steps.merged_gguf(settings, info, llama_cpp_toolchain.get(settings.export))
     stats = result["stats"]
     result = {**result, "is_demo_model": info["is_demo_model"]}
     return dg.MaterializeResult(
@@ -153,19 +129,7 @@ def gguf_adapter(
     """The LoRA adapter alone as a GGUF adapter, applied at serve time to the unchanged base GGUF."""
     settings = forge.get()
     info = publish.adapter_info(lora_adapter)
-    toolchain = llama_cpp_toolchain.get(settings.export)
-    exports = settings.paths.exports
-    base = gguf.export_base_model(info["base_model_dir"], exports, settings.export, toolchain)
-    result = gguf.export_adapter(
-        info["adapter_dir"],
-        info["base_model_dir"],
-        exports / publish.export_key(info),
-        settings.export,
-        base_gguf=base["base_gguf"],
-        toolchain=toolchain,
-        demo=info["is_demo_model"],
-    )
-    result = {**result, "base_gguf": base["base_gguf"], "base_f16_gguf": base["base_f16_gguf"]}
+    result, base = steps.adapter_gguf(settings, info, llama_cpp_toolchain.get(settings.export))
     return dg.MaterializeResult(
         value=result,
         metadata={

@@ -31,7 +31,7 @@ MIN_SHARE = 2 / 3
 def list_sibling_names(text: str, people: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(start, end) of the name-shaped places in `text`'s lists of people that hold no person yet; `people` are
     the spans already found to be persons."""
-    found = []
+    found: list[tuple[int, int]] = []
     for block in _list_blocks(text):
         for slot in _SLOTS.values():
             places = [
