@@ -1,5 +1,6 @@
 """Building training examples: prompt rules for reflection notes, conversation handling, quarantine reasons."""
 
+import json
 from datetime import UTC, datetime
 
 import polars as pl
@@ -295,3 +296,18 @@ def test_judged_conversation_answers_the_last_turn():
     assert judged_conversation(seen, "picked") == [*seen, {"role": "assistant", "content": "picked"}]
     corrected = [*seen, {"role": "assistant", "content": "wrong"}]
     assert judged_conversation(corrected, "right") == [*seen, {"role": "assistant", "content": "right"}]
+
+
+def test_dataview_inline_person_fields_name_people_like_frontmatter_ones():
+    """Reading-notes templates write the author as a Dataview inline field (`**Creator**:: [[Anil Seth]]`): those
+    names are known to the scrub as frontmatter person fields are."""
+    from forge_pipeline.ingest.examples import frontmatter_names
+    from forge_pipeline.prepare.config import ScrubSettings
+
+    note = {
+        "frontmatter": json.dumps({"attendees": ["[[People/Ilse Berg|Ilse]]"]}),
+        "body": "## Metadata\n- **Creator**:: [[Lucie Morel]]\n- Author:: Tobias Köster, Dale Fisher\n"
+        "- Status:: reading\nThe ratio:: of signal to noise is not a field of people.\n",
+    }
+    names = frontmatter_names(note, ScrubSettings().person_frontmatter_fields)
+    assert names == ["Ilse Berg", "Ilse", "Lucie Morel", "Tobias Köster", "Dale Fisher"]

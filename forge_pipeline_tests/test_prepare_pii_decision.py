@@ -263,3 +263,29 @@ def test_words_after_the_head_of_an_institution_name_no_person(analyzer):
     found = detect_corpus(analyzer, texts, None, ScrubSettings())
     assert not [d for d in found.texts[0] if d.entity_type == "PERSON"]
     assert [texts[1][d.start : d.end] for d in found.texts[1] if d.entity_type == "PERSON"] == ["Lucie Morel"]
+
+
+def test_a_person_notes_dictionary_word_parts_stay_words_in_lower_case_and_tag_scheme_notes_name_no_one(analyzer):
+    """A person the vault marks goes everywhere, but "green" of John Green written in lower case is the colour;
+    and a note that documents the tag scheme (`#node/topic/person` beside its sibling tags) is no person note,
+    so its title ("Tag Hierarchy") stays a phrase."""
+    notes = notes_of(
+        {
+            "People/John Green.md": {},
+            "Meta/Tag Hierarchy.md": {"tags": ["node/topic/person", "node/topic/book", "node/topic/place"]},
+        }
+    )
+    frame = frame_of(
+        [
+            ["What did I note from John Green?", "Green says the green light at the end of the dock is hope."],
+            ["How do I tag notes?", "Hierarchy first: every tag sits in one hierarchy of topics."],
+        ],
+        paths=["Reading/Looking for Alaska.md", "Meta/Tag Hierarchy.md"],
+    )
+    scrub = ScrubSettings()
+    out, _ = scrub_examples(frame, scrub, analyzer, notes=notes)
+    text = contents(out)
+    assert "John Green" not in text and "Green says" not in text, text
+    assert "the green light" in text, text
+    assert "Hierarchy first: every tag sits in one hierarchy of topics." in text, text
+    assert check_residual_pii(out, scrub, analyzer, original=frame, notes=notes).passed

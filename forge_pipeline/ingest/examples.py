@@ -170,14 +170,20 @@ def _names_note(heading: str, names: list[str]) -> bool:
 _WIKILINK = re.compile(r"\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
 
 
+# A Dataview inline field on its own line (`Creator:: value`, `- **Author**:: value`, `> attendees:: value`).
+_INLINE_FIELD = re.compile(r"^[ \t>*-]*\**([A-Za-z][\w -]{0,30}?)\**[ \t]*::[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
 def _link_names(target: str, alias: str) -> list[str]:
     """A link's file name (no folder: "People/" names no one) and its alias."""
     return [n for n in (target.rsplit("/", 1)[-1].strip(), alias.strip()) if n]
 
 
 def frontmatter_names(note: dict, fields: list[str]) -> list[str]:
-    """The names in the note's person fields: every string in them (lists and nested values too); a wikilink
-    gives its target's file name and its alias ("[[People/Ilse Berg|Ilse]]" -> "Ilse Berg", "Ilse")."""
+    """The names in the note's person fields, in its frontmatter or as Dataview inline fields in its body
+    (`**Creator**:: [[Anil Seth]]`, a reading-notes template's author line): every string in them (lists and
+    nested values too, comma-separated inline values); a wikilink gives its target's file name and its alias
+    ("[[People/Ilse Berg|Ilse]]" -> "Ilse Berg", "Ilse")."""
     wanted = {f.casefold() for f in fields}
     found: list[str] = []
 
@@ -200,6 +206,9 @@ def frontmatter_names(note: dict, fields: list[str]) -> list[str]:
     for key, value in _frontmatter(note).items():
         if key.casefold() in wanted:
             walk(value)
+    for field in _INLINE_FIELD.finditer(note.get("body") or ""):
+        if field.group(1).strip().casefold() in wanted:
+            walk([v.strip() for v in field.group(2).split(",")])
     return list(dict.fromkeys(found))
 
 

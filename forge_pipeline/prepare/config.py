@@ -75,10 +75,28 @@ class ScrubSettings(Section):
         "(person_folders, person_types, person tags or frontmatter fields).",
     )
     person_frontmatter_fields: list[str] = Field(
-        default=["attendees", "participants", "people", "person", "persons", "with", "met", "contacts", "guests"],
-        description="Frontmatter fields (any letter case) whose values name people, e.g. `attendees: [Maren Olsen, "
-        "olu]`: every name in them (strings, lists, `[[links|aliases]]`) is known to the scrub and replaced "
-        "everywhere, in any letter case, like a people/ tag.",
+        default=[
+            "attendees",
+            "participants",
+            "people",
+            "person",
+            "persons",
+            "with",
+            "met",
+            "contacts",
+            "guests",
+            "guest",
+            "author",
+            "authors",
+            "creator",
+            "creators",
+            "speaker",
+            "speakers",
+        ],
+        description="Fields (any letter case) whose values name people, in frontmatter (`attendees: [Maren Olsen, "
+        "olu]`) or as Dataview inline fields (`Author:: [[Anil Seth]]`): every name in them (strings, lists, "
+        "`[[links|aliases]]`) is known to the scrub and replaced everywhere, in any letter case, like a people/ "
+        "tag (a part that is a dictionary word only where capitalised: 'Green' of John Green, not 'green').",
     )
     org_loc_as_person: bool = Field(
         default=True,

@@ -35,6 +35,7 @@ class NameDecision:
     """Raw names: in memory only, never stored or logged."""
 
     persons: set[str] = field(default_factory=set, repr=False)  # terms (lower case) the vault marks as people
+    person_names: set[str] = field(default_factory=set, repr=False)  # those people's whole names, normalised
     names: set[str] = field(default_factory=set, repr=False)  # terms replaced everywhere (persons included)
     common: set[str] = field(default_factory=set, repr=False)  # names that stay words in lower case
     concepts: dict[str, str] = field(default_factory=dict, repr=False)  # normalised concept -> its source
@@ -115,7 +116,9 @@ class NameDecision:
     def replaces(self, key: str, written: str) -> bool:
         """Whether an occurrence of the known term `key`, written as `written`, is replaced."""
         if key in self.persons:
-            return True
+            # a part of a person's name that is a dictionary word stays a word where written in lower case ("green"
+            # of John Green, "guy", "frank", "lion"); the whole name, and a person called by that word alone, go
+            return not (written.islower() and " " not in key and key in self.words and key not in self.person_names)
         if key not in self.names or key in self.concepts:
             return False
         return not (key in self.common and written.islower())

@@ -389,13 +389,16 @@ def detect_corpus(
     if "PERSON" in scrub.entities:
         for name in [*(known_names or []), *markers.persons]:
             sure |= _name_terms(name, scrub)
+            decision.person_names.add(normalise_concept(name))
         prefixes = tuple(p.casefold() for p in scrub.person_tag_prefixes)
         for i, row in enumerate(tags):
             for j, tag in enumerate(row):
                 prefix = next((p for p in prefixes if tag.casefold().startswith(p) and len(tag) > len(p)), None)
                 if prefix is not None:
                     tag_dets[i][j].append(Detection("PERSON", len(prefix), len(tag), 1.0))
-                    sure |= _name_terms(tag[len(prefix) :].replace("-", " ").replace("_", " "), scrub)
+                    tagged = tag[len(prefix) :].replace("-", " ").replace("_", " ")
+                    sure |= _name_terms(tagged, scrub)
+                    decision.person_names.add(normalise_concept(tagged))
         decision.persons = set(sure)
         cue_added: set[tuple[int, int, int]] = set()  # (text, start, end) of names a cue found (cues.py)
         if scrub.lowercase_names:

@@ -23,6 +23,7 @@ import polars as pl
 from forge_pipeline.prepare.config import ScrubSettings
 
 _WORD_RE = re.compile(r"[^\W\d_][\w'’.-]*[^\W_]|[^\W\d_]")
+_HANDLE_TITLE = re.compile(r"@([\w.]+)\b")
 _LINK_RE = re.compile(r"\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]")
 
 
@@ -95,7 +96,19 @@ def _is_person_note(path: str, front: dict, tags: list[str], scrub: ScrubSetting
     for key in ("type", "category", "kind", "class", "is"):
         if any(v.strip().strip("[]").casefold() in types for v in _strings(front.get(key))):
             return True
-    return any(t.casefold() in types or t.casefold().rsplit("/", 1)[-1] in types for t in tags)
+    folded = {t.casefold() for t in tags}
+    for tag in folded:
+        parent, _, leaf = tag.rpartition("/")
+        if tag in types or leaf in types:
+            # a note that also holds two or more sibling tags (`node/topic/person`, `node/topic/book`,
+            # `node/topic/place`) documents the tag scheme: it is about tags, not a person
+            siblings = [t for t in folded if parent and t != tag and t.rpartition("/")[0] == parent]
+            if len(siblings) < TAG_FAMILY_SIBLINGS:
+                return True
+    return False
+
+
+TAG_FAMILY_SIBLINGS = 2
 
 
 def vault_markers(notes: pl.DataFrame | None, scrub: ScrubSettings) -> VaultMarkers:
@@ -113,6 +126,8 @@ def vault_markers(notes: pl.DataFrame | None, scrub: ScrubSettings) -> VaultMark
         names = [n for n in dict.fromkeys([row["title"] or "", stem, *aliases]) if n.strip()]
         is_index = normalise_concept(stem) in _NOT_A_PERSON_NOTE or stem.startswith("_")
         if not is_index and _is_person_note(row["path"], front, list(row["tags"] or []), scrub):
+            # a note on someone's account ("@visakanv on Twitter") names the handle, not the service
+            names = [m.group(1) if (m := _HANDLE_TITLE.match(n.strip())) else n for n in names]
             markers.persons.extend(names)
             person_titles |= {normalise_concept(n) for n in names}
         else:
