@@ -1,6 +1,7 @@
 """The code location loads and its asset graph is exactly the documented one (docs/CONVENTIONS.md, "Asset
 graph"): asset keys, edges and groups are a contract that checks, jobs and users' selections rely on."""
 
+import ast
 import shutil
 import threading
 import time
@@ -11,6 +12,7 @@ import dagster as dg
 from forge_pipeline.definitions import defs
 
 REPO = Path(__file__).resolve().parent.parent
+DEFS = REPO / "forge_pipeline" / "defs"
 TRAINING_POOL = "forge/training"
 
 # Every asset and its complete set of upstream assets (inputs and `deps`).
@@ -77,6 +79,30 @@ def test_groups_match_the_contract():
     for key in graph.get_all_asset_keys():
         actual.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert actual == EXPECTED_GROUPS
+
+
+def _assets_in_source(path: Path) -> dict[str, ast.expr]:
+    """The functions of a module decorated with @dg.asset, read from its source, each with its decorator."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Attribute) and target.attr == "asset":
+                    found[node.name] = decorator
+    return found
+
+
+def test_each_asset_is_defined_in_the_folder_of_its_group_and_names_no_group():
+    """defs/<group>/ is the asset group: read from the source files (not from how the loader derives groups), each
+    folder defines exactly its group's assets, and no asset names a group that could disagree with its folder."""
+    by_folder: dict[str, set[str]] = {}
+    for path in DEFS.rglob("*.py"):
+        for name, decorator in _assets_in_source(path).items():
+            by_folder.setdefault(path.parent.relative_to(DEFS).as_posix(), set()).add(name)
+            keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+            assert "group_name" not in {k.arg for k in keywords}, f"{name} ({path.relative_to(REPO)}) names a group"
+    assert by_folder == EXPECTED_GROUPS
 
 
 def test_sensor_schedule_and_checks_are_defined():

@@ -89,7 +89,7 @@ def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(group_name="catalog", kinds={"huggingface", "json"}, code_version="1")
+@dg.asset(kinds={"huggingface", "json"}, code_version="1")
 def dataset_version(
     context: dg.AssetExecutionContext, forge: ForgeSettingsResource, curated_examples: pl.DataFrame
 ) -> dg.MaterializeResult:

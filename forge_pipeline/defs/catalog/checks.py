@@ -8,10 +8,9 @@ from pathlib import Path
 import dagster as dg
 
 from forge_pipeline.catalog.versions import SPLITS, read_split_groups, read_split_ids
-from forge_pipeline.defs.catalog.assets import dataset_version
 
 
-@dg.asset_check(asset=dataset_version, blocking=True)
+@dg.asset_check(asset="dataset_version", blocking=True)
 def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResult:
     """No example_id, and no note (source_path) or conversation (conversation_id), has examples in both train
     and validation: a held-out section whose siblings were trained on would make the held-out loss optimistic."""
@@ -33,7 +32,7 @@ def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(asset=dataset_version, blocking=True)
+@dg.asset_check(asset="dataset_version", blocking=True)
 def dataset_version_has_user_and_assistant_turns(dataset_version: dict) -> dg.AssetCheckResult:
     """Every example in every split has at least one user and one assistant message."""
     bad: list[str] = []

@@ -11,7 +11,7 @@ from forge_pipeline.defs.common import markdown_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
-@dg.asset(group_name="catalog", kinds={"faiss", "parquet"}, code_version="1")
+@dg.asset(kinds={"faiss", "parquet"}, code_version="1")
 def embedding_index(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
     """Embeddings of every chunk of the dataset version's notes and interactions (ids, provenance, model
     name and dimension) with a FAISS index beside them, one index version per dataset version. Only new or

@@ -1,5 +1,4 @@
-"""Asset checks on the exports: each GGUF loads and generates (and stops), quantization stays close to f16,
-and the manifest's sha256 values match the files on disk."""
+"""Asset checks on the exports: each GGUF loads and generates (and stops), and quantization stays close to f16."""
 
 from __future__ import annotations
 
@@ -8,13 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from forge_pipeline.defs.export.assets import adapter_evaluation, adapter_manifest, gguf_adapter, gguf_model
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.defs.train.checks import mlflow_link
 from forge_pipeline.export import gguf, publish, verify
 from forge_pipeline.export.evaluate import load_eval_prompts
-from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
 
 CHECK_PROMPTS = 8  # enough to see a broken model; the full set runs in adapter_evaluation
 CHECK_MAX_TOKENS = 96  # room for a short real answer to end by itself
@@ -24,7 +20,7 @@ def _prompts(settings) -> list[list[dict]]:
     return [p["messages"] for p in load_eval_prompts(settings.eval_prompts)[:CHECK_PROMPTS]]
 
 
-@dg.asset_check(asset=gguf_model, blocking=True)
+@dg.asset_check(asset="gguf_model", blocking=True)
 def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.AssetCheckResult:
     """The merged and base GGUFs load in llama-cpp-python and generate with the GGUF's own chat template, each
     reply ending at the template's end token or max tokens; a real (non-demo) model must end at least one reply
@@ -45,7 +41,7 @@ def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.A
     )
 
 
-@dg.asset_check(asset=gguf_model, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
+@dg.asset_check(asset="gguf_model", additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
 def gguf_model_quantization_gap(
     forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource, lora_adapter: dict, gguf_model: dict
 ) -> dg.AssetCheckResult:
@@ -81,7 +77,7 @@ def gguf_model_quantization_gap(
     )
 
 
-@dg.asset_check(asset=gguf_adapter, blocking=True)
+@dg.asset_check(asset="gguf_adapter", blocking=True)
 def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg.AssetCheckResult:
     """The adapter GGUF applies to the base GGUF, generates and stops, and changes the base's logits."""
     settings = forge.get()
@@ -98,55 +94,3 @@ def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg
             "generation_ok": generated["ok"],
         },
     )
-
-
-@dg.asset_check(asset=adapter_manifest, blocking=True)
-def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
-    """Every file of the current version and of the newest version exists and matches its sha256."""
-    path = forge.get().paths.manifest
-    manifest = read_manifest(path)
-    newest = newest_version(manifest)
-    problems, checked = [], []
-    for version in {manifest["current"], newest} - {None}:
-        try:
-            verify_version(manifest, version, path)
-            checked.append(version)
-        except ManifestError as err:
-            problems.append(str(err))
-    return dg.AssetCheckResult(
-        passed=not problems and bool(checked),
-        metadata={
-            "verified_versions": ", ".join(sorted(checked)),
-            "problems": dg.MetadataValue.json(problems),
-            "current": str(manifest["current"]),
-        },
-    )
-
-
-@dg.asset_check(asset=adapter_evaluation, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
-def adapter_evaluation_gate(
-    forge: ForgeSettingsResource, adapter_evaluation: dict, lora_adapter: dict
-) -> dg.AssetCheckResult:
-    """The tuned adapter beats the base on held-out loss by eval.min_relative_improvement (the promotion gate).
-    A warning: a version that fails is still exported and published, just not made current."""
-    return dg.AssetCheckResult(
-        passed=bool(adapter_evaluation.get("promoted")),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=adapter_evaluation.get("reason") or None,
-        metadata={
-            "base_loss": adapter_evaluation["base_loss"],
-            "tuned_loss": adapter_evaluation["tuned_loss"],
-            "relative_improvement": adapter_evaluation["relative_improvement"],
-            "required": adapter_evaluation["min_relative_improvement"],
-            **mlflow_link(forge, lora_adapter),
-        },
-    )
-
-
-export_checks = [
-    adapter_evaluation_gate,
-    gguf_model_generates,
-    gguf_model_quantization_gap,
-    gguf_adapter_applies,
-    manifest_files_match,
-]

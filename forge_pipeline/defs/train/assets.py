@@ -79,7 +79,7 @@ class LoraAdapterConfig(dg.Config):
 KEY_HYPERPARAMETERS = ("learning_rate", "lora_r", "lora_alpha", "num_train_epochs", "max_steps", "max_length")
 
 
-@dg.asset(group_name="train", kinds={"pytorch"}, code_version="1")
+@dg.asset(kinds={"pytorch"}, code_version="1")
 def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
     """The model to fine-tune, from `train.base_model`: SmolLM2-135M-Instruct by default (packaged offline), the
     tiny DEMO Llama (`tiny-demo`, random weights, tokenizer trained on this dataset version) or a local folder."""
@@ -105,7 +105,6 @@ def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.Materi
 # hyperparameters and base model); the backoff gives a machine short of memory time to recover. code_version
 # changes when the training recipe changes, so Dagster shows adapters trained by older code as stale.
 @dg.asset(
-    group_name="train",
     kinds={"pytorch", "mlflow"},
     pool="forge/training",
     code_version="sft-2",

@@ -8,7 +8,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 
 # After adapter_manifest: the candidate is compared with the SFT version it was trained from, which must be
 # published (and current, if its gate passed) first.
-@dg.asset(group_name="serve", kinds={"gguf", "json"}, deps=["adapter_manifest"], code_version="1")
+@dg.asset(kinds={"gguf", "json"}, deps=["adapter_manifest"], code_version="1")
 def preference_candidate(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
