@@ -197,3 +197,33 @@ def test_the_settings_resource_reads_settings_once_per_run_and_leaves_the_enviro
     assert "FORGE_CONFIG" not in os.environ  # the config file was passed, not planted in the environment
     assert dg.materialize([first], resources={"forge": forge}).success
     assert seen[3] is not seen[0]  # the next run reads the settings afresh (an edited forge.yaml counts)
+
+
+def test_a_stored_value_loads_as_the_model_an_input_names_and_as_json_otherwise(tmp_path):
+    """The tables IO manager validates a JSON value into the pydantic model an input is annotated with (a value
+    written before the model existed, with only `version` and `path`, included), writes a model back as the same
+    JSON, and hands other inputs the JSON as it is."""
+    import json
+
+    from forge_pipeline.catalog.handoff import DatasetVersion
+    from forge_pipeline.defs.resources import shared_resources
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "dataset_version.json").write_text(json.dumps({"version": "v7", "path": str(tmp_path)}))
+    seen = {}
+
+    @dg.asset
+    def typed(dataset_version: DatasetVersion) -> DatasetVersion:
+        seen["typed"] = dataset_version
+        return dataset_version
+
+    @dg.asset
+    def untyped(dataset_version: dict) -> None:
+        seen["untyped"] = dataset_version
+
+    upstream = dg.AssetSpec("dataset_version")
+    assert dg.materialize([upstream, typed, untyped], resources=shared_resources(str(tmp_path))).success
+    assert seen["typed"] == DatasetVersion(version_id="v7", version="v7", path=tmp_path)
+    assert seen["untyped"] == {"version": "v7", "path": str(tmp_path)}
+    stored = json.loads((tmp_path / "tables" / "typed.json").read_text())
+    assert stored["version_id"] == "v7" and stored["path"] == str(tmp_path)

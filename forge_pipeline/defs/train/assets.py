@@ -5,6 +5,7 @@ import enum
 import dagster as dg
 from pydantic import Field, ValidationError
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.export.manifest import ManifestError, read_manifest
@@ -80,7 +81,7 @@ KEY_HYPERPARAMETERS = ("learning_rate", "lora_r", "lora_alpha", "num_train_epoch
 
 
 @dg.asset(kinds={"pytorch"}, code_version="1")
-def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
+def base_model(forge: ForgeSettingsResource, dataset_version: DatasetVersion) -> dg.MaterializeResult:
     """The model to fine-tune, from `train.base_model`: SmolLM2-135M-Instruct by default (packaged offline), the
     tiny DEMO Llama (`tiny-demo`, random weights, tokenizer trained on this dataset version) or a local folder."""
     from forge_pipeline.train.base_models import resolve_base_model
@@ -116,7 +117,7 @@ def lora_adapter(
     forge: ForgeSettingsResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
     base_model: dict,
-    dataset_version: dict,
+    dataset_version: DatasetVersion,
 ) -> dg.MaterializeResult:
     """A LoRA adapter fine-tuned on the dataset version (trl SFT, assistant tokens only), tracked in MLflow.
     Trained in a subprocess through Dagster Pipes; a retry with the same data and config resumes from the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.checks import mlflow_link
@@ -12,7 +13,9 @@ from forge_pipeline.export import evaluate, knowledge, publish
 
 
 @dg.asset(kinds={"pytorch", "mlflow"}, code_version="1")
-def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset_version: dict) -> dg.MaterializeResult:
+def adapter_evaluation(
+    forge: ForgeSettingsResource, lora_adapter: dict, dataset_version: DatasetVersion
+) -> dg.MaterializeResult:
     """Base vs fine-tuned on the held-out (validation) split: loss and perplexity on assistant tokens, greedy
     answers side by side (eval prompts + held-out prompts, one table row per prompt), and the promotion gate on
     held-out loss with the eval.min_relative_improvement margin (a failed gate keeps the version unpromoted)."""
@@ -38,7 +41,7 @@ def adapter_evaluation(forge: ForgeSettingsResource, lora_adapter: dict, dataset
     knowing = result["knowledge"]
     quality = {f"{side}_{k}": v for side in ("base", "tuned") for k, v in result[f"{side}_quality"].items()}
     return dg.MaterializeResult(
-        value={**result, "dataset_version": info["dataset_version"] or dataset_version.get("version")},
+        value={**result, "dataset_version": info["dataset_version"] or dataset_version.version},
         metadata={
             "base_loss": result["base_loss"],
             "tuned_loss": result["tuned_loss"],
