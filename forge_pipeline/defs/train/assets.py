@@ -10,7 +10,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.train.config import TrainSettings
-from forge_pipeline.train.outputs import check_lora_adapter
+from forge_pipeline.train.outputs import TrainedAdapter
 from forge_pipeline.train.plan import (
     dagster_run_url,
     dataset_dir_of,
@@ -149,7 +149,7 @@ def lora_adapter(
         },
     )
     run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.train.pipes_entry", job)
-    result = check_lora_adapter(finished_result(job["output_dir"]))
+    result = finished_result(job["output_dir"])
     reported = run.get_materialize_result()
     hyperparameters = hp.model_dump(mode="json", exclude={"tiny_model", "mlflow_ui_url"})
     # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
@@ -157,7 +157,7 @@ def lora_adapter(
     # leaves evaluation and export in sync.
     return dg.MaterializeResult(
         asset_key=reported.asset_key,
-        value=result,
+        value=TrainedAdapter.model_validate(result),  # the contract downstream stages read, checked as it is written
         data_version=dg.DataVersion(result["run_key"]),
         metadata={
             **(reported.metadata or {}),
