@@ -58,7 +58,7 @@ class ForgeTablesIOManager(dg.ConfigurableIOManager):
                 obj.write_parquet(tmp)
             context.add_output_metadata({"table_path": dg.MetadataValue.path(str(base.with_suffix(".parquet")))})
         elif isinstance(obj, BaseModel):
-            write_json_atomic(base.with_suffix(".json"), obj.model_dump(mode="json"))
+            write_json_atomic(base.with_suffix(".json"), obj.model_dump())  # paths as text (default=str), NaN kept
         else:
             write_json_atomic(base.with_suffix(".json"), obj)
 

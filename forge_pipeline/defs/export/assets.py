@@ -7,6 +7,7 @@ import dagster as dg
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import gguf, publish
+from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
 
 
 def _timings_md(timings: dict, stats: dict) -> str:
@@ -23,7 +24,7 @@ def gguf_model(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
     lora_adapter: dict,
-    adapter_evaluation: dict,
+    adapter_evaluation: Evaluation,
 ) -> dg.MaterializeResult:
     """The adapter merged into its full-precision base, converted by llama.cpp and quantized (Q4_K_M by
     default), with an Ollama Modelfile; also the unmerged base GGUF the server hot-swaps adapters on."""
@@ -42,7 +43,7 @@ def gguf_model(
     stats = result["stats"]
     result = {**result, "is_demo_model": info["is_demo_model"]}
     return dg.MaterializeResult(
-        value=result,
+        value=GgufModel.model_validate(result),
         metadata={
             "pre_tokenizer": str(result["pre_tokenizer"]),
             "pre_tokenizer_fallback": result["declared_gpt2_pre_tokenizer"],
@@ -63,7 +64,7 @@ def gguf_adapter(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
     lora_adapter: dict,
-    adapter_evaluation: dict,
+    adapter_evaluation: Evaluation,
 ) -> dg.MaterializeResult:
     """The LoRA adapter alone as a GGUF adapter, applied at serve time to the unchanged base GGUF."""
     settings = forge.get()
@@ -82,7 +83,7 @@ def gguf_adapter(
     )
     result = {**result, "base_gguf": base["base_gguf"], "base_f16_gguf": base["base_f16_gguf"]}
     return dg.MaterializeResult(
-        value=result,
+        value=GgufAdapter.model_validate(result),
         metadata={
             "adapter_gguf": dg.MetadataValue.path(result["adapter_gguf"]),
             "adapter_size_bytes": result["stats"]["adapter"]["size_bytes"],

@@ -6,6 +6,7 @@ import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import publish
+from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
 from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
 
 
@@ -30,7 +31,11 @@ def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
 
 @dg.asset(kinds={"json", "mlflow"}, code_version="1")
 def adapter_manifest(
-    forge: ForgeSettingsResource, lora_adapter: dict, adapter_evaluation: dict, gguf_model: dict, gguf_adapter: dict
+    forge: ForgeSettingsResource,
+    lora_adapter: dict,
+    adapter_evaluation: Evaluation,
+    gguf_model: GgufModel,
+    gguf_adapter: GgufAdapter,
 ) -> dg.MaterializeResult:
     """The manifest serving watches: a new version with its files' sha256, evaluation and lineage; it
     becomes current only if the evaluation gate promoted it. Re-materializing with the same files and dataset
@@ -40,10 +45,11 @@ def adapter_manifest(
     result = publish.publish(
         settings.paths.manifest,
         publish.adapter_info(lora_adapter),
-        adapter_evaluation,
-        gguf_model,
-        gguf_adapter,
-        dataset_version=adapter_evaluation.get("dataset_version"),
+        # publish() is shared with the DPO path (feedback/publish.py), which still hands it dicts.
+        adapter_evaluation.model_dump(),
+        gguf_model.model_dump(),
+        gguf_adapter.model_dump(),
+        dataset_version=adapter_evaluation.dataset_version,
     )
     registry = _register_in_mlflow(settings, lora_adapter, result)
     return dg.MaterializeResult(
@@ -54,7 +60,7 @@ def adapter_manifest(
             "current": str(result["current"]),
             "promoted": result["promoted"],
             "already_published": result["already_published"],
-            "gate": adapter_evaluation.get("reason", ""),
+            "gate": adapter_evaluation.reason,
             "versions": result["versions"],
             "manifest_path": dg.MetadataValue.path(result["manifest_path"]),
         },

@@ -10,6 +10,7 @@ from forge_pipeline.defs.common import table_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.checks import mlflow_link
 from forge_pipeline.export import evaluate, knowledge, publish
+from forge_pipeline.export.handoff import Evaluation
 
 
 @dg.asset(kinds={"pytorch", "mlflow"}, code_version="1")
@@ -41,7 +42,9 @@ def adapter_evaluation(
     knowing = result["knowledge"]
     quality = {f"{side}_{k}": v for side in ("base", "tuned") for k, v in result[f"{side}_quality"].items()}
     return dg.MaterializeResult(
-        value={**result, "dataset_version": info["dataset_version"] or dataset_version.version},
+        value=Evaluation.model_validate(
+            {**result, "dataset_version": info["dataset_version"] or dataset_version.version}
+        ),
         metadata={
             "base_loss": result["base_loss"],
             "tuned_loss": result["tuned_loss"],
@@ -80,19 +83,19 @@ def adapter_evaluation(
 
 @dg.asset_check(asset=adapter_evaluation, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
 def adapter_evaluation_gate(
-    forge: ForgeSettingsResource, adapter_evaluation: dict, lora_adapter: dict
+    forge: ForgeSettingsResource, adapter_evaluation: Evaluation, lora_adapter: dict
 ) -> dg.AssetCheckResult:
     """The tuned adapter beats the base on held-out loss by eval.min_relative_improvement (the promotion gate).
     A warning: a version that fails is still exported and published, just not made current."""
     return dg.AssetCheckResult(
-        passed=bool(adapter_evaluation.get("promoted")),
+        passed=adapter_evaluation.promoted,
         severity=dg.AssetCheckSeverity.WARN,
-        description=adapter_evaluation.get("reason") or None,
+        description=adapter_evaluation.reason or None,
         metadata={
-            "base_loss": adapter_evaluation["base_loss"],
-            "tuned_loss": adapter_evaluation["tuned_loss"],
-            "relative_improvement": adapter_evaluation["relative_improvement"],
-            "required": adapter_evaluation["min_relative_improvement"],
+            "base_loss": adapter_evaluation.base_loss,
+            "tuned_loss": adapter_evaluation.tuned_loss,
+            "relative_improvement": adapter_evaluation.relative_improvement,
+            "required": adapter_evaluation.min_relative_improvement,
             **mlflow_link(forge, lora_adapter),
         },
     )
