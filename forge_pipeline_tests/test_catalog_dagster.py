@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from forge_pipeline.catalog.versions import list_versions
-from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
+from forge_pipeline.definitions import group_definitions
 from forge_pipeline.defs.resources import shared_resources
 from forge_pipeline.records import example_id_for, examples_frame
 from forge_pipeline.settings import load_settings
+
+catalog_defs = group_definitions("catalog")
 
 curated_examples = dg.AssetSpec("curated_examples")
 

@@ -1,6 +1,7 @@
 """The code location loads and its asset graph is exactly the documented one (docs/CONVENTIONS.md, "Asset
 graph"): asset keys, edges and groups are a contract that checks, jobs and users' selections rely on."""
 
+import ast
 import shutil
 import threading
 import time
@@ -12,6 +13,7 @@ from forge_pipeline.definitions import defs
 from forge_pipeline.settings import DAGSTER_YAML
 
 REPO = Path(__file__).resolve().parent.parent
+DEFS = REPO / "forge_pipeline" / "defs"
 TRAINING_POOL = "forge/training"
 
 # Every asset and its complete set of upstream assets (inputs and `deps`).
@@ -78,6 +80,30 @@ def test_groups_match_the_contract():
     for key in graph.get_all_asset_keys():
         actual.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert actual == EXPECTED_GROUPS
+
+
+def _assets_in_source(path: Path) -> dict[str, ast.expr]:
+    """The functions of a module decorated with @dg.asset, read from its source, each with its decorator."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if isinstance(target, ast.Attribute) and target.attr == "asset":
+                    found[node.name] = decorator
+    return found
+
+
+def test_each_asset_is_defined_in_the_folder_of_its_group_and_names_no_group():
+    """defs/<group>/ is the asset group: read from the source files (not from how the loader derives groups), each
+    folder defines exactly its group's assets, and no asset names a group that could disagree with its folder."""
+    by_folder: dict[str, set[str]] = {}
+    for path in DEFS.rglob("*.py"):
+        for name, decorator in _assets_in_source(path).items():
+            by_folder.setdefault(path.parent.relative_to(DEFS).as_posix(), set()).add(name)
+            keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+            assert "group_name" not in {k.arg for k in keywords}, f"{name} ({path.relative_to(REPO)}) names a group"
+    assert by_folder == EXPECTED_GROUPS
 
 
 def test_sensor_schedule_and_checks_are_defined():
@@ -172,3 +198,33 @@ def test_the_settings_resource_reads_settings_once_per_run_and_leaves_the_enviro
     assert "FORGE_CONFIG" not in os.environ  # the config file was passed, not planted in the environment
     assert dg.materialize([first], resources={"forge": forge}).success
     assert seen[3] is not seen[0]  # the next run reads the settings afresh (an edited forge.yaml counts)
+
+
+def test_a_stored_value_loads_as_the_model_an_input_names_and_as_json_otherwise(tmp_path):
+    """The tables IO manager validates a JSON value into the pydantic model an input is annotated with (a value
+    written before the model existed, with only `version` and `path`, included), writes a model back as the same
+    JSON, and hands other inputs the JSON as it is."""
+    import json
+
+    from forge_pipeline.catalog.handoff import DatasetVersion
+    from forge_pipeline.defs.resources import shared_resources
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "dataset_version.json").write_text(json.dumps({"version": "v7", "path": str(tmp_path)}))
+    seen = {}
+
+    @dg.asset
+    def typed(dataset_version: DatasetVersion) -> DatasetVersion:
+        seen["typed"] = dataset_version
+        return dataset_version
+
+    @dg.asset
+    def untyped(dataset_version: dict) -> None:
+        seen["untyped"] = dataset_version
+
+    upstream = dg.AssetSpec("dataset_version")
+    assert dg.materialize([upstream, typed, untyped], resources=shared_resources(str(tmp_path))).success
+    assert seen["typed"] == DatasetVersion(version_id="v7", version="v7", path=tmp_path)
+    assert seen["untyped"] == {"version": "v7", "path": str(tmp_path)}
+    stored = json.loads((tmp_path / "tables" / "typed.json").read_text())
+    assert stored["version_id"] == "v7" and stored["path"] == str(tmp_path)

@@ -28,13 +28,16 @@ def test_the_adapter_and_its_evaluation_have_checks():
 def test_ingest_data_versions_are_content_hashes(tmp_path):
     """The same notes and conversations read twice: the same data versions, so nothing downstream goes stale;
     tables carry Dagster's row count and column schema."""
-    from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
+    from forge_pipeline.definitions import group_definitions
+    from forge_pipeline.defs.prepare.training_examples import training_examples
 
     versions = []
     with dg.instance_for_test() as instance:
         for _ in range(2):
             result = dg.materialize(
-                list(ingest_defs.assets), resources=shared_resources(str(tmp_path)), instance=instance
+                [*group_definitions("ingest").assets, training_examples],
+                resources=shared_resources(str(tmp_path)),
+                instance=instance,
             )
             assert result.success
             versions.append(

@@ -10,12 +10,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import dagster as dg  # noqa: E402
 
-from forge_pipeline.defs.catalog.definitions import defs as catalog_defs  # noqa: E402
+from forge_pipeline.definitions import group_definitions  # noqa: E402
 from forge_pipeline.defs.catalog.embedding_index import embedding_index_covers_the_dataset_version  # noqa: E402
 from forge_pipeline.defs.resources import ForgeSettingsResource, shared_resources  # noqa: E402
 from forge_pipeline.embed.store import load_current, read_versions  # noqa: E402
 from forge_pipeline.records import examples_frame  # noqa: E402
 from forge_pipeline_tests.embed_fixtures import records  # noqa: E402
+
+catalog_defs = group_definitions("catalog")
 
 curated_examples = dg.AssetSpec("curated_examples")
 

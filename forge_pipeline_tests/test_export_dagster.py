@@ -12,10 +12,12 @@ import os
 import dagster as dg
 import pytest
 
-from forge_pipeline.defs.export.assets import adapter_evaluation, adapter_manifest, gguf_adapter, gguf_model
-from forge_pipeline.defs.export.checks import export_checks
+from forge_pipeline.definitions import group_definitions
+from forge_pipeline.defs.export.assets import gguf_adapter, gguf_model
 from forge_pipeline.defs.export.resources import export_resources
 from forge_pipeline.defs.resources import shared_resources
+from forge_pipeline.defs.serve.manifest import adapter_manifest, manifest_files_match
+from forge_pipeline.defs.train.evaluation import adapter_evaluation, adapter_evaluation_gate
 from forge_pipeline.export.manifest import read_manifest, verify_version
 from forge_pipeline.settings import load_settings
 from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
@@ -70,7 +72,13 @@ def _write_upstream(root):
 
 def _materialize(root, selection=None):
     return dg.materialize(
-        [*UPSTREAM, *EXPORT_ASSETS, *export_checks],
+        [
+            *UPSTREAM,
+            *EXPORT_ASSETS,
+            *group_definitions("export").asset_checks,
+            adapter_evaluation_gate,
+            manifest_files_match,
+        ],
         resources=shared_resources(str(root)) | export_resources(),
         instance=dg.DagsterInstance.ephemeral(),
         selection=selection,

@@ -132,6 +132,7 @@ def test_dpo_changes_the_sft_adapter_toward_chosen_and_logs_to_mlflow(tiny, dpo_
 
 @pytest.mark.slow
 def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate(tiny, dpo_run):
+    from forge_pipeline.catalog.handoff import DatasetVersion
     from forge_pipeline.export import gguf
     from forge_pipeline.export.llama_cpp import LlamaCppToolchain
     from forge_pipeline.export.manifest import read_manifest, verify_version
@@ -141,7 +142,7 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
 
     root, base, sft_adapter = tiny
     settings, sft, result, _ = dpo_run
-    dataset = write_tiny_dataset_version(root / "dataset", save_hf=False)
+    dataset = DatasetVersion.model_validate(write_tiny_dataset_version(root / "dataset", save_hf=False))
     toolchain = LlamaCppToolchain()
     exports = settings.paths.exports
     # The SFT version first (current), as adapter_manifest would publish it.

@@ -5,7 +5,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
+from forge_pipeline.definitions import group_definitions
+from forge_pipeline.defs.prepare.training_examples import training_examples, training_examples_schema
 from forge_pipeline.defs.resources import shared_resources
 
 
@@ -15,8 +16,9 @@ def _metadata(result, asset: str) -> dict:
 
 
 def test_materialize_vault_notes_conversations_training_examples(tmp_path):
-    assets = list(ingest_defs.assets)
-    checks = list(ingest_defs.asset_checks)
+    ingest = group_definitions("ingest")
+    assets = [*ingest.assets, training_examples]
+    checks = [*ingest.asset_checks, training_examples_schema]
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(assets + checks, resources=shared_resources(str(tmp_path)), instance=instance)
         assert result.success
@@ -74,5 +76,7 @@ def test_materialize_vault_notes_conversations_training_examples(tmp_path):
         assert stored.height == 82
 
         # A second run reads every note from the parse cache.
-        again = dg.materialize(assets[:1], resources=shared_resources(str(tmp_path)), instance=instance)
+        again = dg.materialize(
+            assets, selection="vault_notes", resources=shared_resources(str(tmp_path)), instance=instance
+        )
         assert _metadata(again, "vault_notes")["from_cache"] == 49 and _metadata(again, "vault_notes")["parsed"] == 0

@@ -150,7 +150,7 @@ def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path,
     assert list((tmp_path / "cwd").iterdir()) == []
 
     # adapter_manifest's step: the published version, served, gets `current` and a registry link in Dagster.
-    from forge_pipeline.defs.export.assets import _register_in_mlflow
+    from forge_pipeline.defs.serve.manifest import _register_in_mlflow
 
     third_run = client.create_run(experiment_id)
     third = log_adapter_model(settings.tracking_uri, third_run, adapter, {"lora_r": 8}, "peft-lora")

@@ -189,7 +189,9 @@ def test_other_languages_are_held_back_before_the_scrub(analyzer):
 def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
     """Bug: after no_residual_pii failed, `--select 'filtered_examples+++'` built a version from the failing
     table. The guard looks up the check's result for the latest scrubbed_examples, whatever the selection."""
-    from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
+    from forge_pipeline.definitions import group_definitions
+
+    catalog_defs = group_definitions("catalog")
     from forge_pipeline.defs.resources import shared_resources
 
     verdict = {"passed": False}

@@ -193,10 +193,7 @@ def _build_inputs(root: Path, v: dict[str, str]) -> tuple[Path, Path, Path]:
 
 @pytest.mark.slow  # spaCy + MiniLM load and a full prepare run: 20-40 s on two cores
 def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
-    from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
-    from forge_pipeline.defs.curate.definitions import defs as curate_defs
-    from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
-    from forge_pipeline.defs.prepare.definitions import defs as prepare_defs
+    from forge_pipeline.definitions import group_definitions
     from forge_pipeline.defs.prepare.resources import prepare_resources
     from forge_pipeline.defs.resources import shared_resources
 
@@ -207,8 +204,8 @@ def test_no_planted_pii_gets_past_the_scrub(tmp_path, monkeypatch, capfd):
     root, home = tmp_path / "data_root", tmp_path / "dagster_home"
     monkeypatch.setenv("FORGE_VAULT_DIR", str(vault))
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(chats))
-    assets = [*ingest_defs.assets, *prepare_defs.assets, *curate_defs.assets, *catalog_defs.assets]
-    checks = [*ingest_defs.asset_checks, *prepare_defs.asset_checks, *catalog_defs.asset_checks]
+    chain = group_definitions("ingest", "prepare", "curate", "catalog")
+    assets, checks = list(chain.assets), list(chain.asset_checks)
     home.mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
         result = dg.materialize(
@@ -273,7 +270,7 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     Dagster event log's dropped_preview must not. Bug: it showed the detail verbatim."""
     import polars as pl
 
-    from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
+    from forge_pipeline.definitions import group_definitions
     from forge_pipeline.defs.resources import shared_resources
 
     seed = run_seed()
@@ -294,7 +291,9 @@ def test_values_quoted_in_quarantine_details_stay_out_of_the_event_log(tmp_path,
     monkeypatch.setenv("FORGE_VAULT_DIR", str(vault))
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(chats))
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-        result = dg.materialize(list(ingest_defs.assets), resources=shared_resources(str(root)), instance=instance)
+        result = dg.materialize(
+            list(group_definitions("ingest").assets), resources=shared_resources(str(root)), instance=instance
+        )
         assert result.success
         table = result.asset_materializations_for_node("conversations")[0].metadata["dropped_preview"]
         preview = "\n".join(" | ".join(str(v) for v in r.data.values()) for r in table.records)

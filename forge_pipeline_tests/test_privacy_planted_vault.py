@@ -131,10 +131,7 @@ def _needles() -> dict[str, re.Pattern]:
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
     """The chain up to embedding_index over the planted vault, once for the module."""
-    from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
-    from forge_pipeline.defs.curate.definitions import defs as curate_defs
-    from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
-    from forge_pipeline.defs.prepare.definitions import defs as prepare_defs
+    from forge_pipeline.definitions import group_definitions
     from forge_pipeline.defs.prepare.resources import prepare_resources
     from forge_pipeline.defs.resources import shared_resources
 
@@ -145,8 +142,8 @@ def planted_run(tmp_path_factory):
         (vault / rel).write_text(text, encoding="utf-8")
     chats.mkdir()
     home.mkdir()
-    assets = [*ingest_defs.assets, *prepare_defs.assets, *curate_defs.assets, *catalog_defs.assets]
-    checks = [*ingest_defs.asset_checks, *prepare_defs.asset_checks, *catalog_defs.asset_checks]
+    chain = group_definitions("ingest", "prepare", "curate", "catalog")
+    assets, checks = list(chain.assets), list(chain.asset_checks)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FORGE_VAULT_DIR", str(vault))
         env.setenv("FORGE_CONVERSATIONS_DIR", str(chats))

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from forge_pipeline.defs.ingest.assets import conversations, training_examples, vault_notes  # noqa: E402
+from forge_pipeline.defs.ingest.assets import conversations, vault_notes  # noqa: E402
 from forge_pipeline.defs.prepare import resources as prepare_resource_module  # noqa: E402
 from forge_pipeline.defs.prepare.assets import (  # noqa: E402
     deduplicated_examples,
@@ -20,6 +20,7 @@ from forge_pipeline.defs.prepare.assets import (  # noqa: E402
     scrubbed_examples,
 )
 from forge_pipeline.defs.prepare.resources import prepare_resources  # noqa: E402
+from forge_pipeline.defs.prepare.training_examples import training_examples  # noqa: E402
 from forge_pipeline.defs.resources import ForgeSettingsResource, ForgeTablesIOManager  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -60,8 +60,8 @@ def test_lora_adapter_trains_as_a_ray_job_through_pipes(ray_cluster, tmp_path, m
     # Training progress (readable lines: "step 2/2 (100%) loss ...") arrived as Pipes log lines from the job's stdout.
     assert any(message.startswith("step 2/2 (100%) loss") for message in messages), messages[-20:]
     lora = read_lora_adapter(settings)
-    assert lora["dataset_version"] == "v-ray" and lora["metrics"]["global_step"] == 2
+    assert lora.dataset_version == "v-ray" and lora.metrics["global_step"] == 2
     metadata = result.asset_materializations_for_node("lora_adapter")[-1].metadata
-    assert metadata["mlflow_run_id"].value == lora["mlflow_run_id"]
-    assert metadata["final_loss"].value == pytest.approx(lora["metrics"]["final_loss"])
-    assert json.loads((settings.paths.tables / "lora_adapter.json").read_text())["adapter_dir"] == lora["adapter_dir"]
+    assert metadata["mlflow_run_id"].value == lora.mlflow_run_id
+    assert metadata["final_loss"].value == pytest.approx(lora.metrics["final_loss"])
+    assert json.loads((settings.paths.tables / "lora_adapter.json").read_text())["adapter_dir"] == str(lora.adapter_dir)

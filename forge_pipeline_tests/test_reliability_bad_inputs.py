@@ -329,7 +329,8 @@ def test_forge_yaml_in_the_working_directory_is_named_as_the_source(tmp_path, mo
 
 
 def test_dagster_ingest_over_hostile_inputs_succeeds_and_quarantines_each(tmp_path, monkeypatch):
-    from forge_pipeline.defs.ingest.definitions import defs as ingest_defs
+    from forge_pipeline.definitions import group_definitions
+    from forge_pipeline.defs.prepare.training_examples import training_examples
     from forge_pipeline.defs.resources import shared_resources
 
     vault, chats = tmp_path / "vault", tmp_path / "conversations"
@@ -361,7 +362,11 @@ def test_dagster_ingest_over_hostile_inputs_succeeds_and_quarantines_each(tmp_pa
     monkeypatch.setenv("FORGE_CONVERSATIONS_DIR", str(chats))
     root = tmp_path / "data_root"
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(list(ingest_defs.assets), resources=shared_resources(str(root)), instance=instance)
+        result = dg.materialize(
+            [*group_definitions("ingest").assets, training_examples],
+            resources=shared_resources(str(root)),
+            instance=instance,
+        )
         assert result.success
 
         def meta(asset):

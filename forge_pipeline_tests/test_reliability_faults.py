@@ -162,7 +162,7 @@ CHILD = textwrap.dedent("""
     os.environ["FORGE_CATALOG__SPLIT_SALT"] = salt  # same asset, same input, another split: another version
     import dagster as dg
     from forge_pipeline.catalog import versions
-    from forge_pipeline.defs.catalog.definitions import defs as catalog_defs
+    from forge_pipeline.definitions import group_definitions
     from forge_pipeline.defs.resources import shared_resources
 
     real_write = versions._write_version
@@ -175,7 +175,7 @@ CHILD = textwrap.dedent("""
     while not go.exists():
         time.sleep(0.01)
     curated = dg.AssetSpec("curated_examples")
-    result = dg.materialize([curated, *catalog_defs.assets], resources=shared_resources(data_root),
+    result = dg.materialize([curated, *group_definitions("catalog").assets], resources=shared_resources(data_root),
                             instance=dg.DagsterInstance.ephemeral())
     print(result.asset_materializations_for_node("dataset_version")[0].metadata["version_id"].value)
 """)

@@ -54,26 +54,26 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
     assert base_meta["licence"].value and base_meta["source"].value
 
     lora = read_lora_adapter(settings)
-    assert lora["dataset_version"] == "v-dagster" and lora["base_model_dir"] == base["path"]
-    assert lora["is_demo_model"] and lora["metrics"]["global_step"] == 4
+    assert lora.dataset_version == "v-dagster" and str(lora.base_model_dir) == base["path"]
+    assert lora.is_demo_model and lora.metrics["global_step"] == 4
     # The export stage's reader accepts what training wrote: the cross-stage contract holds.
     from forge_pipeline.export.publish import adapter_info
 
-    assert adapter_info(lora)["adapter_dir"] == lora["adapter_dir"]
+    assert adapter_info(lora.model_dump(mode="json"))["adapter_dir"] == str(lora.adapter_dir)
 
     materializations = result.asset_materializations_for_node("lora_adapter")
     metadata = materializations[-1].metadata
-    assert metadata["mlflow_run_id"].value == lora["mlflow_run_id"]
-    assert metadata["mlflow_run"].value.endswith(f"/runs/{lora['mlflow_run_id']}")
+    assert metadata["mlflow_run_id"].value == lora.mlflow_run_id
+    assert metadata["mlflow_run"].value.endswith(f"/runs/{lora.mlflow_run_id}")
     assert "data:image/png;base64," in metadata["loss_curve"].value
-    assert metadata["final_loss"].value == pytest.approx(lora["metrics"]["final_loss"])
-    assert metadata["eval_loss"].value == pytest.approx(lora["metrics"]["eval_loss"])
+    assert metadata["final_loss"].value == pytest.approx(lora.metrics["final_loss"])
+    assert metadata["eval_loss"].value == pytest.approx(lora.metrics["eval_loss"])
     assert metadata["tokens_per_s"].value > 0
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    run = client.get_run(lora["mlflow_run_id"])
+    run = client.get_run(lora.mlflow_run_id)
     assert run.data.params["max_steps"] == "4" and run.data.tags["dataset_version"] == "v-dagster"
 
     # Lineage both ways: the MLflow run names its Dagster run (tag, link in the description) and its data; the
@@ -84,7 +84,7 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
     assert run.data.tags["lora_r"] == str(settings.train.lora_r) and run.data.tags["max_length"] == "96"
     assert run.info.run_name.startswith(f"sft {base['name']} · v-dagster · r")
     assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == ["v-dagster/train", "v-dagster/validation"]
-    assert client.get_logged_model(lora["mlflow_model_id"]).source_run_id == run.info.run_id
+    assert client.get_logged_model(lora.mlflow_model_id).source_run_id == run.info.run_id
     assert run.info.artifact_uri.startswith(settings.paths.mlflow.as_uri())
     tags = instance.get_run_by_id(result.run_id).tags
     assert tags["forge/dataset_version"] == "v-dagster" and tags["forge/max_steps"] == "4"
@@ -93,7 +93,7 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
     # Readable metadata: the hyperparameters used, the last progress line, the run key as data version.
     assert metadata["hyperparameters"].value["max_steps"] == 4 and metadata["max_length"].value == 96
     assert metadata["progress"].value.startswith("step 4/4 (100%) loss ")
-    assert materializations[-1].tags["dagster/data_version"] == lora["run_key"]
+    assert materializations[-1].tags["dagster/data_version"] == lora.run_key
     # Progress reached the run log as lines a person reads, one per step.
     messages = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
     assert any(m.startswith("step 2/4 (50%) loss ") and " ETA " in m for m in messages), messages[-20:]

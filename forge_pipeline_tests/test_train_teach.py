@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.settings import load_settings
 from forge_pipeline.train.plan import teaching_parent
 from forge_pipeline.train.teach import TeachError, parent_of, teaching_rows
@@ -101,7 +102,7 @@ def test_current_falls_back_to_the_base_saying_why_but_a_named_version_does_not(
     new_version = tmp_path / "catalog" / "d2"
     new_version.mkdir()
     (new_version / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OLD + NEW))
-    dataset_version = {"version_id": "d2", "path": str(new_version)}
+    dataset_version = DatasetVersion(version_id="d2", path=new_version)
     base = {"name": "smollm2-135m-instruct", "path": "unused"}
 
     current = _settings(tmp_path, catalog, continue_from="current")
@@ -125,7 +126,9 @@ def test_a_serving_version_with_its_adapter_is_continued_and_nothing_new_is_said
     manifest, catalog = _published(tmp_path)
     settings = _settings(tmp_path, catalog, continue_from="current")
     base = {"name": "smollm2-135m-instruct", "path": "unused"}
-    parent, why = teaching_parent(settings, settings.train, base, {"version_id": "d1", "path": catalog[0]["path"]}, {})
+    parent, why = teaching_parent(
+        settings, settings.train, base, DatasetVersion(version_id="d1", path=catalog[0]["path"]), {}
+    )
     assert (parent, why) == (
         None,
         "train.continue_from='current': no version serves yet, so this run trains from the base",
@@ -133,7 +136,11 @@ def test_a_serving_version_with_its_adapter_is_continued_and_nothing_new_is_said
     d2 = tmp_path / "catalog" / "d2"
     d2.mkdir()
     (d2 / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OLD + NEW))
-    parent, why = teaching_parent(settings, settings.train, base, {"version_id": "d2", "path": str(d2)}, manifest)
+    parent, why = teaching_parent(
+        settings, settings.train, base, DatasetVersion(version_id="d2", path=str(d2)), manifest
+    )
     assert why == "" and parent["version"] == "v0001"
     with pytest.raises(TeachError, match="nothing to teach"):
-        teaching_parent(settings, settings.train, base, {"version_id": "d1", "path": catalog[0]["path"]}, manifest)
+        teaching_parent(
+            settings, settings.train, base, DatasetVersion(version_id="d1", path=catalog[0]["path"]), manifest
+        )

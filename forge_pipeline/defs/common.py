@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 
 from forge_pipeline.atomic import atomic_path
-from forge_pipeline.records import Quarantine
+from forge_pipeline.records import Quarantine, check_schema
 from forge_pipeline.settings import ForgeSettings
 
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")  # the scrubber's consistent placeholders: <PERSON_1>, <EMAIL_ADDRESS_2>
@@ -153,3 +153,11 @@ def keep_quarantine(settings: ForgeSettings, quarantine: Quarantine) -> dict[str
         # Reason first: on a narrow window the columns that say why stay in view; the file path comes last.
         metadata["dropped_preview"] = table_preview(shown, ["reason", "detail", "line", "file"], rows=20)
     return metadata
+
+
+def schema_check_result(frame: pl.DataFrame, schema: dict) -> dg.AssetCheckResult:
+    """A table's contract as a check: passed when `frame` has exactly `schema`, the differences otherwise."""
+    problems = check_schema(frame, schema)
+    return dg.AssetCheckResult(
+        passed=not problems, metadata={"problems": dg.MetadataValue.json(problems), "rows": frame.height}
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
 from forge_pipeline.settings import ForgeSettings, load_settings
 
@@ -33,9 +33,12 @@ class ForgeSettingsResource(dg.ConfigurableResource):
 
 
 class ForgeTablesIOManager(dg.ConfigurableIOManager):
-    """Stores asset outputs under <data_root>/tables: Polars frames as Parquet, dicts as JSON.
+    """Stores asset outputs under <data_root>/tables: Polars frames as Parquet, dicts and pydantic models (the
+    typed values stages hand on) as JSON.
 
-    Parquet keeps tables readable by any tool (polars, duckdb, pandas) outside Dagster.
+    Parquet keeps tables readable by any tool (polars, duckdb, pandas) outside Dagster; JSON keeps the typed
+    values readable too. An input annotated with a pydantic model is validated into it as it is read (a value
+    stored before the model existed loads the same way); any other input gets the JSON as it is.
     """
 
     forge: ForgeSettingsResource  # a plain nested resource: ResourceDependency[...] fails validation under `from __future__ import annotations`
@@ -54,6 +57,8 @@ class ForgeTablesIOManager(dg.ConfigurableIOManager):
             with atomic_path(base.with_suffix(".parquet")) as tmp:
                 obj.write_parquet(tmp)
             context.add_output_metadata({"table_path": dg.MetadataValue.path(str(base.with_suffix(".parquet")))})
+        elif isinstance(obj, BaseModel):
+            write_json_atomic(base.with_suffix(".json"), obj.model_dump())  # paths as text (default=str), NaN kept
         else:
             write_json_atomic(base.with_suffix(".json"), obj)
 
@@ -62,7 +67,11 @@ class ForgeTablesIOManager(dg.ConfigurableIOManager):
         if base.with_suffix(".parquet").exists():
             return pl.read_parquet(base.with_suffix(".parquet"))
         if base.with_suffix(".json").exists():
-            return json.loads(base.with_suffix(".json").read_text())
+            value = json.loads(base.with_suffix(".json").read_text())
+            wanted = context.dagster_type.typing_type
+            if isinstance(wanted, type) and issubclass(wanted, BaseModel):
+                return wanted.model_validate(value)
+            return value
         raise FileNotFoundError(
             f"{context.asset_key.to_user_string()} has no stored output under {base.parent}; materialize it first"
         )

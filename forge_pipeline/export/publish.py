@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.export.manifest import ManifestError, describe_file, publish_version
 
 REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
@@ -53,11 +54,8 @@ def export_key(info: dict) -> str:
     return info.get("mlflow_run_id") or Path(info["adapter_dir"]).name
 
 
-def validation_file(dataset_version: dict) -> Path:
-    path = dataset_version.get("path") if isinstance(dataset_version, dict) else None
-    if not path:
-        raise ValueError("dataset_version: missing field 'path' (the catalog folder with validation.jsonl)")
-    target = Path(path) / "validation.jsonl"
+def validation_file(dataset_version: DatasetVersion) -> Path:
+    target = dataset_version.validation_file
     if not target.is_file():
         raise ValueError(f"dataset_version: {target} does not exist; re-materialize dataset_version")
     return target

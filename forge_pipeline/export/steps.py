@@ -8,10 +8,11 @@ description of the version it trained on.
 
 from __future__ import annotations
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.export import evaluate, gguf, knowledge, publish
 
 
-def evaluation(settings, info: dict, dataset_version: dict) -> dict:
+def evaluation(settings, info: dict, dataset_version: DatasetVersion) -> dict:
     """Base vs tuned on the dataset version's validation split (loss, perplexity, side-by-side answers, the
     knowledge questions from the person's notes) and the promotion gate."""
     validation = publish.validation_file(dataset_version)

@@ -4,11 +4,14 @@ of traffic first, compared with `forge compare`, and promoted with `forge promot
 
 from __future__ import annotations
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.export import publish, steps
 from forge_pipeline.export.manifest import read_manifest
 
 
-def publish_preference_candidate(settings, preference_adapter: dict, dataset_version: dict, toolchain) -> dict:
+def publish_preference_candidate(
+    settings, preference_adapter: dict, dataset_version: DatasetVersion, toolchain
+) -> dict:
     """Evaluate (base vs DPO on the validation split, the gate), export both GGUFs, add the manifest version
     and name it the candidate with feedback.candidate_traffic_share. Skips when DPO did not train."""
     if not preference_adapter.get("trained"):

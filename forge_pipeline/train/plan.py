@@ -6,31 +6,21 @@ import base64
 import json
 from pathlib import Path
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.sft import dataset_content_hash, run_key
 
 
-def dataset_dir_of(dataset_version: dict) -> Path:
-    path = dataset_version.get("path") if isinstance(dataset_version, dict) else None
-    if not path:
-        raise ValueError(
-            f"dataset_version: field 'path' missing (got keys {sorted(dataset_version or {})}); "
-            "re-materialize dataset_version"
+def dataset_dir_of(dataset_version: DatasetVersion) -> Path:
+    if not dataset_version.train_file.is_file():
+        raise FileNotFoundError(
+            f"dataset_version.path={dataset_version.path}: no train.jsonl there; re-materialize dataset_version"
         )
-    path = Path(path)
-    if not (path / "train.jsonl").is_file():
-        raise FileNotFoundError(f"dataset_version.path={path}: no train.jsonl there; re-materialize dataset_version")
-    return path
-
-
-def version_id_of(dataset_version: dict) -> str:
-    return str(
-        dataset_version.get("version_id") or dataset_version.get("version") or Path(dataset_version["path"]).name
-    )
+    return dataset_version.path
 
 
 def teaching_parent(
-    settings, hp: TrainSettings, base_model: dict, dataset_version: dict, manifest: dict
+    settings, hp: TrainSettings, base_model: dict, dataset_version: DatasetVersion, manifest: dict
 ) -> tuple[dict | None, str]:
     """(the version a run with `train.continue_from` continues (teach.parent_of), why it trains from the base
     instead), checked before anything is launched: the version exists, its adapter and dataset version are there,
@@ -63,7 +53,7 @@ def teaching_parent(
 
 
 def plan_training(
-    settings, hp: TrainSettings, base_model: dict, dataset_version: dict, parent: dict | None = None
+    settings, hp: TrainSettings, base_model: dict, dataset_version: DatasetVersion, parent: dict | None = None
 ) -> dict:
     """The Pipes extras of one run; `output_dir` is keyed by data + hyperparameters + base model (+ the adapter a
     taught run continues, `parent`), so a retry of the same run lands in the same folder and resumes from its
@@ -78,7 +68,7 @@ def plan_training(
         "hp": hp.model_dump(mode="json"),
         "tracking_uri": settings.tracking_uri,
         "experiment": settings.mlflow_experiment,
-        "dataset_version": version_id_of(dataset_version),
+        "dataset_version": dataset_version.version_id,
         "base_model_name": base_model.get("name"),
         "is_demo_model": bool(base_model.get("is_demo_model")),
     }

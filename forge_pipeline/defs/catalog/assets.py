@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.catalog.versions import create_dataset_version
 from forge_pipeline.defs.common import relative_path, table_preview
 from forge_pipeline.defs.curate.metadata import dataset_version_metadata
@@ -89,7 +90,7 @@ def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(group_name="catalog", kinds={"huggingface", "json"}, code_version="1")
+@dg.asset(kinds={"huggingface", "json"}, code_version="1")
 def dataset_version(
     context: dg.AssetExecutionContext, forge: ForgeSettingsResource, curated_examples: pl.DataFrame
 ) -> dg.MaterializeResult:
@@ -108,7 +109,7 @@ def dataset_version(
     # The data version is the catalog's version id (a content hash): Dagster and the catalog name a version alike,
     # and the same curated rows again leave training and everything after it in sync.
     return dg.MaterializeResult(
-        value={**entry, "version": entry["version_id"]},
+        value=DatasetVersion.model_validate(entry),
         data_version=dg.DataVersion(entry["version_id"]),
         metadata={
             "dagster/row_count": entry["counts"]["train"] + entry["counts"]["validation"],

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.catalog.versions import SPLITS, read_split_groups, read_split_ids
-from forge_pipeline.defs.catalog.assets import dataset_version
 
 
-@dg.asset_check(asset=dataset_version, blocking=True)
-def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResult:
+@dg.asset_check(asset="dataset_version", blocking=True)
+def dataset_version_no_split_leakage(dataset_version: DatasetVersion) -> dg.AssetCheckResult:
     """No example_id, and no note (source_path) or conversation (conversation_id), has examples in both train
     and validation: a held-out section whose siblings were trained on would make the held-out loss optimistic."""
-    ids = read_split_ids(Path(dataset_version["path"]))
-    groups = read_split_groups(Path(dataset_version["path"]))
+    ids = read_split_ids(dataset_version.path)
+    groups = read_split_groups(dataset_version.path)
     leaked = sorted(set(ids["train"]) & set(ids["validation"]))
     shared = sorted(groups["train"] & groups["validation"])
     return dg.AssetCheckResult(
@@ -33,12 +32,12 @@ def dataset_version_no_split_leakage(dataset_version: dict) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(asset=dataset_version, blocking=True)
-def dataset_version_has_user_and_assistant_turns(dataset_version: dict) -> dg.AssetCheckResult:
+@dg.asset_check(asset="dataset_version", blocking=True)
+def dataset_version_has_user_and_assistant_turns(dataset_version: DatasetVersion) -> dg.AssetCheckResult:
     """Every example in every split has at least one user and one assistant message."""
     bad: list[str] = []
     for name in SPLITS:
-        with open(Path(dataset_version["path"]) / f"{name}.jsonl", encoding="utf-8") as handle:
+        with open(dataset_version.path / f"{name}.jsonl", encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 roles = {m["role"] for m in json.loads(line)["messages"]}
                 if not {"user", "assistant"} <= roles:

@@ -7,12 +7,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.common import markdown_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
-@dg.asset(group_name="catalog", kinds={"faiss", "parquet"}, code_version="1")
-def embedding_index(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
+@dg.asset(kinds={"faiss", "parquet"}, code_version="1")
+def embedding_index(forge: ForgeSettingsResource, dataset_version: DatasetVersion) -> dg.MaterializeResult:
     """Embeddings of every chunk of the dataset version's notes and interactions (ids, provenance, model
     name and dimension) with a FAISS index beside them, one index version per dataset version. Only new or
     changed chunks are embedded; notes gone from the dataset leave the index."""
@@ -22,10 +23,10 @@ def embedding_index(forge: ForgeSettingsResource, dataset_version: dict) -> dg.M
 
     settings = forge.get()
     backend = shared_backend(settings.embed, settings.prepare.dedup.embedding_model)
-    records = read_version_records(Path(dataset_version["path"]))
+    records = read_version_records(dataset_version.path)
     folder, meta, report = build_embedding_index(
         records,
-        dataset_version["version_id"],
+        dataset_version.version_id,
         index_root(settings.data_root),
         backend,
         settings.paths.cache,

@@ -14,7 +14,7 @@ class CurateConfig(dg.Config):
     include_unreviewed: bool | None = None  # None: settings.curate.include_unreviewed
 
 
-@dg.asset(group_name="curate", kinds={"polars", "sqlite"}, code_version="1")
+@dg.asset(kinds={"polars", "sqlite"}, code_version="1")
 def curated_examples(
     config: CurateConfig, forge: ForgeSettingsResource, deduplicated_examples: pl.DataFrame
 ) -> dg.MaterializeResult:

@@ -1,5 +1,4 @@
-"""Asset checks on the exports: each GGUF loads and generates (and stops), quantization stays close to f16,
-and the manifest's sha256 values match the files on disk."""
+"""Asset checks on the exports: each GGUF loads and generates (and stops), and quantization stays close to f16."""
 
 from __future__ import annotations
 
@@ -8,13 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from forge_pipeline.defs.export.assets import adapter_evaluation, adapter_manifest, gguf_adapter, gguf_model
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.defs.train.checks import mlflow_link
 from forge_pipeline.export import gguf, publish, verify
 from forge_pipeline.export.evaluate import load_eval_prompts
-from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
+from forge_pipeline.export.handoff import GgufAdapter, GgufModel
 
 CHECK_PROMPTS = 8  # enough to see a broken model; the full set runs in adapter_evaluation
 CHECK_MAX_TOKENS = 96  # room for a short real answer to end by itself
@@ -24,15 +21,15 @@ def _prompts(settings) -> list[list[dict]]:
     return [p["messages"] for p in load_eval_prompts(settings.eval_prompts)[:CHECK_PROMPTS]]
 
 
-@dg.asset_check(asset=gguf_model, blocking=True)
-def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.AssetCheckResult:
+@dg.asset_check(asset="gguf_model", blocking=True)
+def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: GgufModel) -> dg.AssetCheckResult:
     """The merged and base GGUFs load in llama-cpp-python and generate with the GGUF's own chat template, each
     reply ending at the template's end token or max tokens; a real (non-demo) model must end at least one reply
     with its end token (finish reason `stop`), or it would never stop by itself when served."""
     settings = forge.get()
-    merged = verify.generation_check(Path(gguf_model["merged_gguf"]), _prompts(settings), max_tokens=CHECK_MAX_TOKENS)
-    base = verify.generation_check(Path(gguf_model["base_gguf"]), _prompts(settings)[:2], max_tokens=CHECK_MAX_TOKENS)
-    stops = merged["stopped_at_end_token"] > 0 or bool(gguf_model.get("is_demo_model"))
+    merged = verify.generation_check(gguf_model.merged_gguf, _prompts(settings), max_tokens=CHECK_MAX_TOKENS)
+    base = verify.generation_check(gguf_model.base_gguf, _prompts(settings)[:2], max_tokens=CHECK_MAX_TOKENS)
+    stops = merged["stopped_at_end_token"] > 0 or gguf_model.is_demo_model
     return dg.AssetCheckResult(
         passed=merged["ok"] and base["ok"] and stops,
         metadata={
@@ -45,17 +42,20 @@ def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: dict) -> dg.A
     )
 
 
-@dg.asset_check(asset=gguf_model, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
+@dg.asset_check(asset="gguf_model", additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
 def gguf_model_quantization_gap(
-    forge: ForgeSettingsResource, llama_cpp_toolchain: LlamaCppToolchainResource, lora_adapter: dict, gguf_model: dict
+    forge: ForgeSettingsResource,
+    llama_cpp_toolchain: LlamaCppToolchainResource,
+    lora_adapter: dict,
+    gguf_model: GgufModel,
 ) -> dg.AssetCheckResult:
     """Quantized vs f16 next-token logits on the prompt set (max abs gap, argmax agreement); the merged f16
     is rebuilt in a temporary folder when the settings do not keep it."""
     settings = forge.get()
     prompts = _prompts(settings)
-    base_gap = verify.logit_gap(Path(gguf_model["base_gguf"]), Path(gguf_model["base_f16_gguf"]), prompts)
-    if gguf_model.get("merged_f16_gguf"):
-        merged_gap = verify.logit_gap(Path(gguf_model["merged_gguf"]), Path(gguf_model["merged_f16_gguf"]), prompts)
+    base_gap = verify.logit_gap(gguf_model.base_gguf, gguf_model.base_f16_gguf, prompts)
+    if gguf_model.merged_f16_gguf:
+        merged_gap = verify.logit_gap(gguf_model.merged_gguf, gguf_model.merged_f16_gguf, prompts)
     else:
         info = publish.adapter_info(lora_adapter)
         with tempfile.TemporaryDirectory(dir=settings.paths.cache) as scratch:
@@ -65,7 +65,7 @@ def gguf_model_quantization_gap(
                 .convert_model(merged_dir, Path(scratch) / "merged-f16.gguf")
                 .path
             )
-            merged_gap = verify.logit_gap(Path(gguf_model["merged_gguf"]), f16, prompts)
+            merged_gap = verify.logit_gap(gguf_model.merged_gguf, f16, prompts)
     bound = settings.export.max_logit_gap
     return dg.AssetCheckResult(
         passed=merged_gap["max_abs_gap"] <= bound and base_gap["max_abs_gap"] <= bound,
@@ -76,17 +76,17 @@ def gguf_model_quantization_gap(
             "base_max_abs_gap": base_gap["max_abs_gap"],
             "base_argmax_agreement": base_gap["argmax_agreement"],
             "bound": bound,
-            "quant_type": gguf_model["quant_type"],
+            "quant_type": gguf_model.quant_type,
         },
     )
 
 
-@dg.asset_check(asset=gguf_adapter, blocking=True)
-def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg.AssetCheckResult:
+@dg.asset_check(asset="gguf_adapter", blocking=True)
+def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: GgufAdapter) -> dg.AssetCheckResult:
     """The adapter GGUF applies to the base GGUF, generates and stops, and changes the base's logits."""
     settings = forge.get()
     prompts = _prompts(settings)
-    base, adapter = Path(gguf_adapter["base_f16_gguf"]), Path(gguf_adapter["adapter_gguf"])
+    base, adapter = gguf_adapter.base_f16_gguf, gguf_adapter.adapter_gguf
     generated = verify.generation_check(base, prompts[:2], lora_path=adapter)
     change = float(
         abs(verify.next_token_logits(base, prompts[:4], adapter) - verify.next_token_logits(base, prompts[:4])).max()
@@ -98,55 +98,3 @@ def gguf_adapter_applies(forge: ForgeSettingsResource, gguf_adapter: dict) -> dg
             "generation_ok": generated["ok"],
         },
     )
-
-
-@dg.asset_check(asset=adapter_manifest, blocking=True)
-def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
-    """Every file of the current version and of the newest version exists and matches its sha256."""
-    path = forge.get().paths.manifest
-    manifest = read_manifest(path)
-    newest = newest_version(manifest)
-    problems, checked = [], []
-    for version in {manifest["current"], newest} - {None}:
-        try:
-            verify_version(manifest, version, path)
-            checked.append(version)
-        except ManifestError as err:
-            problems.append(str(err))
-    return dg.AssetCheckResult(
-        passed=not problems and bool(checked),
-        metadata={
-            "verified_versions": ", ".join(sorted(checked)),
-            "problems": dg.MetadataValue.json(problems),
-            "current": str(manifest["current"]),
-        },
-    )
-
-
-@dg.asset_check(asset=adapter_evaluation, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
-def adapter_evaluation_gate(
-    forge: ForgeSettingsResource, adapter_evaluation: dict, lora_adapter: dict
-) -> dg.AssetCheckResult:
-    """The tuned adapter beats the base on held-out loss by eval.min_relative_improvement (the promotion gate).
-    A warning: a version that fails is still exported and published, just not made current."""
-    return dg.AssetCheckResult(
-        passed=bool(adapter_evaluation.get("promoted")),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=adapter_evaluation.get("reason") or None,
-        metadata={
-            "base_loss": adapter_evaluation["base_loss"],
-            "tuned_loss": adapter_evaluation["tuned_loss"],
-            "relative_improvement": adapter_evaluation["relative_improvement"],
-            "required": adapter_evaluation["min_relative_improvement"],
-            **mlflow_link(forge, lora_adapter),
-        },
-    )
-
-
-export_checks = [
-    adapter_evaluation_gate,
-    gguf_model_generates,
-    gguf_model_quantization_gap,
-    gguf_adapter_applies,
-    manifest_files_match,
-]

@@ -19,3 +19,7 @@ class LlamaCppToolchainResource(dg.ConfigurableResource):
 
 def export_resources() -> dict:
     return {"llama_cpp_toolchain": LlamaCppToolchainResource()}
+
+
+# The folder loader takes a module's Definitions object as everything the module defines: here, its resources.
+defs = dg.Definitions(resources=export_resources())

@@ -1,4 +1,4 @@
-"""Ingest: notes and conversations read from disk, then turned into chat training examples."""
+"""Ingest: notes and conversations read from disk."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import polars as pl
 from forge_pipeline.defs.common import frame_data_version, keep_quarantine, table_metadata, table_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.ingest.conversations import read_conversations
-from forge_pipeline.ingest.examples import build_training_examples
 from forge_pipeline.ingest.vault import VaultReadStats, read_vault
-from forge_pipeline.ingest.vault_config import read_vault_config
 
 
 def _counts_md(counts: dict, label: str) -> str:
@@ -20,7 +18,7 @@ def _counts_md(counts: dict, label: str) -> str:
     return "\n".join([f"| {label} | count |", "| --- | --- |", *rows]) if rows else "_(none)_"
 
 
-@dg.asset(group_name="ingest", kinds={"obsidian", "polars"}, code_version="1")
+@dg.asset(kinds={"obsidian", "polars"}, code_version="1")
 def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     """One row per readable note of the Obsidian vault: clean text, tags, links, headings, dates.
     Unreadable notes (broken frontmatter, not UTF-8, empty, too large) are kept in quarantine/vault_notes."""
@@ -63,7 +61,7 @@ def vault_notes(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name="ingest", kinds={"polars"}, code_version="1")
+@dg.asset(kinds={"polars"}, code_version="1")
 def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
     """One row per conversation from messages JSONL, ChatGPT exports and the server's interaction logs,
     roles normalized; bad lines and broken conversation trees are kept in quarantine/conversations."""
@@ -87,51 +85,6 @@ def conversations(forge: ForgeSettingsResource) -> dg.MaterializeResult:
                 frame.with_columns(pl.col("messages").list.len().alias("turns")),
                 ["conversation_id", "source_format", "line", "turns", "rating"],
             ),
-            **keep_quarantine(settings, quarantine),
-        },
-    )
-
-
-@dg.asset(group_name="prepare", kinds={"polars"}, code_version="1")
-def training_examples(
-    forge: ForgeSettingsResource, vault_notes: pl.DataFrame, conversations: pl.DataFrame
-) -> dg.MaterializeResult:
-    """Chat examples (EXAMPLE_SCHEMA): notes as prompt/reply pairs in the person's own voice (by the
-    `ingest.extraction` strategies: reflection tags, date-named journal entries, heading sections),
-    and conversations as multi-turn chats; conversations without a user or assistant turn are quarantined."""
-    settings = forge.get()
-    by_strategy: dict[str, int] = {}
-    details: dict = {}
-    examples, quarantine = build_training_examples(
-        vault_notes, conversations, settings, by_strategy, read_vault_config(settings.vault_dir), details
-    )
-    by_source = dict(examples["source"].value_counts().iter_rows()) if examples.height else {}
-    return dg.MaterializeResult(
-        value=examples,
-        data_version=frame_data_version(examples),
-        metadata={
-            **table_metadata(examples),
-            "examples": examples.height,
-            "by_source": dg.MetadataValue.json(by_source),
-            # Which settings turned notes into examples, and how many each strategy made (plus notes excluded).
-            "extraction": dg.MetadataValue.json(
-                {
-                    "strategies": list(settings.ingest.extraction),
-                    "include": list(settings.ingest.include),
-                    "exclude": list(settings.ingest.exclude),
-                }
-            ),
-            "vault_examples_by_strategy": dg.MetadataValue.json(by_strategy),
-            # template furniture removed before extraction (counts per rule; the texts are in the quarantine)
-            "boilerplate_removed": dg.MetadataValue.json(details.get("boilerplate", {})),
-            # how the vault's prompts are shaped (no shape should dominate), and prompts that two different
-            # answers shared, made specific by level (1 parent heading, 2 folder, 3 path) or quarantined
-            "prompt_shapes": dg.MetadataValue.json(details.get("prompt_shapes", {})),
-            "shared_prompts": dg.MetadataValue.json(details.get("shared_prompts", {})),
-            "preview": table_preview(
-                examples.with_columns(pl.col("messages").list.len().alias("turns")),
-                ["example_id", "source", "turns"],
-            ),  # before the scrub: no text and no source_path (a path may hold a name)
             **keep_quarantine(settings, quarantine),
         },
     )

@@ -16,7 +16,7 @@ def _preview(frame: pl.DataFrame):
     return table_preview(chat_columns(frame.head(10)), ["placeholders", "user", "assistant", "source", "example_id"])
 
 
-@dg.asset(group_name="prepare", kinds={"presidio", "polars"}, code_version="1")
+@dg.asset(kinds={"presidio", "polars"}, code_version="1")
 def scrubbed_examples(
     forge: ForgeSettingsResource,
     pii_analyzer: PiiAnalyzerResource,
@@ -60,7 +60,7 @@ def scrubbed_examples(
     )
 
 
-@dg.asset(group_name="prepare", kinds={"polars"}, code_version="1")
+@dg.asset(kinds={"polars"}, code_version="1")
 def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFrame) -> dg.MaterializeResult:
     """Scrubbed examples that pass the quality heuristics (length, non-text share, language, repetition)."""
     from forge_pipeline.prepare.quality import filter_examples
@@ -79,7 +79,7 @@ def filtered_examples(forge: ForgeSettingsResource, scrubbed_examples: pl.DataFr
     )
 
 
-@dg.asset(group_name="prepare", kinds={"faiss", "polars"}, code_version="1")
+@dg.asset(kinds={"faiss", "polars"}, code_version="1")
 def deduplicated_examples(
     forge: ForgeSettingsResource, embedder: EmbedderResource, filtered_examples: pl.DataFrame
 ) -> dg.MaterializeResult:

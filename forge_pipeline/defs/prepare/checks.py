@@ -60,6 +60,3 @@ def no_residual_pii(
             ),
         },
     )
-
-
-prepare_checks = [no_residual_pii]

@@ -10,7 +10,7 @@ from forge_pipeline.defs.prepare.resources import EmbedderResource, PiiAnalyzerR
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
-@dg.asset(group_name="prepare", kinds={"presidio", "faiss", "polars"}, code_version="1")
+@dg.asset(kinds={"presidio", "faiss", "polars"}, code_version="1")
 def preference_pairs(
     forge: ForgeSettingsResource, pii_analyzer: PiiAnalyzerResource, embedder: EmbedderResource
 ) -> dg.MaterializeResult:

@@ -58,3 +58,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
 def prepare_resources() -> dict:
     return {"pii_analyzer": PiiAnalyzerResource(), "embedder": EmbedderResource()}
+
+
+# The folder loader takes a module's Definitions object as everything the module defines: here, its resources.
+defs = dg.Definitions(resources=prepare_resources())

@@ -5,11 +5,12 @@ import enum
 import dagster as dg
 from pydantic import Field, ValidationError
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.export.manifest import ManifestError, read_manifest
 from forge_pipeline.train.config import TrainSettings
-from forge_pipeline.train.outputs import check_lora_adapter
+from forge_pipeline.train.outputs import TrainedAdapter
 from forge_pipeline.train.plan import (
     dagster_run_url,
     dataset_dir_of,
@@ -79,8 +80,8 @@ class LoraAdapterConfig(dg.Config):
 KEY_HYPERPARAMETERS = ("learning_rate", "lora_r", "lora_alpha", "num_train_epochs", "max_steps", "max_length")
 
 
-@dg.asset(group_name="train", kinds={"pytorch"}, code_version="1")
-def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.MaterializeResult:
+@dg.asset(kinds={"pytorch"}, code_version="1")
+def base_model(forge: ForgeSettingsResource, dataset_version: DatasetVersion) -> dg.MaterializeResult:
     """The model to fine-tune, from `train.base_model`: SmolLM2-135M-Instruct by default (packaged offline), the
     tiny DEMO Llama (`tiny-demo`, random weights, tokenizer trained on this dataset version) or a local folder."""
     from forge_pipeline.train.base_models import resolve_base_model
@@ -105,7 +106,6 @@ def base_model(forge: ForgeSettingsResource, dataset_version: dict) -> dg.Materi
 # hyperparameters and base model); the backoff gives a machine short of memory time to recover. code_version
 # changes when the training recipe changes, so Dagster shows adapters trained by older code as stale.
 @dg.asset(
-    group_name="train",
     kinds={"pytorch", "mlflow"},
     pool="forge/training",
     code_version="sft-2",
@@ -117,7 +117,7 @@ def lora_adapter(
     forge: ForgeSettingsResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
     base_model: dict,
-    dataset_version: dict,
+    dataset_version: DatasetVersion,
 ) -> dg.MaterializeResult:
     """A LoRA adapter fine-tuned on the dataset version (trl SFT, assistant tokens only), tracked in MLflow.
     Trained in a subprocess through Dagster Pipes; a retry with the same data and config resumes from the
@@ -149,7 +149,7 @@ def lora_adapter(
         },
     )
     run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.train.pipes_entry", job)
-    result = check_lora_adapter(finished_result(job["output_dir"]))
+    result = finished_result(job["output_dir"])
     reported = run.get_materialize_result()
     hyperparameters = hp.model_dump(mode="json", exclude={"tiny_model", "mlflow_ui_url"})
     # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
@@ -157,7 +157,7 @@ def lora_adapter(
     # leaves evaluation and export in sync.
     return dg.MaterializeResult(
         asset_key=reported.asset_key,
-        value=result,
+        value=TrainedAdapter.model_validate(result),  # the contract downstream stages read, checked as it is written
         data_version=dg.DataVersion(result["run_key"]),
         metadata={
             **(reported.metadata or {}),

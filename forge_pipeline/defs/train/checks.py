@@ -7,7 +7,6 @@ import math
 import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
-from forge_pipeline.defs.train.assets import lora_adapter
 from forge_pipeline.train.plan import mlflow_run_url
 
 
@@ -17,7 +16,7 @@ def mlflow_link(forge: ForgeSettingsResource, adapter: dict) -> dict:
     return {"mlflow_run": dg.MetadataValue.url(mlflow_run_url(forge.get().train.mlflow_ui_url, adapter))}
 
 
-@dg.asset_check(asset=lora_adapter)
+@dg.asset_check(asset="lora_adapter")
 def lora_adapter_loss_fell(forge: ForgeSettingsResource, lora_adapter: dict) -> dg.AssetCheckResult:
     """Training made progress: the last logged train loss is below the first, and the validation loss is finite.
     A warning, not a block: adapter_evaluation's gate decides what is served."""
@@ -36,6 +35,3 @@ def lora_adapter_loss_fell(forge: ForgeSettingsResource, lora_adapter: dict) -> 
             **mlflow_link(forge, lora_adapter),
         },
     )
-
-
-train_checks = [lora_adapter_loss_fell]

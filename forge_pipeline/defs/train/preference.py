@@ -8,7 +8,7 @@ from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.train.plan import finished_result, mlflow_run_url, png_markdown
 
 
-@dg.asset(group_name="train", kinds={"pytorch", "mlflow"}, pool="forge/training", code_version="dpo-1")
+@dg.asset(kinds={"pytorch", "mlflow"}, pool="forge/training", code_version="dpo-1")
 def preference_adapter(
     context: dg.AssetExecutionContext,
     forge: ForgeSettingsResource,

@@ -17,3 +17,7 @@ def launch_training(context, settings, subprocess_client: dg.PipesSubprocessClie
 
         return run_pipes_job(context, settings.runtime, module, extras)
     return subprocess_client.run(command=[sys.executable, "-m", module], context=context, extras=extras)
+
+
+# The folder loader takes a module's Definitions object as everything the module defines: here, its resources.
+defs = dg.Definitions(resources=train_resources())

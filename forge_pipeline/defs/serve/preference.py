@@ -2,18 +2,19 @@
 
 import dagster as dg
 
+from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
 
 # After adapter_manifest: the candidate is compared with the SFT version it was trained from, which must be
 # published (and current, if its gate passed) first.
-@dg.asset(group_name="serve", kinds={"gguf", "json"}, deps=["adapter_manifest"], code_version="1")
+@dg.asset(kinds={"gguf", "json"}, deps=["adapter_manifest"], code_version="1")
 def preference_candidate(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
     preference_adapter: dict,
-    dataset_version: dict,
+    dataset_version: DatasetVersion,
 ) -> dg.MaterializeResult:
     """The DPO adapter through the SFT path (base-vs-tuned evaluation and gate, GGUF export, manifest
     version), named the manifest's A/B candidate with feedback.candidate_traffic_share of chat traffic.

@@ -1,0 +1,90 @@
+"""adapter_manifest: the evaluated exports published as a manifest version that serving watches."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.export import publish
+from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
+from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
+
+
+def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
+    """The published adapter in MLflow's model registry, aliased `candidate` (newest) and `current` (served)."""
+    from forge_pipeline.train.tracking import register_adapter
+
+    model_id = lora_adapter.get("mlflow_model_id")
+    if not model_id:  # trained before adapters were logged as MLflow models
+        return {}
+    name = f"{settings.mlflow_experiment}-adapter"
+    version = register_adapter(
+        settings.tracking_uri,
+        name,
+        model_id,
+        published["version"],
+        current=published["current"] == published["version"],
+    )
+    url = f"{settings.train.mlflow_ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
+    return {"mlflow_registered_model": f"{name} v{version}", "mlflow_model_version": dg.MetadataValue.url(url)}
+
+
+@dg.asset(kinds={"json", "mlflow"}, code_version="1")
+def adapter_manifest(
+    forge: ForgeSettingsResource,
+    lora_adapter: dict,
+    adapter_evaluation: Evaluation,
+    gguf_model: GgufModel,
+    gguf_adapter: GgufAdapter,
+) -> dg.MaterializeResult:
+    """The manifest serving watches: a new version with its files' sha256, evaluation and lineage; it
+    becomes current only if the evaluation gate promoted it. Re-materializing with the same files and dataset
+    version adds nothing: it reports the existing version (`already_published`); a gate that now passes
+    promotes a version that was never promoted, and a stricter gate never demotes one that was."""
+    settings = forge.get()
+    result = publish.publish(
+        settings.paths.manifest,
+        publish.adapter_info(lora_adapter),
+        # publish() is shared with the DPO path (feedback/publish.py), which still hands it dicts.
+        adapter_evaluation.model_dump(),
+        gguf_model.model_dump(),
+        gguf_adapter.model_dump(),
+        dataset_version=adapter_evaluation.dataset_version,
+    )
+    registry = _register_in_mlflow(settings, lora_adapter, result)
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            **registry,
+            "version": result["version"],
+            "current": str(result["current"]),
+            "promoted": result["promoted"],
+            "already_published": result["already_published"],
+            "gate": adapter_evaluation.reason,
+            "versions": result["versions"],
+            "manifest_path": dg.MetadataValue.path(result["manifest_path"]),
+        },
+    )
+
+
+@dg.asset_check(asset=adapter_manifest, blocking=True)
+def manifest_files_match(forge: ForgeSettingsResource) -> dg.AssetCheckResult:
+    """Every file of the current version and of the newest version exists and matches its sha256."""
+    path = forge.get().paths.manifest
+    manifest = read_manifest(path)
+    newest = newest_version(manifest)
+    problems, checked = [], []
+    for version in {manifest["current"], newest} - {None}:
+        try:
+            verify_version(manifest, version, path)
+            checked.append(version)
+        except ManifestError as err:
+            problems.append(str(err))
+    return dg.AssetCheckResult(
+        passed=not problems and bool(checked),
+        metadata={
+            "verified_versions": ", ".join(sorted(checked)),
+            "problems": dg.MetadataValue.json(problems),
+            "current": str(manifest["current"]),
+        },
+    )
