@@ -321,7 +321,7 @@ def _examples_in_next_dataset_version(root: Path, tmp_path: Path, monkeypatch) -
     return {
         row["conversation_id"]: {**row, "split": split}
         for split in ("train", "validation")
-        for line in (Path(version["path"]) / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (version.path / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
         if (row := json.loads(line))
     }
 

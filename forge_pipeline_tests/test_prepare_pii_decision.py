@@ -289,3 +289,19 @@ def test_a_person_notes_dictionary_word_parts_stay_words_in_lower_case_and_tag_s
     assert "the green light" in text, text
     assert "Hierarchy first: every tag sits in one hierarchy of topics." in text, text
     assert check_residual_pii(out, scrub, analyzer, original=frame, notes=notes).passed
+
+
+def test_a_person_fields_channel_names_no_one_and_a_middle_initial_stays_inside_the_name(analyzer):
+    """A Creator or Author field holds channels and publishers too: "Folding Ideas" (dictionary words, no given
+    name) is no person, so "ideas" stays a word; "Bill Gates" is one. A known name with a middle initial goes
+    whole ("Jared A. Nielsen", not "<PERSON> A. <PERSON>")."""
+    from forge_pipeline.prepare.pii import detect_corpus
+
+    texts = [
+        "The video on the key ideas of crypto is by Folding Ideas.",
+        "Bill Gates wrote on climate; so did Jared A. Nielsen.",
+    ]
+    known = ["Folding Ideas", "Bill Gates", "Jared A. Nielsen"]
+    found = detect_corpus(analyzer, texts, None, ScrubSettings(), known_names=known)
+    named = [[t[d.start : d.end] for d in dets if d.entity_type == "PERSON"] for t, dets in zip(texts, found.texts)]
+    assert named == [[], ["Bill Gates", "Jared A. Nielsen"]]

@@ -66,6 +66,11 @@ class ConversationError(ForgeError, ValueError):
         self.reason = reason
 
 
+def _quarantine_record(quarantine, err, path, number: int, record_id: str, record) -> None:
+    """A JSONL record that cannot be read as a conversation, kept with its reason, file and line."""
+    quarantine.add(reason=err.reason, detail=str(err), file=str(path), line=number, record_id=record_id, payload=record)
+
+
 def normalize_messages(raw) -> list[dict]:
     """Validate and normalize a `messages` list by the module's role rules. Raises ConversationError."""
     if not isinstance(raw, list):
@@ -194,14 +199,7 @@ def read_messages_jsonl(
             messages = normalize_messages(record["messages"])
             created = _timestamp(record.get("created_at"), "created_at")
         except ConversationError as err:
-            quarantine.add(
-                reason=err.reason,
-                detail=str(err),
-                file=str(path),
-                line=number,
-                record_id=conversation_id,
-                payload=record,
-            )
+            _quarantine_record(quarantine, err, path, number, conversation_id, record)
             continue
         rows.append(
             _row(
@@ -340,14 +338,7 @@ def read_interactions(path: Path, max_line_bytes: int, quarantine: Quarantine) -
                 raise ConversationError("wrong_shape", f"rating is {rating!r}; expected 'up', 'down' or null")
             corrected_reply = record.get("corrected_reply") or _chosen_reply(record.get("choice"))
         except ConversationError as err:
-            quarantine.add(
-                reason=err.reason,
-                detail=str(err),
-                file=str(path),
-                line=number,
-                record_id=conversation_id,
-                payload=record,
-            )
+            _quarantine_record(quarantine, err, path, number, conversation_id, record)
             continue
         rows.append(
             _row(

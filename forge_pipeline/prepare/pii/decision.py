@@ -20,6 +20,7 @@ from functools import cached_property
 
 from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii.detection import _NAME_STRIP, NOT_NAMES
+from forge_pipeline.prepare.pii.lexicon import is_english_word
 from forge_pipeline.prepare.pii.vault import VaultMarkers, normalise_concept
 
 ORDINARY_MIN_LOWER = 2
@@ -118,7 +119,12 @@ class NameDecision:
         if key in self.persons:
             # a part of a person's name that is a dictionary word stays a word where written in lower case ("green"
             # of John Green, "guy", "frank", "lion"); the whole name, and a person called by that word alone, go
-            return not (written.islower() and " " not in key and key in self.words and key not in self.person_names)
+            return not (
+                written.islower()
+                and " " not in key
+                and is_english_word(key, self.words)
+                and key not in self.person_names
+            )
         if key not in self.names or key in self.concepts:
             return False
         return not (key in self.common and written.islower())

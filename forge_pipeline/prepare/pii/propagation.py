@@ -25,7 +25,7 @@ from forge_pipeline.prepare.pii.detection import (
     code_regions,
     has_code,
 )
-from forge_pipeline.prepare.pii.lexicon import english_words
+from forge_pipeline.prepare.pii.lexicon import english_words, fold, given_names
 from forge_pipeline.prepare.pii.lexicon import is_english_word as _is_english_word
 from forge_pipeline.prepare.pii.lists import MIN_PEOPLE, list_sibling_names
 from forge_pipeline.prepare.pii.person_signs import given_name_pairs, person_sign
@@ -73,6 +73,7 @@ def _name_terms(value: str, scrub: ScrubSettings) -> set[str]:
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:['’](?![sS]\b)[^\W_]+)*")  # a word; "O'Brien" is one, "Maren's" is Maren + 's
 _NAME_SEPARATOR = re.compile(r"[\s_-]+")
+_AFTER_INITIAL = re.compile(r"\.[\s_-]*")  # "Jared A. Nielsen", "J.R.R. Tolkien"
 
 
 class NameIndex:
@@ -95,7 +96,9 @@ class NameIndex:
             for n in range(min(self.longest, len(tokens) - i), 0, -1):
                 window = tokens[i : i + n]
                 if tuple(w[2] for w in window) in self.terms and all(
-                    _NAME_SEPARATOR.fullmatch(text[x[1] : y[0]]) for x, y in pairwise(window)
+                    _NAME_SEPARATOR.fullmatch(text[x[1] : y[0]])
+                    or (len(x[2]) == 1 and _AFTER_INITIAL.fullmatch(text[x[1] : y[0]]))
+                    for x, y in pairwise(window)
                 ):
                     spans.append((window[0][0], window[-1][1], tuple(w[2] for w in window)))
                     i += n
@@ -217,6 +220,18 @@ def _uncued_word_at_sentence_start(text: str, d: Detection, words: frozenset[str
 
 
 _NEXT_NAME = re.compile(r"[ \t]+([A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:['’-][A-Za-zà-öø-ÿ]+)?)\b")
+
+
+def _names_a_person(value: str, english: frozenset[str]) -> bool:
+    """A person field's value names a person unless every word of it is a dictionary or stop word and none is a
+    given name: a Creator or Author field also holds channels and publishers ("Sixty Symbols", "Folding Ideas",
+    "This American Life", "Republican Party"), whose words would otherwise be replaced everywhere; "Bill Gates",
+    "Anil Seth" and "olu" are people."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    words = _TOKEN_RE.findall(value)
+    ordinary = all(w.casefold() in STOP_WORDS or _is_english_word(w.casefold(), english) for w in words)
+    return bool(words) and not (ordinary and not any(fold(w) in given_names() for w in words))
 
 
 def _with_surnames(text: str, dets: list[Detection], decision: NameDecision) -> list[Detection]:
@@ -387,7 +402,11 @@ def detect_corpus(
     sure: set[str] = set()  # names from people/ tags, known_names, the vault's people: propagated as they are
     candidates: set[str] = set()  # names the NER found: propagated when the corpus supports them
     if "PERSON" in scrub.entities:
-        for name in [*(known_names or []), *markers.persons]:
+        english = english_words(scrub.spacy_model)
+        named = [n for n in known_names or [] if _names_a_person(n, english)]
+        if len(named) < len(known_names or []):
+            kept_reasons["person field of dictionary words, no given name"] += len(known_names or []) - len(named)
+        for name in [*named, *markers.persons]:
             sure |= _name_terms(name, scrub)
             decision.person_names.add(normalise_concept(name))
         prefixes = tuple(p.casefold() for p in scrub.person_tag_prefixes)
