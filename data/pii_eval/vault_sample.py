@@ -94,6 +94,7 @@ def main() -> None:
         judged = [f for f in found if (f["path"], f["value"]) in mine]
         true = [f for f in judged if mine[(f["path"], f["value"])] == "person"]
         summary["labelled"] = len(judged)
+        summary["labelled_person"] = len(true)
         summary["precision"] = round(len(true) / len(judged), 3) if judged else None
         summary["false_in_prompts"] = sum(f["prompt"] for f in judged if f not in true)
     if args.names:
