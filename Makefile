@@ -38,7 +38,7 @@ test-fast: setup
 
 # Dagster's run and event storage under the data root, with Forge's dagster.yaml.
 dev: setup
-	mkdir -p .forge_data/dagster_home && cp forge_pipeline/dagster.yaml .forge_data/dagster_home/
+	mkdir -p .forge_data/dagster_home && cp dagster.yaml .forge_data/dagster_home/
 	DAGSTER_HOME=$(CURDIR)/.forge_data/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
 
 # MLflow's UI over Forge's store, without MLflow's usage telemetry (Forge's own processes disable it on import).

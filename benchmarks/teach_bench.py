@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-DAGSTER_YAML = REPO / "forge_pipeline" / "dagster.yaml"
+DAGSTER_YAML = REPO / "dagster.yaml"
 # (question, the person's correction of the served answer), one per round.
 TEACHINGS = [
     (

@@ -182,7 +182,7 @@ def test_dagster_helm_values_for_the_official_chart():
         assert module == PYPROJECT["tool"]["dagster"]["module_name"] and _module_defines(module, "defs")
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
-    # One training at a time: the training assets' pool gets one slot, at op granularity (as in forge_pipeline/dagster.yaml).
+    # One training at a time: the training assets' pool gets one slot, at op granularity (as in dagster.yaml).
     local = yaml.safe_load(DAGSTER_YAML.read_text())["concurrency"]["pools"]
     assert values["concurrency"]["pools"] == {
         "defaultLimit": local["default_limit"],
