@@ -421,14 +421,13 @@ def detect_corpus(
         decision.persons = set(sure)
         cue_added: set[tuple[int, int, int]] = set()  # (text, start, end) of names a cue found (cues.py)
         if scrub.lowercase_names:
-            words = english_words(scrub.spacy_model)
             for i, t in enumerate(texts):
                 if t and any(c.islower() for c in t):
                     before = {(d.start, d.end) for d in text_dets[i]}
-                    text_dets[i] = _with_cue_names(t, text_dets[i], words, scrub)
+                    text_dets[i] = _with_cue_names(t, text_dets[i], english, scrub)
                     cue_added |= {(i, d.start, d.end) for d in text_dets[i] if (d.start, d.end) not in before}
         # corpus evidence about words, like name propagation: only when the corpus may speak for a text
-        decision.learn_words(texts if scrub.propagate_names else [], english_words(scrub.spacy_model))
+        decision.learn_words(texts if scrub.propagate_names else [], english)
         phrases = concept_phrases(decision)
         for i, t in enumerate(texts):
             if t and scrub.name_evidence:
