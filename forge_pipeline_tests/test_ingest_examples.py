@@ -311,3 +311,20 @@ def test_dataview_inline_person_fields_name_people_like_frontmatter_ones():
     }
     names = frontmatter_names(note, ScrubSettings().person_frontmatter_fields)
     assert names == ["Ilse Berg", "Ilse", "Lucie Morel", "Tobias Köster", "Dale Fisher"]
+
+
+def test_a_one_word_creator_is_a_channel_unless_a_handle_and_a_one_word_attendee_is_a_person():
+    """A video or reading note's Creator also names channels and sites ("Contrapoints", "3Blue1Brown", a domain):
+    one word there is no person, which the scrub would otherwise replace in every prompt that names the video;
+    an @handle is one. A journal's one-word attendee ("olu", "Chidi") is a person."""
+    from forge_pipeline.ingest.examples import frontmatter_names
+    from forge_pipeline.prepare.config import ScrubSettings
+
+    scrub = ScrubSettings()
+    note = {
+        "frontmatter": json.dumps({"creator": "Contrapoints", "attendees": ["olu", "Chidi"]}),
+        "body": "**Creator**:: [[3Blue1Brown]]\n**Creator**:: [[@visakanv on Twitter]]\n**Author**:: @roryreckons\n"
+        "**Author**:: fs.blog, Abigail Thorn\n",
+    }
+    names = frontmatter_names(note, scrub.person_frontmatter_fields, scrub.creator_fields)
+    assert names == ["olu", "Chidi", "@visakanv on Twitter", "@roryreckons", "Abigail Thorn"]

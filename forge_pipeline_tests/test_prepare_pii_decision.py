@@ -291,6 +291,31 @@ def test_a_person_notes_dictionary_word_parts_stay_words_in_lower_case_and_tag_s
     assert check_residual_pii(out, scrub, analyzer, original=frame, notes=notes).passed
 
 
+def test_a_person_notes_word_part_in_capitals_or_opening_another_name_and_eponyms_stay_words(analyzer):
+    """The vault has a note on John Green and one on Edmond Halley, and writes "green" as a word; "Green" alone
+    opening another name ("the Green Revolution"), "GREEN" in capitals (a tag scheme's "EVER(GREEN)") and
+    "Halley's comet" (a thing named after him) name neither of them, and stay; "Green said" and "Halley
+    predicted" are the people, and go."""
+    notes = notes_of({"People/John Green.md": {}, "People/Edmond Halley.md": {}})
+    frame = frame_of(
+        [
+            ["What fed the Green Revolution?", "New wheat and rice strains, which Green said changed Asia."],
+            ["How do I use my TO(DO) and EVER(GREEN) notes?", "GREEN notes hold what stays true."],
+            ["Tell me about Halley's comet.", "Halley predicted that Halley's Comet would return in 1758."],
+            ["What colour is the light on the dock?", "It is green, a green that stands for hope."],
+        ],
+        paths=["History/Green Revolution.md", "Meta/Evergreens.md", "Space/Comets.md", "Reading/Gatsby.md"],
+    )
+    scrub = ScrubSettings()
+    out, _ = scrub_examples(frame, scrub, analyzer, notes=notes)
+    text = contents(out)
+    assert "the Green Revolution" in text and "which Green said" not in text, text
+    assert "EVER(GREEN)" in text and "GREEN notes" in text, text
+    assert "about Halley's comet" in text and "that Halley's Comet" in text, text
+    assert "Halley predicted" not in text, text
+    assert check_residual_pii(out, scrub, analyzer, original=frame, notes=notes).passed
+
+
 def test_a_person_fields_channel_names_no_one_and_a_middle_initial_stays_inside_the_name(analyzer):
     """A Creator or Author field holds channels and publishers too: "Folding Ideas" (dictionary words, no given
     name) is no person, so "ideas" stays a word; "Bill Gates" is one. A known name with a middle initial goes
@@ -305,3 +330,17 @@ def test_a_person_fields_channel_names_no_one_and_a_middle_initial_stays_inside_
     found = detect_corpus(analyzer, texts, None, ScrubSettings(), known_names=known)
     named = [[t[d.start : d.end] for d in dets if d.entity_type == "PERSON"] for t, dets in zip(texts, found.texts)]
     assert named == [[], ["Bill Gates", "Jared A. Nielsen"]]
+
+
+def test_a_prefixed_word_is_a_word_and_the_end_of_a_range_of_places_is_no_person():
+    """The NER called "reframe" (in "reflect and reframe") a person: a prefix on a dictionary word is a word, as
+    "Renato" is not "re" + a word. And "From MIT to Specola Vaticana" ends a range of institutions: two unknown
+    capitalised words there are no sign of a person, as they are after "Talked to"."""
+    from forge_pipeline.prepare.pii.lexicon import english_words, is_english_word
+    from forge_pipeline.prepare.pii.person_signs import person_sign
+
+    words = english_words(ScrubSettings().spacy_model)
+    assert is_english_word("reframe", words) and is_english_word("rethinking", words)
+    assert not is_english_word("renato", words) and not is_english_word("reanna", words)
+    assert person_sign("Specola Vaticana", "video - From MIT to ", words) is None
+    assert person_sign("Dharam Kapila", "Talked to ", words) == "unknown words"

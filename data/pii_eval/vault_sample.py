@@ -28,13 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def person_placeholders(vault: Path) -> tuple[list[dict], int, dict[str, str]]:
+def person_placeholders(vault: Path, cache_dir: Path | None = None) -> tuple[list[dict], int, dict[str, str]]:
     """[{path, value, prompt, context}] for every PERSON span the scrub replaces, the examples count, and the
-    examples' text per note path (what could leak at all)."""
+    examples' text per note path (what could leak at all). With `cache_dir`, the analyzer's results per text are
+    kept there (the scrub's own DetectionCache), so a rerun after a change to the rules skips the NER."""
     from forge_pipeline.ingest.conversations import conversations_frame
     from forge_pipeline.ingest.examples import build_training_examples
     from forge_pipeline.ingest.vault import read_vault
     from forge_pipeline.prepare.pii import build_analyzer, detect_corpus, known_names_of
+    from forge_pipeline.prepare.pii.detection import DetectionCache
     from forge_pipeline.prepare.pii.vault import vault_markers
     from forge_pipeline.settings import ForgeSettings
 
@@ -48,14 +50,18 @@ def person_placeholders(vault: Path) -> tuple[list[dict], int, dict[str, str]]:
         for m in r["messages"]:
             texts.append(m["content"] or "")
             where.append((r["source_path"], m["role"]))
+    cache = DetectionCache(cache_dir, scrub) if cache_dir is not None else None
     found = detect_corpus(
         build_analyzer(scrub.spacy_model, scrub),
         texts,
         [list(r["tags"] or []) for r in rows for _ in r["messages"]],
         scrub,
+        cache=cache,
         known_names=known_names_of(examples),
         markers=vault_markers(notes, scrub),
     )
+    if cache is not None:
+        cache.save()
     out, text_of = [], {}
     for (path, _), text in zip(where, texts):
         text_of[path] = text_of.get(path, "") + "\n" + text
@@ -77,8 +83,10 @@ def main() -> None:
     ap.add_argument("--labels", type=Path, default=None)
     ap.add_argument("--names", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=None, help="keep the analyzer's results here for faster reruns")
+    ap.add_argument("--false", action="store_true", help="with --labels: print the false placeholders in prompts")
     args = ap.parse_args()
-    found, examples, text_of = person_placeholders(args.vault)
+    found, examples, text_of = person_placeholders(args.vault, args.cache)
     name = args.vault.name
     summary = {
         "vault": name,
@@ -90,13 +98,14 @@ def main() -> None:
     }
     if args.labels:
         labels = [json.loads(x) for x in args.labels.read_text().splitlines() if x.strip()]
-        mine = {(x["path"], x["value"]): x["label"] for x in labels if x["vault"] == name}
-        judged = [f for f in found if (f["path"], f["value"]) in mine]
-        true = [f for f in judged if mine[(f["path"], f["value"])] == "person"]
+        label_of = {(x["path"], x["value"]): x["label"] for x in labels if x["vault"] == name}
+        judged = [f for f in found if (f["path"], f["value"]) in label_of]
+        true = [f for f in judged if label_of[(f["path"], f["value"])] == "person"]
         summary["labelled"] = len(judged)
         summary["labelled_person"] = len(true)
         summary["precision"] = round(len(true) / len(judged), 3) if judged else None
         summary["false_in_prompts"] = sum(f["prompt"] for f in judged if f not in true)
+        summary["unlabelled"] = len(found) - len(judged)
     if args.names:
         names = [json.loads(x) for x in args.names.read_text().splitlines() if x.strip()]
         # a name in a section that made no example (a licence list, a note too short) cannot leak
@@ -108,6 +117,12 @@ def main() -> None:
         summary["recall"] = round(len(hit) / len(mine), 3) if mine else None
         summary["missed"] = [n["value"] for n in mine if n not in hit]
     print(json.dumps(summary, indent=2, ensure_ascii=False))
+    if args.labels and args.false:
+        for f in found:
+            key = (f["path"], f["value"])
+            if f["prompt"] and label_of.get(key, "unlabelled") != "person":
+                ctx = " ".join(f["context"].split())[:200]
+                print(json.dumps({"label": label_of.get(key), "path": f["path"], "value": f["value"], "ctx": ctx}))
     if not args.labels:
         for f in random.Random(args.seed).sample(found, min(args.sample, len(found))):
             ctx = " ".join(f["context"].split())[:200]

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 import polars as pl
@@ -179,36 +180,47 @@ def _link_names(target: str, alias: str) -> list[str]:
     return [n for n in (target.rsplit("/", 1)[-1].strip(), alias.strip()) if n]
 
 
-def frontmatter_names(note: dict, fields: list[str]) -> list[str]:
+def frontmatter_names(note: dict, fields: list[str], creator_fields: Iterable[str] = ()) -> list[str]:
     """The names in the note's person fields, in its frontmatter or as Dataview inline fields in its body
     (`**Creator**:: [[Anil Seth]]`, a reading-notes template's author line): every string in them (lists and
     nested values too, comma-separated inline values); a wikilink gives its target's file name and its alias
-    ("[[People/Ilse Berg|Ilse]]" -> "Ilse Berg", "Ilse")."""
+    ("[[People/Ilse Berg|Ilse]]" -> "Ilse Berg", "Ilse"). In `creator_fields` (a source's Creator or Author,
+    which also names channels, publishers and sites), a one-word value is no person unless it is an @handle
+    ("Contrapoints", "3Blue1Brown", "fs.blog" are not; "Anil Seth" and "@visakanv" are)."""
     wanted = {f.casefold() for f in fields}
+    creators = {f.casefold() for f in creator_fields}
     found: list[str] = []
 
-    def walk(value) -> None:
+    def walk(value, names: list[str]) -> None:
         if isinstance(value, dict):
             for item in value.values():
-                walk(item)
+                walk(item, names)
         elif isinstance(value, list):
             for item in value:
-                walk(item)
+                walk(item, names)
         elif isinstance(value, str):
             for link in _WIKILINK.finditer(value):
-                found.extend(_link_names(link.group(1), link.group(2) or ""))
+                names.extend(_link_names(link.group(1), link.group(2) or ""))
             rest = _WIKILINK.sub(" ", value).strip()
             if "|" in rest:  # an unquoted [[People/Ilse Berg|Ilse]] reaches here as YAML's nested list of that text
-                found.extend(_link_names(*rest.split("|", 1)))
+                names.extend(_link_names(*rest.split("|", 1)))
             elif rest:
-                found.append(rest)
+                names.append(rest)
+
+    def take(key: str, value) -> None:
+        names: list[str] = []
+        walk(value, names)
+        if key in creators:
+            names = [n for n in names if len(n.split()) > 1 or n.startswith("@")]
+        found.extend(names)
 
     for key, value in _frontmatter(note).items():
         if key.casefold() in wanted:
-            walk(value)
+            take(key.casefold(), value)
     for field in _INLINE_FIELD.finditer(note.get("body") or ""):
-        if field.group(1).strip().casefold() in wanted:
-            walk([v.strip() for v in field.group(2).split(",")])
+        key = field.group(1).strip().casefold()
+        if key in wanted:
+            take(key, [v.strip() for v in field.group(2).split(",")])
     return list(dict.fromkeys(found))
 
 
@@ -490,6 +502,7 @@ def build_training_examples(
     quarantine = Quarantine("training_examples")
     rows: list[dict] = []
     person_fields = settings.prepare.scrub.person_frontmatter_fields
+    creator_fields = settings.prepare.scrub.creator_fields
     names_of: dict[str, list[str]] = {}  # note path -> the names in its person fields
     details = details if details is not None else {}
     repeated = repeated_lines(notes["body"].to_list(), ingest.boilerplate_min_notes, ingest.boilerplate_min_share)
@@ -500,7 +513,7 @@ def build_training_examples(
     vacuous_headings = common_headings(headings, ingest.boilerplate_min_notes, max(0.1, ingest.boilerplate_min_share))
     made_from: list[tuple[Candidate, dict, list[str]]] = []  # every vault example before its prompt is final
     for note in notes.iter_rows(named=True):
-        names_of[note["path"]] = names = frontmatter_names(note, person_fields)
+        names_of[note["path"]] = names = frontmatter_names(note, person_fields, creator_fields)
         if not is_selected(note, ingest.include, ingest.exclude):
             counts["excluded"] = counts.get("excluded", 0) + 1
             continue

@@ -98,6 +98,12 @@ class ScrubSettings(Section):
         "`[[links|aliases]]`) is known to the scrub and replaced everywhere, in any letter case, like a people/ "
         "tag (a part that is a dictionary word only where capitalised: 'Green' of John Green, not 'green').",
     )
+    creator_fields: list[str] = Field(
+        default=["author", "authors", "creator", "creators"],
+        description="Person fields that also name channels, publishers and sites (a reading or video note's "
+        "Creator or Author): a one-word value there is no person unless it is an @handle ('Contrapoints', "
+        "'3Blue1Brown', 'fs.blog' are kept; 'Anil Seth' and '@visakanv' are people).",
+    )
     org_loc_as_person: bool = Field(
         default=True,
         description="spaCy sometimes labels a name as an organisation or place; such a span counts "

@@ -29,6 +29,14 @@ _LOWER_WORD = re.compile(r"(?<![\w/.@#`-])[a-z]+(?![\w/@`-])")
 # "iCloud", "PayPal", "OneNote", "LaTeX", "GitHub", "OpenAI": capitals inside a word name a product
 _PRODUCT_CAPS = re.compile(r"^[a-z]+[A-Z]|[a-z][A-Z]|[A-Z]{2,}[a-z]")
 _NAME_PREFIX = re.compile(r"^(?:Mc|Mac|O['’]|De|Di|Da|Du|Le|La|Van|Von|Fitz|St)[A-Z][a-z]")
+# "Halley's comet", "Murphy's law", "Parkinson's disease", "Occam's razor": a name that names a thing
+EPONYM = re.compile(
+    r"['’]s\s+(?:comet|laws?|disease|syndrome|razor|theorem|principle|paradox|constant|equation|wager|dilemma"
+    r"|conjecture|hypothesis|fallacy|pyramid|hierarchy)\b",
+    re.IGNORECASE,
+)
+# a capitalised word after another ("Green Revolution", "Green Day"): the two are one name of a thing
+_NEXT_CAPITALISED = re.compile(r"[ \t]+[A-Z][a-z]")
 
 
 @dataclass
@@ -111,20 +119,37 @@ class NameDecision:
         """First words of the vault's multi-word concepts ("meta" of "meta skill")."""
         return frozenset(c.split()[0] for c in self.concepts if " " in c)
 
+    @cached_property
+    def family_names(self) -> frozenset[str]:
+        """Words that follow the first word of a person's name the vault marks, and never open one ("green" of
+        John Green, not "john")."""
+        parts = [name.split() for name in self.person_names]
+        firsts = {p[0] for p in parts if p}
+        return frozenset(w for p in parts for w in p[1:] if w not in firsts)
+
     def is_concept_term(self, term: str) -> bool:
         return term not in self.persons and term in self.concepts
 
-    def replaces(self, key: str, written: str) -> bool:
-        """Whether an occurrence of the known term `key`, written as `written`, is replaced."""
+    def replaces(self, key: str, text: str, start: int, end: int) -> bool:
+        """Whether the occurrence text[start:end] of the known term `key` is replaced."""
+        written = text[start:end]
+        if EPONYM.match(text, end):
+            return False  # "Halley's comet": the thing named after the person, no mention of them
         if key in self.persons:
-            # a part of a person's name that is a dictionary word stays a word where written in lower case ("green"
-            # of John Green, "guy", "frank", "lion"); the whole name, and a person called by that word alone, go
-            return not (
-                written.islower()
-                and " " not in key
-                and is_english_word(key, self.words)
-                and key not in self.person_names
-            )
+            # a part of a person's name that is a dictionary word, alone, stays a word in lower case ("green" of
+            # John Green, "guy", "frank", "lion"); the whole name, and a person called by that word alone ("Green
+            # said"), go
+            if " " in key or key in self.person_names or not is_english_word(key, self.words):
+                return True
+            if written.islower():
+                return False
+            # a family name that the corpus itself writes in lower case as a word ("green") is that word in
+            # capitals too ("EVER(GREEN)") and where it opens another capitalised name ("Green Revolution"); a
+            # first name before a capitalised word is a full name ("John Oliver"), and "Wilson" of "Ronald Wilson
+            # Reagan" is never written in lower case, so both go
+            if key in self.ordinary and key in self.family_names:
+                return not (written.isupper() or _NEXT_CAPITALISED.match(text, end))
+            return True
         if key not in self.names or key in self.concepts:
             return False
         return not (key in self.common and written.islower())

@@ -109,6 +109,14 @@ def is_english_word(term: str, words: frozenset[str]) -> bool:
             stem = w.removesuffix("ing").removesuffix("ed")
             if len(stem) > 3 and stem[-1] == stem[-2]:  # "transferring", "stopped"
                 stems.add(stem[:-1])
-        return any(stem in words for stem in stems)
+        if any(stem in words for stem in stems):
+            return True
+        # "reframe", "rethinking", "unlearn", "overthink": a prefix on a word the index has (five letters at
+        # least, so that "Renato" or "Reanna" are not "re" + a word)
+        prefix = next((p for p in _PREFIXES if w.startswith(p) and len(w) - len(p) >= 5), None)
+        return prefix is not None and known(w[len(prefix) :])
 
     return all(known(w) for w in term.split())
+
+
+_PREFIXES = ("under", "over", "out", "mis", "pre", "re", "un")

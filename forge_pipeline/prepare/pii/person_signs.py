@@ -43,7 +43,8 @@ def person_sign(value: str, before: str, english: frozenset[str], after: str = "
     if _TITLE_BEFORE.search(before[-8:]):
         return "title"
     if len(words) >= 2 and all(_capitalised(w) and _name_like(w, english) for w in words):
-        return "unknown words"
+        # not the end of a range of places or institutions ("From MIT to Specola Vaticana")
+        return None if _RANGE_BEFORE.search(before) else "unknown words"
     return None
 
 
@@ -57,6 +58,7 @@ _ORG_BEFORE = re.compile(
     r"association|associação|asociación|bank|banco|banque)\s+(?:of|for|de|da|do|dos|das|del|des|du|der|für|di|em|en)"
     r"\s+(?:the\s+)?)$"
 )
+_RANGE_BEFORE = re.compile(r"(?i:\bfrom)\s+[A-Z][\w.&'’-]*(?:\s+[A-Z][\w.&'’-]*){0,3}\s+(?i:to)\s+$")
 _ARTICLE_BEFORE = re.compile(r"(?i:\bthe|\ban?)\s+$")
 _INITIALS_NAME = re.compile(r"(?<![\w.])(?:[A-Z]\.[ \t]?){1,3}([A-Z][a-zà-öø-ÿ]{2,})\b")
 _COUNTRY_INITIALS = {"U.S.", "U.K.", "E.U.", "U.N.", "U.A.E.", "P.R."}

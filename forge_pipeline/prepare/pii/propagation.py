@@ -9,7 +9,7 @@ from itertools import pairwise
 
 from forge_pipeline.prepare.config import ScrubSettings
 from forge_pipeline.prepare.pii.cues import cue_around, cue_names
-from forge_pipeline.prepare.pii.decision import NameDecision
+from forge_pipeline.prepare.pii.decision import EPONYM, NameDecision
 from forge_pipeline.prepare.pii.detection import (
     _MONTHS_DAYS,
     _NAME_STRIP,
@@ -143,6 +143,8 @@ def _supported(texts, text_dets, regions_of, occurrences, candidates: set[str]) 
             if regions and any(s <= start and end <= e for s, e in regions):
                 continue
             key = " ".join(term)
+            if EPONYM.match(text, end):
+                continue  # "Halley's comet" names the comet: no evidence either way
             if _SENTENCE_START.search(text[max(0, start - 4) : start]) or start == 0:
                 continue  # a capital at a sentence start says nothing ("Lunch w/ Maren", "Reading Dostoevsky")
             cue = LOC_CUE_RE.search(text[max(0, start - 12) : start])
@@ -442,6 +444,8 @@ def detect_corpus(
                     continue
                 inside = any(s <= d.start and d.end <= e and (s, e) != (d.start, d.end) for s, e, _ in spans)
                 reason = decision.keep_reason(t[d.start : d.end], inside)
+                if reason is None and EPONYM.match(t, d.end):
+                    reason = "eponym"  # "Halley's comet"
                 if reason is None and _uncued_word_at_sentence_start(t, d, decision.words):
                     reason = "dictionary word at a sentence start"
                 if reason is None and any(d.start <= s < d.end < e for s, e, _ in spans):
@@ -488,11 +492,11 @@ def detect_corpus(
         for value in {text[d.start : d.end] for d in dets if d.entity_type == "PERSON"}:
             for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):
                 d = Detection("PERSON", m.start(), m.end(), 1.0)
-                if not (regions and _inside(d, regions)):
+                if not (regions and _inside(d, regions)) and not EPONYM.match(text, m.end()):
                     out.append(d)
         for start, end, term in found if found is not None else index.find(text):
             d = Detection("PERSON", start, end, 1.0)
-            if decision.replaces(" ".join(term), text[start:end]) and not (regions and _inside(d, regions)):
+            if decision.replaces(" ".join(term), text, start, end) and not (regions and _inside(d, regions)):
                 out.append(d)
         out.extend(Detection(DENY_ENTITY, start, end, 1.0) for start, end, _ in deny.find(text))
         return merge_spans(trim_names(text, out))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from forge_pipeline.prepare.config import ScrubSettings
+from forge_pipeline.prepare.pii.decision import EPONYM
 from forge_pipeline.prepare.pii.detection import (
     DENY_ENTITY,
     NER_ENTITIES,
@@ -198,7 +199,7 @@ def check_residual_pii(
         regions = [*(code_regions(text) if scrub.skip_code and has_code(text) else []), *url_regions(text)]
         for start, end, term in index.find(text):
             key = " ".join(term)
-            if decision.replaces(key, text[start:end]) and not _inside(Detection("PERSON", start, end, 1.0), regions):
+            if decision.replaces(key, text, start, end) and not _inside(Detection("PERSON", start, end, 1.0), regions):
                 signal = "vault_person" if key in decision.persons else "decision"
                 flag(eid, where, "PERSON", signal, text, start, end, "prepare.scrub.allow_list")
 
@@ -222,6 +223,6 @@ def check_residual_pii(
             skip = [*(code_regions(text) if values and has_code(text) else []), *(url_regions(text) if values else [])]
             for value in values:
                 for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):
-                    if not any(s <= m.start() and m.end() <= e for s, e in skip):
+                    if not any(s <= m.start() and m.end() <= e for s, e in skip) and not EPONYM.match(text, m.end()):
                         flag(eid, j, "PERSON", "per_message", text, m.start(), m.end(), "prepare.scrub.allow_list")
     return ResidualReport(residual, group_flags(hits))
