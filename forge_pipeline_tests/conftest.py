@@ -11,6 +11,13 @@ from forge_pipeline.settings import SAMPLE_DATA, load_settings
 # settings are built, and inherited by the subprocesses tests start (Pipes training, `forge demo`). The one test
 # on the real model (test_train_smollm2.py) selects it explicitly.
 os.environ.setdefault("FORGE_TRAIN__BASE_MODEL", "tiny-demo")
+# The suite's CPU work is many small torch ops (the tiny Llama's training and evaluation, DPO, MiniLM) in this
+# process and the subprocesses it starts (Pipes training, `forge demo`, `dagster dev`), beside each other on two
+# cores. OpenMP's default lets each waiting thread spin for a while; with more threads than free cores the spinning
+# takes the cores from the thread being waited for: the demo's evaluation took 10x longer (measured: 8 prompts
+# x 128 tokens, 18.6 s with the default wait, 1.5 s passive, on two busy cores). Passive threads sleep while they
+# wait; what is computed is the same. Set before anything loads torch's OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture
@@ -26,10 +33,28 @@ def sample_data() -> Path:
 
 @pytest.fixture(scope="session")
 def serve_models(tmp_path_factory):
-    """Tiny real GGUF base + two real LoRA adapter GGUFs (built once per session; the serving tests share them)."""
+    """Tiny real GGUF base + two real LoRA adapter GGUFs and the HF folders they come from (built once per session;
+    the serving, export, embedding and fault tests share them and only read them)."""
     from forge_pipeline_tests.gguf_fixtures import build_serve_models
 
     return build_serve_models(tmp_path_factory.mktemp("serve_models"))
+
+
+@pytest.fixture(scope="session")
+def stopper_models(tmp_path_factory):
+    """`stopper_models("chatml" | "llama3")`: the tiny model that always answers its end-of-turn token, HF folder
+    and f16 GGUF, built on first use and shared by the session (export chat-template and toolchain tests).
+    Tests read these files; what they derive (a quantized copy) goes to their own tmp_path."""
+    from forge_pipeline_tests.gguf_fixtures import build_stopper_model
+
+    built: dict[str, dict] = {}
+
+    def get(family: str) -> dict:
+        if family not in built:
+            built[family] = build_stopper_model(tmp_path_factory.mktemp(f"stopper_{family}"), family)
+        return built[family]
+
+    return get
 
 
 @pytest.fixture(scope="session")

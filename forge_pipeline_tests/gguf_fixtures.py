@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forge_pipeline.export.llama_cpp import ConversionResult
 
 
 @dataclass(frozen=True)
 class ServeModels:
     base_gguf: Path
     adapters: tuple[Path, Path]
+    # What they were made from (build_serve_models fills these; tests that copy the GGUFs leave them out): the
+    # tiny HF base, the two HF adapters, and the converter's result for the base.
+    base_hf: Path | None = None
+    adapters_hf: tuple[Path, Path] | None = None
+    base_conversion: ConversionResult | None = None
 
 
 def build_serve_models(work_dir: Path) -> ServeModels:
@@ -23,12 +32,29 @@ def build_serve_models(work_dir: Path) -> ServeModels:
     work_dir = Path(work_dir)
     base_dir = build_tiny_llama_for_tests(work_dir / "base_hf")
     toolchain = LlamaCppToolchain()
-    base_gguf = toolchain.convert_model(base_dir, work_dir / "base-f16.gguf").path
-    adapters = []
+    conversion = toolchain.convert_model(base_dir, work_dir / "base-f16.gguf")
+    adapters, adapter_dirs = [], []
     for seed in (1, 2):
-        adapter_dir = build_random_lora_adapter(base_dir, work_dir / f"adapter{seed}_hf", seed=seed)
-        adapters.append(toolchain.convert_adapter(adapter_dir, base_dir, work_dir / f"adapter{seed}.gguf").path)
-    return ServeModels(base_gguf, (adapters[0], adapters[1]))
+        adapter_dirs.append(build_random_lora_adapter(base_dir, work_dir / f"adapter{seed}_hf", seed=seed))
+        adapters.append(toolchain.convert_adapter(adapter_dirs[-1], base_dir, work_dir / f"adapter{seed}.gguf").path)
+    return ServeModels(
+        conversion.path,
+        (adapters[0], adapters[1]),
+        base_hf=base_dir,
+        adapters_hf=(adapter_dirs[0], adapter_dirs[1]),
+        base_conversion=conversion,
+    )
+
+
+def build_stopper_model(work_dir: Path, template_family: str) -> dict:
+    """A tiny model of one template family that always answers its end-of-turn token (HF folder), converted to
+    an f16 GGUF with the export stage's converter."""
+    from forge_pipeline.export.llama_cpp import LlamaCppToolchain
+    from forge_pipeline_tests.model_fixtures import build_tiny_llama_for_tests
+
+    hf = build_tiny_llama_for_tests(Path(work_dir) / "hf", eager_stop=True, template_family=template_family)
+    converted = LlamaCppToolchain().convert_model(hf, Path(work_dir) / "model-f16.gguf")
+    return {"hf": hf, "gguf": converted.path, "converted": converted}
 
 
 def write_manifest(manifest_path: Path, models: ServeModels, current: str = "v0001") -> dict:

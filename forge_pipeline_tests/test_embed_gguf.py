@@ -19,13 +19,9 @@ from forge_pipeline_tests.embed_fixtures import records  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory):
-    from forge_pipeline.export.llama_cpp import LlamaCppToolchain
-    from forge_pipeline_tests.model_fixtures import build_tiny_llama_for_tests
-
-    work = tmp_path_factory.mktemp("tiny_gguf")
-    base_dir = build_tiny_llama_for_tests(work / "base_hf")
-    return LlamaCppToolchain().convert_model(base_dir, work / "base-f16.gguf").path
+def tiny_gguf(serve_models):
+    """The tiny Llama converted to an f16 GGUF: the session's (conftest.serve_models; read only)."""
+    return serve_models.base_gguf
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +31,7 @@ def gguf_backend(tiny_gguf):
     backend.close()
 
 
-@pytest.mark.slow  # builds and converts a tiny Llama (~25 s on 2 shared cores)
+@pytest.mark.slow  # the session's tiny GGUF (built and converted once, ~25 s on 2 shared cores)
 def test_gguf_backend_gives_normalised_deterministic_vectors_of_the_models_width(gguf_backend):
     assert isinstance(gguf_backend, GgufBackend) and gguf_backend.dimension == 256
     vectors = gguf_backend.encode(["read replicas take the load", "team lead", "read replicas take the load"])
@@ -46,7 +42,7 @@ def test_gguf_backend_gives_normalised_deterministic_vectors_of_the_models_width
     assert gguf_backend.texts_encoded >= 3
 
 
-@pytest.mark.slow  # builds and converts a tiny Llama (~25 s on 2 shared cores)
+@pytest.mark.slow  # the session's tiny GGUF (built and converted once, ~25 s on 2 shared cores)
 def test_index_built_with_gguf_records_the_model_and_finds_an_exact_text(tmp_path, gguf_backend):
     settings = EmbedSettings(backend="gguf", gguf_model=gguf_backend.model_path)
     _, meta, report = build_embedding_index(

@@ -8,9 +8,8 @@ import os
 import pytest
 
 from forge_pipeline.export import gguf, verify
-from forge_pipeline.export.llama_cpp import LlamaCppToolchain, gguf_metadata
+from forge_pipeline.export.llama_cpp import gguf_metadata
 from forge_pipeline.train.chat_tokens import assistant_token_labels
-from forge_pipeline_tests.model_fixtures import build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -25,18 +24,10 @@ CHAT = [
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
-def stopper(request, tmp_path_factory):
-    """A tiny model of one template family that always answers its end-of-turn token, converted to GGUF."""
-    root = tmp_path_factory.mktemp(f"stopper_{request.param}")
-    hf = build_tiny_llama_for_tests(root / "hf", eager_stop=True, template_family=request.param)
-    converted = LlamaCppToolchain().convert_model(hf, root / "model-f16.gguf")
-    return {
-        "family": request.param,
-        "end": FAMILIES[request.param],
-        "hf": hf,
-        "gguf": converted.path,
-        "converted": converted,
-    }
+def stopper(request, stopper_models):
+    """A tiny model of one template family that always answers its end-of-turn token, converted to GGUF (the
+    session's, conftest.stopper_models)."""
+    return {"family": request.param, "end": FAMILIES[request.param], **stopper_models(request.param)}
 
 
 def test_training_labels_are_the_assistant_turns_with_their_end_token(stopper):

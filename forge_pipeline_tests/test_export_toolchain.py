@@ -12,7 +12,6 @@ from forge_pipeline.export import gguf, verify
 from forge_pipeline.export.config import ExportSettings
 from forge_pipeline.export.llama_cpp import ConversionError, LlamaCppToolchain, gguf_n_params, quantize
 from forge_pipeline.export.manifest import read_manifest
-from forge_pipeline_tests.model_fixtures import build_random_lora_adapter, build_tiny_llama_for_tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -24,11 +23,15 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    base = build_tiny_llama_for_tests(root / "base")
-    adapter = build_random_lora_adapter(base, root / "adapter")
-    return {"root": root, "base": base, "adapter": adapter}
+def tiny(serve_models, tmp_path_factory):
+    """The session's tiny HF base and random LoRA adapter (conftest.serve_models; read only), and a folder of
+    this module's own for what the tests export from them."""
+    return {
+        "root": tmp_path_factory.mktemp("tiny"),
+        "base": serve_models.base_hf,
+        "adapter": serve_models.adapters_hf[0],
+        "base_conversion": serve_models.base_conversion,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +75,10 @@ def test_merged_model_converts_and_quantizes_to_q4_k_m(tiny, exported):
 
 
 @pytest.mark.slow
-def test_unknown_pre_tokenizer_declared_gpt2_and_llama_cpp_tokenizes_like_hf(tiny, tmp_path):
+def test_unknown_pre_tokenizer_declared_gpt2_and_llama_cpp_tokenizes_like_hf(tiny):
     from transformers import AutoTokenizer
 
-    result = LlamaCppToolchain().convert_model(tiny["base"], tmp_path / "base.gguf")
+    result = tiny["base_conversion"]  # LlamaCppToolchain().convert_model(tiny["base"], ...), done once per session
     assert result.declared_gpt2_pre_tokenizer  # the locally trained tokenizer's hash is unknown to llama.cpp
     hf = AutoTokenizer.from_pretrained(tiny["base"])
     texts = [
@@ -93,13 +96,12 @@ def test_unknown_pre_tokenizer_declared_gpt2_and_llama_cpp_tokenizes_like_hf(tin
 
 
 @pytest.mark.slow
-def test_quantized_gguf_loads_generates_and_stops(exported, tmp_path):
+def test_quantized_gguf_loads_generates_and_stops(exported, stopper_models, tmp_path):
     check = verify.generation_check(exported["model"]["merged_gguf"], PROMPTS, max_tokens=16)
     assert check["ok"] and check["prompts"] == 3
     assert all(o["completion_tokens"] > 0 for o in check["outcomes"])
     # A model that always answers <|im_end|> proves generation ends there rather than at max_tokens.
-    stopper = build_tiny_llama_for_tests(tmp_path / "stopper", eager_stop=True)
-    f16 = LlamaCppToolchain().convert_model(stopper, tmp_path / "stopper-f16.gguf").path
+    f16 = stopper_models("chatml")["gguf"]  # the tiny eager-stop model, converted once per session
     quantize(f16, tmp_path / "stopper-q4.gguf", "Q4_K_M")
     stopped = verify.generation_check(tmp_path / "stopper-q4.gguf", PROMPTS, max_tokens=16)
     assert stopped["ok"] and stopped["stopped_at_end_token"] == 3 and stopped["end_token"] == "<|im_end|>"

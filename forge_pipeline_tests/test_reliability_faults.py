@@ -283,11 +283,8 @@ def test_concurrent_manifest_publishes_keep_every_version(tmp_path):
 # -- export killed between conversion and quantization -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def serve_models(tmp_path_factory):
-    from forge_pipeline_tests.gguf_fixtures import build_serve_models
-
-    return build_serve_models(tmp_path_factory.mktemp("faults_models"))
+# serve_models: the session's tiny GGUFs and the HF folders they were converted from (conftest); the tests
+# below only read them or work on private copies.
 
 
 KILLED_EXPORT = textwrap.dedent("""
@@ -384,7 +381,7 @@ def test_gguf_corrupted_after_the_manifest_is_refused_and_the_old_model_keeps_se
     from forge_pipeline.serve.models import ModelHost
     from forge_pipeline_tests.gguf_fixtures import ServeModels, write_manifest
 
-    # Private copies: the module's files are shared with the export test.
+    # Private copies: the session's files are shared with the serving tests.
     copies = []
     for path in (serve_models.base_gguf, *serve_models.adapters):
         copies.append(tmp_path / "models" / path.name)
