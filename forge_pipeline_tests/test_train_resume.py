@@ -71,11 +71,12 @@ def test_killed_training_resumes_from_checkpoint_in_same_mlflow_run(tmp_path):
     command = _command(Path(version["path"]), base, tmp_path / "data", out)
 
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 90
+    # a bound against a hang, not a timing: starting torch + trl on a busy 2-core machine alone can take a minute
+    deadline = time.monotonic() + 300
     try:
         while not list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
             assert first.poll() is None, "training ended before it wrote a checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 90 s"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.1)
         first.send_signal(signal.SIGKILL)
     finally:
@@ -86,7 +87,7 @@ def test_killed_training_resumes_from_checkpoint_in_same_mlflow_run(tmp_path):
     state = json.loads((out / "run_state.json").read_text())
     assert state["status"] == "running"
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     events = _json_lines(second.stdout)
     resumed = [e for e in events if e.get("event") == "resume"]
