@@ -87,7 +87,7 @@ def test_killed_training_resumes_from_checkpoint_in_same_mlflow_run(tmp_path):
     state = json.loads((out / "run_state.json").read_text())
     assert state["status"] == "running"
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=480)
     assert second.returncode == 0, second.stderr[-3000:]
     events = _json_lines(second.stdout)
     resumed = [e for e in events if e.get("event") == "resume"]
