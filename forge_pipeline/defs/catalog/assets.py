@@ -1,7 +1,5 @@
 """Catalog: the curated examples frozen as an immutable, versioned train/validation dataset."""
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
@@ -99,7 +97,7 @@ def dataset_version(
     require_passed_scrub_check(context)
     settings = forge.get()
     sources = {"curated_examples": _upstream_source(context, "curated_examples", curated_examples.height)}
-    entry = create_dataset_version(curated_examples, settings, sources)
+    version = DatasetVersion.model_validate(create_dataset_version(curated_examples, settings, sources))
     preview = (
         curated_examples.select("example_id", "source", "source_path")
         .sort("example_id")
@@ -109,23 +107,23 @@ def dataset_version(
     # The data version is the catalog's version id (a content hash): Dagster and the catalog name a version alike,
     # and the same curated rows again leave training and everything after it in sync.
     return dg.MaterializeResult(
-        value=DatasetVersion.model_validate(entry),
-        data_version=dg.DataVersion(entry["version_id"]),
+        value=version,
+        data_version=dg.DataVersion(version.version_id),
         metadata={
-            "dagster/row_count": entry["counts"]["train"] + entry["counts"]["validation"],
-            "version_id": entry["version_id"],
-            "parent": str(entry["parent"]),
-            "train": entry["counts"]["train"],
-            "validation": entry["counts"]["validation"],
-            "by_source": dg.MetadataValue.json(entry["counts"]["by_source"]),
-            "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
-            "quality": dg.MetadataValue.md(_quality_md(entry.get("quality") or {})),
-            "path": dg.MetadataValue.path(entry["path"]),
+            "dagster/row_count": version.counts["train"] + version.counts["validation"],
+            "version_id": version.version_id,
+            "parent": str(version.parent),
+            "train": version.counts["train"],
+            "validation": version.counts["validation"],
+            "by_source": dg.MetadataValue.json(version.counts["by_source"]),
+            "approx_token_stats": dg.MetadataValue.md(_token_stats_md(version.token_stats)),
+            "quality": dg.MetadataValue.md(_quality_md(version.quality)),
+            "path": dg.MetadataValue.path(str(version.path)),
             # the allow/deny lists (reviewed decisions included) the examples were scrubbed with: hash and counts
-            "pii_lists": dg.MetadataValue.json(entry.get("pii_lists", {})),
+            "pii_lists": dg.MetadataValue.json(version.pii_lists),
             "preview": table_preview(preview),
             # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the
             # version in the UI before spending GPU time on it.
-            **dataset_version_metadata(Path(entry["path"]), settings),
+            **dataset_version_metadata(version.path, settings),
         },
     )
