@@ -5,6 +5,7 @@ import polars as pl
 
 from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.catalog.versions import create_dataset_version
+from forge_pipeline.defs.check_verdicts import SCRUB_CHECK, latest_verdict
 from forge_pipeline.defs.common import relative_path, table_preview
 from forge_pipeline.defs.curate.metadata import dataset_version_metadata
 from forge_pipeline.defs.resources import ForgeSettingsResource
@@ -54,34 +55,26 @@ def _quality_md(quality: dict) -> str:
     return "\n".join(lines)
 
 
-SCRUB_CHECK = dg.AssetCheckKey(dg.AssetKey("scrubbed_examples"), "no_residual_pii")
-
-
 def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
     """Refuse to build a version when the latest scrubbed_examples has not passed its blocking PII check.
 
     Dagster skips downstream assets in the run where a blocking check fails, but a later run that selects
     only the downstream assets (`--select 'filtered_examples+++'`) would read the failing table. So the
-    check's result for the latest materialization is looked up in the instance, whatever the selection. An
-    instance that never materialized scrubbed_examples (tables built outside Dagster) has nothing to check."""
-    records = context.instance.fetch_materializations(SCRUB_CHECK.asset_key, limit=1).records
-    if not records:
+    check's verdict on the latest materialization, which the check records as an observation of the table
+    (defs/check_verdicts.py), is looked up in the instance, whatever the selection. An instance that never
+    materialized scrubbed_examples (tables built outside Dagster) has nothing to check."""
+    latest, verdict = latest_verdict(context.instance, SCRUB_CHECK)
+    if latest is None:
         return
-    latest = records[0]
-    # Dagster 1.13 (pinned) has no public instance method for asset check results; this one is what its own
-    # UI and asset daemon read. Revisit when a public one appears.
-    record = context.instance.get_latest_asset_check_evaluation_record(SCRUB_CHECK)
-    evaluation = record.evaluation if record is not None else None
-    target = evaluation.target_materialization_data if evaluation is not None else None
-    if evaluation is None or target is None or target.storage_id != latest.storage_id:
+    if not verdict:
         raise dg.Failure(
             "dataset_version: the check no_residual_pii has not run on the latest scrubbed_examples "
             f"(run {latest.run_id}); materialize scrubbed_examples with its checks first."
         )
-    if not evaluation.passed:
+    if not verdict["passed"]:
         raise dg.Failure(
             "dataset_version: the latest scrubbed_examples failed its blocking check no_residual_pii "
-            f"(run {record.run_id}): personal data may remain (the check's report lists each value masked, "
+            f"(run {verdict['check_run_id']}): personal data may remain (the check's report lists each value masked, "
             "with the setting that changes it). Decide with `forge pii review --list` (or prepare.scrub.allow_list"
             " / deny_list), re-materialize scrubbed_examples with its check (forge demo --select "
             "scrubbed_examples), then dataset_version; no version was built."
