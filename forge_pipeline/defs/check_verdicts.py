@@ -11,6 +11,8 @@ report and metadata for the UI; the observation only repeats the verdict."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import dagster as dg
 
 # The scrub's blocking check, whose verdict dataset_version requires (defs/catalog/assets.py).
@@ -44,12 +46,19 @@ def record_check_verdict(context: dg.AssetCheckExecutionContext, check: dg.Asset
     )
 
 
-def latest_verdict(instance: dg.DagsterInstance, check: dg.AssetCheckKey) -> tuple[dg.EventLogRecord | None, dict]:
-    """(the asset's latest materialization record, the newest verdict of `check` on exactly that materialization
-    as {"passed", "check_run_id"}, or {} when the check has not run on it). (None, {}) when never materialized."""
+class Verdict(NamedTuple):
+    passed: bool
+    check_run_id: str | None  # the run the check ran in
+
+
+def latest_verdict(
+    instance: dg.DagsterInstance, check: dg.AssetCheckKey
+) -> tuple[dg.EventLogRecord | None, Verdict | None]:
+    """(the asset's latest materialization record, the newest verdict of `check` on exactly that materialization,
+    None when the check has not run on it). (None, None) when the asset was never materialized."""
     latest = instance.fetch_materializations(check.asset_key, limit=1).records
     if not latest:
-        return None, {}
+        return None, None
     target = latest[0]
     since = dg.AssetRecordsFilter(asset_key=check.asset_key, after_storage_id=target.storage_id)
     cursor = None
@@ -58,19 +67,11 @@ def latest_verdict(instance: dg.DagsterInstance, check: dg.AssetCheckKey) -> tup
         for record in page.records:
             observation = record.asset_observation
             metadata = observation.metadata if observation is not None else {}
-            named = metadata.get(CHECK)
-            judged = metadata.get(TARGET)
-            if (
-                named is not None
-                and named.value == check.name
-                and judged is not None
-                and judged.value == target.storage_id
-            ):
-                passed, run = metadata.get(PASSED), metadata.get(CHECK_RUN)
-                return target, {
-                    "passed": bool(passed.value) if passed else False,
-                    "check_run_id": run.value if run else None,
-                }
+            named, judged = metadata.get(CHECK), metadata.get(TARGET)
+            if named is None or judged is None or named.value != check.name or judged.value != target.storage_id:
+                continue
+            passed, run = metadata.get(PASSED), metadata.get(CHECK_RUN)
+            return target, Verdict(bool(passed.value) if passed else False, str(run.value) if run else None)
         if not page.has_more:
-            return target, {}
+            return target, None
         cursor = page.cursor

@@ -66,15 +66,15 @@ def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
     latest, verdict = latest_verdict(context.instance, SCRUB_CHECK)
     if latest is None:
         return
-    if not verdict:
+    if verdict is None:
         raise dg.Failure(
             "dataset_version: the check no_residual_pii has not run on the latest scrubbed_examples "
             f"(run {latest.run_id}); materialize scrubbed_examples with its checks first."
         )
-    if not verdict["passed"]:
+    if not verdict.passed:
         raise dg.Failure(
             "dataset_version: the latest scrubbed_examples failed its blocking check no_residual_pii "
-            f"(run {verdict['check_run_id']}): personal data may remain (the check's report lists each value masked, "
+            f"(run {verdict.check_run_id}): personal data may remain (the check's report lists each value masked, "
             "with the setting that changes it). Decide with `forge pii review --list` (or prepare.scrub.allow_list"
             " / deny_list), re-materialize scrubbed_examples with its check (forge demo --select "
             "scrubbed_examples), then dataset_version; no version was built."
