@@ -105,6 +105,6 @@ def test_ui_addresses_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FORGE_TRAIN__MLFLOW_UI_URL", "http://127.0.0.1:5111/")
     monkeypatch.setenv("FORGE_DAGSTER_UI_URL", "http://127.0.0.1:3111")
     forge = ForgeSettingsResource(data_root=str(tmp_path))
-    link = mlflow_link(forge, {"mlflow_run_id": "r1", "mlflow_experiment_id": "7"})["mlflow_run"].value
+    link = mlflow_link(forge, "r1", "7")["mlflow_run"].value
     assert link == "http://127.0.0.1:5111/#/experiments/7/runs/r1"
     assert dagster_run_url(forge.get().dagster_ui_url, "abc") == "http://127.0.0.1:3111/runs/abc"

@@ -13,6 +13,7 @@ import dagster as dg  # noqa: E402
 from forge_pipeline.definitions import group_definitions  # noqa: E402
 from forge_pipeline.defs.catalog.embedding_index import embedding_index_covers_the_dataset_version  # noqa: E402
 from forge_pipeline.defs.resources import ForgeSettingsResource, shared_resources  # noqa: E402
+from forge_pipeline.embed.handoff import EmbeddingIndexVersion  # noqa: E402
 from forge_pipeline.embed.store import load_current, read_versions  # noqa: E402
 from forge_pipeline.records import examples_frame  # noqa: E402
 from forge_pipeline_tests.embed_fixtures import records  # noqa: E402
@@ -71,6 +72,6 @@ def test_coverage_check_fails_when_a_dataset_example_is_missing_from_the_index(t
     with open(tmp_path / "catalog" / current / "validation.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps({**records()[0], "example_id": "not-indexed"}) + "\n")
     result = embedding_index_covers_the_dataset_version(
-        forge=ForgeSettingsResource(data_root=str(tmp_path)), embedding_index=meta
+        forge=ForgeSettingsResource(data_root=str(tmp_path)), embedding_index=EmbeddingIndexVersion.model_validate(meta)
     )
     assert not result.passed and result.metadata["missing_examples"].value == ["not-indexed"]

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forge_pipeline.cli import app
+from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
 from forge_pipeline.export.manifest import ManifestError, read_manifest, rollback, verify_version
 from forge_pipeline.export.publish import adapter_info, publish
 from forge_pipeline.settings import load_settings
@@ -24,8 +25,8 @@ def _version_files(root, name: str) -> tuple[dict, dict]:
     if not base.exists():
         base.write_bytes(b"GGUF base" * 100)
     return (
-        {"merged_gguf": str(folder / "merged.gguf"), "base_gguf": str(base), "quant_type": "Q4_K_M"},
-        {"adapter_gguf": str(folder / "adapter.gguf")},
+        GgufModel(merged_gguf=folder / "merged.gguf", base_gguf=base, base_f16_gguf=base, quant_type="Q4_K_M"),
+        GgufAdapter(adapter_gguf=folder / "adapter.gguf", base_gguf=base, base_f16_gguf=base),
     )
 
 
@@ -45,8 +46,15 @@ def info(tmp_path):
     )
 
 
-def _evaluation(promoted: bool, tuned: float = 1.5) -> dict:
-    return {"base_loss": 2.0, "tuned_loss": tuned, "promoted": promoted, "reason": "test gate"}
+def _evaluation(promoted: bool, tuned: float = 1.5) -> Evaluation:
+    return Evaluation(
+        base_loss=2.0,
+        tuned_loss=tuned,
+        relative_improvement=(2.0 - tuned) / 2.0,
+        min_relative_improvement=0.01,
+        promoted=promoted,
+        reason="test gate",
+    )
 
 
 def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
@@ -54,7 +62,7 @@ def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
     path = settings.paths.manifest
 
     first = publish(path, info, _evaluation(True), *_version_files(tmp_path, "one"))
-    assert first == {
+    assert first.model_dump(mode="json") == {
         "version": "v0001",
         "current": "v0001",
         "promoted": True,
@@ -63,11 +71,11 @@ def test_publish_promote_failed_gate_rollback_and_corruption(tmp_path, info):
         "versions": 1,
     }
     second = publish(path, info, _evaluation(True, 1.2), *_version_files(tmp_path, "two"))
-    assert second["current"] == "v0002"
+    assert second.current == "v0002"
 
     failed = publish(path, info, _evaluation(False, 2.5), *_version_files(tmp_path, "three"))
     manifest = read_manifest(path)
-    assert failed["version"] == "v0003" and manifest["current"] == "v0002"  # kept, not current
+    assert failed.version == "v0003" and manifest["current"] == "v0002"  # kept, not current
     assert manifest["versions"]["v0003"]["promoted"] is False
     assert manifest["versions"]["v0003"]["evaluation"]["tuned_loss"] == 2.5
     assert manifest["history"] == ["v0001", "v0002"]
@@ -96,28 +104,28 @@ def test_publishing_the_same_files_again_returns_the_existing_version(tmp_path, 
 
     # A retry, or a re-run with a stricter gate: same version, nothing added, the promotion stands.
     again = publish(path, info, _evaluation(False, 2.5), *files)
-    assert again == {**first, "already_published": True}
+    assert again == first.model_copy(update={"already_published": True})
     assert read_manifest(path) == before  # not even the evaluation or created_at is rewritten
 
     # The same files for another dataset version are another version.
     other = publish(path, info, _evaluation(True), *files, dataset_version="ds-0002")
-    assert other["version"] == "v0002" and other["already_published"] is False
+    assert other.version == "v0002" and other.already_published is False
 
 
 def test_a_rerun_promotes_a_version_its_earlier_gate_kept_back_but_never_undoes_a_rollback(tmp_path, info):
     path = load_settings(data_root=tmp_path).paths.manifest
     one, two = _version_files(tmp_path, "one"), _version_files(tmp_path, "two")
-    assert publish(path, info, _evaluation(False, 2.5), *one)["current"] is None
+    assert publish(path, info, _evaluation(False, 2.5), *one).current is None
 
     # The gate passes on a re-run (a looser margin): the version that was kept back is promoted now.
     rerun = publish(path, info, _evaluation(True, 1.25), *one)
-    assert rerun["version"] == "v0001" and rerun["already_published"] and rerun["current"] == "v0001"
+    assert rerun.version == "v0001" and rerun.already_published and rerun.current == "v0001"
     manifest = read_manifest(path)
     assert manifest["versions"]["v0001"]["evaluation"]["tuned_loss"] == 1.25 and manifest["history"] == ["v0001"]
 
     publish(path, info, _evaluation(True), *two)
     rollback(path)
-    assert publish(path, info, _evaluation(True), *two)["current"] == "v0001"  # the rollback stands
+    assert publish(path, info, _evaluation(True), *two).current == "v0001"  # the rollback stands
     assert read_manifest(path)["history"] == ["v0001"] and len(read_manifest(path)["versions"]) == 2
 
 
@@ -127,7 +135,7 @@ def test_a_rerun_of_the_ab_candidate_keeps_one_candidate_version(tmp_path, info)
     dpo = _version_files(tmp_path, "dpo")
     first = publish(path, info, _evaluation(True), *dpo, candidate_share=0.2, kind="dpo")
     again = publish(path, info, _evaluation(True), *dpo, candidate_share=0.2, kind="dpo")
-    assert first["version"] == again["version"] == "v0002" and again["already_published"]
+    assert first.version == again.version == "v0002" and again.already_published
     manifest = read_manifest(path)
     assert manifest["candidate"] == {"version": "v0002", "traffic_share": 0.2} and len(manifest["versions"]) == 2
 

@@ -134,9 +134,11 @@ def test_dpo_changes_the_sft_adapter_toward_chosen_and_logs_to_mlflow(tiny, dpo_
 def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate(tiny, dpo_run):
     from forge_pipeline.catalog.handoff import DatasetVersion
     from forge_pipeline.export import gguf
+    from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
     from forge_pipeline.export.llama_cpp import LlamaCppToolchain
     from forge_pipeline.export.manifest import read_manifest, verify_version
     from forge_pipeline.export.publish import adapter_info, publish
+    from forge_pipeline.feedback.outputs import PreferenceAdapter
     from forge_pipeline.feedback.publish import publish_preference_candidate
     from forge_pipeline_tests.model_fixtures import write_tiny_dataset_version
 
@@ -159,18 +161,25 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
     publish(
         settings.paths.manifest,
         adapter_info(sft),
-        {"promoted": True},
-        {"base_gguf": base_gguf["base_gguf"], "merged_gguf": base_gguf["base_gguf"]},
-        sft_gguf,
+        Evaluation(
+            base_loss=2.0,
+            tuned_loss=1.0,
+            relative_improvement=0.5,
+            min_relative_improvement=0.0,
+            promoted=True,
+            reason="",
+        ),
+        GgufModel(merged_gguf=base_gguf["base_gguf"], quant_type="f16", **base_gguf),
+        GgufAdapter.model_validate({**sft_gguf, **base_gguf}),
     )
     settings.eval.max_new_tokens = 4
     # A random tiny adapter cannot beat the base on loss; the gate itself is tested in test_export_evaluate.
     settings.eval.min_relative_improvement = -100.0
     settings.eval.quality.enabled = False  # its 4 tokens of noise: the quality gate is test_export_answer_quality's
-    out = publish_preference_candidate(settings, {**result, "trained": True}, dataset, toolchain)
-    assert out["published"] and out["version"] == "v0002", out
+    out = publish_preference_candidate(settings, PreferenceAdapter(**result, trained=True), dataset, toolchain)
+    assert out.published and out.version == "v0002", out
     manifest = read_manifest(settings.paths.manifest)
-    assert manifest["current"] == "v0001" and out["gate"].startswith("promoted")
+    assert manifest["current"] == "v0001" and out.gate is not None and out.gate.startswith("promoted")
     assert manifest["candidate"] == {"version": "v0002", "traffic_share": settings.feedback.candidate_traffic_share}
     assert manifest["versions"]["v0002"]["promoted"] is False
     assert (
@@ -183,5 +192,5 @@ def test_dpo_adapter_goes_through_evaluation_export_and_becomes_the_ab_candidate
         "adapter_gguf",
     }
     # Requested again for the same pairs (the sensor may): not exported twice.
-    again = publish_preference_candidate(settings, {**result, "trained": True}, dataset, toolchain)
-    assert not again["published"] and "already version v0002" in again["reason"]
+    again = publish_preference_candidate(settings, PreferenceAdapter(**result, trained=True), dataset, toolchain)
+    assert not again.published and "already version v0002" in (again.reason or "")

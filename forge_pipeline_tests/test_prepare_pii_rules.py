@@ -190,6 +190,7 @@ def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
     """Bug: after no_residual_pii failed, `--select 'filtered_examples+++'` built a version from the failing
     table. The guard looks up the check's result for the latest scrubbed_examples, whatever the selection."""
     from forge_pipeline.definitions import group_definitions
+    from forge_pipeline.defs.check_verdicts import SCRUB_CHECK, record_check_verdict
 
     catalog_defs = group_definitions("catalog")
     from forge_pipeline.defs.resources import shared_resources
@@ -201,7 +202,8 @@ def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
         return frame_of([["q"]])
 
     @dg.asset_check(asset="scrubbed_examples", name="no_residual_pii")
-    def check_stub() -> dg.AssetCheckResult:
+    def check_stub(context) -> dg.AssetCheckResult:
+        record_check_verdict(context, SCRUB_CHECK, verdict["passed"])  # as the real check does
         return dg.AssetCheckResult(passed=verdict["passed"])
 
     messages = [{"role": "user", "content": "How was the week?"}, {"role": "assistant", "content": "Calm, mostly."}]
@@ -232,6 +234,14 @@ def test_dataset_version_refuses_a_table_whose_pii_check_failed(tmp_path):
         verdict["passed"] = True
         assert dg.materialize([scrubbed_stub, check_stub], resources=resources, instance=instance).success
         assert dg.materialize([source, *catalog_defs.assets], resources=resources, instance=instance).success
+        # A table the check has not judged (materialized without it) is refused too, though an earlier one passed.
+        assert dg.materialize([scrubbed_stub], resources=resources, instance=instance).success
+        unjudged = dg.materialize(
+            [source, *catalog_defs.assets], resources=resources, instance=instance, raise_on_error=False
+        )
+        assert not unjudged.success
+        failure = unjudged.failure_data_for_node("dataset_version")
+        assert failure is not None and "has not run on the latest scrubbed_examples" in failure.error.message
 
 
 FRONTMATTER_PROSE = (

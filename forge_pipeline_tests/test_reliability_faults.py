@@ -28,6 +28,7 @@ import pytest
 
 from forge_pipeline.catalog import versions
 from forge_pipeline.catalog.versions import CatalogError, create_dataset_version, list_versions, load_version
+from forge_pipeline.export.handoff import AdapterInfo, Evaluation, GgufAdapter, GgufModel
 from forge_pipeline.records import example_id_for, examples_frame
 from forge_pipeline.settings import load_settings
 
@@ -341,9 +342,14 @@ def test_export_killed_between_conversion_and_quantization_publishes_nothing_and
             publish(
                 manifest_path,
                 _info(base_dir, adapter_dir),
-                {"promoted": True},
-                {"base_gguf": str(serve_models.base_gguf), "merged_gguf": str(run / "merged-q4_k_m.gguf")},
-                {"adapter_gguf": str(serve_models.adapters[0])},
+                _PASSED,
+                GgufModel(
+                    base_gguf=serve_models.base_gguf,
+                    base_f16_gguf=serve_models.base_gguf,
+                    merged_gguf=run / "merged-q4_k_m.gguf",
+                    quant_type="Q4_K_M",
+                ),
+                _adapter(serve_models),
             )
         assert not manifest_path.exists()
     # The re-run cleans up what the kills left and produces complete files.
@@ -351,26 +357,30 @@ def test_export_killed_between_conversion_and_quantization_publishes_nothing_and
     assert sorted(p.name for p in run.iterdir()) == ["Modelfile", "merged-q4_k_m.gguf"]
     assert not list(out.rglob("*.partial")) and not list(out.rglob(".staging.*"))
     published = publish(
-        manifest_path,
-        _info(base_dir, adapter_dir),
-        {"promoted": True},
-        model,
-        {"adapter_gguf": str(serve_models.adapters[0])},
+        manifest_path, _info(base_dir, adapter_dir), _PASSED, GgufModel(**model), _adapter(serve_models)
     )
-    files = verify_version(read_manifest(manifest_path), published["version"], manifest_path)
+    files = verify_version(read_manifest(manifest_path), published.version, manifest_path)
     assert files["merged_gguf"].read_bytes()[:4] == b"GGUF"
 
 
-def _info(base_dir: Path, adapter_dir: Path) -> dict:
-    return {
-        "adapter_dir": str(adapter_dir),
-        "base_model_dir": str(base_dir),
-        "base_model_name": "tiny",
-        "is_demo_model": True,
-        "mlflow_run_id": None,
-        "dataset_version": "d1",
-        "metrics": {},
-    }
+def _info(base_dir: Path, adapter_dir: Path) -> AdapterInfo:
+    return AdapterInfo(
+        adapter_dir=adapter_dir,
+        base_model_dir=base_dir,
+        base_model_name="tiny",
+        is_demo_model=True,
+        dataset_version="d1",
+    )
+
+
+_PASSED = Evaluation(
+    base_loss=2.0, tuned_loss=1.0, relative_improvement=0.5, min_relative_improvement=0.0, promoted=True, reason=""
+)
+
+
+def _adapter(serve_models) -> GgufAdapter:
+    base = serve_models.base_gguf
+    return GgufAdapter(adapter_gguf=serve_models.adapters[0], base_gguf=base, base_f16_gguf=base)
 
 
 # -- a GGUF corrupted after the manifest was written ----------------------------------------------------------

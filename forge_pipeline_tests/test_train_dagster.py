@@ -59,7 +59,7 @@ def test_materialize_base_model_and_lora_adapter(tmp_path, monkeypatch):
     # The export stage's reader accepts what training wrote: the cross-stage contract holds.
     from forge_pipeline.export.publish import adapter_info
 
-    assert adapter_info(lora.model_dump(mode="json"))["adapter_dir"] == str(lora.adapter_dir)
+    assert adapter_info(lora.model_dump(mode="json")).adapter_dir == lora.adapter_dir
 
     materializations = result.asset_materializations_for_node("lora_adapter")
     metadata = materializations[-1].metadata

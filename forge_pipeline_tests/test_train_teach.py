@@ -103,7 +103,7 @@ def test_current_falls_back_to_the_base_saying_why_but_a_named_version_does_not(
     new_version.mkdir()
     (new_version / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OLD + NEW))
     dataset_version = DatasetVersion(version_id="d2", path=new_version)
-    base = {"name": "smollm2-135m-instruct", "path": "unused"}
+    base = "smollm2-135m-instruct"  # the base model's name
 
     current = _settings(tmp_path, catalog, continue_from="current")
     parent, why = teaching_parent(current, current.train, base, dataset_version, manifest)
@@ -125,7 +125,7 @@ def test_current_falls_back_to_the_base_saying_why_but_a_named_version_does_not(
 def test_a_serving_version_with_its_adapter_is_continued_and_nothing_new_is_said_before_training(tmp_path):
     manifest, catalog = _published(tmp_path)
     settings = _settings(tmp_path, catalog, continue_from="current")
-    base = {"name": "smollm2-135m-instruct", "path": "unused"}
+    base = "smollm2-135m-instruct"  # the base model's name
     parent, why = teaching_parent(
         settings, settings.train, base, DatasetVersion(version_id="d1", path=catalog[0]["path"]), {}
     )

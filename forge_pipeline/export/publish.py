@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from forge_pipeline.catalog.handoff import DatasetVersion
+from forge_pipeline.export.handoff import (
+    AdapterInfo,
+    Evaluation,
+    GgufAdapter,
+    GgufModel,
+    ManifestEntry,
+    PublishedVersion,
+)
 from forge_pipeline.export.manifest import ManifestError, describe_file, publish_version
 
-REQUIRED_ADAPTER_FIELDS = ("adapter_dir", "base_model_dir")
 EVALUATION_FIELDS = (
     "base_loss",
     "tuned_loss",
@@ -26,32 +35,28 @@ EVALUATION_FIELDS = (
 )
 
 
-def adapter_info(lora_adapter: dict, source: str = "lora_adapter") -> dict:
-    """Validate the `lora_adapter` description (from the train stage) and fill optional fields."""
-    if not isinstance(lora_adapter, dict):
-        raise ValueError(f"{source}: expected a JSON object, got {type(lora_adapter).__name__}")
-    missing = [f for f in REQUIRED_ADAPTER_FIELDS if not lora_adapter.get(f)]
-    if missing:
-        raise ValueError(f"{source}: missing field(s) {', '.join(missing)}; re-materialize lora_adapter")
-    for field in REQUIRED_ADAPTER_FIELDS:
-        if not Path(lora_adapter[field]).is_dir():
-            raise ValueError(f"{source}: field {field!r} points at {lora_adapter[field]}, which is not a folder")
-    if not (Path(lora_adapter["adapter_dir"]) / "adapter_config.json").is_file():
-        raise ValueError(f"{source}: {lora_adapter['adapter_dir']} has no adapter_config.json (not a peft adapter)")
-    return {
-        "adapter_dir": str(lora_adapter["adapter_dir"]),
-        "base_model_dir": str(lora_adapter["base_model_dir"]),
-        "base_model_name": lora_adapter.get("base_model_name") or Path(lora_adapter["base_model_dir"]).name,
-        "is_demo_model": bool(lora_adapter.get("is_demo_model", False)),
-        "mlflow_run_id": lora_adapter.get("mlflow_run_id"),
-        "dataset_version": lora_adapter.get("dataset_version"),
-        "metrics": lora_adapter.get("metrics") or {},
-    }
+def adapter_info(adapter: BaseModel | dict, source: str = "lora_adapter") -> AdapterInfo:
+    """The adapter an export step takes (a TrainedAdapter, a trained PreferenceAdapter, or their JSON), checked:
+    both folders exist and the adapter's is a peft adapter."""
+    data = adapter.model_dump() if isinstance(adapter, BaseModel) else adapter
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    try:
+        info = AdapterInfo.model_validate(data)
+    except ValidationError as err:
+        problems = ", ".join(f"{'.'.join(map(str, e['loc'])) or 'value'} ({e['msg']})" for e in err.errors())
+        raise ValueError(f"{source}: missing field(s) or bad values: {problems}; re-materialize lora_adapter") from None
+    for field in ("adapter_dir", "base_model_dir"):
+        if not getattr(info, field).is_dir():
+            raise ValueError(f"{source}: field {field!r} points at {getattr(info, field)}, which is not a folder")
+    if not (info.adapter_dir / "adapter_config.json").is_file():
+        raise ValueError(f"{source}: {info.adapter_dir} has no adapter_config.json (not a peft adapter)")
+    return info
 
 
-def export_key(info: dict) -> str:
+def export_key(info: AdapterInfo) -> str:
     """Export folder name: the MLflow run id ties files to the run; the adapter folder name otherwise."""
-    return info.get("mlflow_run_id") or Path(info["adapter_dir"]).name
+    return info.mlflow_run_id or info.adapter_dir.name
 
 
 def validation_file(dataset_version: DatasetVersion) -> Path:
@@ -63,52 +68,52 @@ def validation_file(dataset_version: DatasetVersion) -> Path:
 
 def publish(
     manifest_path: Path,
-    info: dict,
-    evaluation: dict,
-    gguf_model: dict,
-    gguf_adapter: dict,
+    info: AdapterInfo,
+    evaluation: Evaluation,
+    gguf_model: GgufModel,
+    gguf_adapter: GgufAdapter,
     dataset_version: str | None = None,
     candidate_share: float | None = None,
     kind: str = "sft",
-) -> dict:
+) -> PublishedVersion:
     """Hash the files that exist now and add a version; promote only if the evaluation gate passed.
     With `candidate_share`, a version that passed the gate becomes the A/B candidate instead of current.
     The same files for the same dataset version are the same version: a retry or re-run returns it with
     `already_published` set, and does not change an earlier promotion decision (`manifest.publish_version`)."""
     files = {}
     for role, path in (
-        ("base_gguf", gguf_model["base_gguf"]),
-        ("merged_gguf", gguf_model["merged_gguf"]),
-        ("adapter_gguf", gguf_adapter["adapter_gguf"]),
+        ("base_gguf", gguf_model.base_gguf),
+        ("merged_gguf", gguf_model.merged_gguf),
+        ("adapter_gguf", gguf_adapter.adapter_gguf),
     ):
         if not Path(path).is_file():
             raise ManifestError(f"{role} {path} does not exist; re-materialize the export assets before the manifest")
         files[role] = describe_file(Path(path), manifest_path)
-    entry = {
-        "dataset_version": dataset_version or info.get("dataset_version"),
-        "mlflow_run_id": info.get("mlflow_run_id"),
-        # The peft adapter folder: what `train.continue_from` continues (train/teach.py).
-        "adapter_dir": info["adapter_dir"],
-        "base_model": {"name": info["base_model_name"], "is_demo_model": info["is_demo_model"]},
-        "files": files,
-        "evaluation": {k: evaluation.get(k) for k in EVALUATION_FIELDS},
-        "quant_type": gguf_model.get("quant_type"),
-        "kind": kind,
-        # What the fine-tuning job route reports as `trained_tokens` (trl's count of real tokens trained on).
-        "trained_tokens": (info.get("metrics") or {}).get("trained_tokens"),
-    }
-    published = publish_version(
-        manifest_path, entry, promote=bool(evaluation.get("promoted")), candidate_share=candidate_share
+    recorded = evaluation.model_dump()
+    entry = ManifestEntry(
+        dataset_version=dataset_version or info.dataset_version,
+        mlflow_run_id=info.mlflow_run_id,
+        adapter_dir=str(info.adapter_dir),
+        base_model={"name": info.base_model_name, "is_demo_model": info.is_demo_model},
+        files=files,
+        evaluation={k: recorded.get(k) for k in EVALUATION_FIELDS},
+        quant_type=gguf_model.quant_type,
+        kind=kind,
+        # trl's count of real tokens trained on
+        trained_tokens=info.metrics.get("trained_tokens"),
     )
-    return {
-        "version": published.version,
-        "current": published.manifest["current"],
+    published = publish_version(
+        manifest_path, entry.model_dump(), promote=evaluation.promoted, candidate_share=candidate_share
+    )
+    return PublishedVersion(
+        version=published.version,
+        current=published.manifest["current"],
         # The version's state after publishing: a re-run keeps an earlier decision (see publish_version).
-        "promoted": bool(published.manifest["versions"][published.version].get("promoted")),
-        "already_published": published.already_published,
-        "manifest_path": str(manifest_path),
-        "versions": len(published.manifest["versions"]),
-    }
+        promoted=bool(published.manifest["versions"][published.version].get("promoted")),
+        already_published=published.already_published,
+        manifest_path=manifest_path,
+        versions=len(published.manifest["versions"]),
+    )
 
 
 def serving_quality(manifest_path: Path) -> dict | None:

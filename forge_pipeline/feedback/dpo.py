@@ -41,27 +41,9 @@ def preference_run_key(rows: list[dict], fb: FeedbackSettings, sft_adapter_dir: 
 def dpo_config(output_dir: Path, fb: FeedbackSettings, cuda: bool):
     from trl import DPOConfig
 
-    return DPOConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        beta=fb.beta,
-        learning_rate=fb.learning_rate,
-        num_train_epochs=fb.num_train_epochs,
-        max_steps=fb.max_steps,
-        per_device_train_batch_size=fb.per_device_train_batch_size,
-        gradient_accumulation_steps=fb.gradient_accumulation_steps,
-        max_length=fb.max_length,
-        seed=fb.seed,
-        data_seed=fb.seed,
-        logging_steps=1,
-        logging_first_step=True,
-        save_strategy="no",
-        bf16=cuda,
-        fp16=False,
-        use_cpu=not cuda,
-        report_to=[],
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    from forge_pipeline.train.trainer_args import shared_trainer_args
+
+    return DPOConfig(beta=fb.beta, logging_steps=1, save_strategy="no", **shared_trainer_args(output_dir, fb, cuda))
 
 
 def train_preference_adapter(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import polars as pl
 
 from forge_pipeline.atomic import write_text_atomic
 from forge_pipeline.feedback.dpo import preference_run_key
 from forge_pipeline.feedback.pairs import dpo_rows
+from forge_pipeline.train.outputs import TrainedAdapter
 
 
 def pairs_version(pairs: pl.DataFrame) -> str:
@@ -19,7 +19,7 @@ def pairs_version(pairs: pl.DataFrame) -> str:
     return "pairs-" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
 
 
-def plan_preference_training(settings, pairs: pl.DataFrame, sft: dict) -> tuple[dict | None, str]:
+def plan_preference_training(settings, pairs: pl.DataFrame, sft: TrainedAdapter) -> tuple[dict | None, str]:
     """(Pipes extras, reason): extras is None when there are too few pairs or no SFT adapter to start from."""
     fb = settings.feedback
     if pairs.height < fb.min_pairs:
@@ -27,7 +27,7 @@ def plan_preference_training(settings, pairs: pl.DataFrame, sft: dict) -> tuple[
             f"{pairs.height} preference pair(s), fewer than feedback.min_pairs={fb.min_pairs}: "
             "DPO skipped until more ratings, corrections or choices arrive"
         )
-    adapter_dir = Path(sft.get("adapter_dir") or "")
+    adapter_dir = sft.adapter_dir
     if not (adapter_dir / "adapter_config.json").is_file():
         return None, f"lora_adapter.adapter_dir={adapter_dir} holds no adapter: DPO needs the SFT adapter first"
     rows = dpo_rows(pairs)
@@ -37,7 +37,7 @@ def plan_preference_training(settings, pairs: pl.DataFrame, sft: dict) -> tuple[
     write_text_atomic(rows_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return {
         "rows_path": str(rows_path),
-        "sft": sft,
+        "sft": sft.model_dump(mode="json"),
         "output_dir": str(output_dir),
         "feedback": fb.model_dump(mode="json"),
         "tracking_uri": settings.tracking_uri,

@@ -81,27 +81,32 @@ _QUESTION_WORDS = re.compile(
 _HOW_TO = re.compile(r"^how to\s+", re.IGNORECASE)
 _STEP_NUMBER = re.compile(r"^(?:step\s*)?\d+[.):]\s+", re.IGNORECASE)
 _BARE_QUESTION = re.compile(r"^(what|why|how|when|where|who)\s*\??$", re.IGNORECASE)
-_INSTRUCTION = re.compile(
-    r"^(?:install|set up|setup|configure|create|add|enable|disable|use|build|run|deploy|import|export|change"
-    r"|delete|move|open|make|write|get started|troubleshoot|fix|update|upgrade|remove|connect|sync|rename"
-    r"|customi[sz]e|manage|back up|restore|search|share|publish|edit|insert|link|embed|find|view|choose|select"
-    r"|switch|convert|migrate|start|stop|learn|avoid|prevent|improve|write|read|organi[sz]e|track|download|click"
-    r"|go|navigate|type|enter|press|scroll|tap|paste|copy|follow|check|wait|sign|log|launch|drag|right-click"
-    r"|under|in)\b",
-    re.IGNORECASE,
+# Instruction verbs, by how a sentence or heading that opens with one reads. Both lists below are built from them.
+# Verbs that are rarely nouns: a step or a heading that opens with one is an instruction ("Create a template").
+_COMMAND_VERBS = (
+    "install|set up|configure|create|add|enable|disable|deploy|import|export|change|delete|move|get started"
+    "|troubleshoot|fix|upgrade|remove|connect|rename|customi[sz]e|manage|back up|restore|publish|edit|insert"
+    "|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make"
 )
+# Verbs (and openers) that make a numbered step an instruction ("Click Settings", "Under Files, ...") but are
+# too often nouns or prepositions to make a heading one.
+_STEP_OPENERS = (
+    "setup|use|build|run|open|update|sync|search|share|link|find|view|switch|start|stop|learn|read|track|download"
+    "|click|go|navigate|type|enter|press|scroll|tap|paste|copy|follow|check|wait|sign|log|launch|drag|right-click"
+    "|under|in"
+)
+# Verbs that make a heading an instruction besides _COMMAND_VERBS (rarely seen opening a numbered step).
+_HEADING_VERBS = (
+    "uninstall|reinstall|apply|browse|register|pin|hide|unlock|invite|cancel|downgrade|verify|reset|recover"
+    "|duplicate|archive|assign|log in|sign in|sign up|sign out|log out"
+)
+# Verbs that are often nouns too ("Open questions", "Run time"): a heading counts with an object of two words.
+_NOUN_LIKE_VERBS = "start|stop|run|open|use|build|set|get|find|test|deploy|send|load|save|train|define|handle"
+_INSTRUCTION = re.compile(rf"^(?:{_COMMAND_VERBS}|{_STEP_OPENERS})\b", re.IGNORECASE)
 # "Creating a template", "Installing plugins": a gerund with an object. Nouns that end in -ing are not steps.
 # A heading that is an instruction: a verb that is rarely a noun, and its object ("Create a template").
 _INSTRUCTION_HEADING = re.compile(
-    r"^(?:install|set up|configure|create|add|enable|disable|deploy|import|export|change|delete|move|get started"
-    r"|troubleshoot|fix|upgrade|remove|connect|rename|customi[sz]e|manage|back up|restore|publish|edit|insert"
-    r"|embed|choose|select|convert|migrate|avoid|prevent|improve|organi[sz]e|write|make|uninstall|reinstall|apply"
-    r"|browse|register|pin|hide|unlock|invite|cancel|downgrade|verify|reset|recover|duplicate|archive|assign"
-    r"|log in|sign in|sign up|sign out|log out)\s+\S"
-    # verbs that are often nouns too ("Open questions", "Run time") count with an object of two words or more
-    r"|^(?:start|stop|run|open|use|build|set|get|find|test|deploy|send|load|save|train|define|handle)"
-    r"\s+\S+\s+\S",
-    re.IGNORECASE,
+    rf"^(?:{_COMMAND_VERBS}|{_HEADING_VERBS})\s+\S|^(?:{_NOUN_LIKE_VERBS})\s+\S+\s+\S", re.IGNORECASE
 )
 _DEICTIC = re.compile(r"\b(?:it|they|them|this|these|those|its|their)\b", re.IGNORECASE)
 _OVERVIEW_HEADING = re.compile(r"^(?:introduction|intro|overview|background|abstract)\b", re.IGNORECASE)

@@ -2,15 +2,14 @@
 manifest's versions, files and fine-tuning jobs (Dagster runs), plus Forge's own routes (interactions,
 search, downloads, admin).
 
-One router module per resource (serve/*_routes.py), one error helper (serve/errors.py). Generation always goes
+One router module per resource (serve/*_routes.py: module-level routers whose handlers get what they need
+from `app.state` through `serve/dependencies.py`), one error helper (serve/errors.py). Generation always goes
 through llama-cpp-python's `create_chat_completion` / `create_completion`; the routers only route, guard and
 label (every response names the model version that produced it).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -19,20 +18,29 @@ import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from forge_pipeline.serve import chat_routes
+from forge_pipeline.serve import (
+    chat_routes,
+    embedding_routes,
+    files_routes,
+    fine_tuning_routes,
+    forge_routes,
+    model_routes,
+    playground_routes,
+)
+from forge_pipeline.serve import metrics as metrics_routes
 from forge_pipeline.serve.dagster_client import DagsterClient
+from forge_pipeline.serve.embedding_routes import EmbeddingService
 from forge_pipeline.serve.errors import APIError, install_error_handlers
-from forge_pipeline.serve.files_routes import FileStore, files_router
-from forge_pipeline.serve.fine_tuning_routes import fine_tuning_router
-from forge_pipeline.serve.forge_routes import forge_router
+from forge_pipeline.serve.files_routes import FileStore
+from forge_pipeline.serve.fine_tuning import FineTuningJobs
 from forge_pipeline.serve.interactions import InteractionStore, ServedLog, served_log_dir
 from forge_pipeline.serve.metrics import Metrics, RequestMetrics
-from forge_pipeline.serve.model_routes import models_router
 from forge_pipeline.serve.models import ModelHost
-from forge_pipeline.serve.playground_routes import mount_playground
+from forge_pipeline.serve.playground_routes import PLAYGROUND_DIR
 from forge_pipeline.serve.protocol import VERSION_HEADER
 from forge_pipeline.serve.serving import OpenAIServing
 from forge_pipeline.settings import ForgeSettings
@@ -126,13 +134,6 @@ class BodyLimit:
         return counted
 
 
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def threads_per_context(parallel: int) -> int:
     """llama.cpp threads for each of `parallel` contexts: llama-cpp-python's default (half the logical cores,
     i.e. the physical ones on most machines) shared out, so parallel requests do not oversubscribe the CPU."""
@@ -210,54 +211,25 @@ def create_app(settings: ForgeSettings, host: ModelHost | None = None, watch: bo
     )
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: 413s are counted too
 
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics():
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
-
-    def require_admin(request: Request) -> None:
-        if serve.admin_loopback_without_token and _is_loopback(request.client.host if request.client else None):
-            return
-        supplied = request.headers.get("authorization", "")
-        if serve.admin_token and hmac.compare_digest(supplied.encode(), f"Bearer {serve.admin_token}".encode()):
-            return
-        raise APIError(
-            403,
-            "admin, files and fine-tuning routes need 'Authorization: Bearer <serve.admin_token>' "
-            "(set serve.admin_token; or serve.admin_loopback_without_token=true to trust loopback "
-            "clients on a single-user machine)",
-        )
-
+    app.state.settings = settings
     app.state.serving = OpenAIServing(model_host, served, store, serve.log_served_chats, metrics, settings.decoding)
-    app.include_router(chat_routes.router)
-    # /v1/embeddings (configured embed backend), /v1/search and the index downloads: serve/embedding_routes.py
-    from forge_pipeline.serve.embedding_routes import embedding_router
-
-    app.include_router(embedding_router(settings, model_host))
-    app.include_router(models_router(model_host, paths.manifest))
-    serve_dir = paths.manifest.parent
-    files = FileStore(serve_dir / "files", paths.imports)
-    app.include_router(files_router(files, settings.train.max_length, require_admin))
-    app.include_router(
-        fine_tuning_router(
-            dagster=dagster,
-            files=files,
-            jobs_dir=serve_dir / "fine_tuning",
-            manifest_path=paths.manifest,
-            settings=settings,
-            job_name=serve.fine_tuning_job,
-            require_admin=require_admin,
-        )
-    )
-    app.include_router(
-        forge_router(
-            model_host=model_host, store=store, served=served, manifest_path=paths.manifest, require_admin=require_admin
-        )
-    )
-    # /playground: a static page over the routes above (serve/playground_routes.py)
-    mount_playground(
-        app, interactions_dir=paths.interactions, manifest_path=paths.manifest, require_admin=require_admin
-    )
+    # /v1/embeddings (configured embed backend), /v1/search and the index downloads
+    app.state.embeddings = EmbeddingService(settings, model_host)
+    app.state.files = FileStore(paths.manifest.parent / "files", paths.imports)
+    app.state.fine_tuning = FineTuningJobs(settings, dagster, app.state.files)
+    for module in (
+        metrics_routes,
+        chat_routes,
+        embedding_routes,
+        model_routes,
+        files_routes,
+        fine_tuning_routes,
+        forge_routes,
+    ):
+        app.include_router(module.router)
+    # /playground: a static page over the routes above
+    app.include_router(playground_routes.router)
+    app.mount("/playground/static", StaticFiles(directory=PLAYGROUND_DIR), name="playground")
     return app
 
 

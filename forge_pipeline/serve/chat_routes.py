@@ -6,24 +6,20 @@ serve/serving.py's, and errors are the app's handlers' (serve/errors.py).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
+from forge_pipeline.serve import dependencies as deps
 from forge_pipeline.serve.protocol import ChatRequest, CompletionRequest
 from forge_pipeline.serve.serving import OpenAIServing
 
 router = APIRouter()
 
 
-def serving(request: Request) -> OpenAIServing:
-    """The app's generation service (create_app puts it in `app.state`)."""
-    return request.app.state.serving
-
-
 @router.post("/v1/chat/completions")
-def chat_completions(body: ChatRequest, serving: OpenAIServing = Depends(serving)):
+def chat_completions(body: ChatRequest, serving: OpenAIServing = Depends(deps.openai_serving)):
     return serving.chat(body)
 
 
 @router.post("/v1/completions")
-def completions(body: CompletionRequest, serving: OpenAIServing = Depends(serving)):
+def completions(body: CompletionRequest, serving: OpenAIServing = Depends(deps.openai_serving)):
     return serving.completion(body)

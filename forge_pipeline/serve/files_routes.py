@@ -27,7 +27,9 @@ from fastapi.responses import FileResponse
 
 from forge_pipeline.atomic import atomic_path, write_bytes_atomic, write_json_atomic
 from forge_pipeline.curate.validate import add_import, validate_jsonl
+from forge_pipeline.serve import dependencies as deps
 from forge_pipeline.serve.errors import APIError, invalid, unsupported
+from forge_pipeline.settings import ForgeSettings
 
 FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 MAX_PROBLEMS_SHOWN = 20
@@ -125,41 +127,55 @@ def page(items: list[dict], after: str | None, limit: int) -> dict:
     }
 
 
-def files_router(store: FileStore, max_tokens: int, require_admin) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(require_admin)])
+router = APIRouter(dependencies=[Depends(deps.require_admin)])
 
-    @router.post("/v1/files")
-    async def create_file(file: UploadFile = File(...), purpose: str = Form(...)):
-        if purpose != "fine-tune":
-            raise unsupported("purpose", "this server keeps files for fine-tuning only ('fine-tune')")
-        from starlette.concurrency import run_in_threadpool
 
-        # `file.file` is Starlette's spooled temporary file: copied and validated in a worker thread, in blocks.
-        await run_in_threadpool(file.file.seek, 0)
-        record = await run_in_threadpool(store.add, Path(file.filename or "upload.jsonl").name, file.file, max_tokens)
-        return {k: v for k, v in record.items() if k != "examples"}
+@router.post("/v1/files")
+async def create_file(
+    file: UploadFile = File(...),
+    purpose: str = Form(...),
+    store: FileStore = Depends(deps.file_store),
+    settings: ForgeSettings = Depends(deps.settings),
+):
+    if purpose != "fine-tune":
+        raise unsupported("purpose", "this server keeps files for fine-tuning only ('fine-tune')")
+    from starlette.concurrency import run_in_threadpool
 
-    @router.get("/v1/files")
-    def list_files(purpose: str | None = None, limit: int = 100, after: str | None = None, order: str = "desc"):
-        if order not in ("asc", "desc"):
-            raise invalid("order must be 'asc' or 'desc'", param="order")
-        items = [r for r in store.all() if purpose in (None, r["purpose"])]
-        if order == "asc":
-            items.reverse()
-        return page([{k: v for k, v in r.items() if k != "examples"} for r in items], after, min(limit, 100))
+    # `file.file` is Starlette's spooled temporary file: copied and validated in a worker thread, in blocks.
+    await run_in_threadpool(file.file.seek, 0)
+    name = Path(file.filename or "upload.jsonl").name
+    record = await run_in_threadpool(store.add, name, file.file, settings.train.max_length)
+    return {k: v for k, v in record.items() if k != "examples"}
 
-    @router.get("/v1/files/{file_id}")
-    def retrieve_file(file_id: str):
-        return {k: v for k, v in store.get(file_id).items() if k != "examples"}
 
-    @router.get("/v1/files/{file_id}/content")
-    def file_content(file_id: str):
-        record = store.get(file_id)
-        return FileResponse(store.data_path(file_id), media_type="application/jsonl", filename=record["filename"])
+@router.get("/v1/files")
+def list_files(
+    purpose: str | None = None,
+    limit: int = 100,
+    after: str | None = None,
+    order: str = "desc",
+    store: FileStore = Depends(deps.file_store),
+):
+    if order not in ("asc", "desc"):
+        raise invalid("order must be 'asc' or 'desc'", param="order")
+    items = [r for r in store.all() if purpose in (None, r["purpose"])]
+    if order == "asc":
+        items.reverse()
+    return page([{k: v for k, v in r.items() if k != "examples"} for r in items], after, min(limit, 100))
 
-    @router.delete("/v1/files/{file_id}")
-    def delete_file(file_id: str):
-        store.delete(file_id)
-        return {"id": file_id, "object": "file", "deleted": True}
 
-    return router
+@router.get("/v1/files/{file_id}")
+def retrieve_file(file_id: str, store: FileStore = Depends(deps.file_store)):
+    return {k: v for k, v in store.get(file_id).items() if k != "examples"}
+
+
+@router.get("/v1/files/{file_id}/content")
+def file_content(file_id: str, store: FileStore = Depends(deps.file_store)):
+    record = store.get(file_id)
+    return FileResponse(store.data_path(file_id), media_type="application/jsonl", filename=record["filename"])
+
+
+@router.delete("/v1/files/{file_id}")
+def delete_file(file_id: str, store: FileStore = Depends(deps.file_store)):
+    store.delete(file_id)
+    return {"id": file_id, "object": "file", "deleted": True}

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import time
 
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from forge_pipeline.serve import dependencies as deps
 
 CLIENT_CLOSED_REQUEST = "499"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -128,3 +131,12 @@ class RequestMetrics:
             status = CLIENT_CLOSED_REQUEST if gone else str(state["code"])
             self.metrics.requests.labels(scope["method"], template, status).inc()
             self.metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+def prometheus_metrics(metrics: Metrics = Depends(deps.metrics)):
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

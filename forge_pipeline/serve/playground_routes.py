@@ -17,13 +17,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from forge_pipeline.export.manifest import ManifestError, read_manifest
+from forge_pipeline.serve import dependencies as deps
 from forge_pipeline.serve.errors import APIError
+from forge_pipeline.settings import ForgeSettings
 
 PLAYGROUND_DIR = Path(__file__).resolve().parent / "playground"
 # The page loads only its own script and stylesheet and talks only to this server: no inline script or style
@@ -94,29 +95,28 @@ def last_training(manifest_path: Path) -> dict | None:
     }
 
 
-def mount_playground(app: FastAPI, *, interactions_dir: Path, manifest_path: Path, require_admin) -> None:
-    router = APIRouter(include_in_schema=False)
+# The page and its status; create_app mounts its static files (PLAYGROUND_DIR) at /playground/static.
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/playground")
-    def playground_page():
-        return FileResponse(PLAYGROUND_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
-    @router.get("/playground/")
-    def playground_slash():
-        return RedirectResponse("/playground", status_code=308)
+@router.get("/playground")
+def playground_page():
+    return FileResponse(PLAYGROUND_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
-    @router.get("/playground/status")
-    async def playground_status(request: Request):
-        try:
-            require_admin(request)
-            admin = "ok"
-        except APIError:
-            admin = "token_required"
-        trained = await run_in_threadpool(last_training, manifest_path)
-        since = _parse_time(trained["created_at"]) if trained else None
-        count = await run_in_threadpool(interactions_since, interactions_dir, since)
-        return {"last_training": trained, "interactions_since_training": count, "admin": admin}
 
-    app.include_router(router)
-    # Starlette's StaticFiles: content types from the file names, conditional GETs, no path outside the folder.
-    app.mount("/playground/static", StaticFiles(directory=PLAYGROUND_DIR), name="playground")
+@router.get("/playground/")
+def playground_slash():
+    return RedirectResponse("/playground", status_code=308)
+
+
+@router.get("/playground/status")
+async def playground_status(request: Request, settings: ForgeSettings = Depends(deps.settings)):
+    try:
+        deps.require_admin(request)
+        admin = "ok"
+    except APIError:
+        admin = "token_required"
+    trained = await run_in_threadpool(last_training, settings.paths.manifest)
+    since = _parse_time(trained["created_at"]) if trained else None
+    count = await run_in_threadpool(interactions_since, settings.paths.interactions, since)
+    return {"last_training": trained, "interactions_since_training": count, "admin": admin}

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from forge_pipeline.atomic import atomic_directory, locked
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
@@ -60,6 +62,20 @@ PACKAGED = {
     ),
 }
 KNOWN_NAMES = (*PACKAGED, TINY_DEMO)
+
+
+class ResolvedBaseModel(BaseModel):
+    """What `base_model` hands on (`resolve_base_model`'s answer, stored as tables/base_model.json): the HF folder
+    to fine-tune and what to say about it. Only the folder and the name are required (older tables)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    name: str
+    is_demo_model: bool = False
+    parameters: int | None = None
+    licence: str = ""
+    source: str = ""
 
 
 def _is_model_dir(path: Path) -> bool:

@@ -32,6 +32,12 @@ class TrainedAdapter(BaseModel):
     mlflow_run_id: str | None
     dataset_version: str | None
     metrics: dict[str, Any]
+    # Recorded by every run since they were added; None in older tables.
+    mlflow_experiment_id: str | None = None
+    mlflow_model_id: str | None = None  # the adapter logged as an MLflow model (registered on publish)
+    run_key: str | None = None  # data + hyperparameters + base model: the materialization's data version
+    loss_curve_png: Path | None = None
+    continued_from: dict[str, Any] | None = None  # the published version a taught run continued
 
 
 def lora_adapter_path(settings) -> Path:

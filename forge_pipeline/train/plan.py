@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from forge_pipeline.catalog.handoff import DatasetVersion
+from forge_pipeline.train.base_models import ResolvedBaseModel
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.sft import dataset_content_hash, run_key
 
@@ -20,7 +21,7 @@ def dataset_dir_of(dataset_version: DatasetVersion) -> Path:
 
 
 def teaching_parent(
-    settings, hp: TrainSettings, base_model: dict, dataset_version: DatasetVersion, manifest: dict
+    settings, hp: TrainSettings, base_model_name: str | None, dataset_version: DatasetVersion, manifest: dict
 ) -> tuple[dict | None, str]:
     """(the version a run with `train.continue_from` continues (teach.parent_of), why it trains from the base
     instead), checked before anything is launched: the version exists, its adapter and dataset version are there,
@@ -36,7 +37,7 @@ def teaching_parent(
     if version is None:
         return None, "train.continue_from='current': no version serves yet, so this run trains from the base"
     try:
-        parent = parent_of(version, manifest, list_versions(settings), base_model.get("name"))
+        parent = parent_of(version, manifest, list_versions(settings), base_model_name)
     except TeachError as err:
         if hp.continue_from != CURRENT:
             raise
@@ -53,24 +54,30 @@ def teaching_parent(
 
 
 def plan_training(
-    settings, hp: TrainSettings, base_model: dict, dataset_version: DatasetVersion, parent: dict | None = None
+    settings,
+    hp: TrainSettings,
+    base_model: ResolvedBaseModel,
+    dataset_version: DatasetVersion,
+    parent: dict | None = None,
 ) -> dict:
     """The Pipes extras of one run; `output_dir` is keyed by data + hyperparameters + base model (+ the adapter a
     taught run continues, `parent`), so a retry of the same run lands in the same folder and resumes from its
     checkpoints."""
     dataset_dir = dataset_dir_of(dataset_version)
-    key = run_key(dataset_content_hash(dataset_dir), hp, base_model["path"], parent["adapter_dir"] if parent else None)
+    key = run_key(
+        dataset_content_hash(dataset_dir), hp, str(base_model.path), parent["adapter_dir"] if parent else None
+    )
     return {
         "parent": parent,
         "dataset_dir": str(dataset_dir),
-        "base_model_dir": str(base_model["path"]),
+        "base_model_dir": str(base_model.path),
         "output_dir": str(settings.paths.adapters / key),
         "hp": hp.model_dump(mode="json"),
         "tracking_uri": settings.tracking_uri,
         "experiment": settings.mlflow_experiment,
         "dataset_version": dataset_version.version_id,
-        "base_model_name": base_model.get("name"),
-        "is_demo_model": bool(base_model.get("is_demo_model")),
+        "base_model_name": base_model.name,
+        "is_demo_model": base_model.is_demo_model,
     }
 
 
@@ -82,8 +89,8 @@ def finished_result(output_dir: Path) -> dict:
     return state["result"]
 
 
-def mlflow_run_url(ui_url: str, result: dict) -> str:
-    return f"{ui_url.rstrip('/')}/#/experiments/{result['mlflow_experiment_id']}/runs/{result['mlflow_run_id']}"
+def mlflow_run_url(ui_url: str, experiment_id: str | None, run_id: str | None) -> str:
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def dagster_run_url(ui_url: str, run_id: str) -> str:

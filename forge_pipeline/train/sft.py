@@ -45,6 +45,7 @@ from forge_pipeline.train.tracking import (
     run_name,
     training_experiment,
 )
+from forge_pipeline.train.trainer_args import shared_trainer_args
 
 if TYPE_CHECKING:  # imported where a model is loaded: peft pulls in torch and transformers
     from peft import PeftModel
@@ -254,38 +255,23 @@ def sft_config(output_dir: Path, hp: TrainSettings, cuda: bool, hardware: dict, 
         )
     packing_kwargs: dict[str, Any] = {"packing_strategy": "bfd"} if hp.packing else {}
     return SFTConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        learning_rate=hp.learning_rate,
-        num_train_epochs=hp.num_train_epochs,
-        max_steps=hp.max_steps,
-        per_device_train_batch_size=hp.per_device_train_batch_size,
         per_device_eval_batch_size=hp.per_device_train_batch_size,
-        gradient_accumulation_steps=hp.gradient_accumulation_steps,
         warmup_steps=hp.warmup_steps,
         lr_scheduler_type=hp.lr_scheduler_type,
         optim=optim,
-        seed=hp.seed,
-        data_seed=hp.seed,
         logging_steps=hp.logging_steps,
-        logging_first_step=True,
         save_strategy="steps",
         save_steps=hp.save_steps,
         save_total_limit=2,  # rotation runs after the newest checkpoint is complete: a kill never leaves none
         # Labels already keep assistant tokens only (tokenize_splits); trl uses them as they are.
-        max_length=hp.max_length,
         packing=hp.packing,
         padding_free=hp.packing,
         **packing_kwargs,
         pad_to_multiple_of=hp.pad_to_multiple_of,
-        bf16=cuda,
-        fp16=False,
-        use_cpu=not cuda,
         activation_checkpointing=hardware["gradient_checkpointing"],
         activation_checkpointing_kwargs={"use_reentrant": False} if hardware["gradient_checkpointing"] else None,
         use_liger_kernel=hp.use_liger_kernel,  # the Trainer patches the model with Liger's kernels (public flag)
-        report_to=[],
-        dataloader_num_workers=0,
-        disable_tqdm=True,
+        **shared_trainer_args(output_dir, hp, cuda),
         **eval_kwargs,
     )
 

@@ -1,12 +1,11 @@
 """Catalog: the curated examples frozen as an immutable, versioned train/validation dataset."""
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.catalog.versions import create_dataset_version
+from forge_pipeline.defs.check_verdicts import SCRUB_CHECK, latest_verdict
 from forge_pipeline.defs.common import relative_path, table_preview
 from forge_pipeline.defs.curate.metadata import dataset_version_metadata
 from forge_pipeline.defs.resources import ForgeSettingsResource
@@ -56,34 +55,26 @@ def _quality_md(quality: dict) -> str:
     return "\n".join(lines)
 
 
-SCRUB_CHECK = dg.AssetCheckKey(dg.AssetKey("scrubbed_examples"), "no_residual_pii")
-
-
 def require_passed_scrub_check(context: dg.AssetExecutionContext) -> None:
     """Refuse to build a version when the latest scrubbed_examples has not passed its blocking PII check.
 
     Dagster skips downstream assets in the run where a blocking check fails, but a later run that selects
     only the downstream assets (`--select 'filtered_examples+++'`) would read the failing table. So the
-    check's result for the latest materialization is looked up in the instance, whatever the selection. An
-    instance that never materialized scrubbed_examples (tables built outside Dagster) has nothing to check."""
-    records = context.instance.fetch_materializations(SCRUB_CHECK.asset_key, limit=1).records
-    if not records:
+    check's verdict on the latest materialization, which the check records as an observation of the table
+    (defs/check_verdicts.py), is looked up in the instance, whatever the selection. An instance that never
+    materialized scrubbed_examples (tables built outside Dagster) has nothing to check."""
+    latest, verdict = latest_verdict(context.instance, SCRUB_CHECK)
+    if latest is None:
         return
-    latest = records[0]
-    # Dagster 1.13 (pinned) has no public instance method for asset check results; this one is what its own
-    # UI and asset daemon read. Revisit when a public one appears.
-    record = context.instance.get_latest_asset_check_evaluation_record(SCRUB_CHECK)
-    evaluation = record.evaluation if record is not None else None
-    target = evaluation.target_materialization_data if evaluation is not None else None
-    if evaluation is None or target is None or target.storage_id != latest.storage_id:
+    if verdict is None:
         raise dg.Failure(
             "dataset_version: the check no_residual_pii has not run on the latest scrubbed_examples "
             f"(run {latest.run_id}); materialize scrubbed_examples with its checks first."
         )
-    if not evaluation.passed:
+    if not verdict.passed:
         raise dg.Failure(
             "dataset_version: the latest scrubbed_examples failed its blocking check no_residual_pii "
-            f"(run {record.run_id}): personal data may remain (the check's report lists each value masked, "
+            f"(run {verdict.check_run_id}): personal data may remain (the check's report lists each value masked, "
             "with the setting that changes it). Decide with `forge pii review --list` (or prepare.scrub.allow_list"
             " / deny_list), re-materialize scrubbed_examples with its check (forge demo --select "
             "scrubbed_examples), then dataset_version; no version was built."
@@ -99,7 +90,7 @@ def dataset_version(
     require_passed_scrub_check(context)
     settings = forge.get()
     sources = {"curated_examples": _upstream_source(context, "curated_examples", curated_examples.height)}
-    entry = create_dataset_version(curated_examples, settings, sources)
+    version = DatasetVersion.model_validate(create_dataset_version(curated_examples, settings, sources))
     preview = (
         curated_examples.select("example_id", "source", "source_path")
         .sort("example_id")
@@ -109,23 +100,23 @@ def dataset_version(
     # The data version is the catalog's version id (a content hash): Dagster and the catalog name a version alike,
     # and the same curated rows again leave training and everything after it in sync.
     return dg.MaterializeResult(
-        value=DatasetVersion.model_validate(entry),
-        data_version=dg.DataVersion(entry["version_id"]),
+        value=version,
+        data_version=dg.DataVersion(version.version_id),
         metadata={
-            "dagster/row_count": entry["counts"]["train"] + entry["counts"]["validation"],
-            "version_id": entry["version_id"],
-            "parent": str(entry["parent"]),
-            "train": entry["counts"]["train"],
-            "validation": entry["counts"]["validation"],
-            "by_source": dg.MetadataValue.json(entry["counts"]["by_source"]),
-            "approx_token_stats": dg.MetadataValue.md(_token_stats_md(entry["token_stats"])),
-            "quality": dg.MetadataValue.md(_quality_md(entry.get("quality") or {})),
-            "path": dg.MetadataValue.path(entry["path"]),
+            "dagster/row_count": version.counts["train"] + version.counts["validation"],
+            "version_id": version.version_id,
+            "parent": str(version.parent),
+            "train": version.counts["train"],
+            "validation": version.counts["validation"],
+            "by_source": dg.MetadataValue.json(version.counts["by_source"]),
+            "approx_token_stats": dg.MetadataValue.md(_token_stats_md(version.token_stats)),
+            "quality": dg.MetadataValue.md(_quality_md(version.quality)),
+            "path": dg.MetadataValue.path(str(version.path)),
             # the allow/deny lists (reviewed decisions included) the examples were scrubbed with: hash and counts
-            "pii_lists": dg.MetadataValue.json(entry.get("pii_lists", {})),
+            "pii_lists": dg.MetadataValue.json(version.pii_lists),
             "preview": table_preview(preview),
             # Token-length histogram, per-tag counts and the training-time estimate, so a person can judge the
             # version in the UI before spending GPU time on it.
-            **dataset_version_metadata(Path(entry["path"]), settings),
+            **dataset_version_metadata(version.path, settings),
         },
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.common import markdown_preview
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.embed.handoff import EmbeddingIndexVersion
 
 
 @dg.asset(kinds={"faiss", "parquet"}, code_version="1")
@@ -32,9 +31,10 @@ def embedding_index(forge: ForgeSettingsResource, dataset_version: DatasetVersio
         settings.paths.cache,
         settings.embed,
     )
+    index = EmbeddingIndexVersion.model_validate({**meta, "path": str(folder)})
     chunks = pl.read_parquet(folder / "chunks.parquet", columns=["chunk_id", "source", "heading", "text"])
     return dg.MaterializeResult(
-        value={**meta, "path": str(folder)},
+        value=index,
         metadata={
             "dagster/row_count": report.chunks,
             "examples": report.examples,
@@ -43,12 +43,12 @@ def embedding_index(forge: ForgeSettingsResource, dataset_version: DatasetVersio
             "reused_from_cache": report.reused_from_cache,
             "added_chunks": report.added_chunks,
             "removed_chunks": report.removed_chunks,
-            "model": meta["model"],
-            "dimension": meta["dimension"],
-            "backend": meta["backend"],
-            "index_type": meta["index_type"],
-            "dataset_version": meta["dataset_version"],
-            "by_source": dg.MetadataValue.json(meta["by_source"]),
+            "model": index.model,
+            "dimension": index.dimension,
+            "backend": index.backend,
+            "index_type": index.index_type,
+            "dataset_version": index.dataset_version,
+            "by_source": dg.MetadataValue.json(index.by_source),
             "path": dg.MetadataValue.path(str(folder)),
             "preview": dg.MetadataValue.md(markdown_preview(chunks, width=60)),
         },
@@ -57,7 +57,7 @@ def embedding_index(forge: ForgeSettingsResource, dataset_version: DatasetVersio
 
 @dg.asset_check(asset=embedding_index, blocking=True)
 def embedding_index_covers_the_dataset_version(
-    forge: ForgeSettingsResource, embedding_index: dict
+    forge: ForgeSettingsResource, embedding_index: EmbeddingIndexVersion
 ) -> dg.AssetCheckResult:
     """The files on disk agree (FAISS rows = Parquet rows, FAISS width = the model's dimension) and every
     example of the dataset version has at least one chunk in the index, and nothing else does."""
@@ -65,7 +65,7 @@ def embedding_index_covers_the_dataset_version(
     from forge_pipeline.embed.store import load_version
 
     settings = forge.get()
-    version = load_version(Path(embedding_index["path"]))  # raises, naming the file, when the row counts differ
+    version = load_version(embedding_index.path)  # raises, naming the file, when the row counts differ
     catalog_path = settings.paths.catalog / version.meta["dataset_version"]
     expected = {r["example_id"] for r in read_version_records(catalog_path)}
     indexed = set(version.chunks["example_id"].to_list())

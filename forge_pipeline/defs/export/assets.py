@@ -9,6 +9,7 @@ from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import publish, steps
 from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
+from forge_pipeline.train.outputs import TrainedAdapter
 
 
 def _timings_md(timings: dict, stats: dict) -> str:
@@ -24,7 +25,7 @@ def _timings_md(timings: dict, stats: dict) -> str:
 def gguf_model(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
-    lora_adapter: dict,
+    lora_adapter: TrainedAdapter,
     adapter_evaluation: Evaluation,
 ) -> dg.MaterializeResult:
     """The adapter merged into its full-precision base, converted by llama.cpp and quantized (Q4_K_M by
@@ -33,7 +34,7 @@ def gguf_model(
     info = publish.adapter_info(lora_adapter)
     result = steps.merged_gguf(settings, info, llama_cpp_toolchain.get(settings.export))
     stats = result["stats"]
-    result = {**result, "is_demo_model": info["is_demo_model"]}
+    result = {**result, "is_demo_model": info.is_demo_model}
     return dg.MaterializeResult(
         value=GgufModel.model_validate(result),
         metadata={
@@ -55,7 +56,7 @@ def gguf_model(
 def gguf_adapter(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
-    lora_adapter: dict,
+    lora_adapter: TrainedAdapter,
     adapter_evaluation: Evaluation,
 ) -> dg.MaterializeResult:
     """The LoRA adapter alone as a GGUF adapter, applied at serve time to the unchanged base GGUF."""

@@ -12,6 +12,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import gguf, publish, verify
 from forge_pipeline.export.evaluate import load_eval_prompts
 from forge_pipeline.export.handoff import GgufAdapter, GgufModel
+from forge_pipeline.train.outputs import TrainedAdapter
 
 CHECK_PROMPTS = 8  # enough to see a broken model; the full set runs in adapter_evaluation
 CHECK_MAX_TOKENS = 96  # room for a short real answer to end by itself
@@ -46,7 +47,7 @@ def gguf_model_generates(forge: ForgeSettingsResource, gguf_model: GgufModel) ->
 def gguf_model_quantization_gap(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
-    lora_adapter: dict,
+    lora_adapter: TrainedAdapter,
     gguf_model: GgufModel,
 ) -> dg.AssetCheckResult:
     """Quantized vs f16 next-token logits on the prompt set (max abs gap, argmax agreement); the merged f16
@@ -59,7 +60,7 @@ def gguf_model_quantization_gap(
     else:
         info = publish.adapter_info(lora_adapter)
         with tempfile.TemporaryDirectory(dir=settings.paths.cache) as scratch:
-            merged_dir = gguf.merge_adapter(info["base_model_dir"], info["adapter_dir"], Path(scratch) / "merged")
+            merged_dir = gguf.merge_adapter(info.base_model_dir, info.adapter_dir, Path(scratch) / "merged")
             f16 = (
                 llama_cpp_toolchain.get(settings.export)
                 .convert_model(merged_dir, Path(scratch) / "merged-f16.gguf")

@@ -1,12 +1,11 @@
 """Asset checks of the prepare stage."""
 
-from __future__ import annotations
-
 from collections import Counter
 
 import dagster as dg
 import polars as pl
 
+from forge_pipeline.defs.check_verdicts import SCRUB_CHECK, record_check_verdict
 from forge_pipeline.defs.prepare.resources import PiiAnalyzerResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
 
@@ -17,6 +16,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
     additional_ins={"training_examples": dg.AssetIn("training_examples"), "vault_notes": dg.AssetIn("vault_notes")},
 )
 def no_residual_pii(
+    context: dg.AssetCheckExecutionContext,
     forge: ForgeSettingsResource,
     pii_analyzer: PiiAnalyzerResource,
     scrubbed_examples: pl.DataFrame,
@@ -26,7 +26,8 @@ def no_residual_pii(
     """No structured value (e-mail, phone, card, IBAN, IP, address, deny-list term) outside the placeholders,
     and no name the scrubber knows from the unscrubbed table left in any message or tag, in any letter case.
     A failure blocks everything downstream, and dataset_version refuses to build from the table later too; it
-    lists each value masked (`t***` x11: "... some t*** for ..."), the setting that changes it and the rerun."""
+    lists each value masked (`t***` x11: "... some t*** for ..."), the setting that changes it and the rerun.
+    The verdict is also recorded where dataset_version reads it (defs/check_verdicts.py)."""
     from forge_pipeline.prepare.pii_display import lines, mask, residual_report
     from forge_pipeline.prepare.pii_flags import residual_values
 
@@ -40,6 +41,7 @@ def no_residual_pii(
         cache_dir=settings.paths.cache,
         notes=vault_notes,
     )
+    record_check_verdict(context, SCRUB_CHECK, passed=not flags)
     by_type: Counter[str] = Counter()
     for flag in flags:
         by_type[flag.entity_type] += flag.count

@@ -6,15 +6,16 @@ import dagster as dg
 
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.export import publish
-from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel
+from forge_pipeline.export.handoff import Evaluation, GgufAdapter, GgufModel, PublishedVersion
 from forge_pipeline.export.manifest import ManifestError, newest_version, read_manifest, verify_version
+from forge_pipeline.train.outputs import TrainedAdapter
 
 
-def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
+def _register_in_mlflow(settings, lora_adapter: TrainedAdapter, published: PublishedVersion) -> dict:
     """The published adapter in MLflow's model registry, aliased `candidate` (newest) and `current` (served)."""
     from forge_pipeline.train.tracking import register_adapter
 
-    model_id = lora_adapter.get("mlflow_model_id")
+    model_id = lora_adapter.mlflow_model_id
     if not model_id:  # trained before adapters were logged as MLflow models
         return {}
     name = f"{settings.mlflow_experiment}-adapter"
@@ -22,8 +23,8 @@ def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
         settings.tracking_uri,
         name,
         model_id,
-        published["version"],
-        current=published["current"] == published["version"],
+        published.version,
+        current=published.current == published.version,
     )
     url = f"{settings.train.mlflow_ui_url.rstrip('/')}/#/models/{name}/versions/{version}"
     return {"mlflow_registered_model": f"{name} v{version}", "mlflow_model_version": dg.MetadataValue.url(url)}
@@ -32,7 +33,7 @@ def _register_in_mlflow(settings, lora_adapter: dict, published: dict) -> dict:
 @dg.asset(kinds={"json", "mlflow"}, code_version="1")
 def adapter_manifest(
     forge: ForgeSettingsResource,
-    lora_adapter: dict,
+    lora_adapter: TrainedAdapter,
     adapter_evaluation: Evaluation,
     gguf_model: GgufModel,
     gguf_adapter: GgufAdapter,
@@ -45,10 +46,9 @@ def adapter_manifest(
     result = publish.publish(
         settings.paths.manifest,
         publish.adapter_info(lora_adapter),
-        # publish() is shared with the DPO path (feedback/publish.py), which still hands it dicts.
-        adapter_evaluation.model_dump(),
-        gguf_model.model_dump(),
-        gguf_adapter.model_dump(),
+        adapter_evaluation,
+        gguf_model,
+        gguf_adapter,
         dataset_version=adapter_evaluation.dataset_version,
     )
     registry = _register_in_mlflow(settings, lora_adapter, result)
@@ -56,13 +56,13 @@ def adapter_manifest(
         value=result,
         metadata={
             **registry,
-            "version": result["version"],
-            "current": str(result["current"]),
-            "promoted": result["promoted"],
-            "already_published": result["already_published"],
+            "version": result.version,
+            "current": str(result.current),
+            "promoted": result.promoted,
+            "already_published": result.already_published,
             "gate": adapter_evaluation.reason,
-            "versions": result["versions"],
-            "manifest_path": dg.MetadataValue.path(result["manifest_path"]),
+            "versions": result.versions,
+            "manifest_path": dg.MetadataValue.path(result.manifest_path),
         },
     )
 

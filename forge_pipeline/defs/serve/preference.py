@@ -5,6 +5,7 @@ import dagster as dg
 from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.export.resources import LlamaCppToolchainResource
 from forge_pipeline.defs.resources import ForgeSettingsResource
+from forge_pipeline.feedback.outputs import PreferenceAdapter
 
 
 # After adapter_manifest: the candidate is compared with the SFT version it was trained from, which must be
@@ -13,7 +14,7 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 def preference_candidate(
     forge: ForgeSettingsResource,
     llama_cpp_toolchain: LlamaCppToolchainResource,
-    preference_adapter: dict,
+    preference_adapter: PreferenceAdapter,
     dataset_version: DatasetVersion,
 ) -> dg.MaterializeResult:
     """The DPO adapter through the SFT path (base-vs-tuned evaluation and gate, GGUF export, manifest
@@ -26,18 +27,18 @@ def preference_candidate(
     result = publish_preference_candidate(
         settings, preference_adapter, dataset_version, llama_cpp_toolchain.get(settings.export)
     )
-    metadata = {"published": result["published"]}
-    if result["published"]:
+    metadata: dict = {"published": result.published}
+    if result.published:
         metadata.update(
-            version=result["version"],
-            already_published=result["already_published"],
-            current=str(result["current"]),
-            gate=result["gate"],
-            candidate=dg.MetadataValue.json(result["candidate"]),
-            tuned_loss=result["tuned_loss"],
-            base_loss=result["base_loss"],
-            manifest_path=dg.MetadataValue.path(result["manifest_path"]),
+            version=result.version,
+            already_published=result.already_published,
+            current=str(result.current),
+            gate=result.gate,
+            candidate=dg.MetadataValue.json(result.candidate or {}),
+            tuned_loss=result.tuned_loss,
+            base_loss=result.base_loss,
+            manifest_path=dg.MetadataValue.path(str(result.manifest_path)),
         )
     else:
-        metadata["skipped_because"] = result["reason"]
+        metadata["skipped_because"] = result.reason
     return dg.MaterializeResult(value=result, metadata=metadata)

@@ -9,6 +9,7 @@ from forge_pipeline.catalog.handoff import DatasetVersion
 from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.resources import launch_training
 from forge_pipeline.export.manifest import ManifestError, read_manifest
+from forge_pipeline.train.base_models import ResolvedBaseModel
 from forge_pipeline.train.config import TrainSettings
 from forge_pipeline.train.outputs import TrainedAdapter
 from forge_pipeline.train.plan import (
@@ -88,16 +89,18 @@ def base_model(forge: ForgeSettingsResource, dataset_version: DatasetVersion) ->
     from forge_pipeline.train.sft import corpus_texts
 
     settings = forge.get()
-    resolved = resolve_base_model(settings, corpus_texts(dataset_dir_of(dataset_version)))
+    resolved = ResolvedBaseModel.model_validate(
+        resolve_base_model(settings, corpus_texts(dataset_dir_of(dataset_version)))
+    )
     return dg.MaterializeResult(
         value=resolved,
         metadata={
-            "path": dg.MetadataValue.path(resolved["path"]),
-            "name": resolved["name"],
-            "is_demo_model": resolved["is_demo_model"],
-            "parameters": resolved["parameters"] or 0,
-            "licence": resolved["licence"],
-            "source": resolved["source"],
+            "path": dg.MetadataValue.path(str(resolved.path)),
+            "name": resolved.name,
+            "is_demo_model": resolved.is_demo_model,
+            "parameters": resolved.parameters or 0,
+            "licence": resolved.licence,
+            "source": resolved.source,
         },
     )
 
@@ -116,7 +119,7 @@ def lora_adapter(
     config: LoraAdapterConfig,
     forge: ForgeSettingsResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
-    base_model: dict,
+    base_model: ResolvedBaseModel,
     dataset_version: DatasetVersion,
 ) -> dg.MaterializeResult:
     """A LoRA adapter fine-tuned on the dataset version (trl SFT, assistant tokens only), tracked in MLflow.
@@ -126,7 +129,7 @@ def lora_adapter(
     hp = config.merged(settings.train)
     try:
         manifest = read_manifest(settings.paths.manifest) if hp.continue_from else {}
-        parent, from_base = teaching_parent(settings, hp, base_model, dataset_version, manifest)
+        parent, from_base = teaching_parent(settings, hp, base_model.name, dataset_version, manifest)
     except (TeachError, ManifestError) as err:
         raise dg.Failure(str(err), allow_retries=False) from None
     if from_base:
@@ -149,7 +152,8 @@ def lora_adapter(
         },
     )
     run = launch_training(context, settings, pipes_subprocess_client, "forge_pipeline.train.pipes_entry", job)
-    result = finished_result(job["output_dir"])
+    # The contract downstream stages read, checked as it is written.
+    adapter = TrainedAdapter.model_validate(finished_result(job["output_dir"]))
     reported = run.get_materialize_result()
     hyperparameters = hp.model_dump(mode="json", exclude={"tiny_model", "mlflow_ui_url"})
     # The value goes through the IO manager (tables/lora_adapter.json), like preference_adapter's: one way out.
@@ -157,17 +161,19 @@ def lora_adapter(
     # leaves evaluation and export in sync.
     return dg.MaterializeResult(
         asset_key=reported.asset_key,
-        value=TrainedAdapter.model_validate(result),  # the contract downstream stages read, checked as it is written
-        data_version=dg.DataVersion(result["run_key"]),
+        value=adapter,
+        data_version=dg.DataVersion(adapter.run_key or ""),
         metadata={
             **(reported.metadata or {}),
-            "mlflow_run": dg.MetadataValue.url(mlflow_run_url(settings.train.mlflow_ui_url, result)),
-            "adapter_dir": dg.MetadataValue.path(result["adapter_dir"]),
-            "loss_curve": dg.MetadataValue.md(png_markdown(result["loss_curve_png"])),
-            "is_demo_model": result["is_demo_model"],
-            "dataset_version": result["dataset_version"] or "",
-            "base_model": result.get("base_model_name") or "",
-            "continued_from": (result.get("continued_from") or {}).get("version") or "",
+            "mlflow_run": dg.MetadataValue.url(
+                mlflow_run_url(settings.train.mlflow_ui_url, adapter.mlflow_experiment_id, adapter.mlflow_run_id)
+            ),
+            "adapter_dir": dg.MetadataValue.path(str(adapter.adapter_dir)),
+            "loss_curve": dg.MetadataValue.md(png_markdown(adapter.loss_curve_png) if adapter.loss_curve_png else ""),
+            "is_demo_model": adapter.is_demo_model,
+            "dataset_version": adapter.dataset_version or "",
+            "base_model": adapter.base_model_name or "",
+            "continued_from": (adapter.continued_from or {}).get("version") or "",
             "hyperparameters": dg.MetadataValue.json(hyperparameters),
             **{k: hyperparameters[k] for k in KEY_HYPERPARAMETERS},
         },

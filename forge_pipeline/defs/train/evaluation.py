@@ -11,11 +11,12 @@ from forge_pipeline.defs.resources import ForgeSettingsResource
 from forge_pipeline.defs.train.checks import mlflow_link
 from forge_pipeline.export import evaluate, publish, steps
 from forge_pipeline.export.handoff import Evaluation
+from forge_pipeline.train.outputs import TrainedAdapter
 
 
 @dg.asset(kinds={"pytorch", "mlflow"}, code_version="1")
 def adapter_evaluation(
-    forge: ForgeSettingsResource, lora_adapter: dict, dataset_version: DatasetVersion
+    forge: ForgeSettingsResource, lora_adapter: TrainedAdapter, dataset_version: DatasetVersion
 ) -> dg.MaterializeResult:
     """Base vs fine-tuned on the held-out (validation) split: loss and perplexity on assistant tokens, greedy
     answers side by side (eval prompts + held-out prompts, one table row per prompt), and the promotion gate on
@@ -26,9 +27,7 @@ def adapter_evaluation(
     knowing = result["knowledge"]
     quality = {f"{side}_{k}": v for side in ("base", "tuned") for k, v in result[f"{side}_quality"].items()}
     return dg.MaterializeResult(
-        value=Evaluation.model_validate(
-            {**result, "dataset_version": info["dataset_version"] or dataset_version.version}
-        ),
+        value=Evaluation.model_validate({**result, "dataset_version": info.dataset_version or dataset_version.version}),
         metadata={
             "base_loss": result["base_loss"],
             "tuned_loss": result["tuned_loss"],
@@ -60,14 +59,14 @@ def adapter_evaluation(
                 width=100,
             ),
             "mlflow_logged": result["mlflow_logged"],
-            "is_demo_model": info["is_demo_model"],
+            "is_demo_model": info.is_demo_model,
         },
     )
 
 
 @dg.asset_check(asset=adapter_evaluation, additional_ins={"lora_adapter": dg.AssetIn("lora_adapter")})
 def adapter_evaluation_gate(
-    forge: ForgeSettingsResource, adapter_evaluation: Evaluation, lora_adapter: dict
+    forge: ForgeSettingsResource, adapter_evaluation: Evaluation, lora_adapter: TrainedAdapter
 ) -> dg.AssetCheckResult:
     """The tuned adapter beats the base on held-out loss by eval.min_relative_improvement (the promotion gate).
     A warning: a version that fails is still exported and published, just not made current."""
@@ -80,6 +79,6 @@ def adapter_evaluation_gate(
             "tuned_loss": adapter_evaluation.tuned_loss,
             "relative_improvement": adapter_evaluation.relative_improvement,
             "required": adapter_evaluation.min_relative_improvement,
-            **mlflow_link(forge, lora_adapter),
+            **mlflow_link(forge, lora_adapter.mlflow_run_id, lora_adapter.mlflow_experiment_id),
         },
     )
