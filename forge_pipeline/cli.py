@@ -184,6 +184,8 @@ class TrainingProgress:
 
     def poll(self) -> list[tuple[str, bool]]:
         """The newest progress line (if any) and whether it starts a new fifth of its step's training."""
+        # Dagster 1.13 (pinned) has no public reader of a run's log events by cursor; get_records_for_run is
+        # the instance's own reader (no public marker). Revisit when a public one appears.
         connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
         self.cursor = connection.cursor
         fresh = None
@@ -421,11 +423,13 @@ def run_summary(instance) -> tuple[list[dict], list[dict]]:
     a Dagster instance's run storage and event log."""
     import dagster as dg
 
-    runs = instance.get_runs(limit=RECENT_RUNS)  # newest first
+    runs = [record.dagster_run for record in instance.get_run_records(limit=RECENT_RUNS)]  # newest first
     last_by_job: dict[str, dict] = {}
     latest_checks: dict[tuple[str, str], dict] = {}
     for run in runs:
         last_by_job.setdefault(run.job_name, {"job": run.job_name, "run_id": run.run_id, "status": run.status.value})
+        # Dagster 1.13 (pinned) has no public method that reads a run's asset check evaluations back; all_logs
+        # is the instance's own reader (no public marker). Revisit when one appears.
         for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             evaluation = record.dagster_event.event_specific_data
             key = (evaluation.asset_key.to_user_string(), evaluation.check_name)

@@ -143,6 +143,8 @@ def lora_adapter(
         "mlflow.note.content": f"Trained by Dagster run [{context.run.run_id}]({run_url}) (asset `lora_adapter`).",
     }
     # Lineage on the Dagster side: the run list can be filtered by dataset version, base model, hyperparameters.
+    # The values are only known here, after the run started; Dagster 1.13 (pinned) has no public way to tag a
+    # running run; add_run_tags is the instance's own method (no public marker). Revisit when one appears.
     context.instance.add_run_tags(
         context.run.run_id,
         {
