@@ -151,14 +151,25 @@ def test_register_adapter_sets_candidate_and_current_aliases(settings, tmp_path,
 
     # adapter_manifest's step: the published version, served, gets `current` and a registry link in Dagster.
     from forge_pipeline.defs.serve.manifest import _register_in_mlflow
+    from forge_pipeline.export.handoff import PublishedVersion
+
+    def published(version: str, current: str) -> PublishedVersion:
+        return PublishedVersion(
+            version=version,
+            current=current,
+            promoted=version == current,
+            already_published=False,
+            manifest_path=tmp_path / "manifest.json",
+            versions=1,
+        )
 
     third_run = client.create_run(experiment_id)
     third = log_adapter_model(settings.tracking_uri, third_run, adapter, {"lora_r": 8}, "peft-lora")
-    metadata = _register_in_mlflow(settings, {"mlflow_model_id": third}, {"version": "v3", "current": "v3"})
+    metadata = _register_in_mlflow(settings, third, published("v3", "v3"))
     registered = client.get_model_version_by_alias(f"{settings.mlflow_experiment}-adapter", "current")
     assert registered.tags["forge.model_id"] == third and registered.tags["forge.manifest_version"] == "v3"
     assert metadata["mlflow_model_version"].value.endswith(f"/#/models/forge-adapter/versions/{registered.version}")
-    assert _register_in_mlflow(settings, {}, {"version": "v4", "current": "v3"}) == {}  # trained before models
+    assert _register_in_mlflow(settings, None, published("v4", "v3")) == {}  # trained before models
     assert str(client.get_logged_model(models[0]).status).endswith("READY")
     assert {f.path for f in client.list_logged_model_artifacts(models[0])} == {"adapter_config.json"}
 

@@ -11,11 +11,11 @@ from forge_pipeline.export.manifest import ManifestError, newest_version, read_m
 from forge_pipeline.train.outputs import TrainedAdapter
 
 
-def _register_in_mlflow(settings, lora_adapter: TrainedAdapter, published: PublishedVersion) -> dict:
-    """The published adapter in MLflow's model registry, aliased `candidate` (newest) and `current` (served)."""
+def _register_in_mlflow(settings, model_id: str | None, published: PublishedVersion) -> dict:
+    """The published adapter (its MLflow model id) in MLflow's model registry, aliased `candidate` (newest) and
+    `current` (served)."""
     from forge_pipeline.train.tracking import register_adapter
 
-    model_id = lora_adapter.mlflow_model_id
     if not model_id:  # trained before adapters were logged as MLflow models
         return {}
     name = f"{settings.mlflow_experiment}-adapter"
@@ -51,7 +51,7 @@ def adapter_manifest(
         gguf_adapter,
         dataset_version=adapter_evaluation.dataset_version,
     )
-    registry = _register_in_mlflow(settings, lora_adapter, result)
+    registry = _register_in_mlflow(settings, lora_adapter.mlflow_model_id, result)
     return dg.MaterializeResult(
         value=result,
         metadata={
