@@ -359,6 +359,17 @@ def _with_cue_names(text: str, dets: list[Detection], words, scrub: ScrubSetting
     return sorted([*dets, *extra], key=lambda d: d.start) if extra else dets
 
 
+def mentions(text: str, value: str, regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where `value` is written in `text` as a whole word, outside `regions` (code, URLs), except where it names
+    a thing after a person ("Halley's comet"): the places the scrub replaces a value the NER called a person in
+    the text, and so the places the residual check looks for it."""
+    return [
+        (m.start(), m.end())
+        for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text)
+        if not _inside(Detection("PERSON", m.start(), m.end(), 1.0), regions) and not EPONYM.match(text, m.end())
+    ]
+
+
 def detect_corpus(
     analyzer,
     texts: list[str],
@@ -490,10 +501,7 @@ def detect_corpus(
         out = list(dets)
         # a value the NER called a person in this text is gone from all of this text, as written
         for value in {text[d.start : d.end] for d in dets if d.entity_type == "PERSON"}:
-            for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):
-                d = Detection("PERSON", m.start(), m.end(), 1.0)
-                if not (regions and _inside(d, regions)) and not EPONYM.match(text, m.end()):
-                    out.append(d)
+            out.extend(Detection("PERSON", start, end, 1.0) for start, end in mentions(text, value, regions))
         for start, end, term in found if found is not None else index.find(text):
             d = Detection("PERSON", start, end, 1.0)
             if decision.replaces(" ".join(term), text, start, end) and not (regions and _inside(d, regions)):

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from forge_pipeline.prepare.config import ScrubSettings
-from forge_pipeline.prepare.pii.decision import EPONYM
 from forge_pipeline.prepare.pii.detection import (
     DENY_ENTITY,
     NER_ENTITIES,
@@ -19,7 +18,7 @@ from forge_pipeline.prepare.pii.detection import (
     code_regions,
     has_code,
 )
-from forge_pipeline.prepare.pii.propagation import NameIndex, detect_corpus
+from forge_pipeline.prepare.pii.propagation import NameIndex, detect_corpus, mentions
 from forge_pipeline.prepare.pii.recognizers import build_analyzer
 from forge_pipeline.prepare.pii.scrub import known_names_of
 from forge_pipeline.prepare.pii.spans import url_regions
@@ -222,7 +221,6 @@ def check_residual_pii(
             values = list(dict.fromkeys(own.get((to_original[eid], j), [])))
             skip = [*(code_regions(text) if values and has_code(text) else []), *(url_regions(text) if values else [])]
             for value in values:
-                for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text):
-                    if not any(s <= m.start() and m.end() <= e for s, e in skip) and not EPONYM.match(text, m.end()):
-                        flag(eid, j, "PERSON", "per_message", text, m.start(), m.end(), "prepare.scrub.allow_list")
+                for start, end in mentions(text, value, skip):
+                    flag(eid, j, "PERSON", "per_message", text, start, end, "prepare.scrub.allow_list")
     return ResidualReport(residual, group_flags(hits))
