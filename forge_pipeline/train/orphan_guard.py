@@ -15,6 +15,7 @@ import threading
 import time
 
 POLL_S = 2.0
+GRACE_S = 10.0  # for SIGTERM's handlers before the process ends regardless
 
 
 def exit_with_parent(poll_s: float = POLL_S) -> threading.Thread:
@@ -25,6 +26,10 @@ def exit_with_parent(poll_s: float = POLL_S) -> threading.Thread:
         while os.getppid() == parent:
             time.sleep(poll_s)
         os.kill(os.getpid(), signal.SIGTERM)
+        # SIGTERM does nothing where it is ignored (a disposition inherited from whatever started the launcher
+        # survives exec) or handled without exiting: then end after a grace period all the same
+        time.sleep(GRACE_S)
+        os._exit(128 + signal.SIGTERM)
 
     thread = threading.Thread(target=watch, name="forge-exit-with-parent", daemon=True)
     thread.start()
